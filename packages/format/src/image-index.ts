@@ -1,0 +1,492 @@
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { type HashAlgorithm, hashLength, isBlockId } from './block-id.js';
+import { isImageName } from './block-path.js';
+import type { BlockRef } from './block-source.js';
+import { type Codec, formatCodecSpec, isCodec, parseCodecSpec } from './codecs.js';
+import { IndexFormatError, InvalidArgumentError, type ThfcError } from './errors.js';
+import { blockCount, blockLength, isValidBlockSize, MAX_IMAGE_SIZE } from './geometry.js';
+import { ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH, keyIdOf, signBytes, verifyBytes } from './signature.js';
+
+/**
+ * Index (mapping table) format v1. docs/FORMAT.md is this module's prose twin;
+ * change both together, and bump FORMAT_VERSION for anything a v1 decoder
+ * would misread.
+ *
+ *   thfc-index 1
+ *   name debian
+ *   size 536870912
+ *   block-size 262144
+ *   hash sha1
+ *   codec zstd:3
+ *   created 2026-11-27T09:00:00Z
+ *   previous sha256:<64 hex>          (optional)
+ *   blocks 2048
+ *   <id> <codec> <stored-size>        one line per block, in image order,
+ *   zero                              or `zero` for an all-zero block
+ *   end sha256:<64 hex>               digest of every byte before this line
+ *   sig ed25519 <key-id> <public key, base64> <signature, base64>
+ *                                     zero or more; each signs every byte before it
+ */
+export const FORMAT_VERSION = 1;
+export const MAGIC = 'thfc-index';
+/** No legal line is longer than ~170 bytes; the bound keeps garbage without newlines from growing a buffer. */
+export const MAX_LINE_LENGTH = 512;
+/** Typed-array lengths stay below 2^31; at 4 KiB blocks that is an 8 TiB image. */
+export const MAX_BLOCKS = 2 ** 31 - 1;
+
+export interface IndexHeader {
+  readonly version: number;
+  readonly name: string;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly hash: HashAlgorithm;
+  /** Default codec and level as given to the packer, e.g. `zstd:3`. Informative: entries carry their own codec. */
+  readonly codec: string;
+  /** UTC, second resolution: `2026-11-27T09:00:00Z`. */
+  readonly created: string;
+  /** `sha256:<hex>` digest of the index this one replaces, when the publisher said so. */
+  readonly previous?: string | undefined;
+}
+
+export type IndexEntry =
+  | { readonly zero: true }
+  | { readonly zero?: false; readonly id: string; readonly codec: Codec; readonly storedSize: number };
+
+export interface IndexSignature {
+  readonly algorithm: 'ed25519';
+  readonly keyId: string;
+  readonly publicKey: Uint8Array;
+  readonly signature: Uint8Array;
+  /** The signature covers bytes [0, signedLength) of the index file. */
+  readonly signedLength: number;
+  readonly line: number;
+}
+
+const CODE_ZERO = 0;
+const CODEC_CODES: readonly (Codec | 'zero')[] = ['zero', 'none', 'zstd', 'zlib'];
+
+/** A decoded index held compactly: ids as raw digest bytes, codecs and sizes in typed arrays. */
+export class ImageIndex {
+  readonly blockCount: number;
+  private readonly idLength: number;
+
+  constructor(
+    readonly header: IndexHeader,
+    private readonly ids: Uint8Array,
+    private readonly codes: Uint8Array,
+    private readonly storedSizes: Uint32Array,
+  ) {
+    this.blockCount = codes.length;
+    this.idLength = hashLength(header.hash);
+  }
+
+  isZero(i: number): boolean {
+    return this.codes[i] === CODE_ZERO;
+  }
+
+  /** The ref of block `i`, or undefined for a zero block. */
+  ref(i: number): BlockRef | undefined {
+    const code = this.codes[i];
+    if (code === undefined) throw new RangeError(`block ${i} out of range`);
+    if (code === CODE_ZERO) return undefined;
+    return {
+      id: Buffer.from(this.ids.buffer, this.ids.byteOffset).toString('hex', i * this.idLength, (i + 1) * this.idLength),
+      codec: CODEC_CODES[code] as Codec,
+      storedSize: this.storedSizes[i] as number,
+      size: this.blockLength(i),
+    };
+  }
+
+  blockLength(i: number): number {
+    return blockLength(i, this.header.size, this.header.blockSize);
+  }
+
+  entry(i: number): IndexEntry {
+    const ref = this.ref(i);
+    return ref ? { id: ref.id, codec: ref.codec, storedSize: ref.storedSize } : { zero: true };
+  }
+
+  *entries(): IterableIterator<IndexEntry> {
+    for (let i = 0; i < this.blockCount; i++) yield this.entry(i);
+  }
+
+  /** Distinct non-zero blocks, first occurrence wins, in image order. */
+  uniqueRefs(): Map<string, BlockRef> {
+    const out = new Map<string, BlockRef>();
+    for (let i = 0; i < this.blockCount; i++) {
+      const ref = this.ref(i);
+      if (ref && !out.has(ref.id)) out.set(ref.id, ref);
+    }
+    return out;
+  }
+
+  counts(): { blocks: number; zero: number; unique: number; storedBytes: number } {
+    let zero = 0;
+    for (let i = 0; i < this.blockCount; i++) if (this.codes[i] === CODE_ZERO) zero++;
+    const unique = this.uniqueRefs();
+    let storedBytes = 0;
+    for (const r of unique.values()) storedBytes += r.storedSize;
+    return { blocks: this.blockCount, zero, unique: unique.size, storedBytes };
+  }
+}
+
+export interface DecodedIndex {
+  readonly index: ImageIndex;
+  /** `sha256:<hex>` of every byte before the `end` line: the index's identity, unchanged by adding signatures. */
+  readonly digest: string;
+  readonly signatures: readonly IndexSignature[];
+  /** The whole file, as decoded. */
+  readonly bytes: Uint8Array;
+}
+
+// ---------------------------------------------------------------- encoding
+
+function checkHeader(h: IndexHeader): void {
+  const bad = (why: string) => new InvalidArgumentError(`index header: ${why}`);
+  if (h.version !== FORMAT_VERSION) throw bad(`version ${h.version} is not ${FORMAT_VERSION}`);
+  if (!isImageName(h.name)) throw bad(`bad name "${h.name}"`);
+  if (!Number.isSafeInteger(h.size) || h.size < 1) throw bad(`bad size ${h.size}`);
+  if (!isValidBlockSize(h.blockSize)) throw bad(`bad block size ${h.blockSize}`);
+  if (!CREATED.test(h.created)) throw bad(`bad created time "${h.created}"`);
+  if (h.previous !== undefined && !DIGEST.test(h.previous)) throw bad(`bad previous digest "${h.previous}"`);
+  parseCodecSpec(h.codec);
+}
+
+/**
+ * Encodes an unsigned index: header, entries, end line. The output depends on
+ * nothing but the arguments, so the same image packed with the same options
+ * gives the same bytes (pin `created` for bit-identical files).
+ */
+export function encodeIndex(header: IndexHeader, entries: Iterable<IndexEntry>): Uint8Array {
+  checkHeader(header);
+  const n = blockCount(header.size, header.blockSize);
+  const lines: string[] = [
+    `${MAGIC} ${header.version}`,
+    `name ${header.name}`,
+    `size ${header.size}`,
+    `block-size ${header.blockSize}`,
+    `hash ${header.hash}`,
+    `codec ${formatCodecSpec(parseCodecSpec(header.codec))}`,
+    `created ${header.created}`,
+  ];
+  if (header.previous !== undefined) lines.push(`previous ${header.previous}`);
+  lines.push(`blocks ${n}`);
+  let i = 0;
+  for (const e of entries) {
+    if (i >= n) throw new InvalidArgumentError(`more entries than the ${n} blocks of a ${header.size}-byte image`);
+    if (e.zero) lines.push('zero');
+    else {
+      checkEntry(e.id, e.codec, e.storedSize, blockLength(i, header.size, header.blockSize), header.hash, (why) => {
+        throw new InvalidArgumentError(`entry ${i}: ${why}`);
+      });
+      lines.push(`${e.id} ${e.codec} ${e.storedSize}`);
+    }
+    i++;
+  }
+  if (i !== n) throw new InvalidArgumentError(`${i} entries for ${n} blocks`);
+  const body = `${lines.join('\n')}\n`;
+  const digest = createHash('sha256').update(body).digest('hex');
+  return Buffer.from(`${body}end sha256:${digest}\n`);
+}
+
+function checkEntry(
+  id: string,
+  codec: string,
+  storedSize: number,
+  length: number,
+  hash: HashAlgorithm,
+  fail: (why: string, field: string) => never,
+): void {
+  if (!isBlockId(id, hash)) fail(`"${id.slice(0, 80)}" is not a lowercase ${hash} hex digest`, 'id');
+  if (!isCodec(codec)) fail(`unknown codec "${codec.slice(0, 20)}"`, 'codec');
+  if (!Number.isSafeInteger(storedSize) || storedSize < 1) fail(`bad stored size ${storedSize}`, 'stored-size');
+  if (codec === 'none' && storedSize !== length)
+    fail(`a raw block must be stored as ${length} bytes, not ${storedSize}`, 'stored-size');
+  if (codec !== 'none' && storedSize >= length)
+    fail(`compressed size ${storedSize} is not below the block length ${length}`, 'stored-size');
+}
+
+/** Appends a signature line covering every byte of `indexBytes`. */
+export function signIndex(indexBytes: Uint8Array, privateKey: KeyObject, rawPublicKey: Uint8Array): Uint8Array {
+  const sig = signBytes(indexBytes, privateKey);
+  const line = `sig ed25519 ${keyIdOf(rawPublicKey)} ${Buffer.from(rawPublicKey).toString('base64')} ${Buffer.from(sig).toString('base64')}\n`;
+  return Buffer.concat([indexBytes, Buffer.from(line)]);
+}
+
+/** Checks each signature against the bytes it covers. Says nothing about trust: see trust decisions in callers. */
+export function verifyIndexSignatures(
+  decoded: DecodedIndex,
+): { keyId: string; publicKey: Uint8Array; valid: boolean }[] {
+  return decoded.signatures.map((s) => ({
+    keyId: s.keyId,
+    publicKey: s.publicKey,
+    valid: verifyBytes(decoded.bytes.subarray(0, s.signedLength), s.signature, s.publicKey),
+  }));
+}
+
+// ---------------------------------------------------------------- decoding
+
+const CREATED = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const DECIMAL = /^(0|[1-9]\d{0,15})$/;
+const B64_PUB = /^[A-Za-z0-9+/]{43}=$/;
+const B64_SIG = /^[A-Za-z0-9+/]{86}==$/;
+const HEADER_KEYS = ['name', 'size', 'block-size', 'hash', 'codec', 'created', 'previous', 'blocks'] as const;
+type HeaderKey = (typeof HEADER_KEYS)[number];
+
+type State = 'magic' | 'header' | 'entries' | 'end' | 'signatures';
+
+/**
+ * Push decoder: feed chunks as they arrive, then call finish(). Every line is
+ * checked as soon as it is complete, so garbage is rejected early, and memory
+ * grows only with the bytes actually received (never with a count the input
+ * claims). Errors are IndexFormatError naming the line and field.
+ */
+export class IndexDecoder {
+  private state: State = 'magic';
+  private lineNo = 0;
+  private offset = 0; // bytes consumed as complete lines
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  private readonly chunks: Buffer[] = [];
+  private readonly bodyHash = createHash('sha256');
+  private nextHeaderKey = 0;
+  private readonly fields: Partial<Record<HeaderKey, string>> = {};
+  private header?: IndexHeader;
+  private expected = 0;
+  private count = 0;
+  private idLength = 20;
+  private ids = new Uint8Array(0);
+  private codes = new Uint8Array(0);
+  private sizes = new Uint32Array(0);
+  private digest = '';
+  private readonly signatures: IndexSignature[] = [];
+
+  push(chunk: Uint8Array): void {
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.chunks.push(Buffer.from(buf));
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) break;
+      let line: Buffer;
+      if (this.pendingLength > 0) {
+        this.pending.push(buf.subarray(start, nl));
+        line = Buffer.concat(this.pending);
+        this.pending = [];
+        this.pendingLength = 0;
+      } else line = buf.subarray(start, nl);
+      start = nl + 1;
+      this.line(line);
+    }
+    if (start < buf.length) {
+      const rest = buf.subarray(start);
+      this.pending.push(Buffer.from(rest));
+      this.pendingLength += rest.length;
+      if (this.pendingLength > MAX_LINE_LENGTH)
+        this.fail(`line longer than ${MAX_LINE_LENGTH} bytes`, undefined, this.lineNo + 1);
+    }
+  }
+
+  finish(): DecodedIndex {
+    if (this.pendingLength > 0) this.fail('truncated: last line has no newline', undefined, this.lineNo + 1);
+    if (this.state === 'magic' || this.state === 'header')
+      this.fail('truncated in the header', undefined, this.lineNo + 1);
+    if (this.state === 'entries') {
+      this.fail(`truncated: ${this.count} of ${this.expected} block entries, no end line`, undefined, this.lineNo + 1);
+    }
+    const header = this.header as IndexHeader;
+    const n = this.count;
+    const index = new ImageIndex(
+      header,
+      this.ids.subarray(0, n * this.idLength),
+      this.codes.subarray(0, n),
+      this.sizes.subarray(0, n),
+    );
+    return { index, digest: this.digest, signatures: this.signatures, bytes: Buffer.concat(this.chunks) };
+  }
+
+  private fail(reason: string, field?: string, line = this.lineNo): never {
+    throw new IndexFormatError(reason, line, field);
+  }
+
+  private line(raw: Buffer): void {
+    this.lineNo++;
+    const lineStart = this.offset;
+    this.offset += raw.length + 1;
+    if (raw.length > MAX_LINE_LENGTH) this.fail(`line longer than ${MAX_LINE_LENGTH} bytes`);
+    for (const b of raw)
+      if (b < 0x20 || b > 0x7e) this.fail(`byte 0x${b.toString(16).padStart(2, '0')} is not printable ASCII`);
+    const text = raw.toString('latin1');
+    if (this.state !== 'end' && this.state !== 'signatures') {
+      this.bodyHash.update(raw);
+      this.bodyHash.update('\n');
+    }
+    if (this.state === 'magic') this.magic(text);
+    else if (this.state === 'header') this.headerLine(text);
+    else if (this.state === 'entries') this.entryLine(text);
+    else this.signatureLine(text, lineStart);
+  }
+
+  private magic(text: string): void {
+    const parts = text.split(' ');
+    if (parts[0] !== MAGIC) this.fail(`not a thfc index (first line must be "${MAGIC} ${FORMAT_VERSION}")`, 'magic');
+    if (parts.length !== 2 || !DECIMAL.test(parts[1] as string)) this.fail('bad version field', 'version');
+    if (Number(parts[1]) !== FORMAT_VERSION) {
+      this.fail(`format version ${parts[1]} is not supported (this build reads version ${FORMAT_VERSION})`, 'version');
+    }
+    this.state = 'header';
+  }
+
+  private headerLine(text: string): void {
+    const sp = text.indexOf(' ');
+    const key = sp < 0 ? text : text.slice(0, sp);
+    const value = sp < 0 ? '' : text.slice(sp + 1);
+    let want = HEADER_KEYS[this.nextHeaderKey] as HeaderKey;
+    if (want === 'previous' && key !== 'previous') want = HEADER_KEYS[++this.nextHeaderKey] as HeaderKey;
+    if (key !== want) {
+      this.fail(
+        (HEADER_KEYS as readonly string[]).includes(key)
+          ? `header key "${key}" out of order (expected "${want}")`
+          : `unknown header key "${key.slice(0, 40)}" (expected "${want}")`,
+        key.slice(0, 40),
+      );
+    }
+    if (value === '' || value.includes(' ')) this.fail('value must be one non-empty word', key);
+    this.fields[key as HeaderKey] = value;
+    this.nextHeaderKey++;
+    if (key === 'blocks') this.startEntries();
+  }
+
+  private startEntries(): void {
+    const f = this.fields;
+    const line = this.lineNo;
+    const num = (key: HeaderKey): number => {
+      const v = f[key] as string;
+      if (!DECIMAL.test(v)) this.fail(`"${v}" is not a decimal number`, key, line);
+      const n = Number(v);
+      if (!Number.isSafeInteger(n)) this.fail(`${v} is too large`, key, line);
+      return n;
+    };
+    const name = f.name as string;
+    if (!isImageName(name)) this.fail(`bad image name "${name}"`, 'name');
+    const size = num('size');
+    if (size < 1 || size > MAX_IMAGE_SIZE) this.fail(`bad image size ${size}`, 'size');
+    const blockSize = num('block-size');
+    if (!isValidBlockSize(blockSize))
+      this.fail(`${blockSize} is not a power of two from 4096 to 4194304`, 'block-size');
+    const hash = f.hash;
+    if (hash !== 'sha1' && hash !== 'sha256') this.fail(`unknown hash "${hash}"`, 'hash');
+    try {
+      parseCodecSpec(f.codec as string);
+    } catch (e) {
+      this.fail((e as ThfcError).message, 'codec');
+    }
+    if (!CREATED.test(f.created as string))
+      this.fail(`"${f.created}" is not a UTC time like 2026-01-31T12:00:00Z`, 'created');
+    if (f.previous !== undefined && !DIGEST.test(f.previous))
+      this.fail(`"${f.previous}" is not sha256:<64 hex>`, 'previous');
+    const blocks = num('blocks');
+    const n = blockCount(size, blockSize);
+    if (blocks !== n)
+      this.fail(`${blocks} blocks, but a ${size}-byte image of ${blockSize}-byte blocks has ${n}`, 'blocks');
+    if (n > MAX_BLOCKS) this.fail(`${n} blocks is more than ${MAX_BLOCKS}`, 'blocks');
+    this.header = {
+      version: FORMAT_VERSION,
+      name,
+      size,
+      blockSize,
+      hash,
+      codec: f.codec as string,
+      created: f.created as string,
+      previous: f.previous,
+    };
+    this.expected = n;
+    this.idLength = hashLength(hash);
+    this.state = n === 0 ? 'end' : 'entries';
+  }
+
+  private grow(): void {
+    const cap = Math.min(this.expected, Math.max(1024, this.codes.length * 2));
+    const ids = new Uint8Array(cap * this.idLength);
+    ids.set(this.ids);
+    const codes = new Uint8Array(cap);
+    codes.set(this.codes);
+    const sizes = new Uint32Array(cap);
+    sizes.set(this.sizes);
+    this.ids = ids;
+    this.codes = codes;
+    this.sizes = sizes;
+  }
+
+  private entryLine(text: string): void {
+    if (text.startsWith('end ') || text === 'end') {
+      this.fail(`end line after ${this.count} of ${this.expected} block entries`, 'blocks');
+    }
+    const header = this.header as IndexHeader;
+    const i = this.count;
+    if (i >= this.codes.length) this.grow();
+    if (text === 'zero') {
+      this.codes[i] = CODE_ZERO;
+    } else {
+      const parts = text.split(' ');
+      if (parts.length !== 3) this.fail('expected "<id> <codec> <stored-size>" or "zero"', 'entry');
+      const [id, codec, sizeText] = parts as [string, string, string];
+      if (!DECIMAL.test(sizeText)) this.fail(`"${sizeText.slice(0, 20)}" is not a decimal number`, 'stored-size');
+      const length = blockLength(i, header.size, header.blockSize);
+      checkEntry(id, codec, Number(sizeText), length, header.hash, (why, field) => this.fail(why, field));
+      this.ids.set(Buffer.from(id, 'hex'), i * this.idLength);
+      this.codes[i] = CODEC_CODES.indexOf(codec as Codec);
+      this.sizes[i] = Number(sizeText);
+    }
+    this.count++;
+    if (this.count === this.expected) this.state = 'end';
+  }
+
+  private signatureLine(text: string, lineStart: number): void {
+    if (this.state === 'end') {
+      const digest = `sha256:${this.bodyHash.copy().digest('hex')}`;
+      const m = /^end (sha256:[0-9a-f]{64})$/.exec(text);
+      if (!m) {
+        this.fail(
+          text.startsWith('end')
+            ? 'end line must be "end sha256:<64 hex>"'
+            : `more than the ${this.expected} block entries the header declares`,
+          'end',
+        );
+      }
+      if (m[1] !== digest) this.fail('digest does not match the index body (the index was changed or damaged)', 'end');
+      this.digest = digest;
+      this.state = 'signatures';
+      return;
+    }
+    const parts = text.split(' ');
+    if (parts[0] !== 'sig') this.fail('only signature lines may follow the end line', 'sig');
+    if (parts.length !== 5) this.fail('expected "sig ed25519 <key-id> <public-key> <signature>"', 'sig');
+    const [, alg, keyId, pub, sig] = parts as [string, string, string, string, string];
+    if (alg !== 'ed25519') this.fail(`unknown signature algorithm "${alg.slice(0, 20)}"`, 'algorithm');
+    if (!B64_PUB.test(pub)) this.fail('public key must be 44 base64 characters', 'public-key');
+    if (!B64_SIG.test(sig)) this.fail('signature must be 88 base64 characters', 'signature');
+    const publicKey = Buffer.from(pub, 'base64');
+    const signature = Buffer.from(sig, 'base64');
+    if (publicKey.length !== ED25519_PUBLIC_KEY_LENGTH || signature.length !== ED25519_SIGNATURE_LENGTH) {
+      this.fail('bad key or signature length', 'signature');
+    }
+    if (keyId !== keyIdOf(publicKey)) this.fail(`key id ${keyId.slice(0, 20)} does not match the public key`, 'key-id');
+    this.signatures.push({
+      algorithm: 'ed25519',
+      keyId,
+      publicKey,
+      signature,
+      signedLength: lineStart,
+      line: this.lineNo,
+    });
+  }
+}
+
+export function decodeIndex(bytes: Uint8Array): DecodedIndex {
+  const d = new IndexDecoder();
+  d.push(bytes);
+  return d.finish();
+}

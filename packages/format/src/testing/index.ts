@@ -1,0 +1,2 @@
+export * from './block-source-contract.js';
+export * from './fake-source.js';

@@ -1,0 +1,21 @@
+import { blockId, hashOfId } from './block-id.js';
+import type { BlockRef } from './block-source.js';
+import { decodeBlock } from './codecs.js';
+import { BlockCorruptError } from './errors.js';
+
+/**
+ * The one check that stands between stored bytes and a reader: the bytes are
+ * the size the index says, decode (bounded) to the block's length, and hash
+ * to the block's name. Returns the decoded block; throws BlockCorruptError.
+ */
+export function decodeVerified(ref: BlockRef, stored: Uint8Array, source: string): Uint8Array {
+  if (stored.length !== ref.storedSize) {
+    throw new BlockCorruptError(ref.id, source, `${stored.length} bytes, the index says ${ref.storedSize}`);
+  }
+  const data = decodeBlock(stored, ref.codec, ref.size, ref.id, source);
+  const alg = hashOfId(ref.id);
+  if (alg === undefined) throw new BlockCorruptError(ref.id, source, 'not a block name');
+  const actual = blockId(data, alg);
+  if (actual !== ref.id) throw new BlockCorruptError(ref.id, source, `content hashes to ${actual}`);
+  return data;
+}
