@@ -69,7 +69,9 @@ export function encodeBlock(data: Uint8Array, spec: CodecSpec): EncodedBlock {
   } else {
     out = deflateSync(data, { level: spec.level });
   }
-  if (out.length > data.length - (data.length >>> MIN_SAVING_SHIFT)) return { codec: 'none', bytes: data };
+  // At least one byte must be saved even when 1/32 of the block rounds to 0 (a short last block under 32 bytes).
+  const saving = Math.max(1, data.length >>> MIN_SAVING_SHIFT);
+  if (out.length > data.length - saving) return { codec: 'none', bytes: data };
   return { codec: spec.codec, bytes: Uint8Array.prototype.slice.call(out) };
 }
 
@@ -126,12 +128,16 @@ const ZSTD_MAGIC = 0xfd2fb528;
  * zstd from zlib. Returns undefined for bytes that fit neither.
  */
 export function sniffCodec(stored: Uint8Array, length: number): Codec | undefined {
-  if (stored.length === length) return 'none';
-  if (stored.length > length || stored.length < 2) return undefined;
-  if (stored.length >= 4 && Buffer.from(stored.buffer, stored.byteOffset, 4).readUInt32LE(0) === ZSTD_MAGIC)
-    return 'zstd';
-  const cmf = stored[0] as number;
-  const flg = stored[1] as number;
+  return classifyStored(stored.subarray(0, 4), stored.length, length);
+}
+
+/** sniffCodec from the first 4 bytes and the size alone, for callers that do not want to read a whole file. */
+export function classifyStored(head: Uint8Array, storedSize: number, length: number): Codec | undefined {
+  if (storedSize === length) return 'none';
+  if (storedSize > length || storedSize < 2 || head.length < 2) return undefined;
+  if (head.length >= 4 && Buffer.from(head.buffer, head.byteOffset, 4).readUInt32LE(0) === ZSTD_MAGIC) return 'zstd';
+  const cmf = head[0] as number;
+  const flg = head[1] as number;
   if ((cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0) return 'zlib';
   return undefined;
 }

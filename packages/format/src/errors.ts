@@ -70,3 +70,105 @@ export class BlockCorruptError extends ThfcError {
     super(`block ${blockId} from ${source} is corrupt: ${reason}`);
   }
 }
+
+/** The user named the wrong kind of thing: an index where a store was expected, a directory as an image… */
+export class UsageError extends ThfcError {
+  readonly code = 'ERR_USAGE';
+}
+
+/** An input file is missing or cannot be read. */
+export class InputError extends ThfcError {
+  readonly code = 'ERR_INPUT';
+}
+
+/** The store's file system is full. Everything written so far is valid; run again after freeing space. */
+export class StoreFullError extends ThfcError {
+  readonly code = 'ERR_NO_SPACE';
+}
+
+/** Any other I/O failure while writing. */
+export class StoreIoError extends ThfcError {
+  readonly code = 'ERR_IO';
+}
+
+/** Ctrl-C or SIGTERM stopped the work; what was written is valid and will be reused by a rerun. */
+export class InterruptedError extends ThfcError {
+  readonly code = 'ERR_INTERRUPTED';
+}
+
+/** `verify` found missing or corrupt blocks, or `inspect` found an untrusted or invalid signature. */
+export class CheckFailedError extends ThfcError {
+  readonly code = 'ERR_CHECK_FAILED';
+}
+
+/** Maps a Node fs error to a typed error with a message a user can act on. */
+export function fsError(e: unknown, what: string): ThfcError {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new InputError(`${what}: no such file or directory`);
+    case 'EACCES':
+    case 'EPERM':
+      return new InputError(`${what}: permission denied`);
+    case 'EISDIR':
+      return new UsageError(`${what}: is a directory`);
+    case 'ENOTDIR':
+      return new UsageError(`${what}: a parent is not a directory`);
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new StoreFullError(`${what}: no space left on device`);
+    case 'EROFS':
+      return new StoreIoError(`${what}: read-only file system`);
+    default:
+      if (e instanceof ThfcError) return e;
+      return new StoreIoError(`${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+}
+
+/**
+ * Process exit codes, one table for every thfc command, so scripts can tell
+ * a user's mistake from bad data from a broken environment.
+ */
+export const EXIT = {
+  OK: 0,
+  /** A check ran and found problems (verify, untrusted signature): like cmp and diff. */
+  CHECK_FAILED: 1,
+  /** Wrong arguments or the wrong kind of path. */
+  USAGE: 2,
+  /** A named input file is missing or unreadable. */
+  INPUT: 3,
+  /** Bad data: a malformed or tampered index, a bad signature, a missing or corrupt block. */
+  DATA: 4,
+  /** The environment failed: disk full, I/O error, mirrors unreachable. */
+  IO: 5,
+  /** A bug: anything untyped. Printed with its stack trace. */
+  SOFTWARE: 70,
+  /** SIGINT/SIGTERM, as shells report 128+2. */
+  INTERRUPTED: 130,
+} as const;
+
+export function exitCodeOf(e: unknown): number {
+  if (!(e instanceof ThfcError)) return EXIT.SOFTWARE;
+  switch (e.code) {
+    case 'ERR_CHECK_FAILED':
+      return EXIT.CHECK_FAILED;
+    case 'ERR_USAGE':
+    case 'ERR_INVALID_ARGUMENT':
+      return EXIT.USAGE;
+    case 'ERR_INPUT':
+      return EXIT.INPUT;
+    case 'ERR_INDEX_FORMAT':
+    case 'ERR_SIGNATURE':
+    case 'ERR_BLOCK_NOT_FOUND':
+    case 'ERR_BLOCK_CORRUPT':
+      return EXIT.DATA;
+    case 'ERR_NO_SPACE':
+    case 'ERR_IO':
+    case 'ERR_MIRROR_UNAVAILABLE':
+      return EXIT.IO;
+    case 'ERR_INTERRUPTED':
+      return EXIT.INTERRUPTED;
+    default:
+      return EXIT.SOFTWARE;
+  }
+}

@@ -253,6 +253,7 @@ export class IndexDecoder {
   private readonly bodyHash = createHash('sha256');
   private nextHeaderKey = 0;
   private readonly fields: Partial<Record<HeaderKey, string>> = {};
+  private readonly fieldLines: Partial<Record<HeaderKey, number>> = {};
   private header?: IndexHeader;
   private expected = 0;
   private count = 0;
@@ -296,6 +297,7 @@ export class IndexDecoder {
     if (this.state === 'entries') {
       this.fail(`truncated: ${this.count} of ${this.expected} block entries, no end line`, undefined, this.lineNo + 1);
     }
+    if (this.state === 'end') this.fail('truncated: no end line', 'end', this.lineNo + 1);
     const header = this.header as IndexHeader;
     const n = this.count;
     const index = new ImageIndex(
@@ -355,43 +357,46 @@ export class IndexDecoder {
     }
     if (value === '' || value.includes(' ')) this.fail('value must be one non-empty word', key);
     this.fields[key as HeaderKey] = value;
+    this.fieldLines[key as HeaderKey] = this.lineNo;
     this.nextHeaderKey++;
     if (key === 'blocks') this.startEntries();
   }
 
   private startEntries(): void {
     const f = this.fields;
-    const line = this.lineNo;
+    // Values are checked here, once all are known, but each error names the line its key was on.
+    const bad: (why: string, key: HeaderKey) => never = (why, key) => this.fail(why, key, this.fieldLines[key]);
     const num = (key: HeaderKey): number => {
       const v = f[key] as string;
-      if (!DECIMAL.test(v)) this.fail(`"${v}" is not a decimal number`, key, line);
+      if (!DECIMAL.test(v)) bad(`"${v}" is not a decimal number`, key);
       const n = Number(v);
-      if (!Number.isSafeInteger(n)) this.fail(`${v} is too large`, key, line);
+      if (!Number.isSafeInteger(n)) bad(`${v} is too large`, key);
       return n;
     };
     const name = f.name as string;
-    if (!isImageName(name)) this.fail(`bad image name "${name}"`, 'name');
+    if (!isImageName(name)) bad(`bad image name "${name}"`, 'name');
     const size = num('size');
-    if (size < 1 || size > MAX_IMAGE_SIZE) this.fail(`bad image size ${size}`, 'size');
+    if (size < 1 || size > MAX_IMAGE_SIZE) bad(`bad image size ${size}`, 'size');
     const blockSize = num('block-size');
-    if (!isValidBlockSize(blockSize))
-      this.fail(`${blockSize} is not a power of two from 4096 to 4194304`, 'block-size');
+    if (!isValidBlockSize(blockSize)) bad(`${blockSize} is not a power of two from 4096 to 4194304`, 'block-size');
     const hash = f.hash;
-    if (hash !== 'sha1' && hash !== 'sha256') this.fail(`unknown hash "${hash}"`, 'hash');
+    if (hash !== 'sha1' && hash !== 'sha256') bad(`unknown hash "${hash}"`, 'hash');
+    const codec = f.codec as string;
+    let canonical = '';
     try {
-      parseCodecSpec(f.codec as string);
+      canonical = formatCodecSpec(parseCodecSpec(codec));
     } catch (e) {
-      this.fail((e as ThfcError).message, 'codec');
+      bad((e as ThfcError).message, 'codec');
     }
+    // One spelling per spec (`zstd:3`, never `zstd` or `zstd:03`), as encodeIndex writes it.
+    if (codec !== canonical) bad(`"${codec}" must be written "${canonical}"`, 'codec');
     if (!CREATED.test(f.created as string))
-      this.fail(`"${f.created}" is not a UTC time like 2026-01-31T12:00:00Z`, 'created');
-    if (f.previous !== undefined && !DIGEST.test(f.previous))
-      this.fail(`"${f.previous}" is not sha256:<64 hex>`, 'previous');
+      bad(`"${f.created}" is not a UTC time like 2026-01-31T12:00:00Z`, 'created');
+    if (f.previous !== undefined && !DIGEST.test(f.previous)) bad(`"${f.previous}" is not sha256:<64 hex>`, 'previous');
     const blocks = num('blocks');
     const n = blockCount(size, blockSize);
-    if (blocks !== n)
-      this.fail(`${blocks} blocks, but a ${size}-byte image of ${blockSize}-byte blocks has ${n}`, 'blocks');
-    if (n > MAX_BLOCKS) this.fail(`${n} blocks is more than ${MAX_BLOCKS}`, 'blocks');
+    if (blocks !== n) bad(`${blocks} blocks, but a ${size}-byte image of ${blockSize}-byte blocks has ${n}`, 'blocks');
+    if (n > MAX_BLOCKS) bad(`${n} blocks is more than ${MAX_BLOCKS}`, 'blocks');
     this.header = {
       version: FORMAT_VERSION,
       name,

@@ -1,0 +1,289 @@
+import { mkdir, open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, join } from 'node:path';
+import {
+  assertBlockSize,
+  assertImageName,
+  type CodecSpec,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CODEC,
+  DEFAULT_HASH,
+  decodeIndex,
+  encodeIndex,
+  FORMAT_VERSION,
+  formatCodecSpec,
+  type HashAlgorithm,
+  type IndexEntry,
+  indexFileName,
+  signIndex,
+} from '@thfc/format';
+import { writeFileAtomic } from './atomic-file.js';
+import type { CommandIo } from './command-io.js';
+import { progressFor } from './command-io.js';
+import { DirStore } from './dir-store.js';
+import { fsError, InputError, InterruptedError, StoreFullError, UsageError } from './errors.js';
+import { looksLikeIndex, readIndexFile } from './index-file.js';
+import { readKeyFile } from './key-file.js';
+import type { PackTask, PackTaskResult } from './pack-protocol.js';
+import { readBlocks, splitBlocks } from './split-blocks.js';
+import { WorkerPool, workerScript } from './worker-pool.js';
+
+export interface PackOptions {
+  /** A file or block device, or `-` for stdin. */
+  readonly image: string;
+  readonly store: string;
+  readonly name?: string | undefined;
+  readonly blockSize?: number | undefined;
+  readonly codec?: CodecSpec | undefined;
+  readonly hash?: HashAlgorithm | undefined;
+  /** Private key file: sign the index as it is written. */
+  readonly sign?: string | undefined;
+  /** An earlier index of this image: its digest goes into the header's `previous`. */
+  readonly previous?: string | undefined;
+  /** Creation time to record; default SOURCE_DATE_EPOCH, else now. */
+  readonly created?: Date | undefined;
+  /** Worker threads; default one per core. */
+  readonly workers?: number | undefined;
+}
+
+export interface PackSummary {
+  readonly name: string;
+  readonly index: string;
+  readonly digest: string;
+  readonly blocks: number;
+  readonly zeroBlocks: number;
+  /** Distinct non-zero blocks in the image. */
+  readonly uniqueBlocks: number;
+  /** Blocks this run wrote (the store lacked them). */
+  readonly newBlocks: number;
+  readonly bytesIn: number;
+  /** Stored size of the image's distinct blocks: its footprint in a store of its own. */
+  readonly storedBytes: number;
+  /** Bytes this run added to the store, blocks only. */
+  readonly newBytes: number;
+  readonly indexBytes: number;
+  /** bytesIn / storedBytes. */
+  readonly ratio: number;
+  readonly seconds: number;
+  readonly mbPerSecond: number;
+  readonly signedBy: string | undefined;
+}
+
+/**
+ * Blocks in flight per worker. Two keeps every worker busy while the main
+ * thread reads and writes; more only holds memory (each is a whole block).
+ */
+const DEFAULT_INFLIGHT_PER_WORKER = 4;
+
+const IMAGE_EXTENSIONS = /\.(img|raw|iso|bin|disk)$/i;
+
+/**
+ * Splits an image into blocks, stores the ones the store lacks, and writes
+ * NAME.idx last. Streaming: memory is bounded by the in-flight window, not by
+ * the image. Interrupted or failed runs leave only whole blocks behind, so the
+ * same command run again finishes the job and reuses them.
+ */
+export async function runPack(options: PackOptions, io: CommandIo): Promise<PackSummary> {
+  const started = performance.now();
+  const blockSize = assertBlockSize(options.blockSize ?? DEFAULT_BLOCK_SIZE);
+  const codec = options.codec ?? DEFAULT_CODEC;
+  const hash = options.hash ?? DEFAULT_HASH;
+  const fromStdin = options.image === '-';
+  if (fromStdin && !options.name) throw new UsageError('reading the image from stdin needs --name');
+  const name = assertImageName(options.name ?? basename(options.image).replace(IMAGE_EXTENSIONS, ''));
+  const key = options.sign ? await readKeyFile(options.sign) : undefined;
+  const previous = options.previous ? (await readIndexFile(options.previous)).digest : undefined;
+  const created = options.created ?? createdFromEnv(io.env);
+
+  const total = fromStdin ? undefined : await checkImage(options.image);
+  await prepareStore(options.store);
+  const store = new DirStore(options.store);
+
+  const workers = Math.max(1, options.workers ?? availableParallelism());
+  const pool = new WorkerPool<PackTask, PackTaskResult>(workerScript('pack-worker', import.meta.url), workers, {
+    storeRoot: options.store,
+    hash,
+    codec,
+  });
+  const fh = fromStdin
+    ? undefined
+    : await open(options.image, 'r').catch((e) => {
+        throw fsError(e, options.image);
+      });
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(io.signal.reason);
+  io.signal.addEventListener('abort', onAbort, { once: true });
+  const progress = progressFor(io, `pack ${name}`, total);
+
+  const entries: IndexEntry[] = [];
+  const written = new Set<string>();
+  let bytesIn = 0;
+  let newBlocks = 0;
+  let newBytes = 0;
+  let firstError: unknown;
+  const inflight = new Set<Promise<void>>();
+  const maxInflight = workers * DEFAULT_INFLIGHT_PER_WORKER;
+
+  const handle = async (r: PackTaskResult): Promise<void> => {
+    if ('error' in r) throw new Error(`block ${r.seq}: ${r.error}`);
+    if (r.zero) {
+      entries[r.seq] = { zero: true };
+      return;
+    }
+    entries[r.seq] = { id: r.id, codec: r.codec, storedSize: r.storedSize };
+    if (r.existing || written.has(r.id) || !r.stored) return;
+    written.add(r.id);
+    await store.put({ id: r.id, codec: r.codec, storedSize: r.storedSize, size: 0 }, r.stored);
+    newBlocks++;
+    newBytes += r.storedSize;
+  };
+
+  try {
+    const blocks = fh
+      ? readBlocks(fh, blockSize, stop.signal)
+      : splitBlocks(io.stdin as AsyncIterable<Uint8Array>, blockSize, stop.signal);
+    let seq = 0;
+    for await (const block of blocks) {
+      if (stop.signal.aborted) break;
+      const task: PackTask = { seq: seq++, buffer: block.buffer as ArrayBuffer, length: block.length };
+      bytesIn += block.length;
+      const p: Promise<void> = pool
+        .run(task, [task.buffer])
+        .then(handle)
+        .catch((e) => {
+          firstError ??= e;
+          stop.abort(e);
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      progress.update(bytesIn);
+      if (inflight.size >= maxInflight) await Promise.race(inflight);
+    }
+  } catch (e) {
+    if (!stop.signal.aborted) firstError ??= fsError(e, options.image);
+  } finally {
+    await Promise.allSettled(inflight);
+    await pool.close();
+    await fh?.close();
+    io.signal.removeEventListener('abort', onAbort);
+  }
+  if (io.signal.aborted && !firstError) {
+    progress.finish();
+    throw new InterruptedError(
+      `interrupted after ${formatCount(entries.length)} blocks; ${newBlocks} new blocks are stored and will be reused: run the same command again to finish`,
+    );
+  }
+  if (firstError) {
+    progress.finish();
+    if (firstError instanceof StoreFullError) {
+      throw new StoreFullError(
+        `store ${options.store} is full (no space left on device) after ${newBlocks} new blocks; they are kept: free space and run the same command again to resume`,
+      );
+    }
+    throw fsError(firstError, options.store);
+  }
+  progress.finish();
+  if (bytesIn === 0) throw new InputError(`${options.image}: the image is empty`);
+
+  let indexBytes = encodeIndex(
+    {
+      version: FORMAT_VERSION,
+      name,
+      size: bytesIn,
+      blockSize,
+      hash,
+      codec: formatCodecSpec(codec),
+      created: created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      previous,
+    },
+    entries,
+  );
+  if (key) indexBytes = signIndex(indexBytes, key.privateKey, key.publicKey);
+  const indexPath = join(options.store, indexFileName(name));
+  await writeFileAtomic(indexPath, indexBytes, { durable: true });
+
+  const unique = new Map<string, number>();
+  let zeroBlocks = 0;
+  for (const e of entries) {
+    if (e.zero) zeroBlocks++;
+    else unique.set(e.id, e.storedSize);
+  }
+  let storedBytes = 0;
+  for (const s of unique.values()) storedBytes += s;
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    name,
+    index: indexPath,
+    digest: decodeIndex(indexBytes).digest,
+    blocks: entries.length,
+    zeroBlocks,
+    uniqueBlocks: unique.size,
+    newBlocks,
+    bytesIn,
+    storedBytes,
+    newBytes,
+    indexBytes: indexBytes.length,
+    ratio: storedBytes > 0 ? bytesIn / storedBytes : 0,
+    seconds,
+    mbPerSecond: bytesIn / 1e6 / seconds,
+    signedBy: key?.keyId,
+  };
+}
+
+function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** Seconds resolution in UTC; SOURCE_DATE_EPOCH makes the index bit-for-bit reproducible. */
+export function createdFromEnv(env: Readonly<Record<string, string | undefined>>): Date {
+  const epoch = env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined) {
+    if (!/^\d+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, not "${epoch}"`);
+    return new Date(Number(epoch) * 1000);
+  }
+  return new Date();
+}
+
+/** Returns the image's size when it is a regular file (for progress), undefined for devices and pipes. */
+async function checkImage(path: string): Promise<number | undefined> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw fsError(e, `image ${path}`);
+  }
+  if (st.isDirectory()) {
+    throw new UsageError(`${path} is a directory; give a raw disk image file, a block device, or - for stdin`);
+  }
+  if (st.isFile()) {
+    if (st.size === 0) throw new InputError(`${path}: the image is empty`);
+    if (await looksLikeIndex(path)) {
+      throw new UsageError(
+        `${path} is a thfc index, not a disk image (to rebuild an image from it, use: thfc-pack unpack)`,
+      );
+    }
+    return st.size;
+  }
+  return undefined;
+}
+
+async function prepareStore(store: string): Promise<void> {
+  try {
+    const st = await stat(store);
+    if (!st.isDirectory()) {
+      if (await looksLikeIndex(store)) {
+        throw new UsageError(
+          `${store} is an index file, not a store directory (--store takes the directory that holds NAME.idx and blocks/)`,
+        );
+      }
+      throw new UsageError(`--store ${store} is not a directory`);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, store);
+  }
+  try {
+    await mkdir(join(store, 'blocks'), { recursive: true });
+  } catch (e) {
+    throw fsError(e, store);
+  }
+}

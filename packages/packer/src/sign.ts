@@ -1,0 +1,40 @@
+import { stat } from 'node:fs/promises';
+import { SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
+import { writeFileAtomic } from './atomic-file.js';
+import { readIndexFile } from './index-file.js';
+import { readKeyFile } from './key-file.js';
+
+export interface SignOptions {
+  readonly index: string;
+  readonly key: string;
+}
+
+export interface SignResult {
+  readonly index: string;
+  readonly keyId: string;
+  /** False when the index already carried a valid signature by this key. */
+  readonly added: boolean;
+  readonly signatures: number;
+}
+
+/**
+ * Appends a signature by `key`. Refuses an index whose existing signatures do
+ * not verify: a new signature over tampered bytes would vouch for them.
+ */
+export async function runSign(options: SignOptions): Promise<SignResult> {
+  const key = await readKeyFile(options.key);
+  const decoded = await readIndexFile(options.index);
+  const checks = verifyIndexSignatures(decoded);
+  const bad = checks.find((c) => !c.valid);
+  if (bad)
+    throw new SignatureError(`${options.index}: existing signature by ${bad.keyId} does not verify; refusing to sign`);
+  if (checks.some((c) => c.keyId === key.keyId)) {
+    return { index: options.index, keyId: key.keyId, added: false, signatures: checks.length };
+  }
+  const mode = (await stat(options.index)).mode & 0o777;
+  await writeFileAtomic(options.index, signIndex(decoded.bytes, key.privateKey, key.publicKey), {
+    mode,
+    durable: true,
+  });
+  return { index: options.index, keyId: key.keyId, added: true, signatures: checks.length + 1 };
+}

@@ -1,0 +1,47 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/**
+ * Re-chunks a byte stream into blocks of exactly `blockSize` bytes (the last
+ * may be short). Each yielded block is a fresh buffer the consumer owns, so it
+ * can be transferred to a worker without copying again.
+ */
+export async function* splitBlocks(
+  input: AsyncIterable<Uint8Array>,
+  blockSize: number,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  let block = Buffer.allocUnsafeSlow(blockSize);
+  let fill = 0;
+  for await (const chunk of input) {
+    signal?.throwIfAborted();
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(blockSize - fill, chunk.length - off);
+      block.set(chunk.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === blockSize) {
+        yield block;
+        block = Buffer.allocUnsafeSlow(blockSize);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield block.subarray(0, fill);
+}
+
+/** Reads a file (or any fd) as blocks with positional-less reads straight into fresh buffers: no extra copy. */
+export async function* readBlocks(fh: FileHandle, blockSize: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  for (;;) {
+    signal?.throwIfAborted();
+    const block = Buffer.allocUnsafeSlow(blockSize);
+    let fill = 0;
+    while (fill < blockSize) {
+      const { bytesRead } = await fh.read(block, fill, blockSize - fill, null);
+      if (bytesRead === 0) break;
+      fill += bytesRead;
+    }
+    if (fill > 0) yield fill === blockSize ? block : block.subarray(0, fill);
+    if (fill < blockSize) return;
+  }
+}

@@ -1,0 +1,124 @@
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type BlockRef,
+  decodeVerified,
+  verifyIndexSignatures,
+} from '@thfc/format';
+import { type CommandIo, progressFor } from './command-io.js';
+import { DirStore } from './dir-store.js';
+import { UsageError } from './errors.js';
+import { readIndexFile } from './index-file.js';
+import { assertStoreDir, listIndexes, resolveIndexArg } from './store-indexes.js';
+
+export interface VerifyOptions {
+  readonly store: string;
+  /** Index files (paths, or names in the store); default every `*.idx` in the store. */
+  readonly indexes?: readonly string[] | undefined;
+}
+
+export interface BlockProblem {
+  readonly id: string;
+  readonly problem: 'missing' | 'corrupt' | 'unreadable';
+  readonly detail: string;
+  /** Images (index names) that reference the block. */
+  readonly images: readonly string[];
+}
+
+export interface VerifyReport {
+  readonly store: string;
+  readonly indexes: {
+    readonly path: string;
+    readonly name?: string;
+    readonly error?: string;
+    readonly signatures: number;
+    readonly badSignatures: number;
+  }[];
+  readonly blocksChecked: number;
+  readonly bytesChecked: number;
+  readonly problems: readonly BlockProblem[];
+  readonly ok: boolean;
+  readonly seconds: number;
+}
+
+/** Parallel block checks; decode+hash is CPU-bound, so more than a few only queues. */
+const CHECK_CONCURRENCY = 8;
+
+/**
+ * Checks that every block the indexes reference exists in the store, has the
+ * stored size the index says, decodes, and hashes to its name. Reads the whole
+ * store; changes nothing.
+ */
+export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<VerifyReport> {
+  const started = performance.now();
+  await assertStoreDir(options.store, 'verify');
+  const paths = options.indexes?.length
+    ? await Promise.all(options.indexes.map((a) => resolveIndexArg(options.store, a)))
+    : await listIndexes(options.store);
+  if (paths.length === 0) throw new UsageError(`${options.store} holds no *.idx files: nothing to verify`);
+
+  const store = new DirStore(options.store);
+  const indexes: VerifyReport['indexes'][number][] = [];
+  const wanted = new Map<string, { ref: BlockRef; images: string[] }>();
+  for (const path of paths) {
+    try {
+      const d = await readIndexFile(path);
+      const sigs = verifyIndexSignatures(d);
+      indexes.push({
+        path,
+        name: d.index.header.name,
+        signatures: sigs.length,
+        badSignatures: sigs.filter((s) => !s.valid).length,
+      });
+      for (const ref of d.index.uniqueRefs().values()) {
+        const key = `${ref.id} ${ref.codec} ${ref.storedSize} ${ref.size}`;
+        const w = wanted.get(key);
+        if (w) w.images.push(d.index.header.name);
+        else wanted.set(key, { ref, images: [d.index.header.name] });
+      }
+    } catch (e) {
+      indexes.push({ path, error: (e as Error).message, signatures: 0, badSignatures: 0 });
+    }
+  }
+
+  let total = 0;
+  for (const w of wanted.values()) total += w.ref.storedSize;
+  const progress = progressFor(io, 'verify', total);
+  const problems: BlockProblem[] = [];
+  let checked = 0;
+  let bytes = 0;
+  const queue = [...wanted.values()];
+  const worker = async () => {
+    for (let w = queue.shift(); w; w = queue.shift()) {
+      io.signal.throwIfAborted();
+      try {
+        const stored = await store.get(w.ref, { signal: io.signal });
+        decodeVerified(w.ref, stored, store.toString());
+      } catch (e) {
+        if (io.signal.aborted) throw e;
+        const problem =
+          e instanceof BlockNotFoundError ? 'missing' : e instanceof BlockCorruptError ? 'corrupt' : 'unreadable';
+        problems.push({ id: w.ref.id, problem, detail: (e as Error).message, images: w.images });
+      }
+      checked++;
+      bytes += w.ref.storedSize;
+      progress.update(bytes);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: CHECK_CONCURRENCY }, worker));
+  } finally {
+    progress.finish();
+  }
+  problems.sort((a, b) => a.id.localeCompare(b.id));
+  const ok = problems.length === 0 && indexes.every((i) => !i.error && i.badSignatures === 0);
+  return {
+    store: options.store,
+    indexes,
+    blocksChecked: checked,
+    bytesChecked: bytes,
+    problems,
+    ok,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
