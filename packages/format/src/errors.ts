@@ -26,8 +26,12 @@ export class IndexFormatError extends ThfcError {
     readonly reason: string,
     readonly line: number | undefined,
     readonly field?: string,
+    /** The file or URL the index came from, when the caller knows it. */
+    readonly file?: string,
   ) {
-    super(`${line === undefined ? 'index' : `index line ${line}`}${field ? ` (${field})` : ''}: ${reason}`);
+    super(
+      `${file ? `${file}: ` : ''}${line === undefined ? (file ? '' : 'index: ') : `${file ? '' : 'index '}line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
+    );
   }
 }
 

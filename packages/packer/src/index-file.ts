@@ -23,7 +23,7 @@ export async function readIndexFile(path: string): Promise<DecodedIndex> {
     return decodeIndex(bytes);
   } catch (e) {
     if (e instanceof IndexFormatError) {
-      throw new IndexFormatError(`${path}: ${e.reason}`, e.line, e.field);
+      throw new IndexFormatError(e.reason, e.line, e.field, path);
     }
     throw e;
   }

@@ -1,6 +1,7 @@
 import { mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
+import { addAbortSignal, type Readable } from 'node:stream';
 import {
   assertBlockSize,
   assertImageName,
@@ -90,14 +91,19 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   const hash = options.hash ?? DEFAULT_HASH;
   const fromStdin = options.image === '-';
   if (fromStdin && !options.name) throw new UsageError('reading the image from stdin needs --name');
+  const total = fromStdin ? undefined : await checkImage(options.image);
   const name = assertImageName(options.name ?? basename(options.image).replace(IMAGE_EXTENSIONS, ''));
   const key = options.sign ? await readKeyFile(options.sign) : undefined;
   const previous = options.previous ? (await readIndexFile(options.previous)).digest : undefined;
   const created = options.created ?? createdFromEnv(io.env);
-
-  const total = fromStdin ? undefined : await checkImage(options.image);
   await prepareStore(options.store);
   const store = new DirStore(options.store);
+  // Open before starting workers: a failure here must not leave threads holding the process open.
+  const fh = fromStdin
+    ? undefined
+    : await open(options.image, 'r').catch((e) => {
+        throw fsError(e, `image ${options.image}`);
+      });
 
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const pool = new WorkerPool<PackTask, PackTaskResult>(workerScript('pack-worker', import.meta.url), workers, {
@@ -105,11 +111,6 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
     hash,
     codec,
   });
-  const fh = fromStdin
-    ? undefined
-    : await open(options.image, 'r').catch((e) => {
-        throw fsError(e, options.image);
-      });
   const stop = new AbortController();
   const onAbort = () => stop.abort(io.signal.reason);
   io.signal.addEventListener('abort', onAbort, { once: true });
@@ -141,7 +142,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   try {
     const blocks = fh
       ? readBlocks(fh, blockSize, stop.signal)
-      : splitBlocks(io.stdin as AsyncIterable<Uint8Array>, blockSize, stop.signal);
+      : splitBlocks(abortable(io.stdin, stop.signal), blockSize, stop.signal);
     let seq = 0;
     for await (const block of blocks) {
       if (stop.signal.aborted) break;
@@ -228,6 +229,11 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
     mbPerSecond: bytesIn / 1e6 / seconds,
     signedBy: key?.keyId,
   };
+}
+
+/** Ends iteration of a stream when `signal` aborts, even while it waits for data (stdin from a quiet pipe). */
+function abortable(stream: NodeJS.ReadableStream, signal: AbortSignal): AsyncIterable<Uint8Array> {
+  return addAbortSignal(signal, stream as Readable) as AsyncIterable<Uint8Array>;
 }
 
 function formatCount(n: number): string {
