@@ -13,6 +13,12 @@ export interface BlockRef {
 
 export interface SourceOptions {
   readonly signal?: AbortSignal | undefined;
+  /**
+   * `demand`: a reader is waiting (the default). `background`: read-ahead,
+   * prefetch or fill. Sources that queue (HTTP mirrors) serve demand first and
+   * never let background work take every connection.
+   */
+  readonly priority?: 'demand' | 'background' | undefined;
 }
 
 /**
