@@ -1,0 +1,271 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { createWriteStream, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EXIT, exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
+import { readPublicKey } from '@thfc/packer';
+import { Command, CommanderError } from 'commander';
+import { LineLogger } from './logger.js';
+import { DEFAULT_CACHE_DIR, type MountStatus, mountImages } from './mount.js';
+import { isMounted, lazyUnmount } from './mount-point.js';
+import { formatStatus } from './status-text.js';
+
+/**
+ * httpstorged: the mount daemon, in the original's shape:
+ *   httpstorged [-f] MOUNTPOINT INDEX-URL…
+ *   httpstorged umount MOUNTPOINT
+ *   httpstorged stats MOUNTPOINT [--json]
+ * The only file that touches `process`; errors become exit codes here.
+ */
+
+const DEFAULT_LOG = '/var/tmp/httpstorged.log';
+
+function fail(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  if (e instanceof ThfcError) {
+    process.stderr.write(`httpstorged: ${e.message}\n`);
+    return exitCodeOf(e);
+  }
+  process.stderr.write(`httpstorged: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
+  return EXIT.SOFTWARE;
+}
+
+const size = (flag: string) => (v: string) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new InvalidArgumentError(`${flag}: ${(e as Error).message}`);
+  }
+};
+const count = (flag: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`${flag} must be a whole number >= ${min}, not "${v}"`);
+  return n;
+};
+const seconds = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`${flag} must be a positive number of seconds, not "${v}"`);
+  return n;
+};
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function mountCommand(): Command {
+  return new Command('httpstorged')
+    .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
+    .usage(
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]',
+    )
+    .argument('<mountpoint>', 'an existing empty directory')
+    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path')
+    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)')
+    .option(
+      '--mirror <base-url>',
+      'block store base URL to fetch from instead of the index directory (repeatable, in order)',
+      collect,
+    )
+    .option('--cache <dir>', 'block cache directory shared by all images', DEFAULT_CACHE_DIR)
+    .option('--cache-size <bytes>', 'cap the disk cache (LRU between a high and a low watermark)', size('--cache-size'))
+    .option('--memory-cache <bytes>', 'RAM for recently used blocks', size('--memory-cache'))
+    .option('--nocache', 'keep blocks in RAM only, as the original')
+    .option('--offline', 'never touch the network: a block that is not cached gives EIO')
+    .option('--paranoid', 'verify cached blocks on every use, not only the first after start')
+    .option(
+      '--trust <pubkey>',
+      'refuse an index without a valid signature by this key (file or base64; repeatable)',
+      collect,
+    )
+    .option('--connections <n>', 'connections per mirror', count('--connections', 1), 4)
+    .option('--readahead <n>', 'blocks read ahead of a sequential reader', count('--readahead', 0))
+    .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
+    .option('--retries <n>', 'rounds over all mirrors before a read fails with EIO', count('--retries', 1))
+    .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
+    .option('--allow-other', 'let other users read the mount')
+    .option('--verbose', 'log one line per block fetch')
+    .option('--log <file>', `log file of the background daemon (default ${DEFAULT_LOG})`)
+    .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+
+async function runMountCommand(argv: string[]): Promise<number> {
+  const cmd = mountCommand();
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts();
+  const [mountpoint, indexes] = cmd.processedArgs as [string, string[]];
+  if (!o.foreground) return daemonize(argv, o.log ?? DEFAULT_LOG);
+
+  const readyFd: number | undefined = o.readyFd;
+  const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
+  const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
+  let mounted: Awaited<ReturnType<typeof mountImages>>;
+  try {
+    mounted = await mountImages(
+      {
+        mountpoint,
+        indexes,
+        mirrors: o.mirror,
+        cacheDir: o.cache,
+        cacheSize: o.cacheSize,
+        memoryCache: o.memoryCache,
+        nocache: o.nocache,
+        offline: o.offline,
+        paranoid: o.paranoid,
+        trust,
+        connections: o.connections,
+        readahead: o.readahead,
+        timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
+        retries: o.retries,
+        proxy: o.proxy,
+        allowOther: o.allowOther,
+      },
+      { logger, env: process.env },
+    );
+  } catch (e) {
+    const code = fail(e);
+    if (readyFd !== undefined)
+      report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
+    return code;
+  }
+  // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${why}: unmounting`);
+    await mounted.unmount();
+    process.exit(EXIT.OK);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.removeAllListeners(sig);
+    process.on(sig, () => void stop(sig));
+  }
+  process.on('uncaughtException', (e) => {
+    logger.fault(`internal error: ${e.stack ?? e}`);
+    void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
+  });
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
+  return new Promise<number>(() => {}); // serve until a signal
+}
+
+function report(fd: number, msg: Record<string, unknown>): void {
+  const s = createWriteStream('', { fd });
+  s.end(`${JSON.stringify(msg)}\n`);
+}
+
+/** Starts the daemon in the background and waits until it reports the mount ready (or why it could not). */
+async function daemonize(argv: string[], logFile: string): Promise<number> {
+  let log: number;
+  try {
+    log = openSync(logFile, 'a', 0o644);
+  } catch (e) {
+    throw new UsageError(`cannot open log file ${logFile}: ${(e as Error).message} (choose one with --log)`);
+  }
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '-f', '--ready-fd', '3', ...argv], {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+  });
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let text = '';
+  pipe.on('data', (c) => {
+    text += c;
+  });
+  const outcome = await new Promise<{ ok: boolean; code?: number; message?: string; pid?: number } | undefined>(
+    (res) => {
+      pipe.on('end', () => {
+        try {
+          res(JSON.parse(text));
+        } catch {
+          res(undefined);
+        }
+      });
+      child.on('exit', () => setTimeout(() => res(undefined), 100));
+    },
+  );
+  if (outcome?.ok) {
+    child.unref();
+    (pipe as unknown as { destroy(): void }).destroy();
+    process.stdout.write(`httpstorged: mounted (daemon pid ${outcome.pid}, log ${logFile})\n`);
+    return EXIT.OK;
+  }
+  if (outcome) {
+    process.stderr.write(`httpstorged: ${outcome.message}\n`);
+    return outcome.code ?? EXIT.SOFTWARE;
+  }
+  process.stderr.write(`httpstorged: the daemon exited before the mount was ready; see ${logFile}\n`);
+  return EXIT.IO;
+}
+
+async function readStatus(mountpoint: string): Promise<MountStatus> {
+  try {
+    return JSON.parse(await readFile(join(mountpoint, '.thfc', 'stats.json'), 'utf8')) as MountStatus;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN')
+      throw new UsageError(
+        `${mountpoint}: stale mount (its daemon died); clear it with: httpstorged umount ${mountpoint}`,
+      );
+    throw new UsageError(`${mountpoint} is not an httpstorged mount`);
+  }
+}
+
+async function runUmount(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged umount')
+    .argument('<mountpoint>')
+    .option('-l, --lazy', 'detach even if the image is in use')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  cmd.parse(argv, { from: 'user' });
+  const mountpoint = resolve(cmd.processedArgs[0] as string);
+  if (!(await isMounted(mountpoint))) throw new UsageError(`${mountpoint} is not mounted`);
+  let status: MountStatus | undefined;
+  try {
+    status = await readStatus(mountpoint);
+  } catch {
+    await lazyUnmount(mountpoint);
+    process.stdout.write(`httpstorged: cleared the stale mount at ${mountpoint}\n`);
+    return EXIT.OK;
+  }
+  try {
+    process.kill(status.pid, 'SIGTERM');
+  } catch {
+    // the daemon is gone: detach below
+  }
+  for (let i = 0; i < 100 && (await isMounted(mountpoint)); i++) await new Promise((r) => setTimeout(r, 100));
+  if (await isMounted(mountpoint)) {
+    if (!cmd.opts().lazy)
+      throw new UsageError(`${mountpoint} is busy and did not unmount; close what uses it, or use --lazy`);
+    await lazyUnmount(mountpoint);
+  }
+  process.stdout.write(`httpstorged: unmounted ${mountpoint}\n`);
+  return EXIT.OK;
+}
+
+async function runStats(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged stats')
+    .argument('<mountpoint>')
+    .option('--json', 'print the raw stats.json')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  cmd.parse(argv, { from: 'user' });
+  const status = await readStatus(resolve(cmd.processedArgs[0] as string));
+  process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
+  return EXIT.OK;
+}
+
+const argv = process.argv.slice(2);
+try {
+  const sub = argv[0];
+  process.exitCode =
+    sub === 'umount'
+      ? await runUmount(argv.slice(1))
+      : sub === 'stats'
+        ? await runStats(argv.slice(1))
+        : await runMountCommand(argv);
+} catch (e) {
+  process.exitCode = fail(e);
+}

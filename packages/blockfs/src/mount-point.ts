@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { InputError, UsageError } from '@thfc/format';
+
+const execFileP = promisify(execFile);
+
+/** Mount points from /proc/self/mountinfo (field 5, octal escapes decoded), with their fs type. */
+export async function mountTable(): Promise<{ mountpoint: string; fstype: string }[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const dash = fields.indexOf('-');
+      const unescape = (s: string) =>
+        s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+      return { mountpoint: unescape(fields[4] ?? ''), fstype: fields[dash + 1] ?? '' };
+    });
+}
+
+export async function isMounted(path: string): Promise<boolean> {
+  const abs = resolve(path);
+  return (await mountTable()).some((m) => m.mountpoint === abs);
+}
+
+/** Detaches a FUSE mount even if it is busy or its daemon is gone (`fusermount -u -z`). */
+export async function lazyUnmount(path: string): Promise<void> {
+  await execFileP('fusermount', ['-u', '-z', resolve(path)]).catch(async () => {
+    await execFileP('umount', ['-l', resolve(path)]);
+  });
+}
+
+/**
+ * Checks MOUNTPOINT before mounting. A stale mount left by a crashed daemon
+ * (the kernel answers ENOTCONN) is cleared; a live mount is refused.
+ * Resolves to true when a stale mount was cleared.
+ */
+export async function prepareMountpoint(path: string): Promise<boolean> {
+  const abs = resolve(path);
+  try {
+    const st = await stat(abs);
+    if (!st.isDirectory()) throw new UsageError(`mountpoint ${path} is not a directory`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InputError(`mountpoint ${path} does not exist (create it with: mkdir -p ${path})`);
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+      await lazyUnmount(abs);
+      return true;
+    }
+    throw e;
+  }
+  if (await isMounted(abs)) {
+    throw new UsageError(
+      `mountpoint ${path} is in use (already mounted); unmount it first: httpstorged umount ${path}`,
+    );
+  }
+  return false;
+}

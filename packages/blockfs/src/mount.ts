@@ -1,0 +1,264 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BlockSource, type ImageIndex, UsageError } from '@thfc/format';
+import { type Dispatcher, ProxyAgent } from 'undici';
+import { SourceBuilder } from './build-source.js';
+import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
+import { ImageReader, newReadStream } from './image-reader.js';
+import { type LoadedIndex, loadIndex } from './index-loader.js';
+import type { Logger } from './logger.js';
+import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
+import { lazyUnmount, prepareMountpoint } from './mount-point.js';
+import type { CacheCounters } from './sources/cached.js';
+import { DiskCache } from './sources/disk-cache.js';
+import type { Failover } from './sources/failover.js';
+import type { MemoryCache } from './sources/memory-cache.js';
+
+/** The original's cache directory; shared by every image and daemon on the machine. */
+export const DEFAULT_CACHE_DIR = '/var/tmp/blocks';
+/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Rounds over all mirrors before a read gives up with EIO. */
+export const DEFAULT_RETRIES = 2;
+
+export interface MountOptions {
+  readonly mountpoint: string;
+  /** INDEX-URLs: http(s)://…/NAME.idx, file://…, or paths. */
+  readonly indexes: readonly string[];
+  /** Block store base URLs (or directories) to use instead of each index's own directory. */
+  readonly mirrors?: readonly string[] | undefined;
+  readonly cacheDir?: string | undefined;
+  readonly cacheSize?: number | undefined;
+  readonly memoryCache?: number | undefined;
+  readonly nocache?: boolean | undefined;
+  readonly offline?: boolean | undefined;
+  readonly paranoid?: boolean | undefined;
+  readonly trust?: readonly Uint8Array[] | undefined;
+  readonly connections?: number | undefined;
+  readonly readahead?: number | undefined;
+  readonly timeoutMs?: number | undefined;
+  readonly retries?: number | undefined;
+  readonly proxy?: string | undefined;
+  readonly allowOther?: boolean | undefined;
+}
+
+export interface ImageStatus {
+  readonly name: string;
+  readonly index: string;
+  readonly indexFrom: LoadedIndex['from'];
+  readonly digest: string;
+  readonly size: number;
+  readonly blocks: number;
+  readonly zeroBlocks: number;
+  readonly uniqueBlocks: number;
+  /** Distinct non-zero blocks held locally (disk cache), and that as a fraction of all of them. */
+  readonly localBlocks: number;
+  readonly localFraction: number;
+  readonly blocksFetched: number;
+  readonly bytesDownloaded: number;
+  readonly cacheHits: number;
+  readonly memoryHits: number;
+  readonly reads: number;
+  readonly bytesRead: number;
+  readonly readErrors: number;
+  readonly readaheadIssued: number;
+  readonly sources: string;
+  readonly mirrors: readonly MirrorSnapshot[];
+}
+
+export interface MountStatus {
+  readonly mountpoint: string;
+  readonly pid: number;
+  readonly started: string;
+  readonly cache: { dir: string | null; bytes: number; blocks: number; maxBytes: number | null };
+  readonly images: readonly ImageStatus[];
+}
+
+export interface Mounted {
+  readonly mountpoint: string;
+  readonly clearedStale: boolean;
+  status(): MountStatus;
+  unmount(): Promise<void>;
+}
+
+interface ImageState {
+  loaded: LoadedIndex;
+  index: ImageIndex;
+  reader: ImageReader;
+  counters: CacheCounters;
+  source: BlockSource;
+  failover: Failover | undefined;
+  memory: MemoryCache;
+  missing: Set<string>;
+  unique: number;
+  counts: ReturnType<ImageIndex['counts']>;
+}
+
+/**
+ * Loads every index (all or nothing), checks trust, opens the shared disk
+ * cache, composes each image's source tree and mounts them as one FUSE
+ * directory. Resolves once the mount is ready.
+ */
+export async function mountImages(
+  options: MountOptions,
+  components: { logger: Logger; env: Readonly<Record<string, string | undefined>> },
+): Promise<Mounted> {
+  const { logger } = components;
+  if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
+  const mirrorBases = options.mirrors?.map(normaliseBase);
+  const mountpoint = resolve(options.mountpoint);
+  const clearedStale = await prepareMountpoint(mountpoint);
+  if (clearedStale) logger.info(`cleared a stale mount at ${mountpoint} left by a daemon that died`);
+
+  const proxy = options.proxy ?? components.env.http_proxy ?? components.env.HTTP_PROXY;
+  const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
+  const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
+
+  const loaded: LoadedIndex[] = [];
+  for (const arg of options.indexes) {
+    const l = await loadIndex(
+      arg,
+      { dispatcher, logger },
+      { offline: options.offline, cacheDir, timeoutMs: options.timeoutMs, trust: options.trust },
+    );
+    if (loaded.some((x) => x.decoded.index.header.name === l.decoded.index.header.name)) {
+      throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
+    }
+    logger.info(
+      `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest} (from ${l.from})`,
+    );
+    loaded.push(l);
+  }
+
+  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
+  await disk?.open();
+  const builder = new SourceBuilder(
+    { disk, dispatcher, logger },
+    {
+      nocache: options.nocache,
+      offline: options.offline,
+      paranoid: options.paranoid,
+      memoryBytes: options.memoryCache,
+      connections: options.connections,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+    },
+  );
+  const mirrorCount = Math.max(1, options.mirrors?.length ?? 1);
+  const readTimeoutMs =
+    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? DEFAULT_RETRIES) * mirrorCount + 1) + 5_000;
+
+  const images: ImageState[] = loaded.map((l) => {
+    const index = l.decoded.index;
+    const uniqueIds = [...index.uniqueRefs().keys()];
+    const missing = new Set(uniqueIds.filter((id) => !disk?.holds(id)));
+    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
+    const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
+    const built = builder.build(bases, counters);
+    const reader = new ImageReader(
+      { index, source: built.source, logger },
+      { readaheadBlocks: options.readahead, readTimeoutMs },
+    );
+    logger.info(`image ${index.header.name}: ${built.source}`);
+    return {
+      loaded: l,
+      index,
+      reader,
+      counters,
+      source: built.source,
+      failover: built.failover,
+      memory: built.memory,
+      missing,
+      unique: uniqueIds.length,
+      counts: index.counts(),
+    };
+  });
+
+  const started = new Date();
+  const status = (): MountStatus => ({
+    mountpoint,
+    pid: process.pid,
+    started: started.toISOString(),
+    cache: {
+      dir: cacheDir ?? null,
+      bytes: disk?.bytes ?? 0,
+      blocks: disk?.blocks ?? 0,
+      maxBytes: options.cacheSize ?? null,
+    },
+    images: images.map((s) => imageStatus(s)),
+  });
+  const files: ImageFile[] = images.map((s) => ({
+    name: s.index.header.name,
+    size: s.index.header.size,
+    open: () => {
+      const stream = newReadStream();
+      return { read: (buf, len, pos) => s.reader.read(buf, len, pos, stream) };
+    },
+  }));
+  const statusFiles: VirtualFile[] = [
+    { name: 'stats.json', content: () => Buffer.from(`${JSON.stringify(status(), null, 2)}\n`) },
+  ];
+  const fuse = new FuseMount(
+    { images: files, status: statusFiles, logger },
+    { mountpoint, allowOther: options.allowOther },
+  );
+  try {
+    await fuse.mount();
+  } catch (e) {
+    await builder.close();
+    throw new UsageError(`cannot mount ${mountpoint}: ${(e as Error).message}`);
+  }
+  logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+
+  return {
+    mountpoint,
+    clearedStale,
+    status,
+    async unmount() {
+      const clean = await fuse.unmount();
+      if (!clean) {
+        logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
+        await lazyUnmount(mountpoint).catch(() => {});
+      }
+      await builder.close();
+      logger.info(`unmounted ${mountpoint}`);
+    },
+  };
+}
+
+function imageStatus(s: ImageState): ImageStatus {
+  const c = s.counts;
+  const local = s.unique - s.missing.size;
+  return {
+    name: s.index.header.name,
+    index: s.loaded.location.location,
+    indexFrom: s.loaded.from,
+    digest: s.loaded.decoded.digest,
+    size: s.index.header.size,
+    blocks: c.blocks,
+    zeroBlocks: c.zero,
+    uniqueBlocks: s.unique,
+    localBlocks: local,
+    localFraction: s.unique ? local / s.unique : 1,
+    blocksFetched: s.counters.fetched,
+    bytesDownloaded: s.counters.bytesFetched,
+    cacheHits: s.counters.hits,
+    memoryHits: s.memory.hits,
+    reads: s.reader.counters.reads,
+    bytesRead: s.reader.counters.bytesRead,
+    readErrors: s.reader.counters.readErrors,
+    readaheadIssued: s.reader.counters.readaheadIssued,
+    sources: String(s.source),
+    mirrors: s.failover?.mirrorSnapshots() ?? [],
+  };
+}
+
+/** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */
+function normaliseBase(base: string): string {
+  if (/^https?:\/\//i.test(base)) return base.endsWith('/') ? base : `${base}/`;
+  if (/^file:\/\//i.test(base)) return fileURLToPath(base);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(base)) {
+    throw new UsageError(`bad mirror URL "${base}": expected http(s)://HOST/DIR/, file:///DIR or a directory`);
+  }
+  return resolve(base);
+}

@@ -1,0 +1,31 @@
+import { formatBytes } from '@thfc/packer';
+import type { MountStatus } from './mount.js';
+
+/** `httpstorged stats` for people: one paragraph per image, one line per mirror. */
+export function formatStatus(s: MountStatus): string {
+  const lines = [`${s.mountpoint}: daemon pid ${s.pid} since ${s.started}`];
+  lines.push(
+    s.cache.dir
+      ? `cache ${s.cache.dir}: ${s.cache.blocks} blocks, ${formatBytes(s.cache.bytes)}${s.cache.maxBytes ? ` of ${formatBytes(s.cache.maxBytes)}` : ''}`
+      : 'cache: none (RAM only)',
+  );
+  for (const i of s.images) {
+    lines.push('');
+    lines.push(`${i.name}  ${formatBytes(i.size)}  ${i.index} (index from ${i.indexFrom})`);
+    lines.push(
+      `  blocks   ${i.blocks} (${i.zeroBlocks} zero, ${i.uniqueBlocks} unique); local ${i.localBlocks}/${i.uniqueBlocks} (${(i.localFraction * 100).toFixed(1)}%)`,
+    );
+    lines.push(
+      `  fetched  ${i.blocksFetched} blocks, ${formatBytes(i.bytesDownloaded)}; cache hits ${i.cacheHits}; memory hits ${i.memoryHits}`,
+    );
+    lines.push(
+      `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors; read-ahead ${i.readaheadIssued} blocks`,
+    );
+    for (const m of i.mirrors) {
+      lines.push(
+        `  mirror   ${m.url} ${m.state}${m.latencyMs === null ? '' : ` ${m.latencyMs.toFixed(1)} ms`}, ${m.requests} requests, ${m.errors} errors, ${m.notFound} not found${m.lastError ? `; last error: ${m.lastError}` : ''}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
