@@ -15,9 +15,9 @@ export async function mountTable(): Promise<{ mountpoint: string; fstype: string
     .map((line) => {
       const fields = line.split(' ');
       const dash = fields.indexOf('-');
-      const unescape = (s: string) =>
+      const decodeOctal = (s: string) =>
         s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-      return { mountpoint: unescape(fields[4] ?? ''), fstype: fields[dash + 1] ?? '' };
+      return { mountpoint: decodeOctal(fields[4] ?? ''), fstype: fields[dash + 1] ?? '' };
     });
 }
 
