@@ -57,7 +57,7 @@ export class SourceBuilder {
       const stats = new MirrorStats(base);
       if (isHttp) {
         const http = new HttpSource(
-          { logger: this.components.logger, dispatcher: this.components.dispatcher },
+          { dispatcher: this.components.dispatcher },
           { baseUrl: base, connections: this.options.connections, timeoutMs: this.options.timeoutMs },
         );
         m = { source: new VerifiedSource({ source: http }), stats, close: () => http.close() };

@@ -112,7 +112,8 @@ export class Failover implements BlockSource {
         let error: Error;
         try {
           const stored = await mirror.source.get(ref, { signal: attempt, priority: options.priority });
-          const ms = this.now() - started;
+          // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
+          const ms = Math.max(0, this.now() - started);
           mirror.stats.success(ms, stored.length);
           this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
           return stored;

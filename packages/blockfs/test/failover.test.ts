@@ -1,0 +1,379 @@
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type BlockRef,
+  type BlockSink,
+  type BlockSource,
+  MirrorUnavailableError,
+  type SourceOptions,
+} from '@thfc/format';
+import { blockSourceContract, FakeSource } from '@thfc/format/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryLogger } from '../src/logger.js';
+import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
+import { Failover, type FailoverOptions } from '../src/sources/failover.js';
+import { HttpSource } from '../src/sources/http-source.js';
+import { verified } from '../src/sources/verified.js';
+import { type BlockServer, delay, type Fault, makeBlock, startBlockServer } from './block-server.js';
+
+/** Failover over two fakes; put() fills only the second, so every get first meets a not-found. */
+class FailoverOfFakes extends Failover implements BlockSink {
+  constructor(readonly fakes: [FakeSource, FakeSource]) {
+    super({ mirrors: fakes.map((source) => ({ source, stats: new MirrorStats(source.toString()) })) });
+  }
+  put(ref: BlockRef, stored: Uint8Array, options?: SourceOptions): Promise<void> {
+    return this.fakes[1].put(ref, stored, options);
+  }
+}
+
+blockSourceContract('Failover', async () => new FailoverOfFakes([new FakeSource('a'), new FakeSource('b')]), {
+  describe,
+  it,
+  expect,
+});
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Fleet {
+  servers: BlockServer[];
+  stats: MirrorStats[];
+  failover: Failover;
+  logger: MemoryLogger;
+  clock: { now: number };
+}
+
+/** `n` real mirrors, each verified(http(...)), under one Failover with an injectable clock. */
+async function fleet(n: number, options: FailoverOptions = {}, httpTimeoutMs?: number): Promise<Fleet> {
+  const servers: BlockServer[] = [];
+  const stats: MirrorStats[] = [];
+  const mirrors: { source: BlockSource; stats: MirrorStats }[] = [];
+  for (let i = 0; i < n; i++) {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url, timeoutMs: httpTimeoutMs });
+    cleanups.push(
+      () => server.close(),
+      () => http.close(),
+    );
+    servers.push(server);
+    const s = new MirrorStats(server.url);
+    stats.push(s);
+    mirrors.push({ source: verified(http), stats: s });
+  }
+  const logger = new MemoryLogger();
+  const clock = { now: 1_000_000 };
+  const failover = new Failover({ mirrors, logger, now: () => clock.now }, options);
+  return { servers, stats, failover, logger, clock };
+}
+
+function serveEverywhere(f: Fleet, seed: number): { ref: BlockRef; stored: Uint8Array } {
+  const block = makeBlock(seed);
+  for (const server of f.servers) server.blocks.set(block.ref.id, block.stored);
+  return block;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+describe('Failover', () => {
+  const faults: [string, Fault | 'refused', RegExp, typeof MirrorUnavailableError | typeof BlockCorruptError][] = [
+    ['HTTP 500', { kind: 'status', status: 500 }, /HTTP 500/, MirrorUnavailableError],
+    ['HTTP 503', { kind: 'status', status: 503 }, /HTTP 503/, MirrorUnavailableError],
+    ['a delay past the timeout', { kind: 'delay', ms: 5_000 }, /timeout after 300 ms/, MirrorUnavailableError],
+    ['a reset mid-body', { kind: 'reset' }, /unavailable/, MirrorUnavailableError],
+    ['a refused connection', 'refused', /ECONNREFUSED/, MirrorUnavailableError],
+    ['a short body', { kind: 'short' }, /short body/, BlockCorruptError],
+    ['a too-long body', { kind: 'long' }, /long body/, BlockCorruptError],
+    ['a corrupt body', { kind: 'corrupt' }, /corrupt/, BlockCorruptError],
+  ];
+  it.each(faults)('fails over to the second mirror on %s', async (_, fault, reason, errorType) => {
+    const f = await fleet(2, { timeoutMs: 300 });
+    const { ref, stored } = serveEverywhere(f, 1);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    if (fault === 'refused') await a.close();
+    else a.fault = () => fault;
+
+    const got = await f.failover.get(ref);
+
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(b.requests.map((r) => r.id)).toEqual([ref.id]);
+    expect(f.stats[0]).toMatchObject({ failures: 1, successes: 0 });
+    expect(f.stats[0]?.lastError).toMatch(reason);
+    expect(f.stats[0]?.isDemoted(f.clock.now)).toBe(true);
+    expect(f.stats[1]).toMatchObject({ failures: 0, successes: 1, bytes: stored.length });
+    const faultLines = f.logger.lines.filter((l) => l.startsWith('FAULT'));
+    expect(faultLines).toHaveLength(1);
+    expect(faultLines[0]).toMatch(new RegExp(`^FAULT mirror ${a.url} failed block ${ref.id}: .*; trying ${b.url}$`));
+    expect(faultLines[0]).toMatch(reason);
+    // The error type decided the weight: bad bytes sit out longer than a failure to answer.
+    const coolOff = (f.stats[0]?.demotedUntil ?? 0) - f.clock.now;
+    expect(coolOff).toBe(errorType === BlockCorruptError ? 4 * DEFAULT_COOL_OFF_MS : DEFAULT_COOL_OFF_MS);
+  });
+
+  it('logs a successful fetch as one verbose line', async () => {
+    const f = await fleet(2);
+    const { ref, stored } = serveEverywhere(f, 2);
+    await f.failover.get(ref);
+    expect(f.logger.lines).toEqual([`FETCH block ${ref.id} from ${f.servers[0]?.url}: ${stored.length} bytes in 0 ms`]);
+  });
+
+  it('finds a block the first mirror lacks on the second, without demoting the first', async () => {
+    const f = await fleet(2);
+    const { ref, stored } = makeBlock(3);
+    f.servers[1]?.blocks.set(ref.id, stored);
+    expect(sameBytes(await f.failover.get(ref), stored)).toBe(true);
+    expect(f.stats[0]).toMatchObject({ notFoundCount: 1, failures: 0 });
+    expect(f.stats[0]?.isDemoted(f.clock.now)).toBe(false);
+    expect(f.logger.lines[0]).toMatch(/^FAULT mirror .* failed block .*: block .* not found in .*; trying /);
+  });
+
+  it('is BlockNotFoundError when every mirror answers not-found, asking each once', async () => {
+    const f = await fleet(3, { retries: 3 });
+    const { ref } = makeBlock(4);
+    const t0 = performance.now();
+    const e = await f.failover.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(BlockNotFoundError);
+    expect((e as Error).message).toContain('failover(');
+    expect(f.servers.map((s) => s.requests.length)).toEqual([1, 1, 1]);
+    expect(performance.now() - t0).toBeLessThan(90); // no backoff pause either
+    expect(f.logger.lines.at(-1)).toMatch(/; giving up$/);
+  });
+
+  it('all mirrors down: MirrorUnavailableError within timeout × retries × mirrors + backoff', async () => {
+    const f = await fleet(2, { timeoutMs: 150, retries: 2 });
+    const { ref } = serveEverywhere(f, 5);
+    for (const s of f.servers) s.fault = () => ({ kind: 'delay', ms: 10_000 });
+    const t0 = performance.now();
+    const e = await f.failover.get(ref).catch((e: unknown) => e);
+    const elapsed = performance.now() - t0;
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toMatch(/2 of 2 mirrors failed after 2 round\(s\)/);
+    expect((e as Error).message.match(/timeout after 150 ms/g)).toHaveLength(2);
+    expect(f.servers.map((s) => s.requests.length)).toEqual([2, 2]);
+    const bound = 150 * 2 * 2 + 100;
+    expect(elapsed).toBeGreaterThanOrEqual(bound * 0.9);
+    expect(elapsed).toBeLessThan(bound + 600);
+    const lines = f.logger.lines;
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toMatch(/; retrying in 100 ms$/);
+    expect(lines[3]).toMatch(/; giving up$/);
+  });
+
+  it('all mirrors refusing: MirrorUnavailableError at once, each mirror named', async () => {
+    const f = await fleet(2, { retries: 2 });
+    const { ref } = serveEverywhere(f, 6);
+    for (const s of f.servers) await s.close();
+    const t0 = performance.now();
+    const e = await f.failover.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    for (const s of f.servers) expect((e as Error).message).toContain(`http(${s.url})`);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+
+  it('a mix of not-found and failures is MirrorUnavailableError, and only failed mirrors are retried', async () => {
+    const f = await fleet(2, { retries: 3 });
+    const { ref, stored } = makeBlock(7);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    b.blocks.set(ref.id, stored);
+    b.fault = () => ({ kind: 'status', status: 503 });
+    await expect(f.failover.get(ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(a.requests.length).toBe(1);
+    expect(b.requests.length).toBe(3);
+  });
+
+  it('a second round can succeed after a blip', async () => {
+    const f = await fleet(1, { retries: 2 });
+    const { ref, stored } = serveEverywhere(f, 8);
+    const [a] = f.servers as [BlockServer];
+    a.fault = (r) => (a.requests.indexOf(r) === 0 ? { kind: 'status', status: 503 } : undefined);
+    expect(sameBytes(await f.failover.get(ref), stored)).toBe(true);
+    expect(a.requests.length).toBe(2);
+  });
+
+  it('a mirror serving corrupt bytes is demoted and asked last on the next request', async () => {
+    const f = await fleet(2);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'corrupt' });
+    const first = serveEverywhere(f, 9);
+    await f.failover.get(first.ref);
+    expect(f.failover.mirrorSnapshots().map((s) => s.state)).toEqual(['demoted', 'ok']);
+
+    const second = serveEverywhere(f, 10);
+    const aBefore = a.requests.length;
+    expect(sameBytes(await f.failover.get(second.ref), second.stored)).toBe(true);
+    expect(a.requests.length).toBe(aBefore); // never reached: b answered first
+    expect(b.requests.at(-1)?.id).toBe(second.ref.id);
+
+    // Still the last resort: when b fails too, a is asked.
+    b.fault = () => ({ kind: 'status', status: 503 });
+    a.fault = undefined;
+    const third = serveEverywhere(f, 11);
+    expect(sameBytes(await f.failover.get(third.ref), third.stored)).toBe(true);
+    expect(a.requests.at(-1)?.id).toBe(third.ref.id);
+  });
+
+  it('a demoted mirror is asked first again once its cool-off has passed', async () => {
+    const f = await fleet(2);
+    const [a] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'status', status: 503 });
+    await f.failover.get(serveEverywhere(f, 12).ref);
+    a.fault = undefined;
+
+    f.clock.now += DEFAULT_COOL_OFF_MS - 1;
+    const during = serveEverywhere(f, 13);
+    await f.failover.get(during.ref);
+    expect(a.requests.map((r) => r.id)).not.toContain(during.ref.id);
+
+    f.clock.now += 1;
+    expect(f.failover.mirrorSnapshots()[0]?.state).toBe('ok');
+    const after = serveEverywhere(f, 14);
+    await f.failover.get(after.ref);
+    expect(a.requests.at(-1)?.id).toBe(after.ref.id);
+    expect(f.stats[0]?.successes).toBe(1);
+  });
+
+  it('an abort rejects promptly with the reason and records nothing', async () => {
+    const f = await fleet(2, { timeoutMs: 5_000 });
+    const { ref } = serveEverywhere(f, 15);
+    for (const s of f.servers) s.fault = () => ({ kind: 'delay', ms: 5_000 });
+    const ac = new AbortController();
+    const reason = new Error('unmount');
+    setTimeout(() => ac.abort(reason), 50);
+    const t0 = performance.now();
+    await expect(f.failover.get(ref, { signal: ac.signal })).rejects.toBe(reason);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(f.stats.map((s) => s.requests)).toEqual([0, 0]);
+    expect(f.servers[1]?.requests.length).toBe(0);
+    expect(f.logger.lines).toEqual([]);
+  });
+
+  it('an abort during the pause between rounds rejects with the reason', async () => {
+    const f = await fleet(1, { retries: 5 });
+    const { ref } = serveEverywhere(f, 16);
+    const [a] = f.servers as [BlockServer];
+    a.fault = () => ({ kind: 'status', status: 503 });
+    const ac = new AbortController();
+    const reason = new Error('stop');
+    // Round 1 fails at once; rounds 2–5 would add 100 + 200 + 400 + 800 ms of pauses.
+    setTimeout(() => ac.abort(reason), 150);
+    const t0 = performance.now();
+    await expect(f.failover.get(ref, { signal: ac.signal })).rejects.toBe(reason);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
+  it('passes an error that is none of the three seam errors straight on', async () => {
+    const a = new FakeSource('a');
+    const b = new FakeSource('b');
+    const { ref, stored } = makeBlock(17);
+    b.blocks.set(ref.id, stored);
+    const bug = new TypeError('a bug');
+    a.onGet = () => {
+      throw bug;
+    };
+    const failover = new Failover({
+      mirrors: [a, b].map((source) => ({ source, stats: new MirrorStats(source.toString()) })),
+    });
+    await expect(failover.get(ref)).rejects.toBe(bug);
+    expect(b.calls).toEqual([]);
+  });
+
+  it('passes the priority to the mirrors', async () => {
+    const seen: (string | undefined)[] = [];
+    const fake = new FakeSource('a');
+    const { ref, stored } = makeBlock(18);
+    fake.blocks.set(ref.id, stored);
+    const spy: BlockSource = {
+      get: (r, o) => {
+        seen.push(o?.priority);
+        return fake.get(r, o);
+      },
+      has: (r, o) => fake.has(r, o),
+      toString: () => 'spy',
+    };
+    const failover = new Failover({ mirrors: [{ source: spy, stats: new MirrorStats('spy') }] });
+    await failover.get(ref, { priority: 'background' });
+    await failover.get(ref);
+    expect(seen).toEqual(['background', undefined]);
+  });
+
+  it('has() asks mirrors in rank order until one holds the block', async () => {
+    const f = await fleet(3);
+    const { ref, stored } = makeBlock(19);
+    const [a, b, c] = f.servers as [BlockServer, BlockServer, BlockServer];
+    b.blocks.set(ref.id, stored);
+    c.blocks.set(ref.id, stored);
+    expect(await f.failover.has(ref)).toBe(true);
+    expect([a, b, c].map((s) => s.requests.map((r) => r.method))).toEqual([['HEAD'], ['HEAD'], []]);
+    expect(await f.failover.has(makeBlock(20).ref)).toBe(false);
+    for (const s of [a, b, c]) s.fault = () => ({ kind: 'status', status: 503 });
+    await expect(f.failover.has(ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(f.stats.map((s) => s.requests)).toEqual([0, 0, 0]);
+  });
+
+  it('prints its topology and snapshots every mirror in starting order', async () => {
+    const f = await fleet(2);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    expect(f.failover.toString()).toBe(`failover(verified(http(${a.url})), verified(http(${b.url})))`);
+    a.fault = () => ({ kind: 'status', status: 503 });
+    const { stored, ref } = serveEverywhere(f, 21);
+    await f.failover.get(ref);
+    expect(f.failover.mirrorSnapshots()).toEqual([
+      {
+        url: a.url,
+        state: 'demoted',
+        latencyMs: null,
+        requests: 1,
+        errors: 1,
+        notFound: 0,
+        bytes: 0,
+        lastError: `http(${a.url}) unavailable: HTTP 503`,
+      },
+      {
+        url: b.url,
+        state: 'ok',
+        latencyMs: 0,
+        requests: 1,
+        errors: 0,
+        notFound: 0,
+        bytes: stored.length,
+        lastError: null,
+      },
+    ]);
+  });
+
+  it('ranks by measured latency once mirrors have enough samples', async () => {
+    const f = await fleet(2);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    // Seed the records as if b had proved faster.
+    for (let i = 0; i < 3; i++) {
+      f.stats[0]?.success(50, 1);
+      f.stats[1]?.success(5, 1);
+    }
+    const { ref } = serveEverywhere(f, 22);
+    await f.failover.get(ref);
+    expect(a.requests.length).toBe(0);
+    expect(b.requests.length).toBe(1);
+  });
+});
+
+describe('Failover timing with a wall clock', () => {
+  it('records real latency samples', async () => {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url });
+    cleanups.push(
+      () => server.close(),
+      () => http.close(),
+    );
+    const stats = new MirrorStats(server.url);
+    const failover = new Failover({ mirrors: [{ source: verified(http), stats }] });
+    const { ref, stored } = makeBlock(30);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'delay', ms: 60 });
+    await failover.get(ref);
+    expect(stats.latencyMs).toBeGreaterThanOrEqual(55);
+    await delay(0);
+  });
+});

@@ -1,0 +1,360 @@
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type BlockRef,
+  type BlockSink,
+  type BlockSource,
+  InvalidArgumentError,
+  MirrorUnavailableError,
+  type SourceOptions,
+} from '@thfc/format';
+import { blockSourceContract } from '@thfc/format/testing';
+import { Agent } from 'undici';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { MemoryLogger } from '../src/logger.js';
+import { type HttpResult, HttpSource } from '../src/sources/http-source.js';
+import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(
+  options: { connections?: number; timeoutMs?: number } = {},
+  components: ConstructorParameters<typeof HttpSource>[0] = {},
+): Promise<{ server: BlockServer; source: HttpSource }> {
+  const server = await startBlockServer();
+  const source = new HttpSource(components, { baseUrl: server.url, ...options });
+  cleanups.push(
+    () => server.close(),
+    () => source.close(),
+  );
+  return { server, source };
+}
+
+/** The read-only HttpSource plus a put() that drops the block into the server's map, for the contract suite. */
+class ServedHttpSource implements BlockSource, BlockSink {
+  constructor(
+    readonly server: BlockServer,
+    readonly http: HttpSource,
+  ) {}
+  get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
+    return this.http.get(ref, options);
+  }
+  has(ref: BlockRef, options?: SourceOptions): Promise<boolean> {
+    return this.http.has(ref, options);
+  }
+  async put(ref: BlockRef, stored: Uint8Array): Promise<void> {
+    if (!this.server.blocks.has(ref.id)) this.server.blocks.set(ref.id, stored);
+  }
+  toString(): string {
+    return this.http.toString();
+  }
+}
+
+const contractCleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of contractCleanups) await cleanup();
+});
+blockSourceContract(
+  'HttpSource',
+  async () => {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url });
+    contractCleanups.push(
+      () => http.close(),
+      () => server.close(),
+    );
+    return new ServedHttpSource(server, http);
+  },
+  { describe, it, expect },
+);
+
+describe('HttpSource', () => {
+  it('GETs <base>/blocks/ab/<id> and returns the stored bytes exactly', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(1);
+    server.blocks.set(ref.id, stored);
+    const got = await source.get(ref);
+    expect(Buffer.from(got).equals(Buffer.from(stored))).toBe(true);
+    expect(server.requests).toEqual([
+      { method: 'GET', path: `/store/blocks/${ref.id.slice(0, 2)}/${ref.id}`, id: ref.id },
+    ]);
+  });
+
+  it('prints its topology and ignores a trailing slash on the base URL', async () => {
+    const server = await startBlockServer();
+    cleanups.push(() => server.close());
+    const source = new HttpSource({}, { baseUrl: `${server.url}/` });
+    cleanups.push(() => source.close());
+    expect(source.toString()).toBe(`http(${server.url})`);
+    const { ref, stored } = makeBlock(2);
+    server.blocks.set(ref.id, stored);
+    expect((await source.get(ref)).length).toBe(stored.length);
+  });
+
+  it('rejects URLs that do not name an http(s) directory', () => {
+    expect(() => new HttpSource({}, { baseUrl: 'ftp://x/store' })).toThrow(InvalidArgumentError);
+    expect(() => new HttpSource({}, { baseUrl: 'not a url' })).toThrow(InvalidArgumentError);
+    expect(() => new HttpSource({}, { baseUrl: 'http://x/store?y=1' })).toThrow(InvalidArgumentError);
+    expect(() => new HttpSource({}, { baseUrl: 'http://x/', connections: 0 })).toThrow(InvalidArgumentError);
+  });
+
+  it.each([404, 410])('HTTP %i is BlockNotFoundError', async (status) => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(3);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'status', status });
+    await expect(source.get(ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+  });
+
+  it.each([500, 503, 403, 302])('HTTP %i is MirrorUnavailableError naming the mirror and status', async (status) => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(4);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'status', status });
+    const e = await source.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toBe(`http(${server.url}) unavailable: HTTP ${status}`);
+  });
+
+  it('a mirror slower than the timeout is MirrorUnavailableError within about the timeout', async () => {
+    const { server, source } = await setup({ timeoutMs: 200 });
+    const { ref, stored } = makeBlock(5);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'delay', ms: 5_000 });
+    const t0 = performance.now();
+    const e = await source.get(ref).catch((e: unknown) => e);
+    const elapsed = performance.now() - t0;
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toBe(`http(${server.url}) unavailable: timeout after 200 ms`);
+    expect(elapsed).toBeGreaterThanOrEqual(190);
+    expect(elapsed).toBeLessThan(1_500);
+  });
+
+  it('a connection reset mid-body is MirrorUnavailableError', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(6);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'reset' });
+    const e = await source.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toMatch(new RegExp(`^http\\(${server.url}\\) unavailable: `));
+  });
+
+  it('a refused connection is MirrorUnavailableError with the errno code', async () => {
+    const { server, source } = await setup();
+    await server.close();
+    const e = await source.get(makeBlock(7).ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('a short body is BlockCorruptError', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(8);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'short' });
+    const e = await source.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(BlockCorruptError);
+    expect((e as Error).message).toMatch(/short body/);
+  });
+
+  it('a long body is BlockCorruptError', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(9);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'long' });
+    const e = await source.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(BlockCorruptError);
+    expect((e as Error).message).toMatch(/long body/);
+  });
+
+  it('stops reading an endless body just past storedSize and aborts the transfer', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(10);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'endless' });
+    const e = await source.get(ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(BlockCorruptError);
+    expect((e as Error).message).toMatch(/long body: more than/);
+    await delay(100);
+    // Had the client kept reading, the server would have pushed up to 1 GiB.
+    expect(server.endlessBytes).toBeLessThan(64 << 20);
+  });
+
+  it('does not verify content: a same-length corrupt body is returned as is', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(11);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'corrupt' });
+    const got = await source.get(ref);
+    expect(got.length).toBe(stored.length);
+    expect(Buffer.from(got).equals(Buffer.from(stored))).toBe(false);
+  });
+
+  it('has() sends HEAD: 200 true, 404 false, 503 MirrorUnavailableError', async () => {
+    const { server, source } = await setup();
+    const present = makeBlock(12);
+    server.blocks.set(present.ref.id, present.stored);
+    expect(await source.has(present.ref)).toBe(true);
+    expect(await source.has(makeBlock(13).ref)).toBe(false);
+    server.fault = () => ({ kind: 'status', status: 503 });
+    await expect(source.has(present.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(server.requests.map((r) => r.method)).toEqual(['HEAD', 'HEAD', 'HEAD']);
+  });
+
+  it('keeps the connection alive across requests', async () => {
+    const { server, source } = await setup();
+    for (let i = 0; i < 10; i++) {
+      const { ref, stored } = makeBlock(20 + i);
+      server.blocks.set(ref.id, stored);
+      await source.get(ref);
+      await source.get(makeBlock(99).ref).catch(() => {}); // a 404 does not cost the connection either
+    }
+    expect(server.requests.length).toBe(20);
+    // undici may open a second connection while the first is still being marked free; never one per request.
+    expect(server.connections).toBeLessThanOrEqual(2);
+  });
+
+  it('never has more than `connections` requests in flight', async () => {
+    const { server, source } = await setup({ connections: 2 });
+    server.fault = () => ({ kind: 'delay', ms: 50 });
+    const blocks = Array.from({ length: 6 }, (_, i) => makeBlock(30 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    await Promise.all(blocks.map(({ ref }, i) => source.get(ref, { priority: i % 2 ? 'background' : 'demand' })));
+    expect(server.requests.length).toBe(6);
+    expect(server.maxActive).toBe(2);
+  });
+
+  it('serves a demand read before queued background reads', async () => {
+    const { server, source } = await setup({ connections: 2 });
+    server.fault = () => ({ kind: 'delay', ms: 150 });
+    const blocks = Array.from({ length: 5 }, (_, i) => makeBlock(40 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    const done: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => done.push(name));
+    const background = blocks
+      .slice(0, 4)
+      .map(({ ref }, i) => track(`bg${i + 1}`, source.get(ref, { priority: 'background' })));
+    const demand = track('demand', source.get((blocks[4] as { ref: BlockRef }).ref));
+    await Promise.all([...background, demand]);
+    // bg1 took the one background slot; the demand read took the slot kept free for it.
+    expect(done.indexOf('demand')).toBeLessThan(done.indexOf('bg2'));
+    expect(done.slice(-3)).toEqual(['bg2', 'bg3', 'bg4']);
+  });
+
+  it('a queued demand read overtakes background reads queued before it', async () => {
+    const { server, source } = await setup({ connections: 2 });
+    server.fault = () => ({ kind: 'delay', ms: 150 });
+    const blocks = Array.from({ length: 6 }, (_, i) => makeBlock(50 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    const ref = (i: number) => (blocks[i] as { ref: BlockRef }).ref;
+    const done: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => done.push(name));
+    const all = [
+      track('d1', source.get(ref(0))), // both slots busy: d1 and bg1
+      track('bg1', source.get(ref(1), { priority: 'background' })),
+      track('bg2', source.get(ref(2), { priority: 'background' })),
+      track('bg3', source.get(ref(3), { priority: 'background' })),
+      track('bg4', source.get(ref(4), { priority: 'background' })),
+      track('d2', source.get(ref(5))), // queued last, served next
+    ];
+    await Promise.all(all);
+    expect(done.indexOf('d2')).toBeLessThan(done.indexOf('bg3'));
+    expect(done.indexOf('d2')).toBeLessThan(done.indexOf('bg4'));
+    // The server saw d2's request before bg3's, though bg3 was asked for first.
+    const order = server.requests.map((r) => blocks.findIndex((b) => b.ref.id === r.id));
+    expect(order.indexOf(5)).toBeLessThan(order.indexOf(3));
+  });
+
+  it('a pre-aborted signal rejects with its reason and sends nothing', async () => {
+    const { server, source } = await setup();
+    const reason = new Error('stop');
+    await expect(source.get(makeBlock(60).ref, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    expect(server.requests.length).toBe(0);
+  });
+
+  it('an abort in flight rejects promptly with the reason, not MirrorUnavailableError', async () => {
+    const { server, source } = await setup();
+    const { ref, stored } = makeBlock(61);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'delay', ms: 5_000 });
+    const ac = new AbortController();
+    const reason = new Error('unmounting');
+    setTimeout(() => ac.abort(reason), 50);
+    const t0 = performance.now();
+    await expect(source.get(ref, { signal: ac.signal })).rejects.toBe(reason);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+
+  it('an abort while queued rejects with the reason and frees nothing it did not take', async () => {
+    const { server, source } = await setup({ connections: 1 });
+    const a = makeBlock(62);
+    const b = makeBlock(63);
+    server.blocks.set(a.ref.id, a.stored);
+    server.blocks.set(b.ref.id, b.stored);
+    server.fault = (r) => (r.id === a.ref.id ? { kind: 'delay', ms: 200 } : undefined);
+    const first = source.get(a.ref);
+    const ac = new AbortController();
+    const queued = source.get(b.ref, { signal: ac.signal });
+    const reason = new Error('never mind');
+    ac.abort(reason);
+    await expect(queued).rejects.toBe(reason);
+    await first;
+    expect(server.requests.map((r) => r.id)).toEqual([a.ref.id]);
+    // The slot came back: a later request goes through.
+    expect((await source.get(b.ref)).length).toBe(b.stored.length);
+  });
+
+  it('reports every exchange to onResult and logs one verbose line each', async () => {
+    const results: HttpResult[] = [];
+    const logger = new MemoryLogger();
+    const { server, source } = await setup({}, { logger, onResult: (r) => results.push(r) });
+    const { ref, stored } = makeBlock(64);
+    server.blocks.set(ref.id, stored);
+    await source.get(ref);
+    server.fault = () => ({ kind: 'status', status: 503 });
+    await source.get(ref).catch(() => {});
+    expect(results).toHaveLength(2);
+    expect(results[0]).toMatchObject({ ok: true, bytes: stored.length, status: 200 });
+    expect(results[0]?.ms).toBeGreaterThan(0);
+    expect(results[1]).toMatchObject({ ok: false, bytes: 0, status: 503 });
+    expect(results[1]?.error).toBeInstanceOf(MirrorUnavailableError);
+    expect(logger.lines).toHaveLength(2);
+    expect(logger.lines[0]).toMatch(new RegExp(`^FETCH GET .*/store/blocks/.*: 200, ${stored.length} bytes in`));
+    expect(logger.lines[1]).toMatch(/^FETCH GET .*: http\(.*\) unavailable: HTTP 503 after/);
+  });
+
+  it('close() rejects queued requests and later ones', async () => {
+    const { server, source } = await setup({ connections: 1 });
+    const a = makeBlock(65);
+    server.blocks.set(a.ref.id, a.stored);
+    server.fault = () => ({ kind: 'delay', ms: 100 });
+    const inFlight = source.get(a.ref);
+    const queued = source.get(a.ref);
+    while (server.requests.length === 0) await delay(5);
+    const closing = source.close();
+    await expect(queued).rejects.toThrow(/closed/);
+    await inFlight;
+    await closing;
+    await expect(source.get(a.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+  });
+
+  it('uses an injected dispatcher and leaves it open on close()', async () => {
+    const agent = new Agent();
+    cleanups.push(() => agent.close());
+    let connects = 0;
+    agent.on('connect', () => {
+      connects++;
+    });
+    const { server, source } = await setup({}, { dispatcher: agent });
+    const { ref, stored } = makeBlock(66);
+    server.blocks.set(ref.id, stored);
+    await source.get(ref);
+    expect(connects).toBe(1);
+    await source.close();
+    expect(agent.closed).toBe(false);
+  });
+});
