@@ -1,0 +1,463 @@
+// Shared helpers for the benchmark suites: timing, medians, child processes with
+// captured output, the work directory, tree sizes and the result table.
+//
+// Units: MB is 10^6 bytes and MB/s is 10^6 bytes per second (as in
+// shared/background/limits.md); MiB/KiB are binary.
+
+import { spawn } from 'node:child_process';
+import { constants as fsc, readFileSync } from 'node:fs';
+import { access, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_SRC_DIR = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(BENCH_SRC_DIR, '..');
+
+export const MB = 1e6;
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+
+/** A failure the user can act on (missing tool, missing build, bad input): printed without a stack trace. */
+export class BenchError extends Error {
+  /** @param {string} code stable machine-readable code, e.g. MISSING_TOOL */
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'BenchError';
+    this.code = code;
+  }
+}
+
+/** A child process exited non-zero, was killed, or ran past its deadline. */
+export class CommandError extends BenchError {
+  constructor(message, { cmd, args, code, signal, stderr, timedOut, aborted }) {
+    super(timedOut ? 'COMMAND_TIMEOUT' : aborted ? 'ABORTED' : 'COMMAND_FAILED', message);
+    this.name = 'CommandError';
+    Object.assign(this, { cmd, args, exitCode: code, signal, stderr, timedOut, aborted });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Work directory
+
+/** Root of all benchmark files: $BENCH_DIR, else <repo>/.bench (gitignored). */
+export function benchRoot() {
+  return resolve(process.env.BENCH_DIR || join(REPO_ROOT, '.bench'));
+}
+
+export async function ensureDir(path) {
+  await mkdir(path, { recursive: true });
+  return path;
+}
+
+export async function removePath(path) {
+  await rm(path, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------
+// Timing and statistics
+
+export function nowSeconds() {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+/** Runs `fn` once and returns its result with the wall time in seconds. */
+export async function timed(fn) {
+  const t0 = nowSeconds();
+  const result = await fn();
+  return { result, seconds: nowSeconds() - t0 };
+}
+
+export function median(values) {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Median of `runs` calls of `fn`, which returns a number (e.g. MB/s). Returns the median and every sample. */
+export async function medianOf(runs, fn) {
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await fn(i));
+  return { median: median(samples), samples };
+}
+
+function readCpuTimes() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = fields[3] + (fields[4] ?? 0); // idle + iowait
+  return { idle, total: fields.reduce((a, b) => a + b, 0) };
+}
+
+/** Fraction (0-1) of all cores' time spent busy over the next `ms` milliseconds, from /proc/stat. */
+export async function cpuBusy(ms = 1000) {
+  const a = readCpuTimes();
+  await sleep(ms);
+  const b = readCpuTimes();
+  const total = b.total - a.total;
+  return total > 0 ? 1 - (b.idle - a.idle) / total : 0;
+}
+
+/** A mostly idle 2-core VM shows ~2-5 % busy; 20 % is about half a core of someone else's work. */
+export const QUIET_BUSY_FRACTION = 0.2;
+/** Long enough to outlast a test run or a one-minute load burst, short enough to keep a suite bounded. */
+export const QUIET_MAX_WAIT_MS = 60_000;
+
+/**
+ * Call before a timed measurement: waits (up to maxWaitMs) until other processes leave the cores
+ * mostly idle, since anything else running skews every figure on a 2-core machine. Never throws
+ * on a busy machine; returns what it saw so the suite can record it.
+ * @returns {Promise<{busy: number, waitedSeconds: number, quiet: boolean}>}
+ */
+export async function waitForQuiet({ signal, log: say = log, maxWaitMs = QUIET_MAX_WAIT_MS } = {}) {
+  const t0 = nowSeconds();
+  let busy = await cpuBusy(1000);
+  let warned = false;
+  while (busy > QUIET_BUSY_FRACTION && (nowSeconds() - t0) * 1000 < maxWaitMs && !signal?.aborted) {
+    if (!warned) say(`cores ${(busy * 100).toFixed(0)} % busy with other work; waiting up to ${maxWaitMs / 1000} s`);
+    warned = true;
+    busy = await cpuBusy(2000);
+  }
+  const quiet = busy <= QUIET_BUSY_FRACTION;
+  if (!quiet && !signal?.aborted) say(`still ${(busy * 100).toFixed(0)} % busy: measuring anyway (figures suspect)`);
+  return { busy: Number(busy.toFixed(3)), waitedSeconds: Number((nowSeconds() - t0).toFixed(1)), quiet };
+}
+
+/** Positive integer from the environment, else `fallback`. */
+export function envInt(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new BenchError('BAD_ENV', `${name}=${raw}: expected a positive integer`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+/** Process groups of children still running, so an interrupted bench never leaves any behind. */
+const liveGroups = new Set();
+
+/** A command that hangs must not hang the bench: 5 minutes is ~10× the slowest expected step. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60 * 1000;
+/** Enough for any --json report or error message; larger output is truncated, not buffered without bound. */
+const MAX_CAPTURE_BYTES = 16 * MiB;
+
+function killGroup(pid, signal = 'SIGKILL') {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false; // group already gone
+  }
+}
+
+/** Kills every child process group this process started and that is still alive. Synchronous: safe in 'exit'. */
+export function killAllChildren() {
+  for (const pid of liveGroups) killGroup(pid);
+  liveGroups.clear();
+}
+
+process.on('exit', killAllChildren);
+
+/**
+ * Runs `cmd args` in its own process group and resolves when every holder of
+ * its stdout/stderr has closed them ('close', not 'exit'). That makes the wall
+ * time include grandchildren such as bash `>(…)` process substitutions, which
+ * bash itself does not wait for. Rejects with CommandError on a non-zero
+ * exit, a signal, a timeout or an abort; any group member left over after the
+ * leader exits is killed.
+ *
+ * @returns {Promise<{stdout: string, stderr: string, seconds: number, code: number}>}
+ */
+export function runCommand(cmd, args, { cwd, env, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS, signal } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    if (signal?.aborted) {
+      reject(new BenchError('ABORTED', `not started (aborted): ${cmd}`));
+      return;
+    }
+    const t0 = nowSeconds();
+    const child = spawn(cmd, args, {
+      cwd,
+      env: env ? { ...process.env, ...env } : process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group: a timeout or abort kills the whole pipeline
+    });
+    const out = [];
+    const err = [];
+    let outBytes = 0;
+    let errBytes = 0;
+    let timedOut = false;
+    let aborted = false;
+    child.stdout.on('data', (c) => {
+      if (outBytes < MAX_CAPTURE_BYTES) out.push(c);
+      outBytes += c.length;
+    });
+    child.stderr.on('data', (c) => {
+      if (errBytes < MAX_CAPTURE_BYTES) err.push(c);
+      errBytes += c.length;
+    });
+    if (child.pid !== undefined) liveGroups.add(child.pid);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid);
+    }, timeoutMs);
+    const onAbort = () => {
+      aborted = true;
+      killGroup(child.pid);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    let finished = false;
+    const finish = (code, sig, spawnError) => {
+      if (finished) return; // 'error' and 'close' can both fire for a failed spawn
+      finished = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      const seconds = nowSeconds() - t0;
+      if (child.pid !== undefined) {
+        killGroup(child.pid); // stragglers that closed their stdio but kept running
+        liveGroups.delete(child.pid);
+      }
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      const shown = [cmd, ...args].join(' ');
+      if (spawnError) {
+        const hint = spawnError.code === 'ENOENT' ? ` (${cmd} not found in PATH)` : '';
+        reject(new CommandError(`cannot run ${shown}: ${spawnError.message}${hint}`, { cmd, args, stderr }));
+      } else if (timedOut || aborted || code !== 0) {
+        const why = timedOut
+          ? `timed out after ${Math.round(timeoutMs / 1000)} s`
+          : aborted
+            ? 'aborted'
+            : sig
+              ? `killed by ${sig}`
+              : `exited with code ${code}`;
+        const tail = stderr.trim().split('\n').slice(-15).join('\n');
+        reject(
+          new CommandError(`${shown}\n  ${why}${tail ? `\n  stderr:\n${indent(tail, 4)}` : ''}`, {
+            cmd,
+            args,
+            code,
+            signal: sig,
+            stderr,
+            timedOut,
+            aborted,
+          }),
+        );
+      } else {
+        resolvePromise({ stdout, stderr, seconds, code });
+      }
+    };
+    let spawnError;
+    child.on('error', (e) => {
+      spawnError = e;
+      if (child.pid === undefined) finish(null, null, e);
+    });
+    child.on('close', (code, sig) => finish(code, sig, spawnError));
+  });
+}
+
+function indent(text, n) {
+  const pad = ' '.repeat(n);
+  return text
+    .split('\n')
+    .map((l) => pad + l)
+    .join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Prerequisites
+
+export async function which(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      await access(join(dir, cmd), fsc.X_OK);
+      return join(dir, cmd);
+    } catch {}
+  }
+  return undefined;
+}
+
+/**
+ * Throws one BenchError naming every missing command and the Debian package
+ * that provides it. @param {Array<[cmd: string, debianPackage: string]>} tools
+ */
+export async function requireTools(tools) {
+  const missing = [];
+  for (const [cmd, pkg] of tools) if (!(await which(cmd))) missing.push(`${cmd} not installed: apt-get install ${pkg}`);
+  if (missing.length) throw new BenchError('MISSING_TOOL', missing.join('\n'));
+}
+
+/** require() a package installed at the repo root (node_modules), with an actionable error. */
+export function requireFromRoot(name) {
+  const require = createRequire(join(REPO_ROOT, 'package.json'));
+  try {
+    return require(name);
+  } catch (e) {
+    throw new BenchError(
+      'MISSING_MODULE',
+      `cannot load ${name} from ${REPO_ROOT}/node_modules: run \`npm ci\` (${e.message})`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Trees on disk
+
+/** Regular files under `dir` as a Map of relative path → apparent size (bytes). Missing dir = empty map. */
+export async function listFiles(dir) {
+  const files = new Map();
+  async function walk(abs, rel) {
+    let entries;
+    try {
+      entries = await readdir(abs, { withFileTypes: true });
+    } catch (e) {
+      if (e.code === 'ENOENT') return;
+      throw e;
+    }
+    for (const ent of entries) {
+      const a = join(abs, ent.name);
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) await walk(a, r);
+      else if (ent.isFile()) files.set(r, (await lstat(a)).size);
+    }
+  }
+  await walk(dir, '');
+  return files;
+}
+
+/**
+ * Sum of the apparent sizes of the regular files under `dir`. Unlike `du -sb`
+ * it leaves out directory inodes, which are not payload: casync's store alone
+ * has one 4 KiB directory per chunk prefix.
+ */
+export async function fileBytes(dir) {
+  let sum = 0;
+  for (const size of (await listFiles(dir)).values()) sum += size;
+  return sum;
+}
+
+/** Files in `after` that are not in `before`: their count and total size. */
+export function newFiles(before, after) {
+  let count = 0;
+  let bytes = 0;
+  for (const [path, size] of after) {
+    if (!before.has(path)) {
+      count++;
+      bytes += size;
+    }
+  }
+  return { count, bytes };
+}
+
+// ---------------------------------------------------------------------------
+// Formatting and the result table
+
+export function formatNumber(x, digits = 1) {
+  if (x === undefined || x === null || Number.isNaN(x)) return '-';
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** Formats a value with its unit. Units: 'MB/s', 'MB' (value in bytes), 'B', 's', 'x' (a ratio), '%', '' (count). */
+export function formatValue(value, unit) {
+  if (value === undefined || value === null || Number.isNaN(value)) return '-';
+  switch (unit) {
+    case 'MB/s':
+      return `${formatNumber(value, 1)} MB/s`;
+    case 'MB':
+      return `${formatNumber(value / MB, 2)} MB`;
+    case 'B':
+      return `${formatNumber(value, 0)} B`;
+    case 's':
+      return `${formatNumber(value, 2)} s`;
+    case 'x':
+      return `${formatNumber(value, 2)}×`;
+    case '%':
+      return `${formatNumber(value, 1)} %`;
+    default:
+      return formatNumber(value, Number.isInteger(value) ? 0 : 2);
+  }
+}
+
+/** Error cells are clipped to keep the table readable; the full message is printed below the table and in the JSON. */
+const MAX_ERROR_CELL = 60;
+
+function clip(text, n) {
+  const line = String(text).split('\n')[0];
+  return line.length > n ? `${line.slice(0, n - 1)}…` : line;
+}
+
+const OPS = {
+  '>=': (a, b) => a >= b,
+  '<=': (a, b) => a <= b,
+  '==': (a, b) => a === b,
+};
+
+/**
+ * The table every suite prints: measurement | value | baseline | ratio | target | pass/fail.
+ * `ratio` is value / baseline; a target is a bound on that ratio.
+ */
+export class ResultTable {
+  constructor(title) {
+    this.title = title;
+    /** @type {Array<{key: string, measurement: string, value?: number, baseline?: number, unit?: string, ratio?: number, target?: string, pass?: boolean, note?: string, error?: string}>} */
+    this.rows = [];
+  }
+
+  /** A number with no target (context for the reader). `baseline` is optional. */
+  info(key, measurement, value, unit = '', baseline = undefined) {
+    const ratio = baseline ? value / baseline : undefined;
+    this.rows.push({ key, measurement, value, unit, baseline, ratio });
+  }
+
+  /** value / baseline compared against `target` with `op` ('>=', '<=', '=='). Returns whether it passed. */
+  compare(key, measurement, value, baseline, unit, op, target) {
+    const ratio = value / baseline;
+    const ok = Number.isFinite(ratio) && OPS[op](Number(ratio.toFixed(6)), target);
+    this.rows.push({ key, measurement, value, unit, baseline, ratio, target: `${op} ${target}`, pass: ok });
+    return ok;
+  }
+
+  /** A measurement that could not be taken; counts as a failure. */
+  error(key, measurement, message) {
+    this.rows.push({ key, measurement, target: undefined, pass: false, error: message });
+  }
+
+  get failed() {
+    return this.rows.filter((r) => r.pass === false);
+  }
+
+  print(write = (s) => process.stdout.write(s)) {
+    const header = ['measurement', 'value', 'baseline', 'ratio', 'target', 'pass/fail'];
+    const cells = this.rows.map((r) => [
+      r.measurement,
+      r.error ? `ERROR: ${clip(r.error, MAX_ERROR_CELL)}` : formatValue(r.value, r.unit),
+      r.baseline === undefined ? '-' : formatValue(r.baseline, r.unit),
+      r.ratio === undefined ? '-' : formatNumber(r.ratio, 3),
+      r.target ?? '-',
+      r.pass === undefined ? 'info' : r.pass ? 'PASS' : 'FAIL',
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+    const line = (c) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |\n`;
+    write(`\n## ${this.title}\n\n`);
+    write(line(header));
+    write(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
+    for (const c of cells) write(line(c));
+    write('\n');
+  }
+
+  toJSON() {
+    return this.rows;
+  }
+}
+
+/** The one machine-readable line a suite ends with; scripts grep for the prefix. */
+export function printBenchJson(record, write = (s) => process.stdout.write(s)) {
+  write(`BENCH-JSON ${JSON.stringify(record)}\n`);
+}
+
+export function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
