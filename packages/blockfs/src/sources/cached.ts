@@ -34,14 +34,16 @@ export class CachedSource implements BlockSource {
   ) {}
 
   get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
-    options?.signal?.throwIfAborted();
-    const pending = this.inflight.get(ref.id);
-    if (pending) return pending;
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     // The shared fetch must not die with the first caller's signal while others wait on it,
-    // so it runs without a signal of its own; each caller stops waiting on its own abort.
-    const p = this.load(ref, options?.priority).finally(() => this.inflight.delete(ref.id));
-    this.inflight.set(ref.id, p);
-    return options?.signal ? raceAbort(p, options.signal) : p;
+    // so it runs without a signal of its own; each caller, first or joining, stops waiting on its own abort.
+    let p = this.inflight.get(ref.id);
+    if (!p) {
+      p = this.load(ref, options?.priority).finally(() => this.inflight.delete(ref.id));
+      this.inflight.set(ref.id, p);
+    }
+    return signal ? raceAbort(p, signal) : p;
   }
 
   private async load(ref: BlockRef, priority: SourceOptions['priority']): Promise<Uint8Array> {

@@ -76,7 +76,7 @@ export class DiskCache implements BlockSource, BlockSink {
           }),
       );
     }
-    found.sort((a, b) => b.mtime - a.mtime);
+    found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.remember(f.id, f.size);
     await this.evict();
   }
@@ -94,7 +94,7 @@ export class DiskCache implements BlockSource, BlockSink {
     this.pin(ref.id);
     try {
       const bytes = await readFile(this.store.pathOf(ref.id), { signal: options?.signal });
-
+      this.remember(ref.id, bytes.length);
       return bytes;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -125,7 +125,7 @@ export class DiskCache implements BlockSource, BlockSink {
       this.remember(ref.id, stored.length);
     } catch (e) {
       if (e instanceof StoreFullError) {
-        this.logger.fault(`cache ${this.options.dir} is full: serving blocks without caching them`);
+        if (!this.fullWarned) this.logger.fault(`cache ${this.options.dir} is full: serving blocks without caching them`);
         this.fullWarned = true;
         return;
       }
@@ -184,7 +184,7 @@ export class DiskCache implements BlockSource, BlockSink {
       const low = max * (this.options.lowWatermark ?? DEFAULT_LOW_WATERMARK);
       for (const [id] of this.lru) {
         if (this.total <= low) break;
-
+        if (this.pins.has(id)) continue;
         this.forget(id);
         await unlink(this.store.pathOf(id)).catch(() => {});
       }
