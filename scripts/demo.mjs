@@ -43,7 +43,17 @@ writeFileSync(join(stage, 'etc', 'thfc-marker'), 'hello from a thfc image\n');
 const image = join(work, 'sample.img');
 rmSync(image, { force: true });
 run('truncate', ['-s', '96M', image]);
-run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0', '-d', stage, image]);
+run('mkfs.ext4', [
+  '-q',
+  '-F',
+  '-b',
+  '4096',
+  '-E',
+  'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0',
+  '-d',
+  stage,
+  image,
+]);
 
 step('2. make a signing key (once)');
 const key = join(work, 'publisher.key');

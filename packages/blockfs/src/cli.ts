@@ -84,6 +84,15 @@ function mountCommand(): Command {
     .option('--retries <n>', 'rounds over all mirrors before a read fails with EIO', count('--retries', 1))
     .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
     .option('--allow-other', 'let other users read the mount')
+    .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
+    .option(
+      '--prefetch <file-or-url>',
+      'replay this boot profile at mount (default: NAME.profile beside the index, if published)',
+    )
+    .option('--no-prefetch', 'do not replay a published boot profile')
+    .option('--prefetch-parallel <n>', 'profile blocks fetched at once', count('--prefetch-parallel', 1))
+    .option('--prefetch-rate <bytes>', 'cap prefetch and fill at BYTES per second', size('--prefetch-rate'))
+    .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file of the background daemon (default ${DEFAULT_LOG})`)
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
@@ -121,6 +130,12 @@ async function runMountCommand(argv: string[]): Promise<number> {
         retries: o.retries,
         proxy: o.proxy,
         allowOther: o.allowOther,
+        recordProfile: o.recordProfile,
+        prefetch: o.prefetch === false ? undefined : o.prefetch,
+        noPrefetch: o.prefetch === false,
+        prefetchParallel: o.prefetchParallel,
+        prefetchRate: o.prefetchRate,
+        fill: o.fill,
       },
       { logger, env: process.env },
     );

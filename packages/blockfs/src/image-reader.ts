@@ -1,4 +1,4 @@
-import { type BlockSource, decodeVerified, type ImageIndex } from '@thfc/format';
+import { type BlockRef, type BlockSource, decodeVerified, type ImageIndex } from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 import { raceAbort } from './sources/cached.js';
 
@@ -29,6 +29,9 @@ export function newReadStream(): ReadStream {
   return { lastBlock: -2, streak: 0, aheadNext: 0 };
 }
 
+/** Sees each demand use of a block: `i` is the block number, `ref` its entry. Must not throw or block. */
+export type BlockObserver = (i: number, ref: BlockRef) => void;
+
 export interface ReadCounters {
   reads: number;
   bytesRead: number;
@@ -47,7 +50,13 @@ export class ImageReader {
   private aheadInflight = 0;
 
   constructor(
-    private readonly components: { index: ImageIndex; source: BlockSource; logger?: Logger },
+    private readonly components: {
+      index: ImageIndex;
+      source: BlockSource;
+      logger?: Logger;
+      /** Told of every non-zero block a reader asks for, before it is fetched (profile recording, prefetch stats, measurement). */
+      observers?: readonly BlockObserver[];
+    },
     private readonly options: ImageReaderOptions = {},
   ) {}
 
@@ -89,6 +98,7 @@ export class ImageReader {
           buf.fill(0, dst, dst + (to - from));
           continue;
         }
+        for (const observe of this.components.observers ?? []) observe(i, ref);
         parts.push(
           this.block(i, waitSignal).then((data) => {
             buf.set(data.subarray(from - blockStart, to - blockStart), dst);
@@ -119,6 +129,8 @@ export class ImageReader {
   private readAhead(stream: ReadStream, first: number, last: number): void {
     const sequential = first === stream.lastBlock || first === stream.lastBlock + 1;
     stream.streak = sequential ? stream.streak + 1 : 0;
+    // A new stream (a seek) may start behind blocks an earlier one already asked for: read ahead from it afresh.
+    if (!sequential) stream.aheadNext = 0;
     stream.lastBlock = last;
     const n = this.options.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS;
     if (stream.streak < SEQUENTIAL_STREAK || n <= 0) return;

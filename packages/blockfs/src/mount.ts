@@ -1,6 +1,13 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BlockSource, type ImageIndex, UsageError } from '@thfc/format';
+import {
+  type BlockRef,
+  type BlockSource,
+  checkProfile,
+  type ImageIndex,
+  UsageError,
+  verifyInlineSignatures,
+} from '@thfc/format';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { SourceBuilder } from './build-source.js';
 import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
@@ -9,6 +16,9 @@ import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
 import { lazyUnmount, prepareMountpoint } from './mount-point.js';
+import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
+import { loadProfile } from './profile-loader.js';
+import { ProfileRecorder } from './profile-recorder.js';
 import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
 import type { Failover } from './sources/failover.js';
@@ -40,7 +50,21 @@ export interface MountOptions {
   readonly retries?: number | undefined;
   readonly proxy?: string | undefined;
   readonly allowOther?: boolean | undefined;
+  /** Record the blocks readers touch into this boot profile file at unmount (one image only). */
+  readonly recordProfile?: string | undefined;
+  /** Replay this profile (file or URL) instead of looking for NAME.profile beside the index. */
+  readonly prefetch?: string | undefined;
+  /** Do not look for a published profile. */
+  readonly noPrefetch?: boolean | undefined;
+  readonly prefetchParallel?: number | undefined;
+  /** Bytes per second for prefetch and fill together. */
+  readonly prefetchRate?: number | undefined;
+  /** After the profile, fetch the rest of the image in the background until it is all cached. */
+  readonly fill?: boolean | undefined;
 }
+
+/** Fill runs at low priority behind prefetch and demand: two fetches keep it moving without crowding them. */
+export const DEFAULT_FILL_PARALLEL = 2;
 
 export interface ImageStatus {
   readonly name: string;
@@ -64,6 +88,10 @@ export interface ImageStatus {
   readonly readaheadIssued: number;
   readonly sources: string;
   readonly mirrors: readonly MirrorSnapshot[];
+  /** Boot-profile replay: where the profile came from, and hit / wasted / pending counts. */
+  readonly prefetch: (PrefetchStatus & { source: string }) | null;
+  /** --fill progress over the blocks that were not local at mount time. */
+  readonly fill: PrefetchStatus | null;
 }
 
 export interface MountStatus {
@@ -92,6 +120,9 @@ interface ImageState {
   missing: Set<string>;
   unique: number;
   counts: ReturnType<ImageIndex['counts']>;
+  recorder: ProfileRecorder | undefined;
+  prefetcher: { prefetcher: Prefetcher; source: string } | undefined;
+  filler: Prefetcher | undefined;
 }
 
 /**
@@ -130,6 +161,9 @@ export async function mountImages(
     loaded.push(l);
   }
 
+  if (options.recordProfile && loaded.length !== 1) {
+    throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
+  }
   const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
   await disk?.open();
   const builder = new SourceBuilder(
@@ -148,19 +182,37 @@ export async function mountImages(
   const readTimeoutMs =
     (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? DEFAULT_RETRIES) * mirrorCount + 1) + 5_000;
 
-  const images: ImageState[] = loaded.map((l) => {
+  const images: ImageState[] = [];
+  for (const l of loaded) {
     const index = l.decoded.index;
-    const uniqueIds = [...index.uniqueRefs().keys()];
+    const unique = index.uniqueRefs();
+    const uniqueIds = [...unique.keys()];
     const missing = new Set(uniqueIds.filter((id) => !disk?.holds(id)));
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
     const built = builder.build(bases, counters);
+    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
+    const prefetcher = await openPrefetch(l, unique, built.source, { dispatcher, logger }, options);
+    const profileIds = new Set(prefetcher?.ids ?? []);
+    const filler = options.fill
+      ? new Prefetcher(
+          { source: built.source, logger },
+          [...unique.values()].filter((r) => missing.has(r.id) && !profileIds.has(r.id)),
+          { parallel: DEFAULT_FILL_PARALLEL, bytesPerSecond: options.prefetchRate },
+        )
+      : undefined;
+    const observers = [recorder?.observe, prefetcher?.prefetcher.observe, filler?.observe].filter(
+      (o) => o !== undefined,
+    );
     const reader = new ImageReader(
-      { index, source: built.source, logger },
+      { index, source: built.source, logger, observers },
       { readaheadBlocks: options.readahead, readTimeoutMs },
     );
     logger.info(`image ${index.header.name}: ${built.source}`);
-    return {
+    images.push({
+      recorder,
+      prefetcher: prefetcher && { prefetcher: prefetcher.prefetcher, source: prefetcher.source },
+      filler,
       loaded: l,
       index,
       reader,
@@ -171,8 +223,8 @@ export async function mountImages(
       missing,
       unique: uniqueIds.length,
       counts: index.counts(),
-    };
-  });
+    });
+  }
 
   const started = new Date();
   const status = (): MountStatus => ({
@@ -209,18 +261,38 @@ export async function mountImages(
     throw new UsageError(`cannot mount ${mountpoint}: ${(e as Error).message}`);
   }
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+  const background = new AbortController();
+  for (const s of images) {
+    void (async () => {
+      if (s.prefetcher) {
+        await s.prefetcher.prefetcher.run(background.signal);
+        logger.info(`prefetch of ${s.index.header.name} done: ${JSON.stringify(s.prefetcher.prefetcher.status())}`);
+      }
+      if (s.filler) {
+        await s.filler.run(background.signal);
+        if (!background.signal.aborted) logger.info(`fill of ${s.index.header.name} done: the image is cached`);
+      }
+    })();
+  }
 
   return {
     mountpoint,
     clearedStale,
     status,
     async unmount() {
+      background.abort();
       const clean = await fuse.unmount();
       if (!clean) {
         logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
         await lazyUnmount(mountpoint).catch(() => {});
       }
       await builder.close();
+      for (const s of images) {
+        if (s.recorder && options.recordProfile) {
+          await s.recorder.save(options.recordProfile);
+          logger.info(`recorded a boot profile of ${s.recorder.blocks} blocks to ${options.recordProfile}`);
+        }
+      }
       logger.info(`unmounted ${mountpoint}`);
     },
   };
@@ -250,7 +322,53 @@ function imageStatus(s: ImageState): ImageStatus {
     readaheadIssued: s.reader.counters.readaheadIssued,
     sources: String(s.source),
     mirrors: s.failover?.mirrorSnapshots() ?? [],
+    prefetch: s.prefetcher ? { source: s.prefetcher.source, ...s.prefetcher.prefetcher.status() } : null,
+    fill: s.filler?.status() ?? null,
   };
+}
+
+/**
+ * The image's boot profile, checked: it must be bound to this index and list
+ * only its blocks (checkProfile), and with a trust policy it must be signed by
+ * a trusted key. A profile that fails any check is ignored with a log line;
+ * the mount goes on without prefetch.
+ */
+async function openPrefetch(
+  l: LoadedIndex,
+  unique: Map<string, BlockRef>,
+  source: BlockSource,
+  components: { dispatcher: Dispatcher | undefined; logger: Logger },
+  options: MountOptions,
+): Promise<{ prefetcher: Prefetcher; source: string; ids: string[] } | undefined> {
+  if (options.noPrefetch || (options.offline && !options.prefetch)) return undefined;
+  const name = l.decoded.index.header.name;
+  try {
+    const profile = await loadProfile(options.prefetch, l.location, name, components, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
+    if (!profile) return undefined;
+    checkProfile(profile, l.decoded.index, l.decoded.digest);
+    if (options.trust) {
+      const keys = new Set(options.trust.map((k) => Buffer.from(k).toString('base64')));
+      const ok = verifyInlineSignatures(profile.bytes, profile.signatures).some(
+        (s) => s.valid && keys.has(Buffer.from(s.publicKey).toString('base64')),
+      );
+      if (!ok) throw new Error('not signed by a trusted key');
+    }
+    const refs = profile.blocks.map((id) => unique.get(id) as BlockRef);
+    components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
+    return {
+      prefetcher: new Prefetcher({ source, logger: components.logger }, refs, {
+        parallel: options.prefetchParallel,
+        bytesPerSecond: options.prefetchRate,
+      }),
+      source: options.prefetch ?? `${name}.profile`,
+      ids: profile.blocks as string[],
+    };
+  } catch (e) {
+    components.logger.fault(`image ${name}: boot profile ignored: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */

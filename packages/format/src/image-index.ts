@@ -6,7 +6,7 @@ import type { BlockRef } from './block-source.js';
 import { type Codec, formatCodecSpec, isCodec, parseCodecSpec } from './codecs.js';
 import { IndexFormatError, InvalidArgumentError, type ThfcError } from './errors.js';
 import { blockCount, blockLength, isValidBlockSize, MAX_IMAGE_SIZE } from './geometry.js';
-import { ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH, keyIdOf, signBytes, verifyBytes } from './signature.js';
+import { appendSignature, type InlineSignature, parseSignatureLine, verifyInlineSignatures } from './signature-line.js';
 
 /**
  * Index (mapping table) format v1. docs/FORMAT.md is this module's prose twin;
@@ -53,15 +53,8 @@ export type IndexEntry =
   | { readonly zero: true }
   | { readonly zero?: false; readonly id: string; readonly codec: Codec; readonly storedSize: number };
 
-export interface IndexSignature {
-  readonly algorithm: 'ed25519';
-  readonly keyId: string;
-  readonly publicKey: Uint8Array;
-  readonly signature: Uint8Array;
-  /** The signature covers bytes [0, signedLength) of the index file. */
-  readonly signedLength: number;
-  readonly line: number;
-}
+/** A signature line of an index (see signature-line.ts). */
+export type IndexSignature = InlineSignature;
 
 const CODE_ZERO = 0;
 const CODEC_CODES: readonly (Codec | 'zero')[] = ['zero', 'none', 'zstd', 'zlib'];
@@ -209,20 +202,14 @@ function checkEntry(
 
 /** Appends a signature line covering every byte of `indexBytes`. */
 export function signIndex(indexBytes: Uint8Array, privateKey: KeyObject, rawPublicKey: Uint8Array): Uint8Array {
-  const sig = signBytes(indexBytes, privateKey);
-  const line = `sig ed25519 ${keyIdOf(rawPublicKey)} ${Buffer.from(rawPublicKey).toString('base64')} ${Buffer.from(sig).toString('base64')}\n`;
-  return Buffer.concat([indexBytes, Buffer.from(line)]);
+  return appendSignature(indexBytes, privateKey, rawPublicKey);
 }
 
 /** Checks each signature against the bytes it covers. Says nothing about trust: see trust decisions in callers. */
 export function verifyIndexSignatures(
   decoded: DecodedIndex,
 ): { keyId: string; publicKey: Uint8Array; valid: boolean }[] {
-  return decoded.signatures.map((s) => ({
-    keyId: s.keyId,
-    publicKey: s.publicKey,
-    valid: verifyBytes(decoded.bytes.subarray(0, s.signedLength), s.signature, s.publicKey),
-  }));
+  return verifyInlineSignatures(decoded.bytes, decoded.signatures);
 }
 
 // ---------------------------------------------------------------- decoding
@@ -230,8 +217,6 @@ export function verifyIndexSignatures(
 const CREATED = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const DECIMAL = /^(0|[1-9]\d{0,15})$/;
-const B64_PUB = /^[A-Za-z0-9+/]{43}=$/;
-const B64_SIG = /^[A-Za-z0-9+/]{86}==$/;
 const HEADER_KEYS = ['name', 'size', 'block-size', 'hash', 'codec', 'created', 'previous', 'blocks'] as const;
 type HeaderKey = (typeof HEADER_KEYS)[number];
 
@@ -466,27 +451,7 @@ export class IndexDecoder {
       this.state = 'signatures';
       return;
     }
-    const parts = text.split(' ');
-    if (parts[0] !== 'sig') this.fail('only signature lines may follow the end line', 'sig');
-    if (parts.length !== 5) this.fail('expected "sig ed25519 <key-id> <public-key> <signature>"', 'sig');
-    const [, alg, keyId, pub, sig] = parts as [string, string, string, string, string];
-    if (alg !== 'ed25519') this.fail(`unknown signature algorithm "${alg.slice(0, 20)}"`, 'algorithm');
-    if (!B64_PUB.test(pub)) this.fail('public key must be 44 base64 characters', 'public-key');
-    if (!B64_SIG.test(sig)) this.fail('signature must be 88 base64 characters', 'signature');
-    const publicKey = Buffer.from(pub, 'base64');
-    const signature = Buffer.from(sig, 'base64');
-    if (publicKey.length !== ED25519_PUBLIC_KEY_LENGTH || signature.length !== ED25519_SIGNATURE_LENGTH) {
-      this.fail('bad key or signature length', 'signature');
-    }
-    if (keyId !== keyIdOf(publicKey)) this.fail(`key id ${keyId.slice(0, 20)} does not match the public key`, 'key-id');
-    this.signatures.push({
-      algorithm: 'ed25519',
-      keyId,
-      publicKey,
-      signature,
-      signedLength: lineStart,
-      line: this.lineNo,
-    });
+    this.signatures.push(parseSignatureLine(text, lineStart, this.lineNo, (why, field) => this.fail(why, field)));
   }
 }
 

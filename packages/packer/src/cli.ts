@@ -17,6 +17,7 @@ import { formatBytes, formatRate } from './human-units.js';
 import { runInspect } from './inspect.js';
 import { runKeygen } from './keygen.js';
 import { runPack } from './pack.js';
+import { runProfileAdd } from './profile.js';
 import { runSign } from './sign.js';
 import { runUnpack } from './unpack.js';
 import { runVerify } from './verify.js';
@@ -241,6 +242,25 @@ program
       r.added
         ? `signed ${r.index} with ${r.keyId} (${r.signatures} signatures)`
         : `${r.index} is already signed by ${r.keyId}`,
+    );
+  });
+
+const profile = program
+  .command('profile')
+  .description('boot profiles: the blocks a guest reads first, replayed by clients at mount');
+profile
+  .command('add')
+  .description('check a recorded profile against its index, sign it, and publish it as STORE/NAME.profile')
+  .argument('<index>', 'STORE/NAME.idx')
+  .argument('<profile>', 'a profile recorded by httpstorged --record-profile')
+  .option('-k, --key <keyfile>', 'sign with this private key (use the index signing key)')
+  .option('--json', 'print the result as JSON')
+  .action(async (index: string, file: string, o) => {
+    const r = await runProfileAdd({ index, profile: file, key: o.key });
+    print(
+      !!o.json,
+      r,
+      () => `published ${r.path}: ${r.blocks} blocks${r.signedBy ? `, signed by ${r.signedBy}` : ' (unsigned)'}`,
     );
   });
 

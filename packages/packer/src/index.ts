@@ -9,6 +9,7 @@ export * from './inspect.js';
 export * from './key-file.js';
 export * from './keygen.js';
 export * from './pack.js';
+export * from './profile.js';
 export * from './sign.js';
 export * from './unpack.js';
 export * from './verify.js';

@@ -125,7 +125,8 @@ export class DiskCache implements BlockSource, BlockSink {
       this.remember(ref.id, stored.length);
     } catch (e) {
       if (e instanceof StoreFullError) {
-        if (!this.fullWarned) this.logger.fault(`cache ${this.options.dir} is full: serving blocks without caching them`);
+        if (!this.fullWarned)
+          this.logger.fault(`cache ${this.options.dir} is full: serving blocks without caching them`);
         this.fullWarned = true;
         return;
       }
