@@ -180,6 +180,9 @@ export class FuseMount {
       // Immutable names and sizes: let the kernel cache lookups and attributes for a while.
       entryTimeout: 60,
       attrTimeout: 1,
+      // auto_cache trusts its cached attributes for ac_attr_timeout (default: attr_timeout, 1 s) and would keep
+      // serving an old status file from the page cache within that second; images keep their pages regardless.
+      acAttrTimeout: 0.001,
     });
     await new Promise<void>((resolve, reject) => fuse.mount((e?: Error) => (e ? reject(e) : resolve())));
     this.fuse = fuse;
