@@ -1,0 +1,83 @@
+import { InvalidArgumentError } from '@thfc/format';
+
+/**
+ * Per-request network faults for WAN simulation on loopback, where tc/netem
+ * may be missing and tests may not leave 127.0.0.0/8:
+ * `latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01`.
+ */
+export interface FaultSpec {
+  /** Added before each response's first byte: one round trip of a link with this RTT. */
+  readonly latencyMs: number;
+  /** Uniform ± around the latency. */
+  readonly jitterMs: number;
+  /** Shared by every response, like one link; 0 = unlimited. Bytes per second. */
+  readonly bandwidth: number;
+  /** Probability that a request is answered 503. */
+  readonly errorRate: number;
+  /** Probability that a response's connection is cut mid-body. */
+  readonly resetRate: number;
+}
+
+export const NO_FAULTS: FaultSpec = { latencyMs: 0, jitterMs: 0, bandwidth: 0, errorRate: 0, resetRate: 0 };
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s)$/;
+const RATE = /^(\d+(?:\.\d+)?)(B|KB|MB|GB|KiB|MiB|GiB)\/s$/;
+const RATE_UNITS: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
+
+export function parseFaultSpec(text: string): FaultSpec {
+  const spec = { ...NO_FAULTS };
+  if (text.trim() === '') return spec;
+  for (const part of text.split(',')) {
+    const [key, value] = part.split('=') as [string, string | undefined];
+    const bad = (why: string) => new InvalidArgumentError(`--inject ${part}: ${why}`);
+    if (value === undefined) throw bad('expected key=value');
+    switch (key.trim()) {
+      case 'latency':
+      case 'jitter': {
+        const m = DURATION.exec(value.trim());
+        if (!m) throw bad('expected a duration like 50ms or 0.1s');
+        const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+        if (key.trim() === 'latency') spec.latencyMs = ms;
+        else spec.jitterMs = ms;
+        break;
+      }
+      case 'bandwidth': {
+        const m = RATE.exec(value.trim());
+        if (!m) throw bad('expected a rate like 2MB/s');
+        spec.bandwidth = Number(m[1]) * (RATE_UNITS[m[2] as string] as number);
+        break;
+      }
+      case 'error-rate':
+      case 'reset-rate': {
+        const p = Number(value);
+        if (!Number.isFinite(p) || p < 0 || p > 1) throw bad('expected a probability from 0 to 1');
+        if (key.trim() === 'error-rate') spec.errorRate = p;
+        else spec.resetRate = p;
+        break;
+      }
+      default:
+        throw bad('unknown fault (latency, jitter, bandwidth, error-rate, reset-rate)');
+    }
+  }
+  if (spec.jitterMs > spec.latencyMs) throw new InvalidArgumentError('--inject: jitter cannot exceed latency');
+  return spec;
+}
+
+export type FaultDecision = { kind: 'error' } | { kind: 'serve'; delayMs: number; resetAfter: number | undefined };
+
+/** Draws the fate of one response of `size` bytes; `random` is injectable so tests are deterministic. */
+export function decideFault(spec: FaultSpec, size: number, random: () => number = Math.random): FaultDecision {
+  if (spec.errorRate > 0 && random() < spec.errorRate) return { kind: 'error' };
+  const delayMs = Math.max(0, spec.latencyMs + (random() * 2 - 1) * spec.jitterMs);
+  const resetAfter =
+    spec.resetRate > 0 && random() < spec.resetRate ? Math.floor(random() * Math.max(1, size)) : undefined;
+  return { kind: 'serve', delayMs, resetAfter };
+}

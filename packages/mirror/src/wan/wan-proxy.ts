@@ -1,0 +1,101 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { type Dispatcher, Pool } from 'undici';
+import { decideFault, type FaultSpec } from './fault-spec.js';
+
+/**
+ * An HTTP proxy in front of one upstream mirror that plays a WAN link:
+ * latency with jitter before each response, one shared bandwidth limit, and
+ * random 503s and mid-body resets. For tests and benchmarks on loopback.
+ */
+export class WanProxy {
+  private server: Server | undefined;
+  private readonly pool: Pool;
+  private readonly sockets = new Set<Socket>();
+  /** When the shared link is next free (ms, performance.now clock). */
+  private linkFreeAt = 0;
+  readonly counters = { requests: 0, errors: 0, resets: 0, bytes: 0 };
+
+  constructor(
+    private readonly upstream: string,
+    private readonly spec: FaultSpec,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.pool = new Pool(new URL(upstream).origin, { connections: 16 });
+  }
+
+  get url(): string {
+    const a = this.server?.address() as AddressInfo;
+    return `http://${a.address}:${a.port}${new URL(this.upstream).pathname.replace(/\/?$/, '/')}`;
+  }
+
+  async listen(host = '127.0.0.1', port = 0): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((r) => this.server?.listen(port, host, r));
+    return this;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.counters.requests++;
+    let up: Dispatcher.ResponseData;
+    try {
+      up = await this.pool.request({ path: req.url ?? '/', method: req.method === 'HEAD' ? 'HEAD' : 'GET' });
+    } catch {
+      res.writeHead(502).end();
+      return;
+    }
+    const body = Buffer.from(await up.body.arrayBuffer());
+    const fate = decideFault(this.spec, body.length, this.random);
+    if (fate.kind === 'error') {
+      this.counters.errors++;
+      res.writeHead(503, { 'retry-after': '1' }).end();
+      return;
+    }
+    if (fate.delayMs > 0) await sleep(fate.delayMs);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(up.headers))
+      if (typeof v === 'string' && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
+    res.writeHead(up.statusCode, headers);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const chunk = 16 * 1024;
+    for (let off = 0; off < body.length; off += chunk) {
+      const piece = body.subarray(off, Math.min(body.length, off + chunk));
+      if (fate.resetAfter !== undefined && off + piece.length > fate.resetAfter) {
+        this.counters.resets++;
+        res.socket?.destroy();
+        return;
+      }
+      await this.pace(piece.length);
+      if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+      this.counters.bytes += piece.length;
+    }
+    res.end();
+  }
+
+  /** Reserves `bytes` of the shared link and waits until they would have gone through it. */
+  private async pace(bytes: number): Promise<void> {
+    if (this.spec.bandwidth <= 0) return;
+    const now = performance.now();
+    const start = Math.max(now, this.linkFreeAt);
+    this.linkFreeAt = start + (bytes / this.spec.bandwidth) * 1000;
+    const wait = this.linkFreeAt - now;
+    if (wait > 1) await sleep(wait);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.pool.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { decideFault, NO_FAULTS, parseFaultSpec } from '../../src/wan/fault-spec.js';
+
+describe('parseFaultSpec', () => {
+  it('parses the full form', () => {
+    expect(parseFaultSpec('latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.02')).toEqual({
+      latencyMs: 50,
+      jitterMs: 10,
+      bandwidth: 2e6,
+      errorRate: 0.01,
+      resetRate: 0.02,
+    });
+    expect(parseFaultSpec('latency=0.1s,bandwidth=1MiB/s')).toMatchObject({ latencyMs: 100, bandwidth: 1024 * 1024 });
+    expect(parseFaultSpec('')).toEqual(NO_FAULTS);
+  });
+
+  it('rejects bad parts with a message naming them', () => {
+    expect(() => parseFaultSpec('latency=fast')).toThrow(/latency=fast: expected a duration/);
+    expect(() => parseFaultSpec('error-rate=2')).toThrow(/probability/);
+    expect(() => parseFaultSpec('loss=0.1')).toThrow(/unknown fault/);
+    expect(() => parseFaultSpec('latency')).toThrow(/key=value/);
+    expect(() => parseFaultSpec('latency=5ms,jitter=10ms')).toThrow(/jitter cannot exceed/);
+  });
+});
+
+describe('decideFault', () => {
+  const seq = (...xs: number[]) => {
+    let i = 0;
+    return () => xs[i++ % xs.length] as number;
+  };
+  it('draws errors, delays within the jitter and reset points', () => {
+    const spec = parseFaultSpec('latency=50ms,jitter=10ms,error-rate=0.5,reset-rate=0.5');
+    expect(decideFault(spec, 1000, seq(0.1))).toEqual({ kind: 'error' });
+    expect(decideFault(spec, 1000, seq(0.9, 1, 0.9))).toEqual({ kind: 'serve', delayMs: 60, resetAfter: undefined });
+    expect(decideFault(spec, 1000, seq(0.9, 0, 0.2, 0.25))).toEqual({ kind: 'serve', delayMs: 40, resetAfter: 250 });
+    expect(decideFault(NO_FAULTS, 1000, seq(0))).toEqual({ kind: 'serve', delayMs: 0, resetAfter: undefined });
+  });
+});

@@ -1,0 +1,60 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseFaultSpec } from '../../src/wan/fault-spec.js';
+import { WanProxy } from '../../src/wan/wan-proxy.js';
+
+const body = Buffer.alloc(200_000, 7);
+let upstream: Server;
+let base: string;
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/store/`;
+});
+afterAll(() => new Promise<void>((r) => upstream.close(() => r())));
+
+async function get(url: string): Promise<{ status: number; bytes: number; ms: number; error?: string }> {
+  const t = performance.now();
+  try {
+    const res = await request(url);
+    const b = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, bytes: b.length, ms: performance.now() - t };
+  } catch (e) {
+    return { status: 0, bytes: 0, ms: performance.now() - t, error: (e as Error).message };
+  }
+}
+
+describe('WanProxy', () => {
+  it('adds the latency and keeps to the bandwidth', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('latency=80ms,bandwidth=2MB/s')).listen();
+    try {
+      const r = await get(`${p.url}blocks/aa/x`);
+      expect(r).toMatchObject({ status: 200, bytes: body.length });
+      expect(r.ms).toBeGreaterThanOrEqual(80 + 100 - 15); // 80 ms + 200 KB at 2 MB/s
+      expect(p.url).toMatch(/\/store\/$/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('injects 503s and resets at the configured rates', async () => {
+    let x = 0;
+    const rolls = [0.1, 0.9, 0.9, 0.1, 0.5]; // request 1: error; request 2: serve, no jitter, reset at half
+    const p = await new WanProxy(
+      base,
+      parseFaultSpec('error-rate=0.5,reset-rate=0.5'),
+      () => rolls[x++ % rolls.length] as number,
+    ).listen();
+    try {
+      expect((await get(`${p.url}a`)).status).toBe(503);
+      const cut = await get(`${p.url}b`);
+      expect(cut.bytes).toBeLessThan(body.length);
+      expect(p.counters).toMatchObject({ errors: 1, resets: 1 });
+    } finally {
+      await p.close();
+    }
+  });
+});
