@@ -158,6 +158,8 @@ async function runMountCommand(argv: string[]): Promise<number> {
     process.removeAllListeners(sig);
     process.on(sig, () => void stop(sig));
   }
+  // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
+  process.on('unhandledRejection', (e) => logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`));
   process.on('uncaughtException', (e) => {
     logger.fault(`internal error: ${e.stack ?? e}`);
     void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
