@@ -2,13 +2,17 @@ import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { InputError, UsageError } from '@thfc/format';
+import { fsError, InputError, UsageError } from '@thfc/format';
 
 const execFileP = promisify(execFile);
 
 /** Mount points from /proc/self/mountinfo (field 5, octal escapes decoded), with their fs type. */
 export async function mountTable(): Promise<{ mountpoint: string; fstype: string }[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+/** The pure half of mountTable: the text of a mountinfo file, one mount per line. */
+export function parseMountInfo(text: string): { mountpoint: string; fstype: string }[] {
   return text
     .split('\n')
     .filter(Boolean)
@@ -50,7 +54,7 @@ export async function prepareMountpoint(path: string): Promise<boolean> {
       await lazyUnmount(abs);
       return true;
     }
-    throw e;
+    throw fsError(e, `mountpoint ${path}`);
   }
   if (await isMounted(abs)) {
     throw new UsageError(

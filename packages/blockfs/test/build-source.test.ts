@@ -1,0 +1,164 @@
+import { join } from 'node:path';
+import { type BlockRef, MirrorUnavailableError } from '@thfc/format';
+import { DirStore } from '@thfc/packer';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SourceBuilder, type SourceOptions } from '../src/build-source.js';
+import { MemoryLogger } from '../src/logger.js';
+import type { CacheCounters } from '../src/sources/cached.js';
+import { DiskCache } from '../src/sources/disk-cache.js';
+import { corrupted, makeBlock, tempDir } from './image-fixtures.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function dir(): Promise<string> {
+  const t = await tempDir('thfc-build-source-');
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+const counters = (): CacheCounters => ({ hits: 0, fetched: 0, bytesFetched: 0 });
+
+async function builder(options: SourceOptions, withDisk = true) {
+  const cacheDir = await dir();
+  const disk = withDisk ? new DiskCache({}, { dir: cacheDir }) : undefined;
+  const logger = new MemoryLogger();
+  const b = new SourceBuilder({ disk, logger }, options);
+  cleanups.push(() => b.close());
+  return { b, disk, cacheDir, logger };
+}
+
+const A = 'http://a.example/imgs/';
+const B = 'https://b.example:8443/imgs/';
+const HTTP_A = 'verified(http(http://a.example/imgs))';
+const HTTP_B = 'verified(http(https://b.example:8443/imgs))';
+
+describe('SourceBuilder topology (toString)', () => {
+  it('default: memory over a read-through, checked disk cache over failover of verified mirrors', async () => {
+    const { b, cacheDir } = await builder({});
+    expect(String(b.build([A], counters()).source)).toBe(
+      `memory(cached(checked-once(disk(${cacheDir})), failover(${HTTP_A})))`,
+    );
+  });
+
+  it('several mirrors, in the order given', async () => {
+    const { b, cacheDir } = await builder({});
+    expect(String(b.build([B, A], counters()).source)).toBe(
+      `memory(cached(checked-once(disk(${cacheDir})), failover(${HTTP_B}, ${HTTP_A})))`,
+    );
+  });
+
+  it('--nocache: no disk in the tree, even when one is passed', async () => {
+    for (const withDisk of [true, false]) {
+      const { b } = await builder({ nocache: true }, withDisk);
+      expect(String(b.build([A], counters()).source)).toBe(`memory(cached(none, failover(${HTTP_A})))`);
+    }
+  });
+
+  it('--offline: the remote is offline, no mirror is created', async () => {
+    const { b, cacheDir } = await builder({ offline: true });
+    const built = b.build([A, B], counters());
+    expect(String(built.source)).toBe(`memory(cached(checked-once(disk(${cacheDir})), offline))`);
+    expect(built.failover).toBeUndefined();
+  });
+
+  it('--paranoid: the disk cache is checked on every use', async () => {
+    const { b, cacheDir } = await builder({ paranoid: true });
+    expect(String(b.build([A], counters()).source)).toBe(
+      `memory(cached(checked-always(disk(${cacheDir})), failover(${HTTP_A})))`,
+    );
+  });
+
+  it('a local directory mirror is a verified dir store', async () => {
+    const store = await dir();
+    const { b, cacheDir } = await builder({});
+    expect(String(b.build([store, A], counters()).source)).toBe(
+      `memory(cached(checked-once(disk(${cacheDir})), failover(verified(dir(${store})), ${HTTP_A})))`,
+    );
+  });
+});
+
+describe('SourceBuilder trees at work (local directory mirror)', () => {
+  async function mirrorWith(blocks: { ref: BlockRef; stored: Uint8Array }[]) {
+    const root = await dir();
+    const store = new DirStore(root);
+    for (const b of blocks) await store.put(b.ref, b.stored);
+    return root;
+  }
+
+  it('a block is fetched once, lands in the disk cache, then is served from RAM', async () => {
+    const blk = makeBlock(1);
+    const store = await mirrorWith([blk]);
+    const { b, disk } = await builder({ retries: 1 });
+    const c = counters();
+    const built = b.build([store], c);
+    expect(Buffer.from(await built.source.get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
+    expect(disk?.holds(blk.ref.id)).toBe(true);
+    expect(c).toMatchObject({ fetched: 1, hits: 0 });
+    await built.source.get(blk.ref);
+    expect(built.memory.hits).toBe(1);
+    expect(built.failover?.mirrorSnapshots()).toMatchObject([{ url: store, requests: 1, errors: 0 }]);
+  });
+
+  it('a second image on the same mount reuses the disk cache and the mirror’s record', async () => {
+    const blk = makeBlock(2);
+    const store = await mirrorWith([blk]);
+    const { b } = await builder({ retries: 1 });
+    const first = b.build([store], counters());
+    await first.source.get(blk.ref);
+    const c2 = counters();
+    const second = b.build([store], c2);
+    await second.source.get(blk.ref);
+    expect(c2).toMatchObject({ hits: 1, fetched: 0 });
+    expect(second.failover?.mirrorSnapshots()).toMatchObject([{ url: store, requests: 1 }]);
+  });
+
+  it('--nocache writes nothing to the disk', async () => {
+    const blk = makeBlock(3);
+    const store = await mirrorWith([blk]);
+    const { b, disk } = await builder({ nocache: true, retries: 1 });
+    await b.build([store], counters()).source.get(blk.ref);
+    expect(disk?.blocks).toBe(0);
+  });
+
+  it('--offline serves what the disk holds and gives EIO for the rest', async () => {
+    const [held, missing] = [makeBlock(4), makeBlock(5)];
+    const { b, disk } = await builder({ offline: true });
+    await disk?.put(held.ref, held.stored);
+    const built = b.build(['/nonexistent'], counters());
+    expect(Buffer.from(await built.source.get(held.ref)).equals(Buffer.from(held.stored))).toBe(true);
+    await expect(built.source.get(missing.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+  });
+
+  it('a mirror serving bad bytes fails the read and poisons neither cache', async () => {
+    const blk = makeBlock(6);
+    const store = await mirrorWith([{ ref: blk.ref, stored: corrupted(blk.stored) }]);
+    const { b, disk } = await builder({ retries: 1 });
+    const built = b.build([store], counters());
+    await expect(built.source.get(blk.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(disk?.holds(blk.ref.id)).toBe(false);
+    expect(built.memory.holds(blk.ref.id)).toBe(false);
+    expect(built.failover?.mirrorSnapshots()).toMatchObject([{ url: store, errors: 1 }]);
+  });
+
+  it('a corrupt disk cache entry is dropped and fetched again from the mirror', async () => {
+    const blk = makeBlock(7);
+    const store = await mirrorWith([blk]);
+    const { b, disk, logger } = await builder({ retries: 1 });
+    await disk?.put(blk.ref, corrupted(blk.stored));
+    const c = counters();
+    const built = b.build([store], c);
+    expect(Buffer.from(await built.source.get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
+    expect(c).toMatchObject({ fetched: 1, hits: 0 });
+    expect(logger.lines.filter((l) => l.startsWith('FAULT'))).toHaveLength(1);
+    expect(Buffer.from(await (disk as DiskCache).get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
+  });
+
+  it('close() is safe with no HTTP mirror, and after building HTTP ones', async () => {
+    const { b } = await builder({});
+    b.build([join(await dir(), 'store'), A, B], counters());
+    await expect(b.close()).resolves.toBeUndefined();
+  });
+});

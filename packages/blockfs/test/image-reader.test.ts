@@ -1,0 +1,267 @@
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type BlockRef,
+  type BlockSource,
+  MirrorUnavailableError,
+  type SourceOptions,
+} from '@thfc/format';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_READAHEAD_BLOCKS,
+  ImageReader,
+  type ImageReaderOptions,
+  newReadStream,
+  type ReadStream,
+} from '../src/image-reader.js';
+import { MemoryLogger } from '../src/logger.js';
+import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
+
+const BS = 4096;
+
+/** `n` distinct blocks; those listed in `zeros` are all-zero; the last is `lastSize` bytes. */
+function image(n: number, options: { zeros?: number[]; lastSize?: number } = {}): TestImage {
+  const blocks = Array.from({ length: n }, (_, i) => {
+    const size = i === n - 1 ? (options.lastSize ?? BS) : BS;
+    return options.zeros?.includes(i) ? new Uint8Array(size) : patternBytes(size, i + 1);
+  });
+  return makeImage(blocks);
+}
+
+function reader(img: TestImage, options: ImageReaderOptions = {}, source: BlockSource = img.source) {
+  const logger = new MemoryLogger();
+  return { logger, reader: new ImageReader({ index: img.decoded.index, source, logger }, options) };
+}
+
+/** Reads [position, +length) into a buffer pre-filled with 0xAA, so untouched bytes show. */
+async function readRange(r: ImageReader, position: number, length: number, stream?: ReadStream) {
+  const buf = new Uint8Array(length + 16).fill(0xaa);
+  const n = await r.read(buf, length, position, stream);
+  return { n, buf };
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+describe('ImageReader reads', () => {
+  it('returns the image’s bytes for ranges inside, across and spanning many blocks', async () => {
+    const img = image(5, { lastSize: 1000 });
+    const { reader: r } = reader(img);
+    expect(r.size).toBe(4 * BS + 1000);
+    expect(r.name).toBe('img');
+    for (const [pos, len] of [
+      [0, BS],
+      [10, 20],
+      [BS - 100, 200],
+      [BS - 1, 2],
+      [100, 3 * BS],
+      [0, 4 * BS + 1000],
+      [3 * BS + 5, BS + 995],
+    ] as const) {
+      const { n, buf } = await readRange(r, pos, len);
+      expect(n).toBe(len);
+      expect(same(buf.subarray(0, n), img.bytes.subarray(pos, pos + len))).toBe(true);
+      expect(buf.subarray(n).every((x) => x === 0xaa)).toBe(true);
+    }
+    expect(r.counters.reads).toBe(7);
+    expect(r.counters.readErrors).toBe(0);
+  });
+
+  it('fills zero blocks without asking the source', async () => {
+    const img = image(4, { zeros: [1, 2] });
+    const { reader: r } = reader(img);
+    const { n, buf } = await readRange(r, BS, 2 * BS);
+    expect(n).toBe(2 * BS);
+    expect(buf.subarray(0, n).every((x) => x === 0)).toBe(true);
+    expect(img.source.calls).toEqual([]);
+
+    const all = await readRange(r, 0, 4 * BS);
+    expect(same(all.buf.subarray(0, all.n), img.bytes)).toBe(true);
+    expect(img.source.calls).toEqual([img.decoded.index.ref(0)?.id, img.decoded.index.ref(3)?.id]);
+  });
+
+  it('reads at or past the end return 0; reads over the end are clipped', async () => {
+    const img = image(2, { lastSize: 100 });
+    const size = BS + 100;
+    const { reader: r } = reader(img);
+    expect((await readRange(r, size, 10)).n).toBe(0);
+    expect((await readRange(r, size + BS * 10, 10)).n).toBe(0);
+    expect((await readRange(r, 0, 0)).n).toBe(0);
+    const { n, buf } = await readRange(r, size - 10, 4096);
+    expect(n).toBe(10);
+    expect(same(buf.subarray(0, 10), img.bytes.subarray(size - 10))).toBe(true);
+    expect(buf.subarray(10).every((x) => x === 0xaa)).toBe(true);
+    expect(r.counters.bytesRead).toBe(10);
+  });
+
+  for (const [name, error] of [
+    ['could not answer', new MirrorUnavailableError('fake(image)', 'down')],
+    ['not found', new BlockNotFoundError('x', 'fake(image)')],
+  ] as const) {
+    it(`a source that ${name} rejects the read, counted and logged`, async () => {
+      const img = image(3);
+      const { reader: r, logger } = reader(img);
+      img.source.onGet = (ref) => {
+        if (ref.id === img.decoded.index.ref(1)?.id) throw error;
+        return undefined;
+      };
+      await expect(r.read(new Uint8Array(3 * BS), 3 * BS, 0)).rejects.toBe(error);
+      expect(r.counters.readErrors).toBe(1);
+      expect(r.counters.bytesRead).toBe(0);
+      expect(logger.lines).toEqual([`FAULT read img [0, +${3 * BS}) failed: ${error.message}`]);
+    });
+  }
+
+  it('never copies out wrong bytes: a source answering another block’s bytes rejects', async () => {
+    const img = image(2);
+    const { reader: r } = reader(img);
+    const other = img.source.blocks.get(img.decoded.index.ref(1)?.id as string);
+    img.source.onGet = () => other;
+    const buf = new Uint8Array(BS).fill(0xaa);
+    await expect(r.read(buf, BS, 0)).rejects.toBeInstanceOf(BlockCorruptError);
+    expect(buf.every((x) => x === 0xaa)).toBe(true);
+  });
+
+  it('readTimeoutMs bounds a source that never answers', async () => {
+    const img = image(2);
+    const { reader: r, logger } = reader(img, { readTimeoutMs: 50 });
+    img.source.onGet = () => new Promise<undefined>(() => {});
+    const started = Date.now();
+    const e = await r.read(new Uint8Array(BS), BS, 0).catch((e: unknown) => e);
+    expect((e as Error).name).toBe('TimeoutError');
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(logger.lines).toEqual([`FAULT read img [0, +${BS}) failed: no answer within 50 ms`]);
+    expect(r.counters.readErrors).toBe(1);
+  }, 5000);
+
+  it('the caller’s abort stops a read that is waiting', async () => {
+    const img = image(2);
+    const { reader: r } = reader(img);
+    img.source.onGet = () => new Promise<undefined>(() => {});
+    const ac = new AbortController();
+    const p = r.read(new Uint8Array(BS), BS, 0, undefined, ac.signal);
+    ac.abort(new Error('unmounting'));
+    await expect(p).rejects.toThrow('unmounting');
+  });
+
+  it('demand reads ask the source with priority demand and a signal when bounded', async () => {
+    const img = image(2);
+    const rec = new RecordingSource(img.source);
+    const { reader: r } = reader(img, { readTimeoutMs: 1000 }, rec);
+    await r.read(new Uint8Array(BS), BS, 0);
+    expect(rec.gets).toHaveLength(1);
+    expect(rec.gets[0]?.priority).toBe('demand');
+    expect(rec.gets[0]?.signal).toBeInstanceOf(AbortSignal);
+  });
+});
+
+describe('ImageReader read-ahead', () => {
+  function setup(n: number, options: ImageReaderOptions & { zeros?: number[] } = {}) {
+    const img = image(n, { zeros: options.zeros });
+    const rec = new RecordingSource(img.source);
+    const { reader: r, logger } = reader(img, options, rec);
+    const idOf = (i: number) => img.decoded.index.ref(i)?.id;
+    const background = () => rec.gets.filter((g) => g.priority === 'background').map((g) => g.id);
+    const readBlock = (i: number, stream: ReadStream) => r.read(new Uint8Array(BS), BS, i * BS, stream);
+    return { img, rec, r, logger, idOf, background, readBlock };
+  }
+
+  it('starts once reads form a stream, asks for the next N blocks in the background, then keeps one window ahead', async () => {
+    const { r, idOf, background, readBlock } = setup(20, { readaheadBlocks: 4 });
+    const stream = newReadStream();
+    await readBlock(0, stream);
+    await readBlock(1, stream);
+    expect(background()).toEqual([]);
+    await readBlock(2, stream);
+    expect(background()).toEqual([3, 4, 5, 6].map(idOf));
+    expect(r.counters.readaheadIssued).toBe(4);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // read-ahead settles
+    await readBlock(3, stream);
+    expect(background()).toEqual([3, 4, 5, 6, 7].map(idOf)); // only the block that entered the window
+  });
+
+  it('a kernel read size below the block size (several reads per block) is still one stream', async () => {
+    const { background, r } = setup(10, { readaheadBlocks: 2 });
+    const stream = newReadStream();
+    for (let pos = 0; pos < 2 * BS; pos += BS / 2) await r.read(new Uint8Array(BS / 2), BS / 2, pos, stream);
+    expect(background().length).toBeGreaterThan(0);
+  });
+
+  it('random reads issue no read-ahead', async () => {
+    const { r, background, readBlock } = setup(20, { readaheadBlocks: 4 });
+    const stream = newReadStream();
+    for (const i of [5, 1, 9, 3, 17, 12, 0, 7]) await readBlock(i, stream);
+    expect(background()).toEqual([]);
+    expect(r.counters.readaheadIssued).toBe(0);
+  });
+
+  it('without a stream, or with readaheadBlocks 0, there is no read-ahead', async () => {
+    const a = setup(10, { readaheadBlocks: 4 });
+    for (let i = 0; i < 5; i++) await a.r.read(new Uint8Array(BS), BS, i * BS);
+    expect(a.background()).toEqual([]);
+    const b = setup(10, { readaheadBlocks: 0 });
+    const stream = newReadStream();
+    for (let i = 0; i < 5; i++) await b.readBlock(i, stream);
+    expect(b.background()).toEqual([]);
+  });
+
+  it('uses the default window when none is given', async () => {
+    const { background, readBlock } = setup(30);
+    const stream = newReadStream();
+    for (let i = 0; i < 3; i++) await readBlock(i, stream);
+    expect(background()).toHaveLength(DEFAULT_READAHEAD_BLOCKS);
+  });
+
+  it('skips zero blocks and stops at the last block', async () => {
+    const { idOf, background, readBlock } = setup(8, { readaheadBlocks: 10, zeros: [4, 5] });
+    const stream = newReadStream();
+    for (let i = 0; i < 3; i++) await readBlock(i, stream);
+    expect(background()).toEqual([3, 6, 7].map(idOf));
+  });
+
+  it('keeps at most N read-ahead gets in flight', async () => {
+    const img = image(30);
+    const gate = deferred();
+    const held: string[] = [];
+    const gated: BlockSource = {
+      async get(ref: BlockRef, options?: SourceOptions) {
+        if (options?.priority === 'background') {
+          held.push(ref.id);
+          await gate.promise;
+        }
+        return img.source.get(ref, options);
+      },
+      has: (ref) => img.source.has(ref),
+      toString: () => 'gated',
+    };
+    const { reader: r } = reader(img, { readaheadBlocks: 3 }, gated);
+    const stream = newReadStream();
+    for (let i = 0; i < 8; i++) await r.read(new Uint8Array(BS), BS, i * BS, stream);
+    expect(held).toHaveLength(3);
+    gate.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await r.read(new Uint8Array(BS), BS, 8 * BS, stream);
+    expect(held.length).toBeGreaterThan(3);
+  });
+
+  it('a failed read-ahead is logged verbosely and fails no read', async () => {
+    const { img, idOf, logger, readBlock } = setup(10, { readaheadBlocks: 2 });
+    img.source.onGet = (ref) => {
+      if (ref.id === idOf(3)) throw new MirrorUnavailableError('fake(image)', 'down');
+      return undefined;
+    };
+    const stream = newReadStream();
+    for (let i = 0; i < 3; i++) await readBlock(i, stream);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(logger.lines).toEqual(['FETCH read-ahead of block 3 gave up: fake(image) unavailable: down']);
+  });
+
+  it('a stream that starts again behind an earlier one reads ahead again', async () => {
+    const { idOf, background, readBlock } = setup(40, { readaheadBlocks: 4 });
+    const stream = newReadStream();
+    for (const i of [20, 21, 22]) await readBlock(i, stream);
+    expect(background()).toEqual([23, 24, 25, 26].map(idOf));
+    // Seek back to the start of the image and read it sequentially.
+    for (const i of [0, 1, 2]) await readBlock(i, stream);
+    expect(background()).toEqual([23, 24, 25, 26, 3, 4, 5, 6].map(idOf));
+  });
+});

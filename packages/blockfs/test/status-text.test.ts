@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { ImageStatus, MountStatus } from '../src/mount.js';
+import { formatStatus } from '../src/status-text.js';
+
+function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
+  return {
+    name: 'debian',
+    index: 'http://mirror.example/imgs/debian.idx',
+    indexFrom: 'network',
+    digest: `sha256:${'ab'.repeat(32)}`,
+    size: 512 * 1024 * 1024,
+    blocks: 2048,
+    zeroBlocks: 1000,
+    uniqueBlocks: 1000,
+    localBlocks: 250,
+    localFraction: 0.25,
+    blocksFetched: 200,
+    bytesDownloaded: 20 * 1024 * 1024,
+    cacheHits: 50,
+    memoryHits: 7,
+    reads: 300,
+    bytesRead: 3 * 1024 * 1024,
+    readErrors: 1,
+    readaheadIssued: 64,
+    sources: 'memory(cached(...))',
+    mirrors: [
+      {
+        url: 'http://a.example/imgs',
+        state: 'ok',
+        latencyMs: 12.345,
+        requests: 150,
+        errors: 0,
+        notFound: 2,
+        bytes: 1,
+        lastError: null,
+      },
+      {
+        url: 'http://b.example/imgs',
+        state: 'demoted',
+        latencyMs: null,
+        requests: 3,
+        errors: 3,
+        notFound: 0,
+        bytes: 0,
+        lastError: 'http(http://b.example/imgs) unavailable: ECONNREFUSED',
+      },
+    ],
+    prefetch: null,
+    fill: null,
+    ...overrides,
+  };
+}
+
+function status(overrides: Partial<MountStatus> = {}): MountStatus {
+  return {
+    mountpoint: '/mnt/images',
+    pid: 4242,
+    started: '2026-11-27T09:00:00.000Z',
+    cache: { dir: '/var/tmp/blocks', bytes: 1536 * 1024, blocks: 12, maxBytes: 10 * 1024 ** 3 },
+    images: [image()],
+    ...overrides,
+  };
+}
+
+describe('formatStatus', () => {
+  it('one paragraph per image, one line per mirror, with the disk cache', () => {
+    const text = formatStatus(status());
+    expect(text.endsWith('\n')).toBe(true);
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toBe('/mnt/images: daemon pid 4242 since 2026-11-27T09:00:00.000Z');
+    expect(lines[1]).toBe('cache /var/tmp/blocks: 12 blocks, 1.50 MiB of 10.0 GiB');
+    expect(lines[2]).toBe('');
+    expect(lines[3]).toBe('debian  512 MiB  http://mirror.example/imgs/debian.idx (index from network)');
+    expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
+    expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
+    expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');
+    const a = lines.indexOf('  mirror   http://a.example/imgs ok 12.3 ms, 150 requests, 0 errors, 2 not found');
+    const b = lines.indexOf(
+      '  mirror   http://b.example/imgs demoted, 3 requests, 3 errors, 0 not found; last error: http(http://b.example/imgs) unavailable: ECONNREFUSED',
+    );
+    expect(a).toBeGreaterThan(3);
+    expect(b).toBe(a + 1);
+  });
+
+  it('without a disk cache says RAM only; an uncapped cache shows no cap', () => {
+    expect(formatStatus(status({ cache: { dir: null, bytes: 0, blocks: 0, maxBytes: null } })).split('\n')[1]).toBe(
+      'cache: none (RAM only)',
+    );
+    expect(formatStatus(status({ cache: { dir: '/c', bytes: 100, blocks: 1, maxBytes: null } })).split('\n')[1]).toBe(
+      'cache /c: 1 blocks, 100 B',
+    );
+  });
+
+  it('an offline image (index from the cache) lists no mirrors', () => {
+    const text = formatStatus(status({ images: [image({ indexFrom: 'cache', mirrors: [] })] }));
+    expect(text).toContain('(index from cache)');
+    expect(text).not.toContain('  mirror   ');
+  });
+
+  it('several images each get their own paragraph, in order', () => {
+    const text = formatStatus(
+      status({
+        images: [image(), image({ name: 'alpine', index: '/srv/alpine.idx', indexFrom: 'file', mirrors: [] })],
+      }),
+    );
+    const paragraphs = text.trimEnd().split('\n\n');
+    expect(paragraphs).toHaveLength(3);
+    expect(paragraphs[1]?.startsWith('debian  ')).toBe(true);
+    expect(paragraphs[2]?.startsWith('alpine  512 MiB  /srv/alpine.idx (index from file)')).toBe(true);
+  });
+});
