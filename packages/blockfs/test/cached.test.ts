@@ -256,6 +256,37 @@ describe('CachedSource', () => {
   });
 });
 
+describe('CachedSource priority', () => {
+  it('a demand read overtakes a background fetch of the same block that is stuck in a queue', async () => {
+    const cache = new FakeSource('cache');
+    const b = makeBlock(21);
+    const calls: string[] = [];
+    // A mirror whose background queue never moves: only a demand request is answered.
+    const remote = {
+      async get(ref: BlockRef, o?: { signal?: AbortSignal; priority?: string }) {
+        calls.push(o?.priority ?? 'demand');
+        if (o?.priority === 'background') {
+          return new Promise<Uint8Array>((_resolve, reject) => {
+            o.signal?.addEventListener('abort', () => reject(o.signal?.reason), { once: true });
+          });
+        }
+        return b.stored;
+      },
+      async has() {
+        return true;
+      },
+      toString: () => 'stuck-queue',
+    };
+    const cached = new CachedSource({ cache, remote });
+    const ahead = cached.get(b.ref, { priority: 'background' });
+    const waiting = cached.get(b.ref, { priority: 'demand' });
+    await expect(waiting).resolves.toBe(b.stored);
+    await expect(ahead).resolves.toBe(b.stored); // the read-ahead caller is served by the demand fetch too
+    expect(calls).toEqual(['background', 'demand']);
+    expect(cache.blocks.get(b.ref.id)).toBe(b.stored);
+  });
+});
+
 describe('raceAbort', () => {
   it('settles with the promise when the signal stays quiet', async () => {
     await expect(raceAbort(Promise.resolve(7), new AbortController().signal)).resolves.toBe(7);
