@@ -22,11 +22,43 @@ export interface CacheCounters {
  * Passes on every error of the remote; a cache miss (BlockNotFoundError) is
  * absorbed; other cache errors are treated as misses too.
  */
-interface Inflight {
+/**
+ * One block being loaded for any number of waiters. It settles with the
+ * first load to succeed, or with the first error once every load has failed.
+ */
+class Inflight {
   readonly promise: Promise<Uint8Array>;
-  readonly priority: 'demand' | 'background';
-  /** Cancels this load; used when a demand load overtakes a background one. */
-  readonly cancel: AbortController;
+  priority: 'demand' | 'background';
+  private resolve!: (v: Uint8Array) => void;
+  private reject!: (e: unknown) => void;
+  private running = 0;
+  private firstError: unknown;
+  private readonly cancels: AbortController[] = [];
+
+  constructor(priority: 'demand' | 'background') {
+    this.priority = priority;
+    this.promise = new Promise<Uint8Array>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+  }
+
+  /** Adds a load; on success it serves every waiter and cancels the other loads. */
+  add(load: (signal: AbortSignal) => Promise<Uint8Array>): void {
+    const cancel = new AbortController();
+    this.cancels.push(cancel);
+    this.running++;
+    load(cancel.signal).then(
+      (v) => {
+        this.resolve(v);
+        for (const c of this.cancels) if (c !== cancel) c.abort(new Error('overtaken by another load of the block'));
+      },
+      (e) => {
+        this.firstError ??= e;
+        if (--this.running === 0) this.reject(this.firstError);
+      },
+    );
+  }
 }
 
 export class CachedSource implements BlockSource {
@@ -44,47 +76,27 @@ export class CachedSource implements BlockSource {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const priority = options?.priority ?? 'demand';
-    // The shared fetch must not die with the first caller's signal while others wait on it,
+    // The shared load must not die with the first caller's signal while others wait on it,
     // so it runs without a caller's signal; each caller, first or joining, stops waiting on its own abort.
     let entry = this.inflight.get(ref.id);
-    if (!entry) entry = this.start(ref, priority);
-    else if (priority === 'demand' && entry.priority === 'background') entry = this.overtake(ref, entry);
+    if (!entry) {
+      const fresh = new Inflight(priority);
+      entry = fresh;
+      this.inflight.set(ref.id, fresh);
+      fresh.promise
+        .finally(() => {
+          if (this.inflight.get(ref.id) === fresh) this.inflight.delete(ref.id);
+        })
+        .catch(() => {});
+      fresh.add((s) => this.load(ref, priority, s));
+    } else if (priority === 'demand' && entry.priority === 'background') {
+      // A reader now waits on a block that read-ahead or prefetch asked for, and that request may sit in a
+      // mirror's background queue. Load it again at demand priority beside it: whichever succeeds first serves
+      // every waiter and cancels the other. A reader never waits at background priority.
+      entry.priority = 'demand';
+      entry.add((s) => this.load(ref, 'demand', s));
+    }
     return signal ? raceAbort(entry.promise, signal) : entry.promise;
-  }
-
-  private start(ref: BlockRef, priority: 'demand' | 'background'): Inflight {
-    const cancel = new AbortController();
-    const promise = this.load(ref, priority, cancel.signal);
-    const entry: Inflight = { promise, priority, cancel };
-    this.track(ref.id, entry);
-    return entry;
-  }
-
-  /**
-   * A reader now waits on a block that read-ahead or prefetch asked for, and
-   * that request may sit in a mirror's background queue. Start a demand load
-   * beside it; the first to succeed serves every waiter, and a winning demand
-   * load cancels the background one. A reader never waits at background priority.
-   */
-  private overtake(ref: BlockRef, background: Inflight): Inflight {
-    const cancel = new AbortController();
-    const demand = this.load(ref, 'demand', cancel.signal);
-    demand.then(
-      () => background.cancel.abort(new Error('overtaken by a demand read')),
-      () => {},
-    );
-    const entry: Inflight = { promise: firstSuccess(demand, background.promise), priority: 'demand', cancel };
-    this.track(ref.id, entry);
-    return entry;
-  }
-
-  private track(id: string, entry: Inflight): void {
-    this.inflight.set(id, entry);
-    entry.promise
-      .finally(() => {
-        if (this.inflight.get(id) === entry) this.inflight.delete(id);
-      })
-      .catch(() => {});
   }
 
   private async load(ref: BlockRef, priority: 'demand' | 'background', signal: AbortSignal): Promise<Uint8Array> {
@@ -113,20 +125,6 @@ export class CachedSource implements BlockSource {
   toString(): string {
     return `cached(${this.components.cache}, ${this.components.remote})`;
   }
-}
-
-/** Resolves with the first of two promises to succeed; rejects with the first one's error if both fail. */
-function firstSuccess<T>(first: Promise<T>, second: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let failures = 0;
-    let firstError: unknown;
-    const fail = (which: 0 | 1) => (e: unknown) => {
-      if (which === 0) firstError = e;
-      if (++failures === 2) reject(firstError ?? e);
-    };
-    first.then(resolve, fail(0));
-    second.then(resolve, fail(1));
-  });
 }
 
 export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
