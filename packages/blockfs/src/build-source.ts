@@ -90,6 +90,11 @@ export class SourceBuilder {
     return { source: memory, failover, memory };
   }
 
+  /** Points a failover built here at new bases (a re-resolved pool), reusing each known mirror and its stats. */
+  retarget(failover: Failover, bases: readonly string[]): void {
+    failover.setMirrors(bases.map((b) => this.mirror(b)));
+  }
+
   /** checked(disk) for reads, with puts going straight to the disk cache. */
   private checkedCache() {
     const checked = this.checkedDisk as CheckedSource;

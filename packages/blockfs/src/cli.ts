@@ -4,8 +4,18 @@ import { createWriteStream, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXIT, exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
-import { readPublicKey } from '@thfc/packer';
+import { DEFAULT_MEASUREMENT_PCR, MeasurementLog, Tpm2Tools, TpmExtender } from '@thfc/attest';
+import {
+  combineTrustStores,
+  EXIT,
+  exitCodeOf,
+  InvalidArgumentError,
+  parseSize,
+  ThfcError,
+  trustStoreOfKeys,
+  UsageError,
+} from '@thfc/format';
+import { readPublicKey, readTrustStore } from '@thfc/packer';
 import { Command, CommanderError } from 'commander';
 import { LineLogger } from './logger.js';
 import { DEFAULT_CACHE_DIR, type MountStatus, mountImages } from './mount.js';
@@ -17,6 +27,7 @@ import { formatStatus } from './status-text.js';
  *   httpstorged [-f] MOUNTPOINT INDEX-URL…
  *   httpstorged umount MOUNTPOINT
  *   httpstorged stats MOUNTPOINT [--json]
+ *   httpstorged measurements MOUNTPOINT
  * The only file that touches `process`; errors become exit codes here.
  */
 
@@ -57,16 +68,21 @@ function mountCommand(): Command {
   return new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT',
     )
     .argument('<mountpoint>', 'an existing empty directory')
-    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path')
+    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
     .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)')
     .option(
       '--mirror <base-url>',
       'block store base URL to fetch from instead of the index directory (repeatable, in order)',
       collect,
     )
+    .option(
+      '--pool <zone>',
+      'find mirrors through DNS-Balance (SRV, then TXT, then A), re-resolved as the TTL runs out; a bare NAME or NAME.idx index is fetched from them',
+    )
+    .option('--dns <host:port>', 'the DNS server to ask for --pool (default: the system resolvers)')
     .option('--cache <dir>', 'block cache directory shared by all images', DEFAULT_CACHE_DIR)
     .option('--cache-size <bytes>', 'cap the disk cache (LRU between a high and a low watermark)', size('--cache-size'))
     .option('--memory-cache <bytes>', 'RAM for recently used blocks', size('--memory-cache'))
@@ -78,6 +94,15 @@ function mountCommand(): Command {
       'refuse an index without a valid signature by this key (file or base64; repeatable)',
       collect,
     )
+    .option(
+      '--trust-store <path>',
+      'trust-store file or directory: keys with expiry, scope and revocations (docs/TRUST.md; repeatable)',
+      collect,
+    )
+    .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
+    .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
+    .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
+    .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)')
     .option('--connections <n>', 'connections per mirror', count('--connections', 1), 4)
     .option('--readahead <n>', 'blocks read ahead of a sequential reader', count('--readahead', 0))
     .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
@@ -112,11 +137,17 @@ async function runMountCommand(argv: string[]): Promise<number> {
   const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
   let mounted: Awaited<ReturnType<typeof mountImages>>;
   try {
+    const trustStore = o.trustStore
+      ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
+      : undefined;
+    const measurements = await openMeasurements(o);
     mounted = await mountImages(
       {
         mountpoint,
         indexes,
         mirrors: o.mirror,
+        pool: o.pool,
+        dns: o.dns,
         cacheDir: o.cache,
         cacheSize: o.cacheSize,
         memoryCache: o.memoryCache,
@@ -124,6 +155,8 @@ async function runMountCommand(argv: string[]): Promise<number> {
         offline: o.offline,
         paranoid: o.paranoid,
         trust,
+        trustStore,
+        measureBlocks: o.measureBlocks,
         connections: o.connections,
         readahead: o.readahead,
         timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
@@ -137,7 +170,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         prefetchRate: o.prefetchRate,
         fill: o.fill,
       },
-      { logger, env: process.env },
+      { logger, env: process.env, measurements },
     );
   } catch (e) {
     const code = fail(e);
@@ -159,7 +192,9 @@ async function runMountCommand(argv: string[]): Promise<number> {
     process.on(sig, () => void stop(sig));
   }
   // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
-  process.on('unhandledRejection', (e) => logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`));
+  process.on('unhandledRejection', (e) =>
+    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
+  );
   process.on('uncaughtException', (e) => {
     logger.fault(`internal error: ${e.stack ?? e}`);
     void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
@@ -167,6 +202,19 @@ async function runMountCommand(argv: string[]): Promise<number> {
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
   return new Promise<number>(() => {}); // serve until a signal
+}
+
+/** The mount's measurement log; with --tpm, the TPM is checked first (reachable, PCR still at zero). */
+async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: string }): Promise<MeasurementLog> {
+  const pcr = o.tpmPcr ?? DEFAULT_MEASUREMENT_PCR;
+  if (pcr > 23) throw new UsageError(`--tpm-pcr must be a PCR number 0-23, not ${pcr}`);
+  if (!o.tpm) {
+    if (o.tpmTcti) throw new UsageError('--tpm-tcti needs --tpm');
+    return new MeasurementLog({}, { pcr });
+  }
+  const extender = new TpmExtender({ tpm: new Tpm2Tools({ tcti: o.tpmTcti }) });
+  await extender.open(pcr);
+  return new MeasurementLog({ extender }, { pcr });
 }
 
 function report(fd: number, msg: Record<string, unknown>): void {
@@ -262,6 +310,21 @@ async function runUmount(argv: string[]): Promise<number> {
   return EXIT.OK;
 }
 
+/** Prints MOUNTPOINT/.thfc/measurements, the mount's measurement log, without the status file's padding. */
+async function runMeasurements(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged measurements')
+    .argument('<mountpoint>')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  cmd.parse(argv, { from: 'user' });
+  const mountpoint = resolve(cmd.processedArgs[0] as string);
+  await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
+  const text = (await readFile(join(mountpoint, '.thfc', 'measurements'), 'latin1')).replace(/ +\n?$/, '');
+  // The kernel may clip a read of a growing status file at an older size: print whole lines only.
+  process.stdout.write(text.slice(0, text.lastIndexOf('\n') + 1));
+  return EXIT.OK;
+}
+
 async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
     .argument('<mountpoint>')
@@ -282,7 +345,9 @@ try {
       ? await runUmount(argv.slice(1))
       : sub === 'stats'
         ? await runStats(argv.slice(1))
-        : await runMountCommand(argv);
+        : sub === 'measurements'
+          ? await runMeasurements(argv.slice(1))
+          : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

@@ -4,11 +4,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type DecodedIndex,
+  decideTrust,
   decodeIndex,
   IndexFormatError,
   InputError,
   MirrorUnavailableError,
-  SignatureError,
+  requireTrusted,
+  type TrustStore,
+  trustStoreOfKeys,
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
@@ -32,6 +35,8 @@ export function parseIndexLocation(arg: string): IndexLocation {
   const bad = (why: string) =>
     new UsageError(`bad index URL "${arg}": ${why} (expected http(s)://HOST/…/NAME.idx, file:///…/NAME.idx or a path)`);
   if (/^[a-z][a-z0-9+.-]*:/i.test(arg) && !/^[a-z]:[\\/]/i.test(arg)) {
+    // The URL parser reads `http:///x.idx` as host `x.idx`: catch the missing host before it does.
+    if (/^https?:\/\/(\/|$)/i.test(arg)) throw bad('no host');
     let url: URL;
     try {
       url = new URL(arg);
@@ -39,7 +44,12 @@ export function parseIndexLocation(arg: string): IndexLocation {
       throw bad('not a valid URL');
     }
     if (url.protocol === 'file:') {
-      const path = fileURLToPath(url);
+      let path: string;
+      try {
+        path = fileURLToPath(url);
+      } catch (e) {
+        throw bad((e as Error).message); // e.g. a host in a file URL: file://server/x.idx
+      }
       return { kind: 'file', location: path, base: dirname(path) };
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad(`unsupported scheme ${url.protocol}`);
@@ -60,6 +70,8 @@ export interface LoadIndexOptions {
   readonly timeoutMs?: number | undefined;
   /** Raw Ed25519 public keys; when given, the index must carry a valid signature by one of them. */
   readonly trust?: readonly Uint8Array[] | undefined;
+  /** A trust store (keys with expiry, scope and revocations); used instead of `trust` when given. */
+  readonly trustStore?: TrustStore | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -68,6 +80,8 @@ export interface LoadedIndex {
   readonly location: IndexLocation;
   /** `network`, `file`, or `cache` when the network copy could not be had. */
   readonly from: 'network' | 'file' | 'cache';
+  /** The key id whose signature the trust policy accepted; undefined when no policy was asked for. */
+  readonly signer?: string | undefined;
 }
 
 /** 10 s: an index is one small request; past that the mirror is not answering. */
@@ -81,7 +95,7 @@ export const DEFAULT_INDEX_TIMEOUT_MS = 10_000;
  */
 export async function loadIndex(
   arg: string,
-  components: { dispatcher?: Dispatcher; logger?: Logger },
+  components: { dispatcher?: Dispatcher; logger?: Logger; now?: () => Date },
   options: LoadIndexOptions = {},
 ): Promise<LoadedIndex> {
   const logger = components.logger ?? SILENT_LOGGER;
@@ -124,8 +138,9 @@ export async function loadIndex(
       }
     }
   }
-  if (options.trust) checkTrust(loaded.decoded, options.trust, location.location);
-  return loaded;
+  const store = options.trustStore ?? (options.trust ? trustStoreOfKeys(options.trust) : undefined);
+  if (!store) return loaded;
+  return { ...loaded, signer: checkTrust(loaded.decoded, store, location.location, components.now?.()) };
 }
 
 async function readCachedIndex(path: string, url: string): Promise<DecodedIndex> {
@@ -184,22 +199,21 @@ async function fetchIndexBytes(
   return Buffer.concat(chunks);
 }
 
-/** The mount-time trust decision: a valid signature by one of the trusted keys, or a refusal that says why. */
-export function checkTrust(decoded: DecodedIndex, trusted: readonly Uint8Array[], where: string): void {
+/**
+ * The mount-time trust decision (trust-policy.ts in @thfc/format): returns the
+ * id of the key whose signature was accepted, or throws a TrustRefusedError
+ * saying which rule refused it. Bare keys (`--trust`) are a store without
+ * expiry, scope or revocations.
+ */
+export function checkTrust(
+  decoded: DecodedIndex,
+  trusted: readonly Uint8Array[] | TrustStore,
+  where: string,
+  now: Date = new Date(),
+): string {
+  const store = 'grants' in trusted ? trusted : trustStoreOfKeys(trusted);
   const name = decoded.index.header.name;
-  const sigs = verifyIndexSignatures(decoded);
-  if (sigs.length === 0) throw new SignatureError(`refusing to mount ${name} (${where}): the index is not signed`);
-  const keys = new Set(trusted.map((k) => Buffer.from(k).toString('base64')));
-  const trustedSigs = sigs.filter((s) => keys.has(Buffer.from(s.publicKey).toString('base64')));
-  if (trustedSigs.some((s) => s.valid)) return;
-  if (trustedSigs.length) {
-    throw new SignatureError(
-      `refusing to mount ${name} (${where}): the signature by trusted key ${trustedSigs[0]?.keyId} does not verify (the index was changed)`,
-    );
-  }
-  throw new SignatureError(
-    `refusing to mount ${name} (${where}): signed only by untrusted keys ${sigs.map((s) => s.keyId).join(', ')}`,
-  );
+  return requireTrusted(decideTrust(verifyIndexSignatures(decoded), name, store, now), `${name} (${where})`);
 }
 
 function sha256(s: string): string {

@@ -1,3 +1,4 @@
+export * from './block-measurer.js';
 export * from './build-source.js';
 export * from './fuse-adapter.js';
 export * from './image-reader.js';

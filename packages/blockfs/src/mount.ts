@@ -1,19 +1,28 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MeasurementLog } from '@thfc/attest';
 import {
   type BlockRef,
   type BlockSource,
   checkProfile,
+  decideTrust,
   type ImageIndex,
+  InputError,
+  MirrorUnavailableError,
+  requireTrusted,
+  type TrustStore,
+  trustStoreOfKeys,
   UsageError,
   verifyInlineSignatures,
 } from '@thfc/format';
 import { type Dispatcher, ProxyAgent } from 'undici';
+import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
 import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
 import { ImageReader, newReadStream } from './image-reader.js';
 import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
+import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
 import { lazyUnmount, prepareMountpoint } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
@@ -37,6 +46,10 @@ export interface MountOptions {
   readonly indexes: readonly string[];
   /** Block store base URLs (or directories) to use instead of each index's own directory. */
   readonly mirrors?: readonly string[] | undefined;
+  /** A DNS-Balance pool name: mirrors are found (and re-resolved) through DNS instead of `mirrors`. */
+  readonly pool?: string | undefined;
+  /** The DNS server for `pool` as HOST:PORT; default: the system's resolvers. */
+  readonly dns?: string | undefined;
   readonly cacheDir?: string | undefined;
   readonly cacheSize?: number | undefined;
   readonly memoryCache?: number | undefined;
@@ -44,6 +57,10 @@ export interface MountOptions {
   readonly offline?: boolean | undefined;
   readonly paranoid?: boolean | undefined;
   readonly trust?: readonly Uint8Array[] | undefined;
+  /** Keys with expiry, scope and revocations (docs/TRUST.md); used instead of `trust` when given. */
+  readonly trustStore?: TrustStore | undefined;
+  /** Log each block the first time a reader uses it, besides each index mounted. */
+  readonly measureBlocks?: boolean | undefined;
   readonly connections?: number | undefined;
   readonly readahead?: number | undefined;
   readonly timeoutMs?: number | undefined;
@@ -132,11 +149,19 @@ interface ImageState {
  */
 export async function mountImages(
   options: MountOptions,
-  components: { logger: Logger; env: Readonly<Record<string, string | undefined>> },
+  components: {
+    logger: Logger;
+    env: Readonly<Record<string, string | undefined>>;
+    /** Where indexes (and with measureBlocks, blocks) are measured; a software-only log if not given. */
+    measurements?: MeasurementLog | undefined;
+  },
 ): Promise<Mounted> {
   const { logger } = components;
   if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
-  const mirrorBases = options.mirrors?.map(normaliseBase);
+  if (options.pool && options.mirrors?.length) throw new UsageError('--pool and --mirror both name mirrors; give one');
+  if (options.pool && options.offline) throw new UsageError('--offline never asks DNS: drop --pool');
+  const pool = options.pool ? new DnsMirrorList({ logger }, { pool: options.pool, dns: options.dns }) : undefined;
+  const mirrorBases = pool ? [...(await pool.start())] : options.mirrors?.map(normaliseBase);
   const mountpoint = resolve(options.mountpoint);
   const clearedStale = await prepareMountpoint(mountpoint);
   if (clearedStale) logger.info(`cleared a stale mount at ${mountpoint} left by a daemon that died`);
@@ -147,11 +172,21 @@ export async function mountImages(
 
   const loaded: LoadedIndex[] = [];
   for (const arg of options.indexes) {
-    const l = await loadIndex(
-      arg,
-      { dispatcher, logger },
-      { offline: options.offline, cacheDir, timeoutMs: options.timeoutMs, trust: options.trust },
-    );
+    // With --pool a bare NAME or NAME.idx is fetched from the pool's mirrors, in DNS order.
+    const poolIndex = pool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg) ? arg.replace(/(\.idx)?$/, '.idx') : undefined;
+    const load = (where: string) =>
+      loadIndex(
+        where,
+        { dispatcher, logger },
+        {
+          offline: options.offline,
+          cacheDir,
+          timeoutMs: options.timeoutMs,
+          trust: options.trust,
+          trustStore: options.trustStore,
+        },
+      );
+    const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
     if (loaded.some((x) => x.decoded.index.header.name === l.decoded.index.header.name)) {
       throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
     }
@@ -160,6 +195,10 @@ export async function mountImages(
     );
     loaded.push(l);
   }
+
+  // Measured before any of their blocks can be read: the log opens with what was mounted, on whose key.
+  const measurements = components.measurements ?? new MeasurementLog();
+  for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
 
   if (options.recordProfile && loaded.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
@@ -178,7 +217,7 @@ export async function mountImages(
       retries: options.retries,
     },
   );
-  const mirrorCount = Math.max(1, options.mirrors?.length ?? 1);
+  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
   const readTimeoutMs =
     (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? DEFAULT_RETRIES) * mirrorCount + 1) + 5_000;
 
@@ -201,7 +240,8 @@ export async function mountImages(
           { parallel: DEFAULT_FILL_PARALLEL, bytesPerSecond: options.prefetchRate },
         )
       : undefined;
-    const observers = [recorder?.observe, prefetcher?.prefetcher.observe, filler?.observe].filter(
+    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
+    const observers = [recorder?.observe, prefetcher?.prefetcher.observe, filler?.observe, measurer?.observe].filter(
       (o) => o !== undefined,
     );
     const reader = new ImageReader(
@@ -244,11 +284,18 @@ export async function mountImages(
     size: s.index.header.size,
     open: () => {
       const stream = newReadStream();
-      return { read: (buf, len, pos) => s.reader.read(buf, len, pos, stream) };
+      // Answered only once every measurement so far is in the log (and the TPM): measure before use.
+      const read = async (buf: Buffer, len: number, pos: number) => {
+        const n = await s.reader.read(buf, len, pos, stream);
+        await measurements.settled();
+        return n;
+      };
+      return { read };
     },
   }));
   const statusFiles: VirtualFile[] = [
     { name: 'stats.json', content: () => Buffer.from(`${JSON.stringify(status(), null, 2)}\n`) },
+    { name: 'measurements', content: () => Buffer.from(measurements.text()) },
   ];
   const fuse = new FuseMount(
     { images: files, status: statusFiles, logger },
@@ -261,6 +308,10 @@ export async function mountImages(
     throw new UsageError(`cannot mount ${mountpoint}: ${(e as Error).message}`);
   }
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+  pool?.onChange((urls) => {
+    for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
+  });
+  pool?.follow();
   const background = new AbortController();
   for (const s of images) {
     void (async () => {
@@ -281,6 +332,7 @@ export async function mountImages(
     status,
     async unmount() {
       background.abort();
+      pool?.close();
       const clean = await fuse.unmount();
       if (!clean) {
         logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
@@ -348,12 +400,10 @@ async function openPrefetch(
     });
     if (!profile) return undefined;
     checkProfile(profile, l.decoded.index, l.decoded.digest);
-    if (options.trust) {
-      const keys = new Set(options.trust.map((k) => Buffer.from(k).toString('base64')));
-      const ok = verifyInlineSignatures(profile.bytes, profile.signatures).some(
-        (s) => s.valid && keys.has(Buffer.from(s.publicKey).toString('base64')),
-      );
-      if (!ok) throw new Error('not signed by a trusted key');
+    const store = options.trustStore ?? (options.trust ? trustStoreOfKeys(options.trust) : undefined);
+    if (store) {
+      const checked = verifyInlineSignatures(profile.bytes, profile.signatures);
+      requireTrusted(decideTrust(checked, name, store, new Date(), 'profile'), `the profile of ${name}`, 'use');
     }
     const refs = profile.blocks.map((id) => unique.get(id) as BlockRef);
     components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
@@ -369,6 +419,30 @@ async function openPrefetch(
     components.logger.fault(`image ${name}: boot profile ignored: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/**
+ * An index named by a pool: asked of the pool's mirrors in DNS order. A
+ * mirror that is down or does not hold it (still syncing) passes to the
+ * next; anything else (a bad or untrusted index) is final.
+ */
+async function loadFromPool(
+  file: string,
+  bases: readonly string[],
+  load: (url: string) => Promise<LoadedIndex>,
+  logger: Logger,
+): Promise<LoadedIndex> {
+  let last: unknown = new UsageError(`no mirror to fetch ${file} from`);
+  for (const base of bases) {
+    try {
+      return await load(new URL(file, base).href);
+    } catch (e) {
+      if (!(e instanceof MirrorUnavailableError || e instanceof InputError)) throw e;
+      logger.fault(`${e.message}; asking the next mirror of the pool`);
+      last = e;
+    }
+  }
+  throw last;
 }
 
 /** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */

@@ -11,7 +11,7 @@ import { blockSourceContract, FakeSource } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
 import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
-import { Failover, type FailoverOptions } from '../src/sources/failover.js';
+import { Failover, type FailoverMirror, type FailoverOptions } from '../src/sources/failover.js';
 import { HttpSource } from '../src/sources/http-source.js';
 import { verified } from '../src/sources/verified.js';
 import { type BlockServer, delay, type Fault, makeBlock, startBlockServer } from './block-server.js';
@@ -40,6 +40,7 @@ afterEach(async () => {
 interface Fleet {
   servers: BlockServer[];
   stats: MirrorStats[];
+  mirrors: FailoverMirror[];
   failover: Failover;
   logger: MemoryLogger;
   clock: { now: number };
@@ -49,7 +50,7 @@ interface Fleet {
 async function fleet(n: number, options: FailoverOptions = {}, httpTimeoutMs?: number): Promise<Fleet> {
   const servers: BlockServer[] = [];
   const stats: MirrorStats[] = [];
-  const mirrors: { source: BlockSource; stats: MirrorStats }[] = [];
+  const mirrors: FailoverMirror[] = [];
   for (let i = 0; i < n; i++) {
     const server = await startBlockServer();
     const http = new HttpSource({}, { baseUrl: server.url, timeoutMs: httpTimeoutMs });
@@ -65,7 +66,7 @@ async function fleet(n: number, options: FailoverOptions = {}, httpTimeoutMs?: n
   const logger = new MemoryLogger();
   const clock = { now: 1_000_000 };
   const failover = new Failover({ mirrors, logger, now: () => clock.now }, options);
-  return { servers, stats, failover, logger, clock };
+  return { servers, stats, mirrors, failover, logger, clock };
 }
 
 function serveEverywhere(f: Fleet, seed: number): { ref: BlockRef; stored: Uint8Array } {
@@ -375,5 +376,30 @@ describe('Failover timing with a wall clock', () => {
     await failover.get(ref);
     expect(stats.latencyMs).toBeGreaterThanOrEqual(55);
     await delay(0);
+  });
+});
+
+describe('Failover.setMirrors (a pool re-resolved by DNS)', () => {
+  it('the new starting order is used from the next get; known mirrors keep their records; a dropped mirror is not asked', async () => {
+    const f = await fleet(3);
+    const [a, b, c] = f.servers as [BlockServer, BlockServer, BlockServer];
+    const [ma, mb, mc] = f.mirrors as [FailoverMirror, FailoverMirror, FailoverMirror];
+    const first = serveEverywhere(f, 40);
+    await f.failover.get(first.ref);
+    expect(a.requests).toHaveLength(1);
+
+    f.failover.setMirrors([mc, mb]);
+    const second = serveEverywhere(f, 41);
+    await f.failover.get(second.ref);
+    expect(c.requests.map((r) => r.id)).toEqual([second.ref.id]);
+    expect(a.requests).toHaveLength(1);
+    expect(f.failover.mirrorSnapshots().map((s) => s.url)).toEqual([c.url, b.url]);
+    expect(ma.stats.successes).toBe(1); // kept by the caller, ready if the mirror comes back
+
+    c.fault = () => ({ kind: 'status', status: 503 });
+    const third = serveEverywhere(f, 42);
+    await f.failover.get(third.ref);
+    expect(b.requests.map((r) => r.id)).toEqual([third.ref.id]);
+    expect(() => f.failover.setMirrors([])).toThrow(/at least one mirror/);
   });
 });

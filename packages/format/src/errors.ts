@@ -40,6 +40,55 @@ export class SignatureError extends ThfcError {
   readonly code = 'ERR_SIGNATURE';
 }
 
+/**
+ * A trust store refused every signature on an index (or profile). `reason`
+ * names the rule: revoked, expired, out-of-scope, unsigned, untrusted or
+ * invalid (see trust-policy.ts). Same code as any signature failure.
+ */
+export class TrustRefusedError extends SignatureError {
+  constructor(
+    message: string,
+    readonly reason: 'unsigned' | 'invalid' | 'untrusted' | 'revoked' | 'expired' | 'out-of-scope',
+  ) {
+    super(message);
+  }
+}
+
+/** A trust-store file is malformed. `line` is 1-based; `field` names the word that is wrong. */
+export class TrustStoreFormatError extends ThfcError {
+  readonly code = 'ERR_TRUST_STORE_FORMAT';
+  constructor(
+    readonly reason: string,
+    readonly line: number | undefined,
+    readonly field?: string,
+    readonly file?: string,
+  ) {
+    super(
+      `${file ?? 'trust store'}: ${line === undefined ? '' : `line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
+    );
+  }
+}
+
+/** A measurement log is malformed: a line that is not `PCR DIGEST TEMPLATE DATA…`, or whose digest is not its data's. */
+export class MeasurementLogFormatError extends ThfcError {
+  readonly code = 'ERR_LOG_FORMAT';
+  constructor(
+    readonly reason: string,
+    readonly line: number | undefined,
+    readonly field?: string,
+    readonly file?: string,
+  ) {
+    super(
+      `${file ?? 'measurement log'}: ${line === undefined ? '' : `line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
+    );
+  }
+}
+
+/** The TPM (or tpm2-tools) is missing, unreachable or refused a command. */
+export class TpmError extends ThfcError {
+  readonly code = 'ERR_TPM';
+}
+
 /** Seam error 1 of 3, "not here": the source answered and does not hold the block. */
 export class BlockNotFoundError extends ThfcError {
   readonly code = 'ERR_BLOCK_NOT_FOUND';
@@ -162,12 +211,15 @@ export function exitCodeOf(e: unknown): number {
     case 'ERR_INPUT':
       return EXIT.INPUT;
     case 'ERR_INDEX_FORMAT':
+    case 'ERR_TRUST_STORE_FORMAT':
+    case 'ERR_LOG_FORMAT':
     case 'ERR_SIGNATURE':
     case 'ERR_BLOCK_NOT_FOUND':
     case 'ERR_BLOCK_CORRUPT':
       return EXIT.DATA;
     case 'ERR_NO_SPACE':
     case 'ERR_IO':
+    case 'ERR_TPM':
     case 'ERR_MIRROR_UNAVAILABLE':
       return EXIT.IO;
     case 'ERR_INTERRUPTED':

@@ -8,4 +8,6 @@ export * from './geometry.js';
 export * from './image-index.js';
 export * from './signature.js';
 export * from './signature-line.js';
+export * from './trust-policy.js';
+export * from './trust-store.js';
 export * from './verify-block.js';

@@ -9,12 +9,14 @@ import {
   ThfcError,
 } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
+import { runCatalogAdd, runCatalogRemove } from './catalog.js';
 import type { CommandIo } from './command-io.js';
 import { runDiff } from './diff.js';
 import { CheckFailedError, UsageError } from './errors.js';
 import { DEFAULT_GC_GRACE_SECONDS, runGc } from './gc.js';
 import { formatBytes, formatRate } from './human-units.js';
 import { runInspect } from './inspect.js';
+import { runKeyAdd, runKeyList, runKeyRevoke, runKeyRotate } from './key-commands.js';
 import { runKeygen } from './keygen.js';
 import { runPack } from './pack.js';
 import { runProfileAdd } from './profile.js';
@@ -262,6 +264,137 @@ profile
       r,
       () => `published ${r.path}: ${r.blocks} blocks${r.signedBy ? `, signed by ${r.signedBy}` : ' (unsigned)'}`,
     );
+  });
+
+const key = program
+  .command('key')
+  .description('publisher keys in a trust-store file that clients install (docs/TRUST.md)');
+key
+  .command('list')
+  .description("list a trust store's keys (file or directory) with their state now: trusted, expired or revoked")
+  .argument('<trust-store...>', 'trust-store files or directories')
+  .option('--json', 'print the report as JSON')
+  .action(async (paths: string[], o) => {
+    const r = await runKeyList({ paths });
+    print(!!o.json, r, () =>
+      [
+        ...r.keys.map(
+          (k) =>
+            `${k.keyId} ${k.state.padEnd(7)} expires ${k.expires ?? 'never'} scope ${k.scope?.join(',') ?? '*'}${k.label ? ` label ${k.label}` : ''} (${k.source})`,
+        ),
+        ...r.revocations.map((v) => `${v.keyId} revoked (${v.source})`),
+        `${r.keys.length} keys, ${r.revocations.length} revocations`,
+      ].join('\n'),
+    );
+  });
+key
+  .command('add')
+  .description('grant a key in a trust-store file (created if missing); re-adding a key updates its limits')
+  .argument('<trust-store>', 'trust-store file')
+  .argument('<key>', 'public or private key file, or base64 public key')
+  .option('--expires <date>', 'refuse its signatures from this UTC date (2027-01-31 or 2027-01-31T12:00:00Z)')
+  .option('--scope <globs>', 'image names it may sign, comma-separated globs (default: any)')
+  .option('--label <word>', 'a word saying what the key is for')
+  .option('--json', 'print the result as JSON')
+  .action(async (trustStore: string, k: string, o) => {
+    const r = await runKeyAdd({ trustStore, key: k, expires: o.expires, scope: o.scope?.split(','), label: o.label });
+    print(!!o.json, r, () => `granted ${r.keyId} in ${r.trustStore}`);
+  });
+key
+  .command('revoke')
+  .description("revoke a key in a trust-store file: its grants go, a revoke line overrides any other file's grant")
+  .argument('<trust-store>', 'trust-store file (created if missing)')
+  .argument('<key>', 'key id, base64 public key, or a public or private key file')
+  .option('--json', 'print the result as JSON')
+  .action(async (trustStore: string, k: string, o) => {
+    const r = await runKeyRevoke({ trustStore, key: k });
+    print(
+      !!o.json,
+      r,
+      () =>
+        `revoked ${r.keyId} in ${r.trustStore}${r.removedGrants ? ` (${r.removedGrants} grant removed)` : ''}${r.added ? '' : ' (already revoked)'}`,
+    );
+  });
+key
+  .command('rotate')
+  .description('sign INDEXES with the old and a new key, and grant the new key in the trust store')
+  .argument('<old-key>', 'current private key file')
+  .argument('<new-key>', 'new private key file (generated with NEW-KEY.pub if missing)')
+  .argument('[indexes...]', 'index files to sign with both keys')
+  .option('--trust-store <file>', 'trust-store file to grant the new key in')
+  .option('--expires <date>', "the new key's expiry")
+  .option('--scope <globs>', "the new key's scope (default: the old key's scope in the store)")
+  .option('--label <word>', "the new key's label")
+  .option('--retire-old <date>', "set the old key's expiry in the trust store")
+  .option('--json', 'print the result as JSON')
+  .action(async (oldKey: string, newKey: string, indexes: string[], o) => {
+    const r = await runKeyRotate({
+      oldKey,
+      newKey,
+      indexes,
+      trustStore: o.trustStore,
+      expires: o.expires,
+      scope: o.scope?.split(','),
+      label: o.label,
+      retireOld: o.retireOld,
+    });
+    print(!!o.json, r, () =>
+      [
+        `rotated ${r.oldKeyId} -> ${r.newKeyId}${r.generated ? ` (new key written to ${newKey})` : ''}`,
+        ...r.indexes.map((i) => `  ${i.index}: ${i.signatures} signatures`),
+        ...(r.trustStore ? [`  granted ${r.newKeyId} in ${r.trustStore}`] : []),
+        `new public key ${r.newPublicKey}`,
+      ].join('\n'),
+    );
+  });
+
+const catalog = program
+  .command('catalog')
+  .description('maintain STORE/catalog.json, the menu of images thfc-vm offers (thfc-vm list / menu)');
+
+catalog
+  .command('add')
+  .description('add (or replace) an entry for INDEX; its URLs are relative to the catalog, so the store can move')
+  .argument('<store>', 'store directory')
+  .argument('<index>', 'STORE/NAME.idx or NAME.idx')
+  .option('-n, --name <name>', "entry name (default: the index's image name)")
+  .option('-d, --description <text>', 'one line shown in the menu')
+  .option('--kernel <file|url>', 'boot default: kernel file inside STORE (e.g. boot/vmlinux) or an http(s) URL')
+  .option('--initrd <file|url>', 'boot default: initrd inside STORE or an http(s) URL')
+  .option('--append <cmdline>', 'boot default: kernel command line')
+  .option('--mem <mib>', 'boot default: guest memory in MiB')
+  .option('--cpus <n>', 'boot default: guest CPUs')
+  .addOption(new Option('--disk-bus <bus>', 'boot default: disk bus').choices(['virtio', 'ide']))
+  .addOption(new Option('--net <mode>', 'boot default: networking').choices(['user', 'none']))
+  .option('--json', 'print the result as JSON')
+  .action(async (store: string, index: string, o) => {
+    const r = await runCatalogAdd({
+      store,
+      index,
+      name: o.name,
+      description: o.description,
+      boot: {
+        kernel: o.kernel,
+        initrd: o.initrd,
+        append: o.append,
+        mem: o.mem === undefined ? undefined : positiveInt('--mem', o.mem),
+        cpus: o.cpus === undefined ? undefined : positiveInt('--cpus', o.cpus),
+        diskBus: o.diskBus,
+        net: o.net,
+      },
+    });
+    print(!!o.json, r, () => `${r.action} ${r.changed.join(', ')} in ${r.catalog} (${r.images} images)`);
+  });
+
+catalog
+  .command('remove')
+  .description('remove entries by name')
+  .argument('<store>', 'store directory')
+  .argument('<names...>', 'entry names')
+  .option('--json', 'print the result as JSON')
+  .action(async (store: string, names: string[], o) => {
+    const r = await runCatalogRemove({ store, names });
+    print(!!o.json, r, () => `removed ${r.changed.join(', ')} from ${r.catalog} (${r.images} images left)`);
   });
 
 function positiveInt(flag: string, v: string): number {

@@ -75,7 +75,7 @@ export interface FailoverOptions {
  * mirrors: 10 s × 2 × 2 + 0.1 s = 40.1 s.
  */
 export class Failover implements BlockSource {
-  private readonly mirrors: readonly FailoverMirror[];
+  private mirrors: readonly FailoverMirror[];
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly timeoutMs: number;
@@ -173,6 +173,16 @@ export class Failover implements BlockSource {
     throw new MirrorUnavailableError(this.toString(), `has ${ref.id}: ${failures.map((e) => e.message).join('; ')}`, {
       cause: new AggregateError(failures),
     });
+  }
+
+  /**
+   * A new starting order (a pool re-resolved by DNS): the caller passes the
+   * same FailoverMirror objects for mirrors it already had, so their stats
+   * keep ranking them. Each round of a get() in flight reads the list anew.
+   */
+  setMirrors(mirrors: readonly FailoverMirror[]): void {
+    if (mirrors.length === 0) throw new InvalidArgumentError('failover needs at least one mirror');
+    this.mirrors = [...mirrors];
   }
 
   /** Every mirror's record in starting order, for stats.json. */
