@@ -8,19 +8,31 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # build-essential + python3: zstd-napi compiles its native binding (no prebuilt download here).
 # libfuse2 + fuse3: fuse-native links libfuse.so.2; fusermount comes from fuse3.
 # e2fsprogs: mkfs.ext4 -d builds the sample and test images.
-APT_PACKAGES=(build-essential python3 libfuse2 fuse3 e2fsprogs zstd util-linux)
+# qemu-system-x86 + qemu-utils: guests boot off the mount through a qcow2 overlay (qemu-img).
+# busybox-static, cpio, xz-utils: the bootable test image (a Debian kernel is fetched with apt-get download).
+# redis-server: the mirror registry; tests start their own on a free loopback port.
+# bind9-dnsutils: dig, to query DNS-Balance as a real client would.
+# swtpm + tpm2-tools: a software TPM for measured mounts and attestation.
+# tmux: drives the OS menu under a real TTY in tests.
+APT_PACKAGES=(build-essential python3 libfuse2 fuse3 e2fsprogs zstd util-linux
+  qemu-system-x86 qemu-utils busybox-static cpio xz-utils
+  redis-server bind9-dnsutils swtpm tpm2-tools tmux)
 APT_PACKAGES+=("$@")
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
+export DEBIAN_FRONTEND=noninteractive
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif [[ -z $(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial) ]]; then
+  # The test image's kernel comes from `apt-get download`, which needs package lists.
+  apt-get update -qq >/dev/null
 fi
+# Installing redis-server starts a system instance on port 6379; nothing here uses it.
 
 # npm ci only when the lockfile changed since the last install: it rebuilds native modules.
 stamp=node_modules/.thfc-lock.sha1
