@@ -158,7 +158,28 @@ export function killAllChildren() {
   liveGroups.clear();
 }
 
-process.on('exit', killAllChildren);
+/** Synchronous last-resort cleanups (lazy unmounts, daemons outside our process groups), run at exit. */
+const exitHooks = new Set();
+
+/**
+ * Registers `fn` (synchronous: it runs in the 'exit' handler) to run if the bench exits while the
+ * resource it guards is still held, e.g. `spawnSync('fusermount', ['-u', '-z', mnt])`. Hooks run
+ * before the child process groups are killed. Returns a function that unregisters the hook.
+ */
+export function onExit(fn) {
+  exitHooks.add(fn);
+  return () => exitHooks.delete(fn);
+}
+
+process.on('exit', () => {
+  for (const fn of exitHooks) {
+    try {
+      fn();
+    } catch {}
+  }
+  exitHooks.clear();
+  killAllChildren();
+});
 
 /**
  * Runs `cmd args` in its own process group and resolves when every holder of
@@ -460,4 +481,294 @@ export function printBenchJson(record, write = (s) => process.stdout.write(s)) {
 
 export function log(message) {
   process.stderr.write(`[bench] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// Long-running children (servers, FUSE daemons in the foreground)
+
+/** Output kept per stream of a long-running child: enough for an error message, bounded for chatty servers. */
+const MAX_TAIL_BYTES = 64 * KiB;
+
+/**
+ * Starts `cmd args` in its own process group and leaves it running; the group is killed if the
+ * bench exits. Returns a handle: `waitFor(re)` resolves with the first stdout/stderr match,
+ * `exited` resolves when it exits, `stop()` sends SIGTERM to the group, then SIGKILL after
+ * `graceMs`. stdin is a pipe (`child.stdin`) unless `stdin: 'ignore'`.
+ */
+export function startProcess(cmd, args, { cwd, env, stdin = 'pipe' } = {}) {
+  const child = spawn(cmd, args, {
+    cwd,
+    env: env ? { ...process.env, ...env } : process.env,
+    stdio: [stdin, 'pipe', 'pipe'],
+    detached: true,
+  });
+  if (child.pid !== undefined) liveGroups.add(child.pid);
+  const tails = { stdout: '', stderr: '' };
+  const watchers = new Set();
+  const onData = (name) => (chunk) => {
+    tails[name] = (tails[name] + chunk.toString('utf8')).slice(-MAX_TAIL_BYTES);
+    for (const w of watchers) w();
+  };
+  child.stdout.on('data', onData('stdout'));
+  child.stderr.on('data', onData('stderr'));
+  child.stdin?.on('error', () => {}); // EPIPE when the child is gone
+  let exitInfo;
+  const exited = new Promise((res) => {
+    child.on('error', (e) => {
+      exitInfo ??= { code: null, signal: null, error: e };
+      res(exitInfo);
+    });
+    child.on('exit', (code, signal) => {
+      exitInfo ??= { code, signal };
+      if (child.pid !== undefined) {
+        killGroup(child.pid); // stragglers of the group
+        liveGroups.delete(child.pid);
+      }
+      res(exitInfo);
+      for (const w of watchers) w();
+    });
+  });
+  const shown = [cmd, ...args].join(' ');
+  const handle = {
+    pid: child.pid,
+    child,
+    exited,
+    get running() {
+      return exitInfo === undefined;
+    },
+    /** Last ~64 KiB of each stream. */
+    output: () => ({ ...tails }),
+    /** Resolves with the match of `re` in stdout or stderr; rejects on exit or after `timeoutMs`. */
+    waitFor(re, timeoutMs = 30_000) {
+      return new Promise((res, rej) => {
+        const check = () => {
+          const m = re.exec(tails.stdout) ?? re.exec(tails.stderr);
+          if (m) return done(() => res(m));
+          if (exitInfo) {
+            const why = exitInfo.error ? exitInfo.error.message : `exited (${exitInfo.signal ?? exitInfo.code})`;
+            return done(() => rej(new BenchError('PROCESS_EXITED', `${shown}: ${why}\n${tailOf(tails)}`)));
+          }
+        };
+        const timer = setTimeout(
+          () =>
+            done(() =>
+              rej(new BenchError('PROCESS_TIMEOUT', `${shown}: no ${re} within ${timeoutMs} ms\n${tailOf(tails)}`)),
+            ),
+          timeoutMs,
+        );
+        const done = (fn) => {
+          clearTimeout(timer);
+          watchers.delete(check);
+          fn();
+        };
+        watchers.add(check);
+        check();
+      });
+    },
+    /** SIGTERM (or `signal`) to the group, SIGKILL after `graceMs`; resolves once the leader exited. */
+    async stop({ signal = 'SIGTERM', graceMs = 3000 } = {}) {
+      if (exitInfo || child.pid === undefined) return exitInfo;
+      killGroup(child.pid, signal);
+      const t = setTimeout(() => killGroup(child.pid), graceMs);
+      const info = await exited;
+      clearTimeout(t);
+      return info;
+    },
+  };
+  return handle;
+}
+
+function tailOf(tails) {
+  const text = `${tails.stderr}\n${tails.stdout}`.trim().split('\n').slice(-10).join('\n');
+  return text ? indent(text, 4) : '    (no output)';
+}
+
+/** Polls `fn` (async, truthy when done) every `intervalMs` until it is truthy; throws after `timeoutMs`. */
+export async function waitUntil(fn, { timeoutMs = 30_000, intervalMs = 50, what = 'condition' } = {}) {
+  const t0 = nowSeconds();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if ((nowSeconds() - t0) * 1000 > timeoutMs) throw new BenchError('WAIT_TIMEOUT', `timed out waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
+export async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** True once something accepts TCP connections on host:port. */
+export async function portOpen(port, host = '127.0.0.1') {
+  const { connect } = await import('node:net');
+  return new Promise((res) => {
+    const s = connect({ port, host });
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Mounts (read from /proc/self/mountinfo: never touches the mounted file system itself)
+
+/** Mount points currently in the mount table, octal escapes decoded. */
+export function mountPoints() {
+  const text = readFileSync('/proc/self/mountinfo', 'utf8');
+  const out = new Set();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field) out.add(field.replace(/\\([0-7]{3})/g, (_m, o) => String.fromCharCode(Number.parseInt(o, 8))));
+  }
+  return out;
+}
+
+export function isMountPoint(path) {
+  return mountPoints().has(resolve(path));
+}
+
+/**
+ * Unmounts a FUSE mount: `fusermount -u`, then (busy or dead daemon) `fusermount -u -z`, then
+ * `umount -l`. Never throws; resolves to how it went ('not-mounted' | 'unmounted' | 'lazy' | 'failed').
+ */
+export async function unmountFuse(path) {
+  const abs = resolve(path);
+  if (!isMountPoint(abs)) return 'not-mounted';
+  for (const [how, cmd, args] of [
+    ['unmounted', 'fusermount', ['-u', abs]],
+    ['unmounted', 'fusermount3', ['-u', abs]],
+    ['lazy', 'fusermount', ['-u', '-z', abs]],
+    ['lazy', 'umount', ['-l', abs]],
+  ]) {
+    try {
+      await runCommand(cmd, args, { timeoutMs: 15_000 });
+    } catch {}
+    if (!isMountPoint(abs)) return how;
+  }
+  return 'failed';
+}
+
+// ---------------------------------------------------------------------------
+// Test image (the recipe of bench/pack.mjs and limits.md recipe 1, shared so suites agree)
+
+/** Bump when the image recipe changes, so a cached image from an older recipe is rebuilt. Same value as pack.mjs. */
+export const TEST_IMAGE_RECIPE = 1;
+/** Parts of /usr that make a realistic root-ish filesystem: binaries, Python, Perl, locale data, vim runtime. */
+const TEST_IMAGE_SOURCES = ['/usr/bin', '/usr/lib/python3*', '/usr/share/perl', '/usr/share/i18n', '/usr/share/vim'];
+/** limits.md's reference image is 512 MiB; it is never smaller, so figures stay comparable. */
+const TEST_IMAGE_MIN_BYTES = 512 * MiB;
+/** Size = staged bytes × 1.15 + 64 MiB (ext4 metadata and journal), in 64 MiB steps: ~15-25 % free space as zeros. */
+const TEST_IMAGE_SLACK_FACTOR = 1.15;
+const TEST_IMAGE_SLACK_BYTES = 64 * MiB;
+const TEST_IMAGE_SIZE_STEP = 64 * MiB;
+/** Below this much free space the image would not exercise zero-block elision. */
+const TEST_IMAGE_MIN_FREE_FRACTION = 0.05;
+
+async function validTestImage(cacheDir, requested) {
+  const path = join(cacheDir, 'image.img');
+  try {
+    const manifest = JSON.parse(readFileSync(join(cacheDir, 'image.json'), 'utf8'));
+    const { stat } = await import('node:fs/promises');
+    const st = await stat(path);
+    if (manifest.recipe === TEST_IMAGE_RECIPE && manifest.requested === requested && st.size === manifest.bytes) {
+      return { path, cached: true, ...manifest };
+    }
+  } catch {}
+  return undefined;
+}
+
+/**
+ * The realistic ext4 test image (limits.md recipe 1): `mkfs.ext4 -d` over a copy of parts of /usr,
+ * rewritten with `cp --sparse=never` so its free space is real zero bytes. Cached in `cacheDir`
+ * (image.img + image.json, the same layout and manifest as bench/pack.mjs); a valid image in one of
+ * `reuseDirs` (e.g. the pack suite's cache) is used in place instead of building another.
+ * $BENCH_IMAGE_MIB overrides the size.
+ * @returns {Promise<{path: string, cached: boolean, bytes: number, freeBytes: number}>}
+ */
+export async function ensureTestImage({ cacheDir, reuseDirs = [], signal, log: say = log }) {
+  const requested = process.env.BENCH_IMAGE_MIB ? Number(process.env.BENCH_IMAGE_MIB) * MiB : 'auto';
+  for (const dir of [cacheDir, ...reuseDirs]) {
+    const found = await validTestImage(dir, requested);
+    if (found) return found;
+  }
+  const { readdir: readDir, rename, stat, writeFile } = await import('node:fs/promises');
+  await ensureDir(cacheDir);
+  const path = join(cacheDir, 'image.img');
+  const manifestPath = join(cacheDir, 'image.json');
+  const t0 = nowSeconds();
+  const stage = join(cacheDir, 'stage');
+  const sparse = join(cacheDir, 'image.sparse');
+  const tmp = join(cacheDir, 'image.tmp');
+  const cleanup = () => Promise.all([stage, sparse, tmp].map(removePath));
+  await cleanup();
+  await removePath(manifestPath);
+  try {
+    const sources = [];
+    for (const pattern of TEST_IMAGE_SOURCES) {
+      const slash = pattern.lastIndexOf('/');
+      const dir = pattern.slice(0, slash);
+      const base = pattern.slice(slash + 1);
+      const names = base.endsWith('*')
+        ? (await readDir(dir).catch(() => [])).filter((n) => n.startsWith(base.slice(0, -1))).sort()
+        : [base];
+      for (const name of names) {
+        const st = await stat(join(dir, name)).catch(() => undefined);
+        if (st?.isDirectory()) sources.push(join(dir, name));
+      }
+    }
+    if (sources.length === 0) throw new BenchError('NO_SOURCES', `none of ${TEST_IMAGE_SOURCES.join(' ')} exist`);
+    say(`building test image from ${sources.join(' ')} (once; cached in ${cacheDir})`);
+    for (const src of sources) {
+      const parent = join(stage, src.slice(1, src.lastIndexOf('/')));
+      await ensureDir(parent);
+      await runCommand('cp', ['-a', src, `${parent}/`], { signal });
+    }
+    const du = await runCommand('du', ['-s', '--block-size=1', stage], { signal });
+    const stagedBytes = Number(du.stdout.split(/\s/)[0]);
+    const auto =
+      Math.ceil((stagedBytes * TEST_IMAGE_SLACK_FACTOR + TEST_IMAGE_SLACK_BYTES) / TEST_IMAGE_SIZE_STEP) *
+      TEST_IMAGE_SIZE_STEP;
+    const bytes = requested === 'auto' ? Math.max(TEST_IMAGE_MIN_BYTES, auto) : requested;
+    await runCommand('truncate', ['-s', String(bytes), sparse], { signal });
+    const mkfsArgs = ['-q', '-F', '-b', '4096', '-E', 'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0'];
+    await runCommand('mkfs.ext4', [...mkfsArgs, '-d', stage, sparse], { signal });
+    await removePath(stage);
+    await runCommand('cp', ['--sparse=never', sparse, tmp], { signal });
+    const { stdout } = await runCommand('dumpe2fs', ['-h', tmp], { signal });
+    const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(stdout)?.[1]);
+    const freeBytes = field('Free blocks') * field('Block size');
+    if (freeBytes < TEST_IMAGE_MIN_FREE_FRACTION * bytes) {
+      throw new BenchError(
+        'IMAGE_FULL',
+        `test image has only ${freeBytes} free bytes of ${bytes}; raise BENCH_IMAGE_MIB`,
+      );
+    }
+    const manifest = {
+      recipe: TEST_IMAGE_RECIPE,
+      requested,
+      bytes,
+      sources,
+      stagedBytes,
+      freeBytes,
+      builtAt: new Date().toISOString(),
+      buildSeconds: Number((nowSeconds() - t0).toFixed(1)),
+    };
+    await rename(tmp, path);
+    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+    say(`built ${path}: ${(bytes / MiB).toFixed(0)} MiB, ${(freeBytes / MiB).toFixed(0)} MiB free`);
+    return { path, cached: false, ...manifest };
+  } finally {
+    await cleanup();
+  }
 }

@@ -263,7 +263,7 @@ describe('CachedSource priority', () => {
     const calls: string[] = [];
     // A mirror whose background queue never moves: only a demand request is answered.
     const remote = {
-      async get(ref: BlockRef, o?: { signal?: AbortSignal; priority?: string }) {
+      async get(_ref: BlockRef, o?: { signal?: AbortSignal; priority?: string }) {
         calls.push(o?.priority ?? 'demand');
         if (o?.priority === 'background') {
           return new Promise<Uint8Array>((_resolve, reject) => {

@@ -58,14 +58,21 @@ describe('thfc-pack catalog', () => {
     expect(r.action).toBe('replaced');
     const after = await catalog();
     expect(after.images.map((e: { name: string }) => e.name)).toEqual(['debian', 'knoppix-5.3.1']);
-    expect(after.images[0]).toEqual({ name: 'debian', index: 'debian.idx', description: 'updated', boot: { net: 'user' } });
+    expect(after.images[0]).toEqual({
+      name: 'debian',
+      index: 'debian.idx',
+      description: 'updated',
+      boot: { net: 'user' },
+    });
     expect(after.images[1].extra).toBe('from a newer writer');
   });
 
   it('remove takes entries out; an unknown name is refused and nothing changes', async () => {
     await runCatalogAdd({ store, index: 'debian.idx' });
     await runCatalogAdd({ store, index: 'knoppix.idx' });
-    await expect(runCatalogRemove({ store, names: ['debian', 'plan9'] })).rejects.toThrow(/no entry named plan9.*debian, knoppix/);
+    await expect(runCatalogRemove({ store, names: ['debian', 'plan9'] })).rejects.toThrow(
+      /no entry named plan9.*debian, knoppix/,
+    );
     expect((await catalog()).images).toHaveLength(2);
     expect(await runCatalogRemove({ store, names: ['debian'] })).toMatchObject({ images: 1, action: 'removed' });
     expect((await catalog()).images.map((e: { name: string }) => e.name)).toEqual(['knoppix']);
@@ -81,13 +88,19 @@ describe('thfc-pack catalog', () => {
     await expect(runCatalogAdd({ store, index: 'debian.idx', name: 'a b' })).rejects.toThrow(/catalog name "a b"/);
     await expect(runCatalogAdd({ store, index: 'nope.idx' })).rejects.toThrow(/nope\.idx/);
     await writeFile(join(dir, 'outside-vmlinux'), 'k');
-    await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: join(dir, 'outside-vmlinux') } })).rejects.toThrow(
-      /outside .*copy it into the store/,
+    await expect(
+      runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: join(dir, 'outside-vmlinux') } }),
+    ).rejects.toThrow(/outside .*copy it into the store/);
+    await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: 'boot/none' } })).rejects.toThrow(
+      /no such file/,
     );
-    await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: 'boot/none' } })).rejects.toThrow(/no such file/);
-    await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { append: 'x' } })).rejects.toThrow(/--append needs --kernel/);
+    await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { append: 'x' } })).rejects.toThrow(
+      /--append needs --kernel/,
+    );
     await expect(runCatalogAdd({ store, index: 'debian.idx', boot: { mem: 4 } })).rejects.toThrow(/at least 16/);
-    expect(await runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: 'https://k.example/vmlinuz' } })).toMatchObject({
+    expect(
+      await runCatalogAdd({ store, index: 'debian.idx', boot: { kernel: 'https://k.example/vmlinuz' } }),
+    ).toMatchObject({
       action: 'added',
     });
   });
