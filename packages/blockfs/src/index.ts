@@ -15,3 +15,8 @@ export * from './sources/memory-cache.js';
 export * from './sources/null-cache.js';
 export * from './sources/offline-source.js';
 export * from './status-text.js';
+export * from './sources/http-source.js';
+export * from './sources/failover.js';
+export * from './sources/verified.js';
+export * from './mirrors/discover.js';
+export * from './mirrors/dns-mirror-list.js';

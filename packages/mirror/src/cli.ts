@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+import { LineLogger } from '@thfc/blockfs';
+import { EXIT, exitCodeOf, InvalidArgumentError, parseSize, ThfcError } from '@thfc/format';
+import { type CommandIo, formatBytes, formatRate } from '@thfc/packer';
+import { Command, CommanderError } from 'commander';
+import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
+import { DEFAULT_SERVE_LISTEN } from './listen-address.js';
+import { runServe } from './serve.js';
+import { DEFAULT_MAX_INFLIGHT } from './server.js';
+import { DEFAULT_SYNC_CONNECTIONS, runSync, type SyncReport } from './sync.js';
+
+/**
+ * thfc-mirror: the mirror operator's daemon. A table of commands over typed
+ * run*() functions; this file is the only one that touches `process`, and
+ * the one place errors become exit codes and one-line messages.
+ */
+
+const controller = new AbortController();
+let interrupts = 0;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    // First signal: stop cleanly (unregister, drain, whole blocks only). Second: leave now.
+    if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
+    controller.abort(new Error(`interrupted by ${sig}`));
+  });
+}
+
+function io(json: boolean): CommandIo {
+  return {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+    progress: !json && process.stderr.isTTY === true,
+    env: process.env,
+  };
+}
+
+const wholeNumber = (flag: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new InvalidArgumentError(`${flag} must be a whole number >= ${min}, not "${v}"`);
+  }
+  return n;
+};
+const seconds = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`${flag} must be a positive number of seconds, not "${v}"`);
+  return n;
+};
+const size = (flag: string) => (v: string) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new InvalidArgumentError(`${flag}: ${(e as Error).message}`);
+  }
+};
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const program = new Command('thfc-mirror')
+  .description('Serve, replicate and balance thfc block stores.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('serve')
+  .description('serve STORE over HTTP: indexes, blocks, /index.json, /healthz, /metrics (until Ctrl-C)')
+  .argument('<store>', 'store directory (NAME.idx and blocks/)')
+  .option('-l, --listen <host:port>', 'address to listen on', DEFAULT_SERVE_LISTEN)
+  .option('-u, --upstream <url>', 'pull missing blocks and indexes from this mirror (repeatable, in order)', collect)
+  .option('--region <name>', 'region this mirror reports to the registry (default: default)')
+  .option('--advertise <url>', 'URL clients should use (default: http://LISTEN/)')
+  .option('--redis <url>', 'register in this Redis registry (redis://HOST[:PORT][/DB]) with a heartbeat')
+  .option('--mirrors-file <file>', 'register in this static mirrors file instead of Redis')
+  .option('--mirrors <file>', 'same as --mirrors-file')
+  .option(
+    '--max-inflight <n>',
+    'requests answered at once; past it, 503 with Retry-After',
+    String(DEFAULT_MAX_INFLIGHT),
+  )
+  .option('--memory-cache <size>', 'RAM for hot blocks (K, M, G suffixes; 0 turns it off)', '256M')
+  .option('--no-access-log', 'do not write one line per request to stdout')
+  .option('-v, --verbose', 'log every upstream fetch')
+  .action(async (store: string, o) => {
+    const s = await runServe(
+      {
+        store,
+        listen: o.listen,
+        upstreams: o.upstream,
+        region: o.region,
+        advertise: o.advertise,
+        redis: o.redis,
+        mirrorsFile: o.mirrorsFile ?? o.mirrors,
+        maxInflight: wholeNumber('--max-inflight', 1)(o.maxInflight),
+        memoryCacheBytes: size('--memory-cache')(o.memoryCache),
+        accessLog: o.accessLog,
+        verbose: !!o.verbose,
+      },
+      io(true),
+    );
+    process.stderr.write(`thfc-mirror: stopped serving ${s.url} after ${s.requests} requests\n`);
+  });
+
+program
+  .command('sync')
+  .description('replicate indexes (default: all the upstream lists) and the blocks they need; each index last')
+  .argument('<upstream-url>', "the upstream mirror's base URL, e.g. http://mirror.example:8080/")
+  .argument('[indexes...]', 'NAME or NAME.idx to sync (default: every index in the upstream /index.json)')
+  .requiredOption('-s, --store <dir>', 'local store directory (created if missing)')
+  .option('-w, --watch <seconds>', 'sync again every SECONDS until Ctrl-C')
+  .option('-c, --connections <n>', 'blocks fetched in parallel', String(DEFAULT_SYNC_CONNECTIONS))
+  .option('--json', 'print the summary as JSON (one line per pass with --watch)')
+  .option('-v, --verbose', 'log every block fetch')
+  .action(async (upstream: string, names: string[], o) => {
+    const json = !!o.json;
+    const print = (r: SyncReport) => process.stdout.write(json ? `${JSON.stringify(r)}\n` : `${describeSync(r)}\n`);
+    const r = await runSync(
+      {
+        upstream,
+        names: names.length ? names : undefined,
+        store: o.store,
+        watchSeconds: o.watch === undefined ? undefined : seconds('--watch')(o.watch),
+        connections: wholeNumber('--connections', 1)(o.connections),
+        verbose: !!o.verbose,
+      },
+      {
+        ...io(json),
+        onPass: ({ report }) => {
+          if (report) print(report);
+        },
+      },
+    );
+    if (o.watch === undefined) print(r);
+  });
+
+program
+  .command('dns')
+  .description('DNS-Balance: answer SRV/A/AAAA/TXT for the pool with live mirrors, nearest and least loaded first')
+  .requiredOption('-z, --zone <zone>', 'the pool name, e.g. mirrors.example.org')
+  .option('-l, --listen <host:port>', 'address for UDP and TCP', DEFAULT_DNS_LISTEN)
+  .option('--redis <url>', 'read mirrors from this Redis registry')
+  .option('--mirrors <file>', 'read mirrors from this static mirrors file')
+  .option('--mirrors-file <file>', 'same as --mirrors')
+  .option('--networks <file>', 'CIDR → preferred regions, for ordering by client network')
+  .option('--ttl <seconds>', 'TTL of the answers')
+  .action(async (o) => {
+    const logger = new LineLogger((l) => process.stderr.write(l));
+    const dns = await runDns(
+      {
+        zone: o.zone,
+        listen: o.listen,
+        redis: o.redis,
+        mirrorsFile: o.mirrors ?? o.mirrorsFile,
+        networksFile: o.networks,
+        ttlSeconds: o.ttl === undefined ? undefined : wholeNumber('--ttl', 0)(o.ttl),
+      },
+      { signal: controller.signal, logger },
+    );
+    if (!controller.signal.aborted) {
+      await new Promise<void>((r) => controller.signal.addEventListener('abort', () => r(), { once: true }));
+    }
+    await dns.close();
+  });
+
+function describeSync(r: SyncReport): string {
+  const lines = r.indexes.map(
+    (i) =>
+      `  ${i.name}: ${i.status}, ${i.blocks} blocks (${i.present} present, ${i.fetched} fetched, ${formatBytes(i.fetchedBytes)})`,
+  );
+  lines.unshift(
+    `synced ${r.indexes.length} index(es) from ${r.upstream} into ${r.store}: ${r.fetchedBlocks} blocks, ${formatBytes(r.fetchedBytes)} fetched in ${r.seconds.toFixed(2)} s (${formatRate(r.fetchedBytes, r.seconds)})`,
+  );
+  return lines.join('\n');
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = report(e);
+}
+
+function report(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  if (e instanceof ThfcError) {
+    process.stderr.write(`thfc-mirror: ${e.message}\n`);
+    return exitCodeOf(e);
+  }
+  process.stderr.write(`thfc-mirror: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
+  return EXIT.SOFTWARE;
+}

@@ -1,0 +1,319 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import dnsPacket from 'dns-packet';
+import type { ZoneRecord, ZoneResponse } from './zone.js';
+
+/**
+ * The DNS wire, and the only importer of dns-packet, node:dgram and node:net
+ * in the mirror package. UDP and TCP on one address and port; every question
+ * is handed to a pure `answer` function (zone.ts) and its result encoded.
+ *
+ * Rules kept here:
+ * - Anything that does not decode, is a response (QR set), or is shorter
+ *   than a header is dropped without a reply: no crash, no reflection.
+ * - Opcodes other than QUERY get NOTIMP; not exactly one question, FORMERR;
+ *   a class other than IN, REFUSED.
+ * - UDP answers fit 512 bytes, or the EDNS payload size the client offers
+ *   (clamped to MAX_UDP_PAYLOAD). When they do not: additional records are
+ *   dropped first, then TC is set and whole records are cut until it fits,
+ *   so the client retries over TCP.
+ * - TCP: two-byte length prefix, several queries per connection, an idle
+ *   timeout, a bound on connections and on unsent output per connection.
+ */
+
+/** RFC 1035's UDP limit for a client that sends no EDNS. */
+const CLASSIC_UDP_PAYLOAD = 512;
+/**
+ * The largest UDP answer sent whatever a client offers: 1232 bytes is the
+ * DNS flag day 2020 size that avoids IP fragmentation on any path.
+ */
+export const MAX_UDP_PAYLOAD = 1232;
+/** TCP connections at once: DNS over TCP is the rare fallback; 64 covers bursts of truncated answers. */
+export const DEFAULT_DNS_MAX_TCP_CONNECTIONS = 64;
+/** An idle TCP connection is closed after 10 s (RFC 7766 suggests seconds, not minutes). */
+export const DEFAULT_DNS_TCP_IDLE_MS = 10_000;
+/** A client that does not read its answers is cut off after 256 KiB of unsent output. */
+const MAX_TCP_BACKLOG_BYTES = 256 * 1024;
+
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+export interface DnsClient {
+  readonly address: string;
+  readonly port: number;
+  readonly transport: 'udp' | 'tcp';
+}
+
+export type AnswerFunction = (question: { name: string; type: string }, client: DnsClient) => ZoneResponse;
+
+export interface DnsServerOptions {
+  /** An IP address to listen on (IPv4 or IPv6). */
+  readonly host: string;
+  /** 0 picks a free port (the same one for UDP and TCP). */
+  readonly port: number;
+  readonly maxTcpConnections?: number;
+  readonly tcpIdleMs?: number;
+}
+
+export interface DnsServerCounters {
+  queries: number;
+  /** Packets dropped: undecodable, responses, shorter than a header. */
+  dropped: number;
+  truncated: number;
+  failures: number;
+}
+
+export class DnsServer {
+  private udp: dgram.Socket | undefined;
+  private tcp: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly answer: AnswerFunction;
+  private readonly logger: { info(m: string): void; fault(m: string): void } | undefined;
+  readonly counters: DnsServerCounters = { queries: 0, dropped: 0, truncated: 0, failures: 0 };
+
+  constructor(
+    components: { answer: AnswerFunction; logger?: { info(m: string): void; fault(m: string): void } },
+    private readonly options: DnsServerOptions,
+  ) {
+    if (!net.isIP(options.host))
+      throw new InvalidArgumentError(`listen host must be an IP address, not "${options.host}"`);
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+      throw new InvalidArgumentError(`bad listen port ${options.port}`);
+    }
+    this.answer = components.answer;
+    this.logger = components.logger;
+  }
+
+  /** Binds UDP and TCP; resolves with the address both listen on. */
+  async listen(signal?: AbortSignal): Promise<{ host: string; port: number }> {
+    // With port 0 the UDP port is picked first and TCP must get the same one; another process may hold it on TCP.
+    const attempts = this.options.port === 0 ? 8 : 1;
+    let lastError: unknown;
+    for (let i = 0; i < attempts; i++) {
+      signal?.throwIfAborted();
+      const udp = dgram.createSocket({ type: net.isIPv6(this.options.host) ? 'udp6' : 'udp4' });
+      try {
+        await bindUdp(udp, this.options.host, this.options.port);
+      } catch (e) {
+        udp.close();
+        throw new MirrorUnavailableError(
+          `dns ${this.options.host}:${this.options.port}`,
+          `UDP: ${(e as Error).message}`,
+        );
+      }
+      const port = udp.address().port;
+      const tcp = net.createServer((socket) => this.onTcp(socket));
+      tcp.maxConnections = this.options.maxTcpConnections ?? DEFAULT_DNS_MAX_TCP_CONNECTIONS;
+      try {
+        await listenTcp(tcp, this.options.host, port);
+      } catch (e) {
+        udp.close();
+        lastError = e;
+        continue;
+      }
+      udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo));
+      udp.on('error', (e) => this.logger?.fault(`dns UDP socket: ${e.message}`));
+      tcp.on('error', (e) => this.logger?.fault(`dns TCP server: ${e.message}`));
+      this.udp = udp;
+      this.tcp = tcp;
+      return { host: this.options.host, port };
+    }
+    throw new MirrorUnavailableError(
+      `dns ${this.options.host}:${this.options.port}`,
+      `TCP: ${(lastError as Error)?.message ?? 'cannot listen'}`,
+    );
+  }
+
+  async close(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    for (const s of this.sockets) s.destroy();
+    await Promise.all([
+      udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
+      tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
+    ]);
+  }
+
+  private onUdp(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const reply = this.handle(msg, { address: rinfo.address, port: rinfo.port, transport: 'udp' });
+    if (reply) udp.send(reply, rinfo.port, rinfo.address, () => {});
+  }
+
+  private onTcp(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(this.options.tcpIdleMs ?? DEFAULT_DNS_TCP_IDLE_MS, () => socket.destroy());
+    const client: DnsClient = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, transport: 'tcp' };
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      // At most 64 KiB + 2 bytes are ever held: one message is read as soon as it is whole.
+      while (pending.length >= 2) {
+        const length = pending.readUInt16BE(0);
+        if (pending.length < 2 + length) break;
+        const msg = pending.subarray(2, 2 + length);
+        pending = pending.subarray(2 + length);
+        const reply = this.handle(msg, client);
+        if (!reply) {
+          socket.destroy(); // a stream that does not parse cannot be re-synchronised
+          return;
+        }
+        const framed = Buffer.alloc(2 + reply.length);
+        framed.writeUInt16BE(reply.length, 0);
+        reply.copy(framed, 2);
+        socket.write(framed);
+        if (socket.writableLength > MAX_TCP_BACKLOG_BYTES) {
+          socket.destroy();
+          return;
+        }
+      }
+    });
+  }
+
+  /** One query in, one encoded response out, or undefined to drop it. Never throws. */
+  private handle(msg: Buffer, client: DnsClient): Buffer | undefined {
+    if (msg.length < 12 || (msg.readUInt16BE(2) & 0x8000) !== 0) {
+      this.counters.dropped++;
+      return undefined;
+    }
+    let query: dnsPacket.DecodedPacket;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      this.counters.dropped++;
+      return undefined;
+    }
+    this.counters.queries++;
+    const flags = msg.readUInt16BE(2);
+    const opcode = (flags >> 11) & 0xf;
+    const opt = query.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === 'OPT');
+    const limit =
+      client.transport === 'tcp'
+        ? 65535
+        : opt
+          ? Math.min(Math.max(opt.udpPayloadSize || CLASSIC_UDP_PAYLOAD, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+          : CLASSIC_UDP_PAYLOAD;
+    const questions = query.questions ?? [];
+    const base = {
+      id: query.id ?? 0,
+      // Echo RD (bit 8) and the opcode, as RFC 1035 asks.
+      rd: flags & 0x0100,
+      opcode: opcode << 11,
+      questions,
+      opt,
+    };
+    if (opcode !== 0) return this.encode(base, 'NOTIMP', limit);
+    const question = questions[0];
+    if (!question || questions.length !== 1) return this.encode(base, 'FORMERR', limit);
+    if (question.class && question.class !== 'IN' && question.class !== 'ANY')
+      return this.encode(base, 'REFUSED', limit);
+    let response: ZoneResponse;
+    try {
+      response = this.answer({ name: question.name, type: String(question.type) }, client);
+    } catch (e) {
+      this.counters.failures++;
+      this.logger?.fault(`dns: answering ${question.name} ${question.type}: ${(e as Error).message}`);
+      return this.encode(base, 'SERVFAIL', limit);
+    }
+    return this.encode(base, response.rcode, limit, response);
+  }
+
+  private encode(
+    base: {
+      id: number;
+      rd: number;
+      opcode: number;
+      questions: dnsPacket.Question[];
+      opt: dnsPacket.OptAnswer | undefined;
+    },
+    rcode: keyof typeof RCODE,
+    limit: number,
+    response?: ZoneResponse,
+  ): Buffer {
+    const edns: dnsPacket.Answer[] = base.opt
+      ? [
+          {
+            type: 'OPT',
+            name: '.',
+            udpPayloadSize: MAX_UDP_PAYLOAD,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: 0,
+            flag_do: false,
+            options: [],
+          },
+        ]
+      : [];
+    let answers = (response?.answers ?? []).map(toPacket);
+    let authorities = (response?.authorities ?? []).map(toPacket);
+    let additionals = (response?.additionals ?? []).map(toPacket);
+    let truncated = false;
+    const build = () =>
+      dnsPacket.encode({
+        type: 'response',
+        id: base.id,
+        flags:
+          base.opcode |
+          base.rd |
+          (response?.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) |
+          (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) |
+          RCODE[rcode],
+        questions: base.questions,
+        answers,
+        authorities,
+        additionals: [...additionals, ...edns],
+      });
+    let bytes = build();
+    if (bytes.length <= limit) return bytes;
+    // Additional data is optional (RFC 2181 §9): drop it before declaring truncation.
+    additionals = [];
+    bytes = build();
+    if (bytes.length <= limit) return bytes;
+    truncated = true;
+    this.counters.truncated++;
+    authorities = [];
+    // Bounded: at most one re-encoding per answer record (≤ DEFAULT_DNS_MAX_MIRRORS + a few).
+    while (answers.length > 0) {
+      bytes = build();
+      if (bytes.length <= limit) return bytes;
+      answers = answers.slice(0, -1);
+    }
+    return build();
+  }
+}
+
+function toPacket(r: ZoneRecord): dnsPacket.Answer {
+  switch (r.type) {
+    case 'TXT':
+      return { type: 'TXT', name: r.name, ttl: r.ttl, class: 'IN', data: [...r.data] };
+    case 'SRV':
+      return { type: 'SRV', name: r.name, ttl: r.ttl, class: 'IN', data: { ...r.data } };
+    case 'SOA':
+      return { type: 'SOA', name: r.name, ttl: r.ttl, class: 'IN', data: { ...r.data } };
+    default:
+      return { type: r.type, name: r.name, ttl: r.ttl, class: 'IN', data: r.data };
+  }
+}
+
+function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function listenTcp(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,297 @@
+import { isIPv4 } from 'node:net';
+import { InvalidArgumentError } from '@thfc/format';
+import type { MirrorRecord } from '../registry/registry.js';
+import { badness } from './badness.js';
+import { formatAddress, type Networks, parseAddress, preferredRegions } from './networks.js';
+
+/**
+ * DNS-Balance's answers, as a pure function of the live mirror records, the
+ * networks file, the client's address and the question. No sockets, no
+ * clock (the caller passes `now`), no packet format: dns-server.ts turns the
+ * result into bytes.
+ *
+ * Names in the zone (docs/dns-balance.md):
+ * - `ZONE`: SOA, NS; A/AAAA: the mirrors' IP addresses in order; TXT: one
+ *   record whose strings are the mirrors' URLs in order.
+ * - `_thfc._tcp.ZONE`: SRV, one per mirror, `priority` = its position in the
+ *   order (0 first) so the order survives resolvers that shuffle records,
+ *   `weight` = 10000 − badness.
+ * - `m-A-B-C-D.ZONE` / `m6-<32 hex>.ZONE`: A/AAAA of one mirror's IP, the SRV
+ *   targets of mirrors whose URL names an IP address.
+ * - `ns.ZONE`: the NS target; A/AAAA of this server when it listens on one
+ *   specific address.
+ * - `_tcp.ZONE` exists (an empty non-terminal: NODATA); any other name in the
+ *   zone is NXDOMAIN; names outside it are REFUSED (not a resolver).
+ *
+ * Only mirrors at the root of a plain `http://HOST[:PORT]/` URL can be
+ * described by SRV and A/AAAA (no scheme, no path there); the others appear
+ * in TXT only. A mirror URL naming a host rather than an IP is an SRV target
+ * by that name and has no A/AAAA here.
+ */
+
+export type ZoneRecord = { readonly name: string; readonly ttl: number } & (
+  | { readonly type: 'A' | 'AAAA' | 'NS'; readonly data: string }
+  | { readonly type: 'SRV'; readonly data: SrvData }
+  | { readonly type: 'TXT'; readonly data: readonly string[] }
+  | { readonly type: 'SOA'; readonly data: SoaData }
+);
+
+export interface SrvData {
+  readonly priority: number;
+  readonly weight: number;
+  readonly port: number;
+  readonly target: string;
+}
+
+export interface SoaData {
+  readonly mname: string;
+  readonly rname: string;
+  readonly serial: number;
+  readonly refresh: number;
+  readonly retry: number;
+  readonly expire: number;
+  readonly minimum: number;
+}
+
+export interface ZoneResponse {
+  readonly rcode: 'NOERROR' | 'NXDOMAIN' | 'REFUSED';
+  /** True for every name in the zone; false for REFUSED. */
+  readonly authoritative: boolean;
+  readonly answers: readonly ZoneRecord[];
+  readonly authorities: readonly ZoneRecord[];
+  readonly additionals: readonly ZoneRecord[];
+}
+
+/**
+ * 5 s: the answer changes with every heartbeat's load report and a dead
+ * mirror must leave clients' lists soon after it leaves the registry; a
+ * client re-resolving every 5 s costs one small UDP exchange.
+ */
+export const DEFAULT_DNS_TTL_SECONDS = 5;
+
+/**
+ * At most 16 mirrors per answer. A client uses the first few (failover tries
+ * them in order); 16 SRV records plus their A records fit in about 1 KB, under
+ * the 1232-byte EDNS buffer most resolvers offer, and bound the work and the
+ * size of any one answer however large the fleet.
+ */
+export const DEFAULT_DNS_MAX_MIRRORS = 16;
+
+export interface ZoneConfig {
+  /** The pool name, e.g. `pool.example.org` (any case; a trailing dot is ignored). */
+  readonly zone: string;
+  readonly networks: Networks;
+  readonly ttlSeconds?: number;
+  readonly maxMirrors?: number;
+  /** This server's own address, published as `ns.ZONE` when it is one specific IP (not 0.0.0.0 or ::). */
+  readonly serverAddress?: string;
+}
+
+export interface ZoneQuery {
+  readonly name: string;
+  /** A record type mnemonic as a packet library spells it: `A`, `SRV`, `ANY`, `UNKNOWN_99`… */
+  readonly type: string;
+}
+
+/** One mirror in answer order, with why it is there. */
+export interface RankedMirror {
+  readonly record: MirrorRecord;
+  /** Index of its region in the client's preferred regions; the list's length when not listed. */
+  readonly regionRank: number;
+  readonly badness: number;
+}
+
+/**
+ * The order for one client: by the rank of the mirror's region among the
+ * client network's preferred regions (unlisted regions last), then by
+ * badness, then by a hash of (client address, mirror id). The hash spreads
+ * clients over equally good mirrors (rendezvous hashing) while each client
+ * keeps a stable order between queries.
+ */
+export function rankMirrors(
+  records: readonly MirrorRecord[],
+  networks: Networks,
+  clientAddress: string,
+): RankedMirror[] {
+  const { regions } = preferredRegions(networks, clientAddress);
+  const rankOf = new Map(regions.map((r, i) => [r, i]));
+  return records
+    .map((record) => ({
+      record,
+      regionRank: rankOf.get(record.region) ?? regions.length,
+      badness: badness(record),
+      tie: fnv1a(`${clientAddress}|${record.id}`),
+    }))
+    .sort((a, b) => a.regionRank - b.regionRank || a.badness - b.badness || a.tie - b.tie)
+    .map(({ record, regionRank, badness }) => ({ record, regionRank, badness }));
+}
+
+/** The zone's canonical name: lower case, no trailing dot, every label valid. */
+export function normaliseZone(zone: string): string {
+  const z = zone.trim().replace(/\.$/, '').toLowerCase();
+  if (!z || z.length > 200 || !z.split('.').every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l))) {
+    throw new InvalidArgumentError(`bad zone name "${zone}": expected a DNS name such as pool.example.org`);
+  }
+  return z;
+}
+
+/** The host label under ZONE for a mirror IP: `m-127-0-0-1`, `m6-<32 hex digits>`. */
+export function addressLabel(ip: string): string | undefined {
+  const a = parseAddress(ip);
+  if (!a) return undefined;
+  if (a.family === 4) return `m-${formatAddress(4, a.value).replaceAll('.', '-')}`;
+  return `m6-${a.value.toString(16).padStart(32, '0')}`;
+}
+
+/** Answers one question. Pure: the same inputs give the same response. */
+export function answerQuery(
+  config: ZoneConfig,
+  records: readonly MirrorRecord[],
+  query: ZoneQuery,
+  clientAddress: string,
+  now: number,
+): ZoneResponse {
+  const zone = normaliseZone(config.zone);
+  const ttl = config.ttlSeconds ?? DEFAULT_DNS_TTL_SECONDS;
+  const qname = query.name.replace(/\.$/, '');
+  const lower = qname.toLowerCase();
+  const refused: ZoneResponse = {
+    rcode: 'REFUSED',
+    authoritative: false,
+    answers: [],
+    authorities: [],
+    additionals: [],
+  };
+  if (lower !== zone && !lower.endsWith(`.${zone}`)) return refused;
+
+  const soa: ZoneRecord = {
+    name: zone,
+    type: 'SOA',
+    ttl,
+    data: {
+      mname: `ns.${zone}`,
+      rname: `hostmaster.${zone}`,
+      // Seconds since the epoch: it only ever grows, and nothing transfers this zone.
+      serial: Math.floor(now / 1000) >>> 0,
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      // Negative answers are cached as briefly as positive ones: a mirror that comes up is seen within one TTL.
+      minimum: ttl,
+    },
+  };
+  const ranked = rankMirrors(records, config.networks, clientAddress).slice(
+    0,
+    config.maxMirrors ?? DEFAULT_DNS_MAX_MIRRORS,
+  );
+  const plain = ranked.flatMap((m) => {
+    const target = srvTarget(m.record.url, zone);
+    return target ? [{ ...m, ...target }] : [];
+  });
+  const hostRecord = (name: string, ip: string): ZoneRecord => ({
+    name,
+    type: isIPv4(ip) ? 'A' : 'AAAA',
+    ttl,
+    data: ip,
+  });
+
+  // Every name in the zone, each with all of its records.
+  const names = new Map<string, ZoneRecord[]>();
+  const add = (name: string, r: ZoneRecord[]) => names.set(name, [...(names.get(name) ?? []), ...r]);
+  const ns = `ns.${zone}`;
+  add(zone, [soa, { name: zone, type: 'NS', ttl, data: ns }]);
+  const ips = unique(plain.flatMap((m) => (m.ip ? [m.ip] : [])));
+  add(
+    zone,
+    ips.map((ip) => hostRecord(zone, ip)),
+  );
+  const urls = ranked.map((m) => m.record.url).filter((u) => Buffer.byteLength(u) <= 255);
+  if (urls.length) add(zone, [{ name: zone, type: 'TXT', ttl, data: urls }]);
+  add(`_tcp.${zone}`, []);
+  add(
+    `_thfc._tcp.${zone}`,
+    plain.map((m, i) => ({
+      name: `_thfc._tcp.${zone}`,
+      type: 'SRV',
+      ttl,
+      data: { priority: i, weight: 10_000 - m.badness, port: m.port, target: m.target },
+    })),
+  );
+  for (const ip of ips) add(`${addressLabel(ip)}.${zone}`, [hostRecord(`${addressLabel(ip)}.${zone}`, ip)]);
+  const server = config.serverAddress && isSpecificAddress(config.serverAddress) ? config.serverAddress : undefined;
+  add(ns, server ? [hostRecord(ns, server)] : []);
+
+  const atName = names.get(lower);
+  if (!atName) return { rcode: 'NXDOMAIN', authoritative: true, answers: [], authorities: [soa], additionals: [] };
+  const type = query.type.toUpperCase();
+  const matching = atName.filter((r) => type === 'ANY' || r.type === type).map((r) => ({ ...r, name: qname }));
+  if (matching.length === 0) {
+    return { rcode: 'NOERROR', authoritative: true, answers: [], authorities: [soa], additionals: [] };
+  }
+  // Addresses of in-zone targets, so a resolver need not ask again (RFC 2782, RFC 1035 §3.3.11).
+  const additionals: ZoneRecord[] = [];
+  for (const r of matching) {
+    const target = r.type === 'SRV' ? r.data.target : r.type === 'NS' ? r.data : undefined;
+    if (target && target !== lower) {
+      for (const a of names.get(target) ?? []) if (a.type === 'A' || a.type === 'AAAA') additionals.push(a);
+    }
+  }
+  return {
+    rcode: 'NOERROR',
+    authoritative: true,
+    answers: matching,
+    authorities: [],
+    additionals: uniqueRecords(additionals),
+  };
+}
+
+/** SRV target, port and IP for a mirror at the root of a plain http URL; undefined for the rest. */
+function srvTarget(url: string, zone: string): { target: string; port: number; ip: string | undefined } | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'http:' || u.pathname !== '/' || u.search) return undefined;
+  const port = u.port ? Number(u.port) : 80;
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const address = parseAddress(host);
+  if (address) {
+    // Canonical text (IPv4-mapped IPv6 as dotted IPv4), as a client would dial it.
+    const ip = formatAddress(address.family, address.value);
+    return { target: `${addressLabel(ip)}.${zone}`, port, ip };
+  }
+  const name = host.replace(/\.$/, '').toLowerCase();
+  if (!name.split('.').every((l) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l))) return undefined;
+  return { target: name, port, ip: undefined };
+}
+
+function isSpecificAddress(ip: string): boolean {
+  const a = parseAddress(ip);
+  return !!a && a.value !== 0n;
+}
+
+function unique<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
+}
+
+function uniqueRecords(rs: readonly ZoneRecord[]): ZoneRecord[] {
+  const seen = new Set<string>();
+  return rs.filter((r) => {
+    const k = `${r.name}|${r.type}|${JSON.stringify(r.data)}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** 32-bit FNV-1a: a cheap, stable, well-spread hash for tie-breaking (not security). */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -1,0 +1,209 @@
+import { join } from 'node:path';
+import { type Logger, SILENT_LOGGER } from '@thfc/blockfs';
+import { BlockCorruptError, BlockNotFoundError, type DecodedIndex, MirrorUnavailableError } from '@thfc/format';
+import { readIndexFile, writeFileAtomic } from '@thfc/packer';
+import type { Metrics } from './metrics.js';
+import type { RefBook } from './ref-book.js';
+import type { StoreReader } from './store-reader.js';
+import type { Upstream } from './upstream.js';
+
+/**
+ * An id no known index names triggers at most one look at the upstream's
+ * listing per 5 s. A client that got its index elsewhere (DNS sent it to
+ * another mirror) is served after one small request; a stream of made-up ids
+ * costs the upstream one listing request per 5 s, never a block request.
+ */
+export const DEFAULT_REF_REFRESH_MS = 5_000;
+
+/**
+ * A pulled index is checked against the upstream again, in the background,
+ * once it is a minute old: the same minute clients may cache it for
+ * (routes/file-route.ts), so a republished image reaches a pull-through
+ * mirror's clients within about two minutes.
+ */
+export const DEFAULT_INDEX_REVALIDATE_MS = 60_000;
+
+export interface PullThroughComponents {
+  readonly upstream: Upstream;
+  readonly store: StoreReader;
+  readonly refs: RefBook;
+  readonly metrics: Metrics;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+export interface PullThroughOptions {
+  readonly refRefreshMs?: number | undefined;
+  readonly indexRevalidateMs?: number | undefined;
+}
+
+/**
+ * Fills the store from upstream on demand. A missing block is fetched once
+ * however many requests wait for it, verified against its ref (ref-book.ts)
+ * by the upstream tree, written with DirStore.put (temp + rename), and
+ * returned for serving. A missing index is fetched, strictly decoded and
+ * written durably before it is served.
+ *
+ * Results: a block resolves to its stored bytes, or undefined when no known
+ * index names it or every upstream answered 404. Every other failure
+ * (all upstreams down, or sending bytes that fail verification) rejects with
+ * MirrorUnavailableError: nothing unverified is ever stored or served. A
+ * block that verified but could not be stored (disk full) is still served.
+ *
+ * `signal` is the server's lifetime: a fetch outlives the request that
+ * started it (others may be waiting, and the block is worth keeping).
+ */
+export class PullThrough {
+  private readonly blocks = new Map<string, Promise<Uint8Array | undefined>>();
+  private readonly indexes = new Map<string, Promise<boolean>>();
+  private readonly checkedAt = new Map<string, number>();
+  private refreshing: Promise<void> | undefined;
+  private lastRefresh = Number.NEGATIVE_INFINITY;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly refRefreshMs: number;
+  private readonly indexRevalidateMs: number;
+
+  constructor(
+    private readonly components: PullThroughComponents,
+    options: PullThroughOptions,
+    private readonly signal: AbortSignal,
+  ) {
+    this.logger = components.logger ?? SILENT_LOGGER;
+    this.now = components.now ?? Date.now;
+    this.refRefreshMs = options.refRefreshMs ?? DEFAULT_REF_REFRESH_MS;
+    this.indexRevalidateMs = options.indexRevalidateMs ?? DEFAULT_INDEX_REVALIDATE_MS;
+  }
+
+  block(id: string): Promise<Uint8Array | undefined> {
+    let p = this.blocks.get(id);
+    if (!p) {
+      p = this.fetchBlock(id).finally(() => this.blocks.delete(id));
+      this.blocks.set(id, p);
+    }
+    return p;
+  }
+
+  /** Fetches NAME.idx into the store; false when no upstream publishes it. */
+  index(name: string): Promise<boolean> {
+    let p = this.indexes.get(name);
+    if (!p) {
+      p = this.fetchIndex(name).finally(() => this.indexes.delete(name));
+      this.indexes.set(name, p);
+    }
+    return p;
+  }
+
+  /** Called when a local copy of NAME.idx is served: refreshes it in the background once it is old. */
+  revalidateIndex(name: string): void {
+    const at = this.checkedAt.get(name);
+    if (at !== undefined && this.now() - at < this.indexRevalidateMs) return;
+    this.checkedAt.set(name, this.now());
+    this.index(name).catch((e) => this.logger.fault(`revalidating ${name}.idx: ${(e as Error).message}`));
+  }
+
+  private async fetchBlock(id: string): Promise<Uint8Array | undefined> {
+    const { upstream, store, refs, metrics } = this.components;
+    if (!refs.has(id)) await this.refreshRefs();
+    const ref = refs.get(id);
+    if (!ref) {
+      metrics.pull('not_found');
+      return undefined;
+    }
+    let stored: Uint8Array;
+    try {
+      stored = await upstream.blocks.get(ref, { signal: this.signal });
+    } catch (e) {
+      this.signal.throwIfAborted();
+      if (e instanceof BlockNotFoundError) {
+        metrics.pull('not_found');
+        return undefined;
+      }
+      metrics.pull('failed');
+      metrics.error(hadCorruption(e) ? 'corrupt' : 'upstream');
+      if (e instanceof MirrorUnavailableError) throw e;
+      throw new MirrorUnavailableError(upstream.toString(), (e as Error).message, { cause: e });
+    }
+    try {
+      await store.dirStore.put(ref, stored, { signal: this.signal });
+    } catch (e) {
+      metrics.error('store_write');
+      this.logger.fault(`pulled block ${id} could not be stored: ${(e as Error).message}; serving it anyway`);
+    }
+    metrics.pull('fetched', stored.length);
+    return stored;
+  }
+
+  private async fetchIndex(name: string): Promise<boolean> {
+    const { upstream, store, refs, metrics } = this.components;
+    let decoded: DecodedIndex | undefined;
+    try {
+      decoded = await upstream.fetchIndex(name, this.signal);
+    } catch (e) {
+      this.signal.throwIfAborted();
+      metrics.pull('failed');
+      metrics.error('upstream');
+      throw e;
+    }
+    this.checkedAt.set(name, this.now());
+    if (!decoded) {
+      metrics.pull('not_found');
+      return false;
+    }
+    refs.addIndex(decoded.index, decoded.digest);
+    try {
+      await writeFileAtomic(join(store.root, `${name}.idx`), decoded.bytes, { durable: true, signal: this.signal });
+    } catch (e) {
+      metrics.error('store_write');
+      throw e;
+    }
+    metrics.pull('fetched', decoded.bytes.length);
+    return true;
+  }
+
+  /**
+   * Learns the refs of indexes not seen yet: the store's own first, then the
+   * upstream listing's. Rate-limited and shared by every waiting request.
+   */
+  private refreshRefs(): Promise<void> {
+    if (this.refreshing) return this.refreshing;
+    if (this.now() - this.lastRefresh < this.refRefreshMs) return Promise.resolve();
+    this.lastRefresh = this.now();
+    this.refreshing = this.learnRefs().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async learnRefs(): Promise<void> {
+    const { upstream, store, refs } = this.components;
+    try {
+      for (const entry of await store.listIndexes()) {
+        if (refs.knows(entry.digest)) continue;
+        const d = await readIndexFile(join(store.root, entry.file));
+        refs.addIndex(d.index, d.digest);
+      }
+    } catch (e) {
+      this.logger.fault(`reading the store's indexes: ${(e as Error).message}`);
+    }
+    try {
+      const listing = await upstream.fetchListing(this.signal);
+      for (const entry of listing.indexes) {
+        if (refs.knows(entry.digest)) continue;
+        const d = await upstream.fetchIndex(entry.name, this.signal);
+        if (d) refs.addIndex(d.index, d.digest);
+      }
+    } catch (e) {
+      this.signal.throwIfAborted();
+      this.logger.fault(`learning block refs from upstream: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** True when the failure, or any failure it aggregates, is bad bytes from an upstream. */
+function hadCorruption(e: unknown): boolean {
+  if (e instanceof BlockCorruptError) return true;
+  const cause = (e as { cause?: unknown })?.cause;
+  if (cause instanceof AggregateError) return cause.errors.some(hadCorruption);
+  return cause !== undefined && cause !== e && hadCorruption(cause);
+}

@@ -1,0 +1,210 @@
+import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import { Redis } from 'ioredis';
+import { decodeMirrorRecord, encodeMirrorRecord } from './mirror-record.js';
+import type { MirrorRecord, Registry } from './registry.js';
+
+/**
+ * The fleet registry in Redis, and the only importer of ioredis.
+ *
+ * Layout (docs/dns-balance.md):
+ * - `thfc:mirror:<id>`: the record as JSON, written with `SET … PX ttl`, so a
+ *   mirror that stops heartbeating disappears on its own;
+ * - `thfc:mirrors`: a set of ids, so listing reads only our keys instead of
+ *   SCANning a Redis that may be shared. Ids whose record has expired are
+ *   pruned by the listing script itself, atomically.
+ *
+ * Failures: every command fails fast while disconnected (no offline queue)
+ * and after `commandTimeoutMs`, as MirrorUnavailableError; the connection
+ * itself is re-established in the background with capped backoff, so a
+ * heartbeat or DNS refresh simply succeeds again on its next tick once Redis
+ * is back.
+ */
+
+/** Key namespace; one Redis can hold several fleets by using different databases (`redis://host/2`). */
+export const REDIS_KEY_PREFIX = 'thfc:';
+
+/**
+ * 3 s to connect at start: a local or LAN Redis answers in milliseconds, and a
+ * daemon told to use a Redis that is not there should say so promptly rather
+ * than hang its start-up.
+ */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 3_000;
+
+/**
+ * 2 s per command: a heartbeat runs every 2 s and a DNS refresh every 0.5 s;
+ * a command slower than that is useless to both, and the next tick retries.
+ */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000;
+
+/** Reconnect backoff: 100 ms doubling to 2 s, forever (the daemon outlives a Redis restart). */
+const RECONNECT_START_MS = 100;
+const RECONNECT_MAX_MS = 2_000;
+
+/** Returns the JSON of every live record and prunes ids whose record has expired. */
+const LIST_SCRIPT = `
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then table.insert(out, v) else redis.call('SREM', KEYS[1], id) end
+end
+return out
+`;
+
+export interface RedisRegistryOptions {
+  /** `redis://[:password@]host[:port][/db]`. */
+  readonly url: string;
+  readonly connectTimeoutMs?: number;
+  readonly commandTimeoutMs?: number;
+}
+
+export class RedisRegistry implements Registry {
+  private readonly redis: Redis;
+  private readonly logger: { fault(m: string): void } | undefined;
+  private readonly where: string;
+  private lastError: string | undefined;
+
+  private constructor(components: { logger?: { fault(m: string): void } }, options: RedisRegistryOptions) {
+    this.logger = components.logger;
+    this.where = redactedUrl(options.url);
+    this.redis = new Redis(options.url, {
+      lazyConnect: true,
+      connectTimeout: options.connectTimeoutMs ?? DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times) => Math.min(RECONNECT_START_MS * 2 ** Math.min(times, 10), RECONNECT_MAX_MS),
+    });
+    // Without a listener ioredis prints every failed reconnect; keep the reason for our own messages instead.
+    this.redis.on('error', (e: Error) => {
+      this.lastError = (e as { code?: string }).code ?? e.message;
+    });
+  }
+
+  /** Connects and checks Redis answers (PING); MirrorUnavailableError when it does not. */
+  static async connect(
+    components: { logger?: { fault(m: string): void } },
+    options: RedisRegistryOptions,
+    signal?: AbortSignal,
+  ): Promise<RedisRegistry> {
+    if (!/^rediss?:\/\//.test(options.url)) {
+      throw new InvalidArgumentError(`bad Redis URL "${options.url}": expected redis://HOST[:PORT][/DB]`);
+    }
+    const registry = new RedisRegistry(components, options);
+    try {
+      await registry.command('connect', () => registry.redis.connect(), signal);
+      await registry.command('ping', () => registry.redis.ping(), signal);
+    } catch (e) {
+      registry.redis.disconnect();
+      throw e;
+    }
+    return registry;
+  }
+
+  async register(record: MirrorRecord, ttlMs: number, signal?: AbortSignal): Promise<void> {
+    if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new InvalidArgumentError(`ttlMs must be a whole number > 0`);
+    const json = encodeMirrorRecord(record);
+    await this.command(
+      `register ${record.id}`,
+      () =>
+        this.redis
+          .multi()
+          .set(recordKey(record.id), json, 'PX', ttlMs)
+          .sadd(setKey(), record.id)
+          .exec()
+          .then(checkExec),
+      signal,
+    );
+  }
+
+  async unregister(id: string, signal?: AbortSignal): Promise<void> {
+    await this.command(
+      `unregister ${id}`,
+      () => this.redis.multi().del(recordKey(id)).srem(setKey(), id).exec().then(checkExec),
+      signal,
+    );
+  }
+
+  async list(signal?: AbortSignal): Promise<MirrorRecord[]> {
+    const values = (await this.command(
+      'list',
+      () => this.redis.eval(LIST_SCRIPT, 1, setKey(), `${REDIS_KEY_PREFIX}mirror:`),
+      signal,
+    )) as unknown;
+    if (!Array.isArray(values)) throw new MirrorUnavailableError(this.where, 'list: unexpected reply');
+    const records: MirrorRecord[] = [];
+    for (const v of values) {
+      try {
+        records.push(decodeMirrorRecord(String(v)));
+      } catch (e) {
+        // One mirror writing garbage must not take the others out of DNS.
+        this.logger?.fault(`${this.where}: ignoring a bad record: ${(e as Error).message}`);
+      }
+    }
+    return records;
+  }
+
+  /** QUIT (waits for replies in flight), or a hard disconnect when Redis does not answer. */
+  async close(): Promise<void> {
+    if (this.redis.status === 'end') return;
+    try {
+      await this.command('quit', () => this.redis.quit());
+    } catch {
+      // fall through to the hard disconnect
+    }
+    this.redis.disconnect();
+  }
+
+  toString(): string {
+    return `redis-registry(${this.where})`;
+  }
+
+  /** Runs one Redis call, rejecting at once on abort; every failure becomes MirrorUnavailableError. */
+  private async command<T>(what: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([call(), aborted]);
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      if (e instanceof InvalidArgumentError || e instanceof MirrorUnavailableError) throw e;
+      const why = (e as Error).message || this.lastError || String(e);
+      throw new MirrorUnavailableError(
+        this.where,
+        `${what}: ${why}${this.lastError && !why.includes(this.lastError) ? ` (${this.lastError})` : ''}`,
+        { cause: e },
+      );
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+function recordKey(id: string): string {
+  return `${REDIS_KEY_PREFIX}mirror:${id}`;
+}
+
+function setKey(): string {
+  return `${REDIS_KEY_PREFIX}mirrors`;
+}
+
+/** MULTI/EXEC reports per-command errors in its reply instead of rejecting. */
+function checkExec(replies: [Error | null, unknown][] | null): void {
+  if (!replies) throw new Error('transaction aborted');
+  for (const [e] of replies) if (e) throw e;
+}
+
+/** The URL for messages, without a password. */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href.replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}

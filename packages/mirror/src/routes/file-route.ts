@@ -1,0 +1,71 @@
+import { isImageName, MirrorUnavailableError } from '@thfc/format';
+import type { Exchange } from './exchange.js';
+import type { RouteContext } from './route-context.js';
+import { sendFile } from './send-representation.js';
+
+/**
+ * Indexes and other root files change when an image is republished (same
+ * name, new bytes), so caches may keep them a minute, then must ask again:
+ * a minute bounds how stale a republished image can look through a cache or
+ * CDN, and asking again costs a 304 thanks to the ETag (the file's SHA-256).
+ * The format digest is not the ETag: it ignores signatures, so a cache would
+ * keep serving the unsigned copy of a newly signed index.
+ */
+export const INDEX_MAX_AGE_SECONDS = 60;
+export const ROOT_FILE_CACHE_CONTROL = `public, max-age=${INDEX_MAX_AGE_SECONDS}`;
+
+function contentTypeOf(name: string): string {
+  if (name.endsWith('.idx') || name.endsWith('.pub')) return 'text/plain; charset=us-ascii';
+  if (name.endsWith('.json')) return 'application/json';
+  if (name.endsWith('.txt')) return 'text/plain; charset=utf-8';
+  return 'application/octet-stream';
+}
+
+/**
+ * `GET|HEAD /NAME` for a plain file at the store root of a served kind
+ * (routes/request-target.ts): `NAME.idx`, `catalog.json`, public keys. With an upstream, a missing index is pulled
+ * (and a served one revalidated in the background). Indexes carry their
+ * format digest in `X-Thfc-Digest`.
+ */
+export async function serveRootFile(ex: Exchange, name: string, ctx: RouteContext): Promise<void> {
+  const isIndex = name.endsWith('.idx') && isImageName(name.slice(0, -4));
+  let file = await ctx.store.openRootFile(name);
+  if (ctx.pull && isIndex) {
+    if (file) ctx.pull.revalidateIndex(name.slice(0, -4));
+    else {
+      try {
+        if (await ctx.pull.index(name.slice(0, -4))) file = await ctx.store.openRootFile(name);
+      } catch (e) {
+        if (!(e instanceof MirrorUnavailableError)) throw e;
+        ctx.logger.fault(`pull-through of ${name} failed: ${e.message}`);
+        ex.reply(502, 'upstream could not deliver this index\n');
+        return;
+      }
+    }
+  }
+  if (!file) {
+    ex.reply(404, 'no such file\n');
+    return;
+  }
+  const opened = file;
+  let facts: Awaited<ReturnType<typeof ctx.store.factsOf>>;
+  try {
+    facts = await ctx.store.factsOf(name, opened);
+  } catch (e) {
+    ctx.store.closeFile(opened);
+    throw e;
+  }
+  sendFile(
+    ex,
+    {
+      size: opened.size,
+      etag: `"${facts.sha256}"`,
+      contentType: contentTypeOf(name),
+      cacheControl: ROOT_FILE_CACHE_CONTROL,
+      extra: facts.digest ? ['x-thfc-digest', facts.digest] : [],
+    },
+    opened,
+    ctx,
+    () => ctx.store.closeFile(opened),
+  );
+}

@@ -1,0 +1,70 @@
+import { IndexFormatError, isImageName } from '@thfc/format';
+
+/**
+ * The store listing: `GET /index.json` on a mirror names every published
+ * index, so `sync` can replicate "everything" and skip what it already has
+ * without downloading it. Its prose twin is docs/FORMAT.md, "Mirror protocol".
+ *
+ *     {"format":"thfc-store-listing","version":1,"indexes":[
+ *       {"name":"debian-12","file":"debian-12.idx","bytes":96171,
+ *        "sha256":"<64 hex: the file's bytes>","digest":"sha256:<64 hex: FORMAT.md §5.6>"}]}
+ */
+export const LISTING_FORMAT = 'thfc-store-listing';
+export const LISTING_VERSION = 1;
+
+/** A listing is ~200 bytes per index; 16 MiB is ~80000 images, and stops a hostile upstream from streaming forever. */
+export const MAX_LISTING_BYTES = 16 * 1024 * 1024;
+
+export interface ListingEntry {
+  /** The image name; the index is `<name>.idx` next to the listing. */
+  readonly name: string;
+  readonly file: string;
+  readonly bytes: number;
+  /** Hex SHA-256 of the index file, signatures included: equal means byte-identical. */
+  readonly sha256: string;
+  /** The index's identity (`sha256:<hex>`), unchanged by signatures. */
+  readonly digest: string;
+}
+
+export function encodeListing(indexes: readonly ListingEntry[]): string {
+  const entries = indexes.map(({ name, file, bytes, sha256, digest }) => ({ name, file, bytes, sha256, digest }));
+  return `${JSON.stringify({ format: LISTING_FORMAT, version: LISTING_VERSION, indexes: entries })}\n`;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * Strict on everything sync acts on (names become file names in the local
+ * store); unknown keys are ignored, so a later version can add fields.
+ * Throws IndexFormatError naming `source` and the bad entry.
+ */
+export function decodeListing(text: string, source: string): ListingEntry[] {
+  const bad = (why: string) => new IndexFormatError(`store listing: ${why}`, undefined, undefined, source);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw bad('not JSON');
+  }
+  if (typeof doc !== 'object' || doc === null) throw bad('not a JSON object');
+  const { format, version, indexes } = doc as Record<string, unknown>;
+  if (format !== LISTING_FORMAT) throw bad(`format is not "${LISTING_FORMAT}"`);
+  if (version !== LISTING_VERSION) throw bad(`version ${String(version)} is not supported (this build reads 1)`);
+  if (!Array.isArray(indexes)) throw bad('"indexes" is not an array');
+  const seen = new Set<string>();
+  return indexes.map((entry: unknown, i) => {
+    if (typeof entry !== 'object' || entry === null) throw bad(`indexes[${i}] is not an object`);
+    const { name, file, bytes, sha256, digest } = entry as Record<string, unknown>;
+    if (typeof name !== 'string' || !isImageName(name)) throw bad(`indexes[${i}].name is not an image name`);
+    if (file !== `${name}.idx`) throw bad(`indexes[${i}].file is not "${name}.idx"`);
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1) {
+      throw bad(`indexes[${i}].bytes is not a positive whole number`);
+    }
+    if (typeof sha256 !== 'string' || !HEX64.test(sha256)) throw bad(`indexes[${i}].sha256 is not 64 hex digits`);
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(`indexes[${i}].digest is not sha256:<64 hex>`);
+    if (seen.has(name)) throw bad(`indexes[${i}]: "${name}" is listed twice`);
+    seen.add(name);
+    return { name, file, bytes, sha256, digest };
+  });
+}

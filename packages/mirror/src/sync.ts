@@ -1,0 +1,292 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LineLogger, type Logger } from '@thfc/blockfs';
+import {
+  type BlockRef,
+  type DecodedIndex,
+  decodeIndex,
+  fsError,
+  InputError,
+  InterruptedError,
+  isImageName,
+  UsageError,
+} from '@thfc/format';
+import { type CommandIo, DirStore, formatBytes, progressFor, writeFileAtomic } from '@thfc/packer';
+import type { ListingEntry } from './store-listing.js';
+import { Upstream } from './upstream.js';
+
+/**
+ * Blocks fetched in parallel. limits.md: 4–8 requests in flight give ~1.6×
+ * one's block rate over loopback and more buys nothing; verification
+ * (decode + hash) runs between fetches on this thread, so 8 keeps the
+ * connection pool busy while it does. A replica pulling from a public
+ * mirror should not open dozens of connections.
+ */
+export const DEFAULT_SYNC_CONNECTIONS = 8;
+
+/** Presence checks (one stat each) in flight: enough to keep libuv's 4 threads busy without flooding them. */
+const PRESENCE_CHECKS = 32;
+
+export interface SyncOptions {
+  /** The upstream mirror's base URL (the directory holding NAME.idx, blocks/ and index.json). */
+  readonly upstream: string;
+  /** Images to sync (`NAME` or `NAME.idx`); default every index the upstream's listing names. */
+  readonly names?: readonly string[] | undefined;
+  /** The local store (created if missing). */
+  readonly store: string;
+  /** Sync again every this many seconds until io.signal aborts. */
+  readonly watchSeconds?: number | undefined;
+  readonly connections?: number | undefined;
+  readonly verbose?: boolean | undefined;
+}
+
+export interface SyncIo extends CommandIo {
+  /** With --watch, called after every pass (successful or not). */
+  readonly onPass?: (result: { report?: SyncReport; error?: Error }) => void;
+}
+
+export interface IndexSyncReport {
+  readonly name: string;
+  /** `updated`: the index was (re)published; `unchanged`: the store already had these exact bytes. */
+  readonly status: 'updated' | 'unchanged';
+  readonly digest: string;
+  /** Distinct non-zero blocks the index names. */
+  readonly blocks: number;
+  /** Of those, already in the store. */
+  readonly present: number;
+  readonly fetched: number;
+  readonly fetchedBytes: number;
+}
+
+export interface SyncReport {
+  readonly upstream: string;
+  readonly store: string;
+  readonly indexes: readonly IndexSyncReport[];
+  readonly fetchedBlocks: number;
+  readonly fetchedBytes: number;
+  readonly seconds: number;
+  /** Fetched stored bytes per second over the pass (decimal MB). */
+  readonly mbPerSecond: number;
+}
+
+/**
+ * `thfc-mirror sync`: replicates indexes from an upstream mirror into a
+ * store. For each index: fetch it (or, when the listing's SHA-256 says the
+ * store's copy is identical, read that), find the blocks the store lacks,
+ * fetch those in parallel through failover(verified(http)), store each with
+ * temp + rename, and only then publish the index (temp + fsync + rename). So:
+ * - a client of this store never sees an index whose blocks are missing;
+ * - an interrupted sync leaves whole blocks and the previous index, and a
+ *   rerun fetches only what is still missing (resumable);
+ * - nothing unverified is ever stored.
+ *
+ * Errors: an index the upstream lacks is InputError; bad bytes after every
+ * retry surface as MirrorUnavailableError (failover absorbs them per
+ * attempt); an upstream index that does not decode is IndexFormatError. One
+ * index failing does not stop the others: each is logged, and the first
+ * error is thrown at the end. Ctrl-C: InterruptedError, except with --watch,
+ * where it ends the loop normally.
+ */
+export async function runSync(options: SyncOptions, io: SyncIo): Promise<SyncReport> {
+  const logger = new LineLogger((l) => io.stderr.write(l), !!options.verbose);
+  const names = options.names?.map(imageNameArg);
+  await ensureStore(options.store);
+  const upstream = new Upstream(
+    { logger },
+    { urls: [options.upstream], connections: options.connections ?? DEFAULT_SYNC_CONNECTIONS },
+  );
+  try {
+    if (options.watchSeconds === undefined) return await syncOnce(upstream, names, options.store, io, logger);
+    let last: SyncReport | undefined;
+    while (!io.signal.aborted) {
+      try {
+        last = await syncOnce(upstream, names, options.store, io, logger);
+        io.onPass?.({ report: last });
+      } catch (e) {
+        if (io.signal.aborted) break;
+        logger.fault(`sync pass failed: ${(e as Error).message}; next pass in ${options.watchSeconds} s`);
+        io.onPass?.({ error: e as Error });
+      }
+      try {
+        await sleep(options.watchSeconds * 1000, undefined, { signal: io.signal });
+      } catch {
+        break;
+      }
+    }
+    return last ?? emptyReport(upstream, options.store);
+  } finally {
+    await upstream.close();
+  }
+}
+
+async function syncOnce(
+  upstream: Upstream,
+  names: readonly string[] | undefined,
+  storeDir: string,
+  io: CommandIo,
+  logger: Logger,
+): Promise<SyncReport> {
+  const started = performance.now();
+  const { signal } = io;
+  const store = new DirStore(storeDir);
+  const reports: IndexSyncReport[] = [];
+  let fetchedBlocks = 0;
+  let fetchedBytes = 0;
+  let firstError: Error | undefined;
+  try {
+    signal.throwIfAborted();
+    const listed = names ? undefined : (await upstream.fetchListing(signal)).indexes;
+    const todo = names ?? (listed ?? []).map((e) => e.name);
+    for (const name of todo) {
+      try {
+        const entry = listed?.find((e) => e.name === name);
+        reports.push(
+          await syncIndex(upstream, store, name, entry, io, (bytes) => {
+            fetchedBlocks++;
+            fetchedBytes += bytes;
+          }),
+        );
+      } catch (e) {
+        if (signal.aborted) throw e;
+        logger.fault(`${name}: ${(e as Error).message}`);
+        firstError ??= e as Error;
+      }
+    }
+  } catch (e) {
+    if (signal.aborted) throw interrupted(fetchedBlocks, fetchedBytes);
+    throw e;
+  }
+  if (firstError) throw firstError;
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    upstream: upstream.urls[0] as string,
+    store: storeDir,
+    indexes: reports,
+    fetchedBlocks,
+    fetchedBytes,
+    seconds,
+    mbPerSecond: seconds > 0 ? fetchedBytes / 1e6 / seconds : 0,
+  };
+}
+
+async function syncIndex(
+  upstream: Upstream,
+  store: DirStore,
+  name: string,
+  listed: ListingEntry | undefined,
+  io: CommandIo,
+  fetched: (bytes: number) => void,
+): Promise<IndexSyncReport> {
+  const { signal } = io;
+  const indexPath = join(store.root, `${name}.idx`);
+  const localBytes = await readFile(indexPath).catch(() => undefined);
+  let decoded: DecodedIndex | undefined;
+  if (listed && localBytes && sha256Hex(localBytes) === listed.sha256) {
+    decoded = decodeIndex(localBytes);
+  } else {
+    decoded = await upstream.fetchIndex(name, signal);
+    if (!decoded) throw new InputError(`${name}.idx: the upstream ${upstream.urls[0]} has no such index`);
+  }
+  const unchanged = localBytes !== undefined && Buffer.compare(localBytes, decoded.bytes) === 0;
+
+  const refs = [...decoded.index.uniqueRefs().values()];
+  const missing = await missingRefs(store, refs, signal);
+  let fetchedBytes = 0;
+  let fetchedCount = 0;
+  if (missing.length > 0) {
+    const total = missing.reduce((n, r) => n + r.storedSize, 0);
+    const progress = progressFor(io, `sync ${name}`, total);
+    // One failure stops this index's other workers: its index will not be published anyway.
+    const stop = new AbortController();
+    const workSignal = AbortSignal.any([signal, stop.signal]);
+    let next = 0;
+    const worker = async () => {
+      while (next < missing.length && !workSignal.aborted) {
+        const ref = missing[next++] as BlockRef;
+        const stored = await upstream.blocks.get(ref, { signal: workSignal });
+        await store.put(ref, stored, { signal: workSignal });
+        fetchedCount++;
+        fetchedBytes += stored.length;
+        fetched(stored.length);
+        progress.update(fetchedBytes);
+      }
+    };
+    const workers = Array.from({ length: Math.min(upstream.connections, missing.length) }, () =>
+      worker().catch((e) => {
+        stop.abort(e);
+        throw e;
+      }),
+    );
+    const results = await Promise.allSettled(workers);
+    progress.finish();
+    signal.throwIfAborted();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw stop.signal.reason ?? failed.reason;
+  }
+
+  if (!unchanged) await writeFileAtomic(indexPath, decoded.bytes, { durable: true, signal });
+  return {
+    name,
+    status: unchanged ? 'unchanged' : 'updated',
+    digest: decoded.digest,
+    blocks: refs.length,
+    present: refs.length - missing.length,
+    fetched: fetchedCount,
+    fetchedBytes,
+  };
+}
+
+/** The refs whose block file the store lacks, in index order. */
+async function missingRefs(store: DirStore, refs: readonly BlockRef[], signal: AbortSignal): Promise<BlockRef[]> {
+  const present = new Uint8Array(refs.length);
+  let next = 0;
+  const checker = async () => {
+    while (next < refs.length) {
+      const i = next++;
+      if ((await store.has(refs[i] as BlockRef, { signal })) === true) present[i] = 1;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PRESENCE_CHECKS, refs.length) }, checker));
+  return refs.filter((_, i) => present[i] === 0);
+}
+
+function interrupted(blocks: number, bytes: number): InterruptedError {
+  return new InterruptedError(
+    `sync interrupted: ${blocks} block(s)${bytes ? ` (${formatBytes(bytes)})` : ''} fetched so far are kept; run the same command again to resume`,
+  );
+}
+
+function imageNameArg(arg: string): string {
+  const name = arg.endsWith('.idx') ? arg.slice(0, -4) : arg;
+  if (!isImageName(name)) {
+    throw new UsageError(`bad image name "${arg}": expected NAME or NAME.idx (1-128 of A-Z a-z 0-9 . _ + -)`);
+  }
+  return name;
+}
+
+async function ensureStore(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    if (!(await stat(dir)).isDirectory()) throw new UsageError(`--store ${dir} is not a directory`);
+  } catch (e) {
+    throw fsError(e, `store ${dir}`);
+  }
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function emptyReport(upstream: Upstream, store: string): SyncReport {
+  return {
+    upstream: upstream.urls[0] as string,
+    store,
+    indexes: [],
+    fetchedBlocks: 0,
+    fetchedBytes: 0,
+    seconds: 0,
+    mbPerSecond: 0,
+  };
+}

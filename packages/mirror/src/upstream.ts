@@ -1,0 +1,177 @@
+import {
+  Failover,
+  HttpSource,
+  type Logger,
+  loadIndex,
+  MirrorStats,
+  SILENT_LOGGER,
+  VerifiedSource,
+} from '@thfc/blockfs';
+import {
+  type BlockSource,
+  type DecodedIndex,
+  IndexFormatError,
+  InputError,
+  InvalidArgumentError,
+  MirrorUnavailableError,
+} from '@thfc/format';
+import { request } from 'undici';
+import { decodeListing, type ListingEntry, MAX_LISTING_BYTES } from './store-listing.js';
+
+/**
+ * Connections per upstream for pull-through: a mirror pulls only what its
+ * own clients miss, one block per miss, so a few connections suffice; the
+ * upstream is another mirror and should not see one peer open dozens.
+ */
+export const DEFAULT_UPSTREAM_CONNECTIONS = 4;
+
+/** An index or listing is one small request: 10 s without an answer means the upstream is not answering. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 10_000;
+
+export interface UpstreamOptions {
+  /** Base URLs (the directory holding NAME.idx and blocks/), in preference order. */
+  readonly urls: readonly string[];
+  readonly connections?: number | undefined;
+  readonly timeoutMs?: number | undefined;
+}
+
+/**
+ * The mirrors this one copies from. Blocks come through httpstorged's own
+ * sources, `failover(verified(http(a)), verified(http(b)), …)`, so a bad
+ * upstream is verified against, demoted and
+ * failed over exactly as a client would; indexes through blockfs' loadIndex
+ * (bounded, strictly decoded); the store listing here.
+ *
+ * Errors: fetchIndex resolves to undefined when every upstream answered
+ * "no such index", and throws MirrorUnavailableError (naming each failure)
+ * when none had it and one could not answer or sent a malformed index.
+ */
+export class Upstream {
+  readonly urls: readonly string[];
+  /** Requests in flight per upstream. */
+  readonly connections: number;
+  /** Blocks: failover over the upstreams, each verified. Needs a full BlockRef. */
+  readonly blocks: BlockSource;
+  private readonly http: HttpSource[] = [];
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+
+  constructor(components: { readonly logger?: Logger }, options: UpstreamOptions) {
+    if (options.urls.length === 0) throw new InvalidArgumentError('an upstream needs at least one URL');
+    this.urls = options.urls.map(normaliseBase);
+    this.logger = components.logger ?? SILENT_LOGGER;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+    this.connections = options.connections ?? DEFAULT_UPSTREAM_CONNECTIONS;
+    const mirrors = this.urls.map((baseUrl) => {
+      const http = new HttpSource({}, { baseUrl, connections: this.connections, timeoutMs: this.timeoutMs });
+      this.http.push(http);
+      return { source: new VerifiedSource({ source: http }), stats: new MirrorStats(baseUrl) };
+    });
+    this.blocks = new Failover({ mirrors, logger: this.logger }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** `NAME.idx` from the first upstream that has it, strictly decoded. */
+  async fetchIndex(name: string, signal: AbortSignal): Promise<DecodedIndex | undefined> {
+    const failures: string[] = [];
+    for (const base of this.urls) {
+      const url = `${base}${name}.idx`;
+      try {
+        const loaded = await loadIndex(url, { logger: this.logger }, { timeoutMs: this.timeoutMs, signal });
+        return loaded.decoded;
+      } catch (e) {
+        signal.throwIfAborted();
+        if (e instanceof InputError) continue; // 404: this upstream does not publish it
+        if (!(e instanceof MirrorUnavailableError || e instanceof IndexFormatError)) throw e;
+        failures.push(e.message);
+        this.logger.fault(`upstream index ${url}: ${e.message}`);
+      }
+    }
+    if (failures.length === 0) return undefined;
+    throw new MirrorUnavailableError(`upstream for ${name}.idx`, failures.join('; '));
+  }
+
+  /** The store listing of the first upstream that answers with one. */
+  async fetchListing(signal: AbortSignal): Promise<{ base: string; indexes: ListingEntry[] }> {
+    const failures: Error[] = [];
+    for (const base of this.urls) {
+      try {
+        return { base, indexes: await fetchListing(base, this.timeoutMs, signal) };
+      } catch (e) {
+        signal.throwIfAborted();
+        failures.push(e as Error);
+      }
+    }
+    if (failures.length === 1) throw failures[0];
+    throw new MirrorUnavailableError(
+      `upstreams ${this.urls.join(', ')}`,
+      `no store listing: ${failures.map((e) => e.message).join('; ')}`,
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.http.map((h) => h.close()));
+  }
+
+  toString(): string {
+    return this.blocks.toString();
+  }
+}
+
+/** `GET BASE/index.json`, bounded and strictly decoded. */
+export async function fetchListing(base: string, timeoutMs: number, signal: AbortSignal): Promise<ListingEntry[]> {
+  const url = `${base}index.json`;
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, { signal: deadline, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  } catch (e) {
+    signal.throwIfAborted();
+    const why = deadline.aborted
+      ? `no answer within ${timeoutMs} ms`
+      : ((e as { code?: string }).code ?? (e as Error).message);
+    throw new MirrorUnavailableError(url, why, { cause: e });
+  }
+  if (res.statusCode !== 200) {
+    await res.body.dump().catch(() => {});
+    if (res.statusCode === 404) {
+      throw new MirrorUnavailableError(url, 'HTTP 404: the upstream publishes no store listing (is it a thfc-mirror?)');
+    }
+    throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > MAX_LISTING_BYTES)
+        throw new IndexFormatError(`larger than ${MAX_LISTING_BYTES} bytes`, undefined, undefined, url);
+      chunks.push(c);
+    }
+  } catch (e) {
+    signal.throwIfAborted();
+    if (e instanceof IndexFormatError) throw e;
+    throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
+  }
+  return decodeListing(Buffer.concat(chunks).toString('utf8'), url);
+}
+
+/** An http(s) URL naming a directory, with exactly one trailing slash; UsageError-class otherwise. */
+export function normaliseBase(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`bad upstream URL "${url}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new InvalidArgumentError(`bad upstream URL "${url}": expected http:// or https://`);
+  }
+  if (u.search || u.hash || u.username || u.password) {
+    throw new InvalidArgumentError(`bad upstream URL "${url}": a mirror URL names a directory (no ?, # or user:pass@)`);
+  }
+  if (u.pathname.endsWith('.idx')) {
+    throw new InvalidArgumentError(`bad upstream URL "${url}": name the mirror's directory, not an index file`);
+  }
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u.href;
+}

@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_REGISTRY_REFRESH_MS, RegistrySnapshot } from '../../src/dns/registry-snapshot.js';
+import { MemoryRegistry } from '../../src/registry/memory-registry.js';
+import type { MirrorRecord } from '../../src/registry/registry.js';
+import { record } from '../registry/registry-contract.js';
+
+class FlakyRegistry extends MemoryRegistry {
+  failing = false;
+  lists = 0;
+  override async list(signal?: AbortSignal): Promise<MirrorRecord[]> {
+    this.lists++;
+    if (this.failing) throw new Error('redis down');
+    return super.list(signal);
+  }
+  override toString(): string {
+    return 'flaky';
+  }
+}
+
+const until = async (what: () => boolean, ms = 2_000) => {
+  for (const end = Date.now() + ms; Date.now() < end && !what(); ) await sleep(5);
+  return what();
+};
+
+describe('RegistrySnapshot', () => {
+  it('refreshes twice a second by default', () => {
+    expect(DEFAULT_REGISTRY_REFRESH_MS).toBe(500);
+  });
+
+  it('reads at start, then follows the registry', async () => {
+    const registry = new FlakyRegistry();
+    await registry.register(record(), 60_000);
+    const snapshot = new RegistrySnapshot({ registry }, { refreshMs: 10 });
+    await snapshot.start(new AbortController().signal);
+    expect(snapshot.records).toHaveLength(1);
+    await registry.unregister(record().id);
+    expect(await until(() => snapshot.records.length === 0)).toBe(true);
+    await snapshot.stop();
+  });
+
+  it('keeps the last list while the registry fails, logging once, and says when it recovers', async () => {
+    const registry = new FlakyRegistry();
+    await registry.register(record(), 60_000);
+    const lines: string[] = [];
+    const snapshot = new RegistrySnapshot(
+      { registry, logger: { info: (m) => lines.push(`INFO ${m}`), fault: (m) => lines.push(`FAULT ${m}`) } },
+      { refreshMs: 10 },
+    );
+    await snapshot.start(new AbortController().signal);
+    registry.failing = true;
+    const before = registry.lists;
+    await until(() => registry.lists > before + 5);
+    expect(snapshot.records).toHaveLength(1);
+    expect(lines).toEqual(['FAULT reading flaky failed: redis down; answering from the last list']);
+    registry.failing = false;
+    expect(await until(() => lines.length === 2)).toBe(true);
+    expect(lines[1]).toBe('INFO flaky answers again: 1 live mirror(s)');
+    await snapshot.stop();
+  });
+
+  it('a failing first read fails start(); abort and stop() end the refreshes', async () => {
+    const registry = new FlakyRegistry();
+    registry.failing = true;
+    await expect(new RegistrySnapshot({ registry }).start(new AbortController().signal)).rejects.toThrow('redis down');
+    registry.failing = false;
+    const c = new AbortController();
+    const snapshot = new RegistrySnapshot({ registry }, { refreshMs: 5 });
+    await snapshot.start(c.signal);
+    c.abort();
+    const n = registry.lists;
+    await sleep(40);
+    expect(registry.lists).toBeLessThanOrEqual(n + 1);
+    await snapshot.stop();
+  });
+});

@@ -1,0 +1,235 @@
+import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type BlockRef, blockPath, decodeIndex, InputError, InterruptedError, UsageError } from '@thfc/format';
+import { runVerify } from '@thfc/packer';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningMirror } from '../src/serve.js';
+import { runSync } from '../src/sync.js';
+import { packImage, tempDir, testIo, testMirror } from './helpers.js';
+
+let work: string;
+let cleanup: () => Promise<void>;
+let upstreamStore: string;
+let upstream: RunningMirror;
+let refs: BlockRef[];
+const servers: Server[] = [];
+let n = 0;
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * A slow, optionally lossy window onto the upstream mirror: each request is
+ * delayed, then forwarded. `noListing` makes it look like a plain web server.
+ */
+async function slowProxy(delayMs: number, options: { noListing?: boolean } = {}): Promise<string> {
+  const server = createServer(async (req, res) => {
+    await new Promise((r) => setTimeout(r, delayMs));
+    if (options.noListing && req.url === '/index.json') {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const r = await request(`${upstream.url}${(req.url ?? '/').slice(1)}`);
+      res.writeHead(r.statusCode, { 'content-length': r.headers['content-length'] as string });
+      for await (const c of r.body) res.write(c);
+      res.end();
+    } catch {
+      res.destroy();
+    }
+  });
+  server.keepAliveTimeout = 60_000;
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+const freshStore = () => join(work, `local${++n}`);
+
+async function blockFiles(store: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const shard of await readdir(join(store, 'blocks')).catch(() => [])) {
+    for (const f of await readdir(join(store, 'blocks', shard)).catch(() => [])) if (!f.startsWith('.')) out.add(f);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  ({ dir: work, cleanup } = await tempDir());
+  upstreamStore = join(work, 'upstream');
+  // 4 KiB blocks: a few hundred of them, so a sync takes long enough to interrupt.
+  await packImage(
+    work,
+    upstreamStore,
+    'img',
+    [
+      ['t', 1024 * 1024],
+      ['z', 64 * 1024],
+      ['r', 256 * 1024],
+    ],
+    {
+      blockSize: 4096,
+    },
+  );
+  await packImage(work, upstreamStore, 'small', [['t', 64 * 1024]], { blockSize: 4096, seed: 7 });
+  refs = [
+    ...decodeIndex(await readFile(join(upstreamStore, 'img.idx')))
+      .index.uniqueRefs()
+      .values(),
+  ];
+  upstream = await testMirror({ store: upstreamStore });
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+  await upstream?.close();
+  await cleanup?.();
+});
+
+describe('sync', () => {
+  it('replicates every listed index and only the blocks the store lacks; a second pass fetches nothing', async () => {
+    const store = freshStore();
+    const r = await runSync({ upstream: upstream.url, store }, testIo());
+    expect(r.indexes.map((i) => [i.name, i.status])).toEqual([
+      ['img', 'updated'],
+      ['small', 'updated'],
+    ]);
+    const img = r.indexes[0];
+    expect(img?.blocks).toBe(refs.length);
+    expect(img?.fetched).toBe(refs.length);
+    expect(r.fetchedBytes).toBeGreaterThan(0);
+    expect(await readFile(join(store, 'img.idx'))).toEqual(await readFile(join(upstreamStore, 'img.idx')));
+    const verified = await runVerify({ store }, testIo());
+    expect(verified.ok).toBe(true);
+    expect(verified.indexes).toHaveLength(2);
+
+    const again = await runSync({ upstream: upstream.url, store }, testIo());
+    expect(again.indexes.map((i) => i.status)).toEqual(['unchanged', 'unchanged']);
+    expect(again.fetchedBlocks).toBe(0);
+    expect(again.indexes[0]?.present).toBe(refs.length);
+  });
+
+  it('syncs named indexes (NAME or NAME.idx) and refuses bad names or names the upstream lacks', async () => {
+    const store = freshStore();
+    const r = await runSync({ upstream: upstream.url, store, names: ['small.idx'] }, testIo());
+    expect(r.indexes.map((i) => i.name)).toEqual(['small']);
+    expect(await exists(join(store, 'img.idx'))).toBe(false);
+    await expect(runSync({ upstream: upstream.url, store, names: ['../x'] }, testIo())).rejects.toThrow(UsageError);
+    await expect(runSync({ upstream: upstream.url, store, names: ['nope'] }, testIo())).rejects.toThrow(InputError);
+    await expect(runSync({ upstream: `${upstream.url}img.idx`, store }, testIo())).rejects.toThrow(/not an index file/);
+  });
+
+  it('needs a listing to sync everything, but not for named indexes', async () => {
+    const plain = await slowProxy(0, { noListing: true });
+    await expect(runSync({ upstream: plain, store: freshStore() }, testIo())).rejects.toThrow(/no store listing/);
+    const r = await runSync({ upstream: plain, store: freshStore(), names: ['small'] }, testIo());
+    expect(r.indexes[0]?.status).toBe('updated');
+  });
+
+  it('an interrupted sync leaves whole blocks and no index; run again, it resumes and ends complete and verified', async () => {
+    const slow = await slowProxy(15);
+    const store = freshStore();
+    const stop = new AbortController();
+    const watcher = setInterval(async () => {
+      if ((await blockFiles(store)).size >= 20) stop.abort();
+    }, 5);
+    try {
+      await expect(
+        runSync({ upstream: slow, store, names: ['img'], connections: 4 }, testIo(stop.signal)),
+      ).rejects.toThrow(InterruptedError);
+    } finally {
+      clearInterval(watcher);
+    }
+    const kept = await blockFiles(store);
+    expect(kept.size).toBeGreaterThanOrEqual(20);
+    expect(kept.size).toBeLessThan(refs.length);
+    expect(await exists(join(store, 'img.idx'))).toBe(false);
+    // Every file kept is a whole, verified block (temp files would start with a dot).
+    for (const ref of refs.filter((r) => kept.has(r.id))) {
+      expect((await stat(join(store, blockPath(ref.id)))).size).toBe(ref.storedSize);
+    }
+
+    const resumed = await runSync({ upstream: upstream.url, store, names: ['img'] }, testIo());
+    expect(resumed.indexes[0]?.present).toBe(kept.size);
+    expect(resumed.indexes[0]?.fetched).toBe(refs.length - kept.size);
+    const verified = await runVerify({ store }, testIo());
+    expect(verified.ok).toBe(true);
+    expect(verified.blocksChecked).toBe(refs.length);
+  });
+
+  it('publishes the index last: whenever it is visible, every block it names is already there', async () => {
+    const slow = await slowProxy(5);
+    const store = freshStore();
+    const index = join(store, 'img.idx');
+    let sawIndex = false;
+    let violations = 0;
+    let checks = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done && checks < 100_000) {
+        checks++;
+        if (await exists(index)) {
+          sawIndex = true;
+          const have = await blockFiles(store);
+          violations += refs.filter((r) => !have.has(r.id)).length;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    await runSync({ upstream: slow, store, names: ['img'] }, testIo());
+    done = true;
+    await watch;
+    expect(checks).toBeGreaterThan(10); // the watcher really watched the sync happen
+    expect(sawIndex || (await exists(index))).toBe(true);
+    expect(violations).toBe(0);
+  });
+
+  it('refuses a corrupt upstream block: not stored, index not published, the good blocks kept', async () => {
+    const badStore = join(work, 'bad-upstream');
+    await cp(upstreamStore, badStore, { recursive: true });
+    const victim = refs[5] as BlockRef;
+    const path = join(badStore, blockPath(victim.id));
+    const bytes = await readFile(path);
+    bytes[0] = (bytes[0] as number) ^ 0xff;
+    await writeFile(path, bytes);
+    const bad = await testMirror({ store: badStore });
+    try {
+      const store = freshStore();
+      const io = testIo();
+      await expect(runSync({ upstream: bad.url, store, names: ['img'] }, io)).rejects.toThrow(/corrupt/);
+      expect(await exists(join(store, blockPath(victim.id)))).toBe(false);
+      expect(await exists(join(store, 'img.idx'))).toBe(false);
+      expect((await blockFiles(store)).size).toBeGreaterThan(0);
+      expect(io.err()).toMatch(/img: .*corrupt/);
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it('with --watch, syncs again each period until aborted, then returns normally', async () => {
+    const store = freshStore();
+    const stop = new AbortController();
+    const passes: number[] = [];
+    const r = await runSync(
+      { upstream: upstream.url, store, names: ['small'], watchSeconds: 0.05 },
+      {
+        ...testIo(stop.signal),
+        onPass: ({ report }) => {
+          passes.push(report?.fetchedBlocks ?? -1);
+          if (passes.length === 3) stop.abort();
+        },
+      },
+    );
+    expect(passes.length).toBe(3);
+    expect(passes[0]).toBeGreaterThan(0);
+    expect(passes.slice(1)).toEqual([0, 0]);
+    expect(r.indexes[0]?.status).toBe('unchanged');
+  });
+});

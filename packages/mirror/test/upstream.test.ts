@@ -1,0 +1,62 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { IndexFormatError, InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchListing, normaliseBase, Upstream } from '../src/upstream.js';
+
+let server: Server;
+let base: string;
+const routes = new Map<string, [number, string]>();
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const [status, body] = routes.get(req.url ?? '') ?? [404, ''];
+    res.writeHead(status, { 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+const signal = () => AbortSignal.timeout(10_000);
+
+describe('normaliseBase', () => {
+  it('names a directory with one trailing slash', () => {
+    expect(normaliseBase('http://h:1')).toBe('http://h:1/');
+    expect(normaliseBase('http://h/a/b')).toBe('http://h/a/b/');
+    expect(normaliseBase('https://h/a/')).toBe('https://h/a/');
+    for (const bad of ['ftp://h/', 'h:1', 'http://h/x?y', 'http://u:p@h/', 'http://h/img.idx']) {
+      expect(() => normaliseBase(bad), bad).toThrow(InvalidArgumentError);
+    }
+  });
+});
+
+describe('fetchListing / Upstream', () => {
+  it('reads a listing, and says clearly when there is none or it is garbage', async () => {
+    routes.set('/ok/index.json', [200, JSON.stringify({ format: 'thfc-store-listing', version: 1, indexes: [] })]);
+    routes.set('/junk/index.json', [200, '<html>']);
+    routes.set('/down/index.json', [503, '']);
+    expect(await fetchListing(`${base}ok/`, 5000, signal())).toEqual([]);
+    await expect(fetchListing(`${base}none/`, 5000, signal())).rejects.toThrow(/no store listing/);
+    await expect(fetchListing(`${base}junk/`, 5000, signal())).rejects.toThrow(IndexFormatError);
+    await expect(fetchListing(`${base}down/`, 5000, signal())).rejects.toThrow(MirrorUnavailableError);
+    await expect(fetchListing('http://127.0.0.1:9/', 5000, signal())).rejects.toThrow(MirrorUnavailableError);
+  });
+
+  it('takes the listing from the first upstream that has one, and an index nobody has is undefined', async () => {
+    const up = new Upstream({}, { urls: [`${base}none`, `${base}ok/`] });
+    try {
+      expect((await up.fetchListing(signal())).base).toBe(`${base}ok/`);
+      expect(await up.fetchIndex('img', signal())).toBeUndefined();
+      expect(up.toString()).toMatch(/^failover\(verified\(http\(/);
+    } finally {
+      await up.close();
+    }
+    const down = new Upstream({}, { urls: ['http://127.0.0.1:9/'] });
+    try {
+      await expect(down.fetchIndex('img', signal())).rejects.toThrow(MirrorUnavailableError);
+    } finally {
+      await down.close();
+    }
+  });
+});

@@ -1,0 +1,105 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, Socket } from 'node:net';
+
+/**
+ * A real redis-server for a test, on a free loopback port, with no
+ * persistence. Redis cannot listen on port 0, so a free port is found by
+ * binding one in node first. Always stop() it (it is also killed if the test
+ * process exits).
+ */
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves once it has exited. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop()), as a restarted Redis. */
+  restart(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 10_000;
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  let child: ChildProcess | undefined = await spawnRedis(port);
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = once(c, 'exit');
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(t);
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    async restart() {
+      await stop();
+      child = await spawnRedis(port);
+    },
+  };
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+async function spawnRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
+  let output = '';
+  child.stdout?.on('data', (c) => {
+    output += c;
+  });
+  child.stderr?.on('data', (c) => {
+    output += c;
+  });
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (e) =>
+      reject(new Error(`cannot run redis-server (${e.message}); install it: apt-get install redis-server`)),
+    ),
+  );
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  // Ready when it accepts a PING; bounded by START_TIMEOUT_MS.
+  while (Date.now() < deadline) {
+    const ready = await Promise.race([ping(port), spawnError]);
+    if (ready) return child;
+    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`redis-server did not start on port ${port} within ${START_TIMEOUT_MS} ms: ${output}`);
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    let reply = '';
+    s.setTimeout(500, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', () => resolve(false));
+    s.on('data', (c: Buffer) => {
+      reply += c;
+      if (reply.includes('\r\n')) {
+        s.destroy();
+        resolve(reply.startsWith('+PONG'));
+      }
+    });
+    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+  });
+}
