@@ -1,0 +1,57 @@
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { bundledHttpstorged } from '../src/httpstorged.js';
+import { DEFAULT_QEMU_TOOLS } from '../src/qemu.js';
+import type { VmIo } from '../src/vm-io.js';
+
+export async function tempDir(prefix = 'thfc-vm-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A VmIo over buffers: what the command printed is in out() / err(). */
+export function testIo(
+  o: {
+    cwd?: string;
+    signal?: AbortSignal;
+    env?: Record<string, string | undefined>;
+    stdin?: NodeJS.ReadableStream;
+    tty?: { raw: boolean[] };
+    tools?: VmIo['tools'];
+    kvmDevice?: string;
+  } = {},
+): VmIo & { out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  return {
+    stdin: o.stdin ?? Readable.from([]),
+    stdout,
+    stderr,
+    signal: o.signal ?? new AbortController().signal,
+    env: o.env ?? { PATH: process.env.PATH },
+    cwd: o.cwd ?? process.cwd(),
+    guestConsole: 'pipe',
+    stdinIsTty: !!o.tty,
+    setRawMode: o.tty ? (raw) => o.tty?.raw.push(raw) : undefined,
+    tools: o.tools ?? DEFAULT_QEMU_TOOLS,
+    httpstorged: () => bundledHttpstorged(process.execPath),
+    hostKernel: 'test-kernel',
+    kvmDevice: o.kvmDevice,
+    now: () => new Date('2026-01-02T03:04:05Z'),
+    out: () => Buffer.concat(out).toString('utf8'),
+    err: () => Buffer.concat(err).toString('utf8'),
+  };
+}
+
+/** Writes an executable shell script (a fake qemu, xl or VBoxManage) and returns its path. */
+export async function script(path: string, body: string): Promise<string> {
+  await writeFile(path, `#!/bin/sh\n${body}\n`);
+  await chmod(path, 0o755);
+  return path;
+}

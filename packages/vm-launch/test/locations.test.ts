@@ -1,0 +1,59 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InputError, MirrorUnavailableError } from '@thfc/format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadTo, localPath, readLocation } from '../src/locations.js';
+import { tempDir } from './helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let server: Server;
+let base: string;
+const never = new AbortController().signal;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir());
+  server = createServer((req, res) => {
+    if (req.url === '/catalog.json') res.end('{"ok":1}');
+    else if (req.url === '/big') res.end(Buffer.alloc(3 * 1024 * 1024, 7));
+    else if (req.url === '/slow') setTimeout(() => res.end('late'), 5_000);
+    else if (req.url === '/boom') res.writeHead(503).end();
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  await cleanup();
+});
+
+describe('locations', () => {
+  it('reads http, file:// and paths', async () => {
+    await writeFile(join(dir, 'c.json'), 'local');
+    expect((await readLocation(`${base}/catalog.json`, never)).toString()).toBe('{"ok":1}');
+    expect((await readLocation(pathToFileURL(join(dir, 'c.json')).href, never)).toString()).toBe('local');
+    expect((await readLocation(join(dir, 'c.json'), never)).toString()).toBe('local');
+    expect(localPath('http://x/y')).toBeUndefined();
+    expect(localPath('file:///a%20b')).toBe('/a b');
+  });
+
+  it('404 is a missing input, 5xx and silence are an unavailable mirror, a missing file is a missing input', async () => {
+    await expect(readLocation(`${base}/nope`, never)).rejects.toBeInstanceOf(InputError);
+    await expect(readLocation(`${base}/boom`, never)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    await expect(readLocation(`${base}/slow`, never, 200)).rejects.toThrow(/no answer within 0.2 s/);
+    await expect(readLocation(join(dir, 'none.json'), never)).rejects.toBeInstanceOf(InputError);
+  });
+
+  it('downloads to a file; an abort stops it', async () => {
+    await downloadTo(`${base}/big`, join(dir, 'big'), never);
+    expect((await readFile(join(dir, 'big'))).length).toBe(3 * 1024 * 1024);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('stop')), 50);
+    await expect(downloadTo(`${base}/slow`, join(dir, 'slow'), ac.signal)).rejects.toThrow(/stop/);
+  });
+});
