@@ -3,23 +3,30 @@ import { DirStore } from '@thfc/packer';
 import type { Dispatcher } from 'undici';
 import type { Logger } from './logger.js';
 import { MirrorStats } from './mirrors/mirror-stats.js';
+import { type BlockDecoder, InlineDecoder } from './sources/block-decoder.js';
+import type { BlockReader, LocalBlocks } from './sources/block-reader.js';
 import { type CacheCounters, CachedSource } from './sources/cached.js';
 import { CheckedSource } from './sources/checked.js';
 import type { DiskCache } from './sources/disk-cache.js';
 import { Failover } from './sources/failover.js';
+import { type FileVerifier, InlineVerifier } from './sources/file-verifier.js';
 import { HttpSource } from './sources/http-source.js';
 import { MemoryCache } from './sources/memory-cache.js';
 import { NullCache } from './sources/null-cache.js';
 import { OfflineSource } from './sources/offline-source.js';
 import { VerifiedSource } from './sources/verified.js';
+import { WriteBehind } from './sources/write-behind.js';
 
 /**
  * The one place that turns mount options into a tree of block sources:
  *
- *   memory( cached( checked(disk), failover( verified(http(a)), verified(http(b)) ) ) )
+ *   memory( cached( checked(behind(disk)), failover( verified(http(a)), verified(http(b)) ) ) )
  *
- * Mirror connections and their reliability records are shared by every image
- * of the mount (a mirror is one server however many images it serves).
+ * Above cached() blocks are decoded and read a slice at a time (BlockReader);
+ * below it they are stored bytes (BlockSource), verified per mirror. The disk
+ * cache holds decoded blocks. The disk cache, its write-behind and checks, and
+ * the mirror connections with their reliability records are shared by every
+ * image of the mount (a mirror is one server however many images it serves).
  */
 export interface SourceOptions {
   readonly nocache?: boolean | undefined;
@@ -36,17 +43,35 @@ export class SourceBuilder {
     string,
     { source: BlockSource; stats: MirrorStats; close?: () => Promise<void> }
   >();
-  private readonly checkedDisk: CheckedSource | undefined;
+  private readonly local: { checked: CheckedSource; writer: WriteBehind } | undefined;
+  private readonly decoder: BlockDecoder;
+  private readonly verifier: FileVerifier;
 
   constructor(
-    private readonly components: { disk?: DiskCache | undefined; dispatcher?: Dispatcher | undefined; logger: Logger },
+    private readonly components: {
+      disk?: DiskCache | undefined;
+      dispatcher?: Dispatcher | undefined;
+      logger: Logger;
+      /** Decodes and verifies fetched blocks; inline (this thread) if not given. Closed by close(). */
+      decoder?: BlockDecoder | undefined;
+      /** Checks cached block files on first use; inline (this thread) if not given. Closed by close(). */
+      verifier?: FileVerifier | undefined;
+    },
     private readonly options: SourceOptions,
   ) {
-    const disk = components.disk;
-    this.checkedDisk =
-      disk && !options.nocache
-        ? new CheckedSource({ cache: disk, logger: components.logger }, { paranoid: options.paranoid })
-        : undefined;
+    const { disk, logger } = components;
+    this.decoder = components.decoder ?? new InlineDecoder();
+    this.verifier = components.verifier ?? new InlineVerifier();
+    if (disk && !options.nocache) {
+      // Written blocks go back to the decoder's pool (CheckedSource.keep says why no one else holds them).
+      const decoder = this.decoder;
+      const writer = new WriteBehind({ sink: disk, logger, release: (data) => decoder.recycle?.(data) });
+      const checked = new CheckedSource(
+        { disk, writer, verifier: this.verifier, logger },
+        { paranoid: options.paranoid },
+      );
+      this.local = { checked, writer };
+    }
   }
 
   /** One mirror (an http(s) base URL or a local store directory), created once per mount. */
@@ -60,20 +85,20 @@ export class SourceBuilder {
           { dispatcher: this.components.dispatcher },
           { baseUrl: base, connections: this.options.connections, timeoutMs: this.options.timeoutMs },
         );
-        m = { source: new VerifiedSource({ source: http }), stats, close: () => http.close() };
+        m = { source: new VerifiedSource({ source: http, decoder: this.decoder }), stats, close: () => http.close() };
       } else {
-        m = { source: new VerifiedSource({ source: new DirStore(base) }), stats };
+        m = { source: new VerifiedSource({ source: new DirStore(base), decoder: this.decoder }), stats };
       }
       this.mirrors.set(base, m);
     }
     return m;
   }
 
-  /** The source tree for one image whose blocks live at `bases` (in preference order). */
+  /** The read path for one image whose blocks live at `bases` (in preference order). */
   build(
     bases: readonly string[],
     counters: CacheCounters,
-  ): { source: BlockSource; failover: Failover | undefined; memory: MemoryCache } {
+  ): { blocks: BlockReader; failover: Failover | undefined; memory: MemoryCache } {
     let remote: BlockSource;
     let failover: Failover | undefined;
     if (this.options.offline) remote = new OfflineSource();
@@ -84,10 +109,10 @@ export class SourceBuilder {
       );
       remote = failover;
     }
-    const cache = this.checkedDisk && this.components.disk ? this.checkedCache() : new NullCache();
-    const cached = new CachedSource({ cache, remote, counters });
+    const local: LocalBlocks = this.local?.checked ?? new NullCache();
+    const cached = new CachedSource({ local, remote, counters, decoder: this.decoder });
     const memory = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
-    return { source: memory, failover, memory };
+    return { blocks: memory, failover, memory };
   }
 
   /** Points a failover built here at new bases (a re-resolved pool), reusing each known mirror and its stats. */
@@ -95,19 +120,12 @@ export class SourceBuilder {
     failover.setMirrors(bases.map((b) => this.mirror(b)));
   }
 
-  /** checked(disk) for reads, with puts going straight to the disk cache. */
-  private checkedCache() {
-    const checked = this.checkedDisk as CheckedSource;
-    const disk = this.components.disk as DiskCache;
-    return {
-      get: checked.get.bind(checked),
-      has: checked.has.bind(checked),
-      put: disk.put.bind(disk),
-      toString: () => checked.toString(),
-    };
-  }
-
+  /** Finishes the writes still behind (so what was fetched stays cached), then closes mirrors and files. */
   async close(): Promise<void> {
+    await this.local?.writer.idle();
+    await this.verifier.close();
+    if ((this.decoder as unknown) !== this.verifier) await this.decoder.close();
+    this.components.disk?.close();
     await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
   }
 }

@@ -104,7 +104,11 @@ function mountCommand(): Command {
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
     .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)')
     .option('--connections <n>', 'connections per mirror', count('--connections', 1), 4)
-    .option('--readahead <n>', 'blocks read ahead of a sequential reader', count('--readahead', 0))
+    .option(
+      '--readahead <n>',
+      'blocks read ahead of a sequential reader (default: --connections)',
+      count('--readahead', 0),
+    )
     .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
     .option('--retries <n>', 'rounds over all mirrors before a read fails with EIO', count('--retries', 1))
     .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')

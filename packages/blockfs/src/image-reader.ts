@@ -1,20 +1,42 @@
-import { type BlockRef, type BlockSource, decodeVerified, type ImageIndex } from '@thfc/format';
+import type { BlockRef, ImageIndex } from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from './logger.js';
-import { raceAbort } from './sources/cached.js';
+import type { BlockReader } from './sources/block-reader.js';
+import type { FetchOptions } from './sources/urgency.js';
 
 export interface ImageReaderOptions {
-  /**
-   * Blocks to read ahead of a sequential stream. 8 × 256 KiB = 2 MiB keeps
-   * 4 connections busy across one round trip at loopback-to-LAN latencies
-   * without fetching much a random reader never uses.
-   */
+  /** Blocks to read ahead of a sequential stream, at most in flight at once (see DEFAULT_READAHEAD_BLOCKS). */
   readonly readaheadBlocks?: number | undefined;
   /** Upper bound on one read; past it the reader gets EIO. Callers set it above the mirror bound. */
   readonly readTimeoutMs?: number | undefined;
 }
 
-export const DEFAULT_READAHEAD_BLOCKS = 8;
-/** Two block reads in a row that continue each other make a stream; one could be chance. */
+/**
+ * How far ahead: 4 blocks (1 MiB), one per connection to a mirror (4 by
+ * default; mount.ts passes --connections). An HTTP mirror runs background
+ * work on connections − 1 of them, so 4 keeps those three busy with one more
+ * queued to start the moment one finishes. Blocks beyond that only wait in
+ * the mirror's queue, where the failover's per-attempt deadline is already
+ * running, and hold RAM. Each block is loaded until it is verified and on
+ * disk, so the window also keeps read-ahead from outrunning the cache writes.
+ * On the loopback benchmark (2 runs each, a lightly loaded machine) cold
+ * sequential reads ran at 186-205 MB/s with 4, 135-156 with 8, 110-130 with
+ * 16 and 101-108 with 32, and a warm first read at 468-612 MB/s with 4 and
+ * 457-464 with 8; under heavy load 4 and 8 were indistinguishable. A WAN
+ * mirror needs more in flight (bandwidth × round trip): raise --connections,
+ * and the window follows it.
+ */
+export const DEFAULT_READAHEAD_BLOCKS = 4;
+
+/**
+ * How a stream is detected: two reads in a row that each start within one
+ * block of where the stream had got to (the block before, the same block, or
+ * the next). One such read could be chance. A block is read in two 128 KiB
+ * FUSE requests, and the kernel keeps two requests of one reader in flight at
+ * once (measured), so consecutive requests may arrive out of order by one
+ * block: that is still the stream. Random 4 KiB reads over an image of
+ * thousands of blocks land that close to each other rarely, and then only
+ * start read-ahead for a moment.
+ */
 const SEQUENTIAL_STREAK = 2;
 
 /** Per open file: where the last read ended, to tell a sequential stream from random reads. */
@@ -41,9 +63,11 @@ export interface ReadCounters {
 
 /**
  * Maps byte ranges of one image to its blocks: zero blocks are filled in
- * without any I/O, others come from the source and are verified (a memo makes
- * that free when a lower layer already did it). Wrong bytes are never copied
- * out: any failure rejects, and the FUSE layer turns that into EIO.
+ * without any I/O; the others are copied straight into the caller's buffer by
+ * the block reader (`memory(cached(checked(disk), remote))`), which hands out
+ * verified bytes only. Any failure rejects, and the FUSE layer turns that into
+ * EIO. read() settles only once every write into the buffer is over, even
+ * when one block fails early: FUSE frees the buffer as soon as it is answered.
  */
 export class ImageReader {
   readonly counters: ReadCounters = { reads: 0, bytesRead: 0, readErrors: 0, readaheadIssued: 0 };
@@ -52,7 +76,7 @@ export class ImageReader {
   constructor(
     private readonly components: {
       index: ImageIndex;
-      source: BlockSource;
+      blocks: BlockReader;
       logger?: Logger;
       /** Told of every non-zero block a reader asks for, before it is fetched (profile recording, prefetch stats, measurement). */
       observers?: readonly BlockObserver[];
@@ -85,9 +109,18 @@ export class ImageReader {
     const last = Math.floor((end - 1) / bs);
     this.counters.reads++;
     const timeout = this.options.readTimeoutMs;
-    const waitSignal = timeout ? anySignal(signal, AbortSignal.timeout(timeout)) : signal;
+    // The deadline's timer is armed only if a layer looks at the signal, i.e. only for a read that waits on a
+    // fetch: a read answered from RAM or the disk cache (nearly every one) pays for no timer.
+    let waitSignal: AbortSignal | undefined;
+    const blockOptions: FetchOptions = {
+      priority: 'demand',
+      get signal() {
+        waitSignal ??= timeout ? anySignal(signal, AbortSignal.timeout(timeout)) : signal;
+        return waitSignal;
+      },
+    };
     try {
-      const parts: Promise<void>[] = [];
+      const parts: Promise<unknown>[] = [];
       for (let i = first; i <= last; i++) {
         const blockStart = i * bs;
         const from = Math.max(position, blockStart);
@@ -99,14 +132,11 @@ export class ImageReader {
           continue;
         }
         for (const observe of this.components.observers ?? []) observe(i, ref);
-        parts.push(
-          this.block(i, waitSignal).then((data) => {
-            buf.set(data.subarray(from - blockStart, to - blockStart), dst);
-          }),
-        );
+        parts.push(this.components.blocks.read(ref, buf, dst, from - blockStart, to - from, blockOptions));
       }
       if (stream) this.readAhead(stream, first, last);
-      await Promise.all(parts);
+      if (parts.length === 1) await parts[0];
+      else if (parts.length > 1) await allSettledOrThrow(parts);
     } catch (e) {
       this.counters.readErrors++;
       const why = (e as Error)?.name === 'TimeoutError' ? `no answer within ${timeout} ms` : (e as Error)?.message;
@@ -117,35 +147,27 @@ export class ImageReader {
     return end - position;
   }
 
-  private async block(i: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const ref = this.components.index.ref(i);
-    if (!ref) throw new RangeError(`block ${i} is a zero block`);
-    const source = this.components.source;
-    const p = source.get(ref, { signal, priority: 'demand' });
-    const stored = signal ? await raceAbort(p, signal) : await p;
-    return decodeVerified(ref, stored, source.toString());
-  }
-
   private readAhead(stream: ReadStream, first: number, last: number): void {
-    const sequential = first === stream.lastBlock || first === stream.lastBlock + 1;
+    const sequential = first >= stream.lastBlock - 1 && first <= stream.lastBlock + 1;
     stream.streak = sequential ? stream.streak + 1 : 0;
     // A new stream (a seek) may start behind blocks an earlier one already asked for: read ahead from it afresh.
     if (!sequential) stream.aheadNext = 0;
-    stream.lastBlock = last;
+    // A request that arrived a block late does not pull the stream back.
+    stream.lastBlock = sequential ? Math.max(stream.lastBlock, last) : last;
     const n = this.options.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS;
     if (stream.streak < SEQUENTIAL_STREAK || n <= 0) return;
     const index = this.components.index;
-    const until = Math.min(index.blockCount - 1, last + n);
-    let next = Math.max(stream.aheadNext, last + 1);
+    // Ahead of the furthest block the stream has read, not of this request (which may be the late one).
+    const until = Math.min(index.blockCount - 1, stream.lastBlock + n);
+    let next = Math.max(stream.aheadNext, stream.lastBlock + 1);
     for (; next <= until && this.aheadInflight < n; next++) {
       const ref = index.ref(next);
       if (!ref) continue;
       const at = next;
       this.aheadInflight++;
       this.counters.readaheadIssued++;
-      this.components.source
-        .get(ref, { priority: 'background' })
-        .then((stored) => decodeVerified(ref, stored, 'read-ahead'))
+      this.components.blocks
+        .load(ref, { priority: 'background' })
         .catch((e) =>
           (this.components.logger ?? SILENT_LOGGER).verbose(
             `read-ahead of block ${at} gave up: ${(e as Error).message}`,
@@ -155,6 +177,12 @@ export class ImageReader {
     }
     stream.aheadNext = next;
   }
+}
+
+/** Waits for every part (so no write into the buffer outlives the read), then rejects with the first failure. */
+async function allSettledOrThrow(parts: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(parts);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
 function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {

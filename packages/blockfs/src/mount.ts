@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { MeasurementLog } from '@thfc/attest';
 import {
   type BlockRef,
-  type BlockSource,
   checkProfile,
   decideTrust,
   type ImageIndex,
@@ -28,9 +27,12 @@ import { lazyUnmount, prepareMountpoint } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
+import type { BlockReader } from './sources/block-reader.js';
+import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
 import type { Failover } from './sources/failover.js';
+import { DEFAULT_CONNECTIONS } from './sources/http-source.js';
 import type { MemoryCache } from './sources/memory-cache.js';
 
 /** The original's cache directory; shared by every image and daemon on the machine. */
@@ -131,7 +133,7 @@ interface ImageState {
   index: ImageIndex;
   reader: ImageReader;
   counters: CacheCounters;
-  source: BlockSource;
+  blocks: BlockReader;
   failover: Failover | undefined;
   memory: MemoryCache;
   missing: Set<string>;
@@ -205,8 +207,10 @@ export async function mountImages(
   }
   const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
   await disk?.open();
+  // One pool of helper threads decodes fetched blocks and checks cached ones, for every image of the mount.
+  const workers = new BlockWorkers();
   const builder = new SourceBuilder(
-    { disk, dispatcher, logger },
+    { disk, dispatcher, logger, decoder: workers, verifier: workers },
     {
       nocache: options.nocache,
       offline: options.offline,
@@ -226,16 +230,17 @@ export async function mountImages(
     const index = l.decoded.index;
     const unique = index.uniqueRefs();
     const uniqueIds = [...unique.keys()];
-    const missing = new Set(uniqueIds.filter((id) => !disk?.holds(id)));
+    // Local: a cache entry of the block's decoded length (an entry of another format is not).
+    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
     const built = builder.build(bases, counters);
     const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
-    const prefetcher = await openPrefetch(l, unique, built.source, { dispatcher, logger }, options);
+    const prefetcher = await openPrefetch(l, unique, built.blocks, { dispatcher, logger }, options);
     const profileIds = new Set(prefetcher?.ids ?? []);
     const filler = options.fill
       ? new Prefetcher(
-          { source: built.source, logger },
+          { blocks: built.blocks, logger },
           [...unique.values()].filter((r) => missing.has(r.id) && !profileIds.has(r.id)),
           { parallel: DEFAULT_FILL_PARALLEL, bytesPerSecond: options.prefetchRate },
         )
@@ -245,10 +250,11 @@ export async function mountImages(
       (o) => o !== undefined,
     );
     const reader = new ImageReader(
-      { index, source: built.source, logger, observers },
-      { readaheadBlocks: options.readahead, readTimeoutMs },
+      { index, blocks: built.blocks, logger, observers },
+      // The window follows the connections per mirror (see DEFAULT_READAHEAD_BLOCKS) unless --readahead sets it.
+      { readaheadBlocks: options.readahead ?? options.connections ?? DEFAULT_CONNECTIONS, readTimeoutMs },
     );
-    logger.info(`image ${index.header.name}: ${built.source}`);
+    logger.info(`image ${index.header.name}: ${built.blocks}`);
     images.push({
       recorder,
       prefetcher: prefetcher && { prefetcher: prefetcher.prefetcher, source: prefetcher.source },
@@ -257,7 +263,7 @@ export async function mountImages(
       index,
       reader,
       counters,
-      source: built.source,
+      blocks: built.blocks,
       failover: built.failover,
       memory: built.memory,
       missing,
@@ -372,7 +378,7 @@ function imageStatus(s: ImageState): ImageStatus {
     bytesRead: s.reader.counters.bytesRead,
     readErrors: s.reader.counters.readErrors,
     readaheadIssued: s.reader.counters.readaheadIssued,
-    sources: String(s.source),
+    sources: String(s.blocks),
     mirrors: s.failover?.mirrorSnapshots() ?? [],
     prefetch: s.prefetcher ? { source: s.prefetcher.source, ...s.prefetcher.prefetcher.status() } : null,
     fill: s.filler?.status() ?? null,
@@ -388,7 +394,7 @@ function imageStatus(s: ImageState): ImageStatus {
 async function openPrefetch(
   l: LoadedIndex,
   unique: Map<string, BlockRef>,
-  source: BlockSource,
+  blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
   options: MountOptions,
 ): Promise<{ prefetcher: Prefetcher; source: string; ids: string[] } | undefined> {
@@ -408,7 +414,7 @@ async function openPrefetch(
     const refs = profile.blocks.map((id) => unique.get(id) as BlockRef);
     components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
     return {
-      prefetcher: new Prefetcher({ source, logger: components.logger }, refs, {
+      prefetcher: new Prefetcher({ blocks, logger: components.logger }, refs, {
         parallel: options.prefetchParallel,
         bytesPerSecond: options.prefetchRate,
       }),

@@ -1,6 +1,6 @@
-import type { BlockRef, BlockSource } from '@thfc/format';
-import { decodeVerified } from '@thfc/format';
+import type { BlockRef } from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from './logger.js';
+import type { BlockReader } from './sources/block-reader.js';
 
 export interface PrefetchOptions {
   /**
@@ -32,7 +32,8 @@ export interface PrefetchStatus {
  * parallelism and an optional bandwidth cap: boot-profile replay, and the
  * `--fill` pass over the rest of the image. A read a guest is waiting on never
  * queues behind it: requests go out as `background`, which the HTTP source
- * serves after every waiting demand request.
+ * serves after every waiting demand request (and a block a reader starts
+ * waiting on is raised to demand). Each block ends up local and verified.
  */
 export class Prefetcher {
   private readonly state = new Map<string, 'pending' | 'inflight' | 'done' | 'failed'>();
@@ -41,7 +42,7 @@ export class Prefetcher {
   private finished = false;
 
   constructor(
-    private readonly components: { source: BlockSource; logger?: Logger; now?: () => number },
+    private readonly components: { blocks: BlockReader; logger?: Logger; now?: () => number },
     private readonly refs: readonly BlockRef[],
     private readonly options: PrefetchOptions = {},
   ) {
@@ -79,8 +80,7 @@ export class Prefetcher {
         }
         this.state.set(ref.id, 'inflight');
         try {
-          const stored = await this.components.source.get(ref, { signal, priority: 'background' });
-          decodeVerified(ref, stored, 'prefetch');
+          await this.components.blocks.load(ref, { signal, priority: 'background' });
           this.state.set(ref.id, 'done');
         } catch (e) {
           if (signal.aborted) return;

@@ -1,8 +1,13 @@
 import { MeasurementLog, parseLog } from '@thfc/attest';
+import type { BlockSource } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { BlockMeasurer } from '../src/block-measurer.js';
 import { ImageReader } from '../src/image-reader.js';
+import { CachedSource } from '../src/sources/cached.js';
+import { NullCache } from '../src/sources/null-cache.js';
 import { makeImage, patternBytes } from './image-fixtures.js';
+
+const blocksOf = (remote: BlockSource) => new CachedSource({ local: new NullCache(), remote });
 
 /** Six 4 KiB blocks: 0, 1 and 4 distinct, 2 a zero block, 3 and 5 repeat block 0 and 1. */
 function image() {
@@ -18,7 +23,7 @@ describe('BlockMeasurer', () => {
     const log = new MeasurementLog();
     const measurer = new BlockMeasurer({ log }, img.decoded.digest);
     const reader = new ImageReader(
-      { index: img.decoded.index, source: img.source, observers: [measurer.observe] },
+      { index: img.decoded.index, blocks: blocksOf(img.source), observers: [measurer.observe] },
       { readaheadBlocks: 0 },
     );
     const buf = Buffer.alloc(6 * 4096);
@@ -45,7 +50,7 @@ describe('BlockMeasurer', () => {
     const log = new MeasurementLog();
     const measurer = new BlockMeasurer({ log }, img.decoded.digest);
     const reader = new ImageReader(
-      { index: img.decoded.index, source: img.source, observers: [measurer.observe] },
+      { index: img.decoded.index, blocks: blocksOf(img.source), observers: [measurer.observe] },
       { readaheadBlocks: 4 },
     );
     const stream = { lastBlock: -2, streak: 0, aheadNext: 0 };

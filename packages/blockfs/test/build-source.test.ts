@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SourceBuilder, type SourceOptions } from '../src/build-source.js';
 import { MemoryLogger } from '../src/logger.js';
 import type { CacheCounters } from '../src/sources/cached.js';
+import { rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
-import { corrupted, makeBlock, tempDir } from './image-fixtures.js';
+import { corrupted, makeBlock, readWhole, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -36,46 +37,46 @@ const HTTP_A = 'verified(http(http://a.example/imgs))';
 const HTTP_B = 'verified(http(https://b.example:8443/imgs))';
 
 describe('SourceBuilder topology (toString)', () => {
-  it('default: memory over a read-through, checked disk cache over failover of verified mirrors', async () => {
+  it('default: memory over a read-through, checked disk cache written behind, over failover of verified mirrors', async () => {
     const { b, cacheDir } = await builder({});
-    expect(String(b.build([A], counters()).source)).toBe(
-      `memory(cached(checked-once(disk(${cacheDir})), failover(${HTTP_A})))`,
+    expect(String(b.build([A], counters()).blocks)).toBe(
+      `memory(32M, cached(checked-once(behind(disk(${cacheDir}))), failover(${HTTP_A})))`,
     );
   });
 
   it('several mirrors, in the order given', async () => {
     const { b, cacheDir } = await builder({});
-    expect(String(b.build([B, A], counters()).source)).toBe(
-      `memory(cached(checked-once(disk(${cacheDir})), failover(${HTTP_B}, ${HTTP_A})))`,
+    expect(String(b.build([B, A], counters()).blocks)).toBe(
+      `memory(32M, cached(checked-once(behind(disk(${cacheDir}))), failover(${HTTP_B}, ${HTTP_A})))`,
     );
   });
 
   it('--nocache: no disk in the tree, even when one is passed', async () => {
     for (const withDisk of [true, false]) {
       const { b } = await builder({ nocache: true }, withDisk);
-      expect(String(b.build([A], counters()).source)).toBe(`memory(cached(none, failover(${HTTP_A})))`);
+      expect(String(b.build([A], counters()).blocks)).toBe(`memory(32M, cached(none, failover(${HTTP_A})))`);
     }
   });
 
   it('--offline: the remote is offline, no mirror is created', async () => {
     const { b, cacheDir } = await builder({ offline: true });
     const built = b.build([A, B], counters());
-    expect(String(built.source)).toBe(`memory(cached(checked-once(disk(${cacheDir})), offline))`);
+    expect(String(built.blocks)).toBe(`memory(32M, cached(checked-once(behind(disk(${cacheDir}))), offline))`);
     expect(built.failover).toBeUndefined();
   });
 
   it('--paranoid: the disk cache is checked on every use', async () => {
-    const { b, cacheDir } = await builder({ paranoid: true });
-    expect(String(b.build([A], counters()).source)).toBe(
-      `memory(cached(checked-always(disk(${cacheDir})), failover(${HTTP_A})))`,
+    const { b, cacheDir } = await builder({ paranoid: true, memoryBytes: 8 * 1024 * 1024 });
+    expect(String(b.build([A], counters()).blocks)).toBe(
+      `memory(8M, cached(checked-always(behind(disk(${cacheDir}))), failover(${HTTP_A})))`,
     );
   });
 
   it('a local directory mirror is a verified dir store', async () => {
     const store = await dir();
     const { b, cacheDir } = await builder({});
-    expect(String(b.build([store, A], counters()).source)).toBe(
-      `memory(cached(checked-once(disk(${cacheDir})), failover(verified(dir(${store})), ${HTTP_A})))`,
+    expect(String(b.build([store, A], counters()).blocks)).toBe(
+      `memory(32M, cached(checked-once(behind(disk(${cacheDir}))), failover(verified(dir(${store})), ${HTTP_A})))`,
     );
   });
 });
@@ -88,17 +89,24 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
     return root;
   }
 
-  it('a block is fetched once, lands in the disk cache, then is served from RAM', async () => {
+  const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+  it('a block is fetched once, lands decoded in the disk cache, and is served meanwhile from its write’s buffer', async () => {
     const blk = makeBlock(1);
     const store = await mirrorWith([blk]);
     const { b, disk } = await builder({ retries: 1 });
     const c = counters();
+    const stored: string[] = [];
+    c.onStored = (id) => stored.push(id);
     const built = b.build([store], c);
-    expect(Buffer.from(await built.source.get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
-    expect(disk?.holds(blk.ref.id)).toBe(true);
-    expect(c).toMatchObject({ fetched: 1, hits: 0 });
-    await built.source.get(blk.ref);
-    expect(built.memory.hits).toBe(1);
+    expect(same(await readWhole(built.blocks, blk.ref), blk.data)).toBe(true);
+    expect(same(await readWhole(built.blocks, blk.ref), blk.data)).toBe(true);
+    expect(built.memory.hits).toBe(0); // one copy in RAM: the write-behind's, until it is on disk
+    await b.close(); // lets the write behind land
+    expect(disk?.holds(blk.ref.id, blk.ref.size)).toBe(true);
+    expect(same(await (disk as DiskCache).get(rawRef(blk.ref)), blk.data)).toBe(true);
+    expect(stored).toEqual([blk.ref.id]);
+    expect(c).toMatchObject({ fetched: 1, hits: 1, bytesFetched: blk.stored.length });
     expect(built.failover?.mirrorSnapshots()).toMatchObject([{ url: store, requests: 1, errors: 0 }]);
   });
 
@@ -107,29 +115,34 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
     const store = await mirrorWith([blk]);
     const { b } = await builder({ retries: 1 });
     const first = b.build([store], counters());
-    await first.source.get(blk.ref);
+    await readWhole(first.blocks, blk.ref);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the write behind lands
     const c2 = counters();
     const second = b.build([store], c2);
-    await second.source.get(blk.ref);
+    await readWhole(second.blocks, blk.ref);
     expect(c2).toMatchObject({ hits: 1, fetched: 0 });
     expect(second.failover?.mirrorSnapshots()).toMatchObject([{ url: store, requests: 1 }]);
   });
 
-  it('--nocache writes nothing to the disk', async () => {
+  it('--nocache writes nothing to the disk and serves from RAM', async () => {
     const blk = makeBlock(3);
     const store = await mirrorWith([blk]);
     const { b, disk } = await builder({ nocache: true, retries: 1 });
-    await b.build([store], counters()).source.get(blk.ref);
+    const built = b.build([store], counters());
+    await readWhole(built.blocks, blk.ref);
+    await readWhole(built.blocks, blk.ref);
+    await b.close();
     expect(disk?.blocks).toBe(0);
+    expect(built.memory.hits).toBe(1);
   });
 
   it('--offline serves what the disk holds and gives EIO for the rest', async () => {
     const [held, missing] = [makeBlock(4), makeBlock(5)];
     const { b, disk } = await builder({ offline: true });
-    await disk?.put(held.ref, held.stored);
+    await disk?.put(rawRef(held.ref), held.data);
     const built = b.build(['/nonexistent'], counters());
-    expect(Buffer.from(await built.source.get(held.ref)).equals(Buffer.from(held.stored))).toBe(true);
-    await expect(built.source.get(missing.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(same(await readWhole(built.blocks, held.ref), held.data)).toBe(true);
+    await expect(readWhole(built.blocks, missing.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
   });
 
   it('a mirror serving bad bytes fails the read and poisons neither cache', async () => {
@@ -137,7 +150,8 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
     const store = await mirrorWith([{ ref: blk.ref, stored: corrupted(blk.stored) }]);
     const { b, disk } = await builder({ retries: 1 });
     const built = b.build([store], counters());
-    await expect(built.source.get(blk.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    await expect(readWhole(built.blocks, blk.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    await b.close();
     expect(disk?.holds(blk.ref.id)).toBe(false);
     expect(built.memory.holds(blk.ref.id)).toBe(false);
     expect(built.failover?.mirrorSnapshots()).toMatchObject([{ url: store, errors: 1 }]);
@@ -147,13 +161,28 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
     const blk = makeBlock(7);
     const store = await mirrorWith([blk]);
     const { b, disk, logger } = await builder({ retries: 1 });
-    await disk?.put(blk.ref, corrupted(blk.stored));
+    await disk?.put(rawRef(blk.ref), corrupted(blk.data));
     const c = counters();
     const built = b.build([store], c);
-    expect(Buffer.from(await built.source.get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
+    expect(same(await readWhole(built.blocks, blk.ref), blk.data)).toBe(true);
     expect(c).toMatchObject({ fetched: 1, hits: 0 });
     expect(logger.lines.filter((l) => l.startsWith('FAULT'))).toHaveLength(1);
-    expect(Buffer.from(await (disk as DiskCache).get(blk.ref)).equals(Buffer.from(blk.stored))).toBe(true);
+    await b.close();
+    expect(same(await (disk as DiskCache).get(rawRef(blk.ref)), blk.data)).toBe(true);
+  });
+
+  it('an entry an older version cached compressed is replaced by the decoded block', async () => {
+    const blk = makeBlock(8);
+    const store = await mirrorWith([blk]);
+    const { b, disk, logger } = await builder({ retries: 1 });
+    await disk?.put(blk.ref, blk.stored); // the compressed form, as the old cache held it
+    const c = counters();
+    const built = b.build([store], c);
+    expect(same(await readWhole(built.blocks, blk.ref), blk.data)).toBe(true);
+    expect(c).toMatchObject({ fetched: 1, hits: 0 });
+    expect(logger.lines.filter((l) => l.startsWith('FAULT'))).toEqual([]);
+    await b.close();
+    expect(disk?.holds(blk.ref.id, blk.ref.size)).toBe(true);
   });
 
   it('close() is safe with no HTTP mirror, and after building HTTP ones', async () => {

@@ -2,9 +2,22 @@ import { BlockCorruptError, BlockNotFoundError, type BlockRef, MirrorUnavailable
 import { FakeSource } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CacheCounters, CachedSource, raceAbort } from '../src/sources/cached.js';
+import { CheckedSource } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
+import { NullCache } from '../src/sources/null-cache.js';
+import { currentPriority, type FetchOptions } from '../src/sources/urgency.js';
 import { VerifiedSource } from '../src/sources/verified.js';
-import { corrupted, deferred, makeBlock, RecordingSource, tempDir } from './image-fixtures.js';
+import { WriteBehind } from '../src/sources/write-behind.js';
+import {
+  corrupted,
+  deferred,
+  FakeLocal,
+  makeBlock,
+  RecordingSource,
+  readWhole,
+  type TestBlock,
+  tempDir,
+} from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -12,15 +25,15 @@ afterEach(async () => {
 });
 
 function setup() {
-  const cache = new FakeSource('cache');
+  const local = new FakeLocal();
   const remote = new FakeSource('remote');
   const stored: string[] = [];
   const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => stored.push(id) };
-  const cached = new CachedSource({ cache, remote, counters });
-  return { cache, remote, counters, stored, cached };
+  const cached = new CachedSource({ local, remote, counters });
+  return { local, remote, counters, stored, cached };
 }
 
-/** Holds every remote get until `release()`; counts how many started. */
+/** Holds every remote get until `release()`. */
 function gateRemote(remote: FakeSource) {
   const gate = deferred();
   remote.onGet = async () => {
@@ -31,6 +44,7 @@ function gateRemote(remote: FakeSource) {
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 /** How `p` settles within a short while: its value, its error's message, or 'still waiting'. */
 function outcome(p: Promise<unknown>): Promise<unknown> {
@@ -43,109 +57,133 @@ function outcome(p: Promise<unknown>): Promise<unknown> {
   ]);
 }
 
-describe('CachedSource', () => {
-  it('a miss is fetched from the remote and put in the cache; the next get is a hit', async () => {
-    const { cache, remote, counters, stored, cached } = setup();
+describe('CachedSource reads', () => {
+  it('a miss is fetched, decoded and kept locally; the next read is a local hit', async () => {
+    const { local, remote, counters, stored, cached } = setup();
     const b = makeBlock(1);
+    expect(b.ref.codec).toBe('zstd');
     remote.blocks.set(b.ref.id, b.stored);
 
-    expect(await cached.get(b.ref)).toBe(b.stored);
+    const dst = new Uint8Array(b.ref.size);
+    const whole = await cached.read(b.ref, dst, 0, 0, b.ref.size);
+    expect(same(dst, b.data)).toBe(true);
+    expect(whole).toBeUndefined(); // the local cache has it in hand: nothing for a cache above to keep
     expect(remote.calls).toEqual([b.ref.id]);
-    expect(cache.blocks.get(b.ref.id)).toBe(b.stored);
+    await settle();
+    expect(local.kept).toEqual([b.ref.id]);
     expect(stored).toEqual([b.ref.id]);
     expect(counters).toMatchObject({ hits: 0, fetched: 1, bytesFetched: b.stored.length });
 
-    expect(await cached.get(b.ref)).toBe(b.stored);
+    expect(await cached.read(b.ref, dst, 0, 0, b.ref.size)).toBeUndefined();
     expect(remote.calls).toHaveLength(1);
-    expect(cache.calls).toEqual([b.ref.id, b.ref.id]);
+    expect(local.reads).toEqual([b.ref.id]);
     expect(counters).toMatchObject({ hits: 1, fetched: 1, bytesFetched: b.stored.length });
-    expect(stored).toHaveLength(1);
+  });
+
+  it('hands a fetched block up whole when the local cache does not keep it (--nocache)', async () => {
+    const remote = new FakeSource('remote');
+    const b = makeBlock(30);
+    remote.blocks.set(b.ref.id, b.stored);
+    const cached = new CachedSource({ local: new NullCache(), remote });
+    const whole = await cached.read(b.ref, new Uint8Array(10), 0, 0, 10);
+    expect(whole && same(whole, b.data)).toBe(true);
+    const loaded = await cached.load(b.ref, { priority: 'background' });
+    expect(loaded && same(loaded, b.data)).toBe(true);
+  });
+
+  it('copies exactly the slice asked for, at the offset asked for', async () => {
+    const { remote, local, cached } = setup();
+    const b = makeBlock(2);
+    remote.blocks.set(b.ref.id, b.stored);
+    for (const round of ['fetched', 'local']) {
+      const dst = new Uint8Array(1000).fill(0xaa);
+      await cached.read(b.ref, dst, 100, 3000, 500);
+      expect(same(dst.subarray(100, 600), b.data.subarray(3000, 3500)), round).toBe(true);
+      expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
+      expect(dst.subarray(600).every((x) => x === 0xaa)).toBe(true);
+      await settle();
+    }
+    expect(local.reads).toHaveLength(1);
   });
 
   it('works without counters', async () => {
-    const cache = new FakeSource('cache');
+    const local = new FakeLocal();
     const remote = new FakeSource('remote');
-    const b = makeBlock(2);
+    const b = makeBlock(3);
     remote.blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ cache, remote });
-    expect(await cached.get(b.ref)).toBe(b.stored);
-    expect(await cached.get(b.ref)).toBe(b.stored);
+    const cached = new CachedSource({ local, remote });
+    expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
+    await settle();
+    expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     expect(remote.calls).toHaveLength(1);
   });
 
-  it('many concurrent gets of one block make exactly one remote get', async () => {
-    const { cache, remote, counters, cached } = setup();
-    const b = makeBlock(3);
+  it('many concurrent reads of one block make exactly one remote get', async () => {
+    const { remote, counters, cached } = setup();
+    const b = makeBlock(4);
     remote.blocks.set(b.ref.id, b.stored);
     const { release } = gateRemote(remote);
-    const gets = Array.from({ length: 10 }, () => cached.get(b.ref));
+    const reads = Array.from({ length: 10 }, () => readWhole(cached, b.ref));
     await settle();
     release();
-    const results = await Promise.all(gets);
-    for (const r of results) expect(r).toBe(b.stored);
+    for (const r of await Promise.all(reads)) expect(same(r, b.data)).toBe(true);
     expect(remote.calls).toEqual([b.ref.id]);
-    expect(cache.calls).toEqual([b.ref.id]);
     expect(counters).toMatchObject({ hits: 0, fetched: 1 });
-    // Once settled the block is no longer in flight: a later get is a plain cache hit.
-    await cached.get(b.ref);
-    expect(remote.calls).toHaveLength(1);
-    expect(counters.hits).toBe(1);
   });
 
   it('different blocks are fetched independently', async () => {
     const { remote, cached } = setup();
-    const a = makeBlock(4);
-    const b = makeBlock(5);
+    const [a, b] = [makeBlock(5), makeBlock(6)];
     remote.blocks.set(a.ref.id, a.stored);
     remote.blocks.set(b.ref.id, b.stored);
-    const [ra, rb] = await Promise.all([cached.get(a.ref), cached.get(b.ref)]);
-    expect(ra).toBe(a.stored);
-    expect(rb).toBe(b.stored);
+    const [ra, rb] = await Promise.all([readWhole(cached, a.ref), readWhole(cached, b.ref)]);
+    expect(same(ra, a.data) && same(rb, b.data)).toBe(true);
     expect([...remote.calls].sort()).toEqual([a.ref.id, b.ref.id].sort());
   });
 
-  it('the caller that started the fetch aborting does not fail the others', async () => {
-    const { cache, remote, cached } = setup();
-    const b = makeBlock(6);
+  it('the caller that started the fetch aborting does not fail the others, and its buffer is never written', async () => {
+    const { local, remote, cached } = setup();
+    const b = makeBlock(7);
     remote.blocks.set(b.ref.id, b.stored);
     const { release } = gateRemote(remote);
     const first = new AbortController();
-    const p1 = cached.get(b.ref, { signal: first.signal });
-    const p2 = cached.get(b.ref);
-    const p3 = cached.get(b.ref, { signal: new AbortController().signal });
+    const dst1 = new Uint8Array(b.ref.size).fill(0xaa);
+    const p1 = cached.read(b.ref, dst1, 0, 0, b.ref.size, { signal: first.signal });
+    const p2 = readWhole(cached, b.ref);
+    const p3 = readWhole(cached, b.ref, { signal: new AbortController().signal });
     await settle();
     first.abort(new Error('reader went away'));
     expect(await outcome(p1)).toBe('reader went away');
     release();
-    expect(await p2).toBe(b.stored);
-    expect(await p3).toBe(b.stored);
+    expect(same(await p2, b.data) && same(await p3, b.data)).toBe(true);
+    expect(dst1.every((x) => x === 0xaa)).toBe(true); // the FUSE buffer of an answered request stays untouched
     expect(remote.calls).toHaveLength(1);
-    expect(cache.blocks.has(b.ref.id)).toBe(true); // the shared fetch finished and was cached
+    await settle();
+    expect(local.kept).toEqual([b.ref.id]); // the shared fetch finished and was kept
   });
 
   it('a caller that joined a fetch in flight stops waiting on its own abort', async () => {
     const { remote, cached } = setup();
-    const b = makeBlock(7);
+    const b = makeBlock(8);
     remote.blocks.set(b.ref.id, b.stored);
     const { release } = gateRemote(remote);
-    const p1 = cached.get(b.ref);
+    const p1 = readWhole(cached, b.ref);
     const joiner = new AbortController();
-    const p2 = cached.get(b.ref, { signal: joiner.signal });
+    const p2 = readWhole(cached, b.ref, { signal: joiner.signal });
     await settle();
     joiner.abort(new Error('joiner gave up'));
-    // Rejected before the fetch is released: it does not wait for the shared fetch.
-    expect(await outcome(p2)).toBe('joiner gave up');
+    expect(await outcome(p2)).toBe('joiner gave up'); // before the fetch is released
     release();
-    expect(await p1).toBe(b.stored);
+    expect(same(await p1, b.data)).toBe(true);
   });
 
   it('an already aborted signal rejects at once and fetches nothing', async () => {
     const { remote, cached } = setup();
-    const b = makeBlock(8);
+    const b = makeBlock(9);
     remote.blocks.set(b.ref.id, b.stored);
     const ac = new AbortController();
     ac.abort(new Error('too late'));
-    await expect(cached.get(b.ref, { signal: ac.signal })).rejects.toThrow('too late');
+    await expect(readWhole(cached, b.ref, { signal: ac.signal })).rejects.toThrow('too late');
     expect(remote.calls).toEqual([]);
   });
 
@@ -154,121 +192,153 @@ describe('CachedSource', () => {
     ['BlockNotFoundError', (ref: BlockRef) => new BlockNotFoundError(ref.id, 'fake(remote)')],
     ['BlockCorruptError', (ref: BlockRef) => new BlockCorruptError(ref.id, 'fake(remote)', 'bad')],
   ] as const) {
-    it(`a remote ${name} passes through unchanged and nothing is cached; the next get asks again`, async () => {
-      const { cache, remote, counters, stored, cached } = setup();
-      const b = makeBlock(9);
+    it(`a remote ${name} passes through unchanged and nothing is kept; the next read asks again`, async () => {
+      const { local, remote, counters, stored, cached } = setup();
+      const b = makeBlock(10);
       const error = make(b.ref);
       remote.onGet = () => {
         throw error;
       };
-      await expect(cached.get(b.ref)).rejects.toBe(error);
-      expect(cache.blocks.size).toBe(0);
+      await expect(readWhole(cached, b.ref)).rejects.toBe(error);
+      expect(local.kept).toEqual([]);
       expect(stored).toEqual([]);
       expect(counters).toMatchObject({ hits: 0, fetched: 0, bytesFetched: 0 });
       remote.onGet = undefined;
       remote.blocks.set(b.ref.id, b.stored);
-      expect(await cached.get(b.ref)).toBe(b.stored);
+      expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
       expect(remote.calls).toHaveLength(2);
     });
   }
 
+  it('bytes from an unverified remote are verified here: bad bytes reject, are not kept, are not copied', async () => {
+    const { local, remote, cached } = setup();
+    const b = makeBlock(11);
+    remote.blocks.set(b.ref.id, corrupted(b.stored));
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    await expect(cached.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockCorruptError);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    expect(local.kept).toEqual([]);
+  });
+
   it('every waiter on a failed fetch gets the error', async () => {
     const { remote, cached } = setup();
-    const b = makeBlock(10);
+    const b = makeBlock(12);
     const gate = deferred();
     remote.onGet = async () => {
       await gate.promise;
       throw new MirrorUnavailableError('fake(remote)', 'down');
     };
-    const gets = [cached.get(b.ref), cached.get(b.ref), cached.get(b.ref)].map((p) => p.catch((e: unknown) => e));
+    const reads = [1, 2, 3].map(() => readWhole(cached, b.ref).catch((e: unknown) => e));
     gate.resolve();
-    for (const e of await Promise.all(gets)) expect(e).toBeInstanceOf(MirrorUnavailableError);
+    for (const e of await Promise.all(reads)) expect(e).toBeInstanceOf(MirrorUnavailableError);
     expect(remote.calls).toHaveLength(1);
   });
 
-  it('a cache that cannot answer is treated as a miss', async () => {
-    const { cache, remote, cached } = setup();
-    const b = makeBlock(11);
-    remote.blocks.set(b.ref.id, b.stored);
-    cache.onGet = () => {
-      throw new MirrorUnavailableError('fake(cache)', 'I/O error');
-    };
-    expect(await cached.get(b.ref)).toBe(b.stored);
-    expect(remote.calls).toEqual([b.ref.id]);
+  for (const [name, error] of [
+    ['cannot answer', new MirrorUnavailableError('fake(local)', 'I/O error')],
+    ['finds the entry gone (corrupt and dropped)', new BlockNotFoundError('x', 'fake(local)')],
+  ] as const) {
+    it(`a local cache that ${name} is a miss: the block is fetched`, async () => {
+      const { local, remote, cached } = setup();
+      const b = makeBlock(13);
+      remote.blocks.set(b.ref.id, b.stored);
+      local.blocks.set(b.ref.id, b.data);
+      local.onRead = () => {
+        throw error;
+      };
+      expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
+      expect(remote.calls).toEqual([b.ref.id]);
+    });
+  }
+
+  it('passes the caller’s priority to the remote', async () => {
+    const local = new FakeLocal();
+    const remote = new RecordingSource(new FakeSource('remote'));
+    const b = makeBlock(14);
+    (remote.inner as FakeSource).blocks.set(b.ref.id, b.stored);
+    const cached = new CachedSource({ local, remote });
+    await cached.load(b.ref, { priority: 'background' });
+    expect(remote.gets.map((g) => g.priority)).toEqual(['background']);
   });
 
-  it('only verified bytes reach the cache: a remote serving bad bytes poisons nothing', async () => {
+  it('only verified bytes reach the disk: a mirror serving bad bytes poisons nothing', async () => {
     const t = await tempDir('thfc-cached-');
     cleanups.push(t.cleanup);
     const disk = new DiskCache({}, { dir: t.dir });
+    const writer = new WriteBehind({ sink: disk });
+    const local = new CheckedSource({ disk, writer });
     const mirror = new FakeSource('evil');
-    const b = makeBlock(12);
-    const other = makeBlock(13);
+    const b = makeBlock(15);
+    const other = makeBlock(16);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const cached = new CachedSource({ cache: disk, remote: new VerifiedSource({ source: mirror }), counters });
+    const cached = new CachedSource({ local, remote: new VerifiedSource({ source: mirror }), counters });
 
     mirror.blocks.set(b.ref.id, corrupted(b.stored));
-    await expect(cached.get(b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
+    await expect(readWhole(cached, b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
     mirror.blocks.set(b.ref.id, other.stored); // another block's bytes, same length
-    await expect(cached.get(b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
+    await expect(readWhole(cached, b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
     mirror.blocks.set(b.ref.id, b.stored.subarray(1)); // short
-    await expect(cached.get(b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
-
+    await expect(readWhole(cached, b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
+    await writer.idle();
     expect(disk.blocks).toBe(0);
-    expect(await disk.has(b.ref)).toBe(false);
-    await expect(disk.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(counters.fetched).toBe(0);
 
-    // The mirror is repaired: now the block is cached.
+    // The mirror is repaired: now the block is cached, decoded.
     mirror.blocks.set(b.ref.id, b.stored);
-    expect(Buffer.from(await cached.get(b.ref)).equals(Buffer.from(b.stored))).toBe(true);
-    expect(disk.holds(b.ref.id)).toBe(true);
-  });
-
-  it('passes the caller’s priority to the cache and the remote', async () => {
-    const cache = new FakeSource('cache');
-    const remote = new FakeSource('remote');
-    const b = makeBlock(14);
-    remote.blocks.set(b.ref.id, b.stored);
-    const recCache = new RecordingSource(cache);
-    const recRemote = new RecordingSource(remote);
-    const cached = new CachedSource({
-      cache: Object.assign(recCache, { put: cache.put.bind(cache) }),
-      remote: recRemote,
-    });
-    await cached.get(b.ref, { priority: 'background' });
-    expect(recCache.gets.map((g) => g.priority)).toEqual(['background']);
-    expect(recRemote.gets.map((g) => g.priority)).toEqual(['background']);
-  });
-
-  it('has() is true when either the cache or the remote holds the block', async () => {
-    const { cache, remote, cached } = setup();
-    const [a, b, c] = [makeBlock(15), makeBlock(16), makeBlock(17)];
-    cache.blocks.set(a.ref.id, a.stored);
-    remote.blocks.set(b.ref.id, b.stored);
-    expect(await cached.has(a.ref)).toBe(true);
-    expect(await cached.has(b.ref)).toBe(true);
-    expect(await cached.has(c.ref)).toBe(false);
+    expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
+    await writer.idle();
+    expect(disk.holds(b.ref.id, b.ref.size)).toBe(true);
   });
 
   it('toString prints both sides', () => {
-    expect(String(setup().cached)).toBe('cached(fake(cache), fake(remote))');
+    expect(String(setup().cached)).toBe('cached(fake(local), fake(remote))');
+  });
+});
+
+describe('CachedSource.load', () => {
+  it('fetches at background priority and resolves only once the block is kept (read-ahead never outruns the disk)', async () => {
+    const { local, remote, cached } = setup();
+    const b = makeBlock(20);
+    remote.blocks.set(b.ref.id, b.stored);
+    const gate = deferred();
+    local.gateKeep = gate.promise;
+    // FakeLocal.load answers for held blocks only; make holds() true while the keep is in flight, like the write-behind.
+    const keeping = new Set<string>();
+    const keep = local.keep.bind(local);
+    local.keep = (ref, data) => {
+      keeping.add(ref.id);
+      return keep(ref, data).finally(() => keeping.delete(ref.id));
+    };
+    local.holds = (ref) => keeping.has(ref.id) || local.blocks.has(ref.id);
+    local.load = async (ref) => {
+      while (keeping.has(ref.id)) await settle();
+      return undefined;
+    };
+    const loading = cached.load(b.ref, { priority: 'background' });
+    expect(await outcome(loading)).toBe('still waiting');
+    gate.resolve();
+    expect(await loading).toBeUndefined(); // kept locally, so not handed up
+    expect(local.blocks.has(b.ref.id)).toBe(true);
+  });
+
+  it('a block held locally is loaded from the local cache, not fetched', async () => {
+    const { local, remote, cached } = setup();
+    const b = makeBlock(21);
+    local.blocks.set(b.ref.id, b.data);
+    expect(await cached.load(b.ref, { priority: 'background' })).toBeUndefined();
+    expect(remote.calls).toEqual([]);
   });
 });
 
 describe('CachedSource priority', () => {
-  it('a demand read overtakes a background fetch of the same block that is stuck in a queue', async () => {
-    const cache = new FakeSource('cache');
-    const b = makeBlock(21);
+  /** A mirror whose background queue never moves: a background request waits there until its urgency is raised. */
+  function stuckQueue(b: TestBlock) {
     const calls: string[] = [];
-    // A mirror whose background queue never moves: only a demand request is answered.
     const remote = {
-      async get(_ref: BlockRef, o?: { signal?: AbortSignal; priority?: string }) {
-        calls.push(o?.priority ?? 'demand');
-        if (o?.priority === 'background') {
-          return new Promise<Uint8Array>((_resolve, reject) => {
-            o.signal?.addEventListener('abort', () => reject(o.signal?.reason), { once: true });
-          });
+      async get(_ref: BlockRef, o?: FetchOptions) {
+        calls.push(currentPriority(o));
+        if (currentPriority(o) === 'background') {
+          await new Promise<void>((resolve) => o?.urgency?.onRaise(resolve));
         }
         return b.stored;
       },
@@ -277,13 +347,34 @@ describe('CachedSource priority', () => {
       },
       toString: () => 'stuck-queue',
     };
-    const cached = new CachedSource({ cache, remote });
-    const ahead = cached.get(b.ref, { priority: 'background' });
-    const waiting = cached.get(b.ref, { priority: 'demand' });
-    await expect(waiting).resolves.toBe(b.stored);
-    await expect(ahead).resolves.toBe(b.stored); // the read-ahead caller is served by the demand fetch too
-    expect(calls).toEqual(['background', 'demand']);
-    expect(cache.blocks.get(b.ref.id)).toBe(b.stored);
+    return { calls, remote };
+  }
+
+  it('a demand read raises a queued background fetch of the same block: one request, served at once', async () => {
+    const local = new FakeLocal();
+    const b = makeBlock(22);
+    const { calls, remote } = stuckQueue(b);
+    const cached = new CachedSource({ local, remote });
+    const ahead = cached.load(b.ref, { priority: 'background' });
+    await settle(); // the background request now sits in the mirror's queue
+    expect(await outcome(ahead)).toBe('still waiting');
+    expect(same(await readWhole(cached, b.ref, { priority: 'demand' }), b.data)).toBe(true);
+    await ahead; // the read-ahead is served by the same fetch
+    expect(calls).toEqual(['background']); // raised in place: no second download
+  });
+
+  it('another background caller does not raise it', async () => {
+    const local = new FakeLocal();
+    const b = makeBlock(23);
+    const { calls, remote } = stuckQueue(b);
+    const cached = new CachedSource({ local, remote });
+    const first = cached.load(b.ref, { priority: 'background' });
+    const second = cached.load(b.ref, { priority: 'background' });
+    await settle();
+    expect(await outcome(second)).toBe('still waiting');
+    await readWhole(cached, b.ref); // demand
+    await Promise.all([first, second]);
+    expect(calls).toEqual(['background']);
   });
 });
 

@@ -1,72 +1,154 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
 import { CachedSource } from '../src/sources/cached.js';
-import { CheckedSource } from '../src/sources/checked.js';
+import { CheckedSource, rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
-import { corrupted, makeBlock, type TestBlock, tempDir } from './image-fixtures.js';
+import type { FileVerifier } from '../src/sources/file-verifier.js';
+import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { currentPriority, type FetchOptions } from '../src/sources/urgency.js';
+import { WriteBehind } from '../src/sources/write-behind.js';
+import { corrupted, deferred, makeBlock, readWhole, type TestBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function setup(paranoid?: boolean) {
+/** Counts verifications, around the real one. */
+class CountingVerifier implements FileVerifier {
+  readonly ids: string[] = [];
+  readonly options: (FetchOptions | undefined)[] = [];
+  gate?: Promise<void>;
+  private readonly inner = new InlineVerifier();
+  async verify(fd: number, size: number, id: string, options?: FetchOptions): Promise<boolean> {
+    this.ids.push(id);
+    this.options.push(options);
+    await this.gate;
+    return this.inner.verify(fd, size, id);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  toString(): string {
+    return 'counting';
+  }
+}
+
+async function setup(paranoid?: boolean, openFiles?: number) {
   const t = await tempDir('thfc-checked-');
   cleanups.push(t.cleanup);
-  const disk = new DiskCache({}, { dir: t.dir });
+  const disk = new DiskCache({}, { dir: t.dir, openFiles });
+  const writer = new WriteBehind({ sink: disk });
   const logger = new MemoryLogger();
-  const checked = new CheckedSource({ cache: disk, logger }, { paranoid });
+  const verifier = new CountingVerifier();
+  const checked = new CheckedSource({ disk, writer, verifier, logger }, { paranoid });
   const fileOf = (b: TestBlock) => join(t.dir, blockPath(b.ref.id));
-  return { dir: t.dir, disk, logger, checked, fileOf };
+  /** Puts the decoded block on disk as another daemon (or an earlier run) would have. */
+  const onDisk = (b: TestBlock, bytes: Uint8Array = b.data) => disk.put(rawRef(b.ref), bytes);
+  return { dir: t.dir, disk, writer, logger, verifier, checked, fileOf, onDisk };
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 describe('CheckedSource', () => {
-  it('serves a good block unchanged', async () => {
-    const { disk, checked, logger } = await setup();
+  it('serves a good cached block decoded, checking it once, then by positional reads only', async () => {
+    const { checked, onDisk, verifier, logger } = await setup();
     const b = makeBlock(1);
-    await disk.put(b.ref, b.stored);
-    expect(same(await checked.get(b.ref), b.stored)).toBe(true);
+    await onDisk(b);
+    expect(checked.holds(b.ref)).toBe(true);
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    const dst = new Uint8Array(100);
+    expect(await checked.read(b.ref, dst, 0, 1000, 100)).toBeUndefined();
+    expect(same(dst, b.data.subarray(1000, 1100))).toBe(true);
+    expect(verifier.ids).toEqual([b.ref.id]);
     expect(logger.lines).toEqual([]);
   });
 
-  it('verifies on first use only: bytes changed on disk after that are still served', async () => {
-    const { disk, checked, fileOf } = await setup();
+  it('readers arriving together share one check', async () => {
+    const { checked, onDisk, verifier } = await setup();
     const b = makeBlock(2);
-    await disk.put(b.ref, b.stored);
-    await checked.get(b.ref);
-    const bad = corrupted(b.stored);
-    await writeFile(fileOf(b), bad);
-    // Not paranoid: the second use trusts the first check (this is what makes a hit cheap).
-    expect(same(await checked.get(b.ref), bad)).toBe(true);
-    expect(disk.holds(b.ref.id)).toBe(true);
+    await onDisk(b);
+    const gate = deferred();
+    verifier.gate = gate.promise;
+    const reads = Array.from({ length: 5 }, () => readWhole(checked, b.ref));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    gate.resolve();
+    for (const r of await Promise.all(reads)) expect(same(r, b.data)).toBe(true);
+    expect(verifier.ids).toEqual([b.ref.id]);
   });
 
-  it('paranoid verifies on every use: bytes changed on disk after the first use are a miss', async () => {
-    const { disk, checked, fileOf, logger } = await setup(true);
+  it('read-ahead checks at background priority; a reader joining the check raises it', async () => {
+    const { checked, onDisk, verifier } = await setup();
+    const b = makeBlock(20);
+    await onDisk(b);
+    const gate = deferred();
+    verifier.gate = gate.promise;
+    const loading = checked.load(b.ref);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(currentPriority(verifier.options[0])).toBe('background');
+    const reading = readWhole(checked, b.ref);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(currentPriority(verifier.options[0])).toBe('demand');
+    gate.resolve();
+    await loading;
+    expect(same(await reading, b.data)).toBe(true);
+    expect(verifier.ids).toEqual([b.ref.id]);
+  });
+
+  it('verifies on first use only: bytes changed in place after that are still served', async () => {
+    const { checked, onDisk, fileOf } = await setup();
     const b = makeBlock(3);
-    await disk.put(b.ref, b.stored);
-    expect(same(await checked.get(b.ref), b.stored)).toBe(true);
-    expect(same(await checked.get(b.ref), b.stored)).toBe(true);
-    await writeFile(fileOf(b), corrupted(b.stored));
-    await expect(checked.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    await onDisk(b);
+    await readWhole(checked, b.ref);
+    const bad = corrupted(b.data);
+    await writeFile(fileOf(b), bad, { flag: 'r+' }); // same inode
+    // Not paranoid: the second use trusts the first check (this is what makes a hit cheap).
+    expect(same(await readWhole(checked, b.ref), bad)).toBe(true);
+  });
+
+  it('a file replaced under its name (another inode) is checked again before it is read', async () => {
+    // No descriptor kept open: while one is, reads keep going to the inode that was checked.
+    const { checked, onDisk, fileOf, verifier, dir, logger } = await setup(false, 0);
+    const b = makeBlock(4);
+    await onDisk(b);
+    await readWhole(checked, b.ref);
+    const swap = join(dir, 'swap');
+    await writeFile(swap, corrupted(b.data));
+    await rename(swap, fileOf(b)); // what a rename by another daemon looks like
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(existsSync(fileOf(b))).toBe(false);
     expect(logger.lines).toHaveLength(1);
   });
 
-  it('a corrupt entry is dropped from the cache, logged, and reported as BlockNotFoundError', async () => {
-    const { disk, checked, fileOf, logger } = await setup();
-    const b = makeBlock(4);
-    await disk.put(b.ref, corrupted(b.stored));
-    const e = await checked.get(b.ref).catch((e: unknown) => e);
+  it('paranoid verifies on every use and serves the bytes it hashed; a later change is a miss', async () => {
+    const { checked, onDisk, fileOf, logger } = await setup(true);
+    const b = makeBlock(5);
+    await onDisk(b);
+    const whole = await checked.read(b.ref, new Uint8Array(b.ref.size), 0, 0, b.ref.size);
+    expect(whole && same(whole, b.data)).toBe(true); // handed up whole, so the memory cache may keep it
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    await writeFile(fileOf(b), corrupted(b.data), { flag: 'r+' });
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(existsSync(fileOf(b))).toBe(false);
+    expect(logger.lines).toHaveLength(1);
+    expect(String(checked)).toMatch(/^checked-always\(behind\(disk\(.*\)\)\)$/);
+  });
+
+  it('a corrupt entry is dropped from the cache, logged once, reported as BlockNotFoundError, never copied out', async () => {
+    const { checked, disk, onDisk, fileOf, logger } = await setup();
+    const b = makeBlock(6);
+    await onDisk(b, corrupted(b.data));
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    const e = await checked.read(b.ref, dst, 0, 0, b.ref.size).catch((e: unknown) => e);
     expect(e).toBeInstanceOf(BlockNotFoundError);
     expect((e as BlockNotFoundError).blockId).toBe(b.ref.id);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
     expect(existsSync(fileOf(b))).toBe(false);
     expect(disk.holds(b.ref.id)).toBe(false);
     expect(disk.bytes).toBe(0);
@@ -75,75 +157,101 @@ describe('CheckedSource', () => {
       /^FAULT block [0-9a-f]{40} from disk\(.*\) is corrupt: .*; dropped from the cache, fetching again$/,
     );
     // Now it is simply absent.
-    await expect(checked.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(checked.holds(b.ref)).toBe(false);
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(logger.lines).toHaveLength(1);
   });
 
-  it('a truncated entry (wrong stored size) is dropped too', async () => {
-    const { disk, checked, fileOf } = await setup();
-    const b = makeBlock(5);
-    await disk.put(b.ref, b.stored.subarray(0, b.stored.length - 1));
-    await expect(checked.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+  it('an entry of another length (the compressed form of an older cache) is a miss and is deleted', async () => {
+    const { checked, disk, fileOf, logger } = await setup();
+    const b = makeBlock(7);
+    await disk.put(b.ref, b.stored); // stored (compressed) bytes under the block's name
+    expect(checked.holds(b.ref)).toBe(false);
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(existsSync(fileOf(b))).toBe(false);
+    expect(logger.lines).toEqual([]); // not corruption: just not ours
   });
 
-  it('another block’s bytes under this name are dropped', async () => {
-    const { disk, checked, fileOf } = await setup();
-    const wanted = makeBlock(6);
-    const other = makeBlock(7);
-    expect(other.stored.length).toBe(wanted.stored.length); // same size: only the hash tells them apart
-    await disk.put(wanted.ref, other.stored);
-    await expect(checked.get(wanted.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+  it('another block’s bytes of the same length under this name are dropped', async () => {
+    const { checked, onDisk, fileOf } = await setup();
+    const wanted = makeBlock(8);
+    const other = makeBlock(9);
+    await onDisk(wanted, other.data);
+    await expect(readWhole(checked, wanted.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(existsSync(fileOf(wanted))).toBe(false);
   });
 
-  it('passes on BlockNotFoundError and MirrorUnavailableError from the cache unchanged', async () => {
+  it('passes on BlockNotFoundError and MirrorUnavailableError from the disk unchanged', async () => {
     const { dir, checked } = await setup();
-    const absent = makeBlock(9);
-    await expect(checked.get(absent.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
-    const unreadable = makeBlock(10);
+    const absent = makeBlock(10);
+    await expect(readWhole(checked, absent.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    const unreadable = makeBlock(11);
     await mkdir(join(dir, blockPath(unreadable.ref.id)), { recursive: true });
-    await expect(checked.get(unreadable.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
+    await expect(readWhole(checked, unreadable.ref)).rejects.toBeInstanceOf(MirrorUnavailableError);
   });
 
-  it('has() is the cache’s has()', async () => {
-    const { disk, checked } = await setup();
-    const b = makeBlock(11);
-    expect(await checked.has(b.ref)).toBe(false);
-    await disk.put(b.ref, b.stored);
-    expect(await checked.has(b.ref)).toBe(true);
+  it('keep() serves the block from its buffer until it is on disk, then from disk without a check', async () => {
+    const { checked, writer, disk, verifier } = await setup();
+    const b = makeBlock(12);
+    const stored = checked.keep(b.ref, b.data);
+    expect(checked.holds(b.ref)).toBe(true);
+    const dst = new Uint8Array(10);
+    // Copied from the write-behind's buffer, and not handed up: that buffer is reused once written.
+    expect(await checked.read(b.ref, dst, 0, 0, 10)).toBeUndefined();
+    expect(same(dst, b.data.subarray(0, 10))).toBe(true);
+    expect(await stored).toBe(true);
+    await writer.idle();
+    expect(disk.holds(b.ref.id, b.ref.size)).toBe(true);
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    expect(verifier.ids).toEqual([]); // it was verified when fetched
   });
 
-  it('toString says how often it checks', async () => {
+  it('load() waits for a block still being written, and checks a cached one without copying it', async () => {
+    const { checked, onDisk, verifier } = await setup();
+    const kept = makeBlock(13);
+    void checked.keep(kept.ref, kept.data);
+    expect(await checked.load(kept.ref)).toBeUndefined();
+    expect(checked.holds(kept.ref)).toBe(true);
+    const cold = makeBlock(14);
+    await onDisk(cold);
+    await checked.load(cold.ref);
+    await checked.load(cold.ref);
+    expect(verifier.ids).toEqual([cold.ref.id]);
+    const corrupt = makeBlock(15);
+    await onDisk(corrupt, corrupted(corrupt.data));
+    await expect(checked.load(corrupt.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+  });
+
+  it('toString says how often it checks and shows the write-behind', async () => {
     const { dir, checked } = await setup();
-    expect(String(checked)).toBe(`checked-once(disk(${dir}))`);
-    expect(String((await setup(true)).checked)).toMatch(/^checked-always\(disk\(.*\)\)$/);
+    expect(String(checked)).toBe(`checked-once(behind(disk(${dir})))`);
   });
 
   it('under cached(), a corrupt cache entry heals: it is fetched again and replaced', async () => {
-    const { disk, checked, fileOf, logger } = await setup();
-    const b = makeBlock(12);
-    await disk.put(b.ref, corrupted(b.stored));
+    const { checked, writer, onDisk, fileOf, logger } = await setup();
+    const b = makeBlock(16);
+    await onDisk(b, corrupted(b.data));
     const remote = new FakeSource('remote');
     remote.blocks.set(b.ref.id, b.stored);
     const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const cached = new CachedSource({
-      cache: {
-        get: checked.get.bind(checked),
-        has: checked.has.bind(checked),
-        put: disk.put.bind(disk),
-        toString: () => String(checked),
-      },
-      remote,
-      counters,
-    });
-    expect(same(await cached.get(b.ref), b.stored)).toBe(true);
+    const cached = new CachedSource({ local: checked, remote, counters });
+    expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     expect(remote.calls).toEqual([b.ref.id]);
     expect(logger.lines).toHaveLength(1);
+    await writer.idle();
     // The good copy replaced the bad one on disk, and the next read is a hit.
-    expect(same(await readFile(fileOf(b)), b.stored)).toBe(true);
-    expect(same(await cached.get(b.ref), b.stored)).toBe(true);
+    expect(same(await readFile(fileOf(b)), b.data)).toBe(true);
+    expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     expect(remote.calls).toHaveLength(1);
     expect(counters).toMatchObject({ hits: 1, fetched: 1 });
+  });
+});
+
+describe('rawRef', () => {
+  it('is the decoded block as a raw store entry', () => {
+    const b = makeBlock(17);
+    expect(rawRef(b.ref)).toEqual({ id: b.ref.id, codec: 'none', storedSize: b.ref.size, size: b.ref.size });
+    const raw = rawRef(b.ref);
+    expect(rawRef(raw)).toBe(raw);
   });
 });

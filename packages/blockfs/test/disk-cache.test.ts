@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { constants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/format';
+import { BlockNotFoundError, blockPath, MirrorUnavailableError, StoreFullError } from '@thfc/format';
 import { blockSourceContract } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryLogger } from '../src/logger.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { rawBlock, type TestBlock, tempDir } from './image-fixtures.js';
 
@@ -30,17 +29,24 @@ blockSourceContract(
   { describe, it, expect },
 );
 
-/** Bytes of every block file under DIR/blocks, as the disk sees them. */
-async function bytesOnDisk(dir: string): Promise<number> {
-  let total = 0;
+/** Every file under DIR/blocks (blocks and temp files), with sizes. */
+async function filesOnDisk(dir: string): Promise<{ name: string; size: number }[]> {
+  const out: { name: string; size: number }[] = [];
   const root = join(dir, 'blocks');
   for (const shard of await readdir(root).catch(() => [] as string[])) {
-    for (const name of await readdir(join(root, shard))) total += (await stat(join(root, shard, name))).size;
+    for (const name of await readdir(join(root, shard))) {
+      out.push({ name, size: (await stat(join(root, shard, name))).size });
+    }
   }
-  return total;
+  return out;
+}
+
+async function bytesOnDisk(dir: string): Promise<number> {
+  return (await filesOnDisk(dir)).reduce((n, f) => n + f.size, 0);
 }
 
 const fileOf = (dir: string, b: TestBlock) => join(dir, blockPath(b.ref.id));
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 describe('DiskCache.open', () => {
   it('an absent cache directory is an empty cache', async () => {
@@ -56,7 +62,7 @@ describe('DiskCache.open', () => {
     const blocks = [rawBlock(1000), rawBlock(1500), rawBlock(2000)];
     for (const b of blocks) await writer.put(b.ref, b.stored);
     const shard = join(dir, 'blocks', blocks[0]?.ref.id.slice(0, 2) as string);
-    await writeFile(join(shard, `.tmp-${blocks[0]?.ref.id}.1.abcd`), 'partial');
+    await writeFile(join(shard, `.tmp-${blocks[0]?.ref.id}.1.2`), 'partial');
     await writeFile(join(shard, 'README'), 'not a block');
     await mkdir(join(dir, 'blocks', 'zz'), { recursive: true });
     await writeFile(join(dir, 'blocks', 'zz', 'a'.repeat(40)), 'a block name in the wrong shard');
@@ -68,6 +74,8 @@ describe('DiskCache.open', () => {
     expect(cache.bytes).toBe(4500);
     for (const b of blocks) {
       expect(cache.holds(b.ref.id)).toBe(true);
+      expect(cache.holds(b.ref.id, b.ref.storedSize)).toBe(true);
+      expect(cache.holds(b.ref.id, b.ref.storedSize + 1)).toBe(false); // an entry of another length does not count
       expect(await cache.has(b.ref)).toBe(true);
     }
   });
@@ -117,8 +125,146 @@ describe('DiskCache.open', () => {
   });
 });
 
+describe('DiskCache positional reads', () => {
+  it('an entry reads any slice of the file into the caller’s buffer at the caller’s offset', async () => {
+    const cache = new DiskCache({}, { dir: await cacheDir() });
+    const b = rawBlock(8192);
+    await cache.put(b.ref, b.stored);
+    const entry = await cache.entry(b.ref);
+    try {
+      const dst = new Uint8Array(5000).fill(0xaa);
+      await entry.read(dst, 100, 3000, 4000);
+      expect(same(dst.subarray(100, 4100), b.stored.subarray(3000, 7000))).toBe(true);
+      expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
+      expect(dst.subarray(4100).every((x) => x === 0xaa)).toBe(true);
+      expect(entry.file.size).toBe(8192);
+      await expect(entry.read(dst, 0, 8000, 1000)).rejects.toBeInstanceOf(MirrorUnavailableError); // past the end: short
+    } finally {
+      entry.release();
+    }
+  });
+
+  it('openEntry answers without waiting only once the file is open', async () => {
+    const cache = new DiskCache({}, { dir: await cacheDir() });
+    const b = rawBlock(1000);
+    await cache.put(b.ref, b.stored);
+    expect(cache.openEntry(b.ref)).toBeUndefined();
+    (await cache.entry(b.ref)).release();
+    const entry = cache.openEntry(b.ref);
+    expect(entry?.file.size).toBe(1000);
+    entry?.release();
+  });
+
+  it('a file of the wrong length (an entry of another format) is a miss and is deleted', async () => {
+    const dir = await cacheDir();
+    const b = rawBlock(4096);
+    const writer = new DiskCache({}, { dir });
+    await writer.put({ ...b.ref, storedSize: 1000 }, b.stored.subarray(0, 1000)); // e.g. the compressed form
+    const cache = new DiskCache({}, { dir });
+    await cache.open();
+    expect(cache.holds(b.ref.id)).toBe(true);
+    expect(cache.holds(b.ref.id, 4096)).toBe(false);
+    await expect(cache.entry(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(existsSync(fileOf(dir, b))).toBe(false);
+    expect(cache.holds(b.ref.id)).toBe(false);
+    expect(cache.bytes).toBe(0);
+    // Now it can be cached in the right form.
+    await cache.put(b.ref, b.stored);
+    expect(same(await cache.get(b.ref), b.stored)).toBe(true);
+  });
+
+  it('a file swapped for one of the wrong length behind an idle descriptor is caught when reopened', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir, openFiles: 0 }); // nothing stays open
+    const b = rawBlock(4096);
+    await cache.put(b.ref, b.stored);
+    (await cache.entry(b.ref)).release();
+    await writeFile(fileOf(dir, b), b.stored.subarray(0, 100));
+    await expect(cache.entry(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(existsSync(fileOf(dir, b))).toBe(false);
+  });
+
+  it('delete() retires the open descriptor: a block written again is read from its new file', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
+    const b = rawBlock(1000);
+    const other = rawBlock(1000); // same length, other bytes: only what is read tells the files apart
+    await cache.put(b.ref, other.stored);
+    (await cache.entry(b.ref)).release(); // its descriptor stays open, idle
+    await cache.delete(b.ref.id);
+    await cache.put(b.ref, b.stored);
+    expect(same(await cache.get(b.ref), b.stored)).toBe(true);
+  });
+});
+
+describe('DiskCache writes', () => {
+  it('writes through a temp file named by pid and counter, and leaves only the block', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
+    const blocks = Array.from({ length: 5 }, () => rawBlock(1000));
+    await Promise.all(blocks.map((b) => cache.put(b.ref, b.stored)));
+    const files = await filesOnDisk(dir);
+    expect(files.map((f) => f.name).sort()).toEqual(blocks.map((b) => b.ref.id).sort());
+    for (const b of blocks) expect(same(await cache.get(b.ref), b.stored)).toBe(true);
+  });
+
+  it('put is a no-op for a block it holds; a block deleted behind its back is written again', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
+    const b = rawBlock(1000);
+    await cache.put(b.ref, b.stored);
+    const { ino } = await stat(fileOf(dir, b));
+    await cache.put(b.ref, b.stored);
+    expect((await stat(fileOf(dir, b))).ino).toBe(ino);
+    await unlink(fileOf(dir, b));
+    await expect(cache.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    await cache.put(b.ref, b.stored);
+    expect(same(await cache.get(b.ref), b.stored)).toBe(true);
+  });
+
+  it('a put it cannot store rejects with the reason, leaving no temp file', async () => {
+    const parent = await cacheDir();
+    const dir = join(parent, 'file');
+    await writeFile(dir, 'a file where the cache directory belongs');
+    const cache = new DiskCache({}, { dir });
+    const b = rawBlock(1000);
+    await expect(cache.put(b.ref, b.stored)).rejects.toThrow(/not a directory|ENOTDIR|EEXIST/);
+    expect(cache.holds(b.ref.id)).toBe(false);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'a full disk rejects with StoreFullError and leaves nothing partial',
+    async () => {
+      const mnt = await cacheDir();
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+      try {
+        const dir = join(mnt, 'cache');
+        const cache = new DiskCache({}, { dir });
+        const blocks = Array.from({ length: 8 }, () => rawBlock(16 * 1024)); // 128 KiB into 64 KiB
+        const results = [];
+        for (const b of blocks)
+          results.push(
+            await cache.put(b.ref, b.stored).then(
+              () => 'ok',
+              (e: unknown) => e,
+            ),
+          );
+        expect(results.filter((r) => r === 'ok').length).toBeGreaterThan(0);
+        const failures = results.filter((r) => r !== 'ok');
+        expect(failures.length).toBeGreaterThan(0);
+        for (const f of failures) expect(f).toBeInstanceOf(StoreFullError);
+        const held = blocks.filter((b) => cache.holds(b.ref.id));
+        expect(cache.bytes).toBe(held.length * 16 * 1024);
+        expect(await bytesOnDisk(dir)).toBe(cache.bytes); // no temp file left behind
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    },
+  );
+});
+
 describe('DiskCache eviction', () => {
-  it('evicts least recently used blocks down to the low watermark; a get counts as a use', async () => {
+  it('evicts least recently used blocks down to the low watermark; a read counts as a use', async () => {
     const dir = await cacheDir();
     const cache = new DiskCache({}, { dir, maxBytes: 4000, lowWatermark: 0.5 });
     const b = Array.from({ length: 5 }, () => rawBlock(1000));
@@ -160,32 +306,25 @@ describe('DiskCache eviction', () => {
     expect(cache.bytes).toBe(10_000);
   });
 
-  it('never evicts a block while a get of it is in flight', async () => {
+  it('never evicts a block while an entry of it is held, and its reads keep working', async () => {
     const dir = await cacheDir();
     const cache = new DiskCache({}, { dir, maxBytes: 4000, lowWatermark: 0.5 });
     const pinned = rawBlock(1000);
     await cache.put(pinned.ref, pinned.stored); // the oldest: eviction's first choice
-    // Swap its file for a FIFO, so the read stays in flight until the test writes the bytes.
-    // The test holds the FIFO open read-write, so the reader's open does not block and,
-    // should eviction unlink the path, the test can still finish the read instead of hanging.
-    const path = fileOf(dir, pinned);
-    await unlink(path);
-    execFileSync('mkfifo', [path]);
-    const fifo = await open(path, constants.O_RDWR);
+    const entry = await cache.entry(pinned.ref);
     try {
-      const reading = cache.get(pinned.ref);
       for (let i = 0; i < 4; i++) {
         const x = rawBlock(1000);
         await cache.put(x.ref, x.stored); // 5000 bytes: evicts down to 2000, but not the pinned block
       }
       expect(cache.holds(pinned.ref.id)).toBe(true);
-      expect(existsSync(path)).toBe(true);
+      expect(existsSync(fileOf(dir, pinned))).toBe(true);
       expect(cache.bytes).toBeLessThanOrEqual(2000);
-      await fifo.write(pinned.stored);
-      await fifo.close();
-      expect(Buffer.from(await reading).equals(Buffer.from(pinned.stored))).toBe(true);
+      const dst = new Uint8Array(1000);
+      await entry.read(dst, 0, 0, 1000);
+      expect(same(dst, pinned.stored)).toBe(true);
     } finally {
-      await fifo.close().catch(() => {});
+      entry.release();
     }
   });
 });
@@ -206,52 +345,11 @@ describe('DiskCache errors', () => {
     const dir = await cacheDir();
     const cache = new DiskCache({}, { dir });
     const b = rawBlock(1000);
-    await mkdir(fileOf(dir, b), { recursive: true }); // a directory where the file belongs: EISDIR
+    await mkdir(fileOf(dir, b), { recursive: true }); // a directory where the file belongs
     const e = await cache.get(b.ref).catch((e: unknown) => e);
     expect(e).toBeInstanceOf(MirrorUnavailableError);
     expect((e as MirrorUnavailableError).source).toBe(`disk(${dir})`);
   });
-
-  it('a put it cannot store is logged as one fault and does not throw', async () => {
-    const parent = await cacheDir();
-    const dir = join(parent, 'file');
-    await writeFile(dir, 'a file where the cache directory belongs');
-    const logger = new MemoryLogger();
-    const cache = new DiskCache({ logger }, { dir });
-    const b = rawBlock(1000);
-    await expect(cache.put(b.ref, b.stored)).resolves.toBeUndefined();
-    expect(cache.holds(b.ref.id)).toBe(false);
-    expect(logger.lines).toHaveLength(1);
-    expect(logger.lines[0]).toMatch(new RegExp(`^FAULT cache ${dir}: cannot store block ${b.ref.id}`));
-  });
-
-  it.skipIf(process.getuid?.() !== 0)(
-    'a full disk: put never throws, logs one fault line, and caches nothing partial',
-    async () => {
-      const mnt = await cacheDir();
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
-      try {
-        const dir = join(mnt, 'cache');
-        const logger = new MemoryLogger();
-        const cache = new DiskCache({ logger }, { dir });
-        const blocks = Array.from({ length: 8 }, () => rawBlock(16 * 1024)); // 128 KiB into 64 KiB
-        for (const b of blocks) await expect(cache.put(b.ref, b.stored)).resolves.toBeUndefined();
-        const held = blocks.filter((b) => cache.holds(b.ref.id));
-        expect(held.length).toBeGreaterThan(0);
-        expect(held.length).toBeLessThan(blocks.length);
-        expect(cache.bytes).toBe(held.length * 16 * 1024);
-        expect(logger.lines).toEqual([`FAULT cache ${dir} is full: serving blocks without caching them`]);
-        for (const b of held) expect(Buffer.from(await cache.get(b.ref)).equals(Buffer.from(b.stored))).toBe(true);
-        for (const b of blocks.filter((x) => !cache.holds(x.ref.id))) {
-          await expect(cache.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
-        }
-        // No temp file is left behind by the failed writes.
-        expect(await bytesOnDisk(dir)).toBe(cache.bytes);
-      } finally {
-        execFileSync('umount', [mnt]);
-      }
-    },
-  );
 });
 
 describe('DiskCache.delete', () => {

@@ -13,6 +13,7 @@ import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
 import { type HttpResult, HttpSource } from '../src/sources/http-source.js';
+import { Urgency } from '../src/sources/urgency.js';
 import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -267,6 +268,46 @@ describe('HttpSource', () => {
     // The server saw d2's request before bg3's, though bg3 was asked for first.
     const order = server.requests.map((r) => blocks.findIndex((b) => b.ref.id === r.id));
     expect(order.indexOf(5)).toBeLessThan(order.indexOf(3));
+  });
+
+  it('a queued background read whose urgency is raised moves to the demand queue', async () => {
+    const { server, source } = await setup({ connections: 2 });
+    server.fault = () => ({ kind: 'delay', ms: 150 });
+    const blocks = Array.from({ length: 5 }, (_, i) => makeBlock(70 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    const ref = (i: number) => (blocks[i] as { ref: BlockRef }).ref;
+    const raised = new Urgency('background');
+    const all = [
+      source.get(ref(0)), // demand: one slot
+      source.get(ref(1), { priority: 'background' }), // the one background slot
+      source.get(ref(2), { priority: 'background' }), // queued
+      source.get(ref(3), { priority: 'background' }), // queued
+      source.get(ref(4), { priority: 'background', urgency: raised }), // queued last
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    raised.raise(); // a reader now waits on block 4
+    await Promise.all(all);
+    const order = server.requests.map((r) => blocks.findIndex((b) => b.ref.id === r.id));
+    expect(order.slice(0, 2).sort()).toEqual([0, 1]);
+    expect(order[2]).toBe(4); // next free slot: ahead of the background reads queued before it
+    expect(server.requests).toHaveLength(5); // moved, not sent twice
+    expect(server.maxActive).toBe(2);
+  });
+
+  it('raising a request already on the wire changes nothing and frees its slot as background', async () => {
+    const { server, source } = await setup({ connections: 2 });
+    server.fault = () => ({ kind: 'delay', ms: 50 });
+    const blocks = Array.from({ length: 4 }, (_, i) => makeBlock(80 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    const urgency = new Urgency('background');
+    const first = source.get((blocks[0] as { ref: BlockRef }).ref, { priority: 'background', urgency });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    urgency.raise();
+    await first;
+    // Slot accounting stayed right: background work still gets its one slot, demand the other.
+    await Promise.all(blocks.slice(1).map(({ ref }, i) => source.get(ref, { priority: i ? 'background' : 'demand' })));
+    expect(server.requests).toHaveLength(4);
+    expect(server.maxActive).toBeLessThanOrEqual(2);
   });
 
   it('a pre-aborted signal rejects with its reason and sends nothing', async () => {

@@ -4,7 +4,6 @@ import {
   type BlockRef,
   type BlockSource,
   MirrorUnavailableError,
-  type SourceOptions,
 } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,6 +14,10 @@ import {
   type ReadStream,
 } from '../src/image-reader.js';
 import { MemoryLogger } from '../src/logger.js';
+import type { BlockReader } from '../src/sources/block-reader.js';
+import { CachedSource } from '../src/sources/cached.js';
+import { NullCache } from '../src/sources/null-cache.js';
+import type { FetchOptions } from '../src/sources/urgency.js';
 import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
 
 const BS = 4096;
@@ -28,9 +31,35 @@ function image(n: number, options: { zeros?: number[]; lastSize?: number } = {})
   return makeImage(blocks);
 }
 
-function reader(img: TestImage, options: ImageReaderOptions = {}, source: BlockSource = img.source) {
+/** The image's blocks as a reader sees them: cached(none, remote), fetching (and verifying) each read. */
+function blocksOf(img: TestImage, remote: BlockSource = img.source): BlockReader {
+  return new CachedSource({ local: new NullCache(), remote });
+}
+
+function reader(img: TestImage, options: ImageReaderOptions = {}, blocks: BlockReader = blocksOf(img)) {
   const logger = new MemoryLogger();
-  return { logger, reader: new ImageReader({ index: img.decoded.index, source, logger }, options) };
+  return { logger, reader: new ImageReader({ index: img.decoded.index, blocks, logger }, options) };
+}
+
+/** Records the options of every read and load on the way down. */
+class RecordingReader implements BlockReader {
+  readonly reads: { id: string; priority: FetchOptions['priority']; signal: AbortSignal | undefined }[] = [];
+  readonly loads: { id: string; priority: FetchOptions['priority'] }[] = [];
+  /** When set, every load waits for it (read-ahead held in a queue). */
+  loadGate?: Promise<void>;
+  constructor(readonly inner: BlockReader) {}
+  read(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number, options?: FetchOptions) {
+    this.reads.push({ id: ref.id, priority: options?.priority, signal: options?.signal });
+    return this.inner.read(ref, dst, at, from, length, options);
+  }
+  async load(ref: BlockRef, options?: FetchOptions) {
+    this.loads.push({ id: ref.id, priority: options?.priority });
+    await this.loadGate;
+    return this.inner.load(ref, options);
+  }
+  toString() {
+    return `recording(${this.inner})`;
+  }
 }
 
 /** Reads [position, +length) into a buffer pre-filled with 0xAA, so untouched bytes show. */
@@ -143,24 +172,49 @@ describe('ImageReader reads', () => {
     await expect(p).rejects.toThrow('unmounting');
   });
 
-  it('demand reads ask the source with priority demand and a signal when bounded', async () => {
+  it('demand reads ask the block reader with priority demand and a signal when bounded', async () => {
     const img = image(2);
-    const rec = new RecordingSource(img.source);
+    const rec = new RecordingReader(blocksOf(img));
     const { reader: r } = reader(img, { readTimeoutMs: 1000 }, rec);
     await r.read(new Uint8Array(BS), BS, 0);
-    expect(rec.gets).toHaveLength(1);
-    expect(rec.gets[0]?.priority).toBe('demand');
-    expect(rec.gets[0]?.signal).toBeInstanceOf(AbortSignal);
+    expect(rec.reads).toHaveLength(1);
+    expect(rec.reads[0]?.priority).toBe('demand');
+    expect(rec.reads[0]?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('a read spanning blocks where one fails settles only after the others stop writing into the buffer', async () => {
+    const img = image(3);
+    const gate = deferred();
+    const slow: BlockReader = {
+      async read(ref, dst, at, from, length, options) {
+        if (ref.id === img.decoded.index.ref(2)?.id) await gate.promise; // still copying when block 1 fails
+        return blocksOf(img).read(ref, dst, at, from, length, options);
+      },
+      load: (ref, options) => blocksOf(img).load(ref, options),
+    };
+    img.source.onGet = (ref) => {
+      if (ref.id === img.decoded.index.ref(1)?.id) throw new MirrorUnavailableError('fake(image)', 'down');
+      return undefined;
+    };
+    const { reader: r } = reader(img, {}, slow);
+    let settled = false;
+    const p = r.read(new Uint8Array(3 * BS), 3 * BS, 0).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(false);
+    gate.resolve();
+    await expect(p).rejects.toBeInstanceOf(MirrorUnavailableError);
   });
 });
 
 describe('ImageReader read-ahead', () => {
   function setup(n: number, options: ImageReaderOptions & { zeros?: number[] } = {}) {
     const img = image(n, { zeros: options.zeros });
-    const rec = new RecordingSource(img.source);
+    const rec = new RecordingReader(blocksOf(img));
     const { reader: r, logger } = reader(img, options, rec);
     const idOf = (i: number) => img.decoded.index.ref(i)?.id;
-    const background = () => rec.gets.filter((g) => g.priority === 'background').map((g) => g.id);
+    const background = () => rec.loads.filter((g) => g.priority === 'background').map((g) => g.id);
     const readBlock = (i: number, stream: ReadStream) => r.read(new Uint8Array(BS), BS, i * BS, stream);
     return { img, rec, r, logger, idOf, background, readBlock };
   }
@@ -184,6 +238,37 @@ describe('ImageReader read-ahead', () => {
     const stream = newReadStream();
     for (let pos = 0; pos < 2 * BS; pos += BS / 2) await r.read(new Uint8Array(BS / 2), BS / 2, pos, stream);
     expect(background().length).toBeGreaterThan(0);
+  });
+
+  it('two requests of one stream arriving out of order are still the stream', async () => {
+    const { idOf, background, r } = setup(20, { readaheadBlocks: 2 });
+    const stream = newReadStream();
+    const half = BS / 2;
+    // Half-block requests (as 128 KiB FUSE reads of 256 KiB blocks); the second half of block 0 arrives after block 1's first.
+    for (const pos of [0, 2 * half, half, 3 * half, 4 * half]) await r.read(new Uint8Array(half), half, pos, stream);
+    expect(background()).toEqual([2, 3, 4].map(idOf)); // never reset: an out-of-order request would restart detection
+  });
+
+  it('the read deadline is armed only when a layer looks at the signal (a read that waits on a fetch)', async () => {
+    const img = image(2);
+    const seen: FetchOptions[] = [];
+    const peek: BlockReader = {
+      read: (_ref, dst, at, _from, length, options) => {
+        if (options) seen.push(options);
+        dst.fill(0, at, at + length);
+        return Promise.resolve(undefined); // answered without looking at options.signal
+      },
+      load: () => Promise.resolve(undefined),
+    };
+    const { reader: r } = reader(img, { readTimeoutMs: 30 }, peek);
+    await r.read(new Uint8Array(BS), BS, 0);
+    const options = seen[0] as FetchOptions;
+    expect(options.priority).toBe('demand');
+    expect(typeof Object.getOwnPropertyDescriptor(options, 'signal')?.get).toBe('function'); // not made yet
+    const signal = options.signal as AbortSignal;
+    expect(options.signal).toBe(signal); // made once
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    expect((signal.reason as Error).name).toBe('TimeoutError');
   });
 
   it('random reads issue no read-ahead', async () => {
@@ -218,29 +303,29 @@ describe('ImageReader read-ahead', () => {
     expect(background()).toEqual([3, 6, 7].map(idOf));
   });
 
-  it('keeps at most N read-ahead gets in flight', async () => {
-    const img = image(30);
+  it('keeps at most N read-ahead loads in flight', async () => {
+    const { rec, r } = setup(30, { readaheadBlocks: 3 });
     const gate = deferred();
-    const held: string[] = [];
-    const gated: BlockSource = {
-      async get(ref: BlockRef, options?: SourceOptions) {
-        if (options?.priority === 'background') {
-          held.push(ref.id);
-          await gate.promise;
-        }
-        return img.source.get(ref, options);
-      },
-      has: (ref) => img.source.has(ref),
-      toString: () => 'gated',
-    };
-    const { reader: r } = reader(img, { readaheadBlocks: 3 }, gated);
+    rec.loadGate = gate.promise;
     const stream = newReadStream();
     for (let i = 0; i < 8; i++) await r.read(new Uint8Array(BS), BS, i * BS, stream);
-    expect(held).toHaveLength(3);
+    expect(rec.loads).toHaveLength(3);
     gate.resolve();
     await new Promise((resolve) => setTimeout(resolve, 10));
     await r.read(new Uint8Array(BS), BS, 8 * BS, stream);
-    expect(held.length).toBeGreaterThan(3);
+    expect(rec.loads.length).toBeGreaterThan(3);
+  });
+
+  it('read-ahead reaches the remote at background priority', async () => {
+    const img = image(10);
+    const remote = new RecordingSource(img.source);
+    const { reader: r } = reader(img, { readaheadBlocks: 2 }, blocksOf(img, remote));
+    const stream = newReadStream();
+    for (let i = 0; i < 3; i++) await r.read(new Uint8Array(BS), BS, i * BS, stream);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(remote.gets.filter((g) => g.priority === 'background').map((g) => g.id)).toEqual(
+      [3, 4].map((i) => img.decoded.index.ref(i)?.id),
+    );
   });
 
   it('a failed read-ahead is logged verbosely and fails no read', async () => {

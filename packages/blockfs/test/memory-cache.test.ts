@@ -1,97 +1,104 @@
-import { BlockNotFoundError, MirrorUnavailableError } from '@thfc/format';
-import { FakeSource } from '@thfc/format/testing';
+import { MirrorUnavailableError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MEMORY_CACHE_BYTES, MemoryCache } from '../src/sources/memory-cache.js';
-import { makeBlock, type TestBlock } from './image-fixtures.js';
+import { FakeReader, makeBlock, readWhole, type TestBlock } from './image-fixtures.js';
 
 function setup(maxBytes?: number) {
-  const inner = new FakeSource('inner');
+  const inner = new FakeReader();
   return { inner, memory: new MemoryCache({ inner }, { maxBytes }) };
 }
 
-/** What one entry costs the cache: stored plus decoded bytes. */
-const cost = (b: TestBlock) => b.stored.length + b.ref.size;
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 describe('MemoryCache', () => {
-  it('a miss asks the inner source; a hit does not', async () => {
+  it('keeps a block the layer below hands up whole; later reads copy from RAM', async () => {
     const { inner, memory } = setup();
     const b = makeBlock(1);
-    inner.blocks.set(b.ref.id, b.stored);
+    inner.blocks.set(b.ref.id, b.data);
     expect(memory.holds(b.ref.id)).toBe(false);
-    expect(await memory.get(b.ref)).toBe(b.stored);
+    expect(same(await readWhole(memory, b.ref), b.data)).toBe(true);
     expect(memory.holds(b.ref.id)).toBe(true);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(inner.calls).toEqual([b.ref.id]);
-    expect(memory.hits).toBe(2);
+    const dst = new Uint8Array(300).fill(0xaa);
+    expect(await memory.read(b.ref, dst, 100, 50, 100)).toBeUndefined();
+    expect(same(dst.subarray(100, 200), b.data.subarray(50, 150))).toBe(true);
+    expect(dst.subarray(200).every((x) => x === 0xaa)).toBe(true);
+    expect(inner.reads).toEqual([b.ref.id]);
+    expect(memory.hits).toBe(1);
+  });
+
+  it('keeps nothing when the layer below copied a slice alone (a verified disk hit)', async () => {
+    const { inner, memory } = setup();
+    const b = makeBlock(2);
+    inner.blocks.set(b.ref.id, b.data);
+    inner.handUp = false;
+    await readWhole(memory, b.ref);
+    await readWhole(memory, b.ref);
+    expect(memory.holds(b.ref.id)).toBe(false);
+    expect(inner.reads).toHaveLength(2);
+  });
+
+  it('keeps what load() hands up, and skips loading what it holds', async () => {
+    const { inner, memory } = setup();
+    const b = makeBlock(3);
+    inner.blocks.set(b.ref.id, b.data);
+    await memory.load(b.ref, { priority: 'background' });
+    expect(memory.holds(b.ref.id)).toBe(true);
+    expect(await memory.load(b.ref)).toBeUndefined();
+    expect(inner.loads).toEqual([b.ref.id]);
   });
 
   it('holds at most maxBytes, evicting the least recently used', async () => {
-    const blocks = [makeBlock(2), makeBlock(3), makeBlock(4), makeBlock(5)];
-    const { inner, memory } = setup(cost(blocks[0] as TestBlock) * 3);
-    for (const b of blocks) inner.blocks.set(b.ref.id, b.stored);
+    const blocks = [makeBlock(4), makeBlock(5), makeBlock(6), makeBlock(7)];
+    const { inner, memory } = setup((blocks[0] as TestBlock).ref.size * 3);
+    for (const b of blocks) inner.blocks.set(b.ref.id, b.data);
     const [b0, b1, b2, b3] = blocks as [TestBlock, TestBlock, TestBlock, TestBlock];
-    await memory.get(b0.ref);
-    await memory.get(b1.ref);
-    await memory.get(b2.ref);
-    await memory.get(b0.ref); // b0 is now the most recently used
-    await memory.get(b3.ref); // evicts b1
+    await readWhole(memory, b0.ref);
+    await readWhole(memory, b1.ref);
+    await readWhole(memory, b2.ref);
+    await readWhole(memory, b0.ref); // b0 is now the most recently used
+    await readWhole(memory, b3.ref); // evicts b1
     expect(blocks.map((b) => memory.holds(b.ref.id))).toEqual([true, false, true, true]);
-    const calls = inner.calls.length;
-    await memory.get(b1.ref);
-    expect(inner.calls.length).toBe(calls + 1);
   });
 
-  it('does not keep a block larger than the whole cache', async () => {
-    const b = makeBlock(6);
-    const { inner, memory } = setup(cost(b) - 1);
-    inner.blocks.set(b.ref.id, b.stored);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(memory.holds(b.ref.id)).toBe(false);
-    await memory.get(b.ref);
-    expect(inner.calls).toHaveLength(2);
+  it('does not keep a block larger than the whole cache; maxBytes 0 keeps nothing and still serves', async () => {
+    for (const max of [0, 4095]) {
+      const { inner, memory } = setup(max);
+      const b = makeBlock(8);
+      inner.blocks.set(b.ref.id, b.data);
+      expect(same(await readWhole(memory, b.ref), b.data)).toBe(true);
+      expect(same(await readWhole(memory, b.ref), b.data)).toBe(true);
+      expect(memory.holds(b.ref.id)).toBe(false);
+      expect(inner.reads).toHaveLength(2);
+      expect(memory.hits).toBe(0);
+    }
   });
 
-  it('maxBytes 0 keeps nothing and still serves', async () => {
-    const b = makeBlock(7);
-    const { inner, memory } = setup(0);
-    inner.blocks.set(b.ref.id, b.stored);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(inner.calls).toHaveLength(2);
-    expect(memory.hits).toBe(0);
-  });
-
-  it('errors pass through and are not cached', async () => {
+  it('never serves a block shorter than the read (a buffer given away reads as empty)', async () => {
     const { inner, memory } = setup();
-    const b = makeBlock(8);
+    const b = makeBlock(10);
+    const shrinking = Buffer.from(b.data);
+    inner.blocks.set(b.ref.id, shrinking);
+    await readWhole(memory, b.ref);
+    inner.blocks.set(b.ref.id, b.data);
+    structuredClone(shrinking.buffer, { transfer: [shrinking.buffer as ArrayBuffer] }); // detach: length 0 now
+    expect(same(await readWhole(memory, b.ref), b.data)).toBe(true);
+    expect(inner.reads).toHaveLength(2);
+  });
+
+  it('errors pass through and nothing is kept', async () => {
+    const { inner, memory } = setup();
+    const b = makeBlock(9);
     const down = new MirrorUnavailableError('fake(inner)', 'down');
-    inner.onGet = () => {
+    inner.onRead = () => {
       throw down;
     };
-    await expect(memory.get(b.ref)).rejects.toBe(down);
-    inner.onGet = undefined;
-    await expect(memory.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    await expect(readWhole(memory, b.ref)).rejects.toBe(down);
     expect(memory.holds(b.ref.id)).toBe(false);
-    inner.blocks.set(b.ref.id, b.stored);
-    expect(await memory.get(b.ref)).toBe(b.stored);
-    expect(inner.calls).toHaveLength(3);
   });
 
-  it('has() answers from RAM first, then asks the inner source', async () => {
-    const { inner, memory } = setup();
-    const [a, b] = [makeBlock(9), makeBlock(10)];
-    inner.blocks.set(a.ref.id, a.stored);
-    await memory.get(a.ref);
-    inner.blocks.delete(a.ref.id);
-    expect(await memory.has(a.ref)).toBe(true);
-    expect(await memory.has(b.ref)).toBe(false);
-    inner.blocks.set(b.ref.id, b.stored);
-    expect(await memory.has(b.ref)).toBe(true);
-  });
-
-  it('defaults to 64 MiB and prints its inner source', () => {
-    expect(DEFAULT_MEMORY_CACHE_BYTES).toBe(64 * 1024 * 1024);
-    expect(String(setup().memory)).toBe('memory(fake(inner))');
+  it('defaults to 32 MiB and prints its size and inner reader', () => {
+    expect(DEFAULT_MEMORY_CACHE_BYTES).toBe(32 * 1024 * 1024);
+    expect(String(setup().memory)).toBe('memory(32M, fake(reader))');
+    expect(String(setup(1000).memory)).toBe('memory(1000, fake(reader))');
   });
 });

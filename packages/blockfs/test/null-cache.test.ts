@@ -1,16 +1,17 @@
 import { BlockNotFoundError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { NullCache } from '../src/sources/null-cache.js';
-import { makeBlock } from './image-fixtures.js';
+import { makeBlock, readWhole } from './image-fixtures.js';
 
 describe('NullCache', () => {
-  it('keeps nothing: every get is BlockNotFoundError, even after a put', async () => {
+  it('keeps nothing: holds nothing, every read and load is BlockNotFoundError, even after keep()', async () => {
     const cache = new NullCache();
     const b = makeBlock(1);
-    await expect(cache.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
-    await cache.put();
-    await expect(cache.get(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
-    expect(await cache.has()).toBe(false);
+    await expect(readWhole(cache, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(await cache.keep()).toBe(false);
+    expect(cache.holds()).toBe(false);
+    await expect(readWhole(cache, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    await expect(cache.load(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(String(cache)).toBe('none');
   });
 });

@@ -2,6 +2,13 @@ import { type BlockRef, blockId, encodeBlock } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
 import { describe, expect, it } from 'vitest';
 import { Prefetcher } from '../src/prefetcher.js';
+import { CachedSource } from '../src/sources/cached.js';
+import { NullCache } from '../src/sources/null-cache.js';
+
+/** The blocks as the prefetcher sees them: fetched (and verified) through cached(none, source). */
+function readerOf(source: FakeSource) {
+  return new CachedSource({ local: new NullCache(), remote: source });
+}
 
 function blocks(n: number): { refs: BlockRef[]; source: FakeSource } {
   const source = new FakeSource();
@@ -26,7 +33,7 @@ describe('Prefetcher', () => {
       priorities.push(o?.priority);
       return inner(ref, o);
     };
-    const p = new Prefetcher({ source }, refs, { parallel: 1 });
+    const p = new Prefetcher({ blocks: readerOf(source) }, refs, { parallel: 1 });
     expect(p.status()).toMatchObject({ blocks: 6, pending: 6, fetched: 0 });
     await p.run(new AbortController().signal);
     expect(source.calls).toEqual(refs.map((r) => r.id));
@@ -39,7 +46,7 @@ describe('Prefetcher', () => {
 
   it('skips blocks a reader already asked for', async () => {
     const { refs, source } = blocks(3);
-    const p = new Prefetcher({ source }, refs, { parallel: 1 });
+    const p = new Prefetcher({ blocks: readerOf(source) }, refs, { parallel: 1 });
     p.observe(1, refs[1] as BlockRef);
     await p.run(new AbortController().signal);
     expect(source.calls).toEqual([refs[0]?.id, refs[2]?.id]);
@@ -50,7 +57,9 @@ describe('Prefetcher', () => {
     const total = refs.reduce((n, r) => n + r.storedSize, 0);
     const rate = total * 4; // the 5 blocks may take ~200 ms: the 5th is due at 4/5 of 250 ms
     const started = performance.now();
-    await new Prefetcher({ source }, refs, { parallel: 4, bytesPerSecond: rate }).run(new AbortController().signal);
+    await new Prefetcher({ blocks: readerOf(source) }, refs, { parallel: 4, bytesPerSecond: rate }).run(
+      new AbortController().signal,
+    );
     const ms = performance.now() - started;
     const due = ((total - (refs.at(-1)?.storedSize ?? 0)) / rate) * 1000;
     expect(ms).toBeGreaterThanOrEqual(due - 5);
@@ -59,12 +68,12 @@ describe('Prefetcher', () => {
   it('counts failures without stopping, and an abort stops it', async () => {
     const { refs, source } = blocks(4);
     source.blocks.delete(refs[1]?.id as string);
-    const p = new Prefetcher({ source }, refs, { parallel: 1 });
+    const p = new Prefetcher({ blocks: readerOf(source) }, refs, { parallel: 1 });
     await p.run(new AbortController().signal);
     expect(p.status()).toMatchObject({ fetched: 3, failed: 1 });
     const ac = new AbortController();
     ac.abort();
-    const q = new Prefetcher({ source }, refs, { parallel: 2 });
+    const q = new Prefetcher({ blocks: readerOf(source) }, refs, { parallel: 2 });
     await q.run(ac.signal);
     expect(q.status()).toMatchObject({ fetched: 0, done: false });
   });

@@ -1,86 +1,116 @@
-import { BlockNotFoundError, type BlockRef, type BlockSink, type BlockSource, type SourceOptions } from '@thfc/format';
+import { BlockNotFoundError, type BlockRef, type BlockSource, MirrorUnavailableError } from '@thfc/format';
+import { type BlockDecoder, InlineDecoder } from './block-decoder.js';
+import type { BlockReader, LocalBlocks } from './block-reader.js';
+import { currentPriority, type FetchOptions, Urgency } from './urgency.js';
 
 /** Counters a cached() source keeps for stats.json. */
 export interface CacheCounters {
-  /** Blocks served from the cache. */
+  /** Block reads answered by the local cache (a FUSE request within one block is one read). */
   hits: number;
-  /** Blocks fetched from the remote source because the cache lacked them. */
+  /** Blocks fetched from the remote source because the local cache lacked them. */
   fetched: number;
   /** Stored bytes fetched from the remote source. */
   bytesFetched: number;
-  /** Called after a block lands in the cache (for the "fraction local" figure). */
+  /** Called after a fetched block lands in the local cache (for the "fraction local" figure). */
   onStored?: (id: string) => void;
 }
 
 /**
- * Read-through cache: the cache first, then the remote source, whose answer is
- * put in the cache before it is returned. However many readers ask for a
- * block at once, it is fetched once: later callers join the first request.
+ * Read-through cache over the read path: the local cache first, then the
+ * remote source. A fetched block is decoded and verified once (the decoder's
+ * memo makes it free when verified() below used the same decoder), served from
+ * memory, and handed to the local cache to write behind.
  *
- * Only bytes the remote source returned are cached, so the remote must be
- * verified (wrap it with verified/failover) or the cache could be poisoned.
- * Passes on every error of the remote; a cache miss (BlockNotFoundError) is
- * absorbed; other cache errors are treated as misses too.
+ * However many readers ask for a block at once, it is fetched once: later
+ * callers join the first request. A reader that joins a fetch started at
+ * background priority (read-ahead, prefetch, fill) raises its Urgency, so a
+ * mirror queue still holding the request moves it up; nothing is downloaded
+ * twice. The shared fetch runs without any caller's signal; each caller stops
+ * waiting on its own abort.
+ *
+ * Only bytes the remote returned and that verified are kept, so the local
+ * cache cannot be poisoned. Passes on every error of the remote; a local miss
+ * (BlockNotFoundError) or a local cache that cannot answer
+ * (MirrorUnavailableError) becomes a fetch.
  */
-/**
- * One block being loaded for any number of waiters. It settles with the
- * first load to succeed, or with the first error once every load has failed.
- */
-class Inflight {
-  readonly promise: Promise<Uint8Array>;
-  priority: 'demand' | 'background';
-  private resolve!: (v: Uint8Array) => void;
-  private reject!: (e: unknown) => void;
-  private running = 0;
-  private firstError: unknown;
-  private readonly cancels: AbortController[] = [];
-
-  constructor(priority: 'demand' | 'background') {
-    this.priority = priority;
-    this.promise = new Promise<Uint8Array>((res, rej) => {
-      this.resolve = res;
-      this.reject = rej;
-    });
-  }
-
-  /** Adds a load; on success it serves every waiter and cancels the other loads. */
-  add(load: (signal: AbortSignal) => Promise<Uint8Array>): void {
-    const cancel = new AbortController();
-    this.cancels.push(cancel);
-    this.running++;
-    load(cancel.signal).then(
-      (v) => {
-        this.resolve(v);
-        for (const c of this.cancels) if (c !== cancel) c.abort(new Error('overtaken by another load of the block'));
-      },
-      (e) => {
-        this.firstError ??= e;
-        if (--this.running === 0) this.reject(this.firstError);
-      },
-    );
-  }
-}
-
-export class CachedSource implements BlockSource {
-  private readonly inflight = new Map<string, Inflight>();
+export class CachedSource implements BlockReader {
+  private readonly inflight = new Map<string, { promise: Promise<Uint8Array>; urgency: Urgency }>();
+  private readonly decoder: BlockDecoder;
 
   constructor(
     private readonly components: {
-      cache: BlockSource & BlockSink;
+      local: LocalBlocks;
       remote: BlockSource;
-      counters?: CacheCounters;
+      counters?: CacheCounters | undefined;
+      /** The decoder verified() below uses, so its memo answers; inline decodeVerified if not given. */
+      decoder?: BlockDecoder | undefined;
     },
-  ) {}
+  ) {
+    this.decoder = components.decoder ?? new InlineDecoder();
+  }
 
-  get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
+  async read(
+    ref: BlockRef,
+    dst: Uint8Array,
+    at: number,
+    from: number,
+    length: number,
+    options?: FetchOptions,
+  ): Promise<Uint8Array | undefined> {
+    const { local, counters } = this.components;
+    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+      try {
+        const whole = await local.read(ref, dst, at, from, length, options);
+        if (counters) counters.hits++;
+        return whole;
+      } catch (e) {
+        if (!(e instanceof BlockNotFoundError || e instanceof MirrorUnavailableError)) throw e;
+        // Not there after all (evicted, deleted by another daemon, corrupt and dropped): fetch it.
+      }
+    }
+    const data = await this.fetch(ref, options);
+    dst.set(data.subarray(from, from + length), at);
+    return this.handUp(ref, data);
+  }
+
+  /**
+   * The fetched block for a cache above to keep, unless the local cache has it
+   * in hand (its write-behind serves it until it is on disk, then a pread
+   * does): one copy of each block in RAM, and its buffer freed once written.
+   */
+  private handUp(ref: BlockRef, data: Uint8Array): Uint8Array | undefined {
+    return this.components.local.holds(ref) ? undefined : data;
+  }
+
+  /**
+   * Local and verified, for background work: a fetched block is waited on
+   * until the local cache has written it, so read-ahead, prefetch and fill
+   * advance no faster than the disk takes their blocks.
+   */
+  async load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
+    const { local } = this.components;
+    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+      try {
+        return await local.load(ref, options);
+      } catch (e) {
+        if (!(e instanceof BlockNotFoundError || e instanceof MirrorUnavailableError)) throw e;
+      }
+    }
+    const data = await this.fetch(ref, options);
+    if (!local.holds(ref)) return data;
+    await local.load(ref, options).catch(() => {});
+    return undefined;
+  }
+
+  /** The block from the remote, joining a fetch in flight (and raising it for a reader). */
+  private fetch(ref: BlockRef, options: FetchOptions | undefined): Promise<Uint8Array> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const priority = options?.priority ?? 'demand';
-    // The shared load must not die with the first caller's signal while others wait on it,
-    // so it runs without a caller's signal; each caller, first or joining, stops waiting on its own abort.
+    const priority = currentPriority(options);
     let entry = this.inflight.get(ref.id);
     if (!entry) {
-      const fresh = new Inflight(priority);
+      const urgency = new Urgency(priority);
+      const fresh = { promise: this.download(ref, urgency), urgency };
       entry = fresh;
       this.inflight.set(ref.id, fresh);
       fresh.promise
@@ -88,42 +118,30 @@ export class CachedSource implements BlockSource {
           if (this.inflight.get(ref.id) === fresh) this.inflight.delete(ref.id);
         })
         .catch(() => {});
-      fresh.add((s) => this.load(ref, priority, s));
-    } else if (priority === 'demand' && entry.priority === 'background') {
-      // A reader now waits on a block that read-ahead or prefetch asked for, and that request may sit in a
-      // mirror's background queue. Load it again at demand priority beside it: whichever succeeds first serves
-      // every waiter and cancels the other. A reader never waits at background priority.
-      entry.priority = 'demand';
-      entry.add((s) => this.load(ref, 'demand', s));
+    } else if (priority === 'demand') {
+      // A reader now waits on a block read-ahead or prefetch asked for: raise the one fetch to demand.
+      entry.urgency.raise();
     }
     return signal ? raceAbort(entry.promise, signal) : entry.promise;
   }
 
-  private async load(ref: BlockRef, priority: 'demand' | 'background', signal: AbortSignal): Promise<Uint8Array> {
-    const { cache, remote, counters } = this.components;
-    try {
-      const hit = await cache.get(ref, { priority });
-      if (counters) counters.hits++;
-      return hit;
-    } catch (e) {
-      if (!(e instanceof BlockNotFoundError) && (e as Error)?.name === 'AbortError') throw e;
-    }
-    const stored = await remote.get(ref, { priority, signal });
+  private async download(ref: BlockRef, urgency: Urgency): Promise<Uint8Array> {
+    const { local, remote, counters } = this.components;
+    const options: FetchOptions = { priority: urgency.priority, urgency };
+    const stored = await remote.get(ref, options);
     if (counters) {
       counters.fetched++;
       counters.bytesFetched += stored.length;
     }
-    await cache.put(ref, stored);
-    counters?.onStored?.(ref.id);
-    return stored;
-  }
-
-  async has(ref: BlockRef, options?: SourceOptions): Promise<boolean> {
-    return (await this.components.cache.has(ref, options)) || this.components.remote.has(ref, options);
+    const { data } = await this.decoder.decode(ref, stored, String(remote), options);
+    void local.keep(ref, data).then((kept) => {
+      if (kept) counters?.onStored?.(ref.id);
+    });
+    return data;
   }
 
   toString(): string {
-    return `cached(${this.components.cache}, ${this.components.remote})`;
+    return `cached(${this.components.local}, ${this.components.remote})`;
   }
 }
 

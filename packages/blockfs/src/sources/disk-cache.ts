@@ -1,17 +1,22 @@
-import { readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlockNotFoundError,
   type BlockRef,
   type BlockSink,
   type BlockSource,
+  blockPath,
+  fsError,
   isBlockId,
   MirrorUnavailableError,
   type SourceOptions,
-  StoreFullError,
 } from '@thfc/format';
-import { DirStore } from '@thfc/packer';
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { TEMP_PREFIX } from '@thfc/packer';
+import type { Logger } from '../logger.js';
+import type { OpenFile } from './adaptive-io.js';
+import { AdaptiveIo } from './adaptive-io.js';
+import { writeNewFile } from './file-writer.js';
+import { DEFAULT_OPEN_FILES, OpenFiles } from './open-files.js';
 
 export interface DiskCacheOptions {
   /** Cache root; blocks live at `DIR/blocks/ab/<id>`, the store layout, so a cache can be served as a store. */
@@ -20,6 +25,8 @@ export interface DiskCacheOptions {
   readonly maxBytes?: number | undefined;
   /** Eviction stops at this fraction of maxBytes: evicting in batches, not one block per put. */
   readonly lowWatermark?: number | undefined;
+  /** Descriptors kept open for positional reads (see DEFAULT_OPEN_FILES). */
+  readonly openFiles?: number | undefined;
 }
 
 /**
@@ -28,33 +35,52 @@ export interface DiskCacheOptions {
  */
 export const DEFAULT_LOW_WATERMARK = 0.8;
 
+/** One cached block, open and pinned (never evicted) until release(). */
+export interface CacheEntry {
+  readonly file: OpenFile;
+  /** Copies `length` bytes from `from` in the file into dst at `at`; rejects on a short read. */
+  read(dst: Uint8Array, at: number, from: number, length: number): Promise<void>;
+  release(): void;
+}
+
 /**
- * The persistent block cache (`/var/tmp/blocks` by default), shared by every
- * image and every daemon on the machine: a block is stored once. Stored bytes
- * are kept as served (compressed), in the store layout.
+ * The persistent block cache (`/var/tmp/blocks` by default): a store
+ * directory shared by every image and every daemon on the machine, so a block
+ * is stored once. It keeps whatever bytes it is given for a ref, exactly
+ * `ref.storedSize` of them; httpstorged gives it decoded blocks under raw refs
+ * (see rawRef in checked.ts), which makes the cache a valid store in which
+ * every block is raw. A file of any other length (an entry of another format,
+ * a torn file) is a miss, and is deleted.
  *
- * LRU eviction between the high and low watermarks; a block being read or
- * written is pinned and never evicted. Errors: a missing block is
- * BlockNotFoundError; an unreadable one MirrorUnavailableError. put() never
- * fails a read: a full disk is logged once and the block is simply not cached.
- * It does not verify: wrap it with `checked`.
+ * Reads are positional, through a table of open descriptors (OpenFiles), so a
+ * hit costs one pread (in place while the page cache answers: AdaptiveIo). Writes go to a temp file in the block's shard and are
+ * renamed into place: a block file is whole or absent, and two daemons
+ * writing the same block both leave a whole file.
+ *
+ * LRU eviction between the high and low watermarks; a block being read is
+ * pinned and never evicted. Errors: a missing block is BlockNotFoundError; an
+ * unreadable one MirrorUnavailableError; put() rejects as fsError says
+ * (StoreFullError on ENOSPC/EDQUOT), and the write-behind above logs and
+ * decides. It does not verify: CheckedSource does.
  */
 export class DiskCache implements BlockSource, BlockSink {
-  private readonly store: DirStore;
-  /** id → stored size, in least-recently-used-first order (a Map keeps insertion order). */
+  /** id → file size, in least-recently-used-first order (a Map keeps insertion order). */
   private readonly lru = new Map<string, number>();
   private readonly pins = new Map<string, number>();
+  private readonly files: OpenFiles;
+  private readonly io = new AdaptiveIo();
+  private readonly madeShards = new Set<string>();
   private total = 0;
-  private fullWarned = false;
+  private tempSeq = 0;
 
   constructor(
-    private readonly components: { logger?: Logger },
+    _components: { readonly logger?: Logger },
     private readonly options: DiskCacheOptions,
   ) {
-    this.store = new DirStore(options.dir);
+    this.files = new OpenFiles({ io: this.io }, { max: options.openFiles ?? DEFAULT_OPEN_FILES });
   }
 
-  /** Learns what the cache holds (oldest mtime first) so eviction and has() need no disk access. */
+  /** Learns what the cache holds (oldest mtime first) so eviction and holds() need no disk access. */
   async open(signal?: AbortSignal): Promise<void> {
     const found: { id: string; size: number; mtime: number }[] = [];
     const root = join(this.options.dir, 'blocks');
@@ -67,6 +93,7 @@ export class DiskCache implements BlockSource, BlockSink {
     for (const shard of shards) {
       signal?.throwIfAborted();
       const names = await readdir(join(root, shard)).catch(() => [] as string[]);
+      if (names.length) this.madeShards.add(shard);
       await Promise.all(
         names
           .filter((n) => isBlockId(n) && n.startsWith(shard))
@@ -89,63 +116,143 @@ export class DiskCache implements BlockSource, BlockSink {
     return this.lru.size;
   }
 
-  async get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
-    options?.signal?.throwIfAborted();
+  pathOf(id: string): string {
+    return join(this.options.dir, blockPath(id));
+  }
+
+  /** Synchronous has(), from the in-memory view (after open()); with `size`, only an entry of that length counts. */
+  holds(id: string, size?: number): boolean {
+    const held = this.lru.get(id);
+    return held !== undefined && (size === undefined || held === size);
+  }
+
+  async has(ref: BlockRef): Promise<boolean> {
+    return this.holds(ref.id, ref.storedSize);
+  }
+
+  /**
+   * The block's file, open and pinned, for positional reads. Rejects with
+   * BlockNotFoundError when it is absent or of the wrong length (deleted), and
+   * MirrorUnavailableError when it cannot be opened.
+   */
+  async entry(ref: BlockRef): Promise<CacheEntry> {
+    const held = this.lru.get(ref.id);
+    if (held !== undefined && held !== ref.storedSize) return this.wrongLength(ref, held);
     this.pin(ref.id);
+    let file: OpenFile;
     try {
-      const bytes = await readFile(this.store.pathOf(ref.id), { signal: options?.signal });
-      this.remember(ref.id, bytes.length);
-      return bytes;
+      file = this.files.acquireOpen(ref.id) ?? (await this.files.acquire(ref.id, this.pathOf(ref.id)));
     } catch (e) {
+      this.unpin(ref.id);
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         this.forget(ref.id);
         throw new BlockNotFoundError(ref.id, this.toString());
       }
-      if ((e as Error).name === 'AbortError') throw options?.signal?.reason ?? e;
       throw new MirrorUnavailableError(this.toString(), (e as Error).message, { cause: e });
-    } finally {
+    }
+    if (file.size !== ref.storedSize) {
+      this.files.release(file);
       this.unpin(ref.id);
+      return this.wrongLength(ref, file.size);
+    }
+    this.touch(ref.id, file.size);
+    return new Entry(this, ref.id, file);
+  }
+
+  /** Like entry(), without waiting when the file is already open: undefined means "call entry()". */
+  openEntry(ref: BlockRef): CacheEntry | undefined {
+    if (this.lru.get(ref.id) !== ref.storedSize) return undefined;
+    const file = this.files.acquireOpen(ref.id);
+    if (!file) return undefined;
+    if (file.size !== ref.storedSize) {
+      this.files.release(file);
+      return undefined;
+    }
+    this.pin(ref.id);
+    this.touch(ref.id, file.size);
+    return new Entry(this, ref.id, file);
+  }
+
+  /** The whole stored bytes, in a buffer of their own. */
+  async get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
+    options?.signal?.throwIfAborted();
+    const entry = await this.entry(ref);
+    try {
+      const out = Buffer.allocUnsafeSlow(ref.storedSize);
+      await entry.read(out, 0, 0, ref.storedSize);
+      options?.signal?.throwIfAborted();
+      return out;
+    } finally {
+      entry.release();
     }
   }
 
-  async has(ref: BlockRef): Promise<boolean> {
-    return this.lru.has(ref.id);
-  }
-
-  /** Synchronous has(), from the in-memory view (after open()). */
-  holds(id: string): boolean {
-    return this.lru.has(id);
-  }
-
+  /**
+   * Writes the block to a temp file in its shard (named by pid and a counter:
+   * unique per process without asking for random bytes) and renames it into
+   * place. Idempotent.
+   */
   async put(ref: BlockRef, stored: Uint8Array, options?: SourceOptions): Promise<void> {
-    if (this.lru.has(ref.id)) return;
+    options?.signal?.throwIfAborted();
+    if (this.holds(ref.id, stored.length)) return;
+    const shard = ref.id.slice(0, 2);
+    const path = this.pathOf(ref.id);
+    const tmp = join(this.options.dir, 'blocks', shard, `${TEMP_PREFIX}${ref.id}.${process.pid}.${++this.tempSeq}`);
     this.pin(ref.id);
     try {
-      await this.store.put(ref, stored, options);
+      if (!this.madeShards.has(shard)) {
+        await mkdir(join(this.options.dir, 'blocks', shard), { recursive: true });
+        this.madeShards.add(shard);
+      }
+      await writeNewFile(tmp, path, stored);
+      // A file replaced under an open descriptor: later reads must open the new one.
+      this.files.drop(ref.id);
       this.remember(ref.id, stored.length);
     } catch (e) {
-      if (e instanceof StoreFullError) {
-        if (!this.fullWarned)
-          this.logger.fault(`cache ${this.options.dir} is full: serving blocks without caching them`);
-        this.fullWarned = true;
-        return;
-      }
-      this.logger.fault(`cache ${this.options.dir}: cannot store block ${ref.id}: ${(e as Error).message}`);
-      return;
+      throw fsError(e, path);
     } finally {
       this.unpin(ref.id);
     }
     await this.evict();
   }
 
-  /** Drops a block (a corrupt entry). */
+  /** Drops a block (a corrupt or wrong-length entry). */
   async delete(id: string): Promise<void> {
     this.forget(id);
-    await unlink(this.store.pathOf(id)).catch(() => {});
+    this.files.drop(id);
+    await unlink(this.pathOf(id)).catch(() => {});
   }
 
-  private get logger(): Logger {
-    return this.components.logger ?? SILENT_LOGGER;
+  /** Closes idle descriptors (unmount); reads in flight finish first. */
+  close(): void {
+    this.files.closeAll();
+  }
+
+  /** @internal Entry's read and release. */
+  readFile(file: OpenFile, dst: Uint8Array, at: number, from: number, length: number): Promise<void> {
+    return this.io.read(file.fd, dst, at, length, from).then(
+      (n) => {
+        if (n !== length) {
+          throw new MirrorUnavailableError(this.toString(), `short read: ${n} of ${length} bytes at ${from}`);
+        }
+      },
+      (e: unknown) => {
+        throw new MirrorUnavailableError(this.toString(), (e as Error).message, { cause: e });
+      },
+    );
+  }
+
+  /** @internal */
+  releaseEntry(id: string, file: OpenFile): void {
+    this.files.release(file);
+    this.unpin(id);
+  }
+
+  private async wrongLength(ref: BlockRef, size: number): Promise<never> {
+    // An entry of another format (the compressed cache of an older version) or a torn file: a miss.
+    if (!this.pins.has(ref.id)) await this.delete(ref.id);
+    else this.forget(ref.id);
+    throw new BlockNotFoundError(ref.id, `${this} (${size} bytes, expected ${ref.storedSize})`);
   }
 
   private remember(id: string, size: number): void {
@@ -156,6 +263,14 @@ export class DiskCache implements BlockSource, BlockSink {
     }
     this.lru.set(id, size);
     this.total += size;
+  }
+
+  /** Marks a use: most recently used last. */
+  private touch(id: string, size: number): void {
+    if (this.lru.get(id) === size) {
+      this.lru.delete(id);
+      this.lru.set(id, size);
+    } else this.remember(id, size);
   }
 
   private forget(id: string): void {
@@ -187,7 +302,8 @@ export class DiskCache implements BlockSource, BlockSink {
         if (this.total <= low) break;
         if (this.pins.has(id)) continue;
         this.forget(id);
-        await unlink(this.store.pathOf(id)).catch(() => {});
+        this.files.drop(id);
+        await unlink(this.pathOf(id)).catch(() => {});
       }
     } finally {
       this.evicting = false;
@@ -196,5 +312,25 @@ export class DiskCache implements BlockSource, BlockSink {
 
   toString(): string {
     return `disk(${this.options.dir})`;
+  }
+}
+
+class Entry implements CacheEntry {
+  private released = false;
+
+  constructor(
+    private readonly cache: DiskCache,
+    private readonly id: string,
+    readonly file: OpenFile,
+  ) {}
+
+  read(dst: Uint8Array, at: number, from: number, length: number): Promise<void> {
+    return this.cache.readFile(this.file, dst, at, from, length);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.cache.releaseEntry(this.id, this.file);
   }
 }

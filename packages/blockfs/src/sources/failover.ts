@@ -11,6 +11,7 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
+import type { FetchOptions } from './urgency.js';
 
 /**
  * Per-attempt deadline. A stored block averages ~88 KiB and is at most a
@@ -94,7 +95,7 @@ export class Failover implements BlockSource {
     }
   }
 
-  async get(ref: BlockRef, options: SourceOptions = {}): Promise<Uint8Array> {
+  async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const { signal } = options;
     signal?.throwIfAborted();
     const answeredNotFound = new Set<FailoverMirror>();
@@ -110,8 +111,10 @@ export class Failover implements BlockSource {
         const attempt = signal ? AbortSignal.any([signal, deadline]) : deadline;
         const started = this.now();
         let error: Error;
+        // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
+        const attemptOptions: FetchOptions = { signal: attempt, priority: options.priority, urgency: options.urgency };
         try {
-          const stored = await mirror.source.get(ref, { signal: attempt, priority: options.priority });
+          const stored = await mirror.source.get(ref, attemptOptions);
           // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
           const ms = Math.max(0, this.now() - started);
           mirror.stats.success(ms, stored.length);

@@ -10,6 +10,7 @@ import {
 } from '@thfc/format';
 import { type Dispatcher, Pool } from 'undici';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { currentPriority, type FetchOptions, type Urgency } from './urgency.js';
 
 /**
  * Requests in flight per mirror: the original's MAXCONNECTION. On the
@@ -61,7 +62,8 @@ export interface HttpSourceOptions {
 type Priority = 'demand' | 'background';
 
 interface Waiter {
-  readonly priority: Priority;
+  /** Rises to demand when a background request's Urgency is raised while it waits. */
+  priority: Priority;
   grant(): void;
   fail(error: unknown): void;
 }
@@ -81,7 +83,9 @@ interface Waiter {
  * when no demand request is queued and never hold more than connections − 1
  * slots, so a demand read waits for at most the exchanges already in flight,
  * never behind queued read-ahead. (With connections = 1 background may take
- * the one slot, since it would otherwise never run.)
+ * the one slot, since it would otherwise never run.) A queued background
+ * request whose Urgency is raised (a reader now waits on that block) moves to
+ * the back of the demand queue; one already on the wire just runs on.
  */
 export class HttpSource implements BlockSource {
   readonly baseUrl: string;
@@ -139,10 +143,9 @@ export class HttpSource implements BlockSource {
     }
   }
 
-  async get(ref: BlockRef, options: SourceOptions = {}): Promise<Uint8Array> {
+  async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const priority = options.priority ?? 'demand';
-    await this.acquire(priority, options.signal);
+    const priority = await this.acquire(currentPriority(options), options.signal, options.urgency);
     try {
       return await this.exchange('GET', path, options.signal, async (res, accepted) => {
         if (res.statusCode !== 200) {
@@ -162,8 +165,7 @@ export class HttpSource implements BlockSource {
   /** HEAD: true on 200, false on 404/410, MirrorUnavailableError otherwise. */
   async has(ref: BlockRef, options: SourceOptions = {}): Promise<boolean> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const priority = options.priority ?? 'demand';
-    await this.acquire(priority, options.signal);
+    const priority = await this.acquire(options.priority ?? 'demand', options.signal);
     try {
       return await this.exchange('HEAD', path, options.signal, async (res, accepted) => {
         await res.body.dump();
@@ -290,34 +292,52 @@ export class HttpSource implements BlockSource {
     this.onResult?.(result);
   }
 
-  private acquire(priority: Priority, signal: AbortSignal | undefined): Promise<void> {
+  /** Waits for a slot; resolves to the priority the slot was taken at (a raised request's is demand). */
+  private acquire(priority: Priority, signal: AbortSignal | undefined, urgency?: Urgency): Promise<Priority> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.closed) return Promise.reject(new MirrorUnavailableError(this.name, 'closed'));
     if (this.mayStart(priority)) {
       this.start(priority);
-      return Promise.resolve();
+      return Promise.resolve(priority);
     }
-    const queue = priority === 'demand' ? this.demandQueue : this.backgroundQueue;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Priority>((resolve, reject) => {
+      const queueOf = (w: Waiter) => (w.priority === 'demand' ? this.demandQueue : this.backgroundQueue);
+      let stopListening = () => {};
+      const leave = () => {
+        signal?.removeEventListener('abort', onAbort);
+        stopListening();
+      };
       const onAbort = () => {
+        const queue = queueOf(waiter);
         const at = queue.indexOf(waiter);
         if (at >= 0) queue.splice(at, 1);
+        leave();
         reject(signal?.reason);
         this.pump();
       };
       const waiter: Waiter = {
         priority,
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
+          leave();
+          resolve(waiter.priority);
         },
         fail: (error) => {
-          signal?.removeEventListener('abort', onAbort);
+          leave();
           reject(error);
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      queue.push(waiter);
+      queueOf(waiter).push(waiter);
+      if (priority === 'background' && urgency) {
+        stopListening = urgency.onRaise(() => {
+          const at = this.backgroundQueue.indexOf(waiter);
+          if (at < 0) return; // granted already: on the wire, nothing to move
+          this.backgroundQueue.splice(at, 1);
+          waiter.priority = 'demand';
+          this.demandQueue.push(waiter);
+          this.pump();
+        });
+      }
     });
   }
 

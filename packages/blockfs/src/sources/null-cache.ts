@@ -1,14 +1,20 @@
-import { BlockNotFoundError, type BlockRef, type BlockSink, type BlockSource } from '@thfc/format';
+import { BlockNotFoundError, type BlockRef } from '@thfc/format';
+import type { LocalBlocks } from './block-reader.js';
 
-/** A cache that keeps nothing, for --nocache: `cached(null, remote)` still fetches each block once for all waiters. */
-export class NullCache implements BlockSource, BlockSink {
-  async get(ref: BlockRef): Promise<Uint8Array> {
-    throw new BlockNotFoundError(ref.id, this.toString());
-  }
-  async has(): Promise<boolean> {
+/** A local cache that keeps nothing, for --nocache: `cached(none, remote)` still fetches each block once for all waiters. */
+export class NullCache implements LocalBlocks {
+  holds(): boolean {
     return false;
   }
-  async put(): Promise<void> {}
+  async read(ref: BlockRef): Promise<undefined> {
+    throw new BlockNotFoundError(ref.id, this.toString());
+  }
+  async load(ref: BlockRef): Promise<undefined> {
+    throw new BlockNotFoundError(ref.id, this.toString());
+  }
+  async keep(): Promise<boolean> {
+    return false;
+  }
   toString(): string {
     return 'none';
   }

@@ -1,4 +1,5 @@
-import { type BlockRef, type BlockSource, decodeVerified, type SourceOptions } from '@thfc/format';
+import type { BlockRef, BlockSource, SourceOptions } from '@thfc/format';
+import { type BlockDecoder, InlineDecoder } from './block-decoder.js';
 
 /**
  * Checks every block the inner source returns with `decodeVerified` (stored
@@ -10,20 +11,22 @@ import { type BlockRef, type BlockSource, decodeVerified, type SourceOptions } f
  * and adds BlockCorruptError (naming the inner source) for bytes that do not
  * verify. `has` is passed through: it cannot be verified without the bytes.
  *
- * The decoded block is remembered for these stored bytes (see isVerified in
- * @thfc/format), so checking them again further up costs a lookup.
+ * The decoder remembers the decoded block for these stored bytes, so cached()
+ * asking the same decoder again costs a lookup. It may decode on another
+ * thread (BlockWorkers); by default it runs decodeVerified inline.
  */
 export class VerifiedSource implements BlockSource {
   readonly inner: BlockSource;
+  private readonly decoder: BlockDecoder;
 
-  constructor(components: { readonly source: BlockSource }) {
+  constructor(components: { readonly source: BlockSource; readonly decoder?: BlockDecoder | undefined }) {
     this.inner = components.source;
+    this.decoder = components.decoder ?? new InlineDecoder();
   }
 
   async get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
-    const stored = await this.inner.get(ref, options);
-    decodeVerified(ref, stored, this.inner.toString());
-    return stored;
+    const fetched = await this.inner.get(ref, options);
+    return (await this.decoder.decode(ref, fetched, this.inner.toString(), options)).stored;
   }
 
   has(ref: BlockRef, options?: SourceOptions): Promise<boolean> {

@@ -1,0 +1,234 @@
+import { Worker } from 'node:worker_threads';
+import { BlockCorruptError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
+import type { BlockDecoder, Decoded } from './block-decoder.js';
+import type { WorkerReply, WorkerRequest } from './block-worker.js';
+import type { FileVerifier } from './file-verifier.js';
+import { currentPriority, type FetchOptions, type Urgency } from './urgency.js';
+
+export interface BlockWorkersOptions {
+  /** Threads; 0 is not allowed (use InlineDecoder and InlineVerifier instead). */
+  readonly threads?: number | undefined;
+}
+
+/**
+ * One thread. The daemon's main thread is the bottleneck of every read (FUSE
+ * requests, HTTP, bookkeeping): on the 2-core machine (limits.md) one helper
+ * thread takes zstd decoding (~0.85 GB/s) and SHA-1 (~1.3 GB/s) off it and
+ * leaves the other core's remaining time to the kernel, the reader and the
+ * mirror. A second thread would only compete with them.
+ */
+export const DEFAULT_BLOCK_THREADS = 1;
+
+/**
+ * The compiled worker. The same relative path works from src/sources (tests)
+ * and dist/sources: both sit two levels below the package, so tests run the
+ * built worker (build first, as for every other package).
+ */
+const WORKER_URL = new URL('../../dist/sources/block-worker.js', import.meta.url);
+
+/**
+ * Recycled buffers kept: 16 × 256 KiB = 4 MiB. The write-behind hands them
+ * back about as fast as fetches take them; a few more than the read-ahead
+ * window covers a burst, and more would only hold RAM idle.
+ */
+const MAX_SPARES = 16;
+
+/**
+ * Jobs handed to a thread at once: the one it runs and the next, so it never
+ * idles waiting for the main thread. The rest wait here, where a job a reader
+ * waits on goes before read-ahead, prefetch and fill (as in an HTTP mirror's
+ * queues): a reader's block waits behind at most one background job per thread.
+ */
+const POSTED_PER_THREAD = 2;
+
+interface Pending {
+  resolve(reply: WorkerReply): void;
+  reject(error: unknown): void;
+}
+
+interface Job extends Pending {
+  readonly make: (n: number) => WorkerRequest;
+  readonly transfer: ArrayBuffer[];
+  readonly urgency: Urgency | undefined;
+}
+
+class Thread {
+  readonly pending = new Map<number, Pending>();
+  worker: Worker | undefined;
+}
+
+/**
+ * Worker threads that decode and verify fetched blocks (BlockDecoder) and
+ * hash cached block files on their first use (FileVerifier), so the main
+ * thread keeps answering FUSE requests meanwhile. Work goes to the thread with
+ * the fewest jobs. A thread that dies fails its jobs (MirrorUnavailableError:
+ * the block could not be checked, so it is not served) and is replaced on the
+ * next job.
+ *
+ * Stored bytes are transferred to the thread and back, and the decoded block
+ * comes back the same way: no copies. The caller's stored buffer is empty
+ * afterwards; decode() returns the one to use.
+ */
+export class BlockWorkers implements BlockDecoder, FileVerifier {
+  private readonly threads: Thread[];
+  /**
+   * What the last decode gave back, by the stored buffer it gave back: asked
+   * for once more, by cached(). `generation` makes an entry whose buffer was
+   * recycled since a miss, never stale bytes.
+   */
+  private readonly decoded = new WeakMap<Uint8Array, { id: string; data: Uint8Array; generation: number }>();
+  /** Buffers this pool handed out, with how often each was recycled. */
+  private readonly generations = new WeakMap<ArrayBufferLike, number>();
+  /** Recycled buffers waiting for a block to be decoded into. */
+  private readonly spares: ArrayBuffer[] = [];
+  private readonly demand: Job[] = [];
+  private readonly background: Job[] = [];
+  private seq = 0;
+  private closed = false;
+
+  constructor(options: BlockWorkersOptions = {}) {
+    const n = options.threads ?? DEFAULT_BLOCK_THREADS;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a whole number ≥ 1, not ${n}`);
+    this.threads = Array.from({ length: n }, () => new Thread());
+  }
+
+  async decode(ref: BlockRef, stored: Uint8Array, source: string, options?: FetchOptions): Promise<Decoded> {
+    const known = this.decoded.get(stored);
+    if (known && known.id === ref.id && this.generations.get(known.data.buffer) === known.generation) {
+      // verified() below asked first; this is cached() asking for the same bytes. Nothing asks a third time.
+      this.decoded.delete(stored);
+      return { stored, data: known.data };
+    }
+    const plain = { id: ref.id, codec: ref.codec, storedSize: ref.storedSize, size: ref.size };
+    // A buffer that is not all its own (a slice of a pool) is copied once, so the transfer takes nothing else.
+    const own =
+      stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength && stored.buffer instanceof ArrayBuffer
+        ? stored
+        : Uint8Array.prototype.slice.call(stored);
+    const spare = this.spareFor(ref.size);
+    const into = spare && new Uint8Array(spare);
+    const transfer = spare ? [own.buffer as ArrayBuffer, spare] : [own.buffer as ArrayBuffer];
+    const reply = await this.run(
+      (n) => ({ n, op: 'decode', ref: plain, stored: own, source, into }),
+      options,
+      transfer,
+    );
+    if ('corrupt' in reply) throw new BlockCorruptError(ref.id, source, reply.corrupt);
+    if (!('data' in reply)) throw new MirrorUnavailableError(this.toString(), 'unexpected reply to decode');
+    // Arrived as plain Uint8Arrays; callers expect Buffers (copy, subarray) as everywhere else.
+    const data = asBuffer(reply.data);
+    const back = reply.stored ? asBuffer(reply.stored) : data;
+    const generation = this.generations.get(data.buffer) ?? 0;
+    this.generations.set(data.buffer, generation);
+    this.decoded.set(back, { id: ref.id, data, generation });
+    return { stored: back, data };
+  }
+
+  /**
+   * Takes back a block decoded here that no one holds any more (the
+   * write-behind, once it is on disk), to decode a later block into: the main
+   * thread then allocates no 256 KiB buffer per fetched block.
+   */
+  recycle(data: Uint8Array): void {
+    const buffer = data.buffer;
+    const generation = this.generations.get(buffer);
+    if (generation === undefined || !(buffer instanceof ArrayBuffer)) return; // not one of ours
+    this.generations.set(buffer, generation + 1);
+    if (this.spares.length < MAX_SPARES && !this.spares.includes(buffer)) this.spares.push(buffer);
+  }
+
+  private spareFor(size: number): ArrayBuffer | undefined {
+    const spare = this.spares.pop();
+    if (spare && spare.byteLength >= size) return spare;
+    return undefined; // too small for this image's blocks: left to the GC
+  }
+
+  async verify(fd: number, size: number, id: string, options?: FetchOptions): Promise<boolean> {
+    const reply = await this.run((n) => ({ n, op: 'verify', fd, size, id }), options);
+    if (!('ok' in reply)) throw new MirrorUnavailableError(this.toString(), 'unexpected reply to verify');
+    return reply.ok;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const closed = new MirrorUnavailableError(this.toString(), 'closed');
+    for (const job of this.demand.splice(0).concat(this.background.splice(0))) job.reject(closed);
+    await Promise.all(
+      this.threads.map(async (t) => {
+        const w = t.worker;
+        t.worker = undefined;
+        await w?.terminate();
+        this.fail(t, new MirrorUnavailableError(this.toString(), 'closed'));
+      }),
+    );
+  }
+
+  toString(): string {
+    return `workers(${this.threads.length})`;
+  }
+
+  private run(
+    make: (n: number) => WorkerRequest,
+    options: FetchOptions | undefined,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<WorkerReply> {
+    if (this.closed) return Promise.reject(new MirrorUnavailableError(this.toString(), 'closed'));
+    return new Promise<WorkerReply>((resolve, reject) => {
+      const job: Job = { make, transfer, urgency: options?.urgency, resolve, reject };
+      (currentPriority(options) === 'demand' ? this.demand : this.background).push(job);
+      this.pump();
+    }).then((reply) => {
+      if ('error' in reply) {
+        const e = new MirrorUnavailableError(this.toString(), reply.error);
+        throw reply.code ? Object.assign(e, { errno: reply.code }) : e;
+      }
+      return reply;
+    });
+  }
+
+  /** Hands queued jobs to threads with room: demand first, then background raised to demand, then the rest. */
+  private pump(): void {
+    for (;;) {
+      const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      if (thread.pending.size >= POSTED_PER_THREAD) return;
+      const raised = this.background.findIndex((j) => j.urgency?.priority === 'demand');
+      const job = this.demand.shift() ?? (raised >= 0 ? this.background.splice(raised, 1)[0] : this.background.shift());
+      if (!job) return;
+      const worker = this.start(thread);
+      const n = ++this.seq;
+      thread.pending.set(n, job);
+      worker.postMessage(job.make(n), job.transfer);
+    }
+  }
+
+  private start(thread: Thread): Worker {
+    if (thread.worker) return thread.worker;
+    const worker = new Worker(WORKER_URL);
+    // The daemon lives as long as its mount; these threads must not keep a finished process alive.
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => {
+      const p = thread.pending.get(reply.n);
+      thread.pending.delete(reply.n);
+      p?.resolve(reply);
+      this.pump();
+    });
+    const died = (why: string) => {
+      if (thread.worker !== worker) return;
+      thread.worker = undefined;
+      this.fail(thread, new MirrorUnavailableError(this.toString(), why));
+    };
+    worker.on('error', (e) => died(`worker failed: ${e.message}`));
+    worker.on('exit', (code) => died(`worker exited (${code})`));
+    thread.worker = worker;
+    return worker;
+  }
+
+  private fail(thread: Thread, error: Error): void {
+    for (const p of thread.pending.values()) p.reject(error);
+    thread.pending.clear();
+  }
+}
+
+function asBuffer(a: Uint8Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}

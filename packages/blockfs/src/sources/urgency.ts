@@ -1,0 +1,52 @@
+import type { SourceOptions } from '@thfc/format';
+
+type Priority = 'demand' | 'background';
+
+/**
+ * The priority of one fetch, which may rise while it waits. Read-ahead,
+ * prefetch and fill ask for blocks at background priority; when a reader
+ * starts waiting on such a block, the shared fetch is raised to demand and a
+ * queue still holding it (an HTTP mirror's background queue) moves it to the
+ * demand queue. So a reader never waits at background priority, and the block
+ * is still downloaded once: no second request races the first.
+ *
+ * A fetch already on the wire is not restarted: it is as far along as a new
+ * demand request could be.
+ */
+export class Urgency {
+  private level: Priority;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(initial: Priority) {
+    this.level = initial;
+  }
+
+  get priority(): Priority {
+    return this.level;
+  }
+
+  /** background → demand, telling every queue that holds the fetch; demand stays demand. */
+  raise(): void {
+    if (this.level === 'demand') return;
+    this.level = 'demand';
+    for (const listener of [...this.listeners]) listener();
+    this.listeners.clear();
+  }
+
+  /** Calls `listener` once if the fetch is raised; returns a function that stops listening. */
+  onRaise(listener: () => void): () => void {
+    if (this.level === 'demand') return () => {};
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/** SourceOptions plus the fetch's Urgency, which blockfs' own sources pass down and HTTP mirrors act on. */
+export interface FetchOptions extends SourceOptions {
+  readonly urgency?: Urgency | undefined;
+}
+
+/** The priority a request has now: its urgency's when it has one, else its fixed priority (demand by default). */
+export function currentPriority(options: FetchOptions | undefined): Priority {
+  return options?.urgency?.priority ?? options?.priority ?? 'demand';
+}
