@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -156,6 +156,54 @@ describe('thfc-mirror CLI', () => {
     } finally {
       pt.kill('SIGTERM');
     }
+  }, 60_000);
+
+  it('serves a published boot profile beside its index', async () => {
+    await writeFile(join(store, 'disk.profile'), 'thfc-profile 1\n');
+    const r = await request(`${serverUrl}disk.profile`);
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^text\/plain/);
+    expect(await r.body.text()).toBe('thfc-profile 1\n');
+  });
+
+  it('proxy: a WAN link in front of serve (latency, ranges), a JSON summary at SIGTERM, bad --inject exits 2', async () => {
+    const port = await freePort();
+    const proxy = spawn(
+      process.execPath,
+      [MIRROR, 'proxy', serverUrl, '--listen', `127.0.0.1:${port}`, '--inject', 'latency=100ms', '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    proxy.stdout?.on('data', (c) => {
+      stdout += c;
+    });
+    proxy.stderr?.on('data', (c) => {
+      stderr += c;
+    });
+    const exited = new Promise<number | null>((r) => proxy.on('close', (code) => r(code)));
+    try {
+      const url = `http://127.0.0.1:${port}/`;
+      await waitFor('thfc-mirror proxy', async () => /injecting latency=100ms/.test(stderr));
+      const t = performance.now();
+      const idx = await request(`${url}disk.idx`);
+      const bytes = Buffer.from(await idx.body.arrayBuffer());
+      expect(performance.now() - t).toBeGreaterThanOrEqual(95);
+      expect(idx.statusCode).toBe(200);
+      expect(bytes.equals(await readFile(join(store, 'disk.idx')))).toBe(true);
+      const part = await request(`${url}disk.idx`, { headers: { range: 'bytes=0-9' } });
+      expect(part.statusCode).toBe(206);
+      expect(await part.body.text()).toBe(bytes.subarray(0, 10).toString());
+    } finally {
+      proxy.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const summary = JSON.parse(stdout);
+    expect(summary).toMatchObject({ upstream: serverUrl, inject: 'latency=100ms', requests: 2, errors: 0, resets: 0 });
+    expect(stderr).toMatch(/^thfc-mirror: stopped proxy http:\/\/127\.0\.0\.1:\d+\/ after 2 requests/m);
+    const bad = await node(MIRROR, ['proxy', serverUrl, '--inject', 'latency=soon']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^thfc-mirror: --inject latency=soon: expected a duration/);
   }, 60_000);
 
   it('maps failures to one line and the shared exit codes', async () => {

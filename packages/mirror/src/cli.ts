@@ -5,6 +5,7 @@ import { type CommandIo, formatBytes, formatRate } from '@thfc/packer';
 import { Command, CommanderError } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
 import { DEFAULT_SERVE_LISTEN } from './listen-address.js';
+import { DEFAULT_PROXY_LISTEN, type ProxySummary, runProxy } from './proxy.js';
 import { runServe } from './serve.js';
 import { DEFAULT_MAX_INFLIGHT } from './server.js';
 import { DEFAULT_SYNC_CONNECTIONS, runSync, type SyncReport } from './sync.js';
@@ -164,6 +165,26 @@ program
     }
     await dns.close();
   });
+
+program
+  .command('proxy')
+  .description('simulate a WAN link in front of a mirror: latency, bandwidth, 503s and resets (until Ctrl-C)')
+  .argument('<upstream-url>', 'the mirror (or any HTTP server) to proxy, e.g. http://127.0.0.1:8080/')
+  .option('-l, --listen <host:port>', 'address to listen on', DEFAULT_PROXY_LISTEN)
+  .option(
+    '--inject <spec>',
+    'faults per request: latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01 (any subset)',
+  )
+  .option('--json', 'at exit, print what went through as JSON on stdout')
+  .action(async (upstream: string, o) => {
+    const s = await runProxy({ upstream, listen: o.listen, inject: o.inject }, io(!!o.json));
+    if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+    process.stderr.write(`thfc-mirror: ${describeProxy(s)}\n`);
+  });
+
+function describeProxy(s: ProxySummary): string {
+  return `stopped proxy ${s.url} after ${s.requests} requests in ${s.seconds.toFixed(1)} s: ${s.errors} answered 503, ${s.resets} cut mid-body, ${formatBytes(s.bytes)} relayed`;
+}
 
 function describeSync(r: SyncReport): string {
   const lines = r.indexes.map(

@@ -1,10 +1,10 @@
-import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { InputError, UsageError } from '@thfc/format';
+import { constants, type Stats } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { decodeProfile, InputError, UsageError } from '@thfc/format';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { buildPlan, downloadsFor, localFile, runLayout } from './boot-plan.js';
-import { resolveTarget } from './boot-target.js';
+import { resolveTarget, type Target } from './boot-target.js';
 import type { BootDefaults, ResolvedEntry } from './catalog.js';
 import { requireTool, runVirtualBox, runXen } from './engine-runner.js';
 import { VBOX } from './engines/virtualbox.js';
@@ -14,6 +14,7 @@ import { HttpstorgedMount, type ImageStats } from './httpstorged.js';
 import { DEFAULT_STATE_DIR, KvmProbe, type ProbeResult } from './kvm-probe.js';
 import { type Engine, renderPlan } from './launch-plan.js';
 import { downloadTo, localPath } from './locations.js';
+import { type ProfileOptions, profileArgs, profileFlags } from './mount-options.js';
 import { isMounted } from './mount-table.js';
 import { createOverlay, removeOverlay } from './overlay.js';
 import type { VmIo } from './vm-io.js';
@@ -60,6 +61,8 @@ export interface BootOptions {
   readonly dryRun?: boolean | undefined;
   /** httpstorged options, passed through unchanged when IMAGE has to be mounted. */
   readonly mountArgs?: readonly string[] | undefined;
+  /** Boot-profile record / replay / fill for the mount (indexes only: refused for a disk file). */
+  readonly profile?: ProfileOptions | undefined;
   /** Write a JSON report of the run here (bench and scripts). */
   readonly report?: string | undefined;
   readonly stateDir?: string | undefined;
@@ -83,6 +86,8 @@ export interface BootReport {
   overlayKept?: string | undefined;
   seconds: { mount?: number; overlay?: number; guest?: number; total?: number };
   mount?: ImageStats | undefined;
+  /** With --record-profile: the profile httpstorged wrote when the mount stopped. */
+  profile?: { recorded: string; blocks: number } | undefined;
   cleanup: { clean: boolean; problems: string[] };
 }
 
@@ -98,7 +103,8 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   const t0 = performance.now();
   const say = (line: string) => io.stderr.write(`thfc-vm: ${line}\n`);
   const engine: Engine = o.engine ?? 'qemu';
-  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  // Absolute: the overlay names the mounted disk as its backing file, which qemu resolves from the overlay's directory.
+  const stateDir = resolve(io.cwd, o.stateDir ?? DEFAULT_STATE_DIR);
 
   const target = await resolveTarget(o, io);
   const defaults: BootDefaults = target.entry?.boot ?? {};
@@ -126,6 +132,8 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
     )
       throw new InputError(`${p}: no such file (or not readable)`);
   }
+  await checkProfileOptions(o.profile, target, io.cwd);
+  const mountArgs = [...(o.mountArgs ?? []), ...profileArgs(o.profile, io.cwd)];
   const memMiB = o.mem ?? defaults.mem ?? DEFAULT_MEM_MIB;
   if (memMiB < MIN_MEM_MIB) throw new UsageError(`--mem ${memMiB}: a guest needs at least ${MIN_MEM_MIB} MiB`);
 
@@ -180,7 +188,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
       target,
       layout,
       accel: choice,
-      mountArgs: o.mountArgs ?? [],
+      mountArgs,
       downloads: downloadsFor(kernelLoc, initrdLoc, files),
       keepOverlay: !!o.keepOverlay,
       snapshot: !!o.snapshot,
@@ -203,6 +211,9 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   let mount: HttpstorgedMount | undefined;
   let overlayMade = false;
   let outcome: Outcome = 'failed';
+  const recordPath = o.profile?.record === undefined ? undefined : resolve(io.cwd, o.profile.record);
+  // What was at the --record-profile path before: a file still like it afterwards is not this run's recording.
+  const recordBefore = recordPath === undefined ? undefined : await stat(recordPath).catch(() => undefined);
   try {
     // Mount and probe side by side: both take a fraction of a second, and neither needs the other.
     const tMount = performance.now();
@@ -213,7 +224,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
             return HttpstorgedMount.start(io.httpstorged(), {
               mountpoint: layout.mountpoint,
               index: target.location,
-              args: o.mountArgs ?? [],
+              args: mountArgs,
               logFile: join(runDir, 'httpstorged.log'),
               signal: io.signal,
             });
@@ -297,10 +308,16 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
     if (mount) {
       report.mount = await mount.stats(new AbortController().signal).catch(() => undefined);
       const s = report.mount;
-      if (s)
+      if (s) {
         say(
           `${s.name}: fetched ${mib(s.bytesDownloaded)} (${s.blocksFetched} blocks) for ${mib(s.bytesRead)} read by the guest, of a ${mib(s.size)} image`,
         );
+        const p = s.prefetch;
+        if (p)
+          say(
+            `${s.name}: boot profile of ${p.blocks} blocks from ${p.source}: ${p.hit} hit, ${p.wasted} fetched but unused, ${p.pending} not fetched${p.failed ? `, ${p.failed} failed` : ''}`,
+          );
+      }
     }
     if (overlayMade) {
       if (o.keepOverlay) {
@@ -309,6 +326,17 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
       } else await removeOverlay(layout.overlay).catch((e) => problem(`cannot remove ${layout.overlay}: ${e.message}`));
     }
     if (mount && !(await mount.stop())) problem(`httpstorged did not stop cleanly; ${layout.mountpoint} was detached`);
+    // httpstorged writes the profile as it unmounts, so it can only be read now.
+    if (mount && recordPath !== undefined) {
+      const recorded = await readRecordedProfile(recordPath, recordBefore);
+      if (typeof recorded === 'string') {
+        const why = await mount.lastMessage();
+        problem(`${recorded}${why ? ` (httpstorged: ${why})` : ''}`);
+      } else {
+        report.profile = recorded;
+        say(`recorded a boot profile of ${recorded.blocks} blocks to ${recordPath} (publish: thfc-pack profile add)`);
+      }
+    }
     if (await isMounted(layout.mountpoint).catch(() => false)) problem(`${layout.mountpoint} is still mounted`);
     else
       await rm(runDir, { recursive: true, force: true }).catch((e) => problem(`cannot remove ${runDir}: ${e.message}`));
@@ -316,6 +344,56 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
 }
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+/**
+ * Profile options only mean something for a mount this run makes: a disk
+ * file (for instance MOUNTPOINT/NAME of an httpstorged someone else started)
+ * is read by qemu directly, so nothing here could record or replay it. The
+ * files named are checked now rather than after a whole boot.
+ */
+async function checkProfileOptions(p: ProfileOptions | undefined, target: Target, cwd: string): Promise<void> {
+  const flags = profileFlags(p);
+  if (!p || flags.length === 0) return;
+  if (target.kind === 'file') {
+    const onMount = await stat(join(dirname(target.location), '.thfc', 'stats.json')).then(
+      () => true,
+      () => false,
+    );
+    throw new UsageError(
+      `${flags.join(', ')}: ${target.location} is ${onMount ? 'an already-mounted' : 'a'} disk file, not an index, and thfc-vm only records and replays boot profiles on mounts it makes. ` +
+        `Boot the index instead (thfc-vm boot http://…/${target.name}.idx ${flags.join(' ')} …)${onMount ? `, or give ${flags.join(', ')} to the httpstorged that mounted it` : ''}.`,
+    );
+  }
+  if (p.record !== undefined) {
+    const dir = dirname(resolve(cwd, p.record));
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new InputError(`--record-profile ${p.record}: no such directory ${dir}`);
+    await access(dir, constants.W_OK).catch(() => {
+      throw new InputError(`--record-profile ${p.record}: cannot write in ${dir}`);
+    });
+  }
+  if (typeof p.prefetch === 'string') {
+    const local = localPath(p.prefetch);
+    if (local !== undefined && !(await stat(resolve(cwd, local)).catch(() => undefined))?.isFile())
+      throw new InputError(`--prefetch ${p.prefetch}: no such file`);
+  }
+}
+
+/** The profile httpstorged wrote at unmount: its size, or why there is none (a cleanup problem). */
+async function readRecordedProfile(
+  path: string,
+  before: Stats | undefined,
+): Promise<{ recorded: string; blocks: number } | string> {
+  const st = await stat(path).catch(() => undefined);
+  // httpstorged writes it through a temp file and a rename: a new inode.
+  if (!st || (before && st.ino === before.ino && st.mtimeMs === before.mtimeMs))
+    return `httpstorged wrote no boot profile to ${path}`;
+  try {
+    return { recorded: path, blocks: decodeProfile(await readFile(path), path).blocks.length };
+  } catch (e) {
+    return `the boot profile ${path} is unreadable: ${(e as Error).message}`;
+  }
+}
 
 /** A local kernel/initrd is used where it is; an http(s) one is downloaded into the run directory. */
 async function fetchBootFile(location: string | undefined, into: string, io: VmIo): Promise<string | undefined> {

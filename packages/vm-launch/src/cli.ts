@@ -11,6 +11,7 @@ import { bundledHttpstorged, type HttpstorgedCommand } from './httpstorged.js';
 import { DEFAULT_STATE_DIR, KvmProbe } from './kvm-probe.js';
 import type { Engine } from './launch-plan.js';
 import { runList } from './list.js';
+import { MOUNT_FLAGS, mountArgs, profileOptionsOf } from './mount-options.js';
 import { DEFAULT_QEMU_TOOLS } from './qemu.js';
 import { runMenu } from './run-menu.js';
 import type { VmIo } from './vm-io.js';
@@ -23,36 +24,7 @@ import { type AccelRequest, parseAccel, parseDiskBus, parseNet } from './vm-spec
  * httpfuse-kvm and httpfuse-qemu call main() with the menu preselected.
  */
 
-/** Flags passed through to httpstorged when IMAGE has to be mounted: [flag, takes a value, repeatable]. */
-const MOUNT_FLAGS: readonly [flag: string, value: string | undefined, help: string, repeatable?: boolean][] = [
-  ['--cache', '<dir>', 'block cache directory (httpstorged default /var/tmp/blocks)'],
-  ['--cache-size', '<bytes>', 'cap the block cache'],
-  ['--memory-cache', '<bytes>', 'RAM for recently used blocks'],
-  ['--nocache', undefined, 'keep blocks in RAM only'],
-  ['--offline', undefined, 'never touch the network: boot from cached blocks only'],
-  ['--paranoid', undefined, 'verify cached blocks on every use'],
-  ['--trust', '<pubkey>', 'refuse an index not signed by this key (repeatable)', true],
-  ['--mirror', '<base-url>', 'block store to fetch from instead of the index directory (repeatable)', true],
-  ['--connections', '<n>', 'connections per mirror'],
-  ['--readahead', '<n>', 'blocks read ahead of a sequential reader'],
-  ['--timeout', '<seconds>', 'per-request timeout'],
-  ['--retries', '<n>', 'rounds over all mirrors before a read fails'],
-  ['--proxy', '<url>', 'HTTP proxy'],
-];
-
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function mountArgs(o: Record<string, unknown>): string[] {
-  const args: string[] = [];
-  for (const [flag, value] of MOUNT_FLAGS) {
-    const key = flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-    const v = o[key];
-    if (v === undefined || v === false) continue;
-    if (value === undefined) args.push(flag);
-    else for (const x of Array.isArray(v) ? v : [v]) args.push(flag, String(x));
-  }
-  return args;
-}
 
 const positiveInt = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -96,6 +68,11 @@ function addBootOptions(cmd: Command): Command {
     if (repeatable) cmd.option(spec, `(mount) ${help}`, collect);
     else cmd.option(spec, `(mount) ${help}`);
   }
+  cmd
+    .option('--record-profile <file>', '(mount) record the blocks the guest touches into FILE, a boot profile')
+    .option('--prefetch <file|url>', '(mount) replay this boot profile (default: NAME.profile beside the index)')
+    .option('--no-prefetch', '(mount) do not replay a published boot profile')
+    .option('--fill', '(mount) after the profile, fetch the rest of the image in the background');
   return cmd;
 }
 
@@ -126,6 +103,7 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
     keepOverlay: !!o.keepOverlay,
     dryRun: !!o.dryRun,
     mountArgs: mountArgs(o),
+    profile: profileOptionsOf(o),
     report: o.report as string | undefined,
     stateDir,
     refreshProbe: !!o.refreshProbe,

@@ -60,6 +60,23 @@ export interface ImageStats {
   readonly reads: number;
   readonly bytesRead: number;
   readonly readErrors: number;
+  readonly readaheadIssued?: number;
+  /** Boot-profile replay (null: no profile replayed). */
+  readonly prefetch?: PrefetchStats | null;
+  /** --fill progress (null: no fill). */
+  readonly fill?: Omit<PrefetchStats, 'source'> | null;
+}
+
+/** httpstorged's prefetch counters: profile blocks hit by the guest, fetched but not (yet) used, not fetched yet. */
+export interface PrefetchStats {
+  readonly source: string;
+  readonly blocks: number;
+  readonly fetched: number;
+  readonly hit: number;
+  readonly wasted: number;
+  readonly pending: number;
+  readonly failed: number;
+  readonly done: boolean;
 }
 
 export class HttpstorgedMount {
@@ -149,6 +166,11 @@ export class HttpstorgedMount {
       join(o.mountpoint, names[0] as string),
       o.logFile,
     );
+  }
+
+  /** httpstorged's last one-line message in its log (why it failed, when it did). */
+  lastMessage(): Promise<string | undefined> {
+    return lastMessage(this.logFile);
   }
 
   /** The image's counters, or undefined if httpstorged cannot say (it died). */

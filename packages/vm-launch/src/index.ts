@@ -19,6 +19,7 @@ export * from './list.js';
 export * from './load-catalog.js';
 export * from './locations.js';
 export * from './menu.js';
+export * from './mount-options.js';
 export * from './overlay.js';
 export * from './qemu.js';
 export * from './qemu-args.js';

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InputError, UsageError } from '@thfc/format';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type BootOptions, runBoot } from '../src/boot.js';
@@ -68,6 +70,28 @@ describe('runBoot --dry-run', () => {
     expect(out).toContain(`httpstorged umount ${state}/run-DRYRUN/mnt`);
   });
 
+  it('boot-profile options become httpstorged flags, local paths made absolute', async () => {
+    const io = testIo({ cwd: dir });
+    await boot(
+      {
+        image: 'http://m.example/pub/debian.idx',
+        dryRun: true,
+        mountArgs: ['--readahead', '0'],
+        profile: { record: 'boot.profile', prefetch: false, fill: true },
+      },
+      io,
+    );
+    expect(io.out()).toContain(
+      `httpstorged ${state}/run-DRYRUN/mnt http://m.example/pub/debian.idx --readahead 0 --record-profile ${dir}/boot.profile --no-prefetch --fill`,
+    );
+  });
+
+  it('a relative --state-dir is made absolute (qemu resolves the backing file from the overlay)', async () => {
+    const io = testIo({ cwd: dir });
+    await boot({ image: 'http://m.example/pub/debian.idx', dryRun: true, stateDir: 'rel-state' }, io);
+    expect(io.out()).toContain(`-b ${dir}/rel-state/run-DRYRUN/mnt/debian -F raw`);
+  });
+
   it('--snapshot drops the overlay for qemu -snapshot; --keep-overlay keeps it under overlays/', async () => {
     const snap = testIo({ cwd: dir });
     await boot({ dryRun: true, snapshot: true }, snap);
@@ -89,10 +113,38 @@ describe('runBoot refuses contradictions before doing anything', () => {
     [{ engine: 'xen', snapshot: true }, UsageError, /--snapshot is qemu's/],
     [{ mem: 8 }, UsageError, /at least 16 MiB/],
     [{ image: 'debian' }, UsageError, /--catalog/],
+    [{ profile: { record: 'p.profile' } }, UsageError, /--record-profile: \S+disk\.img is a disk file, not an index/],
+    [{ profile: { prefetch: false, fill: true } }, UsageError, /--no-prefetch, --fill: .* only records and replays/],
+    [
+      { image: 'http://m/x.idx', profile: { record: 'no-dir/p.profile' } },
+      InputError,
+      /--record-profile no-dir\/p\.profile: no such directory/,
+    ],
+    [
+      { image: 'http://m/x.idx', profile: { prefetch: 'none.profile' } },
+      InputError,
+      /--prefetch none\.profile: no such file/,
+    ],
   ] as const)('%o', async (o, type, message) => {
     const p = boot({ dryRun: true, ...(o as Partial<BootOptions>) }, testIo({ cwd: dir }));
     await expect(p).rejects.toBeInstanceOf(type);
     await expect(p).rejects.toThrow(message);
+  });
+});
+
+describe('--record-profile on a disk thfc-vm did not mount', () => {
+  it('names the other httpstorged as the place to record it', async () => {
+    // An httpstorged mount point shows MOUNTPOINT/NAME beside MOUNTPOINT/.thfc/stats.json.
+    const mnt = join(dir, 'mnt');
+    await mkdir(join(mnt, '.thfc'), { recursive: true });
+    await writeFile(join(mnt, '.thfc/stats.json'), '{}');
+    await writeFile(join(mnt, 'guest'), Buffer.alloc(4096));
+    const p = boot({ image: join(mnt, 'guest'), profile: { record: 'p.profile' } }, testIo({ cwd: dir }));
+    await expect(p).rejects.toBeInstanceOf(UsageError);
+    await expect(p).rejects.toThrow(
+      /is an already-mounted disk file.*Boot the index instead \(thfc-vm boot http:\/\/…\/guest\.idx --record-profile …\), or give --record-profile to the httpstorged that mounted it/,
+    );
+    await expect(stat(state)).rejects.toThrow(); // refused before anything was made
   });
 });
 
@@ -189,4 +241,70 @@ describe('runBoot with a fake qemu', () => {
       expect((await q.runs()).length).toBe(1);
     }, 30_000);
   });
+});
+
+describe('boot profiles through a real httpstorged (fake qemu reading the disk)', () => {
+  const PACK = fileURLToPath(new URL('../../packer/dist/cli.js', import.meta.url));
+  /** Reads its whole -drive (a fixed set of blocks, whatever the kernel's read-ahead), as a guest would. */
+  const reader = 'sleep 0.5; cat "$f" > /dev/null && echo READ-OK';
+
+  it('--record-profile writes the blocks read; --prefetch replays them at the next cold mount', async () => {
+    const image = Buffer.concat([randomBytes(400_000), Buffer.alloc(200_000)]);
+    await writeFile(join(dir, 'small.img'), image);
+    execFileSync(process.execPath, [PACK, 'pack', join(dir, 'small.img'), '--store', join(dir, 'store'), '-b', '64K']);
+    const index = join(dir, 'store/small.idx');
+    const q = await fakeQemu(reader);
+    const first = testIo({ cwd: dir, tools: q.tools });
+    const r1 = await boot(
+      {
+        image: index,
+        snapshot: true,
+        mountArgs: ['--cache', join(dir, 'cache1'), '--readahead', '0'],
+        profile: { record: 'small.profile' },
+        report: join(dir, 'r1.json'),
+      },
+      first,
+    );
+    expect(r1.exitCode, first.err()).toBe(0);
+    expect(first.out()).toBe('READ-OK\n');
+    // 400 000 random bytes: 7 blocks of 64 KiB; the zero blocks after them are never fetched, so never recorded.
+    expect(r1.report.profile).toEqual({ recorded: join(dir, 'small.profile'), blocks: 7 });
+    expect(first.err()).toMatch(/recorded a boot profile of 7 blocks to \S+small\.profile/);
+    expect(JSON.parse(await readFile(join(dir, 'r1.json'), 'utf8')).profile.blocks).toBe(7);
+
+    const second = testIo({ cwd: dir, tools: q.tools });
+    const r2 = await boot(
+      {
+        image: index,
+        snapshot: true,
+        mountArgs: ['--cache', join(dir, 'cache2'), '--readahead', '0'],
+        profile: { prefetch: 'small.profile' },
+      },
+      second,
+    );
+    expect(r2.exitCode, second.err()).toBe(0);
+    expect(r2.report.mount?.prefetch).toMatchObject({ blocks: 7, fetched: 7, hit: 7, pending: 0, failed: 0 });
+    expect(second.err()).toMatch(/boot profile of 7 blocks from \S+small\.profile: 7 hit, 0 fetched but unused/);
+    expect(await readdir(state)).toEqual([]);
+  }, 60_000);
+
+  it('a recording httpstorged could not write is a cleanup problem: exit 5 with its reason', async () => {
+    const image = randomBytes(200_000);
+    await writeFile(join(dir, 'tiny.img'), image);
+    execFileSync(process.execPath, [PACK, 'pack', join(dir, 'tiny.img'), '--store', join(dir, 'store'), '-b', '64K']);
+    const q = await fakeQemu(`${reader}; rm -rf ${dir}/out`); // the directory goes away during the boot
+    await mkdir(join(dir, 'out'));
+    const io = testIo({ cwd: dir, tools: q.tools });
+    const r = await boot(
+      {
+        image: join(dir, 'store/tiny.idx'),
+        snapshot: true,
+        mountArgs: ['--cache', join(dir, 'cache3')],
+        profile: { record: 'out/tiny.profile' },
+      },
+      io,
+    );
+    expect(r.exitCode).toBe(5);
+    expect(r.report.cleanup.problems.join('\n')).toMatch(/httpstorged wrote no boot profile to \S+out\/tiny\.profile/);
+  }, 60_000);
 });

@@ -43,6 +43,30 @@ describe('thfc-vm CLI', () => {
     oneLine(cli(['list']), 2, /no catalog/);
   });
 
+  it('boot-profile flags: in the help, passed to the mount, refused for a disk file', () => {
+    const help = cli(['boot', '--help']).stdout;
+    for (const flag of ['--record-profile <file>', '--prefetch <file|url>', '--no-prefetch', '--fill'])
+      expect(help).toContain(flag);
+    oneLine(
+      cli(['boot', 'disk.img', '--record-profile', 'p.profile', '--dry-run']),
+      2,
+      /--record-profile: \S+disk\.img is a disk file, not an index/,
+    );
+    const plan = cli([
+      'boot',
+      'http://m.example/g.idx',
+      '--no-kvm',
+      '--record-profile',
+      'p.profile',
+      '--fill',
+      '--dry-run',
+    ]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(
+      /^httpstorged \S+ http:\/\/m\.example\/g\.idx --record-profile \S+\/p\.profile --fill$/m,
+    );
+  });
+
   it('a missing image or kernel: exit 3', () => {
     oneLine(cli(['boot', './none.img', '--dry-run']), 3, /none\.img: no such file/);
     oneLine(cli(['boot', 'disk.img', '--kernel', 'vmlinuz-none', '--dry-run']), 3, /vmlinuz-none: no such file/);

@@ -15,7 +15,8 @@ export const INDEX_MAX_AGE_SECONDS = 60;
 export const ROOT_FILE_CACHE_CONTROL = `public, max-age=${INDEX_MAX_AGE_SECONDS}`;
 
 function contentTypeOf(name: string): string {
-  if (name.endsWith('.idx') || name.endsWith('.pub')) return 'text/plain; charset=us-ascii';
+  if (name.endsWith('.idx') || name.endsWith('.profile') || name.endsWith('.pub'))
+    return 'text/plain; charset=us-ascii';
   if (name.endsWith('.json')) return 'application/json';
   if (name.endsWith('.txt')) return 'text/plain; charset=utf-8';
   return 'application/octet-stream';

@@ -41,12 +41,13 @@ const SAFE_PATH = /^\/[A-Za-z0-9._+/-]*$/;
 const ROOT_FILE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 /**
- * The only root files served: indexes, JSON (`catalog.json`), public keys
- * and detached signatures, and text. A store root may also hold what is not
+ * The only root files served: indexes, boot profiles (`NAME.profile`, which
+ * clients replay at mount), JSON (`catalog.json`), public keys and detached
+ * signatures, and text. A store root may also hold what is not
  * for clients (a private signing key kept there by mistake, a mirrors file,
  * scripts); serving by allow-list means such a file is a 404, not a leak.
  */
-export const SERVED_ROOT_EXTENSIONS: readonly string[] = ['.idx', '.json', '.pub', '.sig', '.txt'];
+export const SERVED_ROOT_EXTENSIONS: readonly string[] = ['.idx', '.profile', '.json', '.pub', '.sig', '.txt'];
 
 const BAD_TARGET = (reason: string): RequestTarget => ({ kind: 'bad', reason });
 const HEALTHZ: RequestTarget = { kind: 'healthz' };

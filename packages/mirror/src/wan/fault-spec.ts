@@ -71,6 +71,17 @@ export function parseFaultSpec(text: string): FaultSpec {
   return spec;
 }
 
+/** The spec in the form parseFaultSpec reads, naming only what is set; '' for no faults. */
+export function formatFaultSpec(spec: FaultSpec): string {
+  const parts: string[] = [];
+  if (spec.latencyMs) parts.push(`latency=${spec.latencyMs}ms`);
+  if (spec.jitterMs) parts.push(`jitter=${spec.jitterMs}ms`);
+  if (spec.bandwidth) parts.push(`bandwidth=${spec.bandwidth}B/s`);
+  if (spec.errorRate) parts.push(`error-rate=${spec.errorRate}`);
+  if (spec.resetRate) parts.push(`reset-rate=${spec.resetRate}`);
+  return parts.join(',');
+}
+
 export type FaultDecision = { kind: 'error' } | { kind: 'serve'; delayMs: number; resetAfter: number | undefined };
 
 /** Draws the fate of one response of `size` bytes; `random` is injectable so tests are deterministic. */

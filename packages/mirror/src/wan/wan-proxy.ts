@@ -4,6 +4,15 @@ import { type Dispatcher, Pool } from 'undici';
 import { decideFault, type FaultSpec } from './fault-spec.js';
 
 /**
+ * Request headers passed to the upstream: ranges (a raw image read through
+ * nbdkit curl or qemu's curl driver is nothing but range requests) and
+ * revalidation. Everything else is the proxy's own business.
+ */
+const FORWARDED_REQUEST_HEADERS = ['range', 'if-range', 'if-none-match', 'if-modified-since'] as const;
+/** Hop-by-hop, or describing the upstream's framing of a body this proxy re-frames. */
+const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding']);
+
+/**
  * An HTTP proxy in front of one upstream mirror that plays a WAN link:
  * latency with jitter before each response, one shared bandwidth limit, and
  * random 503s and mid-body resets. For tests and benchmarks on loopback.
@@ -29,13 +38,22 @@ export class WanProxy {
     return `http://${a.address}:${a.port}${new URL(this.upstream).pathname.replace(/\/?$/, '/')}`;
   }
 
+  /** Rejects (EADDRINUSE, EACCES…) when the address cannot be bound. */
   async listen(host = '127.0.0.1', port = 0): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
+    // One failed exchange (an upstream cut mid-body, a client gone) ends that response, never the proxy.
+    const server = createServer((req, res) => void this.handle(req, res).catch(() => res.destroy()));
+    server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
-    await new Promise<void>((r) => this.server?.listen(port, host, r));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
     return this;
   }
 
@@ -43,7 +61,16 @@ export class WanProxy {
     this.counters.requests++;
     let up: Dispatcher.ResponseData;
     try {
-      up = await this.pool.request({ path: req.url ?? '/', method: req.method === 'HEAD' ? 'HEAD' : 'GET' });
+      const headers: Record<string, string> = {};
+      for (const name of FORWARDED_REQUEST_HEADERS) {
+        const v = req.headers[name];
+        if (typeof v === 'string') headers[name] = v;
+      }
+      up = await this.pool.request({
+        path: req.url ?? '/',
+        method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+        headers,
+      });
     } catch {
       res.writeHead(502).end();
       return;
@@ -58,7 +85,8 @@ export class WanProxy {
     if (fate.delayMs > 0) await sleep(fate.delayMs);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers))
-      if (typeof v === 'string' && k !== 'connection' && k !== 'keep-alive') headers[k] = v;
+      if (typeof v === 'string' && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
+    if (req.method !== 'HEAD') headers['content-length'] = String(body.length);
     res.writeHead(up.statusCode, headers);
     if (req.method === 'HEAD') {
       res.end();
@@ -73,7 +101,13 @@ export class WanProxy {
         return;
       }
       await this.pace(piece.length);
-      if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+      if (!res.write(piece)) {
+        await new Promise((r) => {
+          res.once('drain', r);
+          res.once('close', r);
+        });
+        if (res.destroyed) return; // the client went away
+      }
       this.counters.bytes += piece.length;
     }
     res.end();

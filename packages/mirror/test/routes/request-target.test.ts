@@ -12,6 +12,7 @@ describe('parseRequestTarget', () => {
     expect(parseRequestTarget('/debian-12.idx')).toEqual({ kind: 'file', name: 'debian-12.idx' });
     expect(parseRequestTarget('/catalog.json')).toEqual({ kind: 'file', name: 'catalog.json' });
     expect(parseRequestTarget('/release.pub')).toEqual({ kind: 'file', name: 'release.pub' });
+    expect(parseRequestTarget('/debian-12.profile')).toEqual({ kind: 'file', name: 'debian-12.profile' });
     expect(parseRequestTarget('/index.json')).toEqual({ kind: 'listing' });
     expect(parseRequestTarget('/healthz')).toEqual({ kind: 'healthz' });
     expect(parseRequestTarget('/metrics')).toEqual({ kind: 'metrics' });

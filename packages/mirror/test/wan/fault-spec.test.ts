@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideFault, NO_FAULTS, parseFaultSpec } from '../../src/wan/fault-spec.js';
+import { decideFault, formatFaultSpec, NO_FAULTS, parseFaultSpec } from '../../src/wan/fault-spec.js';
 
 describe('parseFaultSpec', () => {
   it('parses the full form', () => {
@@ -20,6 +20,17 @@ describe('parseFaultSpec', () => {
     expect(() => parseFaultSpec('loss=0.1')).toThrow(/unknown fault/);
     expect(() => parseFaultSpec('latency')).toThrow(/key=value/);
     expect(() => parseFaultSpec('latency=5ms,jitter=10ms')).toThrow(/jitter cannot exceed/);
+  });
+});
+
+describe('formatFaultSpec', () => {
+  it('names what is set, in a form parseFaultSpec reads back', () => {
+    const text = 'latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.02';
+    const canonical = formatFaultSpec(parseFaultSpec(text));
+    expect(canonical).toBe('latency=50ms,jitter=10ms,bandwidth=2000000B/s,error-rate=0.01,reset-rate=0.02');
+    expect(parseFaultSpec(canonical)).toEqual(parseFaultSpec(text));
+    expect(formatFaultSpec(parseFaultSpec('reset-rate=0.5'))).toBe('reset-rate=0.5');
+    expect(formatFaultSpec(NO_FAULTS)).toBe('');
   });
 });
 

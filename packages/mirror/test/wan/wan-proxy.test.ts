@@ -5,12 +5,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFaultSpec } from '../../src/wan/fault-spec.js';
 import { WanProxy } from '../../src/wan/wan-proxy.js';
 
-const body = Buffer.alloc(200_000, 7);
+const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
 let upstream: Server;
 let base: string;
 
 beforeAll(async () => {
-  upstream = createServer((_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
+  // Answers a single `bytes=A-B` range with 206, as a static file server does for nbdkit curl.
+  upstream = createServer((req, res) => {
+    if (req.url?.endsWith('/cut')) {
+      // Promises the whole body, sends a piece, and hangs up: an upstream that dies mid-response.
+      res.writeHead(200, { 'content-length': body.length });
+      res.write(body.subarray(0, 1000), () => res.destroy());
+      return;
+    }
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m) return res.writeHead(200, { 'content-length': body.length }).end(body);
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    res
+      .writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${body.length}` })
+      .end(body.subarray(a, b + 1));
+  });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/store/`;
 });
@@ -53,6 +67,37 @@ describe('WanProxy', () => {
       const cut = await get(`${p.url}b`);
       expect(cut.bytes).toBeLessThan(body.length);
       expect(p.counters).toMatchObject({ errors: 1, resets: 1 });
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('passes range requests through: 206, the exact slice and its content-range', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('latency=10ms')).listen();
+    try {
+      const res = await request(`${p.url}guest.img`, { headers: { range: 'bytes=1000-1999' } });
+      const got = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(206);
+      expect(res.headers['content-range']).toBe(`bytes 1000-1999/${body.length}`);
+      expect(res.headers['content-length']).toBe('1000');
+      expect(got.equals(body.subarray(1000, 2000))).toBe(true);
+      expect(p.counters.bytes).toBe(1000);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('rejects when its address cannot be bound', async () => {
+    const port = (upstream.address() as AddressInfo).port;
+    await expect(new WanProxy(base, parseFaultSpec('')).listen('127.0.0.1', port)).rejects.toThrow(/EADDRINUSE/);
+  });
+
+  it('an upstream that dies mid-body ends that response only; the proxy keeps serving', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('')).listen();
+    try {
+      const cut = await get(`${p.url}cut`);
+      expect(cut.bytes).toBeLessThan(body.length);
+      expect(await get(`${p.url}whole`)).toMatchObject({ status: 200, bytes: body.length });
     } finally {
       await p.close();
     }
