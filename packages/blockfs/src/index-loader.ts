@@ -113,7 +113,7 @@ export async function loadIndex(
       loaded = { decoded: await readCachedIndex(cachePath, location.location), location, from: 'cache' };
     } else {
       try {
-        const bytes = await fetchIndexBytes(location.location, components.dispatcher, options);
+        const bytes = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
         let decoded: DecodedIndex;
         try {
           decoded = decodeIndex(bytes);
@@ -151,6 +151,33 @@ async function readCachedIndex(path: string, url: string): Promise<DecodedIndex>
     throw new MirrorUnavailableError(url, 'offline, and the index was never fetched on this machine');
   }
   return decodeIndex(bytes);
+}
+
+/**
+ * Attempts at the index before falling back to a cached copy: a single 503 or
+ * reset must not fail a cold mount (on a 1 %-fault link it did, once in ~50
+ * mounts). Three attempts with 200 ms and 400 ms pauses add at most ~0.6 s
+ * plus the timeouts; a 404 or a malformed index is final at once.
+ */
+export const INDEX_ATTEMPTS = 3;
+const INDEX_RETRY_PAUSE_MS = 200;
+
+async function fetchIndexWithRetries(
+  url: string,
+  dispatcher: Dispatcher | undefined,
+  options: LoadIndexOptions,
+  logger: Logger,
+): Promise<Uint8Array> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchIndexBytes(url, dispatcher, options);
+    } catch (e) {
+      if (!(e instanceof MirrorUnavailableError) || attempt >= INDEX_ATTEMPTS) throw e;
+      logger.fault(`${e.message}; retrying (attempt ${attempt + 1} of ${INDEX_ATTEMPTS})`);
+      await new Promise((r) => setTimeout(r, INDEX_RETRY_PAUSE_MS * 2 ** (attempt - 1)));
+      options.signal?.throwIfAborted();
+    }
+  }
 }
 
 async function fetchIndexBytes(

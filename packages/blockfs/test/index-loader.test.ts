@@ -19,6 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkTrust,
   DEFAULT_INDEX_TIMEOUT_MS,
+  INDEX_ATTEMPTS,
   loadIndex,
   MAX_INDEX_BYTES,
   parseIndexLocation,
@@ -236,8 +237,23 @@ describe('loadIndex over HTTP', () => {
     expect(loaded.from).toBe('cache');
     expect(loaded.decoded.digest).toBe(img.decoded.digest);
     expect(logger.lines).toEqual([
+      `FAULT ${server.indexUrl} unavailable: HTTP 500; retrying (attempt 2 of ${INDEX_ATTEMPTS})`,
+      `FAULT ${server.indexUrl} unavailable: HTTP 500; retrying (attempt 3 of ${INDEX_ATTEMPTS})`,
       `FAULT ${server.indexUrl} unavailable: HTTP 500; using the cached copy of the index`,
     ]);
+  });
+
+  it('one 503 or reset is retried: a cold mount survives a single fault on the index', async () => {
+    const img = smallImage();
+    let n = 0;
+    const server = await startServer(() =>
+      ++n === 1 ? { status: 503, body: 'busy' } : { status: 200, body: img.indexBytes },
+    );
+    const logger = new MemoryLogger();
+    const loaded = await loadIndex(`${server.url}/img.idx`, { logger }, { cacheDir: await dir() });
+    expect(loaded.from).toBe('network');
+    expect(n).toBe(2);
+    expect(logger.lines).toEqual([`FAULT ${server.url}/img.idx unavailable: HTTP 503; retrying (attempt 2 of 3)`]);
   });
 
   it('a closed port is MirrorUnavailableError, or the cached copy when there is one', async () => {
@@ -254,8 +270,8 @@ describe('loadIndex over HTTP', () => {
     const logger = new MemoryLogger();
     const loaded = await loadIndex(server.indexUrl, { logger }, { cacheDir });
     expect(loaded.from).toBe('cache');
-    expect(logger.lines).toHaveLength(1);
-    expect(logger.lines[0]).toMatch(/; using the cached copy of the index$/);
+    expect(logger.lines).toHaveLength(INDEX_ATTEMPTS);
+    expect(logger.lines.at(-1)).toMatch(/; using the cached copy of the index$/);
   });
 
   it('a server that never answers is MirrorUnavailableError within the timeout', async () => {
