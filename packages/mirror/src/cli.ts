@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs';
-import { EXIT, exitCodeOf, InvalidArgumentError, parseSize, ThfcError } from '@thfc/format';
-import { type CommandIo, formatBytes, formatRate } from '@thfc/packer';
-import { Command, CommanderError } from 'commander';
+import { InvalidArgumentError, parseSize } from '@thfc/format';
+import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
+import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
 import { DEFAULT_SERVE_LISTEN } from './listen-address.js';
 import { DEFAULT_PROXY_LISTEN, type ProxySummary, runProxy } from './proxy.js';
@@ -16,26 +16,9 @@ import { DEFAULT_SYNC_CONNECTIONS, runSync, type SyncReport } from './sync.js';
  * the one place errors become exit codes and one-line messages.
  */
 
-const controller = new AbortController();
-let interrupts = 0;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    // First signal: stop cleanly (unregister, drain, whole blocks only). Second: leave now.
-    if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
-    controller.abort(new Error(`interrupted by ${sig}`));
-  });
-}
-
-function io(json: boolean): CommandIo {
-  return {
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    signal: controller.signal,
-    progress: !json && process.stderr.isTTY === true,
-    env: process.env,
-  };
-}
+// First signal: stop cleanly (temp files removed, whole blocks only, registry record dropped). Second: leave now.
+const shell = processShell();
+const io = shell.io;
 
 const wholeNumber = (flag: string, min: number) => (v: string) => {
   const n = Number(v);
@@ -158,10 +141,10 @@ program
         networksFile: o.networks,
         ttlSeconds: o.ttl === undefined ? undefined : wholeNumber('--ttl', 0)(o.ttl),
       },
-      { signal: controller.signal, logger },
+      { signal: shell.signal, logger },
     );
-    if (!controller.signal.aborted) {
-      await new Promise<void>((r) => controller.signal.addEventListener('abort', () => r(), { once: true }));
+    if (!shell.signal.aborted) {
+      await new Promise<void>((r) => shell.signal.addEventListener('abort', () => r(), { once: true }));
     }
     await dns.close();
   });
@@ -200,15 +183,5 @@ function describeSync(r: SyncReport): string {
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  process.exitCode = report(e);
-}
-
-function report(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  if (e instanceof ThfcError) {
-    process.stderr.write(`thfc-mirror: ${e.message}\n`);
-    return exitCodeOf(e);
-  }
-  process.stderr.write(`thfc-mirror: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return EXIT.SOFTWARE;
+  process.exitCode = reportCliError('thfc-mirror', e);
 }

@@ -1,16 +1,8 @@
 #!/usr/bin/env node
-import {
-  EXIT,
-  exitCodeOf,
-  InvalidArgumentError,
-  parseCodecSpec,
-  parseHashAlgorithm,
-  parseSize,
-  ThfcError,
-} from '@thfc/format';
-import { Command, CommanderError, Option } from 'commander';
+import { EXIT, InvalidArgumentError, parseCodecSpec, parseHashAlgorithm, parseSize } from '@thfc/format';
+import { Command, Option } from 'commander';
 import { runCatalogAdd, runCatalogRemove } from './catalog.js';
-import type { CommandIo } from './command-io.js';
+import { processShell, reportCliError } from './cli-shell.js';
 import { runDiff } from './diff.js';
 import { CheckFailedError, UsageError } from './errors.js';
 import { DEFAULT_GC_GRACE_SECONDS, runGc } from './gc.js';
@@ -30,26 +22,9 @@ import { runVerify } from './verify.js';
  * place errors become exit codes and one-line messages.
  */
 
-const controller = new AbortController();
-let interrupts = 0;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    // First signal: stop cleanly (temp files removed, summary of what is kept). Second: leave now.
-    if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
-    controller.abort(new Error(`interrupted by ${sig}`));
-  });
-}
-
-function io(json: boolean): CommandIo {
-  return {
-    stdin: process.stdin,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    signal: controller.signal,
-    progress: !json && process.stderr.isTTY === true,
-    env: process.env,
-  };
-}
+// First signal: stop cleanly (temp files removed, whole blocks only, registry record dropped). Second: leave now.
+const shell = processShell();
+const io = shell.io;
 
 function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
@@ -416,12 +391,6 @@ try {
 }
 
 function report(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   if (e instanceof CheckFailedError && e.cause === 'reported') return EXIT.CHECK_FAILED;
-  if (e instanceof ThfcError) {
-    process.stderr.write(`thfc-pack: ${e.message}\n`);
-    return exitCodeOf(e);
-  }
-  process.stderr.write(`thfc-pack: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return EXIT.SOFTWARE;
+  return reportCliError('thfc-pack', e);
 }

@@ -1,5 +1,6 @@
 export * from './atomic-file.js';
 export * from './catalog.js';
+export * from './cli-shell.js';
 export * from './command-io.js';
 export * from './diff.js';
 export * from './dir-store.js';

@@ -1,0 +1,42 @@
+import { EXIT, exitCodeOf, ThfcError } from '@thfc/format';
+import { CommanderError } from 'commander';
+import type { CommandIo } from './command-io.js';
+
+/**
+ * The process side shared by the thfc command tables (thfc-pack, thfc-mirror):
+ * the first SIGINT/SIGTERM aborts the commands' signal so they stop cleanly,
+ * a second one exits at once; and errors become one line and an exit code.
+ * Only CLI entry points import this file.
+ */
+export function processShell(): { signal: AbortSignal; io(json: boolean): CommandIo } {
+  const controller = new AbortController();
+  let interrupts = 0;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
+      controller.abort(new Error(`interrupted by ${sig}`));
+    });
+  }
+  return {
+    signal: controller.signal,
+    io: (json) => ({
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      signal: controller.signal,
+      progress: !json && process.stderr.isTTY === true,
+      env: process.env,
+    }),
+  };
+}
+
+/** Prints `NAME: message` (with a stack only for untyped errors, which are bugs) and returns the exit code. */
+export function reportCliError(name: string, e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  if (e instanceof ThfcError) {
+    process.stderr.write(`${name}: ${e.message}\n`);
+    return exitCodeOf(e);
+  }
+  process.stderr.write(`${name}: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
+  return EXIT.SOFTWARE;
+}
