@@ -3,6 +3,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { decodeIndex, encodeProfile } from '@thfc/format';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage } from './support/images.js';
@@ -156,6 +157,19 @@ describe('thfc-mirror CLI', () => {
     } finally {
       pt.kill('SIGTERM');
     }
+  }, 60_000);
+
+  it('sync copies a boot profile published with thfc-pack profile add, and says so in its summary', async () => {
+    const index = decodeIndex(await readFile(join(store, 'disk.idx')));
+    const recorded = join(work, 'disk.recorded');
+    await writeFile(recorded, encodeProfile('disk', index.digest, [...index.index.uniqueRefs().keys()].slice(0, 3)));
+    const add = await node(BIN.pack, ['profile', 'add', join(store, 'disk.idx'), recorded]);
+    expect(add.code, add.stderr).toBe(0);
+    const local = join(work, 'with-profile');
+    const sync = await node(MIRROR, ['sync', serverUrl, '--store', local], { timeoutMs: 60_000 });
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(sync.stdout).toMatch(/^ {2}disk: updated, .*\), profile updated$/m);
+    expect(await readFile(join(local, 'disk.profile'))).toEqual(await readFile(join(store, 'disk.profile')));
   }, 60_000);
 
   it('serves a published boot profile beside its index', async () => {

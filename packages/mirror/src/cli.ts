@@ -90,7 +90,9 @@ program
 
 program
   .command('sync')
-  .description('replicate indexes (default: all the upstream lists) and the blocks they need; each index last')
+  .description(
+    'replicate indexes (default: all the upstream lists), the blocks they need and their boot profiles; each index after its blocks, each profile after its index',
+  )
   .argument('<upstream-url>', "the upstream mirror's base URL, e.g. http://mirror.example:8080/")
   .argument('[indexes...]', 'NAME or NAME.idx to sync (default: every index in the upstream /index.json)')
   .requiredOption('-s, --store <dir>', 'local store directory (created if missing)')
@@ -172,7 +174,7 @@ function describeProxy(s: ProxySummary): string {
 function describeSync(r: SyncReport): string {
   const lines = r.indexes.map(
     (i) =>
-      `  ${i.name}: ${i.status}, ${i.blocks} blocks (${i.present} present, ${i.fetched} fetched, ${formatBytes(i.fetchedBytes)})`,
+      `  ${i.name}: ${i.status}, ${i.blocks} blocks (${i.present} present, ${i.fetched} fetched, ${formatBytes(i.fetchedBytes)}), profile ${i.profile}`,
   );
   lines.unshift(
     `synced ${r.indexes.length} index(es) from ${r.upstream} into ${r.store}: ${r.fetchedBlocks} blocks, ${formatBytes(r.fetchedBytes)} fetched in ${r.seconds.toFixed(2)} s (${formatRate(r.fetchedBytes, r.seconds)})`,

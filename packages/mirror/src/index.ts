@@ -22,6 +22,7 @@ export * from './registry/mirrors-file.js';
 export * from './registry/open-registry.js';
 export * from './registry/redis-registry.js';
 export type * from './registry/registry.js';
+export * from './replica-profile.js';
 export * from './routes/block-route.js';
 export * from './routes/conditional.js';
 export * from './routes/file-route.js';

@@ -1,11 +1,20 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, SILENT_LOGGER } from '@thfc/blockfs';
-import { BlockCorruptError, BlockNotFoundError, type DecodedIndex, MirrorUnavailableError } from '@thfc/format';
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type DecodedIndex,
+  decodeIndex,
+  fsError,
+  MirrorUnavailableError,
+} from '@thfc/format';
 import { readIndexFile, writeFileAtomic } from '@thfc/packer';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
+import { checkReplicaProfile, dropStaleProfile } from './replica-profile.js';
 import type { StoreReader } from './store-reader.js';
-import type { Upstream } from './upstream.js';
+import type { ProfileFetch, Upstream } from './upstream.js';
 
 /**
  * An id no known index names triggers at most one look at the upstream's
@@ -42,10 +51,15 @@ export interface PullThroughOptions {
  * however many requests wait for it, verified against its ref (ref-book.ts)
  * by the upstream tree, written with DirStore.put (temp + rename), and
  * returned for serving. A missing index is fetched, strictly decoded and
- * written durably before it is served.
+ * written durably before it is served. A missing boot profile is fetched
+ * only for an index the store holds (pulled first if need be), checked
+ * against that index (replica-profile.ts) and written durably before it is
+ * served; one that fails the check is never stored or served. Writing an
+ * index drops a stored profile bound to another index.
  *
  * Results: a block resolves to its stored bytes, or undefined when no known
- * index names it or every upstream answered 404. Every other failure
+ * index names it or every upstream answered 404; an index or profile to
+ * true once stored, false when no upstream publishes it. Every other failure
  * (all upstreams down, or sending bytes that fail verification) rejects with
  * MirrorUnavailableError: nothing unverified is ever stored or served. A
  * block that verified but could not be stored (disk full) is still served.
@@ -56,6 +70,8 @@ export interface PullThroughOptions {
 export class PullThrough {
   private readonly blocks = new Map<string, Promise<Uint8Array | undefined>>();
   private readonly indexes = new Map<string, Promise<boolean>>();
+  private readonly profiles = new Map<string, Promise<boolean>>();
+  /** When each index (`NAME.idx`) or profile (`NAME.profile`) was last fetched or checked upstream. */
   private readonly checkedAt = new Map<string, number>();
   private refreshing: Promise<void> | undefined;
   private lastRefresh = Number.NEGATIVE_INFINITY;
@@ -94,12 +110,42 @@ export class PullThrough {
     return p;
   }
 
+  /**
+   * Fetches NAME.profile into the store, beside the NAME.idx it must be bound
+   * to; false when there is nothing to serve (no such index, or no upstream
+   * publishes a profile).
+   */
+  profile(name: string): Promise<boolean> {
+    let p = this.profiles.get(name);
+    if (!p) {
+      p = this.fetchProfile(name).finally(() => this.profiles.delete(name));
+      this.profiles.set(name, p);
+    }
+    return p;
+  }
+
   /** Called when a local copy of NAME.idx is served: refreshes it in the background once it is old. */
   revalidateIndex(name: string): void {
-    const at = this.checkedAt.get(name);
-    if (at !== undefined && this.now() - at < this.indexRevalidateMs) return;
-    this.checkedAt.set(name, this.now());
+    if (!this.due(`${name}.idx`)) return;
     this.index(name).catch((e) => this.logger.fault(`revalidating ${name}.idx: ${(e as Error).message}`));
+  }
+
+  /**
+   * Called when a local copy of NAME.profile is served: as for an index, once
+   * it is old, the upstream's copy is fetched in the background and replaces
+   * it if it passes the check; a refused copy or "none" leaves it as it is.
+   */
+  revalidateProfile(name: string): void {
+    if (!this.due(`${name}.profile`)) return;
+    this.profile(name).catch((e) => this.logger.fault(`revalidating ${name}.profile: ${(e as Error).message}`));
+  }
+
+  /** True, and the clock restarted, when `file` was last checked upstream at least indexRevalidateMs ago. */
+  private due(file: string): boolean {
+    const at = this.checkedAt.get(file);
+    if (at !== undefined && this.now() - at < this.indexRevalidateMs) return false;
+    this.checkedAt.set(file, this.now());
+    return true;
   }
 
   private async fetchBlock(id: string): Promise<Uint8Array | undefined> {
@@ -145,7 +191,7 @@ export class PullThrough {
       metrics.error('upstream');
       throw e;
     }
-    this.checkedAt.set(name, this.now());
+    this.checkedAt.set(`${name}.idx`, this.now());
     if (!decoded) {
       metrics.pull('not_found');
       return false;
@@ -158,6 +204,53 @@ export class PullThrough {
       throw e;
     }
     metrics.pull('fetched', decoded.bytes.length);
+    try {
+      await dropStaleProfile(store.root, name, decoded.digest);
+    } catch (e) {
+      this.logger.fault(`dropping the stale ${name}.profile: ${(e as Error).message}`);
+    }
+    return true;
+  }
+
+  private async fetchProfile(name: string): Promise<boolean> {
+    const { upstream, store, metrics } = this.components;
+    const indexPath = join(store.root, `${name}.idx`);
+    // The index first: a profile is checked against, and published beside, the index this store serves.
+    let indexBytes = await readIfPresent(indexPath);
+    if (!indexBytes) {
+      if (!(await this.index(name))) return false;
+      indexBytes = await readFile(indexPath);
+    }
+    const index = decodeIndex(indexBytes);
+    this.checkedAt.set(`${name}.profile`, this.now());
+    let got: ProfileFetch;
+    try {
+      got = await upstream.fetchProfile(name, (bytes, url) => checkReplicaProfile(bytes, index, url), this.signal);
+    } catch (e) {
+      this.signal.throwIfAborted();
+      metrics.pull('failed');
+      metrics.error('upstream');
+      throw e;
+    }
+    if (got.kind === 'none') {
+      metrics.pull('not_found');
+      return false;
+    }
+    if (got.kind === 'refused') {
+      metrics.pull('failed');
+      metrics.error('corrupt');
+      throw new MirrorUnavailableError(`upstream for ${name}.profile`, `refused: ${got.why}`);
+    }
+    const path = join(store.root, `${name}.profile`);
+    const local = await readIfPresent(path).catch(() => undefined);
+    if (local && Buffer.compare(local, got.bytes) === 0) return true; // revalidated: unchanged
+    try {
+      await writeFileAtomic(path, got.bytes, { durable: true, signal: this.signal });
+    } catch (e) {
+      metrics.error('store_write');
+      throw e;
+    }
+    metrics.pull('fetched', got.bytes.length);
     return true;
   }
 
@@ -197,6 +290,15 @@ export class PullThrough {
       this.signal.throwIfAborted();
       this.logger.fault(`learning block refs from upstream: ${(e as Error).message}`);
     }
+  }
+}
+
+async function readIfPresent(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(e, path);
   }
 }
 

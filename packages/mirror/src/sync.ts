@@ -14,6 +14,7 @@ import {
   UsageError,
 } from '@thfc/format';
 import { type CommandIo, DirStore, formatBytes, progressFor, writeFileAtomic } from '@thfc/packer';
+import { checkReplicaProfile, dropStaleProfile } from './replica-profile.js';
 import type { ListingEntry } from './store-listing.js';
 import { Upstream } from './upstream.js';
 
@@ -58,7 +59,22 @@ export interface IndexSyncReport {
   readonly present: number;
   readonly fetched: number;
   readonly fetchedBytes: number;
+  /** NAME.profile, copied after the index: see ProfileSyncStatus. */
+  readonly profile: ProfileSyncStatus;
 }
+
+/**
+ * What became of the image's boot profile (NAME.profile):
+ * - `updated`: the upstream's copy passed the check (replica-profile.ts) and was published;
+ * - `unchanged`: the store already held those exact bytes;
+ * - `none`: the upstream publishes none (404);
+ * - `refused`: the upstream's copy failed the check and was not published (one log line; not an error);
+ * - `failed`: the upstream could not answer, or the copy could not be written (an error, as for an index).
+ * Whatever the status, a local profile bound to another index than the one
+ * just published is removed; a local one that fits it is never replaced by a
+ * refused copy, nor removed because the upstream has none.
+ */
+export type ProfileSyncStatus = 'updated' | 'unchanged' | 'none' | 'refused' | 'failed';
 
 export interface SyncReport {
   readonly upstream: string;
@@ -76,18 +92,23 @@ export interface SyncReport {
  * store. For each index: fetch it (or, when the listing's SHA-256 says the
  * store's copy is identical, read that), find the blocks the store lacks,
  * fetch those in parallel through failover(verified(http)), store each with
- * temp + rename, and only then publish the index (temp + fsync + rename). So:
+ * temp + rename, and only then publish the index (temp + fsync + rename),
+ * then its boot profile, checked against it (syncProfile). So:
  * - a client of this store never sees an index whose blocks are missing;
+ * - a profile is published only beside the index it is bound to;
  * - an interrupted sync leaves whole blocks and the previous index, and a
  *   rerun fetches only what is still missing (resumable);
  * - nothing unverified is ever stored.
  *
  * Errors: an index the upstream lacks is InputError; bad bytes after every
  * retry surface as MirrorUnavailableError (failover absorbs them per
- * attempt); an upstream index that does not decode is IndexFormatError. One
- * index failing does not stop the others: each is logged, and the first
- * error is thrown at the end. Ctrl-C: InterruptedError, except with --watch,
- * where it ends the loop normally.
+ * attempt); an upstream index that does not decode is IndexFormatError; a
+ * profile the upstream could not deliver is MirrorUnavailableError (its
+ * index is published all the same). One index failing does not stop the
+ * others: each is logged, and the first error is thrown at the end. A
+ * profile that fails its check is logged and reported, not an error.
+ * Ctrl-C: InterruptedError, except with --watch, where it ends the loop
+ * normally.
  */
 export async function runSync(options: SyncOptions, io: SyncIo): Promise<SyncReport> {
   const logger = new LineLogger((l) => io.stderr.write(l), !!options.verbose);
@@ -142,12 +163,15 @@ async function syncOnce(
     for (const name of todo) {
       try {
         const entry = listed?.find((e) => e.name === name);
-        reports.push(
-          await syncIndex(upstream, store, name, entry, io, (bytes) => {
-            fetchedBlocks++;
-            fetchedBytes += bytes;
-          }),
-        );
+        const { report, profileError } = await syncIndex(upstream, store, name, entry, io, logger, (bytes) => {
+          fetchedBlocks++;
+          fetchedBytes += bytes;
+        });
+        reports.push(report);
+        if (profileError) {
+          logger.fault(`${name}.profile: ${profileError.message}`);
+          firstError ??= profileError;
+        }
       } catch (e) {
         if (signal.aborted) throw e;
         logger.fault(`${name}: ${(e as Error).message}`);
@@ -177,8 +201,9 @@ async function syncIndex(
   name: string,
   listed: ListingEntry | undefined,
   io: CommandIo,
+  logger: Logger,
   fetched: (bytes: number) => void,
-): Promise<IndexSyncReport> {
+): Promise<{ report: IndexSyncReport; profileError?: Error | undefined }> {
   const { signal } = io;
   const indexPath = join(store.root, `${name}.idx`);
   const localBytes = await readFile(indexPath).catch(() => undefined);
@@ -227,15 +252,66 @@ async function syncIndex(
   }
 
   if (!unchanged) await writeFileAtomic(indexPath, decoded.bytes, { durable: true, signal });
+  const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
   return {
-    name,
-    status: unchanged ? 'unchanged' : 'updated',
-    digest: decoded.digest,
-    blocks: refs.length,
-    present: refs.length - missing.length,
-    fetched: fetchedCount,
-    fetchedBytes,
+    report: {
+      name,
+      status: unchanged ? 'unchanged' : 'updated',
+      digest: decoded.digest,
+      blocks: refs.length,
+      present: refs.length - missing.length,
+      fetched: fetchedCount,
+      fetchedBytes,
+      profile: profile.status,
+    },
+    profileError: profile.error,
   };
+}
+
+/**
+ * Copies NAME.profile once NAME.idx (`index`) is published: fetched whole,
+ * checked against that index as a client would check it and more
+ * (checkReplicaProfile), written with temp + fsync + rename. Then drops a
+ * local profile that is bound to another index. Never throws but for abort:
+ * a failure comes back as `error`, for the caller to report like an index's.
+ */
+async function syncProfile(
+  upstream: Upstream,
+  root: string,
+  name: string,
+  index: DecodedIndex,
+  signal: AbortSignal,
+  logger: Logger,
+): Promise<{ status: ProfileSyncStatus; error?: Error | undefined }> {
+  const path = join(root, `${name}.profile`);
+  let status: ProfileSyncStatus;
+  let error: Error | undefined;
+  try {
+    const got = await upstream.fetchProfile(name, (bytes, url) => checkReplicaProfile(bytes, index, url), signal);
+    if (got.kind === 'found') {
+      const local = await readFile(path).catch(() => undefined);
+      if (local && Buffer.compare(local, got.bytes) === 0) status = 'unchanged';
+      else {
+        await writeFileAtomic(path, got.bytes, { durable: true, signal });
+        status = 'updated';
+      }
+    } else if (got.kind === 'refused') {
+      logger.fault(`${name}.profile refused, not published: ${got.why}`);
+      status = 'refused';
+    } else status = 'none';
+  } catch (e) {
+    signal.throwIfAborted();
+    status = 'failed';
+    error = e as Error;
+  }
+  try {
+    if (await dropStaleProfile(root, name, index.digest)) {
+      logger.info(`${name}.profile: removed, it was bound to an older index than ${index.digest}`);
+    }
+  } catch (e) {
+    error ??= e as Error;
+  }
+  return { status, error };
 }
 
 /** The refs whose block file the store lacks, in index order. */

@@ -14,6 +14,7 @@ import {
   InputError,
   InvalidArgumentError,
   MirrorUnavailableError,
+  ThfcError,
 } from '@thfc/format';
 import { request } from 'undici';
 import { decodeListing, type ListingEntry, MAX_LISTING_BYTES } from './store-listing.js';
@@ -28,6 +29,19 @@ export const DEFAULT_UPSTREAM_CONNECTIONS = 4;
 /** An index or listing is one small request: 10 s without an answer means the upstream is not answering. */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 10_000;
 
+/** What Upstream.fetchProfile found. */
+export type ProfileFetch =
+  | { readonly kind: 'found'; readonly url: string; readonly bytes: Uint8Array }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'refused'; readonly why: string };
+
+/**
+ * A boot profile past this size is refused: it is the bound httpstorged
+ * reads a profile with (blockfs profile-loader.ts), so a larger one would be
+ * refused by every client anyway. A real one is tens of KB.
+ */
+const MAX_UPSTREAM_PROFILE_BYTES = 64 * 1024 * 1024;
+
 export interface UpstreamOptions {
   /** Base URLs (the directory holding NAME.idx and blocks/), in preference order. */
   readonly urls: readonly string[];
@@ -40,7 +54,7 @@ export interface UpstreamOptions {
  * sources, `failover(verified(http(a)), verified(http(b)), …)`, so a bad
  * upstream is verified against, demoted and
  * failed over exactly as a client would; indexes through blockfs' loadIndex
- * (bounded, strictly decoded); the store listing here.
+ * (bounded, strictly decoded); the store listing and boot profiles here.
  *
  * Errors: fetchIndex resolves to undefined when every upstream answered
  * "no such index", and throws MirrorUnavailableError (naming each failure)
@@ -90,6 +104,54 @@ export class Upstream {
     throw new MirrorUnavailableError(`upstream for ${name}.idx`, failures.join('; '));
   }
 
+  /**
+   * `NAME.profile` from the first upstream whose copy passes `check` (which
+   * throws a ThfcError to refuse one: replica-profile.ts). Failover as for
+   * indexes: an upstream that answers 404 or 410 (as a client reads it: no
+   * profile) or whose copy is refused passes to the next. `none` when every
+   * upstream answered "no profile", `refused` when at least one sent a copy
+   * and every copy was refused; MirrorUnavailableError (naming each failure)
+   * when none was taken and one could not answer.
+   */
+  async fetchProfile(
+    name: string,
+    check: (bytes: Uint8Array, url: string) => unknown,
+    signal: AbortSignal,
+  ): Promise<ProfileFetch> {
+    const failures: string[] = [];
+    const refusals: string[] = [];
+    for (const base of this.urls) {
+      const url = `${base}${name}.profile`;
+      let bytes: Buffer | undefined;
+      try {
+        bytes = await getBounded(url, {
+          maxBytes: MAX_UPSTREAM_PROFILE_BYTES,
+          timeoutMs: this.timeoutMs,
+          signal,
+          absent: [404, 410],
+        });
+      } catch (e) {
+        signal.throwIfAborted();
+        if (e instanceof IndexFormatError) refusals.push(e.message);
+        else if (e instanceof MirrorUnavailableError) failures.push(e.message);
+        else throw e;
+        continue;
+      }
+      if (!bytes) continue;
+      try {
+        check(bytes, url);
+        return { kind: 'found', url, bytes };
+      } catch (e) {
+        if (!(e instanceof ThfcError)) throw e;
+        refusals.push(`${url}: ${e.message}`);
+      }
+    }
+    if (failures.length > 0) {
+      throw new MirrorUnavailableError(`upstream for ${name}.profile`, [...failures, ...refusals].join('; '));
+    }
+    return refusals.length > 0 ? { kind: 'refused', why: refusals.join('; ') } : { kind: 'none' };
+  }
+
   /** The store listing of the first upstream that answers with one. */
   async fetchListing(signal: AbortSignal): Promise<{ base: string; indexes: ListingEntry[] }> {
     const failures: Error[] = [];
@@ -120,6 +182,24 @@ export class Upstream {
 /** `GET BASE/index.json`, bounded and strictly decoded. */
 export async function fetchListing(base: string, timeoutMs: number, signal: AbortSignal): Promise<ListingEntry[]> {
   const url = `${base}index.json`;
+  const body = await getBounded(url, { maxBytes: MAX_LISTING_BYTES, timeoutMs, signal, absent: [404] });
+  if (!body) {
+    throw new MirrorUnavailableError(url, 'HTTP 404: the upstream publishes no store listing (is it a thfc-mirror?)');
+  }
+  return decodeListing(body.toString('utf8'), url);
+}
+
+/**
+ * One bounded GET, the body read whole. Resolves undefined when the status is
+ * one of `absent`; MirrorUnavailableError when the upstream cannot answer
+ * (no connection, no answer in time, another status, a cut body);
+ * IndexFormatError when the body passes `maxBytes`.
+ */
+async function getBounded(
+  url: string,
+  options: { maxBytes: number; timeoutMs: number; signal: AbortSignal; absent: readonly number[] },
+): Promise<Buffer | undefined> {
+  const { maxBytes, timeoutMs, signal } = options;
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
   let res: Awaited<ReturnType<typeof request>>;
   try {
@@ -133,9 +213,7 @@ export async function fetchListing(base: string, timeoutMs: number, signal: Abor
   }
   if (res.statusCode !== 200) {
     await res.body.dump().catch(() => {});
-    if (res.statusCode === 404) {
-      throw new MirrorUnavailableError(url, 'HTTP 404: the upstream publishes no store listing (is it a thfc-mirror?)');
-    }
+    if (options.absent.includes(res.statusCode)) return undefined;
     throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
   }
   const chunks: Buffer[] = [];
@@ -143,16 +221,18 @@ export async function fetchListing(base: string, timeoutMs: number, signal: Abor
   try {
     for await (const c of res.body as AsyncIterable<Buffer>) {
       n += c.length;
-      if (n > MAX_LISTING_BYTES)
-        throw new IndexFormatError(`larger than ${MAX_LISTING_BYTES} bytes`, undefined, undefined, url);
+      if (n > maxBytes) throw new IndexFormatError(`larger than ${maxBytes} bytes`, undefined, undefined, url);
       chunks.push(c);
     }
   } catch (e) {
     signal.throwIfAborted();
-    if (e instanceof IndexFormatError) throw e;
+    if (e instanceof IndexFormatError) {
+      res.body.destroy();
+      throw e;
+    }
     throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
   }
-  return decodeListing(Buffer.concat(chunks).toString('utf8'), url);
+  return Buffer.concat(chunks);
 }
 
 /** An http(s) URL naming a directory, with exactly one trailing slash; UsageError-class otherwise. */

@@ -1,6 +1,7 @@
-import { cp, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BlockRef, blockPath, decodeIndex } from '@thfc/format';
+import { type BlockRef, blockPath, decodeIndex, encodeProfile } from '@thfc/format';
+import { runProfileAdd } from '@thfc/packer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMirror } from '../src/serve.js';
 import { get, packImage, tempDir, testMirror } from './helpers.js';
@@ -121,5 +122,86 @@ describe('pull-through', () => {
     mirrors.push(both);
     expect((await get(`${both.url}img.idx`)).status).toBe(200);
     expect((await get(`${both.url}${blockPath((refs[3] as BlockRef).id)}`)).status).toBe(200);
+  });
+});
+
+describe('pull-through: boot profiles', () => {
+  // A copy of the upstream with img.profile published beside img.idx (by thfc-pack profile add).
+  let profStore: string;
+  let prof: RunningMirror;
+  const recorded = (extra: string[] = []) =>
+    encodeProfile('img', decodeIndex(indexBytes).digest, [...refs.slice(0, 4).map((r) => r.id), ...extra]);
+  let indexBytes: Buffer;
+
+  const serveCopy = async (name: string, profile: Uint8Array) => {
+    const store = join(work, name);
+    await cp(upstreamStore, store, { recursive: true });
+    await writeFile(join(work, `${name}.recorded`), profile);
+    await runProfileAdd({ index: join(store, 'img.idx'), profile: join(work, `${name}.recorded`) });
+    const m = await testMirror({ store });
+    mirrors.push(m);
+    return { m, store };
+  };
+
+  beforeAll(async () => {
+    indexBytes = await readFile(join(upstreamStore, 'img.idx'));
+    ({ m: prof, store: profStore } = await serveCopy('prof-upstream', recorded()));
+  });
+
+  it('pulls a profile it lacks, its index first, checks it, keeps it and serves it from then on', async () => {
+    const { m, store } = await pullThrough('pp1', prof.url);
+    const r = await get(`${m.url}img.profile`);
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^text\/plain/);
+    expect(r.body).toEqual(await readFile(join(profStore, 'img.profile')));
+    expect(await readFile(join(store, 'img.profile'))).toEqual(r.body);
+    expect(await readFile(join(store, 'img.idx'))).toEqual(indexBytes);
+
+    const asked = prof.metrics.count('file', 200);
+    const again = await get(`${m.url}img.profile`);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(r.body);
+    expect(prof.metrics.count('file', 200)).toBe(asked); // served from the store
+    const metrics = (await get(`${m.url}metrics`)).body.toString();
+    expect(metrics).toMatch(/thfc_mirror_pull_through_total\{result="fetched"\} 2/); // index + profile
+  });
+
+  it('404 stays 404: each request for a profile no upstream has asks again, and no index means no profile', async () => {
+    const { m, store } = await pullThrough('pp2'); // the upstream without a profile
+    const before = upstream.metrics.count('file', 404);
+    expect((await get(`${m.url}img.profile`)).status).toBe(404);
+    expect((await get(`${m.url}img.profile`)).status).toBe(404);
+    expect(upstream.metrics.count('file', 404)).toBe(before + 2);
+    expect(await exists(join(store, 'img.profile'))).toBe(false);
+
+    // No such image: the upstream is asked for its index only, never for a profile that could not be checked.
+    expect((await get(`${m.url}nope.profile`)).status).toBe(404);
+    expect(upstream.metrics.count('file', 404)).toBe(before + 3);
+    expect(await exists(join(store, 'nope.profile'))).toBe(false);
+  });
+
+  it('refuses an upstream profile that fails the check: 502, nothing stored, counted as corrupt', async () => {
+    const { m: bad } = await serveCopy('prof-hostile', recorded());
+    // Bound to the right index, but naming a block it does not reference: what a hostile mirror would send.
+    await writeFile(join(work, 'prof-hostile', 'img.profile'), recorded(['ab'.padEnd(40, '7')]));
+    const { m, store } = await pullThrough('pp3', bad.url);
+    const r = await get(`${m.url}img.profile`);
+    expect(r.status).toBe(502);
+    expect(await exists(join(store, 'img.profile'))).toBe(false);
+    expect(m.metrics.errorCount('corrupt')).toBe(1);
+    expect((await get(`${m.url}img.idx`)).status).toBe(200);
+  });
+
+  it('pulling an index drops a stored profile bound to another index', async () => {
+    const store = join(work, 'pp4');
+    await mkdir(store);
+    await writeFile(join(store, 'img.profile'), encodeProfile('img', `sha256:${'0'.repeat(64)}`, []));
+    const m = await testMirror({ store, upstreams: [prof.url] });
+    mirrors.push(m);
+    expect((await get(`${m.url}img.idx`)).status).toBe(200);
+    expect(await exists(join(store, 'img.profile'))).toBe(false);
+    const r = await get(`${m.url}img.profile`);
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual(await readFile(join(profStore, 'img.profile')));
   });
 });

@@ -1,9 +1,19 @@
-import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type BlockRef, blockPath, decodeIndex, InputError, InterruptedError, UsageError } from '@thfc/format';
-import { runVerify } from '@thfc/packer';
+import {
+  type BlockRef,
+  blockPath,
+  decodeIndex,
+  encodeProfile,
+  generateSigningKey,
+  InputError,
+  InterruptedError,
+  MirrorUnavailableError,
+  UsageError,
+} from '@thfc/format';
+import { runProfileAdd, runSign, runVerify } from '@thfc/packer';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMirror } from '../src/serve.js';
@@ -231,5 +241,194 @@ describe('sync', () => {
     expect(passes[0]).toBeGreaterThan(0);
     expect(passes.slice(1)).toEqual([0, 0]);
     expect(r.indexes[0]?.status).toBe('unchanged');
+  });
+});
+
+/**
+ * A window onto `target`: forwards every request unless `intercept` answers
+ * it first with a status (it may also just look).
+ */
+async function frontOf(
+  target: string,
+  intercept: (path: string) => Promise<number | undefined> | number | undefined,
+): Promise<string> {
+  const server = createServer(async (req, res) => {
+    const path = req.url ?? '/';
+    const status = await intercept(path);
+    if (status !== undefined) {
+      res.writeHead(status, { 'content-length': 0 }).end();
+      return;
+    }
+    try {
+      const r = await request(`${target}${path.slice(1)}`);
+      res.writeHead(r.statusCode, { 'content-length': r.headers['content-length'] as string });
+      for await (const c of r.body) res.write(c);
+      res.end();
+    } catch {
+      res.destroy();
+    }
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+describe('sync: boot profiles', () => {
+  // An upstream with three images: `signed` (index and profile signed by one key), `plain` (neither signed), `bare` (no profile).
+  let profStore: string;
+  let prof: RunningMirror;
+  const mirrors: RunningMirror[] = [];
+  const fault = (err: string) => err.split('\n').filter((l) => / FAULT /.test(l));
+  const profileStatus = (r: Awaited<ReturnType<typeof runSync>>) => r.indexes.map((i) => [i.name, i.status, i.profile]);
+  /** A profile as `httpstorged --record-profile` writes it: the first three blocks of STORE/NAME.idx. */
+  const recorded = async (store: string, name: string, extra: string[] = []) => {
+    const d = decodeIndex(await readFile(join(store, `${name}.idx`)));
+    return encodeProfile(name, d.digest, [...[...d.index.uniqueRefs().keys()].slice(0, 3), ...extra]);
+  };
+  const idsOf = async (store: string, name: string) => [
+    ...decodeIndex(await readFile(join(store, `${name}.idx`)))
+      .index.uniqueRefs()
+      .keys(),
+  ];
+  const serveCopy = async (name: string, change: (store: string) => Promise<void>) => {
+    const store = join(work, name);
+    await cp(profStore, store, { recursive: true });
+    await change(store);
+    const m = await testMirror({ store });
+    mirrors.push(m);
+    return m;
+  };
+
+  beforeAll(async () => {
+    profStore = join(work, 'prof-upstream');
+    const key = join(work, 'publisher.key');
+    await writeFile(key, generateSigningKey().privateKeyPem);
+    for (const [i, name] of ['signed', 'plain', 'bare'].entries()) {
+      await packImage(work, profStore, name, [['t', 32 * 1024]], { blockSize: 4096, seed: 20 + i });
+    }
+    await runSign({ index: join(profStore, 'signed.idx'), key });
+    for (const name of ['signed', 'plain']) {
+      const rec = join(work, `${name}.recorded`);
+      await writeFile(rec, await recorded(profStore, name));
+      await runProfileAdd({
+        index: join(profStore, `${name}.idx`),
+        profile: rec,
+        key: name === 'signed' ? key : undefined,
+      });
+    }
+    prof = await testMirror({ store: profStore });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const m of mirrors) await m.close();
+    await prof?.close();
+  });
+
+  it('copies each profile once its index is in place, byte for byte; the next pass leaves it unchanged', async () => {
+    const store = freshStore();
+    // When the upstream is asked for NAME.profile, is NAME.idx already published in the replica?
+    const indexInPlace: Record<string, boolean> = {};
+    const front = await frontOf(prof.url, async (path) => {
+      if (path.endsWith('.profile')) indexInPlace[path] = await exists(join(store, path.replace(/\.profile$/, '.idx')));
+      return undefined;
+    });
+    const io = testIo();
+    const r = await runSync({ upstream: front, store }, io);
+    expect(profileStatus(r)).toEqual([
+      ['bare', 'updated', 'none'],
+      ['plain', 'updated', 'updated'],
+      ['signed', 'updated', 'updated'],
+    ]);
+    expect(indexInPlace).toEqual({ '/bare.profile': true, '/plain.profile': true, '/signed.profile': true });
+    for (const name of ['plain', 'signed']) {
+      expect(await readFile(join(store, `${name}.profile`))).toEqual(
+        await readFile(join(profStore, `${name}.profile`)),
+      );
+    }
+    expect(await exists(join(store, 'bare.profile'))).toBe(false);
+    expect(fault(io.err())).toEqual([]);
+
+    const again = await runSync({ upstream: prof.url, store }, testIo());
+    expect(again.indexes.map((i) => i.profile)).toEqual(['none', 'unchanged', 'unchanged']);
+  });
+
+  it('refuses a tampered profile: not published, one line each, the images still sync, a good local copy is kept', async () => {
+    const bad = await serveCopy('prof-tampered', async (store) => {
+      // plain: well formed and bound to its index, but naming a block of another image.
+      await writeFile(
+        join(store, 'plain.profile'),
+        await recorded(store, 'plain', [(await idsOf(store, 'bare'))[0] as string]),
+      );
+      // signed: blocks reordered, end digest recomputed, the publisher's signature line kept.
+      const good = await readFile(join(store, 'signed.profile'));
+      const sig = good.subarray(good.lastIndexOf('sig ed25519'));
+      const ids = (await idsOf(store, 'signed')).slice(0, 3).reverse();
+      const body = encodeProfile('signed', decodeIndex(await readFile(join(store, 'signed.idx'))).digest, ids);
+      await writeFile(join(store, 'signed.profile'), Buffer.concat([body, sig]));
+    });
+
+    const empty = freshStore();
+    const io = testIo();
+    const r = await runSync({ upstream: bad.url, store: empty }, io);
+    expect(profileStatus(r)).toEqual([
+      ['bare', 'updated', 'none'],
+      ['plain', 'updated', 'refused'],
+      ['signed', 'updated', 'refused'],
+    ]);
+    for (const name of ['bare', 'plain', 'signed']) expect(await exists(join(empty, `${name}.idx`))).toBe(true);
+    expect(await exists(join(empty, 'plain.profile'))).toBe(false);
+    expect(await exists(join(empty, 'signed.profile'))).toBe(false);
+    const lines = fault(io.err());
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/plain\.profile refused, not published: .*does not reference/);
+    expect(lines[1]).toMatch(/signed\.profile refused, not published: .*does not verify/);
+
+    const store = freshStore();
+    await runSync({ upstream: prof.url, store }, testIo());
+    const before = await Promise.all(['plain', 'signed'].map((n) => readFile(join(store, `${n}.profile`))));
+    const over = await runSync({ upstream: bad.url, store }, testIo());
+    expect(over.indexes.map((i) => i.profile)).toEqual(['none', 'refused', 'refused']);
+    expect(await Promise.all(['plain', 'signed'].map((n) => readFile(join(store, `${n}.profile`))))).toEqual(before);
+  });
+
+  it('with no upstream profile copies none and keeps a local one that fits; a replaced index takes its stale profile away', async () => {
+    const store = freshStore();
+    const r = await runSync({ upstream: prof.url, store, names: ['bare', 'plain'] }, testIo());
+    expect(profileStatus(r)).toEqual([
+      ['bare', 'updated', 'none'],
+      ['plain', 'updated', 'updated'],
+    ]);
+    expect(await exists(join(store, 'bare.profile'))).toBe(false);
+    // A profile published on this replica alone, for the index it holds: sync does not delete it.
+    const local = await recorded(store, 'bare');
+    await writeFile(join(store, 'bare.profile'), local);
+    expect((await runSync({ upstream: prof.url, store, names: ['bare'] }, testIo())).indexes[0]?.profile).toBe('none');
+    expect(await readFile(join(store, 'bare.profile'))).toEqual(Buffer.from(local));
+
+    // The upstream republishes `plain` (new content, new digest) without a profile.
+    const republished = await serveCopy('prof-republished', async (up) => {
+      await packImage(work, up, 'plain', [['t', 32 * 1024]], { blockSize: 4096, seed: 99 });
+      await rm(join(up, 'plain.profile'));
+    });
+    const io = testIo();
+    const again = await runSync({ upstream: republished.url, store, names: ['plain'] }, io);
+    expect(profileStatus(again)).toEqual([['plain', 'updated', 'none']]);
+    expect(again.indexes[0]?.digest).not.toBe(r.indexes[1]?.digest);
+    expect(await exists(join(store, 'plain.profile'))).toBe(false);
+    expect(io.err()).toMatch(/plain\.profile: removed, it was bound to an older index/);
+  });
+
+  it('a profile the upstream cannot deliver fails the pass like an index would, after its index is published', async () => {
+    const front = await frontOf(prof.url, (path) => (path === '/plain.profile' ? 500 : undefined));
+    const store = freshStore();
+    const io = testIo();
+    const e = await runSync({ upstream: front, store, names: ['plain', 'signed'] }, io).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toMatch(/plain\.profile.*HTTP 500/);
+    expect(await exists(join(store, 'plain.idx'))).toBe(true);
+    expect(await exists(join(store, 'plain.profile'))).toBe(false);
+    // The next image still synced, profile and all.
+    expect(await exists(join(store, 'signed.profile'))).toBe(true);
+    expect(fault(io.err())).toEqual([expect.stringMatching(/ FAULT plain\.profile: .*HTTP 500/)]);
   });
 });

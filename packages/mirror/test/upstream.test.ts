@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { IndexFormatError, InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import { IndexFormatError, InvalidArgumentError, MirrorUnavailableError, SignatureError } from '@thfc/format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchListing, normaliseBase, Upstream } from '../src/upstream.js';
 
@@ -55,6 +55,57 @@ describe('fetchListing / Upstream', () => {
     const down = new Upstream({}, { urls: ['http://127.0.0.1:9/'] });
     try {
       await expect(down.fetchIndex('img', signal())).rejects.toThrow(MirrorUnavailableError);
+    } finally {
+      await down.close();
+    }
+  });
+});
+
+describe('Upstream.fetchProfile', () => {
+  /** Passes only bodies that say "good"; the refusal is a ThfcError, as the real check's are. */
+  const check = (bytes: Uint8Array) => {
+    const text = Buffer.from(bytes).toString();
+    if (!text.startsWith('good')) throw new SignatureError(`${text} is no good`);
+  };
+  const upstream = (...dirs: string[]) => new Upstream({}, { urls: dirs.map((d) => `${base}${d}/`) });
+
+  it('takes the first copy the check accepts: 404, 410 and refused copies pass to the next upstream', async () => {
+    routes.set('/p-good/img.profile', [200, 'good one']);
+    routes.set('/p-bad/img.profile', [200, 'tampered']);
+    routes.set('/p-gone/img.profile', [410, '']);
+    const up = upstream('p-none', 'p-gone', 'p-bad', 'p-good');
+    try {
+      const got = await up.fetchProfile('img', check, signal());
+      expect(got).toEqual({
+        kind: 'found',
+        url: `${base}p-good/img.profile`,
+        bytes: Buffer.from('good one'),
+      });
+    } finally {
+      await up.close();
+    }
+  });
+
+  it('none when no upstream has one, refused when every copy fails the check, unavailable when one cannot answer', async () => {
+    routes.set('/p-bad/img.profile', [200, 'tampered']);
+    routes.set('/p-down/img.profile', [503, '']);
+    const cases: [string[], unknown][] = [
+      [['p-none', 'p-none2'], { kind: 'none' }],
+      [['p-none', 'p-bad'], { kind: 'refused', why: `${base}p-bad/img.profile: tampered is no good` }],
+    ];
+    for (const [dirs, expected] of cases) {
+      const up = upstream(...dirs);
+      try {
+        expect(await up.fetchProfile('img', check, signal())).toEqual(expected);
+      } finally {
+        await up.close();
+      }
+    }
+    const down = upstream('p-bad', 'p-down');
+    try {
+      const e = await down.fetchProfile('img', check, signal()).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(MirrorUnavailableError);
+      expect((e as Error).message).toMatch(/HTTP 503.*tampered is no good/);
     } finally {
       await down.close();
     }

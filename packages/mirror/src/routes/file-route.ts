@@ -14,6 +14,13 @@ import { sendFile } from './send-representation.js';
 export const INDEX_MAX_AGE_SECONDS = 60;
 export const ROOT_FILE_CACHE_CONTROL = `public, max-age=${INDEX_MAX_AGE_SECONDS}`;
 
+/** The root files pull-through fills: an image's index and its boot profile. */
+function pulledKind(name: string): { kind: 'index' | 'profile'; image: string } | undefined {
+  if (name.endsWith('.idx') && isImageName(name.slice(0, -4))) return { kind: 'index', image: name.slice(0, -4) };
+  if (name.endsWith('.profile') && isImageName(name.slice(0, -8))) return { kind: 'profile', image: name.slice(0, -8) };
+  return undefined;
+}
+
 function contentTypeOf(name: string): string {
   if (name.endsWith('.idx') || name.endsWith('.profile') || name.endsWith('.pub'))
     return 'text/plain; charset=us-ascii';
@@ -24,22 +31,29 @@ function contentTypeOf(name: string): string {
 
 /**
  * `GET|HEAD /NAME` for a plain file at the store root of a served kind
- * (routes/request-target.ts): `NAME.idx`, `catalog.json`, public keys. With an upstream, a missing index is pulled
- * (and a served one revalidated in the background). Indexes carry their
- * format digest in `X-Thfc-Digest`.
+ * (routes/request-target.ts): `NAME.idx`, `NAME.profile`, `catalog.json`,
+ * public keys. With an upstream, a missing index or boot profile is pulled
+ * (pull-through.ts; 502 when the upstreams could not deliver one that
+ * passes its checks), and a served one revalidated in the background.
+ * Indexes carry their format digest in `X-Thfc-Digest`.
  */
 export async function serveRootFile(ex: Exchange, name: string, ctx: RouteContext): Promise<void> {
-  const isIndex = name.endsWith('.idx') && isImageName(name.slice(0, -4));
+  const pulled = pulledKind(name);
   let file = await ctx.store.openRootFile(name);
-  if (ctx.pull && isIndex) {
-    if (file) ctx.pull.revalidateIndex(name.slice(0, -4));
-    else {
+  if (ctx.pull && pulled) {
+    const { kind, image } = pulled;
+    if (file) {
+      if (kind === 'index') ctx.pull.revalidateIndex(image);
+      else ctx.pull.revalidateProfile(image);
+    } else {
       try {
-        if (await ctx.pull.index(name.slice(0, -4))) file = await ctx.store.openRootFile(name);
+        if (await (kind === 'index' ? ctx.pull.index(image) : ctx.pull.profile(image))) {
+          file = await ctx.store.openRootFile(name);
+        }
       } catch (e) {
         if (!(e instanceof MirrorUnavailableError)) throw e;
         ctx.logger.fault(`pull-through of ${name} failed: ${e.message}`);
-        ex.reply(502, 'upstream could not deliver this index\n');
+        ex.reply(502, `upstream could not deliver this ${kind}\n`);
         return;
       }
     }
