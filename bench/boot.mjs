@@ -7,8 +7,9 @@
 // Each is timed from the start of `thfc-vm` to the guest's marker line on its serial console, so the
 // HTTP figures include the mount. All three run ctx.runs times, interleaved (local, cold, warm) so that
 // drift on the shared machine hits them alike; medians are compared. The guest is the test guest of
-// test/support/guest-image.mjs (Debian kernel + busybox on a 64 MiB ext4 root disk, built from Debian
-// packages once and cached), booted under TCG (KVM is not usable on the dev/CI machine).
+// test/support/guest-image.mjs (Debian kernel + busybox on a 256 MiB ext4 root disk with ~70 MB of real
+// files, of which its init reads ~10 MB in an order unrelated to the disk layout before the marker; built from
+// Debian packages once and cached), booted under TCG (KVM is not usable on the dev/CI machine).
 // Bytes: what httpstorged fetched for a boot (its stats: bytesDownloaded) against the image size and
 // against what the guest read (bytesRead).
 //
@@ -33,7 +34,7 @@ const TOOLS = [
   ['apt-get', 'apt'],
   ['dpkg', 'dpkg'],
 ];
-/** A TCG boot of the test guest takes 3-8 s; a minute means it hangs. */
+/** A TCG boot of the test guest takes 4-8 s; two minutes means it hangs. */
 const BOOT_TIMEOUT_MS = 120_000;
 /** The guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for all three. */
 const GUEST_MEM_MIB = 256;

@@ -10,9 +10,16 @@
 // The link: one `thfc-mirror proxy UPSTREAM --inject latency=RTTms` per boot, in front of `thfc-mirror serve
 // STORE` for thfc and of a plain range-capable static server holding the raw image for the peer. The proxy
 // delays each response by the RTT (one round trip per request, the cost of a request on a kept-alive
-// connection) and counts the bytes it relays. Bandwidth is left unlimited: a cold boot of this guest moves
-// ~2 MB, which at any realistic WAN rate (≥ 20 Mbit/s) is < 1 s of transfer spread over the boot, while
-// its 12-50 round trips are the cost the modes differ in; a cap would add the same transfer time to all four.
+// connection) and counts the bytes it relays. Bandwidth is unlimited unless BENCH_WAN_BANDWIDTH sets a cap
+// (the proxy's `bandwidth=` syntax, e.g. 12.5MB/s for 100 Mbit/s, on every timed link and the fault runs):
+// the targets are defined by RTT alone, and the boot's ~150 dependent round trips are what the modes differ
+// in. Transfer is not free, though: a cold boot of the test guest moves 10-14 MB (the modes differ by up to
+// ~4 MB: read-ahead and the peer fetch more than (a)), ~1 s at 100 Mbit/s, ~5 s at 20 Mbit/s, partly
+// overlapped with the kernel's start in (c); set the cap to see it.
+//
+// The guest (test/support/guest-image.mjs) boots a Debian kernel and busybox; before its marker, its init
+// reads ~10 MB in ~160 files in an order unrelated to their place on the disk, as a distribution's boot
+// starting services does: some 150 of the image's 256 KiB blocks, each read waiting for the one before.
 //
 // Every thfc boot has a fresh block cache; every boot uses a throw-away qemu snapshot (--snapshot /
 // snapshot=on), the same raw virtio drive, TCG, 256 MiB. Time runs from the start of thfc-vm (so it
@@ -29,7 +36,8 @@
 // Targets at 50 ms (medians): (c) ≤ 0.5 × (a); (c) ≤ 0.5 × (d); bytes httpstorged fetched in (c) ≤ 1.3 ×
 // the bytes the guest read. The matrix is printed first, then the target table and BENCH-JSON.
 //
-// Env: BENCH_RUNS (default 3), BENCH_WAN_RTTS (comma list of ms, default 0,20,50,100).
+// Env: BENCH_RUNS (default 3), BENCH_WAN_RTTS (comma list of ms, default 0,20,50,100), BENCH_WAN_BANDWIDTH
+// (a rate cap on the link, e.g. 12.5MB/s; default none).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -83,7 +91,7 @@ export const MODE_LABELS = {
 };
 /** httpstorged flags per thfc mode; (c) adds nothing: the profile published beside the index replays by itself. */
 const MODE_FLAGS = { a: ['--readahead', '0', '--no-prefetch'], b: ['--no-prefetch'], c: [] };
-/** A TCG boot of the test guest takes 3-8 s, ~50 round trips at 100 ms add 5; two minutes means it hangs. */
+/** A TCG boot of the test guest takes 4-8 s; the peer's ~350 round trips at 100 ms add ~35; two minutes means it hangs. */
 const BOOT_TIMEOUT_MS = 120_000;
 /** As bench boot: the guest needs ~100 MiB. */
 const GUEST_MEM_MIB = 256;
@@ -106,9 +114,11 @@ export async function run(ctx) {
       throw new BenchError('MISSING_BUILD', `${f} missing: run npm run build`);
   const { qemuArgs } = await import(pathToFileURL(join(ctx.repoRoot, 'packages/vm-launch/dist/qemu-args.js')).href);
   const rtts = rttsFromEnv();
+  const bandwidth = process.env.BENCH_WAN_BANDWIDTH?.trim() || '';
   const peer = await choosePeer();
   results.peer = peer;
   results.rtts = rtts;
+  results.bandwidth = bandwidth || null;
 
   const { buildGuestImage } = await import(pathToFileURL(join(ctx.repoRoot, 'test/support/guest-image.mjs')).href);
   const guest = await buildGuestImage({ log: ctx.log });
@@ -161,7 +171,7 @@ export async function run(ctx) {
     '--append',
     guest.append,
   ];
-  const env = { ctx, cli, state, common, guest, scratch, qemuArgs, peer, n };
+  const env = { ctx, cli, state, common, guest, scratch, qemuArgs, peer, n, bandwidth };
 
   try {
     const mirrorUrl = (await mirror.waitFor(/serving \S+ on (http:\/\/\S+)/, 30_000))[1];
@@ -195,7 +205,7 @@ export async function run(ctx) {
           signal.throwIfAborted();
           const q = await quiet();
           try {
-            const s = await bootMode(env, upstream, mode, rtt === 0 ? '' : `latency=${rtt}ms`);
+            const s = await bootMode(env, upstream, mode, linkSpec(rtt, bandwidth));
             samples.push({ round: round + 1, rtt, mode, busy: q.busy, ...s });
           } catch (e) {
             if (signal.aborted) throw e;
@@ -212,7 +222,7 @@ export async function run(ctx) {
     for (let round = 0; round < ctx.runs; round++) {
       for (const mode of ['b', 'c']) {
         signal.throwIfAborted();
-        ctx.log(`fault run ${round + 1}/${ctx.runs} (${mode}): latency=${TARGET_RTT_MS}ms,${FAULT_SPEC}`);
+        ctx.log(`fault run ${round + 1}/${ctx.runs} (${mode}): ${linkSpec(TARGET_RTT_MS, bandwidth, FAULT_SPEC)}`);
         await quiet();
         faults.push({ round: round + 1, mode, ...(await faultRun(env, upstream, mode)) });
       }
@@ -383,7 +393,7 @@ const COMPARE_ATTEMPTS = 3;
 
 /** One boot through the faulty link, then the whole guest-visible disk compared over the same faulty link. */
 async function faultRun(env, upstream, mode) {
-  const inject = `latency=${TARGET_RTT_MS}ms,${FAULT_SPEC}`;
+  const inject = linkSpec(TARGET_RTT_MS, env.bandwidth, FAULT_SPEC);
   const out = { completed: false, markerOk: false, faults: { boot: {}, compare: {} }, compareFailures: [] };
   let r;
   try {
@@ -525,7 +535,8 @@ function report(ctx, rtts) {
   const widths = [16, ...cols.map((c) => Math.max(c.length, 18))];
   const row = (cells) => `| ${cells.map((c, i) => w(c, widths[i])).join(' | ')} |\n`;
   const rule = `|${widths.map((x) => '-'.repeat(x + 2)).join('|')}|\n`;
-  let out = `\n## bench wan: seconds to the guest marker, cold cache (median of ${ctx.runs}; peer: ${results.peer})\n\n`;
+  const cap = results.bandwidth ? `; bandwidth ${results.bandwidth}` : '';
+  let out = `\n## bench wan: seconds to the guest marker, cold cache (median of ${ctx.runs}; peer: ${results.peer}${cap})\n\n`;
   out += row(['RTT', ...cols]) + rule;
   for (const rtt of rtts) out += row([`${rtt} ms`, ...MODES.map((m) => formatValue(secs[rtt][m], 's'))]);
   out += row([
@@ -568,7 +579,7 @@ function report(ctx, rtts) {
   }
   const faults = results.faults ?? [];
   if (faults.length) {
-    out += `\nfault runs: latency=${TARGET_RTT_MS}ms,${FAULT_SPEC}\n\n`;
+    out += `\nfault runs: ${linkSpec(TARGET_RTT_MS, results.bandwidth, FAULT_SPEC)}\n\n`;
     const head = [
       'run',
       'mode',
@@ -730,6 +741,13 @@ export function fitLine(points) {
 
 // ---------------------------------------------------------------------------
 // Small helpers
+
+/** The proxy's --inject spec for one link: the RTT (none at 0), the bandwidth cap if any, then `extra`. */
+export function linkSpec(rttMs, bandwidth, extra) {
+  return [rttMs ? `latency=${rttMs}ms` : '', bandwidth ? `bandwidth=${bandwidth}` : '', extra ?? '']
+    .filter(Boolean)
+    .join(',');
+}
 
 function rttsFromEnv() {
   const raw = process.env.BENCH_WAN_RTTS;
