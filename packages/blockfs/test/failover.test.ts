@@ -11,7 +11,7 @@ import { blockSourceContract, FakeSource } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
 import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
-import { Failover, type FailoverMirror, type FailoverOptions } from '../src/sources/failover.js';
+import { defaultRounds, Failover, type FailoverMirror, type FailoverOptions } from '../src/sources/failover.js';
 import { HttpSource } from '../src/sources/http-source.js';
 import { verified } from '../src/sources/verified.js';
 import { type BlockServer, delay, type Fault, makeBlock, startBlockServer } from './block-server.js';
@@ -192,6 +192,20 @@ describe('Failover', () => {
     a.fault = (r) => (a.requests.indexOf(r) === 0 ? { kind: 'status', status: 503 } : undefined);
     expect(sameBytes(await f.failover.get(ref), stored)).toBe(true);
     expect(a.requests.length).toBe(2);
+  });
+
+  it('by default a single mirror gets three attempts, two mirrors two rounds (defaultRounds)', async () => {
+    expect([1, 2, 3, 5].map(defaultRounds)).toEqual([3, 2, 2, 2]);
+    const f = await fleet(1);
+    const { ref, stored } = serveEverywhere(f, 12);
+    const [a] = f.servers as [BlockServer];
+    a.fault = (r) => (a.requests.indexOf(r) < 2 ? { kind: 'status', status: 503 } : undefined);
+    expect(sameBytes(await f.failover.get(ref), stored)).toBe(true);
+    expect(a.requests.length).toBe(3);
+    a.fault = () => ({ kind: 'status', status: 503 });
+    const other = serveEverywhere(f, 13);
+    await expect(f.failover.get(other.ref)).rejects.toThrow(/after 3 round\(s\)/);
+    expect(a.requests.length).toBe(6);
   });
 
   it('a mirror serving corrupt bytes is demoted and asked last on the next request', async () => {
