@@ -90,6 +90,11 @@ export class MeasurementLog {
     return this.measure({ template: BLOCK_TEMPLATE, index, block: blockField(blockId) });
   }
 
+  /** True when there is no extender: every measurement is settled the moment it is made. */
+  get immediate(): boolean {
+    return !this.components.extender;
+  }
+
   /** Resolves once every measurement so far is in the extender; rejects if any extend failed. */
   settled(): Promise<void> {
     return this.last;

@@ -4,7 +4,7 @@ import { createWriteStream, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MEASUREMENT_PCR, MeasurementLog, Tpm2Tools, TpmExtender } from '@thfc/attest';
+import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
 import {
   combineTrustStores,
   EXIT,
@@ -15,12 +15,15 @@ import {
   trustStoreOfKeys,
   UsageError,
 } from '@thfc/format';
-import { readPublicKey, readTrustStore } from '@thfc/packer';
 import { Command, CommanderError } from 'commander';
+import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { LineLogger } from './logger.js';
-import { DEFAULT_CACHE_DIR, type MountStatus, mountImages } from './mount.js';
+import type { MountStatus } from './mount.js';
 import { isMounted, lazyUnmount } from './mount-point.js';
-import { formatStatus } from './status-text.js';
+
+// The mount (fuse-native, undici, the worker pool), trust-store reading and the TPM are loaded only where
+// they are used: `httpstorged MNT URL` starts a daemon that loads them, and the command waiting for it
+// need not (~140 ms of its start-up, and every boot through thfc-vm waits for it).
 
 /**
  * httpstorged: the mount daemon, in the original's shape:
@@ -110,7 +113,11 @@ function mountCommand(): Command {
       count('--readahead', 0),
     )
     .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
-    .option('--retries <n>', 'rounds over all mirrors before a read fails with EIO', count('--retries', 1))
+    .option(
+      '--retries <n>',
+      'rounds over all mirrors before a read fails with EIO (default: 2, or 3 with a single mirror)',
+      count('--retries', 1),
+    )
     .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
     .option('--allow-other', 'let other users read the mount')
     .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
@@ -138,6 +145,10 @@ async function runMountCommand(argv: string[]): Promise<number> {
 
   const readyFd: number | undefined = o.readyFd;
   const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
+  const [{ mountImages }, { readPublicKey, readTrustStore }] = await Promise.all([
+    import('./mount.js'),
+    import('@thfc/packer'),
+  ]);
   const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
   let mounted: Awaited<ReturnType<typeof mountImages>>;
   try {
@@ -210,6 +221,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
 
 /** The mount's measurement log; with --tpm, the TPM is checked first (reachable, PCR still at zero). */
 async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: string }): Promise<MeasurementLog> {
+  const { MeasurementLog, Tpm2Tools, TpmExtender } = await import('@thfc/attest');
   const pcr = o.tpmPcr ?? DEFAULT_MEASUREMENT_PCR;
   if (pcr > 23) throw new UsageError(`--tpm-pcr must be a PCR number 0-23, not ${pcr}`);
   if (!o.tpm) {
@@ -337,6 +349,7 @@ async function runStats(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   cmd.parse(argv, { from: 'user' });
   const status = await readStatus(resolve(cmd.processedArgs[0] as string));
+  const { formatStatus } = await import('./status-text.js');
   process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;
 }

@@ -20,6 +20,8 @@ export interface ImageFile {
 
 export interface ImageHandle {
   read(buf: Buffer, length: number, position: number): Promise<number>;
+  /** read() answered now, when it can be without waiting; undefined means call read(). Never throws. */
+  readNow?(buf: Buffer, length: number, position: number): number | undefined;
 }
 
 export interface VirtualFile {
@@ -140,6 +142,8 @@ export class FuseMount {
           if (pos >= h.length) return cb(0);
           return cb(h.copy(buf, 0, pos, Math.min(h.length, pos + len)));
         }
+        const now = h.readNow?.(buf, len, pos);
+        if (now !== undefined) return cb(now);
         h.read(buf, len, pos).then(
           (n) => cb(n),
           (e) => {

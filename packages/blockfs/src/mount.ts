@@ -17,6 +17,7 @@ import {
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
+import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
 import { ImageReader, newReadStream } from './image-reader.js';
 import { type LoadedIndex, loadIndex } from './index-loader.js';
@@ -31,16 +32,13 @@ import type { BlockReader } from './sources/block-reader.js';
 import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
-import type { Failover } from './sources/failover.js';
+import { defaultRounds, type Failover } from './sources/failover.js';
 import { DEFAULT_CONNECTIONS } from './sources/http-source.js';
 import type { MemoryCache } from './sources/memory-cache.js';
 
-/** The original's cache directory; shared by every image and daemon on the machine. */
-export const DEFAULT_CACHE_DIR = '/var/tmp/blocks';
+export { DEFAULT_CACHE_DIR };
 /** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
-/** Rounds over all mirrors before a read gives up with EIO. */
-export const DEFAULT_RETRIES = 2;
 
 export interface MountOptions {
   readonly mountpoint: string;
@@ -223,7 +221,8 @@ export async function mountImages(
   );
   const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
   const readTimeoutMs =
-    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? DEFAULT_RETRIES) * mirrorCount + 1) + 5_000;
+    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
+    5_000;
 
   const images: ImageState[] = [];
   for (const l of loaded) {
@@ -296,7 +295,11 @@ export async function mountImages(
         await measurements.settled();
         return n;
       };
-      return { read };
+      // With a TPM a reader must wait for its blocks' extends, so every read takes the path that waits.
+      const readNow = measurements.immediate
+        ? (buf: Buffer, len: number, pos: number) => s.reader.readNow(buf, len, pos, stream)
+        : undefined;
+      return { read, readNow };
     },
   }));
   const statusFiles: VirtualFile[] = [

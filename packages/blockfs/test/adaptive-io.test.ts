@@ -22,7 +22,7 @@ describe('AdaptiveIo', () => {
     let clock = 0;
     /** Every call to now() inside a synchronous call advances the clock by `step`. */
     let step = 0;
-    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, now: () => (clock += step) });
+    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, slowCalls: 1, now: () => (clock += step) });
     const f = await io.open(await file('0123456789'));
     const dst = Buffer.alloc(4);
     expect(await io.read(f.fd, dst, 0, 4, 3)).toBe(4);
@@ -38,6 +38,35 @@ describe('AdaptiveIo', () => {
     await io.read(f.fd, dst, 0, 2, 8);
     expect(dst.subarray(0, 2).toString()).toBe('89');
     expect(io.counts).toEqual({ sync: 5, async: 1, slow: 1 });
+    io.close(f.fd);
+  });
+
+  it('by default one slow call, or slow calls far apart, do not switch; three close together do', async () => {
+    let clock = 0;
+    let step = 0;
+    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, now: () => (clock += step) });
+    const f = await io.open(await file('0123456789'));
+    const dst = Buffer.alloc(4);
+    const readOnce = async (stepMs: number) => {
+      step = stepMs;
+      await io.read(f.fd, dst, 0, 4, 0);
+      step = 0;
+    };
+    await readOnce(5); // one slow call: a preempted thread or a cold lookup
+    await readOnce(0);
+    expect(io.counts).toMatchObject({ async: 0, slow: 1 });
+    clock += 100;
+    await readOnce(5); // the second, 100 ms after the first: still not the disk
+    clock += 100;
+    await readOnce(5);
+    await readOnce(0);
+    expect(io.counts).toMatchObject({ async: 0, slow: 3 });
+    await readOnce(5); // two more right after the third: three slow calls within 50 ms
+    await readOnce(5);
+    expect(io.counts.async).toBe(0);
+    await readOnce(0);
+    expect(io.counts).toMatchObject({ async: 1, slow: 5 });
+    expect(dst.toString()).toBe('0123');
     io.close(f.fd);
   });
 
@@ -63,5 +92,57 @@ describe('AdaptiveIo', () => {
       await io.read(1_000_000, Buffer.alloc(1), 0, 1, 0).catch(() => {}); // may switch modes
       await expect(io.read(1_000_000, Buffer.alloc(1), 0, 1, 0)).rejects.toMatchObject({ code: 'EBADF' });
     }
+  });
+});
+
+describe('AdaptiveIo.readNow', () => {
+  it('reads in place and returns the count, at the offset asked for; short at the end of the file', async () => {
+    const io = new AdaptiveIo({ slowMs: 1000 });
+    const f = await io.open(await file('0123456789'));
+    const before = io.counts.sync;
+    const dst = Buffer.alloc(8, '.');
+    expect(io.readNow(f.fd, dst, 2, 4, 3)).toBe(4);
+    expect(dst.toString()).toBe('..3456..');
+    expect(io.readNow(f.fd, dst, 0, 4, 8)).toBe(2);
+    expect(dst.toString()).toBe('893456..');
+    expect(io.readNow(f.fd, dst, 0, 4, 10)).toBe(0);
+    expect(io.counts).toEqual({ sync: before + 3, async: 0, slow: 0 });
+    io.close(f.fd);
+  });
+
+  it('is undefined while calls go through the pool, copying nothing; works again after the backoff', async () => {
+    let clock = 0;
+    let step = 0;
+    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, slowCalls: 1, now: () => (clock += step) });
+    const f = await io.open(await file('0123456789'));
+    const dst = Buffer.alloc(4, '.');
+    step = 5; // this readNow is slow: it still answers, and switches to the pool
+    expect(io.readNow(f.fd, dst, 0, 4, 0)).toBe(4);
+    step = 0;
+    expect(dst.toString()).toBe('0123');
+    expect(io.counts).toEqual({ sync: 3, async: 0, slow: 1 });
+    dst.fill('.');
+    expect(io.readNow(f.fd, dst, 0, 4, 4)).toBeUndefined();
+    expect(dst.toString()).toBe('....');
+    expect(io.counts).toEqual({ sync: 3, async: 0, slow: 1 }); // not a call at all
+    expect(await io.read(f.fd, dst, 0, 4, 4)).toBe(4); // read() still answers, through the pool
+    expect(io.counts.async).toBe(1);
+    clock += 200; // past the backoff
+    expect(io.readNow(f.fd, dst, 0, 2, 8)).toBe(2);
+    expect(dst.subarray(0, 2).toString()).toBe('89');
+    expect(io.counts).toEqual({ sync: 4, async: 1, slow: 1 });
+    io.close(f.fd);
+  });
+
+  it('is undefined on an error (a bad descriptor) and does not throw; read() reports it', async () => {
+    const io = new AdaptiveIo({ slowMs: 1000 });
+    const dst = Buffer.alloc(1, '.');
+    let n: number | undefined = 1;
+    expect(() => {
+      n = io.readNow(1_000_000, dst, 0, 1, 0);
+    }).not.toThrow();
+    expect(n).toBeUndefined();
+    expect(dst.toString()).toBe('.');
+    await expect(io.read(1_000_000, dst, 0, 1, 0)).rejects.toMatchObject({ code: 'EBADF' });
   });
 });

@@ -247,6 +247,126 @@ describe('CheckedSource', () => {
   });
 });
 
+describe('CheckedSource.readNow', () => {
+  /** Opens the block's file and leaves its descriptor open (idle), as a read would. */
+  const openFile = async (disk: DiskCache, b: TestBlock) => (await disk.entry(rawRef(b.ref))).release();
+
+  it('serves a block still in the write-behind from its buffer, at the offset asked for', async () => {
+    const { checked, writer, verifier } = await setup();
+    const b = makeBlock(30);
+    const stored = checked.keep(b.ref, b.data);
+    expect(writer.pending(b.ref.id)).toBeDefined();
+    const dst = new Uint8Array(300).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 100, 2000, 100)).toBe(true);
+    expect(same(dst.subarray(100, 200), b.data.subarray(2000, 2100))).toBe(true);
+    expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
+    expect(dst.subarray(200).every((x) => x === 0xaa)).toBe(true);
+    expect(await stored).toBe(true);
+    expect(verifier.ids).toEqual([]);
+  });
+
+  it('a block it wrote is served from disk once its file is open, without a check', async () => {
+    const { checked, writer, verifier } = await setup();
+    const b = makeBlock(31);
+    await checked.keep(b.ref, b.data);
+    await writer.idle();
+    expect(writer.pending(b.ref.id)).toBeUndefined();
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // on disk, not open yet: read() opens it
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    expect(same(dst, b.data)).toBe(true);
+    expect(verifier.ids).toEqual([]);
+  });
+
+  it('a cached block not verified since start is false, even with its file open; true once read() or load() checked it', async () => {
+    for (const verify of ['read', 'load'] as const) {
+      const { checked, disk, onDisk, verifier } = await setup();
+      const b = makeBlock(verify === 'read' ? 32 : 33);
+      await onDisk(b);
+      await openFile(disk, b);
+      const open = disk.openEntry(rawRef(b.ref));
+      expect(open).toBeDefined(); // it is open: only the check is missing
+      open?.release();
+      const dst = new Uint8Array(b.ref.size).fill(0xaa);
+      expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size), verify).toBe(false);
+      expect(dst.every((x) => x === 0xaa)).toBe(true);
+      expect(verifier.ids).toEqual([]); // readNow never checks
+      if (verify === 'read') await readWhole(checked, b.ref);
+      else await checked.load(b.ref);
+      expect(verifier.ids).toEqual([b.ref.id]);
+      const slice = new Uint8Array(200).fill(0xaa);
+      expect(checked.readNow(b.ref, slice, 50, 3000, 100), verify).toBe(true);
+      expect(same(slice.subarray(50, 150), b.data.subarray(3000, 3100))).toBe(true);
+      expect(slice.subarray(0, 50).every((x) => x === 0xaa)).toBe(true);
+      expect(slice.subarray(150).every((x) => x === 0xaa)).toBe(true);
+      expect(verifier.ids).toEqual([b.ref.id]);
+    }
+  });
+
+  it('paranoid: false for a block on disk, however often it was verified (every use checks)', async () => {
+    const { checked, disk, writer } = await setup(true);
+    const b = makeBlock(34);
+    await checked.keep(b.ref, b.data);
+    await writer.idle();
+    await openFile(disk, b);
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+  });
+
+  it('false for a file replaced under its name after it was verified; read() checks it again and drops it', async () => {
+    const { checked, disk, onDisk, fileOf, verifier, logger } = await setup();
+    const b = makeBlock(35);
+    await onDisk(b);
+    await readWhole(checked, b.ref); // verified, descriptor open
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    // Replace it while the checked inode is still held open, so the new file is surely another inode.
+    const old = disk.openEntry(rawRef(b.ref));
+    expect(old).toBeDefined();
+    await disk.delete(b.ref.id);
+    await onDisk(b, corrupted(b.data));
+    old?.release();
+    await openFile(disk, b); // the new file is open: only its identity tells it apart
+    const after = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
+    expect(after.every((x) => x === 0xaa)).toBe(true);
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
+    expect(existsSync(fileOf(b))).toBe(false);
+    expect(logger.lines).toHaveLength(1);
+    expect(checked.readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
+    expect(after.every((x) => x === 0xaa)).toBe(true);
+  });
+
+  it('never copies bytes of a corrupt file: false before the check, and read() then drops it', async () => {
+    const { checked, disk, onDisk, fileOf, logger } = await setup();
+    const b = makeBlock(36);
+    await onDisk(b, corrupted(b.data));
+    await openFile(disk, b);
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    expect(existsSync(fileOf(b))).toBe(false);
+    expect(logger.lines).toHaveLength(1);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+  });
+
+  it('false for a block it does not hold', async () => {
+    const { checked } = await setup();
+    const b = makeBlock(37);
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+  });
+});
+
 describe('rawRef', () => {
   it('is the decoded block as a raw store entry', () => {
     const b = makeBlock(17);

@@ -155,6 +155,23 @@ describe('DiskCache positional reads', () => {
     entry?.release();
   });
 
+  it('an entry’s readNow copies a slice at the caller’s offset now; a short read is false', async () => {
+    const cache = new DiskCache({}, { dir: await cacheDir() });
+    const b = rawBlock(8192);
+    await cache.put(b.ref, b.stored);
+    const entry = await cache.entry(b.ref);
+    try {
+      const dst = new Uint8Array(5000).fill(0xaa);
+      expect(entry.readNow(dst, 100, 3000, 4000)).toBe(true);
+      expect(same(dst.subarray(100, 4100), b.stored.subarray(3000, 7000))).toBe(true);
+      expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
+      expect(dst.subarray(4100).every((x) => x === 0xaa)).toBe(true);
+      expect(entry.readNow(dst, 0, 8000, 1000)).toBe(false); // past the end: short, so read() decides
+    } finally {
+      entry.release();
+    }
+  });
+
   it('a file of the wrong length (an entry of another format) is a miss and is deleted', async () => {
     const dir = await cacheDir();
     const b = rawBlock(4096);

@@ -16,6 +16,7 @@ import {
 import { MemoryLogger } from '../src/logger.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
+import { MemoryCache } from '../src/sources/memory-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
 import type { FetchOptions } from '../src/sources/urgency.js';
 import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
@@ -205,6 +206,121 @@ describe('ImageReader reads', () => {
     expect(settled).toBe(false);
     gate.resolve();
     await expect(p).rejects.toBeInstanceOf(MirrorUnavailableError);
+  });
+});
+
+describe('ImageReader.readNow', () => {
+  /** memory(cached(none, remote)): a block is served now once a read() has put it in RAM. */
+  function setup(img: TestImage, inner: BlockReader = blocksOf(img)) {
+    const memory = new MemoryCache({ inner });
+    const observed: number[] = [];
+    const r = new ImageReader({
+      index: img.decoded.index,
+      blocks: memory,
+      logger: new MemoryLogger(),
+      observers: [(i) => observed.push(i)],
+    });
+    /** readNow of [position, +length) into a buffer pre-filled with 0xAA. */
+    const readNow = (position: number, length: number, stream?: ReadStream) => {
+      const buf = new Uint8Array(length + 16).fill(0xaa);
+      return { n: r.readNow(buf, length, position, stream), buf };
+    };
+    return { memory, observed, r, readNow };
+  }
+
+  it('undefined when one block of the range cannot be served now, even though the first could: nothing counted or observed', async () => {
+    const img = image(4);
+    const { memory, observed, r, readNow } = setup(img);
+    await readRange(r, 0, BS); // block 0 is in RAM, block 1 is not
+    const counters = { ...r.counters };
+    const seen = [...observed];
+    const stream = newReadStream();
+    expect(readNow(100, 2 * BS, stream).n).toBeUndefined();
+    expect(memory.hits).toBe(1); // block 0 was served, block 1 was not
+    expect(r.counters).toEqual(counters);
+    expect(observed).toEqual(seen);
+    expect(stream).toEqual(newReadStream()); // the stream did not advance either
+    expect(img.source.calls).toEqual([img.decoded.index.ref(0)?.id]); // and nothing was fetched
+
+    // read() then starts over and gives the right bytes, counted once.
+    const { n, buf } = await readRange(r, 100, 2 * BS, stream);
+    expect(n).toBe(2 * BS);
+    expect(same(buf.subarray(0, n), img.bytes.subarray(100, 100 + 2 * BS))).toBe(true);
+    expect(buf.subarray(n).every((x) => x === 0xaa)).toBe(true);
+    expect(r.counters).toMatchObject({ reads: counters.reads + 1, bytesRead: counters.bytesRead + 2 * BS });
+    expect(observed).toEqual([...seen, 0, 1, 2]);
+  });
+
+  it('copies a range now once its blocks are in RAM; counts and observes it exactly once', async () => {
+    const img = image(4);
+    const { observed, r, readNow } = setup(img);
+    await readRange(r, 0, 3 * BS);
+    const calls = img.source.calls.length;
+    const counters = { ...r.counters };
+    observed.length = 0;
+    const { n, buf } = readNow(BS - 10, BS + 20);
+    expect(n).toBe(BS + 20);
+    expect(same(buf.subarray(0, BS + 20), img.bytes.subarray(BS - 10, 2 * BS + 10))).toBe(true);
+    expect(buf.subarray(BS + 20).every((x) => x === 0xaa)).toBe(true);
+    expect(r.counters).toEqual({ ...counters, reads: counters.reads + 1, bytesRead: counters.bytesRead + BS + 20 });
+    expect(observed).toEqual([0, 1, 2]);
+    expect(img.source.calls).toHaveLength(calls);
+  });
+
+  it('fills zero blocks, and observes only the blocks that are not zero', async () => {
+    const img = image(4, { zeros: [1, 2] });
+    const { observed, r, readNow } = setup(img);
+    await readRange(r, 0, BS);
+    await readRange(r, 3 * BS, BS);
+    observed.length = 0;
+    const all = readNow(0, 4 * BS);
+    expect(all.n).toBe(4 * BS);
+    expect(same(all.buf.subarray(0, 4 * BS), img.bytes)).toBe(true);
+    expect(all.buf.subarray(4 * BS).every((x) => x === 0xaa)).toBe(true);
+    expect(observed).toEqual([0, 3]);
+    const zeros = readNow(BS + 5, 2 * BS - 10); // zero blocks only: nothing to wait for, ever
+    expect(zeros.n).toBe(2 * BS - 10);
+    expect(zeros.buf.subarray(0, 2 * BS - 10).every((x) => x === 0)).toBe(true);
+    expect(zeros.buf.subarray(2 * BS - 10).every((x) => x === 0xaa)).toBe(true);
+    expect(observed).toEqual([0, 3]);
+    expect(r.counters).toMatchObject({ reads: 4, bytesRead: 2 * BS + 4 * BS + 2 * BS - 10 });
+  });
+
+  it('0 at or past the end and for an empty read; clipped over the end', async () => {
+    const img = image(2, { lastSize: 100 });
+    const size = BS + 100;
+    const { r, readNow } = setup(img);
+    expect(readNow(size, 10).n).toBe(0);
+    expect(readNow(size + 10 * BS, 10).n).toBe(0);
+    expect(readNow(0, 0).n).toBe(0);
+    expect(r.counters).toMatchObject({ reads: 0, bytesRead: 0 });
+    await readRange(r, BS, 100);
+    const { n, buf } = readNow(size - 10, BS);
+    expect(n).toBe(10);
+    expect(same(buf.subarray(0, 10), img.bytes.subarray(size - 10))).toBe(true);
+    expect(buf.subarray(10).every((x) => x === 0xaa)).toBe(true);
+    expect(r.counters).toMatchObject({ reads: 2, bytesRead: 110 });
+  });
+
+  it('undefined when the block reader has no readNow', () => {
+    const img = image(2, { zeros: [0, 1] });
+    const r = new ImageReader({ index: img.decoded.index, blocks: new RecordingReader(blocksOf(img)) });
+    const buf = new Uint8Array(BS).fill(0xaa);
+    expect(r.readNow(buf, BS, 0)).toBeUndefined();
+    expect(r.counters).toMatchObject({ reads: 0, bytesRead: 0 });
+  });
+
+  it('a stream of reads answered now reads ahead as read() does', async () => {
+    const img = image(20);
+    const rec = new RecordingReader(blocksOf(img));
+    const { r, readNow } = setup(img, rec);
+    await readRange(r, 0, 3 * BS); // no stream: no read-ahead
+    expect(rec.loads).toEqual([]);
+    const stream = newReadStream();
+    for (let i = 0; i < 3; i++) expect(readNow(i * BS, BS, stream).n).toBe(BS);
+    expect(rec.loads.map((l) => l.id)).toEqual([3, 4, 5, 6].map((i) => img.decoded.index.ref(i)?.id));
+    expect(rec.loads.every((l) => l.priority === 'background')).toBe(true);
+    expect(r.counters.readaheadIssued).toBe(4);
   });
 });
 

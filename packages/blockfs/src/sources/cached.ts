@@ -73,6 +73,14 @@ export class CachedSource implements BlockReader {
     return this.handUp(ref, data);
   }
 
+  /** read()'s local hit, done now when the local cache can (BlockReader.readNow). */
+  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
+    const { local, counters } = this.components;
+    if (this.inflight.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
+    if (counters) counters.hits++;
+    return true;
+  }
+
   /**
    * The fetched block for a cache above to keep, unless the local cache has it
    * in hand (its write-behind serves it until it is on disk, then a pread

@@ -96,6 +96,23 @@ export class CheckedSource implements LocalBlocks {
     return undefined;
   }
 
+  /** read() when it needs no wait: a write still behind, or a file checked since start and open (readNow). */
+  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
+    const pending = this.components.writer.pending(ref.id);
+    if (pending) {
+      dst.set(pending.subarray(from, from + length), at);
+      return true;
+    }
+    if (this.options.paranoid || !this.verified.has(ref.id)) return false;
+    const entry = this.components.disk.openEntry(rawRef(ref));
+    if (!entry) return false;
+    try {
+      return this.isVerified(ref.id, entry.file.identity) && entry.readNow(dst, at, from, length);
+    } finally {
+      entry.release();
+    }
+  }
+
   /** Local and verified: waits for a write still behind, or checks the file on its first use. */
   async load(ref: BlockRef): Promise<undefined> {
     const writing = this.components.writer.written(ref.id);

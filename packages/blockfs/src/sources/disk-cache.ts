@@ -1,4 +1,5 @@
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { readdirSync, type Stats, statSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BlockNotFoundError,
@@ -40,6 +41,8 @@ export interface CacheEntry {
   readonly file: OpenFile;
   /** Copies `length` bytes from `from` in the file into dst at `at`; rejects on a short read. */
   read(dst: Uint8Array, at: number, from: number, length: number): Promise<void>;
+  /** read() done now if plain reads are fast (AdaptiveIo.readNow); false means use read(). */
+  readNow(dst: Uint8Array, at: number, from: number, length: number): boolean;
   release(): void;
 }
 
@@ -80,28 +83,37 @@ export class DiskCache implements BlockSource, BlockSink {
     this.files = new OpenFiles({ io: this.io }, { max: options.openFiles ?? DEFAULT_OPEN_FILES });
   }
 
-  /** Learns what the cache holds (oldest mtime first) so eviction and holds() need no disk access. */
+  /**
+   * Learns what the cache holds (oldest mtime first) so eviction and holds()
+   * need no disk access. Synchronous calls: this runs once, before the mount
+   * serves anything, and a stat through libuv's pool costs ~48 µs against
+   * ~9 µs in place (1,928 cached blocks: 92 ms against 17 ms on the measured
+   * VM), which every mount, and so every boot, waits for.
+   */
   async open(signal?: AbortSignal): Promise<void> {
     const found: { id: string; size: number; mtime: number }[] = [];
     const root = join(this.options.dir, 'blocks');
     let shards: string[] = [];
     try {
-      shards = await readdir(root);
+      shards = readdirSync(root);
     } catch {
       return; // an empty or new cache
     }
     for (const shard of shards) {
       signal?.throwIfAborted();
-      const names = await readdir(join(root, shard)).catch(() => [] as string[]);
+      let names: string[] = [];
+      try {
+        names = readdirSync(join(root, shard));
+      } catch {}
       if (names.length) this.madeShards.add(shard);
-      await Promise.all(
-        names
-          .filter((n) => isBlockId(n) && n.startsWith(shard))
-          .map(async (n) => {
-            const st = await stat(join(root, shard, n)).catch(() => undefined);
-            if (st?.isFile()) found.push({ id: n, size: st.size, mtime: st.mtimeMs });
-          }),
-      );
+      for (const n of names) {
+        if (!isBlockId(n) || !n.startsWith(shard)) continue;
+        let st: Stats | undefined;
+        try {
+          st = statSync(join(root, shard, n), { throwIfNoEntry: false });
+        } catch {}
+        if (st?.isFile()) found.push({ id: n, size: st.size, mtime: st.mtimeMs });
+      }
     }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.remember(f.id, f.size);
@@ -242,6 +254,11 @@ export class DiskCache implements BlockSource, BlockSink {
     );
   }
 
+  /** @internal Entry's readNow. */
+  readFileNow(file: OpenFile, dst: Uint8Array, at: number, from: number, length: number): boolean {
+    return this.io.readNow(file.fd, dst, at, length, from) === length;
+  }
+
   /** @internal */
   releaseEntry(id: string, file: OpenFile): void {
     this.files.release(file);
@@ -326,6 +343,10 @@ class Entry implements CacheEntry {
 
   read(dst: Uint8Array, at: number, from: number, length: number): Promise<void> {
     return this.cache.readFile(this.file, dst, at, from, length);
+  }
+
+  readNow(dst: Uint8Array, at: number, from: number, length: number): boolean {
+    return this.cache.readFileNow(this.file, dst, at, from, length);
   }
 
   release(): void {

@@ -58,6 +58,16 @@ export class MemoryCache implements BlockReader {
     return this.components.inner.read(ref, dst, at, from, length, options).then((whole) => this.keep(ref, whole));
   }
 
+  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
+    const hit = this.lru.get(ref.id);
+    if (hit && hit.length >= from + length) {
+      this.hits++;
+      dst.set(hit.subarray(from, from + length), at);
+      return true;
+    }
+    return this.components.inner.readNow?.(ref, dst, at, from, length) ?? false;
+  }
+
   load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
     if (this.lru.has(ref.id)) return Promise.resolve(undefined);
     return this.components.inner.load(ref, options).then((whole) => this.keep(ref, whole));
