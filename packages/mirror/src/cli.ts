@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { LineLogger } from '@thfc/blockfs';
+import { LineLogger } from '@thfc/blockfs/client';
 import { InvalidArgumentError, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, SILENT_LOGGER } from '@thfc/blockfs';
+import { type Logger, SILENT_LOGGER } from '@thfc/blockfs/client';
 import {
   BlockCorruptError,
   BlockNotFoundError,

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { LineLogger, type Logger } from '@thfc/blockfs';
+import { LineLogger, type Logger } from '@thfc/blockfs/client';
 import { UsageError } from '@thfc/format';
 import type { CommandIo } from '@thfc/packer';
 import { AccessLog } from './access-log.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LineLogger, type Logger } from '@thfc/blockfs';
+import { LineLogger, type Logger } from '@thfc/blockfs/client';
 import {
   type BlockRef,
   type DecodedIndex,

@@ -6,7 +6,7 @@ import {
   MirrorStats,
   SILENT_LOGGER,
   VerifiedSource,
-} from '@thfc/blockfs';
+} from '@thfc/blockfs/client';
 import {
   type BlockSource,
   type DecodedIndex,
