@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh clone: install, build, lint, test.
+# The whole test suite from a fresh clone: install, build, lint (biome, and tsc over the tests), test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh

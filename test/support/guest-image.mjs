@@ -94,7 +94,9 @@ const STEP_TIMEOUT_MS = 10 * 60 * 1000;
 /**
  * Returns the cached guest for the current package versions, building it first when needed.
  * Safe to call from several processes at once: each builds in its own temp dir and the first
- * rename wins. @returns {Promise<GuestImage>}
+ * rename wins.
+ * @param {{cacheDir?: string, log?: (message: string) => void}} [options]
+ * @returns {Promise<GuestImage>}
  */
 export async function buildGuestImage({
   cacheDir = process.env.THFC_GUEST_CACHE || DEFAULT_GUEST_CACHE,

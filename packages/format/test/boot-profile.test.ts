@@ -66,7 +66,8 @@ describe('boot profile v1', () => {
     for (let cut = 1; cut < good.length; cut += 7)
       expect(() => decodeProfile(good.subarray(0, cut))).toThrow(IndexFormatError);
     const tampered = Buffer.from(good);
-    tampered[good.indexOf('\n', 60) + 3] ^= 1;
+    const at = good.indexOf('\n', 60) + 3;
+    tampered.writeUInt8(tampered.readUInt8(at) ^ 1, at);
     expect(() => decodeProfile(tampered)).toThrow(/line \d+/);
     expect(() => encodeProfile('img', index.digest, [entries[0]?.id as string, entries[0]?.id as string])).toThrow(
       InvalidArgumentError,
@@ -88,7 +89,7 @@ describe('boot profile v1', () => {
       expect.objectContaining({ keyId: key.keyId, valid: true }),
     ]);
     const forged = Buffer.from(signed);
-    forged[20] ^= 1;
+    forged.writeUInt8(forged.readUInt8(20) ^ 1, 20);
     expect(() => decodeProfile(forged)).toThrow(IndexFormatError);
   });
 });

@@ -70,7 +70,7 @@ describe('runUnpack', () => {
     if (!ref) throw new Error('expected a block');
     const path = new DirStore(store).pathOf(ref.id);
     const b = await readFile(path);
-    b[b.length >> 1] ^= 0xff;
+    b.writeUInt8(b.readUInt8(b.length >> 1) ^ 0xff, b.length >> 1);
     await writeFile(path, b);
     await expect(runUnpack({ index: s.index, out: join(dir, 'out.img') }, testIo())).rejects.toMatchObject({
       code: 'ERR_BLOCK_CORRUPT',

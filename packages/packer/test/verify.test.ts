@@ -50,7 +50,7 @@ describe('runVerify', () => {
     await rm(ds.pathOf(a.id));
     const p = ds.pathOf(b.id);
     const bytes = await readFile(p);
-    bytes[10] ^= 1;
+    bytes.writeUInt8(bytes.readUInt8(10) ^ 1, 10);
     await writeFile(p, bytes);
     const r = await runVerify({ store, indexes: ['disk.idx'] }, testIo());
     expect(r.ok).toBe(false);

@@ -181,7 +181,8 @@ describe('runBoot with a fake qemu', () => {
     const q = await fakeQemu('echo up; exec sleep 30');
     const ac = new AbortController();
     const io = testIo({ cwd: dir, tools: q.tools, signal: ac.signal });
-    (io.stdout as NodeJS.ReadableStream).on('data', () => ac.abort());
+    // testIo's stdout is a PassThrough (helpers.ts): readable here, writable to the code under test.
+    (io.stdout as unknown as NodeJS.ReadableStream).on('data', () => ac.abort());
     const r = await boot({}, io);
     expect(r).toMatchObject({ outcome: 'interrupted', exitCode: 130 });
     expect(await readdir(state)).toEqual([]);
