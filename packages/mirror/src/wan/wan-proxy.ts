@@ -102,9 +102,15 @@ export class WanProxy {
       }
       await this.pace(piece.length);
       if (!res.write(piece)) {
-        await new Promise((r) => {
-          res.once('drain', r);
-          res.once('close', r);
+        await new Promise<void>((r) => {
+          // Both listeners go once either fires: a 'close' left behind per full buffer piles up on a long body.
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            r();
+          };
+          res.on('drain', done);
+          res.on('close', done);
         });
         if (res.destroyed) return; // the client went away
       }

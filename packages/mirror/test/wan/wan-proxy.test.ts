@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,12 +6,15 @@ import { parseFaultSpec } from '../../src/wan/fault-spec.js';
 import { WanProxy } from '../../src/wan/wan-proxy.js';
 
 const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+/** Large enough that a slow reader makes the proxy wait for 'drain' dozens of times. */
+const big = Buffer.alloc(8 * 1024 * 1024, 7);
 let upstream: Server;
 let base: string;
 
 beforeAll(async () => {
   // Answers a single `bytes=A-B` range with 206, as a static file server does for nbdkit curl.
   upstream = createServer((req, res) => {
+    if (req.url?.endsWith('/big')) return res.writeHead(200, { 'content-length': big.length }).end(big);
     if (req.url?.endsWith('/cut')) {
       // Promises the whole body, sends a piece, and hangs up: an upstream that dies mid-response.
       res.writeHead(200, { 'content-length': body.length });
@@ -68,6 +71,34 @@ describe('WanProxy', () => {
       expect(cut.bytes).toBeLessThan(body.length);
       expect(p.counters).toMatchObject({ errors: 1, resets: 1 });
     } finally {
+      await p.close();
+    }
+  });
+
+  it('a slow reader: each wait for the client leaves no listener behind (no MaxListeners warning)', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('latency=0ms')).listen();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const got = await new Promise<number>((resolve, reject) => {
+        httpGet(`${p.url}big`, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => {
+            n += c.length;
+            // Read a piece, then stall: the proxy's socket buffer fills and it waits for 'drain' again.
+            res.pause();
+            setTimeout(() => res.resume(), 1);
+          });
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+      expect(got).toBe(big.length);
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
       await p.close();
     }
   });
