@@ -101,12 +101,9 @@ export class ImageReader {
     signal?: AbortSignal,
   ): Promise<number> {
     const { index } = this.components;
-    const size = index.header.size;
-    if (position >= size || length <= 0) return 0;
-    const end = Math.min(size, position + length);
-    const bs = index.header.blockSize;
-    const first = Math.floor(position / bs);
-    const last = Math.floor((end - 1) / bs);
+    const span = this.span(position, length);
+    if (!span) return 0;
+    const { end, first, last } = span;
     this.counters.reads++;
     const timeout = this.options.readTimeoutMs;
     // The deadline's timer is armed only if a layer looks at the signal, i.e. only for a read that waits on a
@@ -122,17 +119,14 @@ export class ImageReader {
     try {
       const parts: Promise<unknown>[] = [];
       for (let i = first; i <= last; i++) {
-        const blockStart = i * bs;
-        const from = Math.max(position, blockStart);
-        const to = Math.min(end, blockStart + bs);
-        const dst = from - position;
+        const { dst, from, n } = this.slice(i, position, end);
         const ref = index.ref(i);
         if (!ref) {
-          buf.fill(0, dst, dst + (to - from));
+          buf.fill(0, dst, dst + n);
           continue;
         }
         for (const observe of this.components.observers ?? []) observe(i, ref);
-        parts.push(this.components.blocks.read(ref, buf, dst, from - blockStart, to - from, blockOptions));
+        parts.push(this.components.blocks.read(ref, buf, dst, from, n, blockOptions));
       }
       if (stream) this.readAhead(stream, first, last);
       if (parts.length === 1) await parts[0];
@@ -160,20 +154,14 @@ export class ImageReader {
   readNow(buf: Uint8Array, length: number, position: number, stream?: ReadStream): number | undefined {
     const { index, blocks } = this.components;
     if (!blocks.readNow) return undefined;
-    const size = index.header.size;
-    if (position >= size || length <= 0) return 0;
-    const end = Math.min(size, position + length);
-    const bs = index.header.blockSize;
-    const first = Math.floor(position / bs);
-    const last = Math.floor((end - 1) / bs);
+    const span = this.span(position, length);
+    if (!span) return 0;
+    const { end, first, last } = span;
     for (let i = first; i <= last; i++) {
-      const blockStart = i * bs;
-      const from = Math.max(position, blockStart);
-      const to = Math.min(end, blockStart + bs);
-      const dst = from - position;
+      const { dst, from, n } = this.slice(i, position, end);
       const ref = index.ref(i);
-      if (!ref) buf.fill(0, dst, dst + (to - from));
-      else if (!blocks.readNow(ref, buf, dst, from - blockStart, to - from)) return undefined;
+      if (!ref) buf.fill(0, dst, dst + n);
+      else if (!blocks.readNow(ref, buf, dst, from, n)) return undefined;
     }
     this.counters.reads++;
     const observers = this.components.observers;
@@ -186,6 +174,22 @@ export class ImageReader {
     if (stream) this.readAhead(stream, first, last);
     this.counters.bytesRead += end - position;
     return end - position;
+  }
+
+  /** The blocks [first, last] that `length` bytes at `position` touch, and where the read ends; undefined for none. */
+  private span(position: number, length: number): { end: number; first: number; last: number } | undefined {
+    const { size, blockSize } = this.components.index.header;
+    if (position >= size || length <= 0) return undefined;
+    const end = Math.min(size, position + length);
+    return { end, first: Math.floor(position / blockSize), last: Math.floor((end - 1) / blockSize) };
+  }
+
+  /** Block i's part of the read [position, end): where it goes in the buffer, where it starts in the block, how long. */
+  private slice(i: number, position: number, end: number): { dst: number; from: number; n: number } {
+    const bs = this.components.index.header.blockSize;
+    const blockStart = i * bs;
+    const from = Math.max(position, blockStart);
+    return { dst: from - position, from: from - blockStart, n: Math.min(end, blockStart + bs) - from };
   }
 
   private readAhead(stream: ReadStream, first: number, last: number): void {

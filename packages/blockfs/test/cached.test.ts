@@ -17,6 +17,7 @@ import {
   readWhole,
   type TestBlock,
   tempDir,
+  withReadNow,
 } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -296,17 +297,7 @@ describe('CachedSource reads', () => {
 });
 
 /** A FakeLocal whose readNow answers from its Map while `now` is set, recording each call. */
-class NowLocal extends FakeLocal {
-  now = true;
-  readonly nowReads: string[] = [];
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    this.nowReads.push(ref.id);
-    const data = this.blocks.get(ref.id);
-    if (!this.now || !data) return false;
-    dst.set(data.subarray(from, from + length), at);
-    return true;
-  }
-}
+const NowLocal = withReadNow(FakeLocal);
 
 describe('CachedSource.readNow', () => {
   function nowSetup() {

@@ -1,7 +1,7 @@
-import { type BlockRef, MirrorUnavailableError } from '@thfc/format';
+import { MirrorUnavailableError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MEMORY_CACHE_BYTES, MemoryCache } from '../src/sources/memory-cache.js';
-import { FakeReader, makeBlock, readWhole, type TestBlock } from './image-fixtures.js';
+import { FakeReader, makeBlock, readWhole, type TestBlock, withReadNow } from './image-fixtures.js';
 
 function setup(maxBytes?: number) {
   const inner = new FakeReader();
@@ -11,17 +11,7 @@ function setup(maxBytes?: number) {
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 /** A FakeReader whose readNow answers from its Map while `now` is set, recording each call. */
-class NowReader extends FakeReader {
-  now = true;
-  readonly nowReads: string[] = [];
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    this.nowReads.push(ref.id);
-    const data = this.blocks.get(ref.id);
-    if (!this.now || !data) return false;
-    dst.set(data.subarray(from, from + length), at);
-    return true;
-  }
-}
+const NowReader = withReadNow(FakeReader);
 
 describe('MemoryCache', () => {
   it('keeps a block the layer below hands up whole; later reads copy from RAM', async () => {

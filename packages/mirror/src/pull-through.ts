@@ -92,22 +92,12 @@ export class PullThrough {
   }
 
   block(id: string): Promise<Uint8Array | undefined> {
-    let p = this.blocks.get(id);
-    if (!p) {
-      p = this.fetchBlock(id).finally(() => this.blocks.delete(id));
-      this.blocks.set(id, p);
-    }
-    return p;
+    return joinOrStart(this.blocks, id, () => this.fetchBlock(id));
   }
 
   /** Fetches NAME.idx into the store; false when no upstream publishes it. */
   index(name: string): Promise<boolean> {
-    let p = this.indexes.get(name);
-    if (!p) {
-      p = this.fetchIndex(name).finally(() => this.indexes.delete(name));
-      this.indexes.set(name, p);
-    }
-    return p;
+    return joinOrStart(this.indexes, name, () => this.fetchIndex(name));
   }
 
   /**
@@ -116,12 +106,7 @@ export class PullThrough {
    * publishes a profile).
    */
   profile(name: string): Promise<boolean> {
-    let p = this.profiles.get(name);
-    if (!p) {
-      p = this.fetchProfile(name).finally(() => this.profiles.delete(name));
-      this.profiles.set(name, p);
-    }
-    return p;
+    return joinOrStart(this.profiles, name, () => this.fetchProfile(name));
   }
 
   /** Called when a local copy of NAME.idx is served: refreshes it in the background once it is old. */
@@ -308,4 +293,14 @@ function hadCorruption(e: unknown): boolean {
   const cause = (e as { cause?: unknown })?.cause;
   if (cause instanceof AggregateError) return cause.errors.some(hadCorruption);
   return cause !== undefined && cause !== e && hadCorruption(cause);
+}
+
+/** The one run for `key` while it lasts: later callers join it; a new one starts once it has settled. */
+function joinOrStart<T>(running: Map<string, Promise<T>>, key: string, start: () => Promise<T>): Promise<T> {
+  let p = running.get(key);
+  if (!p) {
+    p = start().finally(() => running.delete(key));
+    running.set(key, p);
+  }
+  return p;
 }
