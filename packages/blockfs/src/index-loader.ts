@@ -84,6 +84,13 @@ export interface LoadedIndex {
   readonly signer?: string | undefined;
 }
 
+/**
+ * Redirects followed for an index: a site moved to https, or to a mirror
+ * director, answers with one or two; five is what browsers and curl's
+ * defaults comfortably exceed, and a loop is cut off after it.
+ */
+export const MAX_INDEX_REDIRECTS = 5;
+
 /** 10 s: an index is one small request; past that the mirror is not answering. */
 export const DEFAULT_INDEX_TIMEOUT_MS = 10_000;
 
@@ -99,7 +106,7 @@ export async function loadIndex(
   options: LoadIndexOptions = {},
 ): Promise<LoadedIndex> {
   const logger = components.logger ?? SILENT_LOGGER;
-  const location = parseIndexLocation(arg);
+  let location = parseIndexLocation(arg);
   let loaded: LoadedIndex;
   if (location.kind === 'file') {
     loaded = { decoded: await readIndexFile(location.location), location, from: 'file' };
@@ -113,7 +120,12 @@ export async function loadIndex(
       loaded = { decoded: await readCachedIndex(cachePath, location.location), location, from: 'cache' };
     } else {
       try {
-        const bytes = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        if (url !== location.location) {
+          // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
+          location = { ...location, base: new URL('.', url).href };
+          logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
+        }
         let decoded: DecodedIndex;
         try {
           decoded = decodeIndex(bytes);
@@ -167,7 +179,7 @@ async function fetchIndexWithRetries(
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
   logger: Logger,
-): Promise<Uint8Array> {
+): Promise<{ bytes: Uint8Array; url: string }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fetchIndexBytes(url, dispatcher, options);
@@ -180,25 +192,41 @@ async function fetchIndexWithRetries(
   }
 }
 
+/** The index's bytes and the URL they came from, after at most MAX_INDEX_REDIRECTS redirects. */
 async function fetchIndexBytes(
-  url: string,
+  given: string,
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
-): Promise<Uint8Array> {
+): Promise<{ bytes: Uint8Array; url: string }> {
   const timeout = options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS;
   const signal = options.signal
     ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
     : AbortSignal.timeout(timeout);
+  let url = given;
   let res: Dispatcher.ResponseData;
-  try {
-    res = await request(url, { method: 'GET', signal, dispatcher, headersTimeout: timeout, bodyTimeout: timeout });
-  } catch (e) {
-    if (options.signal?.aborted) throw options.signal.reason;
-    const why =
-      (e as Error).name === 'TimeoutError'
-        ? `no answer within ${timeout} ms`
-        : ((e as { code?: string }).code ?? (e as Error).message);
-    throw new MirrorUnavailableError(url, why, { cause: e });
+  for (let redirects = 0; ; redirects++) {
+    try {
+      res = await request(url, { method: 'GET', signal, dispatcher, headersTimeout: timeout, bodyTimeout: timeout });
+    } catch (e) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      const why =
+        (e as Error).name === 'TimeoutError'
+          ? `no answer within ${timeout} ms`
+          : ((e as { code?: string }).code ?? (e as Error).message);
+      throw new MirrorUnavailableError(url, why, { cause: e });
+    }
+    let next: string | undefined;
+    try {
+      next = redirectTarget(url, res);
+    } catch (e) {
+      await res.body.dump();
+      throw e;
+    }
+    if (next === undefined) break;
+    await res.body.dump();
+    if (redirects >= MAX_INDEX_REDIRECTS)
+      throw new MirrorUnavailableError(given, `more than ${MAX_INDEX_REDIRECTS} redirects (last to ${next})`);
+    url = next;
   }
   if (res.statusCode === 404 || res.statusCode === 410) {
     await res.body.dump();
@@ -223,7 +251,29 @@ async function fetchIndexBytes(
     if (e instanceof IndexFormatError) throw e;
     throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
   }
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), url };
+}
+
+/**
+ * Where a 301/302/303/307/308 with a Location points, resolved against the
+ * URL asked; undefined for any other answer. A redirect to anything but
+ * http(s) is refused (InputError): an index URL must not reach file:// or
+ * other schemes through a server's say-so.
+ */
+function redirectTarget(url: string, res: Dispatcher.ResponseData): string | undefined {
+  if (![301, 302, 303, 307, 308].includes(res.statusCode)) return undefined;
+  const location = res.headers.location;
+  if (typeof location !== 'string' || location === '') return undefined;
+  let next: URL;
+  try {
+    next = new URL(location, url);
+  } catch {
+    throw new InputError(`${url}: HTTP ${res.statusCode} to an unparsable location "${location.slice(0, 200)}"`);
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:')
+    throw new InputError(`${url}: HTTP ${res.statusCode} to ${next.protocol} URL, not followed`);
+  next.hash = '';
+  return next.href;
 }
 
 /**

@@ -10,7 +10,7 @@ import { type BlockRef, blockId, encodeBlock } from '@thfc/format';
  */
 export type Fault =
   /** Answer with this status and a small text body. */
-  | { readonly kind: 'status'; readonly status: number }
+  | { readonly kind: 'status'; readonly status: number; readonly location?: string }
   /** Wait, then serve normally (or fail with `then`). Stops waiting if the client goes away. */
   | { readonly kind: 'delay'; readonly ms: number; readonly then?: Fault }
   /** Send the headers and half the body, then destroy the socket. */
@@ -103,7 +103,9 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
       return serve(req, res, fault.then, id);
     }
     if (fault?.kind === 'status') {
-      res.writeHead(fault.status, { 'content-type': 'text/plain' }).end(`injected ${fault.status}\n`);
+      const headers: Record<string, string> = { 'content-type': 'text/plain' };
+      if (fault.location) headers.location = fault.location;
+      res.writeHead(fault.status, headers).end(`injected ${fault.status}\n`);
       return;
     }
     const block = id === undefined ? undefined : state.blocks.get(id);

@@ -206,6 +206,19 @@ describe('HttpSource', () => {
     expect(server.requests.map((r) => r.method)).toEqual(['HEAD', 'HEAD', 'HEAD']);
   });
 
+  it('a redirect for a block is not followed: MirrorUnavailableError naming the target and --mirror', async () => {
+    const { server, source } = await setup();
+    const b = makeBlock(14);
+    server.blocks.set(b.ref.id, b.stored);
+    server.fault = () => ({ kind: 'status', status: 302, location: 'https://cdn.example/store/blocks/x' });
+    const e = await source.get(b.ref).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toContain(
+      'HTTP 302 redirect to https://cdn.example/store/blocks/x (blocks are not fetched through redirects: give the store',
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
   it('keeps the connection alive across requests', async () => {
     const { server, source } = await setup();
     for (let i = 0; i < 10; i++) {

@@ -22,6 +22,7 @@ import {
   INDEX_ATTEMPTS,
   loadIndex,
   MAX_INDEX_BYTES,
+  MAX_INDEX_REDIRECTS,
   parseIndexLocation,
 } from '../src/index-loader.js';
 import { MemoryLogger } from '../src/logger.js';
@@ -254,6 +255,47 @@ describe('loadIndex over HTTP', () => {
     expect(loaded.from).toBe('network');
     expect(n).toBe(2);
     expect(logger.lines).toEqual([`FAULT ${server.url}/img.idx unavailable: HTTP 503; retrying (attempt 2 of 3)`]);
+  });
+
+  it('a redirected index is followed (another server too); its blocks are then fetched from where it was', async () => {
+    const img = smallImage();
+    const target = await serveIndex(img.indexBytes);
+    let hops = 0;
+    const front = await listen((req, res) => {
+      hops++;
+      // First a relative redirect on the same server, then off to the other one.
+      const to = req.url === '/old/img.idx' ? '/moved/img.idx' : target.indexUrl;
+      res.writeHead(req.url === '/old/img.idx' ? 301 : 307, { location: to }).end('moved');
+    });
+    const cacheDir = await dir();
+    const logger = new MemoryLogger();
+    const loaded = await loadIndex(`${front.url}/old/img.idx`, { logger }, { cacheDir });
+    expect(loaded.decoded.digest).toBe(img.decoded.digest);
+    expect(hops).toBe(2);
+    expect(loaded.location.location).toBe(`${front.url}/old/img.idx`); // as given: the cache's key
+    expect(loaded.location.base).toBe(`${target.url}/imgs/`);
+    expect(logger.lines).toEqual([
+      `INFO ${front.url}/old/img.idx redirected to ${target.indexUrl}: blocks are fetched from ${target.url}/imgs/`,
+    ]);
+    // Offline, the copy kept under the URL as given is found.
+    expect((await loadIndex(`${front.url}/old/img.idx`, {}, { cacheDir, offline: true })).from).toBe('cache');
+  });
+
+  it('a redirect loop stops after MAX_INDEX_REDIRECTS; a redirect off http(s) is refused', async () => {
+    let n = 0;
+    const loop = await listen((_req, res) => {
+      n++;
+      res.writeHead(302, { location: `/hop${n}/img.idx` }).end();
+    });
+    const e = await loadIndex(`${loop.url}/img.idx`, {}).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toContain(`more than ${MAX_INDEX_REDIRECTS} redirects`);
+    expect(n).toBe(INDEX_ATTEMPTS * (MAX_INDEX_REDIRECTS + 1)); // each attempt follows the chain afresh
+
+    const sneaky = await listen((_req, res) => res.writeHead(302, { location: 'file:///etc/passwd' }).end());
+    const f = await loadIndex(`${sneaky.url}/img.idx`, {}).catch((e: unknown) => e);
+    expect(f).toBeInstanceOf(InputError);
+    expect((f as Error).message).toBe(`${sneaky.url}/img.idx: HTTP 302 to file: URL, not followed`);
   });
 
   it('a closed port is MirrorUnavailableError, or the cached copy when there is one', async () => {

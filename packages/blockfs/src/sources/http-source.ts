@@ -151,7 +151,7 @@ export class HttpSource implements BlockSource {
         if (res.statusCode !== 200) {
           await res.body.dump();
           if (res.statusCode === 404 || res.statusCode === 410) throw new BlockNotFoundError(ref.id, this.name);
-          throw new MirrorUnavailableError(this.name, `HTTP ${res.statusCode}`);
+          throw new MirrorUnavailableError(this.name, statusWhy(res));
         }
         const stored = await this.readBody(ref, res);
         accepted(stored.length);
@@ -173,7 +173,7 @@ export class HttpSource implements BlockSource {
           accepted(0);
           return res.statusCode === 200;
         }
-        throw new MirrorUnavailableError(this.name, `HTTP ${res.statusCode}`);
+        throw new MirrorUnavailableError(this.name, statusWhy(res));
       });
     } finally {
       this.release(priority);
@@ -388,4 +388,19 @@ function describeNetworkError(e: unknown): string {
   const code = (err as NodeJS.ErrnoException).code ?? (e as NodeJS.ErrnoException)?.code;
   const message = err.message || code || err.name;
   return code && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+/**
+ * Why a block request failed, for the one-line fault. A mirror's block store
+ * is served directly: a redirect per block would cost every block a second
+ * round trip and a connection to another origin, so it is not followed, and
+ * the message says where to point --mirror instead. (An index URL that
+ * redirects is followed once at mount, and its target becomes the block base.)
+ */
+function statusWhy(res: Dispatcher.ResponseData): string {
+  const location = res.headers.location;
+  if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string') {
+    return `HTTP ${res.statusCode} redirect to ${location} (blocks are not fetched through redirects: give the store's own URL with --mirror)`;
+  }
+  return `HTTP ${res.statusCode}`;
 }
