@@ -145,13 +145,15 @@ async function runMountCommand(argv: string[]): Promise<number> {
 
   const readyFd: number | undefined = o.readyFd;
   const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
-  const [{ mountImages }, { readPublicKey, readTrustStore }] = await Promise.all([
-    import('./mount.js'),
-    import('@thfc/packer'),
-  ]);
-  const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
-  let mounted: Awaited<ReturnType<typeof mountImages>>;
+  let mounted: Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
   try {
+    // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
+    // through --ready-fd like any other mount failure.
+    const [{ mountImages }, { readPublicKey, readTrustStore }] = await Promise.all([
+      import('./mount.js'),
+      import('@thfc/packer'),
+    ]);
+    const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
     const trustStore = o.trustStore
       ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
       : undefined;

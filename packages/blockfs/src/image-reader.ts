@@ -145,8 +145,10 @@ export class ImageReader {
    * read(), done now when every block of the range can be copied without
    * waiting (BlockReader.readNow: in RAM, or cached, checked and open);
    * undefined when one cannot, and the caller uses read(), which starts over.
-   * Nothing is counted or observed unless the whole range was copied, so a
-   * fallback counts once. On the benchmark machine this is what a warm
+   * The reader's counters and observers see nothing unless the whole range
+   * was copied, so a fallback counts once here; the layers' hit counters do
+   * count the blocks copied before a fallback, which read() then counts again
+   * (only for a request that spans two blocks, one of them not ready). On the benchmark machine this is what a warm
    * sequential read is made of: a FUSE request answered within its callback,
    * with no promise or microtask in between, shortens every round trip with
    * the kernel, and only two requests of a reader are in flight at once.

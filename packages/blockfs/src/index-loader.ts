@@ -73,6 +73,13 @@ export interface LoadIndexOptions {
   /** A trust store (keys with expiry, scope and revocations); used instead of `trust` when given. */
   readonly trustStore?: TrustStore | undefined;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Follow redirects (default true, MAX_INDEX_REDIRECTS). A program that
+   * fetches blocks from the URL it was given rather than from the index's
+   * base (thfc-mirror's upstreams) passes false: a redirect is then an
+   * unavailable mirror, as for a block.
+   */
+  readonly followRedirects?: boolean | undefined;
 }
 
 export interface LoadedIndex {
@@ -204,6 +211,7 @@ async function fetchIndexBytes(
     : AbortSignal.timeout(timeout);
   let url = given;
   let res: Dispatcher.ResponseData;
+  const maxRedirects = options.followRedirects === false ? 0 : MAX_INDEX_REDIRECTS;
   for (let redirects = 0; ; redirects++) {
     try {
       res = await request(url, { method: 'GET', signal, dispatcher, headersTimeout: timeout, bodyTimeout: timeout });
@@ -217,15 +225,15 @@ async function fetchIndexBytes(
     }
     let next: string | undefined;
     try {
-      next = redirectTarget(url, res);
+      next = maxRedirects > 0 ? redirectTarget(url, res) : undefined;
     } catch (e) {
       await res.body.dump();
       throw e;
     }
     if (next === undefined) break;
     await res.body.dump();
-    if (redirects >= MAX_INDEX_REDIRECTS)
-      throw new MirrorUnavailableError(given, `more than ${MAX_INDEX_REDIRECTS} redirects (last to ${next})`);
+    if (redirects >= maxRedirects)
+      throw new MirrorUnavailableError(given, `more than ${maxRedirects} redirects (last to ${next})`);
     url = next;
   }
   if (res.statusCode === 404 || res.statusCode === 410) {
@@ -257,10 +265,13 @@ async function fetchIndexBytes(
 /**
  * Where a 301/302/303/307/308 with a Location points, resolved against the
  * URL asked; undefined for any other answer. A redirect to anything but
- * http(s) is refused (InputError): an index URL must not reach file:// or
- * other schemes through a server's say-so.
+ * http(s), or from https to http, is refused (InputError): an index URL must
+ * not reach file:// or the clear through a server's say-so.
  */
-function redirectTarget(url: string, res: Dispatcher.ResponseData): string | undefined {
+export function redirectTarget(
+  url: string,
+  res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers'>,
+): string | undefined {
   if (![301, 302, 303, 307, 308].includes(res.statusCode)) return undefined;
   const location = res.headers.location;
   if (typeof location !== 'string' || location === '') return undefined;
@@ -272,6 +283,9 @@ function redirectTarget(url: string, res: Dispatcher.ResponseData): string | und
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:')
     throw new InputError(`${url}: HTTP ${res.statusCode} to ${next.protocol} URL, not followed`);
+  // An index asked for over https must not arrive in the clear because a server said so.
+  if (new URL(url).protocol === 'https:' && next.protocol === 'http:')
+    throw new InputError(`${url}: HTTP ${res.statusCode} from https to ${next.href}, not followed`);
   next.hash = '';
   return next.href;
 }

@@ -70,6 +70,37 @@ describe('AdaptiveIo', () => {
     io.close(f.fd);
   });
 
+  it('a single stall (> stallMs) switches at once; long slow calls back to back count as a run', async () => {
+    let clock = 0;
+    let step = 0;
+    const stalled = new AdaptiveIo({ slowMs: 1, backoffMs: 100, now: () => (clock += step) });
+    const f = await stalled.open(await file('0123456789'));
+    const dst = Buffer.alloc(4);
+    step = 20; // each now() inside the call adds 20 ms: a 20 ms pread, above the default 10 ms stall
+    await stalled.read(f.fd, dst, 0, 4, 0);
+    step = 0;
+    await stalled.read(f.fd, dst, 0, 4, 0);
+    expect(stalled.counts).toMatchObject({ slow: 1, async: 1 });
+    stalled.close(f.fd);
+
+    // 40 ms calls one after another. This clock also moves 80 ms between two calls (every now() adds `step`),
+    // so the gaps are 80 ms: within a 100 ms window they make a run of three, though their ends span 240 ms.
+    const slowDisk = new AdaptiveIo({
+      slowMs: 1,
+      backoffMs: 100,
+      stallMs: 1000,
+      slowWindowMs: 100,
+      now: () => (clock += step),
+    });
+    const g = await slowDisk.open(await file('0123456789'));
+    step = 40;
+    for (let i = 0; i < 3; i++) await slowDisk.read(g.fd, dst, 0, 4, 0);
+    step = 0;
+    await slowDisk.read(g.fd, dst, 0, 4, 0);
+    expect(slowDisk.counts).toMatchObject({ slow: 3, async: 1 });
+    slowDisk.close(g.fd);
+  });
+
   it('open() reports size and identity, refuses a directory and passes ENOENT on, in either mode', async () => {
     for (const slowMs of [1000, -1]) {
       const io = new AdaptiveIo({ slowMs, backoffMs: 1e9 });

@@ -206,6 +206,19 @@ describe('CheckedSource', () => {
     expect(verifier.ids).toEqual([]); // it was verified when fetched
   });
 
+  it('keep() over a file already on disk (not replaced) leaves that file to be checked on first use', async () => {
+    const { checked, writer, onDisk, verifier, logger } = await setup();
+    const b = makeBlock(13);
+    await onDisk(b, corrupted(b.data)); // say its read failed earlier, so cached() fetched the block again
+    expect(await checked.keep(b.ref, b.data)).toBe(true);
+    await writer.idle(); // the put found the name taken and wrote nothing
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(dst.every((x) => x === 0xaa)).toBe(true); // the file's bytes were never served as verified
+    expect(verifier.ids).toEqual([b.ref.id]);
+    expect(logger.lines).toHaveLength(1);
+  });
+
   it('load() waits for a block still being written, and checks a cached one without copying it', async () => {
     const { checked, onDisk, verifier } = await setup();
     const kept = makeBlock(13);

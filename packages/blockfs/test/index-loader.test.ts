@@ -24,6 +24,7 @@ import {
   MAX_INDEX_BYTES,
   MAX_INDEX_REDIRECTS,
   parseIndexLocation,
+  redirectTarget,
 } from '../src/index-loader.js';
 import { MemoryLogger } from '../src/logger.js';
 import { makeImage, patternBytes, type TestImage, tempDir } from './image-fixtures.js';
@@ -296,6 +297,26 @@ describe('loadIndex over HTTP', () => {
     const f = await loadIndex(`${sneaky.url}/img.idx`, {}).catch((e: unknown) => e);
     expect(f).toBeInstanceOf(InputError);
     expect((f as Error).message).toBe(`${sneaky.url}/img.idx: HTTP 302 to file: URL, not followed`);
+  });
+
+  it('redirectTarget: resolves relative locations, ignores non-redirects, refuses other schemes and https → http', () => {
+    const r = (statusCode: number, location?: string) => ({ statusCode, headers: location ? { location } : {} });
+    expect(redirectTarget('http://a/x/i.idx', r(301, '../y/i.idx#frag'))).toBe('http://a/y/i.idx');
+    expect(redirectTarget('http://a/i.idx', r(308, 'https://b/i.idx'))).toBe('https://b/i.idx');
+    expect(redirectTarget('http://a/i.idx', r(200))).toBeUndefined();
+    expect(redirectTarget('http://a/i.idx', r(304, '/x'))).toBeUndefined();
+    expect(redirectTarget('http://a/i.idx', r(302))).toBeUndefined(); // no Location: the caller reports HTTP 302
+    expect(() => redirectTarget('https://a/i.idx', r(302, 'http://a/i.idx'))).toThrow(InputError);
+    expect(() => redirectTarget('http://a/i.idx', r(307, 'ftp://a/i.idx'))).toThrow(/ftp: URL, not followed/);
+  });
+
+  it('with followRedirects: false a redirect is an unavailable mirror (thfc-mirror fetches blocks from the URL given)', async () => {
+    const target = await serveIndex(smallImage().indexBytes);
+    const front = await listen((_req, res) => res.writeHead(301, { location: target.indexUrl }).end());
+    const e = await loadIndex(`${front.url}/img.idx`, {}, { followRedirects: false }).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toBe(`${front.url}/img.idx unavailable: HTTP 301`);
+    expect(target.requests).toEqual([]);
   });
 
   it('a closed port is MirrorUnavailableError, or the cached copy when there is one', async () => {

@@ -79,6 +79,8 @@ export class PullThrough {
   private readonly now: () => number;
   private readonly refRefreshMs: number;
   private readonly indexRevalidateMs: number;
+  /** Images whose profile the upstreams did not deliver (none, refused, failed), by index digest, until when. */
+  private readonly noProfile = new Map<string, { digest: string; until: number; error?: Error | undefined }>();
 
   constructor(
     private readonly components: PullThroughComponents,
@@ -207,6 +209,16 @@ export class PullThrough {
       indexBytes = await readFile(indexPath);
     }
     const index = decodeIndex(indexBytes);
+    // Every mount asks for NAME.profile: an image without one, or whose upstream copy is refused or cannot be
+    // had, must not cost each of them a trip upstream (or its timeout). The answer is kept for
+    // indexRevalidateMs, for this index.
+    const known = this.noProfile.get(name);
+    if (known && known.digest === index.digest && this.now() < known.until) {
+      if (known.error) throw known.error;
+      return false;
+    }
+    const remember = (error?: Error) =>
+      this.noProfile.set(name, { digest: index.digest, until: this.now() + this.indexRevalidateMs, error });
     this.checkedAt.set(`${name}.profile`, this.now());
     let got: ProfileFetch;
     try {
@@ -215,17 +227,22 @@ export class PullThrough {
       this.signal.throwIfAborted();
       metrics.pull('failed');
       metrics.error('upstream');
+      remember(e as Error);
       throw e;
     }
     if (got.kind === 'none') {
       metrics.pull('not_found');
+      remember();
       return false;
     }
     if (got.kind === 'refused') {
       metrics.pull('failed');
       metrics.error('corrupt');
-      throw new MirrorUnavailableError(`upstream for ${name}.profile`, `refused: ${got.why}`);
+      const refused = new MirrorUnavailableError(`upstream for ${name}.profile`, `refused: ${got.why}`);
+      remember(refused);
+      throw refused;
     }
+    this.noProfile.delete(name);
     const path = join(store.root, `${name}.profile`);
     const local = await readIfPresent(path).catch(() => undefined);
     if (local && Buffer.compare(local, got.bytes) === 0) return true; // revalidated: unchanged

@@ -90,7 +90,13 @@ export class Upstream {
     for (const base of this.urls) {
       const url = `${base}${name}.idx`;
       try {
-        const loaded = await loadIndex(url, { logger: this.logger }, { timeoutMs: this.timeoutMs, signal });
+        // Blocks and profiles are fetched from this base, so a redirected index is not followed (it would pair
+        // an index from one place with blocks from another).
+        const loaded = await loadIndex(
+          url,
+          { logger: this.logger },
+          { timeoutMs: this.timeoutMs, signal, followRedirects: false },
+        );
         return loaded.decoded;
       } catch (e) {
         signal.throwIfAborted();

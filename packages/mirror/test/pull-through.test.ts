@@ -166,17 +166,18 @@ describe('pull-through: boot profiles', () => {
     expect(metrics).toMatch(/thfc_mirror_pull_through_total\{result="fetched"\} 2/); // index + profile
   });
 
-  it('404 stays 404: each request for a profile no upstream has asks again, and no index means no profile', async () => {
+  it('404 stays 404 and is remembered (every mount asks), and no index means no profile', async () => {
     const { m, store } = await pullThrough('pp2'); // the upstream without a profile
     const before = upstream.metrics.count('file', 404);
     expect((await get(`${m.url}img.profile`)).status).toBe(404);
     expect((await get(`${m.url}img.profile`)).status).toBe(404);
-    expect(upstream.metrics.count('file', 404)).toBe(before + 2);
+    // The second answer came from the mirror's memory of the first (kept for the index revalidation period).
+    expect(upstream.metrics.count('file', 404)).toBe(before + 1);
     expect(await exists(join(store, 'img.profile'))).toBe(false);
 
     // No such image: the upstream is asked for its index only, never for a profile that could not be checked.
     expect((await get(`${m.url}nope.profile`)).status).toBe(404);
-    expect(upstream.metrics.count('file', 404)).toBe(before + 3);
+    expect(upstream.metrics.count('file', 404)).toBe(before + 2);
     expect(await exists(join(store, 'nope.profile'))).toBe(false);
   });
 
@@ -190,6 +191,10 @@ describe('pull-through: boot profiles', () => {
     expect(await exists(join(store, 'img.profile'))).toBe(false);
     expect(m.metrics.errorCount('corrupt')).toBe(1);
     expect((await get(`${m.url}img.idx`)).status).toBe(200);
+    // Asked again (the next mount): refused from memory, without another trip upstream.
+    const asked = bad.metrics.count('file', 200);
+    expect((await get(`${m.url}img.profile`)).status).toBe(502);
+    expect(bad.metrics.count('file', 200)).toBe(asked);
   });
 
   it('pulling an index drops a stored profile bound to another index', async () => {

@@ -16,9 +16,11 @@ export interface AdaptiveIoOptions {
   readonly slowMs?: number | undefined;
   /** How long to stay asynchronous after the switch before trying synchronous calls again. */
   readonly backoffMs?: number | undefined;
-  /** Slow calls it takes to switch, all within `slowWindowMs` (see DEFAULT_SLOW_CALLS). */
+  /** Slow calls in a row it takes to switch, each ending within `slowWindowMs` of the last (see DEFAULT_SLOW_CALLS). */
   readonly slowCalls?: number | undefined;
   readonly slowWindowMs?: number | undefined;
+  /** One call slower than this switches at once (DEFAULT_STALL_MS). */
+  readonly stallMs?: number | undefined;
   /** Clock in ms (tests). */
   readonly now?: (() => number) | undefined;
 }
@@ -32,9 +34,10 @@ export interface AdaptiveIoOptions {
 export const DEFAULT_SLOW_IO_MS = 1;
 
 /**
- * Three slow calls within 50 ms: a page cache that has lost the cache files
- * makes nearly every call wait for the disk, so the third such call in a row
- * switches after at most three blocking accesses. One slow call alone is
+ * Three slow calls in a row, each ending within 50 ms of the one before: a
+ * page cache that has lost the cache files makes nearly every call wait for
+ * the disk, so the third such call switches after at most three blocking
+ * accesses, however long each takes. One slow call alone is
  * usually not the disk: the first open after mount (a cold directory lookup),
  * or this thread losing its core for a moment on a busy 2-core VM. Switching
  * on a single one (as this class first did) sent 70-85 % of a warm
@@ -44,6 +47,13 @@ export const DEFAULT_SLOW_IO_MS = 1;
  */
 export const DEFAULT_SLOW_CALLS = 3;
 export const DEFAULT_SLOW_WINDOW_MS = 50;
+
+/**
+ * A single call this slow switches at once: 10 ms is a disk seek or a
+ * throttled volume, not a cold lookup or a lost time slice, and the main
+ * thread must not wait for two more of them.
+ */
+export const DEFAULT_STALL_MS = 10;
 
 /**
  * One second of asynchronous calls after the switch: a cache that has fallen
@@ -78,7 +88,7 @@ export interface OpenFile {
  */
 export class AdaptiveIo {
   private asyncUntil = 0;
-  /** When the most recent slow calls ended, oldest first (at most slowCalls of them). */
+  /** When the slow calls of the current run ended, oldest first. */
   private readonly slowAt: number[] = [];
   /** Calls done in place and through the pool, and how many were slow. */
   readonly counts = { sync: 0, async: 0, slow: 0 };
@@ -148,14 +158,20 @@ export class AdaptiveIo {
     return this.options.now ? this.options.now() : performance.now();
   }
 
-  /** Records a slow call that ended at `t`; switches to the pool when enough came close together. */
-  private slow(t: number): void {
+  /**
+   * Records a slow call that took `ms` and ended at `t`; switches to the pool
+   * on a stall, or when enough slow calls came one close after another.
+   */
+  private slow(t: number, ms: number): void {
     this.counts.slow++;
     const needed = Math.max(1, this.options.slowCalls ?? DEFAULT_SLOW_CALLS);
+    const last = this.slowAt[this.slowAt.length - 1];
+    // A gap measured end to end: slow calls back to back are close however long each one took.
+    if (last !== undefined && t - ms - last > (this.options.slowWindowMs ?? DEFAULT_SLOW_WINDOW_MS)) {
+      this.slowAt.length = 0;
+    }
     this.slowAt.push(t);
-    if (this.slowAt.length > needed) this.slowAt.shift();
-    const first = this.slowAt[0] ?? t;
-    if (this.slowAt.length < needed || t - first > (this.options.slowWindowMs ?? DEFAULT_SLOW_WINDOW_MS)) return;
+    if (this.slowAt.length < needed && ms <= (this.options.stallMs ?? DEFAULT_STALL_MS)) return;
     this.slowAt.length = 0;
     this.asyncUntil = t + (this.options.backoffMs ?? DEFAULT_ASYNC_BACKOFF_MS);
   }
@@ -180,7 +196,7 @@ export class AdaptiveIo {
     } finally {
       this.counts.sync++;
       const t1 = this.now();
-      if (t1 - t0 > (this.options.slowMs ?? DEFAULT_SLOW_IO_MS)) this.slow(t1);
+      if (t1 - t0 > (this.options.slowMs ?? DEFAULT_SLOW_IO_MS)) this.slow(t1, t1 - t0);
     }
   }
 }

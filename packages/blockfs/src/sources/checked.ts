@@ -144,8 +144,12 @@ export class CheckedSource implements LocalBlocks {
    * cache holds to a cache above.
    */
   keep(ref: BlockRef, data: Uint8Array): Promise<boolean> {
-    // Good from now on: until it lands it is served from the write-behind's buffer, after that from disk.
-    if (!this.verified.has(ref.id)) this.verified.set(ref.id, WRITTEN_HERE);
+    // Good from now on: until it lands it is served from the write-behind's buffer, after that from disk. Unless
+    // the disk already has a file of that name (one that failed to read, or another daemon's): the write will
+    // not replace it (DiskCache.put skips it), so that file is still checked on its first use.
+    if (!this.verified.has(ref.id) && !this.components.disk.holds(ref.id, ref.size)) {
+      this.verified.set(ref.id, WRITTEN_HERE);
+    }
     return this.components.writer.write(rawRef(ref), data).then((stored) => {
       if (!stored && this.verified.get(ref.id) === WRITTEN_HERE) this.verified.delete(ref.id);
       return stored;

@@ -395,7 +395,8 @@ function describeNetworkError(e: unknown): string {
  * is served directly: a redirect per block would cost every block a second
  * round trip and a connection to another origin, so it is not followed, and
  * the message says where to point --mirror instead. (An index URL that
- * redirects is followed once at mount, and its target becomes the block base.)
+ * redirects is followed at mount, up to MAX_INDEX_REDIRECTS times, and
+ * where it ends becomes the block base unless --mirror or --pool say otherwise.)
  */
 function statusWhy(res: Dispatcher.ResponseData): string {
   const location = res.headers.location;

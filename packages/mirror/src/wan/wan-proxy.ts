@@ -101,6 +101,7 @@ export class WanProxy {
         return;
       }
       await this.pace(piece.length);
+      if (res.destroyed) return; // the client went away while the link was busy
       if (!res.write(piece)) {
         await new Promise<void>((r) => {
           // Both listeners go once either fires: a 'close' left behind per full buffer piles up on a long body.
