@@ -101,6 +101,39 @@ describe('AdaptiveIo', () => {
     slowDisk.close(g.fd);
   });
 
+  it('the pooled spell starts short and doubles while calls stay slow; short again after a quiet while', async () => {
+    let clock = 0;
+    let step = 0;
+    const io = new AdaptiveIo({
+      slowMs: 1,
+      slowCalls: 1,
+      minBackoffMs: 50,
+      backoffMs: 400,
+      now: () => (clock += step),
+    });
+    const f = await io.open(await file('0123456789'));
+    const dst = Buffer.alloc(4);
+    /** One slow call, then 10 ms steps until a call is made in place again: how long the pooled spell lasted. */
+    const spell = async () => {
+      step = 5;
+      await io.read(f.fd, dst, 0, 4, 0);
+      step = 0;
+      const start = clock;
+      for (;;) {
+        const pooled = io.counts.async;
+        await io.read(f.fd, dst, 0, 4, 0);
+        if (io.counts.async === pooled) return clock - start;
+        clock += 10;
+      }
+    };
+    expect([await spell(), await spell(), await spell(), await spell(), await spell()]).toEqual([
+      50, 100, 200, 400, 400,
+    ]);
+    clock += 1000; // a quiet while
+    expect(await spell()).toBe(50);
+    io.close(f.fd);
+  });
+
   it('open() reports size and identity, refuses a directory and passes ENOENT on, in either mode', async () => {
     for (const slowMs of [1000, -1]) {
       const io = new AdaptiveIo({ slowMs, backoffMs: 1e9 });

@@ -14,8 +14,10 @@ import {
 export interface AdaptiveIoOptions {
   /** A synchronous call slower than this waited for the disk: go asynchronous for a while. */
   readonly slowMs?: number | undefined;
-  /** How long to stay asynchronous after the switch before trying synchronous calls again. */
+  /** The longest spell of asynchronous calls after a switch (DEFAULT_ASYNC_BACKOFF_MS). */
   readonly backoffMs?: number | undefined;
+  /** The first spell after a quiet while (DEFAULT_MIN_ASYNC_BACKOFF_MS); it doubles on each switch soon after the last. */
+  readonly minBackoffMs?: number | undefined;
   /** Slow calls in a row it takes to switch, each ending within `slowWindowMs` of the last (see DEFAULT_SLOW_CALLS). */
   readonly slowCalls?: number | undefined;
   readonly slowWindowMs?: number | undefined;
@@ -56,11 +58,17 @@ export const DEFAULT_SLOW_WINDOW_MS = 50;
 export const DEFAULT_STALL_MS = 10;
 
 /**
- * One second of asynchronous calls after the switch: a cache that has fallen
- * out of the page cache costs the main thread one blocking disk access per
- * second at most, and one that is back in RAM is noticed within a second.
+ * Asynchronous calls after a switch: 50 ms at first, doubling while the
+ * synchronous calls tried after each spell are slow again, up to one second.
+ * A one-off stall (seen at the start of a warm read on the benchmark VM: one
+ * call over 10 ms, then none) costs 50 ms of pooled calls, not a whole
+ * second of them (which had cut that read from ~650-740 to 570 MB/s); a
+ * cache that has fallen out of the page cache reaches one-second spells
+ * within five switches, and then costs the main thread one blocking disk
+ * access per second at most; one back in RAM is noticed within a second.
  */
 export const DEFAULT_ASYNC_BACKOFF_MS = 1000;
+export const DEFAULT_MIN_ASYNC_BACKOFF_MS = 50;
 
 /** One open file: its descriptor and what fstat said when it was opened. */
 export interface OpenFile {
@@ -82,12 +90,15 @@ export interface OpenFile {
  * inter-processor interrupt there), against ~6 µs for a 128 KiB pread the
  * page cache answers in place. Only a few FUSE requests are in flight at
  * once, so that latency is throughput. Calls that turn out slow (the disk,
- * not the page cache: DEFAULT_SLOW_CALLS of them close together) switch to
- * asynchronous calls for `backoffMs`, so a cold page cache never holds the
- * main thread for long.
+ * not the page cache: DEFAULT_SLOW_CALLS of them close together, or one
+ * stall) switch to asynchronous calls for a spell that grows while they stay
+ * slow (DEFAULT_MIN_ASYNC_BACKOFF_MS up to `backoffMs`), so a cold page
+ * cache never holds the main thread for long.
  */
 export class AdaptiveIo {
   private asyncUntil = 0;
+  /** The spell the last switch started. */
+  private backoff = 0;
   /** When the slow calls of the current run ended, oldest first. */
   private readonly slowAt: number[] = [];
   /** Calls done in place and through the pool, and how many were slow. */
@@ -173,7 +184,12 @@ export class AdaptiveIo {
     this.slowAt.push(t);
     if (this.slowAt.length < needed && ms <= (this.options.stallMs ?? DEFAULT_STALL_MS)) return;
     this.slowAt.length = 0;
-    this.asyncUntil = t + (this.options.backoffMs ?? DEFAULT_ASYNC_BACKOFF_MS);
+    const max = this.options.backoffMs ?? DEFAULT_ASYNC_BACKOFF_MS;
+    const min = Math.min(max, this.options.minBackoffMs ?? DEFAULT_MIN_ASYNC_BACKOFF_MS);
+    // Slow again soon after the last spell ended: the disk, not a blip; stay away longer each time.
+    const again = this.backoff > 0 && t - this.asyncUntil < max;
+    this.backoff = again ? Math.min(max, this.backoff * 2) : min;
+    this.asyncUntil = t + this.backoff;
   }
 
   private run<T>(inPlace: () => T, pooled: (done: (e: Error | null, v: T) => void) => void): Promise<T> {
