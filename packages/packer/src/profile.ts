@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { appendSignature, checkProfile, decodeProfile, encodeProfile } from '@thfc/format';
+import {
+  appendSignature,
+  checkProfile,
+  decodeProfile,
+  encodeProfile,
+  UsageError,
+  verifyIndexSignatures,
+} from '@thfc/format';
 import { writeFileAtomic } from './atomic-file.js';
 import { fsError } from './errors.js';
 import { readIndexFile } from './index-file.js';
@@ -39,6 +46,16 @@ export async function runProfileAdd(options: ProfileAddOptions): Promise<Profile
   checkProfile(recorded, decoded.index, decoded.digest);
   let out = encodeProfile(recorded.image, recorded.index, recorded.blocks);
   const key = options.key ? await readKeyFile(options.key) : undefined;
+  // A signed image's profile must be signed by one of its index's keys: clients that require signatures ignore
+  // any other, and mirrors do not replicate it (docs/thfc-mirror.md, the replica check).
+  const signers = verifyIndexSignatures(decoded)
+    .filter((s) => s.valid)
+    .map((s) => s.keyId);
+  if (signers.length > 0 && !(key && signers.includes(key.keyId))) {
+    throw new UsageError(
+      `${options.index} is signed by ${signers.join(', ')}: sign its profile with one of those keys (--key KEYFILE)${key ? `, not ${key.keyId}` : ''}; clients that require signatures would ignore it, and mirrors would not replicate it`,
+    );
+  }
   if (key) out = appendSignature(out, key.privateKey, key.publicKey);
   const path = join(dirname(options.index), `${decoded.index.header.name}.profile`);
   await writeFileAtomic(path, out, { durable: true });
