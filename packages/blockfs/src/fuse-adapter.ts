@@ -142,7 +142,14 @@ export class FuseMount {
           if (pos >= h.length) return cb(0);
           return cb(h.copy(buf, 0, pos, Math.min(h.length, pos + len)));
         }
-        const now = h.readNow?.(buf, len, pos);
+        let now: number | undefined;
+        try {
+          now = h.readNow?.(buf, len, pos);
+        } catch (e) {
+          // readNow must not throw; if a bug makes it, the read takes the path that reports errors properly
+          // rather than an uncaught exception taking the whole mount down.
+          this.logger.fault(`internal error in the fast read path of ${path}: ${(e as Error)?.stack ?? e}`);
+        }
         if (now !== undefined) return cb(now);
         h.read(buf, len, pos).then(
           (n) => cb(n),
