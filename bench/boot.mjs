@@ -17,10 +17,18 @@
 
 import { spawn } from 'node:child_process';
 import { copyFile, readFile, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BenchError, median, nowSeconds, removePath, requireTools, runCommand, waitForQuiet } from './lib.mjs';
+import {
+  BenchError,
+  median,
+  nowSeconds,
+  removePath,
+  requireTools,
+  runCommand,
+  serveStatic,
+  waitForQuiet,
+} from './lib.mjs';
 
 export const description =
   'thfc-vm: seconds to the guest marker booting over HTTP (cold and warm cache) vs a local file; bytes fetched vs read';
@@ -63,7 +71,7 @@ export async function run(ctx) {
   await runCommand(process.execPath, [packCli, 'pack', disk, '--store', store, '--name', 'guest', '--json'], {
     signal,
   });
-  const server = await serve(store);
+  const server = await serveStatic(store);
   results.indexUrl = `${server.url}guest.idx`;
   const state = join(scratch, 'state');
   const common = [
@@ -199,26 +207,6 @@ function timeToMarker(ctx, cli, args, marker, name) {
         );
     });
   });
-}
-
-/** A plain static file server for the store on 127.0.0.1 (any web server would do; thfc needs nothing special). */
-async function serve(root) {
-  const server = createServer(async (req, res) => {
-    const path = join(root, normalize(decodeURIComponent((req.url ?? '/').split('?')[0])));
-    if (!path.startsWith(root)) return res.writeHead(400).end();
-    const body = await readFile(path).catch(() => undefined);
-    if (!body) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(r));
-    },
-  };
 }
 
 async function storeBytes(store) {

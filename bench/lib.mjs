@@ -6,9 +6,9 @@
 
 import { spawn } from 'node:child_process';
 import { constants as fsc, readFileSync } from 'node:fs';
-import { access, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -620,6 +620,110 @@ export async function portOpen(port, host = '127.0.0.1') {
   });
 }
 
+/**
+ * nginx serving `root` on 127.0.0.1 (a port just handed out: nginx cannot listen on port 0), tuned as
+ * limits.md recipe 5, its files under SCRATCH/nginx. `locations` is inserted into the server block as is
+ * (e.g. a header for one path). Returns its base URL, the process, and pid(): the worker's pid, which
+ * does the serving (so its CPU is what a request costs; the master only supervises).
+ */
+export async function startNginx(ctx, root, { locations = '' } = {}) {
+  const prefix = await ensureDir(join(ctx.scratch, 'nginx'));
+  const port = await freePort();
+  const conf = join(prefix, 'nginx.conf');
+  await writeFile(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+pid ${join(prefix, 'nginx.pid')};
+error_log ${join(prefix, 'error.log')};
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  open_file_cache max=4096;
+  default_type application/octet-stream;
+  client_body_temp_path ${prefix}/tmp;
+  proxy_temp_path ${prefix}/tmp;
+  fastcgi_temp_path ${prefix}/tmp;
+  uwsgi_temp_path ${prefix}/tmp;
+  scgi_temp_path ${prefix}/tmp;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};${locations ? `\n    ${locations}` : ''}
+  }
+}
+`,
+  );
+  const proc = startProcess('nginx', ['-c', conf, '-p', `${prefix}/`, '-e', join(prefix, 'error.log')], {
+    stdin: 'ignore',
+  });
+  await Promise.race([
+    waitUntil(() => portOpen(port), { timeoutMs: 15_000, what: `nginx on port ${port}` }),
+    proc.exited.then((x) => {
+      const why = readTail(join(prefix, 'error.log'), 5) || '(no error log)';
+      throw new BenchError('NGINX', `nginx exited (${x.code ?? x.signal}): ${why}`);
+    }),
+  ]);
+  return { base: `http://127.0.0.1:${port}`, proc, pid: () => workerPid(proc.pid) ?? proc.pid };
+}
+
+/**
+ * A static file server on 127.0.0.1, port 0, with single-range support (what nbdkit curl and qemu's curl
+ * driver need; thfc needs nothing special). Returns its base URL (ending in /) and close().
+ */
+export async function serveStatic(root) {
+  const { createServer } = await import('node:http');
+  const { createReadStream } = await import('node:fs');
+  const server = createServer(async (req, res) => {
+    const path = join(root, normalize(decodeURIComponent((req.url ?? '/').split('?')[0])));
+    if (!path.startsWith(root)) return res.writeHead(400).end();
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) return res.writeHead(404).end();
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    let [start, end, status] = [0, st.size - 1, 200];
+    if (m) {
+      [start, end, status] = [Number(m[1]), m[2] ? Math.min(Number(m[2]), st.size - 1) : st.size - 1, 206];
+      if (start > end) return res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
+    }
+    const headers = { 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
+    if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD') return res.end();
+    createReadStream(path, { start, end }).pipe(res);
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** The first child of a process (nginx's worker), from /proc; undefined if it has none or is gone. */
+export function workerPid(masterPid) {
+  try {
+    const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/);
+    return children[0] ? Number(children[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last `lines` lines of a text file, or '' if it cannot be read. */
+export function readTail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Mounts (read from /proc/self/mountinfo: never touches the mounted file system itself)
 
@@ -691,7 +795,7 @@ async function validTestImage(cacheDir, requested) {
 /**
  * The realistic ext4 test image (limits.md recipe 1): `mkfs.ext4 -d` over a copy of parts of /usr,
  * rewritten with `cp --sparse=never` so its free space is real zero bytes. Cached in `cacheDir`
- * (image.img + image.json, the same layout and manifest as bench/pack.mjs); a valid image in one of
+ * (image.img + image.json; the pack suite builds it in its own directory); a valid image in one of
  * `reuseDirs` (e.g. the pack suite's cache) is used in place instead of building another.
  * $BENCH_IMAGE_MIB overrides the size.
  * @returns {Promise<{path: string, cached: boolean, bytes: number, freeBytes: number}>}

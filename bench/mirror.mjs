@@ -24,11 +24,10 @@
 // (blocks in the serving store, default 512 = 128 MiB).
 
 import { readFileSync } from 'node:fs';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   BenchError,
-  ensureDir,
   ensureTestImage,
   envInt,
   freePort,
@@ -40,6 +39,7 @@ import {
   requireFromRoot,
   requireTools,
   runCommand,
+  startNginx,
   startProcess,
   waitForQuiet,
   waitUntil,
@@ -337,52 +337,6 @@ async function measureSync(ctx, mirrorCli, packCli, stops) {
 // ---------------------------------------------------------------------------------------------------
 // Servers
 
-async function startNginx(ctx, root) {
-  const prefix = await ensureDir(join(ctx.scratch, 'nginx'));
-  // nginx cannot listen on port 0: take a port the OS just handed out.
-  const port = await freePort();
-  const conf = join(prefix, 'nginx.conf');
-  await writeFile(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-pid ${join(prefix, 'nginx.pid')};
-error_log ${join(prefix, 'error.log')};
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  open_file_cache max=4096;
-  default_type application/octet-stream;
-  client_body_temp_path ${prefix}/tmp;
-  proxy_temp_path ${prefix}/tmp;
-  fastcgi_temp_path ${prefix}/tmp;
-  uwsgi_temp_path ${prefix}/tmp;
-  scgi_temp_path ${prefix}/tmp;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-  }
-}
-`,
-  );
-  const proc = startProcess('nginx', ['-c', conf, '-p', `${prefix}/`, '-e', join(prefix, 'error.log')], {
-    stdin: 'ignore',
-  });
-  await Promise.race([
-    waitUntil(() => portOpen(port), { timeoutMs: 15_000, what: `nginx on port ${port}` }),
-    proc.exited.then((x) => {
-      throw new BenchError('NGINX', `nginx exited (${x.code ?? x.signal}): ${readTail(join(prefix, 'error.log'))}`);
-    }),
-  ]);
-  // The worker does the serving: its CPU is what a request costs (the master only supervises).
-  const pid = () => workerPid(proc.pid) ?? proc.pid;
-  return { base: `http://127.0.0.1:${port}`, proc, pid };
-}
-
 async function startMirror(ctx, cli, store, extraArgs = []) {
   const port = await freePort();
   const proc = startProcess(
@@ -453,19 +407,3 @@ function cpuTicks(pid) {
 }
 
 /** The nginx worker: the child of the master process. */
-function workerPid(masterPid) {
-  try {
-    const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/);
-    return children[0] ? Number(children[0]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readTail(path) {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-5).join('\n');
-  } catch {
-    return '(no error log)';
-  }
-}

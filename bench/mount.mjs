@@ -34,24 +34,24 @@
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, stat, symlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   BenchError,
   ensureDir,
   ensureTestImage,
   fileBytes,
-  freePort,
   isMountPoint,
   MB,
   MiB,
   median,
   nowSeconds,
   onExit,
-  portOpen,
+  readTail,
   removePath,
   requireTools,
   runCommand,
+  startNginx,
   startProcess,
   unmountFuse,
   waitForQuiet,
@@ -166,7 +166,7 @@ async function measure(ctx, { resources, thfcCli, packCli, fio }) {
   table.info('image.zero', 'image: all-zero blocks (% of blocks)', (100 * pack.zeroBlocks) / pack.blocks, '%');
   table.info('image.store', 'store: blocks/ (zstd L3, what a cold read downloads)', storeBlockBytes, 'MB');
 
-  const nginx = await startNginx(ctx, resources, www);
+  const nginx = await startNginxFor(ctx, resources, www);
   const idxUrl = `${nginx.base}/store/${NAME}.idx`;
   const rawUrl = `${nginx.base}/raw/${NAME}.img`;
   results.urls = { index: idxUrl, raw: rawUrl };
@@ -630,47 +630,13 @@ async function randomRun(ctx, { fio, file, size, jobs, seconds, ios }) {
 // Systems under test
 
 /** nginx serving SCRATCH/www: store/ (the thfc store) and raw/disk.img (the image, for httpfs2 and nbdkit). */
-async function startNginx(ctx, resources, www) {
-  const prefix = await ensureDir(join(ctx.scratch, 'nginx'));
-  const port = await freePort();
-  const conf = join(prefix, 'nginx.conf');
-  // limits.md recipe 5, plus: httpfs2 refuses a 206 without `Accept-Ranges: bytes`, which nginx
-  // only sends on 200s; adding it does not change what thfc or nbdkit see.
-  await writeFile(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}worker_processes 1;
-daemon off;
-pid ${join(prefix, 'nginx.pid')};
-error_log ${join(prefix, 'error.log')};
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  open_file_cache max=4096;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:${port};
-    root ${www};
-    location /raw/ { add_header Accept-Ranges bytes; }
-  }
-}
-`,
-  );
-  const proc = startProcess('nginx', ['-c', conf, '-p', `${prefix}/`, '-e', join(prefix, 'error.log')], {
-    stdin: 'ignore',
-  });
-  resources.add('nginx', () => proc.stop());
-  await Promise.race([
-    waitUntil(() => portOpen(port), { timeoutMs: 15_000, what: `nginx on port ${port}` }),
-    proc.exited.then((x) => {
-      throw new BenchError('NGINX', `nginx exited (${x.code ?? x.signal}): ${readTail(join(prefix, 'error.log'))}`);
-    }),
-  ]);
-  ctx.log(`nginx serving ${www} on 127.0.0.1:${port}`);
-  return { base: `http://127.0.0.1:${port}`, proc };
+async function startNginxFor(ctx, resources, www) {
+  // httpfs2 refuses a 206 without `Accept-Ranges: bytes`, which nginx only sends on 200s; adding it does not
+  // change what thfc or nbdkit see.
+  const nginx = await startNginx(ctx, www, { locations: 'location /raw/ { add_header Accept-Ranges bytes; }' });
+  resources.add('nginx', () => nginx.proc.stop());
+  ctx.log(`nginx serving ${www} on ${nginx.base.replace('http://', '')}`);
+  return nginx;
 }
 
 /**
@@ -954,14 +920,6 @@ function faultLines(file) {
       .slice(0, 20);
   } catch {
     return [];
-  }
-}
-
-function readTail(file, lines = 15) {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
   }
 }
 

@@ -13,17 +13,16 @@
 //   republish new bytes <= 1.1 × zstd -3 of the changed blocks;  zstd-napi faster than zstd-codec.
 
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   BenchError,
-  ensureDir,
+  ensureTestImage,
   fileBytes,
   KiB,
   listFiles,
   MB,
-  MiB,
   median,
   newFiles,
   nowSeconds,
@@ -41,19 +40,6 @@ export const description =
 const BLOCK_SIZE = 256 * KiB;
 /** zstd's default level, and the packer's default codec (format DEFAULT_CODEC). */
 const ZSTD_LEVEL = 3;
-
-/** Bump when the image recipe changes, so a cached image from an older recipe is rebuilt. */
-const IMAGE_RECIPE = 1;
-/** Parts of /usr that make a realistic root-ish filesystem: binaries, Python, Perl, locale data, vim runtime. */
-const IMAGE_SOURCES = ['/usr/bin', '/usr/lib/python3*', '/usr/share/perl', '/usr/share/i18n', '/usr/share/vim'];
-/** limits.md's reference image is 512 MiB; it is never smaller, so figures stay comparable. */
-const MIN_IMAGE_BYTES = 512 * MiB;
-/** Size = staged bytes × 1.15 + 64 MiB (ext4 metadata and journal), in 64 MiB steps: leaves ~15-25 % free space as zeros. */
-const IMAGE_SLACK_FACTOR = 1.15;
-const IMAGE_SLACK_BYTES = 64 * MiB;
-const IMAGE_SIZE_STEP = 64 * MiB;
-/** Below this much free space the image would not exercise zero-block elision. */
-const MIN_FREE_FRACTION = 0.05;
 
 /** Republish changes 1 % of the blocks: a typical security update to a base image. */
 const CHANGE_FRACTION = 0.01;
@@ -105,7 +91,8 @@ export async function run(ctx) {
   const cli = await locateCli(ctx);
   results.thfcCli = cli;
 
-  const image = await ensureImage(ctx);
+  // The realistic ext4 test image (lib.mjs; cached in this suite's directory, which the other suites reuse).
+  const image = await ensureTestImage({ cacheDir: join(ctx.dir, 'cache'), signal, log: ctx.log });
   ctx.log(`reading ${image.path} into memory (this also page-caches it for the timed runs)`);
   const img = await readFile(image.path);
   const analysis = analyseImage(img, zstd);
@@ -360,94 +347,6 @@ async function indexFileBytes(ctx, store, report) {
  * filesystem made with `mkfs.ext4 -d` over a copy of parts of /usr, then rewritten with
  * `cp --sparse=never` so its free space is real zero bytes (limits.md, recipe 1).
  */
-async function ensureImage(ctx) {
-  const cacheDir = await ensureDir(join(ctx.dir, 'cache'));
-  const path = join(cacheDir, 'image.img');
-  const manifestPath = join(cacheDir, 'image.json');
-  const requested = process.env.BENCH_IMAGE_MIB ? Number(process.env.BENCH_IMAGE_MIB) * MiB : 'auto';
-  try {
-    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    const st = await stat(path);
-    if (manifest.recipe === IMAGE_RECIPE && manifest.requested === requested && st.size === manifest.bytes) {
-      return { path, cached: true, ...manifest };
-    }
-  } catch {}
-
-  const t0 = nowSeconds();
-  const stage = join(cacheDir, 'stage');
-  const sparse = join(cacheDir, 'image.sparse');
-  const tmp = join(cacheDir, 'image.tmp');
-  const cleanup = () => Promise.all([stage, sparse, tmp].map(removePath));
-  await cleanup();
-  await removePath(manifestPath);
-  try {
-    const sources = await expandSources(IMAGE_SOURCES);
-    if (sources.length === 0) throw new BenchError('NO_SOURCES', `none of ${IMAGE_SOURCES.join(' ')} exist`);
-    ctx.log(`building test image from ${sources.join(' ')} (once; cached in ${cacheDir})`);
-    for (const src of sources) {
-      const parent = join(stage, src.slice(1, src.lastIndexOf('/')));
-      await ensureDir(parent);
-      await runCommand('cp', ['-a', src, `${parent}/`], { signal: ctx.signal });
-    }
-    const du = await runCommand('du', ['-s', '--block-size=1', stage], { signal: ctx.signal });
-    const stagedBytes = Number(du.stdout.split(/\s/)[0]);
-    const auto = Math.ceil((stagedBytes * IMAGE_SLACK_FACTOR + IMAGE_SLACK_BYTES) / IMAGE_SIZE_STEP) * IMAGE_SIZE_STEP;
-    const bytes = requested === 'auto' ? Math.max(MIN_IMAGE_BYTES, auto) : requested;
-    await runCommand('truncate', ['-s', String(bytes), sparse], { signal: ctx.signal });
-    const mkfsArgs = ['-q', '-F', '-b', '4096', '-E', 'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0'];
-    await runCommand('mkfs.ext4', [...mkfsArgs, '-d', stage, sparse], { signal: ctx.signal });
-    await removePath(stage);
-    await runCommand('cp', ['--sparse=never', sparse, tmp], { signal: ctx.signal });
-    const fs = await ext4Usage(ctx, tmp);
-    if (fs.freeBytes < MIN_FREE_FRACTION * bytes) {
-      throw new BenchError(
-        'IMAGE_FULL',
-        `test image has only ${fs.freeBytes} free bytes of ${bytes}; raise BENCH_IMAGE_MIB`,
-      );
-    }
-    const manifest = {
-      recipe: IMAGE_RECIPE,
-      requested,
-      bytes,
-      sources,
-      stagedBytes,
-      freeBytes: fs.freeBytes,
-      builtAt: new Date().toISOString(),
-      buildSeconds: Number((nowSeconds() - t0).toFixed(1)),
-    };
-    await rename(tmp, path);
-    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-    ctx.log(`built ${path}: ${(bytes / MiB).toFixed(0)} MiB, ${(fs.freeBytes / MiB).toFixed(0)} MiB free`);
-    return { path, cached: false, ...manifest };
-  } finally {
-    await cleanup();
-  }
-}
-
-/** Expands a trailing `*` in the last path component (the only glob IMAGE_SOURCES uses); keeps directories only. */
-async function expandSources(patterns) {
-  const out = [];
-  for (const pattern of patterns) {
-    const slash = pattern.lastIndexOf('/');
-    const dir = pattern.slice(0, slash);
-    const base = pattern.slice(slash + 1);
-    const names = base.endsWith('*')
-      ? (await readdir(dir).catch(() => [])).filter((n) => n.startsWith(base.slice(0, -1))).sort()
-      : [base];
-    for (const name of names) {
-      const st = await stat(join(dir, name)).catch(() => undefined);
-      if (st?.isDirectory()) out.push(join(dir, name));
-    }
-  }
-  return out;
-}
-
-async function ext4Usage(ctx, path) {
-  const { stdout } = await runCommand('dumpe2fs', ['-h', path], { signal: ctx.signal });
-  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(stdout)?.[1]);
-  const blockSize = field('Block size');
-  return { freeBytes: field('Free blocks') * blockSize, blockBytes: field('Block count') * blockSize };
-}
 
 /** Zero blocks, distinct non-zero blocks (by SHA-1), and the ideal store: each distinct block at zstd L3. */
 function analyseImage(img, zstd) {

@@ -42,8 +42,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, stat } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   BenchError,
@@ -57,6 +56,7 @@ import {
   removePath,
   requireTools,
   runCommand,
+  serveStatic,
   startProcess,
   unmountFuse,
   waitForQuiet,
@@ -147,7 +147,7 @@ export async function run(ctx) {
       stdin: 'ignore',
     },
   );
-  const rawServer = await serveRanges(raw);
+  const rawServer = await serveStatic(raw);
   let quietSpentMs = 0;
   const quiet = async () => {
     const maxWaitMs = Math.max(0, Math.min(QUIET_WAIT_MS, QUIET_BUDGET_MS - quietSpentMs));
@@ -777,37 +777,6 @@ function escapeRegExp(s) {
 
 function tail(text) {
   return text.trim().split('\n').slice(-8).join('\n');
-}
-
-/** A static file server with single-range support (what nbdkit curl and qemu's curl driver need), on 127.0.0.1. */
-async function serveRanges(root) {
-  const { createReadStream } = await import('node:fs');
-  const server = createServer(async (req, res) => {
-    const path = join(root, normalize(decodeURIComponent((req.url ?? '/').split('?')[0])));
-    if (!path.startsWith(root)) return res.writeHead(400).end();
-    const st = await stat(path).catch(() => undefined);
-    if (!st?.isFile()) return res.writeHead(404).end();
-    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    let [start, end, status] = [0, st.size - 1, 200];
-    if (m) {
-      [start, end, status] = [Number(m[1]), m[2] ? Math.min(Number(m[2]), st.size - 1) : st.size - 1, 206];
-      if (start > end) return res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
-    }
-    const headers = { 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
-    if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
-    res.writeHead(status, headers);
-    if (req.method === 'HEAD') return res.end();
-    createReadStream(path, { start, end }).pipe(res);
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(r));
-    },
-  };
 }
 
 /**
