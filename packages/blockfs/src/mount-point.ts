@@ -1,3 +1,4 @@
+// Also the package's `@thfc/blockfs/mount-point` entry: for programs that manage mounts without loading FUSE (thfc-vm).
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -30,10 +31,10 @@ export async function isMounted(path: string): Promise<boolean> {
   return (await mountTable()).some((m) => m.mountpoint === abs);
 }
 
-/** Detaches a FUSE mount even if it is busy or its daemon is gone (`fusermount -u -z`). */
+/** Detaches a FUSE mount even if it is busy or its daemon is gone (`fusermount -u -z`); each try is bounded (10 s). */
 export async function lazyUnmount(path: string): Promise<void> {
-  await execFileP('fusermount', ['-u', '-z', resolve(path)]).catch(async () => {
-    await execFileP('umount', ['-l', resolve(path)]);
+  await execFileP('fusermount', ['-u', '-z', resolve(path)], { timeout: 10_000 }).catch(async () => {
+    await execFileP('umount', ['-l', resolve(path)], { timeout: 10_000 });
   });
 }
 

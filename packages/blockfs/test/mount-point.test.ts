@@ -55,6 +55,9 @@ describe('mountTable and isMounted (this machine, read-only)', () => {
     const d = await dir();
     expect(await isMounted(d)).toBe(false);
     expect(await isMounted(relative(process.cwd(), '/'))).toBe(true);
+    expect(await isMounted('/proc')).toBe(true);
+    expect(await isMounted('/proc/self')).toBe(false);
+    expect(await isMounted('/no/such/dir')).toBe(false);
   });
 });
 

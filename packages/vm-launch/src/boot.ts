@@ -1,6 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { isMounted } from '@thfc/blockfs/mount-point';
 import { decodeProfile, InputError, UsageError } from '@thfc/format';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { buildPlan, downloadsFor, localFile, runLayout } from './boot-plan.js';
@@ -15,7 +16,6 @@ import { DEFAULT_STATE_DIR, KvmProbe, type ProbeResult } from './kvm-probe.js';
 import { type Engine, renderPlan } from './launch-plan.js';
 import { downloadTo, localPath } from './locations.js';
 import { type ProfileOptions, profileArgs, profileFlags } from './mount-options.js';
-import { isMounted } from './mount-table.js';
 import { createOverlay, removeOverlay } from './overlay.js';
 import type { VmIo } from './vm-io.js';
 import {

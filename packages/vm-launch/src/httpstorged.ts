@@ -3,9 +3,9 @@ import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { isMounted, lazyUnmount } from '@thfc/blockfs/mount-point';
 import { EXIT, InterruptedError, StoreIoError } from '@thfc/format';
 import { EngineMissingError, MountFailedError } from './errors.js';
-import { isMounted, lazyUnmount } from './mount-table.js';
 
 /**
  * Mounts an index through the httpstorged CLI, as a child process that

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMounted } from '@thfc/blockfs/mount-point';
 import { InterruptedError } from '@thfc/format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MountFailedError } from '../src/errors.js';
 import { bundledHttpstorged, HttpstorgedMount } from '../src/httpstorged.js';
-import { isMounted } from '../src/mount-table.js';
 import { tempDir } from './helpers.js';
 
 /** Real httpstorged mounts of a small store packed by the real thfc-pack (both from their dist/). */
