@@ -25,6 +25,11 @@
 // - "warm" = a fresh daemon over a cache the cold read filled (its block files still page-cached,
 //   as on a machine with free RAM). The same daemon's second read (its FUSE page cache dropped)
 //   is reported beside it. A fresh daemon pays the first-use check of every cached block.
+// - Caches are kept until the suite ends, not deleted between rounds: on an ext4 without a journal
+//   (this VM's root), an inode freed in the last 60-360 s is skipped by every later file creation
+//   (ext4 recently_deleted()), so deleting one round's 1,928 block files made the next round's cold
+//   read create its files ~30 % slower (by hand, perf: find_inode_bit/recently_deleted; 136-161 against
+//   182-197 MB/s). Disk use: about the image's size per round.
 // - "local file" = the image read after dropping its pages (fadvise, that file only), i.e. the
 //   raw image on this machine's disk, which is what a user would otherwise keep. The page-cached
 //   read (6-17 GB/s, a memcpy) is reported as info: 0.5× of it is above any FUSE path here
@@ -333,10 +338,7 @@ async function measure(ctx, { resources, thfcCli, packCli, fio }) {
           await d.close();
         }
       });
-      if (lastWarmCache) await removePath(lastWarmCache);
       lastWarmCache = cacheDir;
-    } else {
-      await removePath(cacheDir);
     }
 
     for (const key of ['memfs', 'httpfs2', 'nbdfuse']) {
@@ -553,7 +555,6 @@ async function randomReads(ctx, { resources, thfc, systems, size, fio, warmCache
           });
         } finally {
           await d.close();
-          await removePath(cacheDir);
         }
       });
     }
