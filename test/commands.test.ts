@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -29,4 +29,21 @@ describe('the commands after setup', () => {
       expect(r.stdout.length).toBeGreaterThan(0);
     }
   });
+});
+
+// `thfc-pack inspect x.idx | head -1`: a reader that goes away must not make a command crash with a stack trace
+// (Node's default for an EPIPE on stdout). Stdout's reading end is closed before the command writes anything.
+describe('the commands when the reader of their output goes away', () => {
+  it('each declared command answers --help into a closed pipe with its usual status and nothing on stderr', async () => {
+    for (const name of declaredCommands()) {
+      const child = spawn(`${ROOT}node_modules/.bin/${name}`, ['--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      expect({ name, status, stderr }).toEqual({ name, status: 0, stderr: '' });
+    }
+  }, 60_000);
 });

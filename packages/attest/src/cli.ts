@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { EXIT, exitCodeOf, ThfcError, UsageError } from '@thfc/format';
+import { EXIT, exitCodeOf, ignoreClosedOutput, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError } from 'commander';
 import { runAk } from './ak.js';
 import { DEFAULT_MEASUREMENT_PCR } from './measurement-log.js';
@@ -111,6 +111,7 @@ program
     if (!r.ok) throw new Reported();
   });
 
+ignoreClosedOutput();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -10,6 +10,7 @@ import {
   EXIT,
   exitCodeOf,
   InvalidArgumentError,
+  ignoreClosedOutput,
   parseSize,
   ThfcError,
   trustStoreOfKeys,
@@ -357,6 +358,7 @@ async function runStats(argv: string[]): Promise<number> {
 }
 
 const argv = process.argv.slice(2);
+ignoreClosedOutput();
 try {
   const sub = argv[0];
   process.exitCode =

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
-import { InvalidArgumentError, parseSize } from '@thfc/format';
+import { InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
@@ -182,6 +182,7 @@ function describeSync(r: SyncReport): string {
   return lines.join('\n');
 }
 
+ignoreClosedOutput();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

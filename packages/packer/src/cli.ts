@@ -1,5 +1,12 @@
 #!/usr/bin/env node
-import { EXIT, InvalidArgumentError, parseCodecSpec, parseHashAlgorithm, parseSize } from '@thfc/format';
+import {
+  EXIT,
+  InvalidArgumentError,
+  ignoreClosedOutput,
+  parseCodecSpec,
+  parseHashAlgorithm,
+  parseSize,
+} from '@thfc/format';
 import { Command, Option } from 'commander';
 import { runCatalogAdd, runCatalogRemove } from './catalog.js';
 import { processShell, reportCliError } from './cli-shell.js';
@@ -384,6 +391,7 @@ function nonNegativeInt(flag: string, v: string): number {
   return n;
 }
 
+ignoreClosedOutput();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

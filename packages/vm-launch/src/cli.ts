@@ -2,7 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
+import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
 import { CatalogFormatError, EngineMissingError, MountFailedError } from './errors.js';
@@ -241,6 +241,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       code = r.works ? VM_EXIT.OK : VM_EXIT.CHECK_FAILED;
     });
 
+  ignoreClosedOutput();
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
