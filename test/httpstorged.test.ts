@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeIndex, decodeVerified } from '@thfc/format';
@@ -269,6 +270,34 @@ describe('httpstorged', () => {
     expect(await again.mount.logText()).toMatch(/cleared a stale mount/);
     const r = await readRange(join(g.mnt, 'small'), 0, 100);
     expect(r.ok).toBe(true);
+  }, 60_000);
+
+  it('-f with its output gone (| head): the daemon keeps serving right bytes and unmounts cleanly at umount', async () => {
+    // Before, the first log line into the closed pipe was an uncaught EPIPE: the daemon died and left a stale mount.
+    const f = await fresh();
+    const child = spawn(
+      process.execPath,
+      [BIN.httpstorged, '-f', f.mnt, `${server.url}small.idx`, '--cache', f.cache, '--verbose'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      for (let i = 0; i < 150 && !(await isMounted(f.mnt)); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await isMounted(f.mnt)).toBe(true);
+      child.stdout.destroy();
+      child.stderr.destroy();
+      // --verbose logs a line per fetch: every block read now writes into the closed pipe.
+      expect(await sha256(join(f.mnt, 'small'))).toBe(await sha256(small));
+      const u = await node(BIN.httpstorged, ['umount', f.mnt]);
+      expect(u.code, u.stderr).toBe(0);
+      expect(await exited).toBe(0);
+      expect(await isMounted(f.mnt)).toBe(false);
+    } finally {
+      if (await isMounted(f.mnt)) await run('fusermount', ['-u', '-z', f.mnt]);
+      child.kill('SIGKILL');
+    }
   }, 60_000);
 
   it('bad URLs, a missing mountpoint and a mountpoint in use each get a clear error', async () => {
