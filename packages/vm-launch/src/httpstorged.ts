@@ -3,6 +3,8 @@ import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+// A type only (erased): the package's main entry loads FUSE, which thfc-vm never needs itself.
+import type { ImageStatus } from '@thfc/blockfs';
 import { isMounted, lazyUnmount } from '@thfc/blockfs/mount-point';
 import { EXIT, InterruptedError, StoreIoError } from '@thfc/format';
 import { EngineMissingError, MountFailedError } from './errors.js';
@@ -62,21 +64,9 @@ export interface ImageStats {
   readonly readErrors: number;
   readonly readaheadIssued?: number;
   /** Boot-profile replay (null: no profile replayed). */
-  readonly prefetch?: PrefetchStats | null;
+  readonly prefetch?: ImageStatus['prefetch'];
   /** --fill progress (null: no fill). */
-  readonly fill?: Omit<PrefetchStats, 'source'> | null;
-}
-
-/** httpstorged's prefetch counters: profile blocks hit by the guest, fetched but not (yet) used, not fetched yet. */
-export interface PrefetchStats {
-  readonly source: string;
-  readonly blocks: number;
-  readonly fetched: number;
-  readonly hit: number;
-  readonly wasted: number;
-  readonly pending: number;
-  readonly failed: number;
-  readonly done: boolean;
+  readonly fill?: ImageStatus['fill'];
 }
 
 export class HttpstorgedMount {
