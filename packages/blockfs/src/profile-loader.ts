@@ -1,11 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BootProfile, decodeProfile } from '@thfc/format';
+import { type BootProfile, decodeProfile, MAX_PROFILE_BYTES } from '@thfc/format';
 import { type Dispatcher, request } from 'undici';
 import type { IndexLocation } from './index-loader.js';
-
-/** A boot profile is a few hundred KB at most. */
-const MAX_PROFILE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Finds an image's published boot profile: `--prefetch FILE|URL` when given,

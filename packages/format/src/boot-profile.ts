@@ -27,6 +27,11 @@ export const PROFILE_MAGIC = 'thfc-profile';
 export const PROFILE_VERSION = 1;
 /** Profiles past this many lines are refused: a boot touches thousands of blocks, not millions. */
 export const MAX_PROFILE_BLOCKS = 1 << 22;
+/**
+ * The most bytes of a profile file a reader takes (httpstorged, thfc-mirror's
+ * upstream fetch): past this, it is refused unread. A real one is tens of KB.
+ */
+export const MAX_PROFILE_BYTES = 64 * 1024 * 1024;
 
 export interface BootProfile {
   readonly image: string;

@@ -13,6 +13,7 @@ import {
   IndexFormatError,
   InputError,
   InvalidArgumentError,
+  MAX_PROFILE_BYTES,
   MirrorUnavailableError,
   ThfcError,
 } from '@thfc/format';
@@ -34,13 +35,6 @@ export type ProfileFetch =
   | { readonly kind: 'found'; readonly url: string; readonly bytes: Uint8Array }
   | { readonly kind: 'none' }
   | { readonly kind: 'refused'; readonly why: string };
-
-/**
- * A boot profile past this size is refused: it is the bound httpstorged
- * reads a profile with (blockfs profile-loader.ts), so a larger one would be
- * refused by every client anyway. A real one is tens of KB.
- */
-const MAX_UPSTREAM_PROFILE_BYTES = 64 * 1024 * 1024;
 
 export interface UpstreamOptions {
   /** Base URLs (the directory holding NAME.idx and blocks/), in preference order. */
@@ -131,7 +125,7 @@ export class Upstream {
       let bytes: Buffer | undefined;
       try {
         bytes = await getBounded(url, {
-          maxBytes: MAX_UPSTREAM_PROFILE_BYTES,
+          maxBytes: MAX_PROFILE_BYTES, // httpstorged's bound too: a larger profile would be refused by every client
           timeoutMs: this.timeoutMs,
           signal,
           absent: [404, 410],
