@@ -118,7 +118,8 @@ export class BlockCorruptError extends ThfcError {
   constructor(
     readonly blockId: string,
     readonly source: string,
-    reason: string,
+    /** What is wrong with it, without the block and source (a thread passes it on to be raised again). */
+    readonly reason: string,
   ) {
     super(`block ${blockId} from ${source} is corrupt: ${reason}`);
   }

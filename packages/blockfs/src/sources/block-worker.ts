@@ -61,8 +61,7 @@ port?.on('message', (m: WorkerRequest) => {
     out = handle(m);
   } catch (e) {
     if (e instanceof BlockCorruptError && m.op === 'decode') {
-      const prefix = `block ${m.ref.id} from ${m.source} is corrupt: `;
-      out = { reply: { n: m.n, corrupt: e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message } };
+      out = { reply: { n: m.n, corrupt: e.reason } };
     } else {
       out = { reply: { n: m.n, error: (e as Error)?.message ?? String(e), code: (e as NodeJS.ErrnoException)?.code } };
     }
