@@ -3,7 +3,7 @@ import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { LocalBlocks } from './block-reader.js';
 import type { CacheEntry, DiskCache } from './disk-cache.js';
 import { type FileVerifier, InlineVerifier } from './file-verifier.js';
-import { Urgency } from './urgency.js';
+import { type Priority, Urgency } from './urgency.js';
 import type { WriteBehind } from './write-behind.js';
 
 export interface CheckedOptions {
@@ -171,7 +171,7 @@ export class CheckedSource implements LocalBlocks {
    * dropped (BlockNotFoundError). A reader joining a check read-ahead started
    * raises it, as cached() does for fetches.
    */
-  private async check(raw: BlockRef, entry: CacheEntry, priority: 'demand' | 'background'): Promise<void> {
+  private async check(raw: BlockRef, entry: CacheEntry, priority: Priority): Promise<void> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const running = this.checking.get(raw.id);
       if (!running) break;

@@ -10,7 +10,7 @@ import {
 } from '@thfc/format';
 import { type Dispatcher, Pool } from 'undici';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
-import { currentPriority, type FetchOptions, type Urgency } from './urgency.js';
+import { currentPriority, type FetchOptions, type Priority, type Urgency } from './urgency.js';
 
 /**
  * Requests in flight per mirror: the original's MAXCONNECTION. On the
@@ -58,8 +58,6 @@ export interface HttpSourceOptions {
   readonly connections?: number;
   readonly timeoutMs?: number;
 }
-
-type Priority = 'demand' | 'background';
 
 interface Waiter {
   /** Rises to demand when a background request's Urgency is raised while it waits. */

@@ -1,6 +1,7 @@
 import type { SourceOptions } from '@thfc/format';
 
-type Priority = 'demand' | 'background';
+/** A reader waits on it (demand), or nobody does yet (read-ahead, prefetch, fill). */
+export type Priority = 'demand' | 'background';
 
 /**
  * The priority of one fetch, which may rise while it waits. Read-ahead,
