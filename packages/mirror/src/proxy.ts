@@ -68,7 +68,7 @@ export async function runProxy(
 ): Promise<ProxySummary> {
   const started = performance.now();
   const proxy = await startProxy(options, components);
-  const inject = formatFaultSpec(parseFaultSpec(options.inject ?? ''));
+  const inject = formatFaultSpec(proxy.spec);
   const url = proxy.url;
   io.stderr.write(`thfc-mirror: proxy ${url} -> ${options.upstream}, injecting ${inject || 'nothing'}\n`);
   if (!io.signal.aborted) {

@@ -27,7 +27,7 @@ export class WanProxy {
 
   constructor(
     private readonly upstream: string,
-    private readonly spec: FaultSpec,
+    readonly spec: FaultSpec,
     private readonly random: () => number = Math.random,
   ) {
     this.pool = new Pool(new URL(upstream).origin, { connections: 16 });
