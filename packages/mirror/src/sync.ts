@@ -271,8 +271,8 @@ async function syncIndex(
 /**
  * Copies NAME.profile once NAME.idx (`index`) is published: fetched whole,
  * checked against that index as a client would check it and more
- * (checkReplicaProfile), written with temp + fsync + rename. Then drops a
- * local profile that is bound to another index. Never throws but for abort:
+ * (checkReplicaProfile), written with temp + fsync + rename. Without a good
+ * copy, drops a local profile that is bound to another index. Never throws but for abort:
  * a failure comes back as `error`, for the caller to report like an index's.
  */
 async function syncProfile(
@@ -304,8 +304,9 @@ async function syncProfile(
     status = 'failed';
     error = e as Error;
   }
+  // A profile just written or found unchanged was checked against this index: only other outcomes can leave a stale one.
   try {
-    if (await dropStaleProfile(root, name, index.digest)) {
+    if (status !== 'updated' && status !== 'unchanged' && (await dropStaleProfile(root, name, index.digest))) {
       logger.info(`${name}.profile: removed, it was bound to an older index than ${index.digest}`);
     }
   } catch (e) {
