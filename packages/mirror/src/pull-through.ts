@@ -12,7 +12,7 @@ import {
 import { readIndexFile, writeFileAtomic } from '@thfc/packer';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
-import { checkReplicaProfile, dropStaleProfile } from './replica-profile.js';
+import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { StoreReader } from './store-reader.js';
 import type { ProfileFetch, Upstream } from './upstream.js';
 
@@ -243,11 +243,8 @@ export class PullThrough {
       throw refused;
     }
     this.noProfile.delete(name);
-    const path = join(store.root, `${name}.profile`);
-    const local = await readIfPresent(path).catch(() => undefined);
-    if (local && Buffer.compare(local, got.bytes) === 0) return true; // revalidated: unchanged
     try {
-      await writeFileAtomic(path, got.bytes, { durable: true, signal: this.signal });
+      if (!(await publishProfile(store.root, name, got.bytes, this.signal))) return true; // revalidated: unchanged
     } catch (e) {
       metrics.error('store_write');
       throw e;

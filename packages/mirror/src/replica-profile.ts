@@ -10,6 +10,7 @@ import {
   verifyIndexSignatures,
   verifyInlineSignatures,
 } from '@thfc/format';
+import { writeFileAtomic } from '@thfc/packer';
 
 /**
  * The check a mirror applies before it publishes a boot profile it got from
@@ -84,5 +85,24 @@ export async function dropStaleProfile(storeRoot: string, name: string, indexDig
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw fsError(e, path);
   }
+  return true;
+}
+
+/**
+ * Publishes a profile that passed checkReplicaProfile as STORE/NAME.profile
+ * (temp + fsync + rename), unless the store already holds these bytes. True
+ * when it was written, false when it was unchanged; rejects only as the
+ * write does.
+ */
+export async function publishProfile(
+  storeRoot: string,
+  name: string,
+  bytes: Uint8Array,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const path = join(storeRoot, `${name}.profile`);
+  const local = await readFile(path).catch(() => undefined);
+  if (local && Buffer.compare(local, bytes) === 0) return false;
+  await writeFileAtomic(path, bytes, { durable: true, signal });
   return true;
 }

@@ -14,7 +14,7 @@ import {
   UsageError,
 } from '@thfc/format';
 import { type CommandIo, DirStore, formatBytes, progressFor, writeFileAtomic } from '@thfc/packer';
-import { checkReplicaProfile, dropStaleProfile } from './replica-profile.js';
+import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListingEntry } from './store-listing.js';
 import { Upstream } from './upstream.js';
 
@@ -283,18 +283,12 @@ async function syncProfile(
   signal: AbortSignal,
   logger: Logger,
 ): Promise<{ status: ProfileSyncStatus; error?: Error | undefined }> {
-  const path = join(root, `${name}.profile`);
   let status: ProfileSyncStatus;
   let error: Error | undefined;
   try {
     const got = await upstream.fetchProfile(name, (bytes, url) => checkReplicaProfile(bytes, index, url), signal);
     if (got.kind === 'found') {
-      const local = await readFile(path).catch(() => undefined);
-      if (local && Buffer.compare(local, got.bytes) === 0) status = 'unchanged';
-      else {
-        await writeFileAtomic(path, got.bytes, { durable: true, signal });
-        status = 'updated';
-      }
+      status = (await publishProfile(root, name, got.bytes, signal)) ? 'updated' : 'unchanged';
     } else if (got.kind === 'refused') {
       logger.fault(`${name}.profile refused, not published: ${got.why}`);
       status = 'refused';
