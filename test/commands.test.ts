@@ -8,8 +8,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Every command a workspace package declares, from its package.json. */
 function declaredCommands(): string[] {
   const names: string[] = [];
-  for (const pkg of ['packer', 'blockfs', 'mirror', 'vm-launch', 'attest']) {
-    const json = JSON.parse(readFileSync(`${ROOT}packages/${pkg}/package.json`, 'utf8')) as {
+  const { workspaces } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { workspaces: string[] };
+  for (const dir of workspaces) {
+    const json = JSON.parse(readFileSync(`${ROOT}${dir}/package.json`, 'utf8')) as {
       bin?: Record<string, string>;
     };
     names.push(...Object.keys(json.bin ?? {}));
