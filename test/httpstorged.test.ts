@@ -3,6 +3,7 @@ import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { decodeIndex, decodeVerified } from '@thfc/format';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './support/daemon.js';
 import { makeImage } from './support/images.js';
 import { isMounted, readRange, TestMount } from './support/mounts.js';
 import { BIN, node, ROOT, run, sha256, tempDir } from './support/processes.js';
@@ -284,7 +285,7 @@ describe('httpstorged', () => {
     );
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
-      for (let i = 0; i < 150 && !(await isMounted(f.mnt)); i++) await new Promise((r) => setTimeout(r, 100));
+      await waitUntil(undefined, `the -f mount at ${f.mnt}`, () => isMounted(f.mnt));
       expect(await isMounted(f.mnt)).toBe(true);
       child.stdout.destroy();
       child.stderr.destroy();
