@@ -5,8 +5,8 @@
 // shared/background/limits.md); MiB/KiB are binary.
 
 import { spawn } from 'node:child_process';
-import { constants as fsc, readFileSync } from 'node:fs';
-import { access, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, constants as fsc, readFileSync } from 'node:fs';
+import { access, lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -676,7 +676,6 @@ http {
  */
 export async function serveStatic(root) {
   const { createServer } = await import('node:http');
-  const { createReadStream } = await import('node:fs');
   const server = createServer(async (req, res) => {
     const path = join(root, normalize(decodeURIComponent((req.url ?? '/').split('?')[0])));
     if (!path.startsWith(root)) return res.writeHead(400).end();
@@ -764,9 +763,9 @@ export async function unmountFuse(path) {
 }
 
 // ---------------------------------------------------------------------------
-// Test image (the recipe of bench/pack.mjs and limits.md recipe 1, shared so suites agree)
+// Test image (limits.md recipe 1), shared so the pack and mount suites measure the same image
 
-/** Bump when the image recipe changes, so a cached image from an older recipe is rebuilt. Same value as pack.mjs. */
+/** Bump when the image recipe changes, so a cached image from an older recipe is rebuilt. */
 export const TEST_IMAGE_RECIPE = 1;
 /** Parts of /usr that make a realistic root-ish filesystem: binaries, Python, Perl, locale data, vim runtime. */
 const TEST_IMAGE_SOURCES = ['/usr/bin', '/usr/lib/python3*', '/usr/share/perl', '/usr/share/i18n', '/usr/share/vim'];
@@ -783,7 +782,6 @@ async function validTestImage(cacheDir, requested) {
   const path = join(cacheDir, 'image.img');
   try {
     const manifest = JSON.parse(readFileSync(join(cacheDir, 'image.json'), 'utf8'));
-    const { stat } = await import('node:fs/promises');
     const st = await stat(path);
     if (manifest.recipe === TEST_IMAGE_RECIPE && manifest.requested === requested && st.size === manifest.bytes) {
       return { path, cached: true, ...manifest };
@@ -806,7 +804,6 @@ export async function ensureTestImage({ cacheDir, reuseDirs = [], signal, log: s
     const found = await validTestImage(dir, requested);
     if (found) return found;
   }
-  const { readdir: readDir, rename, stat, writeFile } = await import('node:fs/promises');
   await ensureDir(cacheDir);
   const path = join(cacheDir, 'image.img');
   const manifestPath = join(cacheDir, 'image.json');
@@ -824,7 +821,7 @@ export async function ensureTestImage({ cacheDir, reuseDirs = [], signal, log: s
       const dir = pattern.slice(0, slash);
       const base = pattern.slice(slash + 1);
       const names = base.endsWith('*')
-        ? (await readDir(dir).catch(() => [])).filter((n) => n.startsWith(base.slice(0, -1))).sort()
+        ? (await readdir(dir).catch(() => [])).filter((n) => n.startsWith(base.slice(0, -1))).sort()
         : [base];
       for (const name of names) {
         const st = await stat(join(dir, name)).catch(() => undefined);

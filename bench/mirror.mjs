@@ -405,5 +405,3 @@ function cpuTicks(pid) {
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
-
-/** The nginx worker: the child of the master process. */

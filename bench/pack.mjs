@@ -340,13 +340,7 @@ async function indexFileBytes(ctx, store, report) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Test image
-
-/**
- * Returns the cached test image, building it if it is missing or from an older recipe: an ext4
- * filesystem made with `mkfs.ext4 -d` over a copy of parts of /usr, then rewritten with
- * `cp --sparse=never` so its free space is real zero bytes (limits.md, recipe 1).
- */
+// Test image analysis (the image itself: lib.mjs ensureTestImage)
 
 /** Zero blocks, distinct non-zero blocks (by SHA-1), and the ideal store: each distinct block at zstd L3. */
 function analyseImage(img, zstd) {
