@@ -16,17 +16,20 @@
 // Targets (ratios within one run): warm <= 1.1 x local; cold over loopback <= 1.5 x local.
 
 import { spawn } from 'node:child_process';
-import { copyFile, readFile, stat } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   BenchError,
+  GUEST_MEM_MIB,
+  GUEST_TOOLS,
   median,
   nowSeconds,
   removePath,
+  requireBuilt,
   requireTools,
   runCommand,
   serveStatic,
+  testGuest,
   waitForQuiet,
 } from './lib.mjs';
 
@@ -37,15 +40,10 @@ const TOOLS = [
   ['qemu-system-x86_64', 'qemu-system-x86'],
   ['qemu-img', 'qemu-utils'],
   ['fusermount', 'fuse3'],
-  ['mkfs.ext4', 'e2fsprogs'],
-  ['xz', 'xz-utils'],
-  ['apt-get', 'apt'],
-  ['dpkg', 'dpkg'],
+  ...GUEST_TOOLS,
 ];
 /** A TCG boot of the test guest takes 4-8 s; two minutes means it hangs. */
 const BOOT_TIMEOUT_MS = 120_000;
-/** The guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for all three. */
-const GUEST_MEM_MIB = 256;
 /** Per boot; shorter than the harness default so that five rounds on a busy machine stay within minutes. */
 const QUIET_WAIT_MS = 30_000;
 export const TARGET_WARM = 1.1;
@@ -56,13 +54,8 @@ export async function run(ctx) {
   await requireTools(TOOLS);
   const vmCli = join(ctx.repoRoot, 'packages/vm-launch/dist/cli.js');
   const packCli = join(ctx.repoRoot, 'packages/packer/dist/cli.js');
-  for (const f of [vmCli, packCli, join(ctx.repoRoot, 'packages/blockfs/dist/cli.js')])
-    if (!(await stat(f).catch(() => undefined)))
-      throw new BenchError('MISSING_BUILD', `${f} missing: run npm run build`);
-
-  const { buildGuestImage } = await import(pathToFileURL(join(ctx.repoRoot, 'test/support/guest-image.mjs')).href);
-  const guest = await buildGuestImage({ log: ctx.log });
-  results.guest = { versions: guest.versions, diskBytes: guest.diskBytes, marker: guest.markerLine };
+  await requireBuilt([vmCli, packCli, join(ctx.repoRoot, 'packages/blockfs/dist/cli.js')]);
+  const guest = await testGuest(ctx);
 
   // The local disk lives in scratch like the store, so both sit on the same file system.
   const disk = join(scratch, 'guest.img');

@@ -10,7 +10,7 @@ import { access, lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const BENCH_SRC_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(BENCH_SRC_DIR, '..');
@@ -309,6 +309,34 @@ export async function requireTools(tools) {
   const missing = [];
   for (const [cmd, pkg] of tools) if (!(await which(cmd))) missing.push(`${cmd} not installed: apt-get install ${pkg}`);
   if (missing.length) throw new BenchError('MISSING_TOOL', missing.join('\n'));
+}
+
+/** Throws MISSING_BUILD for the first of `files` (built CLIs) that does not exist. */
+export async function requireBuilt(files) {
+  for (const f of files)
+    if (!(await stat(f).catch(() => undefined)))
+      throw new BenchError('MISSING_BUILD', `${f} missing: run npm run build`);
+}
+
+/** What building the test guest (test/support/guest-image.mjs) needs, for requireTools. */
+export const GUEST_TOOLS = [
+  ['mkfs.ext4', 'e2fsprogs'],
+  ['xz', 'xz-utils'],
+  ['apt-get', 'apt'],
+  ['dpkg', 'dpkg'],
+];
+/** The test guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for every boot. */
+export const GUEST_MEM_MIB = 256;
+
+/**
+ * The tests' bootable guest (built once, then cached: test/support/guest-image.mjs), recorded in
+ * ctx.results.guest; resolves to what buildGuestImage gives (disk, kernel, initrd, append, markerLine…).
+ */
+export async function testGuest(ctx) {
+  const { buildGuestImage } = await import(pathToFileURL(join(ctx.repoRoot, 'test/support/guest-image.mjs')).href);
+  const guest = await buildGuestImage({ log: ctx.log });
+  ctx.results.guest = { versions: guest.versions, diskBytes: guest.diskBytes, marker: guest.markerLine };
+  return guest;
 }
 
 /** require() a package installed at the repo root (node_modules), with an actionable error. */

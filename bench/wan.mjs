@@ -41,23 +41,27 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   BenchError,
   formatNumber,
   formatValue,
+  GUEST_MEM_MIB,
+  GUEST_TOOLS,
   isMountPoint,
   median,
   mountPoints,
   nowSeconds,
   onExit,
   removePath,
+  requireBuilt,
   requireTools,
   runCommand,
   serveStatic,
   startProcess,
+  testGuest,
   unmountFuse,
   waitForQuiet,
   waitUntil,
@@ -70,10 +74,7 @@ const TOOLS = [
   ['qemu-system-x86_64', 'qemu-system-x86'],
   ['fusermount', 'fuse3'],
   ['nbdkit', 'nbdkit'],
-  ['mkfs.ext4', 'e2fsprogs'],
-  ['xz', 'xz-utils'],
-  ['apt-get', 'apt'],
-  ['dpkg', 'dpkg'],
+  ...GUEST_TOOLS,
 ];
 export const DEFAULT_RTTS_MS = [0, 20, 50, 100];
 /** The RTT the targets are judged at: a cross-continent link. */
@@ -93,8 +94,6 @@ export const MODE_LABELS = {
 const MODE_FLAGS = { a: ['--readahead', '0', '--no-prefetch'], b: ['--no-prefetch'], c: [] };
 /** A TCG boot of the test guest takes 4-8 s; the peer's ~350 round trips at 100 ms add ~35; two minutes means it hangs. */
 const BOOT_TIMEOUT_MS = 120_000;
-/** As bench boot: the guest needs ~100 MiB. */
-const GUEST_MEM_MIB = 256;
 /** Per boot; short, because 60+ boots each waiting the harness default would blow the ~15 min budget. */
 const QUIET_WAIT_MS = 10_000;
 /** Past this much waiting for quiet cores in total, measure at once (the figures record how busy it was). */
@@ -109,9 +108,7 @@ export async function run(ctx) {
     httpstorged: join(ctx.repoRoot, 'packages/blockfs/dist/cli.js'),
     mirror: join(ctx.repoRoot, 'packages/mirror/dist/cli.js'),
   };
-  for (const f of Object.values(cli))
-    if (!(await stat(f).catch(() => undefined)))
-      throw new BenchError('MISSING_BUILD', `${f} missing: run npm run build`);
+  await requireBuilt(Object.values(cli));
   const { qemuArgs } = await import(pathToFileURL(join(ctx.repoRoot, 'packages/vm-launch/dist/qemu-args.js')).href);
   const rtts = rttsFromEnv();
   const bandwidth = process.env.BENCH_WAN_BANDWIDTH?.trim() || '';
@@ -120,9 +117,7 @@ export async function run(ctx) {
   results.rtts = rtts;
   results.bandwidth = bandwidth || null;
 
-  const { buildGuestImage } = await import(pathToFileURL(join(ctx.repoRoot, 'test/support/guest-image.mjs')).href);
-  const guest = await buildGuestImage({ log: ctx.log });
-  results.guest = { versions: guest.versions, diskBytes: guest.diskBytes, marker: guest.markerLine };
+  const guest = await testGuest(ctx);
 
   // Safety net for an interrupted run: the harness kills our process groups, but httpstorged runs in its
   // own group under thfc-vm. Detach every mount under scratch and stop, by pid, what still names it.
