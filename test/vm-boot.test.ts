@@ -7,6 +7,7 @@ import {
   BOOT_TIMEOUT_MS,
   expectNothingLeft,
   type GuestStore,
+  guestBootArgs,
   guestStore,
   qemuPid,
   runVm,
@@ -30,16 +31,7 @@ let server: StaticServer;
 let state: string;
 let kvm: { works: boolean; reason: string; key: string };
 
-const bootArgs = () => [
-  '--kernel',
-  g.guest.kernel,
-  '--initrd',
-  g.guest.initrd,
-  '--append',
-  g.guest.append,
-  '--mem',
-  '256',
-];
+const bootArgs = () => guestBootArgs(g);
 
 beforeAll(async () => {
   ({ dir: work, cleanup: cleanupWork } = await tempDir('thfc-vm-e2e-'));

@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, node, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
-import { BOOT_TIMEOUT_MS, expectNothingLeft, type GuestStore, guestStore, runVm, stopLeftovers } from './support/vm.js';
+import {
+  BOOT_TIMEOUT_MS,
+  expectNothingLeft,
+  type GuestStore,
+  guestBootArgs,
+  guestStore,
+  runVm,
+  stopLeftovers,
+} from './support/vm.js';
 
 /**
  * Boot profiles through thfc-vm, end to end with the real test guest (slow:
@@ -31,14 +39,7 @@ const boot = (cache: string, extra: string[]) =>
     '--accel',
     'tcg',
     '--snapshot',
-    '--kernel',
-    g.guest.kernel,
-    '--initrd',
-    g.guest.initrd,
-    '--append',
-    g.guest.append,
-    '--mem',
-    '256',
+    ...guestBootArgs(g),
     ...extra,
   ]);
 

@@ -20,6 +20,11 @@ export interface GuestStore {
   store: string;
 }
 
+/** thfc-vm boot arguments that boot the test guest directly: its kernel, initrd and command line, 256 MiB. */
+export function guestBootArgs(g: GuestStore): string[] {
+  return ['--kernel', g.guest.kernel, '--initrd', g.guest.initrd, '--append', g.guest.append, '--mem', '256'];
+}
+
 /**
  * Builds (or reuses) the test guest, packs its disk as STORE/guest.idx, puts
  * the kernel and initrd in STORE/boot and lists the image in STORE/catalog.json.
