@@ -33,7 +33,11 @@ export interface SourceOptions {
   readonly offline?: boolean | undefined;
   readonly paranoid?: boolean | undefined;
   readonly memoryBytes?: number | undefined;
+  /** Pins every mirror's request window (`--connections`); adaptive up to maxConnections otherwise. */
   readonly connections?: number | undefined;
+  readonly maxConnections?: number | undefined;
+  readonly lowSpeedBps?: number | undefined;
+  readonly lowSpeedTimeMs?: number | undefined;
   readonly timeoutMs?: number | undefined;
   readonly retries?: number | undefined;
 }
@@ -41,7 +45,7 @@ export interface SourceOptions {
 export class SourceBuilder {
   private readonly mirrors = new Map<
     string,
-    { source: BlockSource; stats: MirrorStats; close?: () => Promise<void> }
+    { source: BlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
   >();
   private readonly local: { checked: CheckedSource; writer: WriteBehind } | undefined;
   private readonly decoder: BlockDecoder;
@@ -82,10 +86,23 @@ export class SourceBuilder {
       const stats = new MirrorStats(base);
       if (isHttp) {
         const http = new HttpSource(
-          { dispatcher: this.components.dispatcher },
-          { baseUrl: base, connections: this.options.connections, timeoutMs: this.options.timeoutMs },
+          { dispatcher: this.components.dispatcher, onResult: (r) => stats.exchange(r.ok, r.ms) },
+          {
+            baseUrl: base,
+            connections: this.options.connections,
+            maxConnections: this.options.maxConnections,
+            timeoutMs: this.options.timeoutMs,
+            lowSpeedBps: this.options.lowSpeedBps,
+            lowSpeedTimeMs: this.options.lowSpeedTimeMs,
+          },
         );
-        m = { source: new VerifiedSource({ source: http, decoder: this.decoder }), stats, close: () => http.close() };
+        stats.attachWindow(() => http.windowSnapshot());
+        m = {
+          source: new VerifiedSource({ source: http, decoder: this.decoder }),
+          stats,
+          timesItself: true,
+          close: () => http.close(),
+        };
       } else {
         m = { source: new VerifiedSource({ source: new DirStore(base), decoder: this.decoder }), stats };
       }

@@ -107,11 +107,30 @@ function mountCommand(): Command {
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
     .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)')
-    .option('--connections <n>', 'connections per mirror', count('--connections', 1), 4)
+    .option(
+      '--connections <n>',
+      'pin the requests in flight per mirror at N (default: adaptive, from 4 up to --max-connections)',
+      count('--connections', 1),
+    )
+    .option(
+      '--max-connections <n>',
+      'most requests in flight per mirror when adaptive (default 32)',
+      count('--max-connections', 1),
+    )
     .option(
       '--readahead <n>',
-      'blocks read ahead of a sequential reader (default: --connections)',
+      'most blocks read ahead of a sequential reader; it starts at 4 and doubles as the stream goes on (default: 16 MiB of blocks)',
       count('--readahead', 0),
+    )
+    .option(
+      '--low-speed <bytes>',
+      'abandon a transfer moving less than BYTES per second for --low-speed-time (default 1K; 0: off)',
+      size('--low-speed'),
+    )
+    .option(
+      '--low-speed-time <seconds>',
+      'how long a transfer may stay below --low-speed (default 2)',
+      seconds('--low-speed-time'),
     )
     .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
     .option(
@@ -176,7 +195,10 @@ async function runMountCommand(argv: string[]): Promise<number> {
         trustStore,
         measureBlocks: o.measureBlocks,
         connections: o.connections,
+        maxConnections: o.maxConnections,
         readahead: o.readahead,
+        lowSpeedBps: o.lowSpeed,
+        lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : o.lowSpeedTime * 1000,
         timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
         retries: o.retries,
         proxy: o.proxy,

@@ -4,28 +4,30 @@ import type { BlockReader } from './sources/block-reader.js';
 import type { FetchOptions } from './sources/urgency.js';
 
 export interface ImageReaderOptions {
-  /** Blocks to read ahead of a sequential stream, at most in flight at once (see DEFAULT_READAHEAD_BLOCKS). */
+  /** The most blocks read ahead of a sequential stream (see DEFAULT_READAHEAD_BYTES); 0 turns read-ahead off. */
   readonly readaheadBlocks?: number | undefined;
   /** Upper bound on one read; past it the reader gets EIO. Callers set it above the mirror bound. */
   readonly readTimeoutMs?: number | undefined;
 }
 
 /**
- * How far ahead: 4 blocks (1 MiB), one per connection to a mirror (4 by
- * default; mount.ts passes --connections). An HTTP mirror runs background
- * work on connections − 1 of them, so 4 keeps those three busy with one more
- * queued to start the moment one finishes. Blocks beyond that only wait in
- * the mirror's queue, where the failover's per-attempt deadline is already
- * running, and hold RAM. Each block is loaded until it is verified and on
- * disk, so the window also keeps read-ahead from outrunning the cache writes.
- * On the loopback benchmark (2 runs each, a lightly loaded machine) cold
- * sequential reads ran at 186-205 MB/s with 4, 135-156 with 8, 110-130 with
- * 16 and 101-108 with 32, and a warm first read at 468-612 MB/s with 4 and
- * 457-464 with 8; under heavy load 4 and 8 were indistinguishable. A WAN
- * mirror needs more in flight (bandwidth × round trip): raise --connections,
- * and the window follows it.
+ * Read-ahead starts at 4 blocks (1 MiB at 256 KiB blocks): what a stream
+ * two reads long has earned. It doubles each time the stream has read half
+ * of what is ahead of it, as the kernel's on-demand read-ahead ramps, so a
+ * long sequential read soon keeps a mirror's whole request window busy, while
+ * a short run of reads (a boot's file reads) asks for little it will not use.
  */
-export const DEFAULT_READAHEAD_BLOCKS = 4;
+export const READAHEAD_START_BLOCKS = 4;
+
+/**
+ * The ramp stops at 16 MiB ahead of the reader (64 blocks of 256 KiB): the
+ * widest request window (32) with as much again queued behind it, so the
+ * window is never starved by the ramp, and no more than the write-behind's
+ * 32 MiB budget could hold if the disk fell behind. The blocks are requested
+ * at background priority: each mirror's window decides how many go on the wire
+ * at once, always serving a reader's own requests first.
+ */
+export const DEFAULT_READAHEAD_BYTES = 16 * 1024 * 1024;
 
 /**
  * How a stream is detected: two reads in a row that each start within one
@@ -45,10 +47,14 @@ export interface ReadStream {
   streak: number;
   /** Next block index read-ahead has not requested yet. */
   aheadNext: number;
+  /** Blocks read ahead now: READAHEAD_START_BLOCKS, doubling up to the maximum as the stream goes on. */
+  aheadSize: number;
+  /** Where the stream was when aheadSize last grew. */
+  grewAt: number;
 }
 
 export function newReadStream(): ReadStream {
-  return { lastBlock: -2, streak: 0, aheadNext: 0 };
+  return { lastBlock: -2, streak: 0, aheadNext: 0, aheadSize: 0, grewAt: 0 };
 }
 
 /** Sees each demand use of a block: `i` is the block number, `ref` its entry. Must not throw or block. */
@@ -194,6 +200,14 @@ export class ImageReader {
     return { dst: from - position, from: from - blockStart, n: Math.min(end, blockStart + bs) - from };
   }
 
+  /** The most blocks ahead: --readahead, or DEFAULT_READAHEAD_BYTES of this image's blocks. */
+  private maxReadahead(): number {
+    return (
+      this.options.readaheadBlocks ??
+      Math.max(READAHEAD_START_BLOCKS, Math.floor(DEFAULT_READAHEAD_BYTES / this.components.index.header.blockSize))
+    );
+  }
+
   private readAhead(stream: ReadStream, first: number, last: number): void {
     const sequential = first >= stream.lastBlock - 1 && first <= stream.lastBlock + 1;
     stream.streak = sequential ? stream.streak + 1 : 0;
@@ -201,8 +215,19 @@ export class ImageReader {
     if (!sequential) stream.aheadNext = 0;
     // A request that arrived a block late does not pull the stream back.
     stream.lastBlock = sequential ? Math.max(stream.lastBlock, last) : last;
-    const n = this.options.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS;
-    if (stream.streak < SEQUENTIAL_STREAK || n <= 0) return;
+    const max = this.maxReadahead();
+    if (stream.streak < SEQUENTIAL_STREAK || max <= 0) {
+      stream.aheadSize = 0;
+      return;
+    }
+    if (stream.aheadSize === 0) {
+      stream.aheadSize = Math.min(max, READAHEAD_START_BLOCKS);
+      stream.grewAt = stream.lastBlock;
+    } else if (stream.lastBlock - stream.grewAt >= stream.aheadSize / 2 && stream.aheadSize < max) {
+      stream.aheadSize = Math.min(max, stream.aheadSize * 2);
+      stream.grewAt = stream.lastBlock;
+    }
+    const n = stream.aheadSize;
     const index = this.components.index;
     // Ahead of the furthest block the stream has read, not of this request (which may be the late one).
     const until = Math.min(index.blockCount - 1, stream.lastBlock + n);

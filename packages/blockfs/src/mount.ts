@@ -33,8 +33,8 @@ import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
 import { defaultRounds, type Failover } from './sources/failover.js';
-import { DEFAULT_CONNECTIONS } from './sources/http-source.js';
 import type { MemoryCache } from './sources/memory-cache.js';
+import { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
 
 export { DEFAULT_CACHE_DIR };
 /** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
@@ -61,8 +61,15 @@ export interface MountOptions {
   readonly trustStore?: TrustStore | undefined;
   /** Log each block the first time a reader uses it, besides each index mounted. */
   readonly measureBlocks?: boolean | undefined;
+  /** Pins every mirror's request window at this many requests; adaptive when not given. */
   readonly connections?: number | undefined;
+  /** The most requests in flight per mirror when adaptive. */
+  readonly maxConnections?: number | undefined;
+  /** The most blocks read ahead of a sequential reader. */
   readonly readahead?: number | undefined;
+  /** The low-speed limit: bytes per second, and for how long, before a transfer is abandoned. */
+  readonly lowSpeedBps?: number | undefined;
+  readonly lowSpeedTimeMs?: number | undefined;
   readonly timeoutMs?: number | undefined;
   readonly retries?: number | undefined;
   readonly proxy?: string | undefined;
@@ -80,8 +87,13 @@ export interface MountOptions {
   readonly fill?: boolean | undefined;
 }
 
-/** Fill runs at low priority behind prefetch and demand: two fetches keep it moving without crowding them. */
-export const DEFAULT_FILL_PARALLEL = 2;
+/**
+ * Fill and profile replay queue this many fetches at once. They are
+ * background requests: each mirror's request window decides how many go on
+ * the wire, serves every demand request first and keeps a slot free for one,
+ * so this only has to be enough to fill the widest window (DEFAULT_MAX_WINDOW).
+ */
+export const DEFAULT_BACKGROUND_PARALLEL = DEFAULT_MAX_WINDOW;
 
 export interface ImageStatus {
   readonly name: string;
@@ -138,8 +150,8 @@ interface ImageState {
   unique: number;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
-  prefetcher: { prefetcher: Prefetcher; source: string } | undefined;
-  filler: Prefetcher | undefined;
+  /** Set once the mount is up: profile replay (with where the profile came from) and --fill. */
+  late: { prefetcher?: Prefetcher | undefined; prefetchSource?: string | undefined; filler?: Prefetcher | undefined };
 }
 
 /**
@@ -215,6 +227,9 @@ export async function mountImages(
       paranoid: options.paranoid,
       memoryBytes: options.memoryCache,
       connections: options.connections,
+      maxConnections: options.maxConnections,
+      lowSpeedBps: options.lowSpeedBps,
+      lowSpeedTimeMs: options.lowSpeedTimeMs,
       timeoutMs: options.timeoutMs,
       retries: options.retries,
     },
@@ -235,29 +250,23 @@ export async function mountImages(
     const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
     const built = builder.build(bases, counters);
     const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
-    const prefetcher = await openPrefetch(l, unique, built.blocks, { dispatcher, logger }, options);
-    const profileIds = new Set(prefetcher?.ids ?? []);
-    const filler = options.fill
-      ? new Prefetcher(
-          { blocks: built.blocks, logger },
-          [...unique.values()].filter((r) => missing.has(r.id) && !profileIds.has(r.id)),
-          { parallel: DEFAULT_FILL_PARALLEL, bytesPerSecond: options.prefetchRate },
-        )
-      : undefined;
     const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
-    const observers = [recorder?.observe, prefetcher?.prefetcher.observe, filler?.observe, measurer?.observe].filter(
-      (o) => o !== undefined,
-    );
+    // Prefetch and fill start after the mount (the profile is fetched beside the first reads, not before them):
+    // their observers are bound late.
+    const late: { prefetcher?: Prefetcher | undefined; filler?: Prefetcher | undefined } = {};
+    const observeLate = (i: number, ref: BlockRef) => {
+      late.prefetcher?.observe(i, ref);
+      late.filler?.observe(i, ref);
+    };
+    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
     const reader = new ImageReader(
       { index, blocks: built.blocks, logger, observers },
-      // The window follows the connections per mirror (see DEFAULT_READAHEAD_BLOCKS) unless --readahead sets it.
-      { readaheadBlocks: options.readahead ?? options.connections ?? DEFAULT_CONNECTIONS, readTimeoutMs },
+      { readaheadBlocks: options.readahead, readTimeoutMs },
     );
     logger.info(`image ${index.header.name}: ${built.blocks}`);
     images.push({
       recorder,
-      prefetcher: prefetcher && { prefetcher: prefetcher.prefetcher, source: prefetcher.source },
-      filler,
+      late,
       loaded: l,
       index,
       reader,
@@ -322,18 +331,7 @@ export async function mountImages(
   });
   pool?.follow();
   const background = new AbortController();
-  for (const s of images) {
-    void (async () => {
-      if (s.prefetcher) {
-        await s.prefetcher.prefetcher.run(background.signal);
-        logger.info(`prefetch of ${s.index.header.name} done: ${JSON.stringify(s.prefetcher.prefetcher.status())}`);
-      }
-      if (s.filler) {
-        await s.filler.run(background.signal);
-        if (!background.signal.aborted) logger.info(`fill of ${s.index.header.name} done: the image is cached`);
-      }
-    })();
-  }
+  for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
 
   return {
     mountpoint,
@@ -383,8 +381,8 @@ function imageStatus(s: ImageState): ImageStatus {
     readaheadIssued: s.reader.counters.readaheadIssued,
     sources: String(s.blocks),
     mirrors: s.failover?.mirrorSnapshots() ?? [],
-    prefetch: s.prefetcher ? { source: s.prefetcher.source, ...s.prefetcher.prefetcher.status() } : null,
-    fill: s.filler?.status() ?? null,
+    prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
+    fill: s.late.filler?.status() ?? null,
   };
 }
 
@@ -400,12 +398,14 @@ async function openPrefetch(
   blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
   options: MountOptions,
+  signal: AbortSignal,
 ): Promise<{ prefetcher: Prefetcher; source: string; ids: string[] } | undefined> {
   if (options.noPrefetch || (options.offline && !options.prefetch)) return undefined;
   const name = l.decoded.index.header.name;
   try {
     const profile = await loadProfile(options.prefetch, l.location, name, components, {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      signal,
     });
     if (!profile) return undefined;
     checkProfile(profile, l.decoded.index, l.decoded.digest);
@@ -418,16 +418,50 @@ async function openPrefetch(
     components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
     return {
       prefetcher: new Prefetcher({ blocks, logger: components.logger }, refs, {
-        parallel: options.prefetchParallel,
+        parallel: options.prefetchParallel ?? DEFAULT_BACKGROUND_PARALLEL,
         bytesPerSecond: options.prefetchRate,
       }),
       source: options.prefetch ?? `${name}.profile`,
       ids: profile.blocks as string[],
     };
   } catch (e) {
+    if (signal.aborted) return undefined;
     components.logger.fault(`image ${name}: boot profile ignored: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/**
+ * An image's background work once it is mounted: its boot profile is fetched
+ * and replayed, then (--fill) the rest of the image is fetched; both stop at
+ * unmount. The profile's fetch is off the mount's critical path: a guest's
+ * first reads go out beside it.
+ */
+async function runBackground(
+  s: ImageState,
+  components: { dispatcher: Dispatcher | undefined; logger: Logger },
+  options: MountOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const { logger } = components;
+  const name = s.index.header.name;
+  const unique = s.index.uniqueRefs();
+  const opened = await openPrefetch(s.loaded, unique, s.blocks, components, options, signal);
+  if (opened) {
+    s.late.prefetcher = opened.prefetcher;
+    s.late.prefetchSource = opened.source;
+    await opened.prefetcher.run(signal);
+    if (!signal.aborted) logger.info(`prefetch of ${name} done: ${JSON.stringify(opened.prefetcher.status())}`);
+  }
+  if (!options.fill || signal.aborted) return;
+  const profileIds = new Set(opened?.ids ?? []);
+  s.late.filler = new Prefetcher(
+    { blocks: s.blocks, logger },
+    [...unique.values()].filter((r) => s.missing.has(r.id) && !profileIds.has(r.id)),
+    { parallel: DEFAULT_BACKGROUND_PARALLEL, bytesPerSecond: options.prefetchRate },
+  );
+  await s.late.filler.run(signal);
+  if (!signal.aborted) logger.info(`fill of ${name} done: the image is cached`);
 }
 
 /**

@@ -4,8 +4,9 @@ import type { BlockReader } from './sources/block-reader.js';
 
 export interface PrefetchOptions {
   /**
-   * Fetches in flight. 4 matches the default connections per mirror; the
-   * HTTP source still keeps one connection free for reads a guest waits on.
+   * Fetches asked for at once. They go out at background priority, so each
+   * mirror's request window decides how many are on the wire and serves a
+   * guest's reads first; mount.ts asks for enough to fill the widest window.
    */
   readonly parallel?: number | undefined;
   /** Bytes per second across all prefetch fetches; undefined = as fast as the mirrors allow. */

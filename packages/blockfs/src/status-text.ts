@@ -25,6 +25,14 @@ export function formatStatus(s: MountStatus): string {
       lines.push(
         `  mirror   ${m.url} ${m.state}${m.latencyMs === null ? '' : ` ${m.latencyMs.toFixed(1)} ms`}, ${m.requests} requests, ${m.errors} errors, ${m.notFound} not found${m.lastError ? `; last error: ${m.lastError}` : ''}`,
       );
+      const w = m.window;
+      if (w) {
+        const rtt = w.rttMs === null ? 'rtt -' : `rtt ${w.rttMs.toFixed(1)} ms`;
+        const goodput = w.goodputBps === null ? 'goodput -' : `goodput ${formatBytes(w.goodputBps)}/s`;
+        lines.push(
+          `           window ${w.limit} (${w.mode}), ${w.inFlight} in flight, ${w.queued} queued; ${rtt}; ${goodput}`,
+        );
+      }
     }
   }
   return `${lines.join('\n')}\n`;

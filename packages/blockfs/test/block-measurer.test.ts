@@ -2,7 +2,7 @@ import { MeasurementLog, parseLog } from '@thfc/attest';
 import type { BlockSource } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { BlockMeasurer } from '../src/block-measurer.js';
-import { ImageReader } from '../src/image-reader.js';
+import { ImageReader, newReadStream } from '../src/image-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
 import { NullCache } from '../src/sources/null-cache.js';
 import { makeImage, patternBytes } from './image-fixtures.js';
@@ -53,7 +53,7 @@ describe('BlockMeasurer', () => {
       { index: img.decoded.index, blocks: blocksOf(img.source), observers: [measurer.observe] },
       { readaheadBlocks: 4 },
     );
-    const stream = { lastBlock: -2, streak: 0, aheadNext: 0 };
+    const stream = newReadStream();
     const buf = Buffer.alloc(4096);
     for (let i = 0; i < 3; i++) await reader.read(buf, 4096, i * 4096, stream); // blocks 0, 1, 2 (zero)
     await new Promise((r) => setTimeout(r, 20));

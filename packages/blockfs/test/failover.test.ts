@@ -345,6 +345,7 @@ describe('Failover', () => {
         notFound: 0,
         bytes: 0,
         lastError: `http(${a.url}) unavailable: HTTP 503`,
+        window: null,
       },
       {
         url: b.url,
@@ -355,6 +356,7 @@ describe('Failover', () => {
         notFound: 0,
         bytes: stored.length,
         lastError: null,
+        window: null,
       },
     ]);
   });

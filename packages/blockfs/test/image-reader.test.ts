@@ -7,10 +7,10 @@ import {
 } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_READAHEAD_BLOCKS,
   ImageReader,
   type ImageReaderOptions,
   newReadStream,
+  READAHEAD_START_BLOCKS,
   type ReadStream,
 } from '../src/image-reader.js';
 import { MemoryLogger } from '../src/logger.js';
@@ -405,17 +405,34 @@ describe('ImageReader read-ahead', () => {
     expect(b.background()).toEqual([]);
   });
 
-  it('uses the default window when none is given', async () => {
-    const { background, readBlock } = setup(30);
+  it('starts at READAHEAD_START_BLOCKS and ramps up as the stream goes on, to the most blocks allowed', async () => {
+    const { img, background, readBlock } = setup(300, { readaheadBlocks: 64 });
     const stream = newReadStream();
     for (let i = 0; i < 3; i++) await readBlock(i, stream);
-    expect(background()).toHaveLength(DEFAULT_READAHEAD_BLOCKS);
+    expect(background()).toHaveLength(READAHEAD_START_BLOCKS);
+    const max = 64;
+    const blockOf = new Map<string | undefined, number>(
+      Array.from({ length: 300 }, (_, i) => [img.decoded.index.ref(i)?.id, i]),
+    );
+    const furthest = () => Math.max(...background().map((id) => blockOf.get(id) ?? -1));
+    const seen: number[] = [];
+    for (let i = 3; i < 200; i++) {
+      await readBlock(i, stream);
+      await new Promise((resolve) => setImmediate(resolve)); // read-ahead loads settle
+      seen.push(furthest() - i);
+    }
+    // The distance ahead grew in doublings (4, 8, 16, …) and then held at the maximum.
+    expect(Math.max(...seen)).toBe(max);
+    expect(seen.slice(-20).every((d) => d === max)).toBe(true);
+    expect(seen[0]).toBeLessThan(2 * READAHEAD_START_BLOCKS + 1);
   });
 
   it('skips zero blocks and stops at the last block', async () => {
     const { idOf, background, readBlock } = setup(8, { readaheadBlocks: 10, zeros: [4, 5] });
     const stream = newReadStream();
     for (let i = 0; i < 3; i++) await readBlock(i, stream);
+    expect(background()).toEqual([3, 6].map(idOf)); // 4 ahead of block 2, the zero blocks skipped
+    for (const i of [3, 4]) await readBlock(i, stream); // the stream goes on: 8 ahead, clipped at the end
     expect(background()).toEqual([3, 6, 7].map(idOf));
   });
 

@@ -22,6 +22,7 @@ describe('MirrorStats', () => {
       notFound: 0,
       bytes: 0,
       lastError: null,
+      window: null,
     });
     expect(s.isDemoted(0)).toBe(false);
   });

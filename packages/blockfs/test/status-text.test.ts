@@ -33,6 +33,15 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
         notFound: 2,
         bytes: 1,
         lastError: null,
+        window: {
+          mode: 'steady',
+          limit: 12,
+          inFlight: 3,
+          queued: 0,
+          bytesInFlight: 270_000,
+          rttMs: 51.25,
+          goodputBps: 12 * 1024 * 1024,
+        },
       },
       {
         url: 'http://b.example/imgs',
@@ -43,6 +52,7 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
         notFound: 0,
         bytes: 0,
         lastError: 'http(http://b.example/imgs) unavailable: ECONNREFUSED',
+        window: null,
       },
     ],
     prefetch: null,
@@ -75,11 +85,13 @@ describe('formatStatus', () => {
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
     expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');
     const a = lines.indexOf('  mirror   http://a.example/imgs ok 12.3 ms, 150 requests, 0 errors, 2 not found');
+    // Each HTTP mirror's request window: its size, its estimated round trip and its goodput.
+    expect(lines[a + 1]).toBe('           window 12 (steady), 3 in flight, 0 queued; rtt 51.3 ms; goodput 12.0 MiB/s');
     const b = lines.indexOf(
       '  mirror   http://b.example/imgs demoted, 3 requests, 3 errors, 0 not found; last error: http(http://b.example/imgs) unavailable: ECONNREFUSED',
     );
     expect(a).toBeGreaterThan(3);
-    expect(b).toBe(a + 1);
+    expect(b).toBe(a + 2); // after a's window line; b is a local store or down: no window line
   });
 
   it('without a disk cache says RAM only; an uncapped cache shows no cap', () => {

@@ -1,4 +1,5 @@
 import { BlockCorruptError } from '@thfc/format';
+import type { WindowSnapshot } from '../sources/request-window.js';
 
 /**
  * A failed mirror sits out 30 s before it is tried first again. Long enough
@@ -51,6 +52,8 @@ export interface MirrorSnapshot {
   readonly notFound: number;
   readonly bytes: number;
   readonly lastError: string | null;
+  /** The request window of an HTTP mirror: size, shortest round trip, goodput (null for a local store). */
+  readonly window: WindowSnapshot | null;
 }
 
 /**
@@ -80,6 +83,9 @@ export class MirrorStats {
   demotedUntil = 0;
   /** The last failure's message, for stats.json and logs. */
   lastError: string | undefined = undefined;
+  /** Exchanges timed on the wire (exchange()); once there are any, latency comes from them alone. */
+  wireSamples = 0;
+  private window: (() => WindowSnapshot) | undefined;
 
   private readonly coolOffMs: number;
   private readonly maxCoolOffMs: number;
@@ -101,7 +107,7 @@ export class MirrorStats {
     this.requests++;
     this.successes++;
     this.bytes += bytes;
-    this.latencyMs = this.latencyMs === undefined ? ms : this.latencyMs + EWMA_WEIGHT * (ms - this.latencyMs);
+    if (this.wireSamples === 0) this.sample(ms);
     this.failureRate *= 1 - EWMA_WEIGHT;
     this.consecutiveFailures = 0;
     this.demotedUntil = 0;
@@ -125,6 +131,28 @@ export class MirrorStats {
     this.demotedUntil = Math.max(this.demotedUntil, now + coolOff);
   }
 
+  /**
+   * One exchange timed on the wire, from its slot in the mirror's request
+   * window to the end of its body (HttpSource's onResult). A failover's own
+   * timing also holds the time a request queued behind this client's other
+   * requests, which grows with read-ahead and says nothing about the mirror;
+   * so once a mirror reports wire times, its latency is made of them alone.
+   */
+  exchange(ok: boolean, ms: number): void {
+    if (!ok) return;
+    this.wireSamples++;
+    this.sample(ms);
+  }
+
+  /** Shows this mirror's request window in snapshots. */
+  attachWindow(window: () => WindowSnapshot): void {
+    this.window = window;
+  }
+
+  private sample(ms: number): void {
+    this.latencyMs = this.latencyMs === undefined ? ms : this.latencyMs + EWMA_WEIGHT * (ms - this.latencyMs);
+  }
+
   /** The mirror answered that it does not hold the block. Counted, but neither a failure nor a latency sample. */
   notFound(): void {
     this.requests++;
@@ -145,6 +173,7 @@ export class MirrorStats {
       notFound: this.notFoundCount,
       bytes: this.bytes,
       lastError: this.lastError ?? null,
+      window: this.window?.() ?? null,
     };
   }
 }

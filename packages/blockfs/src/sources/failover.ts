@@ -11,7 +11,7 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
-import type { FetchOptions } from './urgency.js';
+import { currentPriority, type FetchOptions } from './urgency.js';
 
 /**
  * Per-attempt deadline. A stored block averages ~88 KiB and is at most a
@@ -51,10 +51,39 @@ export function defaultRounds(mirrors: number): number {
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 1_000;
 
+/**
+ * Hedged requests (after Dean and Barroso, "The Tail at Scale"): a fetch a
+ * reader waits on that has taken HEDGE_FACTOR times its mirror's typical
+ * latency, and at least HEDGE_MIN_MS, gets a second request, to the next
+ * mirror in order, or to the same one on another connection when it is the
+ * only one; the first answer that verifies wins and the other is aborted.
+ * Four times the typical latency is rare for a healthy mirror (a request
+ * that slow is in the tail, not the body, of the distribution), and 200 ms
+ * keeps loopback and LAN mirrors, whose typical latency is a few ms, from
+ * hedging on every hiccup of a busy machine.
+ */
+export const HEDGE_FACTOR = 4;
+export const HEDGE_MIN_MS = 200;
+
+/**
+ * Hedges are bounded to one for every ten attempts, with a burst of ten: a
+ * mirror that is slow for everyone must not see its load double because of
+ * it, and ten covers the few slow blocks of one stalled read.
+ */
+const HEDGE_BURST = 10;
+const HEDGE_PER_ATTEMPT = 0.1;
+
 export interface FailoverMirror {
   /** Typically verified(http(...)), so bad bytes count against the mirror that sent them. */
   readonly source: BlockSource;
   readonly stats: MirrorStats;
+  /**
+   * The source applies FetchOptions.timeoutMs itself, from when the request
+   * leaves its queue (an HTTP mirror's request window). Failover then arms no
+   * deadline of its own, so time spent queued behind this client's other
+   * requests (deep read-ahead, prefetch) is never counted as the mirror's.
+   */
+  readonly timesItself?: boolean | undefined;
 }
 
 export interface FailoverComponents {
@@ -69,12 +98,37 @@ export interface FailoverOptions {
   readonly timeoutMs?: number;
   /** Rounds over all mirrors (1 = try each mirror once); defaultRounds(mirrors) if not given. */
   readonly retries?: number;
+  /** Send hedged requests for slow demand fetches (default true). */
+  readonly hedge?: boolean;
+}
+
+/** One attempt on the wire. */
+interface Attempt {
+  readonly mirror: FailoverMirror;
+  readonly controller: AbortController;
+  readonly started: number;
+  /** Started early, beside a slow one. */
+  readonly hedge: boolean;
+  readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
+  /** Set when our own deadline (not the source's) ended it. */
+  timedOut: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Why a losing hedge is aborted: not a failure of anybody. */
+class HedgeLost extends Error {
+  constructor() {
+    super('another request for this block answered first');
+    this.name = 'HedgeLost';
+  }
 }
 
 /**
  * Asks mirrors one at a time, best-ranked first (select-mirrors.ts), until one
  * returns the block, recording every outcome in the mirror's stats and
- * logging every fault as one line.
+ * logging every fault as one line. A demand fetch that is slow gets one
+ * hedged request beside it (HEDGE_FACTOR); hedges take their turn from the
+ * same sequence of attempts, so they never add attempts, only start one early.
  *
  * Errors:
  * - BlockNotFoundError from a mirror: recorded, the next mirror is asked, and
@@ -87,8 +141,9 @@ export interface FailoverOptions {
  * - Anything else (a bug, a bad block name) is passed on untouched.
  *
  * Time bound for one get: at most timeoutMs × retries × mirrors, plus the
- * pauses between rounds (≤ (retries − 1) × 1 s). With the defaults and two
- * mirrors: 10 s × 2 × 2 + 0.1 s = 40.1 s; with one: 10 s × 3 + 0.3 s.
+ * pauses between rounds (≤ (retries − 1) × 1 s), plus, for a mirror that
+ * times itself, the time its requests queue in its window. With the defaults
+ * and two mirrors: 10 s × 2 × 2 + 0.1 s = 40.1 s; with one: 10 s × 3 + 0.3 s.
  */
 export class Failover implements BlockSource {
   private mirrors: readonly FailoverMirror[];
@@ -96,6 +151,11 @@ export class Failover implements BlockSource {
   private readonly now: () => number;
   private readonly timeoutMs: number;
   private readonly retries: number | undefined;
+  private readonly hedging: boolean;
+  private hedgeTokens = HEDGE_BURST;
+  /** Hedged requests sent, and how many of them answered first. */
+  hedges = 0;
+  hedgesWon = 0;
 
   constructor(components: FailoverComponents, options: FailoverOptions = {}) {
     if (components.mirrors.length === 0) throw new InvalidArgumentError('failover needs at least one mirror');
@@ -104,6 +164,7 @@ export class Failover implements BlockSource {
     this.now = components.now ?? Date.now;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     this.retries = options.retries;
+    this.hedging = options.hedge ?? true;
     if (!(this.timeoutMs > 0)) throw new InvalidArgumentError(`timeoutMs must be > 0, not ${this.timeoutMs}`);
     if (this.retries !== undefined && (!Number.isInteger(this.retries) || this.retries < 1)) {
       throw new InvalidArgumentError(`retries must be a whole number ≥ 1, not ${this.retries}`);
@@ -115,48 +176,152 @@ export class Failover implements BlockSource {
     signal?.throwIfAborted();
     const answeredNotFound = new Set<FailoverMirror>();
     const lastFailure = new Map<FailoverMirror, Error>();
-
     const rounds = this.rounds;
-    for (let round = 1; round <= rounds; round++) {
-      const order = selectMirrors(this.mirrors, this.now()).filter((m) => !answeredNotFound.has(m));
-      if (order.length === 0) break;
-      if (round > 1) await this.pause(backoffBefore(round), signal);
+    let round = 0;
+    let order: FailoverMirror[] = [];
+    let nextInOrder = 0;
 
-      for (const [i, mirror] of order.entries()) {
-        const deadline = AbortSignal.timeout(this.timeoutMs);
-        const attempt = signal ? AbortSignal.any([signal, deadline]) : deadline;
-        const started = this.now();
-        let error: Error;
-        // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
-        const attemptOptions: FetchOptions = { signal: attempt, priority: options.priority, urgency: options.urgency };
-        try {
-          const stored = await mirror.source.get(ref, attemptOptions);
+    /** The next mirror to ask, round after round, and the round it belongs to. */
+    const nextMirror = (): { mirror: FailoverMirror; round: number } | undefined => {
+      for (;;) {
+        while (nextInOrder < order.length) {
+          const m = order[nextInOrder++] as FailoverMirror;
+          if (!answeredNotFound.has(m)) return { mirror: m, round };
+        }
+        if (round >= rounds) return undefined;
+        round++;
+        order = selectMirrors(this.mirrors, this.now()).filter((m) => !answeredNotFound.has(m));
+        nextInOrder = 0;
+        if (order.length === 0) return undefined;
+      }
+    };
+    const hasNext = () =>
+      order.slice(nextInOrder).some((m) => !answeredNotFound.has(m)) ||
+      (round < rounds && answeredNotFound.size < this.mirrors.length);
+
+    const running: Attempt[] = [];
+    let launchedRound = 0;
+    const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean): void => {
+      launchedRound = inRound;
+      const controller = new AbortController();
+      const attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+      const attempt: Attempt = {
+        mirror,
+        controller,
+        started: this.now(),
+        hedge,
+        timedOut: false,
+        timer: undefined,
+        outcome: undefined as unknown as Attempt['outcome'],
+      };
+      if (!mirror.timesItself) {
+        attempt.timer = setTimeout(() => {
+          attempt.timedOut = true;
+          controller.abort(new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`));
+        }, this.timeoutMs);
+      }
+      // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
+      const attemptOptions: FetchOptions = {
+        signal: attemptSignal,
+        priority: options.priority,
+        urgency: options.urgency,
+        timeoutMs: this.timeoutMs,
+      };
+      (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
+        (stored) => ({ attempt, stored }),
+        (error: unknown) => ({ attempt, error }),
+      );
+      running.push(attempt);
+      this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
+    };
+    const stopAll = (reason: Error) => {
+      for (const a of running.splice(0)) {
+        clearTimeout(a.timer);
+        a.controller.abort(reason);
+      }
+    };
+
+    // Raised from background to demand while waiting: the hedge clock starts then.
+    let demandSince = currentPriority(options) === 'demand' ? this.now() : undefined;
+    let wake: (() => void) | undefined;
+    const stopListening = options.urgency?.onRaise(() => {
+      demandSince ??= this.now();
+      wake?.();
+    });
+
+    try {
+      for (;;) {
+        if (running.length === 0) {
+          const next = nextMirror();
+          if (!next) break;
+          // A new round after a failed one waits its backoff first (a hedge never does: nothing failed yet).
+          if (next.round > 1 && next.round > launchedRound) await this.pause(backoffBefore(next.round), signal);
+          launch(next.mirror, next.round, false);
+        }
+        const hedgeIn = this.hedgeDelay(running, demandSince, hasNext());
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const woken = new Promise<'hedge' | 'raised'>((resolve) => {
+          wake = () => resolve('raised');
+          if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
+        });
+        const abortedP = signal ? abortPromise(signal) : undefined;
+        const event = await Promise.race(
+          [...running.map((a) => a.outcome), woken, abortedP?.promise].filter((p) => p !== undefined),
+        );
+        clearTimeout(timer);
+        abortedP?.dispose();
+        wake = undefined;
+        if (signal?.aborted) throw signal.reason;
+        if (event === 'raised') continue;
+        if (event === 'hedge') {
+          const next = nextMirror();
+          if (next) {
+            this.hedgeTokens -= 1;
+            this.hedges++;
+            const first = running[0] as Attempt;
+            this.logger.verbose(
+              `block ${ref.id}: no answer from ${first.mirror.stats.url} in ${Math.round(this.now() - first.started)} ms; hedging on ${next.mirror.stats.url}`,
+            );
+            launch(next.mirror, next.round, true);
+          }
+          continue;
+        }
+        const { attempt, stored, error } = event as Awaited<Attempt['outcome']>;
+        running.splice(running.indexOf(attempt), 1);
+        clearTimeout(attempt.timer);
+        const { mirror } = attempt;
+        if (stored) {
           // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
-          const ms = Math.max(0, this.now() - started);
+          const ms = Math.max(0, this.now() - attempt.started);
           mirror.stats.success(ms, stored.length);
+          if (attempt.hedge) this.hedgesWon++;
+          stopAll(new HedgeLost());
           this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
           return stored;
-        } catch (e) {
-          if (signal?.aborted) throw signal.reason;
-          error = this.classify(e, mirror, deadline);
         }
-
-        if (error instanceof BlockNotFoundError) {
+        const failure = this.classify(error, mirror, attempt.timedOut);
+        if (failure instanceof BlockNotFoundError) {
           mirror.stats.notFound();
           answeredNotFound.add(mirror);
           lastFailure.delete(mirror);
         } else {
-          mirror.stats.failure(error, this.now());
-          lastFailure.set(mirror, error);
+          mirror.stats.failure(failure, this.now());
+          lastFailure.set(mirror, failure);
         }
-        const next = order[i + 1];
-        const then = next
-          ? `trying ${next.stats.url}`
-          : round < rounds && answeredNotFound.size < this.mirrors.length
-            ? `retrying in ${backoffBefore(round + 1)} ms`
-            : 'giving up';
-        this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${error.message}; ${then}`);
+        const waiting = running[0];
+        const upcoming = order.slice(nextInOrder).find((m) => !answeredNotFound.has(m));
+        const then = waiting
+          ? `waiting on ${waiting.mirror.stats.url}`
+          : upcoming
+            ? `trying ${upcoming.stats.url}`
+            : round < rounds && answeredNotFound.size < this.mirrors.length
+              ? `retrying in ${backoffBefore(round + 1)} ms`
+              : 'giving up';
+        this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${failure.message}; ${then}`);
       }
+    } finally {
+      stopListening?.();
+      stopAll(new HedgeLost());
     }
 
     if (lastFailure.size === 0) throw new BlockNotFoundError(ref.id, this.toString());
@@ -166,6 +331,26 @@ export class Failover implements BlockSource {
       `block ${ref.id}: ${failures.length} of ${this.mirrors.length} mirrors failed after ${rounds} round(s): ${failures.map((e) => e.message).join('; ')}`,
       { cause: new AggregateError(failures) },
     );
+  }
+
+  /**
+   * ms until the one attempt running should be hedged, or undefined: only a
+   * fetch a reader waits on, only once, only with a mirror left to ask, a
+   * latency to judge by, and budget left.
+   */
+  private hedgeDelay(
+    running: readonly Attempt[],
+    demandSince: number | undefined,
+    hasNext: boolean,
+  ): number | undefined {
+    if (!this.hedging || running.length !== 1 || demandSince === undefined || !hasNext || this.hedgeTokens < 1) {
+      return undefined;
+    }
+    const first = running[0] as Attempt;
+    const typical = first.mirror.stats.latencyMs;
+    if (typical === undefined) return undefined;
+    const due = Math.max(first.started, demandSince) + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
+    return Math.max(0, due - this.now());
   }
 
   /**
@@ -182,10 +367,11 @@ export class Failover implements BlockSource {
       const deadline = AbortSignal.timeout(this.timeoutMs);
       const attempt = signal ? AbortSignal.any([signal, deadline]) : deadline;
       try {
-        if (await mirror.source.has(ref, { signal: attempt, priority: options.priority })) return true;
+        const hasOptions: FetchOptions = { signal: attempt, priority: options.priority, timeoutMs: this.timeoutMs };
+        if (await mirror.source.has(ref, hasOptions)) return true;
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
-        failures.push(this.classify(e, mirror, deadline));
+        failures.push(this.classify(e, mirror, deadline.aborted));
       }
     }
     if (failures.length === 0) return false;
@@ -220,11 +406,11 @@ export class Failover implements BlockSource {
   }
 
   /** A seam error as is; our deadline as MirrorUnavailableError; anything else is not ours to absorb. */
-  private classify(e: unknown, mirror: FailoverMirror, deadline: AbortSignal): Error {
+  private classify(e: unknown, mirror: FailoverMirror, timedOut: boolean): Error {
     if (e instanceof BlockNotFoundError || e instanceof BlockCorruptError || e instanceof MirrorUnavailableError) {
       return e;
     }
-    if (deadline.aborted) {
+    if (timedOut) {
       return new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`, { cause: e });
     }
     throw e;
@@ -238,6 +424,16 @@ export class Failover implements BlockSource {
       throw signal?.aborted ? signal.reason : e;
     }
   }
+}
+
+/** A promise that rejects never and resolves on abort, and a way to stop listening. */
+function abortPromise(signal: AbortSignal): { promise: Promise<'aborted'>; dispose(): void } {
+  let onAbort = () => {};
+  const promise = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** The pause before round `round` (≥ 2): 100 ms, 200 ms, 400 ms… capped at 1 s. */

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   BlockCorruptError,
   BlockNotFoundError,
@@ -6,34 +7,59 @@ import {
   blockPath,
   InvalidArgumentError,
   MirrorUnavailableError,
-  type SourceOptions,
 } from '@thfc/format';
 import { type Dispatcher, Pool } from 'undici';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
-import { currentPriority, type FetchOptions, type Priority, type Urgency } from './urgency.js';
+import {
+  DEFAULT_INITIAL_WINDOW,
+  DEFAULT_MAX_BYTES_IN_FLIGHT,
+  DEFAULT_MAX_WINDOW,
+  type ExchangeOutcome,
+  RequestWindow,
+  type WindowSnapshot,
+} from './request-window.js';
+import { currentPriority, type FetchOptions } from './urgency.js';
 
 /**
- * Requests in flight per mirror: the original's MAXCONNECTION. On the
- * measured machine 4–8 concurrent requests give ~1.6× the block rate of one
- * (limits.md: e2e 1066 → ~1700 blocks/s) and more buys nothing; a public
- * mirror should not see one client open dozens of connections.
- */
-export const DEFAULT_CONNECTIONS = 4;
-
-/**
- * A backstop for one HTTP exchange, counted from when it gets a connection
- * slot (time spent queued behind this client's own requests is not the
- * mirror's fault). Failover sets a tighter per-attempt deadline; this one only
- * keeps a hung mirror from holding a slot forever when HttpSource is used
- * alone. 30 s moves a 256 KiB block even at ~70 kbit/s.
+ * A backstop for one HTTP exchange, counted from when it gets a slot in the
+ * window (time spent queued behind this client's own requests is not the
+ * mirror's fault). Failover passes a tighter per-attempt deadline
+ * (FetchOptions.timeoutMs); this one only keeps a hung mirror from holding a
+ * slot forever when HttpSource is used alone. 30 s moves a 256 KiB block even
+ * at ~70 kbit/s.
  */
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
+
+/**
+ * The low-speed limit, as CernVM-FS has it (CVMFS_LOW_SPEED_LIMIT, 1 KiB/s by
+ * default there too): an exchange that moves fewer than 1,024 bytes per
+ * second, counted over the last DEFAULT_LOW_SPEED_TIME_MS, is abandoned as
+ * the mirror's failure. A 256 KiB block at that rate would take four minutes,
+ * so nothing a user would wait for is cut; a mirror that drips bytes (a
+ * dying disk, an overloaded proxy) is left within seconds instead of holding
+ * a slot until the attempt's deadline. Headers count: a mirror that sends
+ * nothing at all for that long is as slow as one that drips.
+ */
+export const DEFAULT_LOW_SPEED_BPS = 1024;
+
+/**
+ * Two seconds: longer than any round trip a user has (a geostationary hop is
+ * ~0.6 s) plus a 256 KiB block's transfer at ~1 Mbit/s, short next to the
+ * 10 s per-attempt deadline it undercuts.
+ */
+export const DEFAULT_LOW_SPEED_TIME_MS = 2_000;
+
+/**
+ * A body we do not keep (an error page) is drained for the connection's sake
+ * up to this many bytes, then the connection is dropped instead.
+ */
+const MAX_DRAINED_BYTES = 64 * 1024;
 
 /** One HTTP exchange as seen by the wire, for whoever keeps per-mirror statistics. */
 export interface HttpResult {
   /** The exchange returned what was asked: the block's bytes (GET) or an answer (HEAD). */
   readonly ok: boolean;
-  /** From getting a connection slot to the end of the body. */
+  /** From getting a slot in the window to the end of the body. */
   readonly ms: number;
   /** Body bytes accepted (0 unless ok). */
   readonly bytes: number;
@@ -50,20 +76,32 @@ export interface HttpSourceComponents {
   readonly dispatcher?: Dispatcher;
   /** Called after every exchange except those the caller aborted (an abort says nothing about the mirror). */
   readonly onResult?: (result: HttpResult) => void;
+  /** ms clock for the window (tests). */
+  readonly now?: () => number;
 }
 
 export interface HttpSourceOptions {
   /** The directory that holds `blocks/`, e.g. `http://127.0.0.1:8080/store`. */
   readonly baseUrl: string;
-  readonly connections?: number;
-  readonly timeoutMs?: number;
+  /** Pins the request window at this many requests (`--connections N`); adaptive when not given. */
+  readonly connections?: number | undefined;
+  /** Upper bound of the adaptive window (`--max-connections`). */
+  readonly maxConnections?: number | undefined;
+  /** Where the adaptive window starts. */
+  readonly initialConnections?: number | undefined;
+  /** Stored bytes in flight at most, whatever the window. */
+  readonly maxBytesInFlight?: number | undefined;
+  readonly timeoutMs?: number | undefined;
+  /** The low-speed limit in bytes per second (0 turns it off), and over how long it is judged. */
+  readonly lowSpeedBps?: number | undefined;
+  readonly lowSpeedTimeMs?: number | undefined;
 }
 
-interface Waiter {
-  /** Rises to demand when a background request's Urgency is raised while it waits. */
-  priority: Priority;
-  grant(): void;
-  fail(error: unknown): void;
+/** What came back for one request: the status and, for a block, exactly its stored bytes. */
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer | undefined;
 }
 
 /**
@@ -71,38 +109,33 @@ interface Waiter {
  *
  * Errors: 404 and 410 are BlockNotFoundError; a body longer or shorter than
  * the index's stored size is BlockCorruptError (the body is never read past
- * storedSize + 1 bytes); any other status, a connection error, a reset or the
- * timeout is MirrorUnavailableError naming this mirror and the reason. It does
- * not verify content: wrap it in verified(). The caller's abort rejects with
- * the signal's reason.
+ * storedSize bytes); any other status, a connection error, a reset, the
+ * deadline or the low-speed limit is MirrorUnavailableError naming this
+ * mirror and the reason. It does not verify content: wrap it in verified().
+ * The caller's abort rejects with the signal's reason.
  *
- * Scheduling: at most `connections` exchanges in flight. Demand requests are
- * served first-come; background requests (read-ahead, prefetch) start only
- * when no demand request is queued and never hold more than connections − 1
- * slots, so a demand read waits for at most the exchanges already in flight,
- * never behind queued read-ahead. (With connections = 1 background may take
- * the one slot, since it would otherwise never run.) A queued background
- * request whose Urgency is raised (a reader now waits on that block) moves to
- * the back of the demand queue; one already on the wire just runs on.
+ * Scheduling is its RequestWindow's: demand first, background never in the
+ * last slot, a raised background request moved up; the window's size adapts
+ * to the link (or is pinned by `connections`), shrinks on timeouts, resets,
+ * 5xx and 429, and pauses for a `Retry-After`. The deadline of an exchange
+ * starts when it gets its slot.
+ *
+ * Bodies are read with undici's dispatch() straight into one buffer of the
+ * stored size: no stream, no async iterator, no chunk list.
  */
 export class HttpSource implements BlockSource {
   readonly baseUrl: string;
   private readonly origin: string;
   private readonly prefix: string;
   private readonly name: string;
-  private readonly connections: number;
-  private readonly backgroundSlots: number;
   private readonly timeoutMs: number;
+  private readonly lowSpeedBps: number;
+  private readonly lowSpeedTimeMs: number;
   private readonly logger: Logger;
   private readonly onResult: ((result: HttpResult) => void) | undefined;
   private readonly dispatcher: Dispatcher;
   private readonly ownPool: Pool | undefined;
-
-  private inFlight = 0;
-  private backgroundInFlight = 0;
-  private readonly demandQueue: Waiter[] = [];
-  private readonly backgroundQueue: Waiter[] = [];
-  private closed = false;
+  private readonly window: RequestWindow;
   private closing: Promise<void> | undefined;
 
   constructor(components: HttpSourceComponents, options: HttpSourceOptions) {
@@ -123,59 +156,94 @@ export class HttpSource implements BlockSource {
     this.baseUrl = this.origin + this.prefix;
     this.name = `http(${this.baseUrl})`;
 
-    this.connections = options.connections ?? DEFAULT_CONNECTIONS;
-    if (!Number.isInteger(this.connections) || this.connections < 1) {
-      throw new InvalidArgumentError(`connections must be a whole number ≥ 1, not ${this.connections}`);
-    }
-    this.backgroundSlots = Math.max(1, this.connections - 1);
+    const whole = (what: string, v: number | undefined) => {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+        throw new InvalidArgumentError(`${what} must be a whole number ≥ 1, not ${v}`);
+      }
+    };
+    whole('connections', options.connections);
+    whole('max connections', options.maxConnections);
+    whole('initial connections', options.initialConnections);
+    this.window = new RequestWindow(
+      { now: components.now },
+      {
+        pinned: options.connections,
+        max: options.maxConnections ?? DEFAULT_MAX_WINDOW,
+        initial: options.initialConnections ?? DEFAULT_INITIAL_WINDOW,
+        maxBytes: options.maxBytesInFlight ?? DEFAULT_MAX_BYTES_IN_FLIGHT,
+      },
+    );
     this.timeoutMs = options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
     if (!(this.timeoutMs > 0)) throw new InvalidArgumentError(`timeoutMs must be > 0, not ${this.timeoutMs}`);
+    this.lowSpeedBps = options.lowSpeedBps ?? DEFAULT_LOW_SPEED_BPS;
+    this.lowSpeedTimeMs = options.lowSpeedTimeMs ?? DEFAULT_LOW_SPEED_TIME_MS;
+    if (!(this.lowSpeedBps >= 0) || !(this.lowSpeedTimeMs > 0)) {
+      throw new InvalidArgumentError(`bad low-speed limit: ${this.lowSpeedBps} B/s over ${this.lowSpeedTimeMs} ms`);
+    }
 
     this.logger = components.logger ?? SILENT_LOGGER;
     this.onResult = components.onResult;
     if (components.dispatcher) {
       this.dispatcher = components.dispatcher;
     } else {
-      this.ownPool = new Pool(this.origin, { connections: this.connections });
+      // One connection per slot the window can ever grant: undici opens them as the window grows.
+      this.ownPool = new Pool(this.origin, {
+        connections: options.connections ?? options.maxConnections ?? DEFAULT_MAX_WINDOW,
+      });
       this.dispatcher = this.ownPool;
     }
   }
 
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const priority = await this.acquire(currentPriority(options), options.signal, options.urgency);
+    const slot = await this.window.acquire(currentPriority(options), ref.storedSize, options.signal, options.urgency);
+    let outcome: ExchangeOutcome = { kind: 'neutral' };
     try {
-      return await this.exchange('GET', path, options.signal, async (res, accepted) => {
-        if (res.statusCode !== 200) {
-          await res.body.dump();
-          if (res.statusCode === 404 || res.statusCode === 410) throw new BlockNotFoundError(ref.id, this.name);
-          throw new MirrorUnavailableError(this.name, statusWhy(res));
+      return await this.exchange('GET', path, ref, options, (answer, ms) => {
+        if (answer.status === 200 && answer.body) {
+          outcome = { kind: 'answer', bytes: answer.body.length, ms };
+          return answer.body;
         }
-        const stored = await this.readBody(ref, res);
-        accepted(stored.length);
-        return stored;
+        if (answer.status === 404 || answer.status === 410) {
+          outcome = { kind: 'answer', bytes: 0, ms };
+          throw new BlockNotFoundError(ref.id, this.name);
+        }
+        outcome = statusOutcome(answer);
+        throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
+    } catch (e) {
+      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      throw e;
     } finally {
-      this.release(priority);
+      slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
     }
   }
 
   /** HEAD: true on 200, false on 404/410, MirrorUnavailableError otherwise. */
-  async has(ref: BlockRef, options: SourceOptions = {}): Promise<boolean> {
+  async has(ref: BlockRef, options: FetchOptions = {}): Promise<boolean> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const priority = await this.acquire(options.priority ?? 'demand', options.signal);
+    const slot = await this.window.acquire(currentPriority(options), 0, options.signal, options.urgency);
+    let outcome: ExchangeOutcome = { kind: 'neutral' };
     try {
-      return await this.exchange('HEAD', path, options.signal, async (res, accepted) => {
-        await res.body.dump();
-        if (res.statusCode === 200 || res.statusCode === 404 || res.statusCode === 410) {
-          accepted(0);
-          return res.statusCode === 200;
+      return await this.exchange('HEAD', path, undefined, options, (answer, ms) => {
+        if (answer.status === 200 || answer.status === 404 || answer.status === 410) {
+          outcome = { kind: 'answer', bytes: 0, ms };
+          return answer.status === 200;
         }
-        throw new MirrorUnavailableError(this.name, statusWhy(res));
+        outcome = statusOutcome(answer);
+        throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
+    } catch (e) {
+      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      throw e;
     } finally {
-      this.release(priority);
+      slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
     }
+  }
+
+  /** The request window's state, for stats. */
+  windowSnapshot(): WindowSnapshot {
+    return this.window.snapshot();
   }
 
   /**
@@ -184,10 +252,7 @@ export class HttpSource implements BlockSource {
    */
   close(): Promise<void> {
     if (!this.closing) {
-      this.closed = true;
-      for (const waiter of this.demandQueue.splice(0).concat(this.backgroundQueue.splice(0))) {
-        waiter.fail(new MirrorUnavailableError(this.name, 'closed'));
-      }
+      this.window.close(new MirrorUnavailableError(this.name, 'closed'));
       this.closing = this.ownPool?.close() ?? Promise.resolve();
     }
     return this.closing;
@@ -198,85 +263,171 @@ export class HttpSource implements BlockSource {
   }
 
   /**
-   * Reads exactly storedSize bytes into one buffer of its own. A
-   * Content-Length that disagrees fails before reading; without one, reading
-   * stops as soon as the body passes storedSize.
-   */
-  private async readBody(ref: BlockRef, res: Dispatcher.ResponseData): Promise<Uint8Array> {
-    const declared = res.headers['content-length'];
-    if (typeof declared === 'string' && Number(declared) !== ref.storedSize) {
-      discard(res.body);
-      const which = Number(declared) > ref.storedSize ? 'long' : 'short';
-      throw new BlockCorruptError(
-        ref.id,
-        this.name,
-        `${which} body: Content-Length ${declared}, the index says ${ref.storedSize}`,
-      );
-    }
-    // Not from Buffer's shared slab: a cached small block would otherwise pin 8 KiB of unrelated bytes.
-    const out = Buffer.allocUnsafeSlow(ref.storedSize);
-    let n = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (n + chunk.length > ref.storedSize) {
-        // Leaving the loop destroys the body, which aborts the rest of the transfer.
-        throw new BlockCorruptError(ref.id, this.name, `long body: more than ${ref.storedSize} bytes`);
-      }
-      chunk.copy(out, n);
-      n += chunk.length;
-    }
-    if (n !== ref.storedSize) {
-      throw new BlockCorruptError(ref.id, this.name, `short body: ${n} bytes, the index says ${ref.storedSize}`);
-    }
-    return out;
-  }
-
-  /**
-   * One request under this mirror's deadline and the caller's signal. `read`
-   * turns the response into a value or a seam error; anything else thrown
-   * (connection refused, reset, timeout) becomes MirrorUnavailableError,
-   * except the caller's abort, which rejects with the signal's reason.
+   * One request under the deadline (from now: the slot is held), the
+   * low-speed limit and the caller's signal. `judge` turns the answer into a
+   * value or a seam error; anything else thrown (connection refused, reset,
+   * timeout) becomes MirrorUnavailableError, except the caller's abort, which
+   * rejects with the signal's reason.
    */
   private async exchange<R>(
     method: 'GET' | 'HEAD',
     path: string,
-    signal: AbortSignal | undefined,
-    read: (res: Dispatcher.ResponseData, accepted: (bytes: number) => void) => Promise<R>,
+    ref: BlockRef | undefined,
+    options: FetchOptions,
+    judge: (answer: Answer, ms: number) => R,
   ): Promise<R> {
+    const { signal } = options;
     signal?.throwIfAborted();
-    const deadline = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      deadline.abort(new MirrorUnavailableError(this.name, `timeout after ${this.timeoutMs} ms`));
-    }, this.timeoutMs);
-    const onAbort = () => deadline.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const started = performance.now();
     let status: number | undefined;
-    let bytes = 0;
     try {
-      const res = await this.dispatcher.request({ origin: this.origin, path, method, signal: deadline.signal });
-      status = res.statusCode;
-      const value = await read(res, (n) => {
-        bytes = n;
-      });
-      this.report(method, path, { ok: true, ms: performance.now() - started, bytes, status });
+      const answer = await this.send(method, path, ref, timeoutMs, signal);
+      status = answer.status;
+      const ms = performance.now() - started;
+      const value = judge(answer, ms);
+      this.report(method, path, { ok: true, ms, bytes: answer.body?.length ?? 0, status });
       return value;
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
-      const error = this.seamError(e, timedOut);
+      const error = this.seamError(e);
       this.report(method, path, { ok: false, ms: performance.now() - started, bytes: 0, status, error });
       throw error;
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  private seamError(e: unknown, timedOut: boolean): Error {
-    if (e instanceof BlockNotFoundError || e instanceof BlockCorruptError) return e;
-    if (timedOut) return new MirrorUnavailableError(this.name, `timeout after ${this.timeoutMs} ms`, { cause: e });
-    if (e instanceof MirrorUnavailableError) return e;
+  /** The wire part: dispatch() with a handler that keeps exactly the stored bytes of a 200 to a GET. */
+  private send(
+    method: 'GET' | 'HEAD',
+    path: string,
+    ref: BlockRef | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | undefined;
+      let failure: Error | undefined;
+      let settled = false;
+      let received = 0;
+      let status = 0;
+      let headers: IncomingHttpHeaders = {};
+      let body: Buffer | undefined;
+      let drained = 0;
+
+      const finish = (error: Error | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        clearInterval(speedCheck);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve({ status, headers, body });
+      };
+      /** Stops the exchange with `error` as its outcome (the first reason given wins). */
+      const stop = (error: Error) => {
+        failure ??= error;
+        if (controller && !controller.aborted) controller.abort(failure);
+        finish(failure);
+      };
+      const onAbort = () => stop(signal?.reason ?? new Error('aborted'));
+      const opened = performance.now();
+      const deadline = setTimeout(
+        () => stop(new MirrorUnavailableError(this.name, `timeout after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      // The low-speed limit, judged every half period over the last whole period.
+      const half = this.lowSpeedTimeMs / 2;
+      const floor = (this.lowSpeedBps * this.lowSpeedTimeMs) / 1000;
+      const marks = [0, 0];
+      const speedCheck =
+        this.lowSpeedBps > 0
+          ? setInterval(() => {
+              const moved = received - (marks[0] as number);
+              marks.shift();
+              marks.push(received);
+              if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
+                const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
+                stop(
+                  new MirrorUnavailableError(
+                    this.name,
+                    `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
+                  ),
+                );
+              }
+            }, half)
+          : undefined;
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          if (failure) c.abort(failure);
+        },
+        onResponseStart: (c, statusCode, responseHeaders) => {
+          if (statusCode < 200) return; // 1xx: the real answer follows
+          status = statusCode;
+          headers = responseHeaders;
+          if (method !== 'GET' || statusCode !== 200 || !ref) return;
+          const declared = responseHeaders['content-length'];
+          if (typeof declared === 'string' && Number(declared) !== ref.storedSize) {
+            const which = Number(declared) > ref.storedSize ? 'long' : 'short';
+            stop(
+              new BlockCorruptError(
+                ref.id,
+                this.name,
+                `${which} body: Content-Length ${declared}, the index says ${ref.storedSize}`,
+              ),
+            );
+            return;
+          }
+          // Not from Buffer's shared slab: a cached small block would otherwise pin 8 KiB of unrelated bytes.
+          body = Buffer.allocUnsafeSlow(ref.storedSize);
+        },
+        onResponseData: (_c, chunk) => {
+          if (settled) return;
+          if (body && ref) {
+            if (received + chunk.length > ref.storedSize) {
+              stop(new BlockCorruptError(ref.id, this.name, `long body: more than ${ref.storedSize} bytes`));
+              return;
+            }
+            chunk.copy(body, received);
+          } else {
+            drained += chunk.length;
+            if (drained > MAX_DRAINED_BYTES) {
+              // An error page this long is not worth keeping the connection for.
+              stop(new MirrorUnavailableError(this.name, statusWhy({ status, headers, body })));
+              return;
+            }
+          }
+          received += chunk.length;
+        },
+        onResponseEnd: () => {
+          if (body && ref && received !== ref.storedSize) {
+            stop(
+              new BlockCorruptError(
+                ref.id,
+                this.name,
+                `short body: ${received} bytes, the index says ${ref.storedSize}`,
+              ),
+            );
+            return;
+          }
+          finish(undefined);
+        },
+        onResponseError: (_c, error) => finish(failure ?? error),
+      };
+      try {
+        this.dispatcher.dispatch({ origin: this.origin, path, method }, handler);
+      } catch (e) {
+        finish(e as Error);
+      }
+    });
+  }
+
+  private seamError(e: unknown): Error {
+    if (e instanceof BlockNotFoundError || e instanceof BlockCorruptError || e instanceof MirrorUnavailableError) {
+      return e;
+    }
     return new MirrorUnavailableError(this.name, describeNetworkError(e), { cause: e });
   }
 
@@ -289,90 +440,28 @@ export class HttpSource implements BlockSource {
     );
     this.onResult?.(result);
   }
-
-  /** Waits for a slot; resolves to the priority the slot was taken at (a raised request's is demand). */
-  private acquire(priority: Priority, signal: AbortSignal | undefined, urgency?: Urgency): Promise<Priority> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.closed) return Promise.reject(new MirrorUnavailableError(this.name, 'closed'));
-    if (this.mayStart(priority)) {
-      this.start(priority);
-      return Promise.resolve(priority);
-    }
-    return new Promise<Priority>((resolve, reject) => {
-      const queueOf = (w: Waiter) => (w.priority === 'demand' ? this.demandQueue : this.backgroundQueue);
-      let stopListening = () => {};
-      const leave = () => {
-        signal?.removeEventListener('abort', onAbort);
-        stopListening();
-      };
-      const onAbort = () => {
-        const queue = queueOf(waiter);
-        const at = queue.indexOf(waiter);
-        if (at >= 0) queue.splice(at, 1);
-        leave();
-        reject(signal?.reason);
-        this.pump();
-      };
-      const waiter: Waiter = {
-        priority,
-        grant: () => {
-          leave();
-          resolve(waiter.priority);
-        },
-        fail: (error) => {
-          leave();
-          reject(error);
-        },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      queueOf(waiter).push(waiter);
-      if (priority === 'background' && urgency) {
-        stopListening = urgency.onRaise(() => {
-          const at = this.backgroundQueue.indexOf(waiter);
-          if (at < 0) return; // granted already: on the wire, nothing to move
-          this.backgroundQueue.splice(at, 1);
-          waiter.priority = 'demand';
-          this.demandQueue.push(waiter);
-          this.pump();
-        });
-      }
-    });
-  }
-
-  /** Whether a new request may start now without overtaking anyone who should go first. */
-  private mayStart(priority: Priority): boolean {
-    if (this.inFlight >= this.connections || this.demandQueue.length > 0) return false;
-    if (priority === 'demand') return true;
-    return this.backgroundQueue.length === 0 && this.backgroundInFlight < this.backgroundSlots;
-  }
-
-  private start(priority: Priority): void {
-    this.inFlight++;
-    if (priority === 'background') this.backgroundInFlight++;
-  }
-
-  private release(priority: Priority): void {
-    this.inFlight--;
-    if (priority === 'background') this.backgroundInFlight--;
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.connections) {
-      const next =
-        this.demandQueue.shift() ??
-        (this.backgroundInFlight < this.backgroundSlots ? this.backgroundQueue.shift() : undefined);
-      if (!next) return;
-      this.start(next.priority);
-      next.grant();
-    }
-  }
 }
 
-/** Drops a body we will not read, without an unhandled 'error' from undici's abort. */
-function discard(body: Dispatcher.ResponseData['body']): void {
-  body.on('error', () => {});
-  body.destroy();
+/** Failures that say the mirror or the path is overloaded: the window shrinks. Bad bytes and redirects do not. */
+function isCongestion(e: unknown): boolean {
+  return e instanceof MirrorUnavailableError;
+}
+
+/** A status other than 200/404/410: 429 and 5xx are congestion (with any Retry-After); the rest say nothing about load. */
+function statusOutcome(answer: Answer): ExchangeOutcome {
+  if (answer.status === 429 || answer.status >= 500) {
+    return { kind: 'congestion', retryAfterMs: retryAfterMs(answer.headers['retry-after']) };
+  }
+  return { kind: 'neutral' };
+}
+
+/** `Retry-After` as ms from now: delta-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined when absent or bad. */
+export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**
@@ -396,10 +485,10 @@ function describeNetworkError(e: unknown): string {
  * redirects is followed at mount, up to MAX_INDEX_REDIRECTS times, and
  * where it ends becomes the block base unless --mirror or --pool say otherwise.)
  */
-function statusWhy(res: Dispatcher.ResponseData): string {
-  const location = res.headers.location;
-  if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === 'string') {
-    return `HTTP ${res.statusCode} redirect to ${location} (blocks are not fetched through redirects: give the store's own URL with --mirror)`;
+function statusWhy(answer: Answer): string {
+  const location = answer.headers.location;
+  if (answer.status >= 300 && answer.status < 400 && typeof location === 'string') {
+    return `HTTP ${answer.status} redirect to ${location} (blocks are not fetched through redirects: give the store's own URL with --mirror)`;
   }
-  return `HTTP ${res.statusCode}`;
+  return `HTTP ${answer.status}`;
 }

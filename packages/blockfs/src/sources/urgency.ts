@@ -45,6 +45,13 @@ export class Urgency {
 /** SourceOptions plus the fetch's Urgency, which blockfs' own sources pass down and HTTP mirrors act on. */
 export interface FetchOptions extends SourceOptions {
   readonly urgency?: Urgency | undefined;
+  /**
+   * The longest one exchange may take once it leaves this client, in ms: a
+   * source that queues requests (an HTTP mirror's window) starts the clock when
+   * the request gets its slot, so waiting behind this client's own requests is
+   * never counted as the mirror's fault. Sources without a queue ignore it.
+   */
+  readonly timeoutMs?: number | undefined;
 }
 
 /** The priority a request has now: its urgency's when it has one, else its fixed priority (demand by default). */

@@ -1,0 +1,455 @@
+import { MirrorUnavailableError } from '@thfc/format';
+import type { Priority, Urgency } from './urgency.js';
+
+/**
+ * Requests in flight when a mirror is new: the 2008 original's MAXCONNECTION.
+ * A first boot starts no slower than it always did, and a mirror that cannot
+ * take more is never asked for more than it could before.
+ */
+export const DEFAULT_INITIAL_WINDOW = 4;
+
+/**
+ * The most requests one client keeps in flight to one mirror. 32 covers the
+ * bandwidth-delay product of the links users have with 256 KiB blocks (about
+ * 88 KiB stored on average): 1 Gbit/s at 20 ms is ~28 blocks, 100 Mbit/s at
+ * 50 ms ~7, while a CPU-bound client never gets near it. It is also what a
+ * public mirror can live with: nginx's default worker_connections is 512 per
+ * worker, and a few dozen clients booting at once at 32 each stay within one
+ * worker. A client that needs more should use a second mirror, not a wider pipe.
+ */
+export const DEFAULT_MAX_WINDOW = 32;
+
+/**
+ * Stored bytes in flight per mirror, whatever the window says: 16 MiB is 64
+ * blocks of the largest stored size at 256 KiB blocks, twice what the
+ * default window could have out, so it only binds for images with bigger
+ * blocks, where it keeps the daemon inside its 200 MB budget.
+ */
+export const DEFAULT_MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+
+/**
+ * Slow start doubles the window each round while goodput grows by at least a
+ * quarter (the bar BBR's startup uses), and ends after three rounds without
+ * such growth (one flat round can be noise on a shared machine), settling on
+ * the window that gave the best round.
+ */
+const STARTUP_GROWTH = 1.25;
+const STARTUP_FLAT_ROUNDS = 3;
+
+/**
+ * After slow start the window is tuned by probing: every PROBE_EVERY rounds
+ * it tries a quarter more for PROBE_ROUNDS rounds and keeps it if goodput
+ * rose by PROBE_GAIN; if not, it tries a quarter less and keeps that if
+ * goodput held within PROBE_HOLD. So a link that got faster is found, and
+ * requests in flight that buy nothing (the client's CPU is the limit, as on
+ * loopback) are given back. The goodput a window gives is measured, not
+ * predicted: a bandwidth-delay product from the shortest round trip misses
+ * the client's own processing time, which on a fast link is most of it.
+ */
+const PROBE_EVERY = 8;
+const PROBE_ROUNDS = 3;
+const PROBE_GAIN = 1.1;
+const PROBE_HOLD = 0.95;
+
+/** Goodput shown in stats: the best round of the last ten (a windowed maximum, as BBR keeps it). */
+const BANDWIDTH_ROUNDS = 10;
+
+/**
+ * The round-trip estimate is the shortest exchange seen in the last 10 s: the
+ * shortest is the one that queued least, and a route that changes is noticed
+ * within 10 s.
+ */
+const MIN_RTT_WINDOW_MS = 10_000;
+
+/**
+ * A round lasts at least one window's worth of answers and at least
+ * MIN_ROUND_ANSWERS, one round trip, and 50 ms: on loopback a round of a few
+ * ms measures a burst, not a rate, and a round of a handful of answers
+ * differs from the next by a whole answer's share (a tenth of 10), which
+ * probing would take for a change in the link.
+ */
+const MIN_ROUND_MS = 50;
+const MIN_ROUND_ANSWERS = 16;
+
+/**
+ * A congestion signal (timeout, reset, 5xx, 429, a transfer too slow) halves
+ * the window, at most once per this long: the requests that were in flight
+ * when the link choked fail together, and that is one signal, not thirty.
+ */
+const BACKOFF_HOLD_MS = 1_000;
+
+/**
+ * The longest `Retry-After` honoured. A mirror asking for more is treated as
+ * down for this long (failover ranks it last meanwhile); an hour-long pause
+ * would otherwise stall every read queued on it.
+ */
+export const MAX_RETRY_AFTER_MS = 30_000;
+
+export interface RequestWindowOptions {
+  /** Fixed window (`--connections N`): no adaptation at all, as the original. */
+  readonly pinned?: number | undefined;
+  readonly initial?: number | undefined;
+  /** Upper bound of an adaptive window (`--max-connections`). */
+  readonly max?: number | undefined;
+  readonly maxBytes?: number | undefined;
+}
+
+export interface RequestWindowComponents {
+  /** ms clock (performance.now by default); tests move it. */
+  readonly now?: (() => number) | undefined;
+}
+
+/** How an exchange ended, as the window weighs it. */
+export type ExchangeOutcome =
+  /** The mirror answered (a block, or "not here"): a sample of round trip and goodput. */
+  | { readonly kind: 'answer'; readonly bytes: number; readonly ms: number }
+  /** Timeout, reset, 5xx, 429, or too slow: the mirror or the path is overloaded. */
+  | { readonly kind: 'congestion'; readonly retryAfterMs?: number | undefined }
+  /** Anything that says nothing about load: the caller's abort, bad bytes, a redirect. */
+  | { readonly kind: 'neutral' };
+
+/** One slot, held from grant to done(). */
+export interface WindowSlot {
+  /** The priority the slot was granted at (a raised request is demand). */
+  readonly priority: Priority;
+  /** Frees the slot and feeds the estimates. Only the first call counts. */
+  done(outcome: ExchangeOutcome): void;
+}
+
+export interface WindowSnapshot {
+  readonly mode: 'pinned' | 'startup' | 'steady' | 'paused';
+  /** Requests allowed in flight now. */
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly bytesInFlight: number;
+  /** Shortest exchange of the last 10 s, ms; null before the first. */
+  readonly rttMs: number | null;
+  /** Best round of the last ten, stored bytes per second; null before the first round. */
+  readonly goodputBps: number | null;
+}
+
+interface Waiter {
+  priority: Priority;
+  readonly bytes: number;
+  grant(): void;
+  fail(error: unknown): void;
+}
+
+/**
+ * How many requests one mirror gets at once, and in what order: a pure
+ * scheduler with a clock, no I/O (HttpSource holds one per mirror).
+ *
+ * Order: demand requests first-come; background requests (read-ahead, boot
+ * profile replay, --fill) only when no demand request waits, and never in the
+ * last slot (`reserve`), so a reader waits for at most the exchanges already
+ * on the wire. A queued background request whose Urgency is raised moves to
+ * the back of the demand queue.
+ *
+ * Size: `--connections N` pins it. Otherwise it starts at
+ * DEFAULT_INITIAL_WINDOW, doubles per round in the manner of slow start while
+ * goodput grows, then is tuned by probing a quarter up and down (PROBE_EVERY),
+ * within [1, max] and the byte budget. Only rounds in which somebody waited
+ * for a slot count (a reader that asks for little says nothing about the
+ * link). A congestion signal halves it, and `Retry-After` pauses new grants
+ * until then.
+ */
+export class RequestWindow {
+  private readonly now: () => number;
+  private readonly max: number;
+  private readonly maxBytes: number;
+  private readonly pinned: boolean;
+  private limitValue: number;
+
+  private inFlightCount = 0;
+  private backgroundInFlight = 0;
+  private bytesOut = 0;
+  private readonly demand: Waiter[] = [];
+  private readonly background: Waiter[] = [];
+  private closedWith: Error | undefined;
+
+  private startup = true;
+  private flatRounds = 0;
+  /** Slow start's best round, and the window it had. */
+  private best = { goodput: 0, limit: 0 };
+  /** Probing after slow start: rounds at this window so far, their mean goodput, and the probe under way. */
+  private level = { rounds: 0, goodput: 0 };
+  private probe: { phase: 'up' | 'down'; base: number; baseGoodput: number } | undefined;
+  /** [time, ms] samples for the windowed minimum; kept short (one per 1/8 of the window). */
+  private rttSamples: { at: number; ms: number }[] = [];
+  private goodputRounds: number[] = [];
+  private round = { start: 0, bytes: 0, answers: 0, limited: false, open: false };
+  private backoffAt = Number.NEGATIVE_INFINITY;
+  private pausedUntil = 0;
+  private pauseTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(components: RequestWindowComponents = {}, options: RequestWindowOptions = {}) {
+    this.now = components.now ?? (() => performance.now());
+    const whole = (name: string, v: number) => {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a whole number ≥ 1, not ${v}`);
+      return v;
+    };
+    this.pinned = options.pinned !== undefined;
+    this.max = whole('max', options.pinned ?? options.max ?? DEFAULT_MAX_WINDOW);
+    this.limitValue = this.pinned
+      ? this.max
+      : Math.min(this.max, whole('initial', options.initial ?? DEFAULT_INITIAL_WINDOW));
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES_IN_FLIGHT;
+    if (!(this.maxBytes > 0)) throw new RangeError(`maxBytes must be > 0, not ${this.maxBytes}`);
+  }
+
+  get limit(): number {
+    return this.limitValue;
+  }
+
+  /**
+   * A slot for a request of about `bytes` stored bytes. Rejects with the
+   * signal's reason on abort (taking nothing), or MirrorUnavailableError once
+   * closed.
+   */
+  acquire(priority: Priority, bytes: number, signal?: AbortSignal, urgency?: Urgency): Promise<WindowSlot> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    if (this.mayStart(priority, bytes)) return Promise.resolve(this.start(priority, bytes));
+    this.noteWaiting();
+    return new Promise<WindowSlot>((resolve, reject) => {
+      let stopListening = () => {};
+      const leave = () => {
+        signal?.removeEventListener('abort', onAbort);
+        stopListening();
+      };
+      const queueOf = (w: Waiter) => (w.priority === 'demand' ? this.demand : this.background);
+      const onAbort = () => {
+        const queue = queueOf(waiter);
+        const at = queue.indexOf(waiter);
+        if (at >= 0) queue.splice(at, 1);
+        leave();
+        reject(signal?.reason);
+        this.pump();
+      };
+      const waiter: Waiter = {
+        priority,
+        bytes,
+        grant: () => {
+          leave();
+          resolve(this.start(waiter.priority, bytes));
+        },
+        fail: (error) => {
+          leave();
+          reject(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      queueOf(waiter).push(waiter);
+      if (priority === 'background' && urgency) {
+        stopListening = urgency.onRaise(() => {
+          const at = this.background.indexOf(waiter);
+          if (at < 0) return; // granted already: on the wire, nothing to move
+          this.background.splice(at, 1);
+          waiter.priority = 'demand';
+          this.demand.push(waiter);
+          this.pump();
+        });
+      }
+    });
+  }
+
+  /** Fails every queued request and every later acquire with `error`. Slots already granted finish normally. */
+  close(error: Error = new MirrorUnavailableError('window', 'closed')): void {
+    this.closedWith ??= error;
+    clearTimeout(this.pauseTimer);
+    for (const w of this.demand.splice(0).concat(this.background.splice(0))) w.fail(this.closedWith);
+  }
+
+  snapshot(): WindowSnapshot {
+    const rtt = this.minRtt();
+    const bw = this.goodput();
+    return {
+      mode: this.pinned ? 'pinned' : this.isPaused() ? 'paused' : this.startup ? 'startup' : 'steady',
+      limit: this.limitValue,
+      inFlight: this.inFlightCount,
+      queued: this.demand.length + this.background.length,
+      bytesInFlight: this.bytesOut,
+      rttMs: rtt === undefined ? null : Math.round(rtt * 10) / 10,
+      goodputBps: bw === undefined ? null : Math.round(bw),
+    };
+  }
+
+  toString(): string {
+    return this.pinned ? `window(${this.limitValue})` : `window(≤${this.max})`;
+  }
+
+  private isPaused(): boolean {
+    return this.pausedUntil > this.now();
+  }
+
+  /** Slots background work may hold: all but one eighth of the window (at least one kept for demand). */
+  private backgroundLimit(): number {
+    const limit = this.limitValue;
+    return limit <= 1 ? 1 : limit - Math.max(1, Math.floor(limit / 8));
+  }
+
+  private mayStart(priority: Priority, bytes: number): boolean {
+    if (this.isPaused() || this.inFlightCount >= this.limitValue || this.demand.length > 0) return false;
+    if (this.inFlightCount > 0 && this.bytesOut + bytes > this.maxBytes) return false;
+    if (priority === 'demand') return true;
+    return this.background.length === 0 && this.backgroundInFlight < this.backgroundLimit();
+  }
+
+  private start(priority: Priority, bytes: number): WindowSlot {
+    this.inFlightCount++;
+    if (priority === 'background') this.backgroundInFlight++;
+    this.bytesOut += bytes;
+    if (!this.round.open) this.openRound();
+    let finished = false;
+    return {
+      priority,
+      done: (outcome) => {
+        if (finished) return;
+        finished = true;
+        this.inFlightCount--;
+        if (priority === 'background') this.backgroundInFlight--;
+        this.bytesOut -= bytes;
+        this.learn(outcome);
+        this.pump();
+      },
+    };
+  }
+
+  private pump(): void {
+    if (this.isPaused()) return;
+    for (;;) {
+      const next =
+        this.demand[0] ?? (this.backgroundInFlight < this.backgroundLimit() ? this.background[0] : undefined);
+      if (!next || this.inFlightCount >= this.limitValue) break;
+      if (this.inFlightCount > 0 && this.bytesOut + next.bytes > this.maxBytes) break;
+      (next.priority === 'demand' ? this.demand : this.background).shift();
+      next.grant();
+    }
+    if (this.demand.length + this.background.length > 0) this.noteWaiting();
+  }
+
+  /** Somebody waits for a slot: this round measures the link, not the reader. */
+  private noteWaiting(): void {
+    if (this.round.open) this.round.limited = true;
+  }
+
+  private openRound(): void {
+    this.round = { start: this.now(), bytes: 0, answers: 0, limited: false, open: true };
+  }
+
+  private learn(outcome: ExchangeOutcome): void {
+    if (this.pinned) return;
+    const now = this.now();
+    if (outcome.kind === 'congestion') {
+      this.congestion(now, outcome.retryAfterMs);
+      return;
+    }
+    if (outcome.kind !== 'answer') return;
+    this.addRtt(now, outcome.ms);
+    const r = this.round;
+    r.bytes += outcome.bytes;
+    r.answers++;
+    const elapsed = now - r.start;
+    const rtt = this.minRtt() ?? 0;
+    if (r.answers < Math.max(this.limitValue, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
+    // A round is over: one window's worth of answers, and at least one round trip.
+    if (r.limited) this.endRound(r.bytes / (elapsed / 1000), now);
+    if (this.inFlightCount > 0) this.openRound();
+    else r.open = false;
+  }
+
+  private endRound(goodput: number, now: number): void {
+    this.goodputRounds.push(goodput);
+    if (this.goodputRounds.length > BANDWIDTH_ROUNDS) this.goodputRounds.shift();
+    if (this.startup) {
+      if (goodput >= this.best.goodput * STARTUP_GROWTH) {
+        this.flatRounds = 0;
+        if (goodput > this.best.goodput) this.best = { goodput, limit: this.limitValue };
+        if (this.limitValue < this.max) {
+          this.setLimit(this.limitValue * 2);
+          return;
+        }
+      } else if (goodput > this.best.goodput) this.best = { goodput, limit: this.limitValue };
+      if (this.limitValue < this.max && ++this.flatRounds < STARTUP_FLAT_ROUNDS) return;
+      this.startup = false;
+      this.setLimit(this.best.limit);
+      return;
+    }
+    // Within a second of a backoff the window only waits: growth after a congestion signal is not probed yet.
+    if (now - this.backoffAt < BACKOFF_HOLD_MS) return;
+    const level = this.level;
+    level.goodput = (level.goodput * level.rounds + goodput) / (level.rounds + 1);
+    level.rounds++;
+    const probe = this.probe;
+    if (!probe) {
+      if (level.rounds >= PROBE_EVERY) this.startProbe('up', this.limitValue, level.goodput);
+      return;
+    }
+    if (level.rounds < PROBE_ROUNDS) return;
+    if (probe.phase === 'up') {
+      if (level.goodput >= probe.baseGoodput * PROBE_GAIN)
+        this.settle(); // more in flight paid: keep it
+      else this.startProbe('down', probe.base, probe.baseGoodput);
+      return;
+    }
+    if (level.goodput >= probe.baseGoodput * PROBE_HOLD)
+      this.settle(); // as much with fewer: keep fewer
+    else this.settle(probe.base);
+  }
+
+  /** Tries a quarter more (or less) than `base` for PROBE_ROUNDS rounds. */
+  private startProbe(phase: 'up' | 'down', base: number, baseGoodput: number): void {
+    const step = Math.max(1, Math.floor(base / 4));
+    const next = phase === 'up' ? Math.min(this.max, base + step) : Math.max(1, base - step);
+    if (next === base) {
+      if (phase === 'up') this.startProbe('down', base, baseGoodput);
+      else this.settle();
+      return;
+    }
+    this.probe = { phase, base, baseGoodput };
+    this.setLimit(next);
+    this.level = { rounds: 0, goodput: 0 };
+  }
+
+  /** Ends a probe at `limit` (the window it is at now, by default). */
+  private settle(limit = this.limitValue): void {
+    this.probe = undefined;
+    this.setLimit(limit);
+    this.level = { rounds: 0, goodput: 0 };
+  }
+
+  private congestion(now: number, retryAfterMs: number | undefined): void {
+    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+      this.pausedUntil = Math.max(this.pausedUntil, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+      clearTimeout(this.pauseTimer);
+      this.pauseTimer = setTimeout(() => this.pump(), this.pausedUntil - now);
+      this.pauseTimer.unref?.();
+    }
+    this.startup = false;
+    if (now - this.backoffAt < BACKOFF_HOLD_MS) return;
+    this.backoffAt = now;
+    // Halved from where it was before any probe: a probe's extra requests were not the link's.
+    this.settle(Math.floor((this.probe?.base ?? this.limitValue) / 2));
+  }
+
+  private setLimit(n: number): void {
+    this.limitValue = Math.max(1, Math.min(this.max, Math.round(n)));
+  }
+
+  private addRtt(now: number, ms: number): void {
+    const samples = this.rttSamples;
+    while (samples.length > 0 && (samples[0] as { at: number }).at < now - MIN_RTT_WINDOW_MS) samples.shift();
+    // A monotonic deque: a sample is dropped once a later one is at most as long, so the head is the minimum.
+    while (samples.length > 0 && (samples[samples.length - 1] as { ms: number }).ms >= ms) samples.pop();
+    samples.push({ at: now, ms });
+  }
+
+  private minRtt(): number | undefined {
+    return this.rttSamples[0]?.ms;
+  }
+
+  private goodput(): number | undefined {
+    return this.goodputRounds.length ? Math.max(...this.goodputRounds) : undefined;
+  }
+}

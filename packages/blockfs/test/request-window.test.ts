@@ -1,0 +1,197 @@
+import { MirrorUnavailableError } from '@thfc/format';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_INITIAL_WINDOW,
+  MAX_RETRY_AFTER_MS,
+  RequestWindow,
+  type WindowSlot,
+} from '../src/sources/request-window.js';
+import { Urgency } from '../src/sources/urgency.js';
+
+/** Lets granted acquire() promises settle. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A link on a virtual clock, with every slot the window grants used at once:
+ * each exchange takes the round trip plus its bytes at the link's rate shared
+ * by the exchanges in flight (processor sharing, roughly), and a reader always
+ * waits for more. Returns the window's limit over time.
+ */
+async function simulate(
+  window: RequestWindow,
+  clock: { now: number },
+  link: { rttMs: number; bytesPerSecond: number; blockBytes: number; seconds: number },
+): Promise<{ limits: number[]; bytes: number }> {
+  const events: { at: number; slot: WindowSlot; ms: number }[] = [];
+  const limits: number[] = [];
+  let bytes = 0;
+  let waiting = 0;
+  const end = clock.now + link.seconds * 1000;
+  const ask = () => {
+    waiting++;
+    void window.acquire('demand', link.blockBytes).then(
+      (slot) => {
+        waiting--;
+        const inFlight = window.snapshot().inFlight;
+        const ms = link.rttMs + ((link.blockBytes * inFlight) / link.bytesPerSecond) * 1000;
+        events.push({ at: clock.now + ms, slot, ms });
+      },
+      () => {}, // closed at the end
+    );
+  };
+  while (clock.now < end) {
+    while (waiting < 4) ask();
+    await settle();
+    events.sort((a, b) => a.at - b.at);
+    const next = events.shift();
+    if (!next) continue;
+    clock.now = next.at;
+    bytes += link.blockBytes;
+    next.slot.done({ kind: 'answer', bytes: link.blockBytes, ms: next.ms });
+    limits.push(window.limit);
+  }
+  window.close();
+  return { limits, bytes };
+}
+
+describe('RequestWindow scheduling', () => {
+  it('pinned: never more than N in flight, background never in the last slot, demand first', async () => {
+    const w = new RequestWindow({}, { pinned: 3 });
+    const granted: string[] = [];
+    const slots: WindowSlot[] = [];
+    const take = (name: string, p: 'demand' | 'background') =>
+      w.acquire(p, 100).then((s) => {
+        granted.push(name);
+        slots.push(s);
+      });
+    void take('b1', 'background');
+    void take('b2', 'background');
+    void take('b3', 'background'); // background may hold 2 of 3
+    void take('d1', 'demand');
+    void take('d2', 'demand');
+    await settle();
+    expect(granted).toEqual(['b1', 'b2', 'd1']);
+    expect(w.snapshot()).toMatchObject({ mode: 'pinned', limit: 3, inFlight: 3, queued: 2 });
+    slots[0]?.done({ kind: 'answer', bytes: 100, ms: 1 });
+    await settle();
+    expect(granted).toEqual(['b1', 'b2', 'd1', 'd2']); // the waiting demand request before the earlier background one
+    slots[0]?.done({ kind: 'answer', bytes: 100, ms: 1 }); // a second done() of one slot frees nothing
+    await settle();
+    expect(granted).toHaveLength(4);
+  });
+
+  it('a raised background request moves to the demand queue; an abort while queued takes nothing', async () => {
+    const w = new RequestWindow({}, { pinned: 2 });
+    const first = await w.acquire('demand', 1);
+    const second = await w.acquire('background', 1);
+    const urgency = new Urgency('background');
+    const order: string[] = [];
+    const ac = new AbortController();
+    const aborted = w.acquire('demand', 1, ac.signal).catch((e: unknown) => e);
+    void w.acquire('background', 1).then(() => order.push('plain'));
+    void w.acquire('background', 1, undefined, urgency).then(() => order.push('raised'));
+    ac.abort(new Error('gone'));
+    expect(((await aborted) as Error).message).toBe('gone');
+    urgency.raise();
+    first.done({ kind: 'neutral' });
+    await settle();
+    expect(order).toEqual(['raised']);
+    second.done({ kind: 'neutral' });
+    await settle();
+    expect(order).toEqual(['raised', 'plain']);
+  });
+
+  it('keeps to the byte budget, but always lets one request through', async () => {
+    const w = new RequestWindow({}, { pinned: 10, maxBytes: 1000 });
+    const a = await w.acquire('demand', 600);
+    let second = false;
+    void w.acquire('demand', 600).then(() => {
+      second = true;
+    });
+    await settle();
+    expect(second).toBe(false);
+    a.done({ kind: 'answer', bytes: 600, ms: 1 });
+    await settle();
+    expect(second).toBe(true);
+    const big = await new RequestWindow({}, { pinned: 2, maxBytes: 10 }).acquire('demand', 5000);
+    expect(big.priority).toBe('demand');
+  });
+
+  it('close() fails the queue and later requests', async () => {
+    const w = new RequestWindow({}, { pinned: 1 });
+    await w.acquire('demand', 1);
+    const queued = w.acquire('demand', 1).catch((e: unknown) => e);
+    w.close(new MirrorUnavailableError('m', 'closed'));
+    expect(await queued).toBeInstanceOf(MirrorUnavailableError);
+    await expect(w.acquire('demand', 1)).rejects.toBeInstanceOf(MirrorUnavailableError);
+  });
+});
+
+describe('RequestWindow adaptation', () => {
+  it('starts at DEFAULT_INITIAL_WINDOW and grows to the maximum on a long link with bandwidth to spare', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { max: 32 });
+    expect(w.limit).toBe(DEFAULT_INITIAL_WINDOW);
+    const { limits } = await simulate(w, clock, {
+      rttMs: 50,
+      bytesPerSecond: 125e6,
+      blockBytes: 90_000,
+      seconds: 3,
+    });
+    // 1 Gbit/s at 50 ms RTT needs ~70 blocks in flight: the window goes to its maximum and stays there.
+    expect(Math.max(...limits)).toBe(32);
+    expect(limits.slice(-50).every((l) => l >= 24)).toBe(true);
+  });
+
+  it('settles well below the maximum where more in flight buys no goodput', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { max: 32 });
+    // A fast round trip and a narrow link: 4 in flight already fill it.
+    const { limits } = await simulate(w, clock, {
+      rttMs: 1,
+      bytesPerSecond: 20e6,
+      blockBytes: 90_000,
+      seconds: 20,
+    });
+    const late = limits.slice(-200);
+    expect(Math.max(...late)).toBeLessThanOrEqual(16);
+  });
+
+  it('halves on congestion, at most once a second, and pauses for Retry-After', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 16, max: 32 });
+    const a = await w.acquire('demand', 1);
+    const b = await w.acquire('demand', 1);
+    a.done({ kind: 'congestion' });
+    expect(w.limit).toBe(8);
+    b.done({ kind: 'congestion' }); // the same burst: not halved again
+    expect(w.limit).toBe(8);
+    clock.now += 2_000;
+    const c = await w.acquire('demand', 1);
+    const d = await w.acquire('demand', 1);
+    c.done({ kind: 'congestion', retryAfterMs: 5_000 });
+    expect(w.limit).toBe(4);
+    expect(w.snapshot().mode).toBe('paused');
+    let granted = false;
+    void w.acquire('demand', 1).then(() => {
+      granted = true;
+    });
+    await settle();
+    expect(granted).toBe(false); // a slot is free, but the mirror asked for a pause
+    clock.now += 5_001;
+    d.done({ kind: 'neutral' });
+    await settle();
+    expect(granted).toBe(true);
+    w.close();
+  });
+
+  it('never pauses longer than MAX_RETRY_AFTER_MS whatever the mirror asks', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, {});
+    const a = await w.acquire('demand', 1);
+    a.done({ kind: 'congestion', retryAfterMs: 3_600_000 });
+    clock.now += MAX_RETRY_AFTER_MS + 1;
+    expect(w.snapshot().mode).not.toBe('paused');
+    w.close();
+  });
+});
