@@ -22,7 +22,11 @@ export type Fault =
   /** The block plus trailing bytes, with a matching Content-Length. */
   | { readonly kind: 'long' }
   /** The block followed by an endless chunked stream (no Content-Length). */
-  | { readonly kind: 'endless' };
+  | { readonly kind: 'endless' }
+  /** The headers, then one byte every `everyMs` until the block is sent or the client hangs up. */
+  | { readonly kind: 'drip'; readonly everyMs: number }
+  /** Answer 429 or 503 with this Retry-After header. */
+  | { readonly kind: 'busy'; readonly status: 429 | 503; readonly retryAfter: string };
 
 export interface ServedRequest {
   readonly method: string;
@@ -102,6 +106,10 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
       if (res.destroyed) return;
       return serve(req, res, fault.then, id);
     }
+    if (fault?.kind === 'busy') {
+      res.writeHead(fault.status, { 'content-type': 'text/plain', 'retry-after': fault.retryAfter }).end('busy\n');
+      return;
+    }
     if (fault?.kind === 'status') {
       const headers: Record<string, string> = { 'content-type': 'text/plain' };
       if (fault.location) headers.location = fault.location;
@@ -137,6 +145,21 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
       case 'long': {
         const body = Buffer.concat([block, Buffer.alloc(100, 7)]);
         res.writeHead(200, { 'content-length': body.length }).end(head ? undefined : body);
+        return;
+      }
+      case 'drip': {
+        res.writeHead(200, { 'content-length': block.length });
+        for (let i = 0; i < block.length && !res.destroyed; i++) {
+          res.write(block.subarray(i, i + 1));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, fault.everyMs);
+            res.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+        }
+        res.end();
         return;
       }
       case 'endless': {

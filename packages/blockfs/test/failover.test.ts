@@ -11,8 +11,15 @@ import { blockSourceContract, FakeSource } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
 import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
-import { defaultRounds, Failover, type FailoverMirror, type FailoverOptions } from '../src/sources/failover.js';
+import {
+  defaultRounds,
+  Failover,
+  type FailoverMirror,
+  type FailoverOptions,
+  HEDGE_MIN_MS,
+} from '../src/sources/failover.js';
 import { HttpSource } from '../src/sources/http-source.js';
+import { Urgency } from '../src/sources/urgency.js';
 import { verified } from '../src/sources/verified.js';
 import { type BlockServer, delay, type Fault, makeBlock, startBlockServer } from './block-server.js';
 
@@ -417,5 +424,87 @@ describe('Failover.setMirrors (a pool re-resolved by DNS)', () => {
     await f.failover.get(third.ref);
     expect(b.requests.map((r) => r.id)).toEqual([third.ref.id]);
     expect(() => f.failover.setMirrors([])).toThrow(/at least one mirror/);
+  });
+});
+
+describe('Failover hedged requests', () => {
+  /** Mirrors with a few quick fetches behind them, so their typical latency is known (a few ms on loopback). */
+  async function warmFleet(n: number, options: FailoverOptions = {}) {
+    const f = await fleet(n, options);
+    f.failover = new Failover({ mirrors: f.mirrors, logger: f.logger }, options); // a wall clock: hedges are timed
+    for (let i = 0; i < 4; i++) {
+      for (const m of f.mirrors) {
+        const { ref } = serveEverywhere(f, 500 + i);
+        await new Failover({ mirrors: [m] }).get(ref);
+      }
+    }
+    return f;
+  }
+
+  it('a slow demand fetch gets a second request on the next mirror after HEDGE_MIN_MS; the first answer wins', async () => {
+    const f = await warmFleet(2);
+    const { ref, stored } = serveEverywhere(f, 520);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'delay', ms: 5_000 });
+    (f.stats[1] as MirrorStats).latencyMs = ((f.stats[0] as MirrorStats).latencyMs ?? 0) + 1; // a ranks first
+    const t0 = performance.now();
+    const got = await f.failover.get(ref);
+    const elapsed = performance.now() - t0;
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(elapsed).toBeGreaterThanOrEqual(HEDGE_MIN_MS * 0.9);
+    expect(elapsed).toBeLessThan(HEDGE_MIN_MS + 1_000); // not the 5 s of the slow mirror, nor its deadline
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(1);
+    expect(f.failover.hedges).toBe(1);
+    expect(f.failover.hedgesWon).toBe(1);
+    // The loser was aborted, not failed: the slow mirror is not demoted for it.
+    expect(f.stats[0]?.failures).toBe(0);
+    await delay(50);
+    expect(a.active).toBe(0);
+  });
+
+  it('one mirror: the hedge goes to the same mirror on another connection', async () => {
+    const f = await warmFleet(1);
+    const { ref, stored } = serveEverywhere(f, 530);
+    const [a] = f.servers as [BlockServer];
+    let first = true;
+    a.fault = (r) => {
+      if (r.id !== ref.id || !first) return undefined;
+      first = false;
+      return { kind: 'delay', ms: 5_000 };
+    };
+    const got = await f.failover.get(ref);
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(a.requests.filter((r) => r.id === ref.id)).toHaveLength(2);
+    expect(f.failover.hedgesWon).toBe(1);
+  });
+
+  it('background fetches are not hedged until a reader waits on them', async () => {
+    const f = await warmFleet(2);
+    const { ref } = serveEverywhere(f, 540);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'delay', ms: 1_000 });
+    (f.stats[1] as MirrorStats).latencyMs = ((f.stats[0] as MirrorStats).latencyMs ?? 0) + 1; // a ranks first
+    const urgency = new Urgency('background');
+    const t0 = performance.now();
+    const got = f.failover.get(ref, { priority: 'background', urgency });
+    await delay(400);
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(0); // 2 × HEDGE_MIN_MS and still no hedge
+    urgency.raise();
+    await got;
+    const elapsed = performance.now() - t0;
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(1);
+    expect(elapsed).toBeGreaterThanOrEqual(400 + HEDGE_MIN_MS * 0.9);
+    expect(elapsed).toBeLessThan(1_000);
+  });
+
+  it('hedge: false sends none', async () => {
+    const f = await warmFleet(2, { hedge: false });
+    const { ref } = serveEverywhere(f, 550);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'delay', ms: 500 });
+    (f.stats[1] as MirrorStats).latencyMs = ((f.stats[0] as MirrorStats).latencyMs ?? 0) + 1; // a ranks first
+    await f.failover.get(ref);
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(0);
+    expect(f.failover.hedges).toBe(0);
   });
 });

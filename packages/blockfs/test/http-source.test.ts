@@ -12,7 +12,7 @@ import { blockSourceContract } from '@thfc/format/testing';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
-import { type HttpResult, HttpSource } from '../src/sources/http-source.js';
+import { type HttpResult, HttpSource, retryAfterMs } from '../src/sources/http-source.js';
 import { Urgency } from '../src/sources/urgency.js';
 import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
 
@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 async function setup(
-  options: { connections?: number; timeoutMs?: number } = {},
+  options: Partial<ConstructorParameters<typeof HttpSource>[1]> = {},
   components: ConstructorParameters<typeof HttpSource>[0] = {},
 ): Promise<{ server: BlockServer; source: HttpSource }> {
   const server = await startBlockServer();
@@ -410,5 +410,81 @@ describe('HttpSource', () => {
     expect(connects).toBe(1);
     await source.close();
     expect(agent.closed).toBe(false);
+  });
+});
+
+describe('HttpSource request window, deadlines and slow mirrors', () => {
+  it('a transfer below the low-speed limit is abandoned after about the low-speed time', async () => {
+    const { server, source } = await setup({ lowSpeedBps: 1024, lowSpeedTimeMs: 400, timeoutMs: 10_000 });
+    const { ref, stored } = makeBlock(300);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'drip', everyMs: 100 });
+    const t0 = performance.now();
+    const e = await source.get(ref).catch((e: unknown) => e);
+    const elapsed = performance.now() - t0;
+    expect(e).toBeInstanceOf(MirrorUnavailableError);
+    expect((e as Error).message).toMatch(/too slow: \d+ B\/s over 0.4 s \(the low-speed limit is 1024 B\/s\)/);
+    expect(elapsed).toBeGreaterThanOrEqual(390);
+    expect(elapsed).toBeLessThan(1_500); // not the 10 s deadline
+  });
+
+  it('a slow but steady transfer above the limit is not cut', async () => {
+    const { server, source } = await setup({ lowSpeedBps: 100, lowSpeedTimeMs: 200 });
+    const { ref, stored } = makeBlock(301, 512);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'drip', everyMs: 2 }); // ~500 B/s, for longer than the low-speed time
+    const t0 = performance.now();
+    expect(Buffer.from(await source.get(ref)).equals(Buffer.from(stored))).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThan(200);
+  });
+
+  it("the deadline of a request starts when it gets its slot, not while it queues behind the client's own", async () => {
+    const { server, source } = await setup({ connections: 1 });
+    const a = makeBlock(310);
+    const b = makeBlock(311);
+    for (const { ref, stored } of [a, b]) server.blocks.set(ref.id, stored);
+    server.fault = (r) => (r.id === a.ref.id ? { kind: 'delay', ms: 400 } : undefined);
+    const first = source.get(a.ref, { timeoutMs: 1_000 });
+    // Queued for ~400 ms behind the first; its own exchange is quick, so a 250 ms deadline is enough.
+    const second = source.get(b.ref, { timeoutMs: 250 });
+    await expect(first).resolves.toBeDefined();
+    await expect(second).resolves.toBeDefined();
+  });
+
+  it('429 with Retry-After halves the window and pauses new requests until then', async () => {
+    const { server, source } = await setup({ initialConnections: 8 });
+    const { ref, stored } = makeBlock(320);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'busy', status: 429, retryAfter: '1' });
+    await expect(source.get(ref)).rejects.toThrow(/HTTP 429/);
+    expect(source.windowSnapshot()).toMatchObject({ limit: 4, mode: 'paused' });
+    server.fault = () => undefined;
+    const t0 = performance.now();
+    await source.get(ref);
+    expect(performance.now() - t0).toBeGreaterThan(800); // waited out the pause
+  });
+
+  it('503, a timeout and a reset each halve the window; a 404 and bad bytes do not', async () => {
+    const { server, source } = await setup({ initialConnections: 16, timeoutMs: 200 });
+    const { ref, stored } = makeBlock(330);
+    server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'corrupt' });
+    await source.get(ref); // same length, bad bytes: HttpSource does not verify, and the window does not care
+    server.fault = () => ({ kind: 'short' });
+    await source.get(ref).catch(() => {});
+    await source.get(makeBlock(331).ref).catch(() => {}); // 404
+    expect(source.windowSnapshot().limit).toBe(16);
+    server.fault = () => ({ kind: 'status', status: 503 });
+    await source.get(ref).catch(() => {});
+    expect(source.windowSnapshot().limit).toBe(8);
+  });
+
+  it('Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-12-06T10:00:00Z');
+    expect(retryAfterMs('120', now)).toBe(120_000);
+    expect(retryAfterMs('Sun, 06 Dec 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('Sun, 06 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs('soon', now)).toBeUndefined();
+    expect(retryAfterMs(undefined, now)).toBeUndefined();
   });
 });
