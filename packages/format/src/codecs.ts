@@ -80,8 +80,20 @@ export function encodeBlock(data: Uint8Array, spec: CodecSpec): EncodedBlock {
  * `length` before any decompression happens, so a hostile block cannot become
  * a decompression bomb. Throws BlockCorruptError on any mismatch; the caller
  * still has to check the hash.
+ *
+ * `into` (at least `length` bytes) receives a zstd block directly, with no
+ * buffer of its own allocated and copied: the read path's helper thread
+ * decodes every fetched block into a recycled buffer this way. A raw block is
+ * returned as it is, and a zlib block in a buffer of its own.
  */
-export function decodeBlock(stored: Uint8Array, codec: Codec, length: number, id = '?', source = 'input'): Uint8Array {
+export function decodeBlock(
+  stored: Uint8Array,
+  codec: Codec,
+  length: number,
+  id = '?',
+  source = 'input',
+  into?: Uint8Array,
+): Uint8Array {
   const corrupt = (why: string) => new BlockCorruptError(id, source, why);
   if (codec === 'none') {
     if (stored.length !== length) throw corrupt(`raw block is ${stored.length} bytes, expected ${length}`);
@@ -99,7 +111,7 @@ export function decodeBlock(stored: Uint8Array, codec: Codec, length: number, id
     if (declared !== null && declared !== length)
       throw corrupt(`zstd frame declares ${declared} bytes, expected ${length}`);
     dctx ??= new zstd.DCtx();
-    const dst = Buffer.allocUnsafe(length);
+    const dst = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let n: number;
     try {
       n = dctx.decompress(dst, stored);

@@ -97,6 +97,18 @@ describe('encodeBlock / decodeBlock', () => {
     }
   });
 
+  it('decodes a zstd block straight into a caller buffer, with no buffer of its own', () => {
+    const data = textish(65536, 3);
+    const enc = encodeBlock(data, { codec: 'zstd', level: 3 });
+    const into = new Uint8Array(65536 + 100);
+    const dec = decodeBlock(enc.bytes, 'zstd', 65536, 'id', 'test', into);
+    expect(dec.buffer).toBe(into.buffer);
+    expect(dec.length).toBe(65536);
+    expect(Buffer.from(dec).equals(Buffer.from(data))).toBe(true);
+    // Too small a buffer is not used.
+    expect(decodeBlock(enc.bytes, 'zstd', 65536, 'id', 'test', new Uint8Array(10)).buffer).not.toBe(into.buffer);
+  });
+
   it('stores `none` as the input itself', () => {
     const data = textish(4096);
     const enc = encodeBlock(data, { codec: 'none', level: 0 });

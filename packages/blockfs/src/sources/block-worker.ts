@@ -41,10 +41,11 @@ function handle(m: WorkerRequest): { reply: WorkerReply; transfer?: ArrayBuffer[
     const got = readSync(m.fd, scratch, 0, m.size, 0);
     return { reply: { n: m.n, ok: got === m.size && blockId(scratch.subarray(0, m.size), alg) === m.id } };
   }
-  const decoded = decodeVerified(m.ref, m.stored, m.source);
-  // Into the recycled buffer when there is one: the main thread then allocates nothing per block, and
-  // this thread's own buffer dies young here. Both buffers go back without a copy.
-  const data = m.into && m.into.length >= decoded.length ? copyInto(m.into, decoded) : decoded;
+  // Into the recycled buffer when there is one (zstd decodes straight into it; a raw or zlib block is copied
+  // there): the main thread then allocates nothing per block. Both buffers go back without a copy.
+  const decoded = decodeVerified(m.ref, m.stored, m.source, m.into);
+  const data =
+    m.into && decoded.buffer !== m.into.buffer && m.into.length >= decoded.length ? copyInto(m.into, decoded) : decoded;
   if (data.buffer === m.stored.buffer) return { reply: { n: m.n, data }, transfer: [data.buffer as ArrayBuffer] };
   const transfer = [data.buffer as ArrayBuffer, m.stored.buffer as ArrayBuffer];
   return { reply: { n: m.n, data, stored: m.stored }, transfer };
