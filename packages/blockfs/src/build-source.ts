@@ -38,6 +38,8 @@ export interface SourceOptions {
   readonly maxConnections?: number | undefined;
   readonly lowSpeedBps?: number | undefined;
   readonly lowSpeedTimeMs?: number | undefined;
+  /** Offer HTTP/2 to https mirrors. */
+  readonly http2?: boolean | undefined;
   readonly timeoutMs?: number | undefined;
   readonly retries?: number | undefined;
 }
@@ -94,6 +96,7 @@ export class SourceBuilder {
             timeoutMs: this.options.timeoutMs,
             lowSpeedBps: this.options.lowSpeedBps,
             lowSpeedTimeMs: this.options.lowSpeedTimeMs,
+            http2: this.options.http2,
           },
         );
         stats.attachWindow(() => http.windowSnapshot());

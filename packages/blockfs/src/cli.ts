@@ -132,6 +132,7 @@ function mountCommand(): Command {
       'how long a transfer may stay below --low-speed (default 2)',
       seconds('--low-speed-time'),
     )
+    .option('--http2', 'offer HTTP/2 to https mirrors: one connection carries every request (see docs)')
     .option('--timeout <seconds>', 'per-request timeout', seconds('--timeout'))
     .option(
       '--retries <n>',
@@ -199,6 +200,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         readahead: o.readahead,
         lowSpeedBps: o.lowSpeed,
         lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : o.lowSpeedTime * 1000,
+        http2: o.http2,
         timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
         retries: o.retries,
         proxy: o.proxy,

@@ -70,6 +70,8 @@ export interface MountOptions {
   /** The low-speed limit: bytes per second, and for how long, before a transfer is abandoned. */
   readonly lowSpeedBps?: number | undefined;
   readonly lowSpeedTimeMs?: number | undefined;
+  /** Offer HTTP/2 to https mirrors. */
+  readonly http2?: boolean | undefined;
   readonly timeoutMs?: number | undefined;
   readonly retries?: number | undefined;
   readonly proxy?: string | undefined;
@@ -230,6 +232,7 @@ export async function mountImages(
       maxConnections: options.maxConnections,
       lowSpeedBps: options.lowSpeedBps,
       lowSpeedTimeMs: options.lowSpeedTimeMs,
+      http2: options.http2,
       timeoutMs: options.timeoutMs,
       retries: options.retries,
     },

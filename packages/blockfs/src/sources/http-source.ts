@@ -95,6 +95,11 @@ export interface HttpSourceOptions {
   /** The low-speed limit in bytes per second (0 turns it off), and over how long it is judged. */
   readonly lowSpeedBps?: number | undefined;
   readonly lowSpeedTimeMs?: number | undefined;
+  /**
+   * Offer HTTP/2 when the mirror is https (ALPN decides): every request of the
+   * window becomes a stream of one connection instead of a connection each.
+   */
+  readonly http2?: boolean | undefined;
 }
 
 /** What came back for one request: the status and, for a block, exactly its stored bytes. */
@@ -186,10 +191,14 @@ export class HttpSource implements BlockSource {
     if (components.dispatcher) {
       this.dispatcher = components.dispatcher;
     } else {
-      // One connection per slot the window can ever grant: undici opens them as the window grows.
-      this.ownPool = new Pool(this.origin, {
-        connections: options.connections ?? options.maxConnections ?? DEFAULT_MAX_WINDOW,
-      });
+      const slots = options.connections ?? options.maxConnections ?? DEFAULT_MAX_WINDOW;
+      // One connection per slot the window can ever grant: undici opens them as the window grows. With http2, one
+      // connection carries every slot, as HTTP/2 streams (or, if the mirror only speaks HTTP/1.1, pipelined on it):
+      // a pool would open more connections while the first is still in its TLS handshake.
+      this.ownPool =
+        options.http2 === true && url.protocol === 'https:'
+          ? new Pool(this.origin, { connections: 1, allowH2: true, pipelining: slots })
+          : new Pool(this.origin, { connections: slots });
       this.dispatcher = this.ownPool;
     }
   }
@@ -363,7 +372,7 @@ export class HttpSource implements BlockSource {
           controller = c;
           if (failure) c.abort(failure);
         },
-        onResponseStart: (c, statusCode, responseHeaders) => {
+        onResponseStart: (_c, statusCode, responseHeaders) => {
           if (statusCode < 200) return; // 1xx: the real answer follows
           status = statusCode;
           headers = responseHeaders;

@@ -403,8 +403,7 @@ export class RequestWindow {
     const step = Math.max(1, Math.floor(base / 4));
     const next = phase === 'up' ? Math.min(this.max, base + step) : Math.max(1, base - step);
     if (next === base) {
-      if (phase === 'up') this.startProbe('down', base, baseGoodput);
-      else this.settle();
+      this.settle(); // at the maximum (or at 1): nothing to try in that direction
       return;
     }
     this.probe = { phase, base, baseGoodput };
