@@ -68,7 +68,7 @@ export class SourceBuilder {
       const writer = new WriteBehind({ sink: disk, logger, release: (data) => decoder.recycle?.(data) });
       const checked = new CheckedSource(
         { disk, writer, verifier: this.verifier, logger },
-        { paranoid: options.paranoid },
+        { paranoid: options.paranoid, offline: options.offline },
       );
       this.local = { checked, writer };
     }
