@@ -161,6 +161,16 @@ describe('CacheSealer', () => {
     expect(await c.registrations()).toEqual([]);
   });
 
+  it('a cache it cannot write still mounts: open() trusts nothing, says why, and does not throw', async () => {
+    const c = await cache();
+    await writeFile(join(c.dir, 'a-file'), '');
+    const logger = new MemoryLogger();
+    const s = new CacheSealer({ logger }, { dir: join(c.dir, 'a-file', 'cache') }); // ENOTDIR, as EACCES would be
+    expect((await s.open()).size).toBe(0);
+    expect(logger.lines).toEqual([expect.stringMatching(/seal not read \(.*ENOTDIR.*\): every entry is checked/)]);
+    await expect(s.seal([])).rejects.toThrow();
+  });
+
   it('users() lists the daemons running and clears those gone', async () => {
     const c = await cache();
     const live = c.sealer();

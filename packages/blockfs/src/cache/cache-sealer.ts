@@ -91,8 +91,8 @@ export class CacheSealer {
    */
   async open(signal?: AbortSignal): Promise<ReadonlyMap<string, FileIdentity>> {
     const { dir } = this.options;
-    await mkdir(join(dir, DAEMONS_DIR), { recursive: true });
     try {
+      await mkdir(join(dir, DAEMONS_DIR), { recursive: true });
       return await this.locked(signal, async () => {
         const users = await this.survey();
         await this.register();
@@ -102,8 +102,9 @@ export class CacheSealer {
       });
     } catch (e) {
       signal?.throwIfAborted();
+      // A cache this daemon cannot write (another user's) still serves: it is only checked, never sealed.
       this.logger.fault(`cache ${dir}: seal not read (${(e as Error).message}): every entry is checked on first use`);
-      if (!this.registration) await this.register();
+      if (!this.registration) await this.register().catch(() => {});
       return new Map();
     }
   }
