@@ -1,12 +1,13 @@
 import type { BlockSource } from '@thfc/format';
 import { DirStore } from '@thfc/packer';
 import type { Dispatcher } from 'undici';
+import { CacheSealer } from './cache/cache-sealer.js';
 import type { Logger } from './logger.js';
 import { MirrorStats } from './mirrors/mirror-stats.js';
 import { type BlockDecoder, InlineDecoder } from './sources/block-decoder.js';
 import type { BlockReader, LocalBlocks } from './sources/block-reader.js';
 import { type CacheCounters, CachedSource } from './sources/cached.js';
-import { CheckedSource } from './sources/checked.js';
+import { type CheckCounts, CheckedSource } from './sources/checked.js';
 import type { DiskCache } from './sources/disk-cache.js';
 import { Failover } from './sources/failover.js';
 import { type FileVerifier, InlineVerifier } from './sources/file-verifier.js';
@@ -49,7 +50,7 @@ export class SourceBuilder {
     string,
     { source: BlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
   >();
-  private readonly local: { checked: CheckedSource; writer: WriteBehind } | undefined;
+  private readonly local: { checked: CheckedSource; writer: WriteBehind; sealer: CacheSealer } | undefined;
   private readonly decoder: BlockDecoder;
   private readonly verifier: FileVerifier;
 
@@ -74,10 +75,25 @@ export class SourceBuilder {
       const writer = new WriteBehind({ sink: disk, logger, release: (data) => decoder.recycle?.(data) });
       const checked = new CheckedSource(
         { disk, writer, verifier: this.verifier, logger },
-        { paranoid: options.paranoid },
+        { paranoid: options.paranoid, offline: options.offline },
       );
-      this.local = { checked, writer };
+      this.local = { checked, writer, sealer: new CacheSealer({ logger }, { dir: disk.dir }) };
     }
+  }
+
+  /**
+   * Before the mount serves: registers this daemon with the disk cache and
+   * trusts the entries its seal vouches for (CacheSealer.open); close()
+   * seals it again.
+   */
+  async openCache(signal?: AbortSignal): Promise<void> {
+    if (!this.local) return;
+    this.local.checked.adopt(await this.local.sealer.open(signal));
+  }
+
+  /** What the disk cache's checks did since start (stats.json); undefined without a disk cache. */
+  get checks(): CheckCounts | undefined {
+    return this.local?.checked.counts;
   }
 
   /** One mirror (an http(s) base URL or a local store directory), created once per mount. */
@@ -140,12 +156,24 @@ export class SourceBuilder {
     failover.setMirrors(bases.map((b) => this.mirror(b)));
   }
 
-  /** Finishes the writes still behind (so what was fetched stays cached), then closes mirrors and files. */
+  /**
+   * Finishes the writes still behind (so what was fetched stays cached),
+   * closes mirrors and files, then seals the disk cache with every entry
+   * verified (a clean stop: see CacheSealer).
+   */
   async close(): Promise<void> {
     await this.local?.writer.idle();
     await this.verifier.close();
     if ((this.decoder as unknown) !== this.verifier) await this.decoder.close();
     this.components.disk?.close();
     await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
+    if (this.local) {
+      const { checked, sealer } = this.local;
+      await sealer.seal(checked.trusted()).then(
+        (n) => this.components.logger.info(`cache ${this.components.disk?.dir}: sealed ${n} entries`),
+        (e: unknown) =>
+          this.components.logger.fault(`cache ${this.components.disk?.dir}: not sealed: ${(e as Error).message}`),
+      );
+    }
   }
 }

@@ -32,6 +32,7 @@ import { isMounted, lazyUnmount } from './mount-point.js';
  *   httpstorged umount MOUNTPOINT
  *   httpstorged stats MOUNTPOINT [--json]
  *   httpstorged measurements MOUNTPOINT
+ *   httpstorged fsck CACHE [--json]
  * The only file that touches `process`; errors become exit codes here.
  */
 
@@ -72,7 +73,7 @@ function mountCommand(): Command {
   return new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -381,6 +382,24 @@ async function runStats(argv: string[]): Promise<number> {
   return EXIT.OK;
 }
 
+/** Hashes every entry of a cache, drops bad ones, seals it again; exit 1 if it dropped anything. */
+async function runFsckCommand(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged fsck')
+    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
+    .option('--json', 'print the report as JSON')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  cmd.parse(argv, { from: 'user' });
+  const json = !!cmd.opts().json;
+  const [{ runFsck, formatFsckReport }, { processShell }] = await Promise.all([
+    import('./fsck.js'),
+    import('@thfc/packer'),
+  ]);
+  const report = await runFsck({ cache: resolve(cmd.processedArgs[0] as string) }, processShell().io(json));
+  process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatFsckReport(report));
+  return report.ok ? EXIT.OK : EXIT.CHECK_FAILED;
+}
+
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
 try {
@@ -392,7 +411,9 @@ try {
         ? await runStats(argv.slice(1))
         : sub === 'measurements'
           ? await runMeasurements(argv.slice(1))
-          : await runMountCommand(argv);
+          : sub === 'fsck'
+            ? await runFsckCommand(argv.slice(1))
+            : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

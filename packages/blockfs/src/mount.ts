@@ -129,7 +129,16 @@ export interface MountStatus {
   readonly mountpoint: string;
   readonly pid: number;
   readonly started: string;
-  readonly cache: { dir: string | null; bytes: number; blocks: number; maxBytes: number | null };
+  readonly cache: {
+    dir: string | null;
+    bytes: number;
+    blocks: number;
+    maxBytes: number | null;
+    /** Entries trusted at start by the seal, hashed since start, and found changed since they were checked. */
+    sealed: number;
+    checked: number;
+    changed: number;
+  };
   readonly images: readonly ImageStatus[];
 }
 
@@ -237,6 +246,7 @@ export async function mountImages(
       retries: options.retries,
     },
   );
+  await builder.openCache();
   const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
   const readTimeoutMs =
     (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
@@ -293,6 +303,9 @@ export async function mountImages(
       bytes: disk?.bytes ?? 0,
       blocks: disk?.blocks ?? 0,
       maxBytes: options.cacheSize ?? null,
+      sealed: builder.checks?.sealed ?? 0,
+      checked: builder.checks?.checked ?? 0,
+      changed: builder.checks?.changed ?? 0,
     },
     images: images.map((s) => imageStatus(s)),
   });

@@ -6,7 +6,7 @@ export function formatStatus(s: MountStatus): string {
   const lines = [`${s.mountpoint}: daemon pid ${s.pid} since ${s.started}`];
   lines.push(
     s.cache.dir
-      ? `cache ${s.cache.dir}: ${s.cache.blocks} blocks, ${formatBytes(s.cache.bytes)}${s.cache.maxBytes ? ` of ${formatBytes(s.cache.maxBytes)}` : ''}`
+      ? `cache ${s.cache.dir}: ${s.cache.blocks} blocks, ${formatBytes(s.cache.bytes)}${s.cache.maxBytes ? ` of ${formatBytes(s.cache.maxBytes)}` : ''}; ${s.cache.sealed} trusted by the seal, ${s.cache.checked} hashed, ${s.cache.changed} found changed`
       : 'cache: none (RAM only)',
   );
   for (const i of s.images) {

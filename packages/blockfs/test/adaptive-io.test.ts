@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdaptiveIo } from '../src/sources/adaptive-io.js';
+import { identityOf, sameVersion } from '../src/sources/file-identity.js';
 import { tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -141,12 +143,29 @@ describe('AdaptiveIo', () => {
       await io.open(path).then((f) => io.close(f.fd)); // the first call may switch modes
       const f = await io.open(path);
       expect(f.size).toBe(3);
-      expect(f.identity).toMatch(/^\d+\/[\d.]+$/);
+      expect(f.identity).toMatch(/^\d+ \d+ \d+ \d+ \d+$/);
       io.close(f.fd);
       const dir = join(path, '..', 'sub');
       await mkdir(dir);
       await expect(io.open(dir)).rejects.toMatchObject({ code: 'EISDIR' });
       await expect(io.open(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
+
+  it('stat() gives the descriptor’s fstat with nanosecond times, in place or not', async () => {
+    for (const slowMs of [1000, -1]) {
+      const io = new AdaptiveIo({ slowMs, backoffMs: 1e9 });
+      const path = await file('abcd');
+      const f = await io.open(path);
+      const st = await io.stat(f.fd);
+      expect(st.size).toBe(4n);
+      expect(identityOf(st)).toBe(f.identity);
+      const byName = statSync(path, { bigint: true });
+      expect(st.ctimeNs).toBe(byName.ctimeNs);
+      await writeFile(path, 'abcde');
+      expect(sameVersion(await io.stat(f.fd), f.stats)).toBe(false);
+      io.close(f.fd);
+      await expect(io.stat(1_000_000)).rejects.toMatchObject({ code: 'EBADF' });
     }
   });
 
@@ -156,6 +175,24 @@ describe('AdaptiveIo', () => {
       await io.read(1_000_000, Buffer.alloc(1), 0, 1, 0).catch(() => {}); // may switch modes
       await expect(io.read(1_000_000, Buffer.alloc(1), 0, 1, 0)).rejects.toMatchObject({ code: 'EBADF' });
     }
+  });
+});
+
+describe('AdaptiveIo.statNow', () => {
+  it('fstats in place; undefined in pooled mode and on a bad descriptor, without throwing', async () => {
+    let clock = 0;
+    let step = 0;
+    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, slowCalls: 1, now: () => (clock += step) });
+    const f = await io.open(await file('0123'));
+    expect(io.statNow(f.fd)?.ino).toBe(f.stats.ino);
+    expect(io.statNow(1_000_000)).toBeUndefined();
+    step = 5; // slow: it still answers, and switches to the pool
+    expect(io.statNow(f.fd)).toBeDefined();
+    step = 0;
+    expect(io.statNow(f.fd)).toBeUndefined();
+    clock += 200;
+    expect(io.statNow(f.fd)).toBeDefined();
+    io.close(f.fd);
   });
 });
 

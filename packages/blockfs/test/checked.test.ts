@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
@@ -100,17 +100,6 @@ describe('CheckedSource', () => {
     expect(verifier.ids).toEqual([b.ref.id]);
   });
 
-  it('verifies on first use only: bytes changed in place after that are still served', async () => {
-    const { checked, onDisk, fileOf } = await setup();
-    const b = makeBlock(3);
-    await onDisk(b);
-    await readWhole(checked, b.ref);
-    const bad = corrupted(b.data);
-    await writeFile(fileOf(b), bad, { flag: 'r+' }); // same inode
-    // Not paranoid: the second use trusts the first check (this is what makes a hit cheap).
-    expect(same(await readWhole(checked, b.ref), bad)).toBe(true);
-  });
-
   it('a file replaced under its name (another inode) is checked again before it is read', async () => {
     // No descriptor kept open: while one is, reads keep going to the inode that was checked.
     const { checked, onDisk, fileOf, verifier, dir, logger } = await setup(false, 0);
@@ -123,7 +112,9 @@ describe('CheckedSource', () => {
     await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(existsSync(fileOf(b))).toBe(false);
-    expect(logger.lines).toHaveLength(1);
+    // "changed since it was checked", then "corrupt … dropped": both name the entry.
+    expect(logger.lines).toHaveLength(2);
+    expect(logger.lines.every((l) => l.includes(b.ref.id))).toBe(true);
   });
 
   it('paranoid verifies on every use and serves the bytes it hashed; a later change is a miss', async () => {
@@ -260,6 +251,177 @@ describe('CheckedSource', () => {
   });
 });
 
+describe('CheckedSource: trust bound to the file’s identity', () => {
+  /** A changed copy of the block put under its name by a rename: a new inode, as another writer would leave. */
+  const replace = async (dir: string, path: string, bytes: Uint8Array) => {
+    const swap = join(dir, `swap-${Math.random()}`);
+    await writeFile(swap, bytes);
+    await rename(swap, path);
+  };
+  const namesEntry = (lines: string[], id: string) => lines.filter((l) => l.includes(id));
+
+  it('a block it wrote, replaced by a rename before its file was ever opened, is checked, not trusted (issue 12: 26 of 30)', async () => {
+    // The cold read served the block from the write-behind's buffer, so this daemon never opened the file it wrote.
+    const { checked, writer, fileOf, dir, verifier, logger } = await setup();
+    const b = makeBlock(40);
+    await checked.keep(b.ref, b.data);
+    await writer.idle();
+    await replace(dir, fileOf(b), corrupted(b.data));
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    expect(verifier.ids).toEqual([b.ref.id]);
+    expect(existsSync(fileOf(b))).toBe(false);
+    expect(namesEntry(logger.lines, b.ref.id).join('\n')).toMatch(
+      /changed since it was checked \(inode .*\)[\s\S]*corrupt/,
+    );
+  });
+
+  it('a block it wrote and never opened, edited in place, is checked, not trusted', async () => {
+    const { checked, writer, fileOf, logger } = await setup();
+    const b = makeBlock(41);
+    await checked.keep(b.ref, b.data);
+    await writer.idle();
+    await writeFile(fileOf(b), corrupted(b.data), { flag: 'r+' }); // same inode
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(dst.every((x) => x === 0xaa)).toBe(true);
+    expect(namesEntry(logger.lines, b.ref.id)).toHaveLength(2);
+  });
+
+  it('a file edited in place while its descriptor is open and trusted: readNow refuses it, read() drops it', async () => {
+    const { checked, onDisk, disk, fileOf, verifier, logger } = await setup();
+    const b = makeBlock(42);
+    await onDisk(b);
+    await readWhole(checked, b.ref); // checked; its descriptor stays open
+    const dst = new Uint8Array(b.ref.size);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    await writeFile(fileOf(b), corrupted(b.data), { flag: 'r+' });
+    expect(disk.openEntry(rawRef(b.ref))?.release()).toBeUndefined(); // still open: only fstat can tell
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
+    expect(namesEntry(logger.lines, b.ref.id).join('\n')).toMatch(
+      /changed since it was checked \(change time, modification time\)[\s\S]*corrupt/,
+    );
+    expect(checked.counts).toEqual({ sealed: 0, checked: 2, changed: 1 });
+  });
+
+  it('a file renamed over while its descriptor is open: the old inode’s change shows it, and the new file is checked', async () => {
+    const { checked, onDisk, fileOf, dir, verifier, logger } = await setup();
+    const b = makeBlock(43);
+    await onDisk(b);
+    await readWhole(checked, b.ref);
+    await replace(dir, fileOf(b), corrupted(b.data));
+    const dst = new Uint8Array(b.ref.size).fill(0xaa);
+    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // bytes of the old inode, not confirmed
+    await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
+    expect(existsSync(fileOf(b))).toBe(false);
+    expect(namesEntry(logger.lines, b.ref.id)).toHaveLength(2);
+  });
+
+  it('a file touched (same bytes, new change time) is checked again, found good, and served', async () => {
+    const { checked, onDisk, fileOf, verifier, logger } = await setup();
+    const b = makeBlock(44);
+    await onDisk(b);
+    await readWhole(checked, b.ref);
+    await utimes(fileOf(b), new Date(), new Date());
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
+    expect(logger.lines).toEqual([expect.stringMatching(/changed since it was checked/)]);
+  });
+
+  it('a file that changes while it is hashed is not recorded as checked', async () => {
+    const { checked, onDisk, fileOf, verifier } = await setup();
+    const b = makeBlock(45);
+    await onDisk(b);
+    const gate = deferred();
+    verifier.gate = gate.promise;
+    const loading = checked.load(b.ref);
+    await new Promise((r) => setTimeout(r, 10));
+    await utimes(fileOf(b), new Date(), new Date()); // bytes unchanged, so the hash passes
+    gate.resolve();
+    await loading;
+    expect([...checked.trusted()]).toEqual([]);
+    verifier.gate = undefined;
+    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true); // checked again, by the read
+    expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
+  });
+
+  it('adopt(): a sealed entry whose file keeps its identity is served without a hash; a changed one is checked', async () => {
+    const first = await setup();
+    const good = makeBlock(46);
+    const bad = makeBlock(47);
+    for (const b of [good, bad]) {
+      await first.checked.keep(b.ref, b.data);
+    }
+    await first.writer.idle();
+    const sealed = new Map(first.checked.trusted());
+    expect([...sealed.keys()].sort()).toEqual([good.ref.id, bad.ref.id].sort());
+    await writeFile(first.fileOf(bad), corrupted(bad.data), { flag: 'r+' });
+    // A fresh daemon over the same directory, trusting the seal.
+    const disk = new DiskCache({}, { dir: first.dir });
+    await disk.open();
+    const logger = new MemoryLogger();
+    const verifier = first.verifier;
+    verifier.ids.length = 0;
+    const checked = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
+    expect(checked.adopt(sealed)).toBe(2);
+    expect(same(await readWhole(checked, good.ref), good.data)).toBe(true);
+    await expect(readWhole(checked, bad.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(verifier.ids).toEqual([bad.ref.id]);
+    expect(namesEntry(logger.lines, bad.ref.id)).toHaveLength(2);
+    expect(checked.counts).toEqual({ sealed: 2, checked: 1, changed: 1 });
+    expect([...checked.trusted()].map(([id]) => id)).toEqual([good.ref.id]);
+  });
+
+  it('adopt() takes only entries the disk holds, and none when paranoid', async () => {
+    const { checked, onDisk, dir } = await setup();
+    const b = makeBlock(48);
+    await onDisk(b);
+    const absent = makeBlock(49);
+    expect(
+      checked.adopt(
+        new Map([
+          [b.ref.id, '1 2 3 4 5'],
+          [absent.ref.id, '1 2 3 4 5'],
+        ]),
+      ),
+    ).toBe(1);
+    const disk = new DiskCache({}, { dir });
+    await disk.open();
+    const paranoid = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }) }, { paranoid: true });
+    expect(paranoid.adopt(new Map([[b.ref.id, '1 2 3 4 5']]))).toBe(0);
+  });
+
+  it('trusted() lists a block it wrote once the write landed, with the identity of the file it wrote', async () => {
+    const { checked, writer, fileOf } = await setup();
+    const b = makeBlock(50);
+    const kept = checked.keep(b.ref, b.data);
+    expect([...checked.trusted()]).toEqual([]);
+    await kept;
+    await writer.idle();
+    const st = statSync(fileOf(b), { bigint: true });
+    expect([...checked.trusted()]).toEqual([[b.ref.id, `${st.dev} ${st.ino} ${st.size} ${st.ctimeNs} ${st.mtimeNs}`]]);
+  });
+
+  it('offline, a dropped entry’s log line says it cannot be fetched again', async () => {
+    const t = await tempDir('thfc-checked-');
+    cleanups.push(t.cleanup);
+    const disk = new DiskCache({}, { dir: t.dir });
+    const logger = new MemoryLogger();
+    const checked = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }), logger }, { offline: true });
+    const b = makeBlock(51);
+    await disk.put(rawRef(b.ref), corrupted(b.data));
+    await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
+    expect(logger.lines).toEqual([
+      expect.stringMatching(/corrupt.*dropped from the cache, it cannot be fetched again offline$/),
+    ]);
+  });
+});
+
 describe('CheckedSource.readNow', () => {
   /** Opens the block's file and leaves its descriptor open (idle), as a read would. */
   const openFile = async (disk: DiskCache, b: TestBlock) => (await disk.entry(rawRef(b.ref))).release();
@@ -350,7 +512,7 @@ describe('CheckedSource.readNow', () => {
     await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(existsSync(fileOf(b))).toBe(false);
-    expect(logger.lines).toHaveLength(1);
+    expect(logger.lines).toHaveLength(2);
     expect(checked.readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
     expect(after.every((x) => x === 0xaa)).toBe(true);
   });

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError, StoreFullError } from '@thfc/format';
 import { blockSourceContract } from '@thfc/format/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskCache } from '../src/sources/disk-cache.js';
+import { identityOf, sameVersion } from '../src/sources/file-identity.js';
 import { rawBlock, type TestBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -211,6 +212,49 @@ describe('DiskCache positional reads', () => {
     await cache.delete(b.ref.id);
     await cache.put(b.ref, b.stored);
     expect(same(await cache.get(b.ref), b.stored)).toBe(true);
+  });
+});
+
+describe('DiskCache identities', () => {
+  it('keeps the identity of each file it wrote until it is taken; a held block is not written, and has none', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
+    const b = rawBlock(1000);
+    await cache.put(b.ref, b.stored);
+    const st = statSync(fileOf(dir, b), { bigint: true });
+    const identity = identityOf(st);
+    expect(cache.writtenIdentity(b.ref.id)).toBe(identity);
+    expect(cache.takeWritten(b.ref.id)).toBe(identity);
+    expect(cache.writtenIdentity(b.ref.id)).toBeUndefined();
+    await cache.put(b.ref, b.stored); // held: not written again
+    expect(cache.takeWritten(b.ref.id)).toBeUndefined();
+    const c = rawBlock(1000);
+    await cache.put(c.ref, c.stored);
+    await cache.delete(c.ref.id);
+    expect(cache.writtenIdentity(c.ref.id)).toBeUndefined(); // the file it named is gone
+  });
+
+  it('an entry’s stat shows the open file now; reopen() makes the next entry open the name afresh', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
+    const b = rawBlock(1000);
+    await cache.put(b.ref, b.stored);
+    const first = await cache.entry(b.ref);
+    expect(sameVersion(await first.stat(), first.file.stats)).toBe(true);
+    expect(first.statNow()?.ino).toBe(first.file.stats.ino);
+    const swap = join(dir, 'swap');
+    await writeFile(swap, b.stored);
+    await rename(swap, fileOf(dir, b)); // another inode under the name; the old one loses its link
+    expect(sameVersion(await first.stat(), first.file.stats)).toBe(false);
+    first.release();
+    const again = cache.openEntry(b.ref);
+    expect(again?.file.identity).toBe(first.file.identity); // still the old descriptor
+    again?.release();
+    cache.reopen(b.ref.id);
+    expect(cache.openEntry(b.ref)).toBeUndefined();
+    const second = await cache.entry(b.ref);
+    expect(second.file.identity).toBe(identityOf(statSync(fileOf(dir, b), { bigint: true })));
+    second.release();
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,6 +23,14 @@ describe('writeNewFile', () => {
     await writeNewFile(join(d, '.tmp-x'), join(d, 'x'), bytes);
     expect(Buffer.compare(await readFile(join(d, 'x')), Buffer.from(bytes))).toBe(0);
     expect(await readdir(d)).toEqual(['x']);
+  });
+
+  it('resolves to the fstat of the file it wrote, taken after the rename (what a later stat of the name shows)', async () => {
+    const d = await dir();
+    const st = await writeNewFile(join(d, '.tmp-x'), join(d, 'x'), Buffer.from('12345'));
+    const byName = statSync(join(d, 'x'), { bigint: true });
+    expect(st.size).toBe(5n);
+    expect([st.ino, st.ctimeNs, st.mtimeNs]).toEqual([byName.ino, byName.ctimeNs, byName.mtimeNs]);
   });
 
   it('replaces an existing file at the final name (another writer’s copy of the same block)', async () => {

@@ -66,7 +66,15 @@ function status(overrides: Partial<MountStatus> = {}): MountStatus {
     mountpoint: '/mnt/images',
     pid: 4242,
     started: '2026-11-27T09:00:00.000Z',
-    cache: { dir: '/var/tmp/blocks', bytes: 1536 * 1024, blocks: 12, maxBytes: 10 * 1024 ** 3 },
+    cache: {
+      dir: '/var/tmp/blocks',
+      bytes: 1536 * 1024,
+      blocks: 12,
+      maxBytes: 10 * 1024 ** 3,
+      sealed: 10,
+      checked: 2,
+      changed: 1,
+    },
     images: [image()],
     ...overrides,
   };
@@ -78,7 +86,9 @@ describe('formatStatus', () => {
     expect(text.endsWith('\n')).toBe(true);
     const lines = text.trimEnd().split('\n');
     expect(lines[0]).toBe('/mnt/images: daemon pid 4242 since 2026-11-27T09:00:00.000Z');
-    expect(lines[1]).toBe('cache /var/tmp/blocks: 12 blocks, 1.50 MiB of 10.0 GiB');
+    expect(lines[1]).toBe(
+      'cache /var/tmp/blocks: 12 blocks, 1.50 MiB of 10.0 GiB; 10 trusted by the seal, 2 hashed, 1 found changed',
+    );
     expect(lines[2]).toBe('');
     expect(lines[3]).toBe('debian  512 MiB  http://mirror.example/imgs/debian.idx (index from network)');
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
@@ -95,12 +105,13 @@ describe('formatStatus', () => {
   });
 
   it('without a disk cache says RAM only; an uncapped cache shows no cap', () => {
-    expect(formatStatus(status({ cache: { dir: null, bytes: 0, blocks: 0, maxBytes: null } })).split('\n')[1]).toBe(
-      'cache: none (RAM only)',
-    );
-    expect(formatStatus(status({ cache: { dir: '/c', bytes: 100, blocks: 1, maxBytes: null } })).split('\n')[1]).toBe(
-      'cache /c: 1 blocks, 100 B',
-    );
+    const none = { sealed: 0, checked: 0, changed: 0 };
+    expect(
+      formatStatus(status({ cache: { dir: null, bytes: 0, blocks: 0, maxBytes: null, ...none } })).split('\n')[1],
+    ).toBe('cache: none (RAM only)');
+    expect(
+      formatStatus(status({ cache: { dir: '/c', bytes: 100, blocks: 1, maxBytes: null, ...none } })).split('\n')[1],
+    ).toBe('cache /c: 1 blocks, 100 B; 0 trusted by the seal, 0 hashed, 0 found changed');
   });
 
   it('an offline image (index from the cache) lists no mirrors', () => {

@@ -1,7 +1,17 @@
-import { BlockCorruptError, BlockNotFoundError, type BlockRef, blockId, hashOfId } from '@thfc/format';
+import type { BigIntStats } from 'node:fs';
+import {
+  BlockCorruptError,
+  BlockNotFoundError,
+  type BlockRef,
+  blockId,
+  hashOfId,
+  MirrorUnavailableError,
+} from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
+import type { OpenFile } from './adaptive-io.js';
 import type { LocalBlocks } from './block-reader.js';
 import type { CacheEntry, DiskCache } from './disk-cache.js';
+import { describeChange, type FileIdentity, identityOf, sameVersion } from './file-identity.js';
 import { type FileVerifier, InlineVerifier } from './file-verifier.js';
 import { type Priority, Urgency } from './urgency.js';
 import type { WriteBehind } from './write-behind.js';
@@ -9,6 +19,26 @@ import type { WriteBehind } from './write-behind.js';
 export interface CheckedOptions {
   /** Verify on every use, not only the first use after start. */
   readonly paranoid?: boolean | undefined;
+  /** Nothing can be fetched (--offline): a dropped entry's log line says so instead of "fetching again". */
+  readonly offline?: boolean | undefined;
+}
+
+/**
+ * Tries of a read whose file changed under it: the second opens the file by
+ * name again and checks it. A file that changes again within that read is
+ * being written to as it is read; the read then leaves the cache to cached()
+ * (MirrorUnavailableError: fetched from a mirror, EIO offline).
+ */
+const CHANGED_TRIES = 2;
+
+/** What CheckedSource did since start, for stats.json. */
+export interface CheckCounts {
+  /** Entries trusted without a hash because the seal of the last clean stop vouched for their identity. */
+  sealed: number;
+  /** Cache files hashed (first use of an entry not trusted by identity; every use with --paranoid). */
+  checked: number;
+  /** Entries found changed since they were checked (a changed identity), and so checked again. */
+  changed: number;
 }
 
 /**
@@ -22,18 +52,28 @@ export function rawRef(ref: BlockRef): BlockRef {
     : { id: ref.id, codec: 'none', storedSize: ref.size, size: ref.size };
 }
 
-/** `verified` value for a block this daemon wrote: good, its file not opened yet (the first open records it). */
+/** `verified` value for a block this daemon is writing: good, its file's identity not known until the write lands. */
 const WRITTEN_HERE = '';
 
 /**
- * The disk cache as the read path sees it: decoded blocks, each verified on
- * its first use after start (every use when paranoid), then served by
- * positional reads straight into the reader's buffer: no allocation, no
- * decompression, no hash.
+ * The disk cache as the read path sees it: decoded blocks, each trusted only
+ * while its file is the very version that was verified (FileIdentity: device,
+ * inode, size, change and modification times), then served by positional
+ * reads straight into the reader's buffer: no allocation, no decompression,
+ * no hash.
  *
- * Verification is bound to the file checked (inode and change time): a file
- * replaced under the same name (another daemon's rename) is checked again
- * before it is read.
+ * An entry is trusted by identity when this daemon wrote its file (the
+ * identity fstat gave on the written descriptor), when it hashed the file on
+ * its first use, or when the seal of the last clean stop vouched for that
+ * identity (adopt()). Every read confirms it: the bytes are read, then the
+ * descriptor is fstat'ed (about a microsecond), and they are served only if
+ * the file is still the version that was opened, so a write that lands
+ * during the read is caught too. A file opened afresh (a recycled
+ * descriptor, a name replaced by a rename) is trusted only if its identity is
+ * the one recorded. A changed identity is logged with the entry's name, the
+ * descriptor is closed and the file at the name is checked again. With
+ * `paranoid`, every use reads and hashes the whole block.
+ *
  * A file of the wrong length (another format) is a miss; a corrupt one is
  * dropped and reported as a miss (BlockNotFoundError), so cached() fetches
  * it again: the cache heals itself. A block that was just fetched (and
@@ -45,10 +85,11 @@ const WRITTEN_HERE = '';
  * local, and a FUSE buffer must not be written after its request is answered.
  */
 export class CheckedSource implements LocalBlocks {
-  /** id → identity of the file that was checked (WRITTEN_HERE for blocks this daemon wrote). */
-  private readonly verified = new Map<string, string>();
+  /** id → identity of the file that was verified (WRITTEN_HERE while this daemon's write of it is behind). */
+  private readonly verified = new Map<string, FileIdentity>();
   private readonly checking = new Map<string, { promise: Promise<void>; urgency: Urgency }>();
   private readonly verifier: FileVerifier;
+  readonly counts: CheckCounts = { sealed: 0, checked: 0, changed: 0 };
 
   constructor(
     private readonly components: {
@@ -60,6 +101,29 @@ export class CheckedSource implements LocalBlocks {
     private readonly options: CheckedOptions = {},
   ) {
     this.verifier = components.verifier ?? new InlineVerifier();
+  }
+
+  /**
+   * Trusts the entries a seal vouches for, each while its file keeps the
+   * identity given: the first open of each compares, and a file that changed
+   * since is checked as any other. Only entries the disk cache holds are
+   * taken (the others are gone); none with `paranoid`. Returns how many.
+   */
+  adopt(sealed: ReadonlyMap<string, FileIdentity>): number {
+    if (this.options.paranoid) return 0;
+    let n = 0;
+    for (const [id, identity] of sealed) {
+      if (this.verified.has(id) || !this.components.disk.holds(id)) continue;
+      this.verified.set(id, identity);
+      n++;
+    }
+    this.counts.sealed += n;
+    return n;
+  }
+
+  /** Every entry verified (by a check, a write or a seal) with the identity it was verified with: what a seal records. */
+  *trusted(): IterableIterator<[string, FileIdentity]> {
+    for (const [id, identity] of this.verified) if (identity !== WRITTEN_HERE) yield [id, identity];
   }
 
   holds(ref: BlockRef): boolean {
@@ -86,17 +150,31 @@ export class CheckedSource implements LocalBlocks {
       dst.set(data.subarray(from, from + length), at);
       return data;
     }
-    const entry = disk.openEntry(raw) ?? (await disk.entry(raw));
-    try {
-      if (!this.isVerified(ref.id, entry.file.identity)) await this.check(raw, entry, 'demand');
-      await entry.read(dst, at, from, length);
-    } finally {
-      entry.release();
+    for (let tries = 1; ; tries++) {
+      const entry = disk.openEntry(raw) ?? (await disk.entry(raw));
+      let now: BigIntStats;
+      try {
+        if (!this.trusts(ref.id, entry.file)) await this.check(raw, entry, 'demand');
+        await entry.read(dst, at, from, length);
+        now = await entry.stat();
+      } finally {
+        entry.release();
+      }
+      // Read, then confirmed: bytes read before a change landed are served, bytes read after are not.
+      if (sameVersion(now, entry.file.stats)) return undefined;
+      this.changedUnder(ref.id, entry.file, now);
+      if (tries >= CHANGED_TRIES) {
+        throw new MirrorUnavailableError(String(disk), `cache entry ${ref.id} changed while it was being read`);
+      }
     }
-    return undefined;
   }
 
-  /** read() when it needs no wait: a write still behind, or a file checked since start and open (readNow). */
+  /**
+   * read() when it needs no wait: a write still behind, or a file trusted and
+   * open (readNow). The bytes are copied into dst before the identity is
+   * confirmed; on false the caller must not use them (read() then overwrites
+   * them or fails).
+   */
   readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
     const pending = this.components.writer.pending(ref.id);
     if (pending) {
@@ -107,7 +185,12 @@ export class CheckedSource implements LocalBlocks {
     const entry = this.components.disk.openEntry(rawRef(ref));
     if (!entry) return false;
     try {
-      return this.isVerified(ref.id, entry.file.identity) && entry.readNow(dst, at, from, length);
+      if (!this.trusts(ref.id, entry.file) || !entry.readNow(dst, at, from, length)) return false;
+      const now = entry.statNow();
+      if (now === undefined) return false; // cannot confirm now: read() will
+      if (sameVersion(now, entry.file.stats)) return true;
+      this.changedUnder(ref.id, entry.file, now);
+      return false;
     } finally {
       entry.release();
     }
@@ -126,7 +209,7 @@ export class CheckedSource implements LocalBlocks {
     const raw = rawRef(ref);
     const entry = disk.openEntry(raw) ?? (await disk.entry(raw));
     try {
-      if (!this.isVerified(ref.id, entry.file.identity)) await this.check(raw, entry, 'background');
+      if (!this.trusts(ref.id, entry.file)) await this.check(raw, entry, 'background');
     } finally {
       entry.release();
     }
@@ -135,7 +218,8 @@ export class CheckedSource implements LocalBlocks {
 
   /**
    * Writes a fetched, verified block behind; resolves once it is on disk
-   * (true) or will not be (false).
+   * (true) or will not be (false). Once on disk, the entry is trusted while
+   * its file is the one written (DiskCache.writtenIdentity).
    *
    * Once the write lands no one else holds the buffer, so the write-behind
    * may give it back for reuse: readers copy from it synchronously (those who
@@ -144,26 +228,49 @@ export class CheckedSource implements LocalBlocks {
    * cache holds to a cache above.
    */
   keep(ref: BlockRef, data: Uint8Array): Promise<boolean> {
-    // Good from now on: until it lands it is served from the write-behind's buffer, after that from disk. Unless
-    // the disk already has a file of that name (one that failed to read, or another daemon's): the write will
-    // not replace it (DiskCache.put skips it), so that file is still checked on its first use.
-    if (!this.verified.has(ref.id) && !this.components.disk.holds(ref.id, ref.size)) {
-      this.verified.set(ref.id, WRITTEN_HERE);
-    }
-    return this.components.writer.write(rawRef(ref), data).then((stored) => {
-      if (!stored && this.verified.get(ref.id) === WRITTEN_HERE) this.verified.delete(ref.id);
+    const { disk, writer } = this.components;
+    // Unless the disk already has a file of that name (one that failed to read, or another daemon's): the
+    // write will not replace it (DiskCache.put skips it), so that file keeps whatever trust it has.
+    if (!disk.holds(ref.id, ref.size)) this.verified.set(ref.id, WRITTEN_HERE);
+    return writer.write(rawRef(ref), data).then((stored) => {
+      if (this.verified.get(ref.id) === WRITTEN_HERE) {
+        const identity = stored ? disk.takeWritten(ref.id) : undefined;
+        if (identity === undefined) this.verified.delete(ref.id);
+        else this.verified.set(ref.id, identity);
+      }
       return stored;
     });
   }
 
-  private isVerified(id: string, identity: string): boolean {
-    const known = this.verified.get(id);
+  /**
+   * True when `file` is the version of the entry that was verified. A file
+   * that is not (a descriptor opened afresh onto a changed or replaced file)
+   * is logged and forgotten, so the caller checks it.
+   */
+  private trusts(id: string, file: OpenFile): boolean {
+    let known = this.verified.get(id);
     if (known === undefined) return false;
     if (known === WRITTEN_HERE) {
-      this.verified.set(id, identity);
-      return true;
+      // Landed, and keep() has not yet taken its identity: take it here. Not landed: not this file.
+      known = this.components.disk.takeWritten(id);
+      if (known === undefined) return false;
+      this.verified.set(id, known);
     }
-    return known === identity;
+    if (known === file.identity) return true;
+    this.changed(id, describeChange(known, file.identity));
+    return false;
+  }
+
+  /** The open file changed since it was opened (fstat `now`): forget its check, and open the name afresh. */
+  private changedUnder(id: string, file: OpenFile, now: BigIntStats): void {
+    this.components.disk.reopen(id);
+    if (this.verified.get(id) === file.identity) this.changed(id, describeChange(file.identity, identityOf(now)));
+  }
+
+  private changed(id: string, what: string): void {
+    this.verified.delete(id);
+    this.counts.changed++;
+    this.logger.fault(`cache entry ${id} changed since it was checked (${what}): checking it again`);
   }
 
   /**
@@ -177,7 +284,7 @@ export class CheckedSource implements LocalBlocks {
       if (!running) break;
       if (priority === 'demand') running.urgency.raise();
       await running.promise.catch(() => {});
-      if (this.isVerified(raw.id, entry.file.identity)) return;
+      if (this.verified.get(raw.id) === entry.file.identity) return;
     }
     const urgency = new Urgency(priority);
     const run = { promise: this.checkFile(raw, entry, urgency), urgency };
@@ -189,17 +296,31 @@ export class CheckedSource implements LocalBlocks {
     }
   }
 
+  /**
+   * Hashes the open file, bound to the version that was opened: it is
+   * recorded as verified only if fstat shows that version before and after
+   * the hash. A file that changed meanwhile is not recorded; the read that
+   * follows sees the change and starts over.
+   */
   private async checkFile(raw: BlockRef, entry: CacheEntry, urgency: Urgency): Promise<void> {
+    const before = await entry.stat();
+    // Changed since it was opened: hashing this descriptor would vouch for nothing the read could use.
+    if (!sameVersion(before, entry.file.stats)) return this.changedUnder(raw.id, entry.file, before);
+    this.counts.checked++;
     const ok = await this.verifier.verify(entry.file.fd, raw.size, raw.id, { urgency });
-    if (ok) {
-      this.verified.set(raw.id, entry.file.identity);
-      return;
+    const after = await entry.stat();
+    if (!ok) {
+      await this.drop(
+        raw,
+        new BlockCorruptError(raw.id, String(this.components.disk), 'content hashes to another name'),
+      );
     }
-    await this.drop(raw, new BlockCorruptError(raw.id, String(this.components.disk), 'content hashes to another name'));
+    if (sameVersion(after, before)) this.verified.set(raw.id, entry.file.identity);
   }
 
   /** Paranoid: the whole block, read and hashed on every use; served from the bytes that were hashed. */
   private async readWhole(raw: BlockRef): Promise<Uint8Array> {
+    this.counts.checked++;
     const data = await this.components.disk.get(raw);
     const alg = hashOfId(raw.id);
     const actual = alg && blockId(data, alg);
@@ -210,10 +331,15 @@ export class CheckedSource implements LocalBlocks {
   }
 
   private async drop(raw: BlockRef, why: BlockCorruptError): Promise<never> {
-    (this.components.logger ?? SILENT_LOGGER).fault(`${why.message}; dropped from the cache, fetching again`);
+    const next = this.options.offline ? 'it cannot be fetched again offline' : 'fetching again';
+    this.logger.fault(`${why.message}; dropped from the cache, ${next}`);
     this.verified.delete(raw.id);
     await this.components.disk.delete(raw.id);
     throw new BlockNotFoundError(raw.id, this.toString());
+  }
+
+  private get logger(): Logger {
+    return this.components.logger ?? SILENT_LOGGER;
   }
 
   toString(): string {

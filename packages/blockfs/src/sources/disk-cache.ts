@@ -1,4 +1,4 @@
-import { readdirSync, type Stats, statSync } from 'node:fs';
+import { type BigIntStats, readdirSync, type Stats, statSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,7 @@ import { TEMP_PREFIX } from '@thfc/packer';
 import type { Logger } from '../logger.js';
 import type { OpenFile } from './adaptive-io.js';
 import { AdaptiveIo } from './adaptive-io.js';
+import { type FileIdentity, identityOf } from './file-identity.js';
 import { writeNewFile } from './file-writer.js';
 import { DEFAULT_OPEN_FILES, OpenFiles } from './open-files.js';
 
@@ -43,6 +44,14 @@ export interface CacheEntry {
   read(dst: Uint8Array, at: number, from: number, length: number): Promise<void>;
   /** read() done now if plain reads are fast (AdaptiveIo.readNow); false means use read(). */
   readNow(dst: Uint8Array, at: number, from: number, length: number): boolean;
+  /**
+   * An fstat of the open descriptor now: the file is still the version that
+   * was opened while sameVersion(it, file.stats). Rejects with
+   * MirrorUnavailableError.
+   */
+  stat(): Promise<BigIntStats>;
+  /** stat() now, in place (about a microsecond); undefined when it cannot be done now (pooled mode, an error). */
+  statNow(): BigIntStats | undefined;
   release(): void;
 }
 
@@ -73,6 +82,8 @@ export class DiskCache implements BlockSource, BlockSink {
   private readonly files: OpenFiles;
   private readonly io = new AdaptiveIo();
   private readonly madeShards = new Set<string>();
+  /** Identity of each file this cache wrote, until CheckedSource takes it (takeWritten) or the entry goes. */
+  private readonly written = new Map<string, FileIdentity>();
   private total = 0;
   private tempSeq = 0;
 
@@ -126,6 +137,11 @@ export class DiskCache implements BlockSource, BlockSink {
 
   get blocks(): number {
     return this.lru.size;
+  }
+
+  /** The cache root (the seal and the daemon registry live there too). */
+  get dir(): string {
+    return this.options.dir;
   }
 
   pathOf(id: string): string {
@@ -202,7 +218,8 @@ export class DiskCache implements BlockSource, BlockSink {
   /**
    * Writes the block to a temp file in its shard (named by pid and a counter:
    * unique per process without asking for random bytes) and renames it into
-   * place. Idempotent.
+   * place, and keeps the identity of the file it wrote (writtenIdentity).
+   * Idempotent: a block it holds is not written again.
    */
   async put(ref: BlockRef, stored: Uint8Array, options?: SourceOptions): Promise<void> {
     options?.signal?.throwIfAborted();
@@ -216,16 +233,43 @@ export class DiskCache implements BlockSource, BlockSink {
         await mkdir(join(this.options.dir, 'blocks', shard), { recursive: true });
         this.madeShards.add(shard);
       }
-      await writeNewFile(tmp, path, stored);
+      const st = await writeNewFile(tmp, path, stored);
       // A file replaced under an open descriptor: later reads must open the new one.
       this.files.drop(ref.id);
       this.remember(ref.id, stored.length);
+      this.written.set(ref.id, identityOf(st));
     } catch (e) {
       throw fsError(e, path);
     } finally {
       this.unpin(ref.id);
     }
     await this.evict();
+  }
+
+  /**
+   * The identity of the file put() last wrote for `id`, as fstat saw it on the
+   * written descriptor right after the rename: the file this process wrote,
+   * whatever has been put under its name since. Undefined when put() wrote
+   * none (it held the block already) or the entry was dropped since.
+   */
+  writtenIdentity(id: string): FileIdentity | undefined {
+    return this.written.get(id);
+  }
+
+  /** writtenIdentity(), handed over once: the cache forgets it (the caller keeps it). */
+  takeWritten(id: string): FileIdentity | undefined {
+    const identity = this.written.get(id);
+    this.written.delete(id);
+    return identity;
+  }
+
+  /**
+   * Closes the block's descriptor once no read uses it, so the next entry()
+   * opens the file by name again: its open file changed, and whatever is
+   * under the name now must be looked at afresh.
+   */
+  reopen(id: string): void {
+    this.files.drop(id);
   }
 
   /** Drops a block (a corrupt or wrong-length entry). */
@@ -257,6 +301,18 @@ export class DiskCache implements BlockSource, BlockSink {
   /** @internal Entry's readNow. */
   readFileNow(file: OpenFile, dst: Uint8Array, at: number, from: number, length: number): boolean {
     return this.io.readNow(file.fd, dst, at, length, from) === length;
+  }
+
+  /** @internal Entry's stat. */
+  statFile(file: OpenFile): Promise<BigIntStats> {
+    return this.io.stat(file.fd).catch((e: unknown) => {
+      throw new MirrorUnavailableError(this.toString(), (e as Error).message, { cause: e });
+    });
+  }
+
+  /** @internal Entry's statNow. */
+  statFileNow(file: OpenFile): BigIntStats | undefined {
+    return this.io.statNow(file.fd);
   }
 
   /** @internal */
@@ -291,6 +347,7 @@ export class DiskCache implements BlockSource, BlockSink {
   }
 
   private forget(id: string): void {
+    this.written.delete(id);
     const old = this.lru.get(id);
     if (old === undefined) return;
     this.lru.delete(id);
@@ -347,6 +404,14 @@ class Entry implements CacheEntry {
 
   readNow(dst: Uint8Array, at: number, from: number, length: number): boolean {
     return this.cache.readFileNow(this.file, dst, at, from, length);
+  }
+
+  stat(): Promise<BigIntStats> {
+    return this.cache.statFile(this.file);
+  }
+
+  statNow(): BigIntStats | undefined {
+    return this.cache.statFileNow(this.file);
   }
 
   release(): void {

@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { AdaptiveIo, type OpenFile } from './adaptive-io.js';
 
 export interface OpenFilesOptions {
@@ -20,6 +21,7 @@ class Slot implements OpenFile {
   fd = -1;
   size = 0;
   identity = '';
+  stats!: BigIntStats;
   opened = false;
   users = 1;
   /** Dropped from the table: closes when its last user releases it, never handed out again. */
@@ -72,6 +74,7 @@ export class OpenFiles {
         slot.fd = file.fd;
         slot.size = file.size;
         slot.identity = file.identity;
+        slot.stats = file.stats;
         slot.opened = true;
         if (slot.retired && slot.users === 0) this.io.close(slot.fd);
         return slot;
