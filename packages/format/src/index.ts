@@ -12,3 +12,4 @@ export * from './signature-line.js';
 export * from './trust-policy.js';
 export * from './trust-store.js';
 export * from './verify-block.js';
+export * from './version-list.js';

@@ -19,9 +19,11 @@ import { runKeyAdd, runKeyList, runKeyRevoke, runKeyRotate } from './key-command
 import { runKeygen } from './keygen.js';
 import { runPack } from './pack.js';
 import { runProfileAdd } from './profile.js';
+import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_VERSIONS } from './retention.js';
 import { runSign } from './sign.js';
 import { runUnpack } from './unpack.js';
 import { runVerify } from './verify.js';
+import { runPublish, runVersions } from './version-commands.js';
 
 /**
  * thfc-pack: the publisher CLI. A table of commands over typed run*()
@@ -49,6 +51,8 @@ const program = new Command('thfc-pack')
   .description('Publish raw disk images as content-addressed block stores with a signed index (thfc format v1).')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
+  // Root options only before the command word, so `publish --version DIGEST` is the subcommand's.
+  .enablePositionalOptions()
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -87,6 +91,7 @@ program
         `  bytes   ${formatBytes(s.bytesIn)} in, ${formatBytes(s.storedBytes)} stored (ratio ${s.ratio.toFixed(2)}), ${formatBytes(s.newBytes)} new`,
         `  time    ${s.seconds.toFixed(2)} s, ${formatRate(s.bytesIn, s.seconds)}`,
         `  digest  ${s.digest}`,
+        `  version ${s.version}`,
       ].join('\n'),
     );
   });
@@ -188,19 +193,66 @@ program
 
 program
   .command('gc')
-  .description('list blocks no index in STORE references (a dry run unless --delete)')
+  .description('list blocks and retired versions nothing kept references (a dry run unless --delete)')
   .argument('<store>', 'store directory')
   .option('--delete', 'delete them')
   .option('--grace <seconds>', 'leave files younger than this alone', String(DEFAULT_GC_GRACE_SECONDS))
+  .option('--keep <n>', "keep each image's newest N retained versions", String(DEFAULT_KEEP_VERSIONS))
+  .option('--keep-days <days>', 'and every version younger than DAYS', String(DEFAULT_KEEP_DAYS))
   .option('--json', 'print the report as JSON')
   .action(async (store: string, o) => {
-    const r = await runGc({ store, delete: !!o.delete, graceSeconds: nonNegativeInt('--grace', o.grace) });
+    const r = await runGc({
+      store,
+      delete: !!o.delete,
+      graceSeconds: nonNegativeInt('--grace', o.grace),
+      keep: nonNegativeInt('--keep', o.keep),
+      keepDays: nonNegativeInt('--keep-days', o.keepDays),
+      signal: shell.signal,
+    });
     print(!!o.json, r, () =>
       [
+        ...r.versions.flatMap((v) => [
+          ...v.kept.map((k) => `keep ${v.name} ${k.created} ${k.digest.slice(0, 19)} (${KEEP_WHY[k.why]})`),
+          ...v.retired.map(
+            (x) => `${r.deleted ? 'retired' : 'retire'} ${v.name} ${x.created} ${x.digest.slice(0, 19)}`,
+          ),
+        ]),
         ...r.unreferenced.map((f) => `${r.deleted ? 'deleted' : 'unreferenced'} ${f.path} ${f.size}`),
-        `${r.unreferenced.length} files, ${formatBytes(r.unreferencedBytes)} ${r.deleted ? 'deleted' : 'unreferenced (dry run: --delete removes them)'}; ${r.referencedBlocks} blocks referenced by ${r.indexes} indexes${r.tooYoung ? `; ${r.tooYoung} younger than the grace period kept` : ''}`,
+        `${r.unreferenced.length} files, ${formatBytes(r.unreferencedBytes)} ${r.deleted ? 'deleted' : 'unreferenced (dry run: --delete removes them)'}; ${r.referencedBlocks} blocks referenced by ${r.indexes} indexes and ${r.versions.reduce((n, v) => n + v.kept.length, 0)} kept versions (newest ${r.policy.keep}, or younger than ${r.policy.keepDays} days)${r.tooYoung ? `; ${r.tooYoung} younger than the grace period kept` : ''}`,
       ].join('\n'),
     );
+  });
+
+const KEEP_WHY = { latest: 'NAME.idx names it', newest: 'among the newest --keep', recent: 'younger than --keep-days' };
+
+program
+  .command('versions')
+  .description("list an image's retained versions, newest first (* marks the one NAME.idx names)")
+  .argument('<store>', 'store directory')
+  .argument('<name>', 'image name')
+  .option('--json', 'print the report as JSON')
+  .action(async (store: string, name: string, o) => {
+    const r = await runVersions({ store, name });
+    print(!!o.json, r, () =>
+      r.versions
+        .map(
+          (v) =>
+            `${v.latest ? '*' : ' '} ${v.created}  ${v.digest}  ${formatBytes(v.size)}  ${v.signedBy.length ? `signed by ${v.signedBy.join(', ')}` : 'unsigned'}`,
+        )
+        .join('\n'),
+    );
+  });
+
+program
+  .command('publish')
+  .description('make a retained version the one NAME.idx names (a rollback)')
+  .argument('<store>', 'store directory')
+  .argument('<name>', 'image name')
+  .requiredOption('--version <digest>', 'sha256:<hex>, or a unique prefix of 12+ hex digits')
+  .option('--json', 'print the result as JSON')
+  .action(async (store: string, name: string, o) => {
+    const r = await runPublish({ store, name, version: o.version }, shell.signal);
+    print(!!o.json, r, () => `published ${name}: ${r.version.digest} (created ${r.version.created})`);
   });
 
 program

@@ -1,7 +1,16 @@
-import { IndexFormatError } from '@thfc/format';
+import { basename, join } from 'node:path';
+import { type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
 import { DirStore } from './dir-store.js';
 import { readIndexFile } from './index-file.js';
+import {
+  DEFAULT_KEEP_DAYS,
+  DEFAULT_KEEP_VERSIONS,
+  decideRetention,
+  type KeepReason,
+  type RetentionPolicy,
+} from './retention.js';
 import { assertStoreDir, listIndexes } from './store-indexes.js';
+import { VersionStore } from './version-store.js';
 
 export interface GcOptions {
   readonly store: string;
@@ -14,7 +23,12 @@ export interface GcOptions {
    * prune expiry is.
    */
   readonly graceSeconds?: number | undefined;
+  /** Keep the blocks of each image's newest N retained versions (docs/FORMAT.md §5.9). */
+  readonly keep?: number | undefined;
+  /** …and of every version younger than this many days. */
+  readonly keepDays?: number | undefined;
   readonly now?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
 }
 
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
@@ -27,21 +41,39 @@ export interface GcReport {
   readonly unreferencedBytes: number;
   /** Files younger than the grace period, left alone whatever they are. */
   readonly tooYoung: number;
+  /** Per image with retained versions: which are kept (and why) and which are retired. */
+  readonly versions: readonly ImageRetention[];
+  readonly policy: RetentionPolicy;
   readonly deleted: boolean;
 }
 
+export interface ImageRetention {
+  readonly name: string;
+  readonly kept: readonly (ImageVersion & { readonly why: KeepReason })[];
+  readonly retired: readonly ImageVersion[];
+}
+
 /**
- * Lists (and with `delete`, removes) block files no index in the store
- * references, and temp files left by killed runs. If any index cannot be read
- * it stops: deleting on the word of a damaged index would lose data.
+ * Lists (and with `delete`, removes) block files that neither a published
+ * index nor a retained version gc keeps references, temp files left by
+ * killed runs, and retired versions. If any index cannot be read it stops:
+ * deleting on the word of a damaged index would lose data.
  */
 export async function runGc(options: GcOptions): Promise<GcReport> {
   await assertStoreDir(options.store, 'gc');
+  const now = options.now ?? Date.now();
+  const policy: RetentionPolicy = {
+    keep: options.keep ?? DEFAULT_KEEP_VERSIONS,
+    keepDays: options.keepDays ?? DEFAULT_KEEP_DAYS,
+  };
   const referenced = new Set<string>();
-  const paths = await listIndexes(options.store);
-  for (const path of paths) {
+  /** Image name → the digest its published NAME.idx holds. */
+  const published = new Map<string, string>();
+  const reference = async (path: string) => {
     try {
-      for (const id of (await readIndexFile(path)).index.uniqueRefs().keys()) referenced.add(id);
+      const decoded = await readIndexFile(path);
+      for (const id of decoded.index.uniqueRefs().keys()) referenced.add(id);
+      return decoded;
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new IndexFormatError(
@@ -49,9 +81,26 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
         undefined,
       );
     }
+  };
+  const paths = await listIndexes(options.store);
+  for (const path of paths) {
+    const { index, digest } = await reference(path);
+    if (basename(path) === indexFileName(index.header.name)) published.set(index.header.name, digest);
+  }
+  const versionStore = new VersionStore(options.store);
+  const versions: ImageRetention[] = [];
+  for (const name of await versionStore.names()) {
+    const list = await versionStore.list(name);
+    // A withdrawn image (NAME.idx removed) has no latest; its versions age out by the policy alone.
+    const decision = decideRetention(list.versions, published.get(name), policy, now);
+    for (const { version } of decision.kept) await reference(join(versionStore.dir(name), version.file));
+    versions.push({
+      name,
+      kept: decision.kept.map(({ version, why }) => ({ ...version, why })),
+      retired: decision.retired,
+    });
   }
   const store = new DirStore(options.store);
-  const now = options.now ?? Date.now();
   const graceMs = (options.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
   const unreferenced: GcReport['unreferenced'] = [];
   let bytes = 0;
@@ -65,7 +114,11 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
     unreferenced.push({ path: f.path, id: f.id, size: f.size });
     bytes += f.size;
   }
-  if (options.delete) for (const f of unreferenced) await store.remove(f.path);
+  if (options.delete) {
+    // Versions first: a crash between the two leaves blocks nobody references, which the next gc removes.
+    for (const v of versions) await versionStore.retire(v.name, v.retired, options.signal);
+    for (const f of unreferenced) await store.remove(f.path);
+  }
   return {
     store: options.store,
     indexes: paths.length,
@@ -73,6 +126,8 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
     unreferenced,
     unreferencedBytes: bytes,
     tooYoung,
+    versions,
+    policy,
     deleted: options.delete ?? false,
   };
 }

@@ -9,7 +9,6 @@ import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CODEC,
   DEFAULT_HASH,
-  decodeIndex,
   encodeIndex,
   FORMAT_VERSION,
   formatCodecSpec,
@@ -17,8 +16,8 @@ import {
   type IndexEntry,
   indexFileName,
   signIndex,
+  VERSIONS_DIR,
 } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
 import type { CommandIo } from './command-io.js';
 import { progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
@@ -27,6 +26,7 @@ import { looksLikeIndex, readIndexFile } from './index-file.js';
 import { readKeyFile } from './key-file.js';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';
 import { readBlocks, splitBlocks } from './split-blocks.js';
+import { VersionStore } from './version-store.js';
 import { WorkerPool, workerScript } from './worker-pool.js';
 
 export interface PackOptions {
@@ -51,6 +51,8 @@ export interface PackSummary {
   readonly name: string;
   readonly index: string;
   readonly digest: string;
+  /** The retained copy of this version: STORE/versions/NAME/<created>-<digest12>.idx. */
+  readonly version: string;
   readonly blocks: number;
   readonly zeroBlocks: number;
   /** Distinct non-zero blocks in the image. */
@@ -201,7 +203,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   );
   if (key) indexBytes = signIndex(indexBytes, key.privateKey, key.publicKey);
   const indexPath = join(options.store, indexFileName(name));
-  await writeFileAtomic(indexPath, indexBytes, { durable: true });
+  const version = await new VersionStore(options.store).publish(name, indexBytes, io.signal);
 
   const unique = new Map<string, number>();
   let zeroBlocks = 0;
@@ -215,7 +217,8 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   return {
     name,
     index: indexPath,
-    digest: decodeIndex(indexBytes).digest,
+    digest: version.digest,
+    version: join(options.store, VERSIONS_DIR, name, version.file),
     blocks: entries.length,
     zeroBlocks,
     uniqueBlocks: unique.size,

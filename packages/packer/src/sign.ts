@@ -1,8 +1,10 @@
 import { stat } from 'node:fs/promises';
-import { SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
+import { basename, dirname } from 'node:path';
+import { indexFileName, SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
 import { writeFileAtomic } from './atomic-file.js';
 import { readIndexFile } from './index-file.js';
 import { readKeyFile } from './key-file.js';
+import { VersionStore } from './version-store.js';
 
 export interface SignOptions {
   readonly index: string;
@@ -32,9 +34,11 @@ export async function runSign(options: SignOptions): Promise<SignResult> {
     return { index: options.index, keyId: key.keyId, added: false, signatures: checks.length };
   }
   const mode = (await stat(options.index)).mode & 0o777;
-  await writeFileAtomic(options.index, signIndex(decoded.bytes, key.privateKey, key.publicKey), {
-    mode,
-    durable: true,
-  });
+  const signed = signIndex(decoded.bytes, key.privateKey, key.publicKey);
+  await writeFileAtomic(options.index, signed, { mode, durable: true });
+  // STORE/NAME.idx has a retained copy (docs/FORMAT.md §5.9): it carries the same signatures.
+  const name = decoded.index.header.name;
+  if (basename(options.index) === indexFileName(name))
+    await new VersionStore(dirname(options.index)).refresh(name, signed);
   return { index: options.index, keyId: key.keyId, added: true, signatures: checks.length + 1 };
 }

@@ -56,20 +56,22 @@ describe('gc', () => {
       for (const f of await readdir(join(store, 'blocks', s))) await utimes(join(store, 'blocks', s, f), old, old);
     }
     const before = await files();
-    const dry = await runGc({ store });
+    // keep 0 / keepDays 0: the retained copy of the removed index does not hold its blocks (see the retention tests).
+    const noVersions = { keep: 0, keepDays: 0 };
+    const dry = await runGc({ store, ...noVersions });
     expect(dry.unreferenced).toHaveLength(2);
     expect(await files()).toEqual(before);
-    const del = await runGc({ store, delete: true });
+    const del = await runGc({ store, delete: true, ...noVersions });
     expect(del.deleted).toBe(true);
     expect((await files()).length).toBe(before.length - 2);
-    expect((await runGc({ store })).unreferenced).toEqual([]);
+    expect((await runGc({ store, ...noVersions })).unreferenced).toEqual([]);
   });
 
   it('leaves young files alone (a pack may be about to publish them)', async () => {
     const { store, a } = await twoVersions();
     const { rm } = await import('node:fs/promises');
     await rm(a.index);
-    const r = await runGc({ store, delete: true });
+    const r = await runGc({ store, delete: true, keep: 0, keepDays: 0 });
     expect(r.unreferenced).toEqual([]);
     expect(r.tooYoung).toBe(2);
   });
