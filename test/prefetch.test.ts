@@ -121,7 +121,13 @@ describe('boot profiles', () => {
     const server = await new StaticServer(hostile).start();
     try {
       const m = await mount([`${server.url}disk.idx`, '--mirror', store, '--trust', `${key}.pub`]);
-      expect(await m.m.logText()).toMatch(/boot profile ignored: .*does not reference/);
+      // The profile is fetched beside the first reads, off the mount's critical path: its verdict may follow "mounted".
+      const log = await until(
+        () => m.m.logText(),
+        (t) => t.includes('boot profile ignored'),
+        10_000,
+      );
+      expect(log).toMatch(/boot profile ignored: .*does not reference/);
       expect((await stats(m.m)).prefetch).toBeNull();
       await new Promise((r) => setTimeout(r, 300));
       expect(server.paths.filter((p) => p.includes(foreign))).toEqual([]);
