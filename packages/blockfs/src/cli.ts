@@ -104,6 +104,10 @@ function mountCommand(): Command {
       'trust-store file or directory: keys with expiry, scope and revocations (docs/TRUST.md; repeatable)',
       collect,
     )
+    .option(
+      '--pin <digest>',
+      "mount exactly this version (sha256:<hex>) of the one image, from the store's retained versions if need be; the same as URL#sha256:<hex>",
+    )
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
@@ -163,6 +167,8 @@ async function runMountCommand(argv: string[]): Promise<number> {
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   const [mountpoint, indexes] = cmd.processedArgs as [string, string[]];
+  if (o.pin !== undefined && indexes.length > 1)
+    throw new UsageError('--pin pins one image; to pin several, end each URL with #sha256:<hex>');
   if (!o.foreground) return daemonize(argv, o.log ?? DEFAULT_LOG);
 
   const readyFd: number | undefined = o.readyFd;
@@ -195,6 +201,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         paranoid: o.paranoid,
         trust,
         trustStore,
+        pin: o.pin,
         measureBlocks: o.measureBlocks,
         connections: o.connections,
         maxConnections: o.maxConnections,

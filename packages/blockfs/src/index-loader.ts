@@ -18,6 +18,7 @@ import {
 import { readIndexFile, writeFileAtomic } from '@thfc/packer';
 import { type Dispatcher, request } from 'undici';
 import { type Logger, SILENT_LOGGER } from './logger.js';
+import { choosePin, resolvePinned } from './pinned-index.js';
 
 /** Where an index lives and where its blocks are, by default, fetched from. */
 export interface IndexLocation {
@@ -26,6 +27,8 @@ export interface IndexLocation {
   readonly location: string;
   /** The directory holding NAME.idx and blocks/: an http(s) URL ending in `/`, or an absolute path. */
   readonly base: string;
+  /** `sha256:<hex>` from a `#sha256:<hex>` suffix: mount exactly that version (docs/FORMAT.md §5.9). */
+  readonly pin?: string | undefined;
 }
 
 /** An index is a few MB even for a 50 GB image; this bound stops a hostile server from streaming forever. */
@@ -50,17 +53,24 @@ export function parseIndexLocation(arg: string): IndexLocation {
       } catch (e) {
         throw bad((e as Error).message); // e.g. a host in a file URL: file://server/x.idx
       }
-      return { kind: 'file', location: path, base: dirname(path) };
+      return { kind: 'file', location: path, base: dirname(path), pin: pinOfFragment(url.hash) };
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad(`unsupported scheme ${url.protocol}`);
     if (!url.hostname) throw bad('no host');
     if (url.pathname.endsWith('/')) throw bad('it names a directory, not an index file');
+    const pin = pinOfFragment(url.hash);
     url.hash = '';
-    return { kind: 'http', location: url.href, base: new URL('.', url).href };
+    return { kind: 'http', location: url.href, base: new URL('.', url).href, pin };
   }
   if (arg === '') throw bad('empty');
-  const path = resolve(arg);
-  return { kind: 'file', location: path, base: dirname(path) };
+  const m = /^(.*)#(sha256:.*)$/.exec(arg);
+  const path = resolve(m ? (m[1] as string) : arg);
+  return { kind: 'file', location: path, base: dirname(path), pin: m?.[2] };
+}
+
+/** `#sha256:<hex>` → `sha256:<hex>` (checked later by choosePin); other fragments mean nothing here. */
+function pinOfFragment(hash: string): string | undefined {
+  return hash.startsWith('#sha256:') ? hash.slice(1) : undefined;
 }
 
 export interface LoadIndexOptions {
@@ -73,6 +83,8 @@ export interface LoadIndexOptions {
   /** A trust store (keys with expiry, scope and revocations); used instead of `trust` when given. */
   readonly trustStore?: TrustStore | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** `sha256:<hex>`: mount exactly this version (`--pin`); the URL's `#sha256:` suffix does the same. */
+  readonly pin?: string | undefined;
   /**
    * Follow redirects (default true, MAX_INDEX_REDIRECTS). A program that
    * fetches blocks from the URL it was given rather than from the index's
@@ -89,6 +101,8 @@ export interface LoadedIndex {
   readonly from: 'network' | 'file' | 'cache';
   /** The key id whose signature the trust policy accepted; undefined when no policy was asked for. */
   readonly signer?: string | undefined;
+  /** The pinned digest, when the mount is pinned. */
+  readonly pinned?: string | undefined;
 }
 
 /**
@@ -114,8 +128,12 @@ export async function loadIndex(
 ): Promise<LoadedIndex> {
   const logger = components.logger ?? SILENT_LOGGER;
   let location = parseIndexLocation(arg);
+  const pin = choosePin(location.pin, options.pin);
   let loaded: LoadedIndex;
-  if (location.kind === 'file') {
+  if (pin) {
+    loaded = await loadPinned(location, pin, components, options, logger);
+    location = loaded.location;
+  } else if (location.kind === 'file') {
     loaded = { decoded: await readIndexFile(location.location), location, from: 'file' };
   } else {
     const cachePath = options.cacheDir
@@ -160,6 +178,65 @@ export async function loadIndex(
   const store = options.trustStore ?? (options.trust ? trustStoreOfKeys(options.trust) : undefined);
   if (!store) return loaded;
   return { ...loaded, signer: checkTrust(loaded.decoded, store, location.location, components.now?.()) };
+}
+
+/**
+ * A pinned mount. The cached copy of the pinned version is used without a
+ * request (its digest is its identity, so it cannot be stale); otherwise the
+ * location is read and, when it holds another version, the pinned one is
+ * taken from the store's retained versions.
+ */
+async function loadPinned(
+  location: IndexLocation,
+  pin: string,
+  components: { dispatcher?: Dispatcher },
+  options: LoadIndexOptions,
+  logger: Logger,
+): Promise<LoadedIndex> {
+  const cachePath = options.cacheDir
+    ? join(options.cacheDir, 'indexes', `${sha256(location.location)}-${pin.slice('sha256:'.length)}.idx`)
+    : undefined;
+  if (cachePath) {
+    const cached = await readFile(cachePath).then(
+      (b) => decodeIndex(b),
+      () => undefined,
+    );
+    if (cached?.digest === pin) return { decoded: cached, location, from: 'cache', pinned: pin };
+  }
+  if (options.offline)
+    throw new MirrorUnavailableError(location.location, `offline, and pinned version ${pin} was never fetched here`);
+  let current: DecodedIndex;
+  let fetch: (relative: string) => Promise<Uint8Array>;
+  let where = location;
+  if (location.kind === 'file') {
+    current = await readIndexFile(location.location);
+    fetch = (relative) => readFile(join(location.base, relative));
+  } else {
+    const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+    if (url !== location.location) where = { ...location, base: new URL('.', url).href };
+    current = decodeAt(bytes, location.location);
+    fetch = async (relative) =>
+      (await fetchIndexWithRetries(new URL(relative, where.base).href, components.dispatcher, options, logger)).bytes;
+  }
+  const { decoded, latest } = await resolvePinned(current, pin, fetch, location.location);
+  if (latest !== pin)
+    logger.info(`index ${decoded.index.header.name} pinned to ${pin}; the store's latest is ${latest}`);
+  if (cachePath && location.kind === 'http') {
+    await mkdir(dirname(cachePath), { recursive: true }).catch(() => {});
+    await writeFileAtomic(cachePath, decoded.bytes).catch((e) =>
+      logger.fault(`cannot cache index: ${(e as Error).message}`),
+    );
+  }
+  return { decoded, location: where, from: location.kind === 'file' ? 'file' : 'network', pinned: pin };
+}
+
+function decodeAt(bytes: Uint8Array, where: string): DecodedIndex {
+  try {
+    return decodeIndex(bytes);
+  } catch (e) {
+    if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, where);
+    throw e;
+  }
 }
 
 async function readCachedIndex(path: string, url: string): Promise<DecodedIndex> {

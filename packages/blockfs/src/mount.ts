@@ -59,6 +59,8 @@ export interface MountOptions {
   readonly trust?: readonly Uint8Array[] | undefined;
   /** Keys with expiry, scope and revocations (docs/TRUST.md); used instead of `trust` when given. */
   readonly trustStore?: TrustStore | undefined;
+  /** `sha256:<hex>`: mount exactly this version of the (one) image (docs/FORMAT.md §5.9). */
+  readonly pin?: string | undefined;
   /** Log each block the first time a reader uses it, besides each index mounted. */
   readonly measureBlocks?: boolean | undefined;
   /** Pins every mirror's request window at this many requests; adaptive when not given. */
@@ -102,6 +104,8 @@ export interface ImageStatus {
   readonly index: string;
   readonly indexFrom: LoadedIndex['from'];
   readonly digest: string;
+  /** The digest the mount is pinned to (URL#sha256:… or --pin), or null. */
+  readonly pinned: string | null;
   readonly size: number;
   readonly blocks: number;
   readonly zeroBlocks: number;
@@ -207,6 +211,7 @@ export async function mountImages(
           timeoutMs: options.timeoutMs,
           trust: options.trust,
           trustStore: options.trustStore,
+          pin: options.pin,
         },
       );
     const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
@@ -214,7 +219,7 @@ export async function mountImages(
       throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
     }
     logger.info(
-      `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest} (from ${l.from})`,
+      `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}${l.pinned ? ' (pinned)' : ''} (from ${l.from})`,
     );
     loaded.push(l);
   }
@@ -381,6 +386,7 @@ function imageStatus(s: ImageState): ImageStatus {
     index: s.loaded.location.location,
     indexFrom: s.loaded.from,
     digest: s.loaded.decoded.digest,
+    pinned: s.loaded.pinned ?? null,
     size: s.index.header.size,
     blocks: c.blocks,
     zeroBlocks: c.zero,

@@ -12,6 +12,7 @@ export function formatStatus(s: MountStatus): string {
   for (const i of s.images) {
     lines.push('');
     lines.push(`${i.name}  ${formatBytes(i.size)}  ${i.index} (index from ${i.indexFrom})`);
+    lines.push(`  version  ${i.digest}${i.pinned ? ' (pinned)' : ''}`);
     lines.push(
       `  blocks   ${i.blocks} (${i.zeroBlocks} zero, ${i.uniqueBlocks} unique); local ${i.localBlocks}/${i.uniqueBlocks} (${(i.localFraction * 100).toFixed(1)}%)`,
     );

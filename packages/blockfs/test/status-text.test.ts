@@ -8,6 +8,7 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     index: 'http://mirror.example/imgs/debian.idx',
     indexFrom: 'network',
     digest: `sha256:${'ab'.repeat(32)}`,
+    pinned: null,
     size: 512 * 1024 * 1024,
     blocks: 2048,
     zeroBlocks: 1000,
@@ -91,6 +92,10 @@ describe('formatStatus', () => {
     );
     expect(lines[2]).toBe('');
     expect(lines[3]).toBe('debian  512 MiB  http://mirror.example/imgs/debian.idx (index from network)');
+    expect(lines[4]).toBe(`  version  sha256:${'ab'.repeat(32)}`);
+    expect(formatStatus({ ...status(), images: [image({ pinned: `sha256:${'ab'.repeat(32)}` })] })).toContain(
+      `  version  sha256:${'ab'.repeat(32)} (pinned)`,
+    );
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
     expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');

@@ -54,6 +54,16 @@ export class TrustRefusedError extends SignatureError {
   }
 }
 
+/**
+ * A pinned index (`URL#sha256:<digest>`, `--pin`) could not be had: the
+ * mirror publishes another version and keeps no retained copy of the pinned
+ * one, or served bytes with another digest. Refused like a failed signature:
+ * a pin guards against rollback and freeze attacks.
+ */
+export class PinRefusedError extends ThfcError {
+  readonly code = 'ERR_PIN';
+}
+
 /** A trust-store file is malformed. `line` is 1-based; `field` names the word that is wrong. */
 export class TrustStoreFormatError extends ThfcError {
   readonly code = 'ERR_TRUST_STORE_FORMAT';
@@ -215,6 +225,7 @@ export function exitCodeOf(e: unknown): number {
     case 'ERR_TRUST_STORE_FORMAT':
     case 'ERR_LOG_FORMAT':
     case 'ERR_SIGNATURE':
+    case 'ERR_PIN':
     case 'ERR_BLOCK_NOT_FOUND':
     case 'ERR_BLOCK_CORRUPT':
       return EXIT.DATA;

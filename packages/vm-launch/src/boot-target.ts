@@ -26,7 +26,7 @@ export function nameOfIndex(location: string): string {
 }
 
 export async function resolveTarget(
-  o: { image: string; catalog?: string | undefined; entry?: ResolvedEntry | undefined },
+  o: { image: string; catalog?: string | undefined; entry?: ResolvedEntry | undefined; pool?: boolean | undefined },
   io: VmIo,
 ): Promise<Target> {
   if (o.entry) return catalogTarget(o.entry);
@@ -36,13 +36,16 @@ export async function resolveTarget(
     isFile: !!st?.isFile() || !!st?.isBlockDevice(),
     looksLikeIndex: st?.isFile() ? await startsLikeIndex(abs) : false,
     hasCatalog: o.catalog !== undefined,
+    isDirectory: !!st?.isDirectory(),
+    hasPool: o.pool,
   });
   if (ref.kind === 'file') {
     const name = basename(abs).replace(/\.(img|raw|iso)$/, '');
     return { kind: 'file', source: 'file', location: abs, name, diskName: basename(abs) };
   }
   if (ref.kind === 'index') {
-    const location = /^[a-z][a-z0-9+.-]*:\/\//i.test(ref.url) ? ref.url : abs;
+    const pooled = o.pool && !st && !ref.url.includes('/');
+    const location = /^[a-z][a-z0-9+.-]*:\/\//i.test(ref.url) || pooled ? ref.url : abs;
     return { kind: 'index', source: 'index', location, name: nameOfIndex(location), diskName: nameOfIndex(location) };
   }
   const { href, catalog } = await loadCatalog(o.catalog as string, { cwd: io.cwd, signal: io.signal });

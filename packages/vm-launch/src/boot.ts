@@ -106,7 +106,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   // Absolute: the overlay names the mounted disk as its backing file, which qemu resolves from the overlay's directory.
   const stateDir = resolve(io.cwd, o.stateDir ?? DEFAULT_STATE_DIR);
 
-  const target = await resolveTarget(o, io);
+  const target = await resolveTarget({ ...o, pool: o.mountArgs?.includes('--pool') }, io);
   const defaults: BootDefaults = target.entry?.boot ?? {};
   if (o.snapshot && o.keepOverlay)
     throw new UsageError('--snapshot throws writes away; --keep-overlay keeps them: choose one');

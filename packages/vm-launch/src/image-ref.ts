@@ -17,11 +17,15 @@ export type ImageRef =
  */
 export function classifyImage(
   arg: string,
-  facts: { isFile: boolean; looksLikeIndex: boolean; hasCatalog: boolean },
+  facts: { isFile: boolean; looksLikeIndex: boolean; hasCatalog: boolean; isDirectory?: boolean; hasPool?: boolean },
 ): ImageRef {
   if (isUrl(arg)) return { kind: 'index', url: arg };
   if (facts.isFile)
     return facts.looksLikeIndex || arg.endsWith('.idx') ? { kind: 'index', url: arg } : { kind: 'file', path: arg };
+  if (facts.isDirectory)
+    throw new InputError(`${arg} is a directory: give a disk image, an index (NAME.idx or a URL) or a catalog name`);
+  // With --pool, httpstorged fetches a bare NAME or NAME.idx from the pool's mirrors.
+  if (facts.hasPool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg)) return { kind: 'index', url: arg };
   if (arg.endsWith('.idx')) throw new InputError(`${arg}: no such index file`);
   if (!arg.includes('/')) {
     if (facts.hasCatalog) return { kind: 'catalog', name: arg };

@@ -29,4 +29,12 @@ describe('classifyImage', () => {
     expect(() => classifyImage('/no/such', facts)).toThrow(/no such file/);
     expect(() => classifyImage('gone.idx', { ...facts, hasCatalog: true })).toThrow(/no such index/);
   });
+  it('a directory says so, not "no such file"', () => {
+    expect(() => classifyImage('/srv/images', { ...facts, isDirectory: true })).toThrow(/is a directory/);
+  });
+  it('with --pool a bare NAME (or NAME.idx) is an index the pool serves', () => {
+    expect(classifyImage('debian', { ...facts, hasPool: true })).toEqual({ kind: 'index', url: 'debian' });
+    expect(classifyImage('debian.idx', { ...facts, hasPool: true })).toEqual({ kind: 'index', url: 'debian.idx' });
+    expect(() => classifyImage('./x/debian', { ...facts, hasPool: true })).toThrow(/no such file/);
+  });
 });

@@ -56,6 +56,39 @@ describe('mountArgs', () => {
     ]);
   });
 
+  it('passes trust, pinning, pool, measurement and HTTP/2 flags through (issue 15 §3)', () => {
+    const o = parse([
+      '--trust-store',
+      '/etc/thfc/trust',
+      '--pin',
+      `sha256:${'a'.repeat(64)}`,
+      '--pool',
+      'pool.example',
+      '--dns',
+      '127.0.0.1:5353',
+      '--measure-blocks',
+      '--tpm',
+      '--tpm-pcr',
+      '16',
+      '--http2',
+    ]);
+    expect(mountArgs(o)).toEqual([
+      '--trust-store',
+      '/etc/thfc/trust',
+      '--pin',
+      `sha256:${'a'.repeat(64)}`,
+      '--pool',
+      'pool.example',
+      '--dns',
+      '127.0.0.1:5353',
+      '--measure-blocks',
+      '--tpm',
+      '--tpm-pcr',
+      '16',
+      '--http2',
+    ]);
+  });
+
   it('leaves the profile flags to profileArgs', () => {
     expect(mountArgs(parse(['--record-profile', 'p', '--fill', '--no-prefetch']))).toEqual([]);
   });

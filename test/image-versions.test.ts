@@ -1,0 +1,118 @@
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeIndex } from '@thfc/format';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeImage } from './support/images.js';
+import { TestMount } from './support/mounts.js';
+import { BIN, node, sha256, tempDir } from './support/processes.js';
+import { StaticServer } from './support/static-server.js';
+
+/**
+ * Retained versions seen from a client (issue 15 §1): a mount pinned to a
+ * digest gets exactly that version from the store's versions/, whatever
+ * NAME.idx says; a pin the store cannot honour, or a retained copy with other
+ * bytes, is refused (exit 4); a pinned version once fetched mounts offline.
+ */
+let work: string;
+let cleanupWork: () => Promise<void>;
+let store: string;
+let server: StaticServer;
+const v: { image: string; digest: string; sum: string }[] = [];
+const mounts: TestMount[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  ({ dir: work, cleanup: cleanupWork } = await tempDir('thfc-versions-'));
+  store = join(work, 'store');
+  for (const [i, parts] of [
+    [
+      ['text', 3],
+      ['zero', 1],
+    ],
+    [
+      ['random', 2],
+      ['text', 2],
+    ],
+  ].entries() as IterableIterator<[number, [kind: 'text' | 'zero' | 'random', mib: number][]]>) {
+    const image = join(work, `v${i + 1}.img`);
+    await makeImage(image, parts);
+    const r = await node(BIN.pack, ['pack', image, '--store', store, '--name', 'disk', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    v.push({ image, digest: JSON.parse(r.stdout).digest, sum: await sha256(image) });
+  }
+  server = await new StaticServer(store).start();
+}, 120_000);
+
+afterEach(async () => {
+  for (const m of mounts.splice(0)) await m.stop();
+});
+
+afterAll(async () => {
+  await server?.kill();
+  await cleanupWork?.();
+});
+
+async function mount(args: string[], cache = join(work, `cache${++n}`)) {
+  const mnt = join(work, `mnt${++n}`);
+  await mkdir(mnt);
+  const started = await TestMount.start(mnt, join(work, `log${n}.txt`), [...args, '--cache', cache, '--no-prefetch']);
+  mounts.push(started.mount);
+  return { ...started, mnt, cache };
+}
+
+describe('pinned mounts', () => {
+  it('URL#sha256:<v1> mounts v1 from versions/ while NAME.idx holds v2, and says so', async () => {
+    const [v1, v2] = v as [(typeof v)[0], (typeof v)[0]];
+    const m = await mount([`${server.url}disk.idx#${v1.digest}`]);
+    expect(m.result.code, m.result.stderr).toBe(0);
+    expect(await sha256(join(m.mnt, 'disk'))).toBe(v1.sum);
+    const stats = await m.mount.stats();
+    expect(stats.images[0]?.digest).toBe(v1.digest);
+    expect(stats.images[0]?.pinned).toBe(v1.digest);
+    expect(await m.mount.logText()).toContain(`pinned to ${v1.digest}; the store's latest is ${v2.digest}`);
+    expect(server.paths.some((p) => p.includes('versions/disk/versions.json'))).toBe(true);
+
+    // Once fetched, the pinned version mounts with no network at all.
+    await m.mount.stop();
+    const offline = await mount([`${server.url}disk.idx`, '--pin', v1.digest, '--offline'], m.cache);
+    expect(offline.result.code, offline.result.stderr).toBe(0);
+    expect(await sha256(join(offline.mnt, 'disk'))).toBe(v1.sum);
+  }, 90_000);
+
+  it('--pin of the latest mounts it as usual', async () => {
+    const v2 = v[1] as (typeof v)[0];
+    const m = await mount([`${server.url}disk.idx`, '--pin', v2.digest]);
+    expect(m.result.code, m.result.stderr).toBe(0);
+    expect(await sha256(join(m.mnt, 'disk'))).toBe(v2.sum);
+  }, 60_000);
+
+  it('a pin the store cannot honour is refused with exit 4 and one line, and nothing is mounted', async () => {
+    const unknown = `sha256:${'ab'.repeat(32)}`;
+    const m = await mount([`${server.url}disk.idx#${unknown}`]);
+    expect(m.result.code).toBe(4);
+    expect(m.result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(m.result.stderr).toMatch(/pinned to sha256:abab.*keeps no such version of disk; refusing/);
+    const bad = await mount([`${server.url}disk.idx`, '--pin', 'sha256:12']);
+    expect(bad.result.code).toBe(2);
+    expect(bad.result.stderr).toMatch(/bad pin/);
+  }, 60_000);
+
+  it('a retained copy with other bytes (a rollback or freeze attempt) is refused', async () => {
+    const [v1, v2] = v as [(typeof v)[0], (typeof v)[0]];
+    const hostile = join(work, 'hostile');
+    await cp(store, hostile, { recursive: true });
+    const list = JSON.parse(await readFile(join(hostile, 'versions/disk/versions.json'), 'utf8'));
+    const v1File = list.versions.find((x: { digest: string }) => x.digest === v1.digest).file as string;
+    // The mirror serves v2's bytes under v1's retained name.
+    await writeFile(join(hostile, 'versions/disk', v1File), await readFile(join(hostile, 'disk.idx')));
+    expect(decodeIndex(await readFile(join(hostile, 'disk.idx'))).digest).toBe(v2.digest);
+    const evil = await new StaticServer(hostile).start();
+    try {
+      const m = await mount([`${evil.url}disk.idx#${v1.digest}`]);
+      expect(m.result.code).toBe(4);
+      expect(m.result.stderr).toMatch(new RegExp(`retained copy ${v1File} holds ${v2.digest}`));
+    } finally {
+      await evil.kill();
+    }
+  }, 60_000);
+});
