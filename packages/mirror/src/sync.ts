@@ -2,18 +2,22 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LineLogger, type Logger } from '@thfc/blockfs/client';
+import { LineLogger, type Logger, MAX_INDEX_BYTES } from '@thfc/blockfs/client';
 import {
   type BlockRef,
   type DecodedIndex,
   decodeIndex,
+  decodeVersionList,
   fsError,
   InputError,
   InterruptedError,
   isImageName,
+  MAX_VERSION_LIST_BYTES,
   UsageError,
+  VERSIONS_DIR,
+  versionListPath,
 } from '@thfc/format';
-import { type CommandIo, DirStore, formatBytes, progressFor, writeFileAtomic } from '@thfc/packer';
+import { type CommandIo, DirStore, formatBytes, progressFor, VersionStore } from '@thfc/packer';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListingEntry } from './store-listing.js';
 import { Upstream } from './upstream.js';
@@ -58,6 +62,8 @@ export interface IndexSyncReport {
   /** Of those, already in the store. */
   readonly present: number;
   readonly fetched: number;
+  /** Retained versions (docs/FORMAT.md §5.9) copied in this pass, each with its blocks. */
+  readonly versions: number;
   readonly fetchedBytes: number;
   /** NAME.profile, copied after the index: see ProfileSyncStatus. */
   readonly profile: ProfileSyncStatus;
@@ -217,41 +223,11 @@ async function syncIndex(
   const unchanged = localBytes !== undefined && Buffer.compare(localBytes, decoded.bytes) === 0;
 
   const refs = [...decoded.index.uniqueRefs().values()];
-  const missing = await missingRefs(store, refs, signal);
-  let fetchedBytes = 0;
-  let fetchedCount = 0;
-  if (missing.length > 0) {
-    const total = missing.reduce((n, r) => n + r.storedSize, 0);
-    const progress = progressFor(io, `sync ${name}`, total);
-    // One failure stops this index's other workers: its index will not be published anyway.
-    const stop = new AbortController();
-    const workSignal = AbortSignal.any([signal, stop.signal]);
-    let next = 0;
-    const worker = async () => {
-      while (next < missing.length && !workSignal.aborted) {
-        const ref = missing[next++] as BlockRef;
-        const stored = await upstream.blocks.get(ref, { signal: workSignal });
-        await store.put(ref, stored, { signal: workSignal });
-        fetchedCount++;
-        fetchedBytes += stored.length;
-        fetched(stored.length);
-        progress.update(fetchedBytes);
-      }
-    };
-    const workers = Array.from({ length: Math.min(upstream.connections, missing.length) }, () =>
-      worker().catch((e) => {
-        stop.abort(e);
-        throw e;
-      }),
-    );
-    const results = await Promise.allSettled(workers);
-    progress.finish();
-    signal.throwIfAborted();
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw stop.signal.reason ?? failed.reason;
-  }
+  const copied = await copyMissingBlocks(upstream, store, refs, `sync ${name}`, io, fetched);
 
-  if (!unchanged) await writeFileAtomic(indexPath, decoded.bytes, { durable: true, signal });
+  // Through the version store: the index it replaces stays as a retained version (docs/FORMAT.md §5.9).
+  if (!unchanged) await new VersionStore(store.root).publish(name, decoded.bytes, signal);
+  const versions = await syncVersions(upstream, store, name, io, logger, fetched);
   const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
   return {
     report: {
@@ -259,9 +235,10 @@ async function syncIndex(
       status: unchanged ? 'unchanged' : 'updated',
       digest: decoded.digest,
       blocks: refs.length,
-      present: refs.length - missing.length,
-      fetched: fetchedCount,
-      fetchedBytes,
+      present: refs.length - copied.count,
+      fetched: copied.count,
+      fetchedBytes: copied.bytes,
+      versions,
       profile: profile.status,
     },
     profileError: profile.error,
@@ -310,6 +287,97 @@ async function syncProfile(
 }
 
 /** The refs whose block file the store lacks, in index order. */
+/**
+ * Copies the blocks of `refs` the store lacks from the upstream, verified,
+ * in parallel; the first failure stops the rest (the index that needs them
+ * will not be published anyway).
+ */
+async function copyMissingBlocks(
+  upstream: Upstream,
+  store: DirStore,
+  refs: readonly BlockRef[],
+  label: string,
+  io: CommandIo,
+  fetched: (bytes: number) => void,
+): Promise<{ count: number; bytes: number }> {
+  const { signal } = io;
+  const missing = await missingRefs(store, refs, signal);
+  let bytes = 0;
+  let count = 0;
+  if (missing.length === 0) return { count, bytes };
+  const total = missing.reduce((n, r) => n + r.storedSize, 0);
+  const progress = progressFor(io, label, total);
+  const stop = new AbortController();
+  const workSignal = AbortSignal.any([signal, stop.signal]);
+  let next = 0;
+  const worker = async () => {
+    while (next < missing.length && !workSignal.aborted) {
+      const ref = missing[next++] as BlockRef;
+      const stored = await upstream.blocks.get(ref, { signal: workSignal });
+      await store.put(ref, stored, { signal: workSignal });
+      count++;
+      bytes += stored.length;
+      fetched(stored.length);
+      progress.update(bytes);
+    }
+  };
+  const workers = Array.from({ length: Math.min(upstream.connections, missing.length) }, () =>
+    worker().catch((e) => {
+      stop.abort(e);
+      throw e;
+    }),
+  );
+  const results = await Promise.allSettled(workers);
+  progress.finish();
+  signal.throwIfAborted();
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw stop.signal.reason ?? failed.reason;
+  return { count, bytes };
+}
+
+/**
+ * Copies the upstream's retained versions of `name` (docs/FORMAT.md §5.9)
+ * that this store lacks, each after its blocks, so a client pinned to an
+ * older version can use this replica. A version whose bytes do not carry
+ * the digest its list names is logged and skipped. Returns how many were copied.
+ */
+async function syncVersions(
+  upstream: Upstream,
+  store: DirStore,
+  name: string,
+  io: CommandIo,
+  logger: Logger,
+  fetched: (bytes: number) => void,
+): Promise<number> {
+  const { signal } = io;
+  const listBytes = await upstream.fetchStoreFile(versionListPath(name), MAX_VERSION_LIST_BYTES, signal);
+  if (!listBytes) return 0;
+  const list = decodeVersionList(listBytes.toString('utf8'), `upstream ${versionListPath(name)}`);
+  const local = new VersionStore(store.root);
+  const have = new Set((await local.list(name)).versions.map((v) => v.digest));
+  let copied = 0;
+  for (const v of list.versions) {
+    if (have.has(v.digest)) continue;
+    const relative = `${VERSIONS_DIR}/${name}/${v.file}`;
+    const bytes = await upstream.fetchStoreFile(relative, MAX_INDEX_BYTES, signal);
+    let decoded: DecodedIndex | undefined;
+    try {
+      decoded = bytes ? decodeIndex(bytes) : undefined;
+    } catch (e) {
+      logger.fault(`${relative}: ${(e as Error).message}; not copied`);
+      continue;
+    }
+    if (!decoded || decoded.digest !== v.digest || decoded.index.header.name !== name) {
+      logger.fault(`${relative}: ${decoded ? `holds ${decoded.digest}` : 'missing upstream'}; not copied`);
+      continue;
+    }
+    await copyMissingBlocks(upstream, store, [...decoded.index.uniqueRefs().values()], `sync ${relative}`, io, fetched);
+    await local.add(name, decoded.bytes, signal);
+    copied++;
+  }
+  return copied;
+}
+
 async function missingRefs(store: DirStore, refs: readonly BlockRef[], signal: AbortSignal): Promise<BlockRef[]> {
   const present = new Uint8Array(refs.length);
   let next = 0;

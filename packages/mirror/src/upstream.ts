@@ -152,6 +152,32 @@ export class Upstream {
     return refusals.length > 0 ? { kind: 'refused', why: refusals.join('; ') } : { kind: 'none' };
   }
 
+  /**
+   * A store file by relative path (a retained version or its list) from the
+   * first upstream that has it; undefined when every upstream answered 404.
+   * MirrorUnavailableError when none had it and one could not answer.
+   */
+  async fetchStoreFile(relative: string, maxBytes: number, signal: AbortSignal): Promise<Buffer | undefined> {
+    const failures: string[] = [];
+    for (const base of this.urls) {
+      try {
+        const bytes = await getBounded(`${base}${relative}`, {
+          maxBytes,
+          timeoutMs: this.timeoutMs,
+          signal,
+          absent: [404, 410],
+        });
+        if (bytes) return bytes;
+      } catch (e) {
+        signal.throwIfAborted();
+        if (!(e instanceof MirrorUnavailableError || e instanceof IndexFormatError)) throw e;
+        failures.push(e.message);
+      }
+    }
+    if (failures.length > 0) throw new MirrorUnavailableError(`upstream for ${relative}`, failures.join('; '));
+    return undefined;
+  }
+
   /** The store listing of the first upstream that answers with one. */
   async fetchListing(signal: AbortSignal): Promise<{ base: string; indexes: ListingEntry[] }> {
     const failures: Error[] = [];

@@ -101,6 +101,14 @@ export class VersionStore {
     return version;
   }
 
+  /** Keeps `bytes` as a retained version without making it the latest (a replica copying its upstream's). */
+  async add(name: string, bytes: Uint8Array, signal?: AbortSignal): Promise<ImageVersion> {
+    const list = await this.list(name);
+    const version = await this.retain(name, bytes, signal);
+    await this.writeList(withVersion(list, version, list.latest), signal);
+    return version;
+  }
+
   /** After `sign` rewrote NAME.idx: its retained copy (same digest) gets the new signatures too. */
   async refresh(name: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
     const list = await this.list(name);

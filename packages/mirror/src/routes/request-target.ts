@@ -9,7 +9,8 @@ import { isBlockId } from '@thfc/format';
  *   (`%2e%2e`, `%2f`, `%00`…), backslashes, NUL and other control bytes,
  *   empty, `.` or `..` segments, absolute-form targets, or a malformed name
  *   under `/blocks/`. Answered 400.
- * - `block`, `file` (a root file with a served extension), `listing`,
+ * - `block`, `file` (a root file with a served extension, or a retained
+ *   version under `versions/NAME/`), `listing`,
  *   `healthz`, `metrics`: the routes.
  * - `unknown`: well-formed but names nothing the mirror serves (404).
  *
@@ -49,6 +50,12 @@ const ROOT_FILE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
  */
 export const SERVED_ROOT_EXTENSIONS: readonly string[] = ['.idx', '.profile', '.json', '.pub', '.sig', '.txt'];
 
+/**
+ * Retained versions (docs/FORMAT.md §5.9): `versions/NAME/versions.json` and
+ * `versions/NAME/<created>-<digest12>.idx`, served as files like the root's.
+ */
+const VERSION_FILE = /^versions\/[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\/(versions\.json|\d{8}T\d{6}Z-[0-9a-f]{12}\.idx)$/;
+
 const BAD_TARGET = (reason: string): RequestTarget => ({ kind: 'bad', reason });
 const HEALTHZ: RequestTarget = { kind: 'healthz' };
 const METRICS: RequestTarget = { kind: 'metrics' };
@@ -83,6 +90,7 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
       return LISTING;
   }
   const name = path.slice(1);
+  if (VERSION_FILE.test(name)) return { kind: 'file', name };
   if (ROOT_FILE.test(name) && SERVED_ROOT_EXTENSIONS.some((ext) => name.endsWith(ext) && name.length > ext.length)) {
     return { kind: 'file', name };
   }

@@ -18,6 +18,19 @@ describe('parseRequestTarget', () => {
     expect(parseRequestTarget('/metrics')).toEqual({ kind: 'metrics' });
   });
 
+  it('serves retained versions and their list, and nothing else under versions/', () => {
+    const f = '20261206T101500Z-0123456789ab.idx';
+    expect(parseRequestTarget(`/versions/debian-12/${f}`)).toEqual({ kind: 'file', name: `versions/debian-12/${f}` });
+    expect(parseRequestTarget('/versions/debian-12/versions.json')).toEqual({
+      kind: 'file',
+      name: 'versions/debian-12/versions.json',
+    });
+    expect(parseRequestTarget('/versions/debian-12/signing.key')).toEqual({ kind: 'unknown' });
+    expect(parseRequestTarget('/versions/debian-12/.tmp-versions.json.1.ab')).toEqual({ kind: 'unknown' });
+    expect(parseRequestTarget('/versions/a/b/versions.json')).toEqual({ kind: 'unknown' });
+    expect(parseRequestTarget('/versions/../versions.json').kind).toBe('bad');
+  });
+
   it('calls well-formed paths that name nothing unknown', () => {
     const notServed = ['/release.key', '/mirrors', '/blocks', '/run.sh', '/.idx', '/x.idx.bak'];
     for (const t of ['/', '/a/b', '/.hidden', '/.tmp-x.idx', '/-dash', '/x'.padEnd(140, 'y'), ...notServed]) {
