@@ -115,4 +115,36 @@ describe('pinned mounts', () => {
       await evil.kill();
     }
   }, 60_000);
+
+  it('a running daemon notices a newer version (log, stats, .thfc/NAME.update) and keeps serving its own', async () => {
+    const [, v2] = v as [(typeof v)[0], (typeof v)[0]];
+    const own = join(work, 'store-notice');
+    await cp(store, own, { recursive: true });
+    const local = await new StaticServer(own).start();
+    try {
+      const m = await mount([`${local.url}disk.idx`, '--check-interval', '0.3']);
+      expect(m.result.code, m.result.stderr).toBe(0);
+      const update = join(m.mnt, '.thfc', 'disk.update');
+      // Status files are padded with spaces (fuse-adapter.ts): the content is what trim() leaves.
+      expect((await readFile(update, 'utf8').catch(() => 'unreadable')).trim()).toBe('');
+      const v3Image = join(work, 'v3.img');
+      await makeImage(v3Image, [['text', 2]]);
+      const packed = await node(BIN.pack, ['pack', v3Image, '--store', own, '--name', 'disk', '--json']);
+      expect(packed.code, packed.stderr).toBe(0);
+      const v3 = JSON.parse(packed.stdout).digest as string;
+      let stats = await m.mount.stats();
+      for (let i = 0; i < 100 && !(stats.images[0]?.versionCheck as { update?: unknown })?.update; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        stats = await m.mount.stats();
+      }
+      const check = stats.images[0]?.versionCheck as unknown as { update: { digest: string } | null };
+      expect(check.update?.digest).toBe(v3);
+      expect(stats.images[0]?.digest).toBe(v2.digest);
+      expect((await readFile(update, 'utf8')).trim()).toMatch(new RegExp(`^${v3} \\d{4}-\\S+$`));
+      expect(await m.mount.logText()).toContain(`newer version of disk available: ${v3}`);
+      expect(await sha256(join(m.mnt, 'disk'))).toBe(v2.sum);
+    } finally {
+      await local.kill();
+    }
+  }, 60_000);
 });

@@ -67,6 +67,8 @@ const seconds = (flag: string) => (v: string) => {
     throw new InvalidArgumentError(`${flag} must be a positive number of seconds, not "${v}"`);
   return n;
 };
+/** Seconds, where 0 means "never". */
+const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function mountCommand(): Command {
@@ -107,6 +109,11 @@ function mountCommand(): Command {
     .option(
       '--pin <digest>',
       "mount exactly this version (sha256:<hex>) of the one image, from the store's retained versions if need be; the same as URL#sha256:<hex>",
+    )
+    .option(
+      '--check-interval <seconds>',
+      'revalidate each http(s) index this often and report a newer version in the log, stats and .thfc/NAME.update (default 600; 0: never)',
+      secondsOrZero('--check-interval'),
     )
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
@@ -202,6 +209,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         trust,
         trustStore,
         pin: o.pin,
+        checkIntervalMs: o.checkInterval === undefined ? undefined : o.checkInterval * 1000,
         measureBlocks: o.measureBlocks,
         connections: o.connections,
         maxConnections: o.maxConnections,

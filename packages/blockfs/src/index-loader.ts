@@ -276,12 +276,33 @@ async function fetchIndexWithRetries(
   }
 }
 
-/** The index's bytes and the URL they came from, after at most MAX_INDEX_REDIRECTS redirects. */
+/**
+ * Asks whether the index at `url` changed since the response whose ETag was
+ * `etag` (undefined: fetch it). `unchanged` on a 304; otherwise its bytes,
+ * decoded, and the new ETag. For a running daemon's version check: one
+ * attempt, bounded like every index fetch.
+ */
+export async function revalidateIndex(
+  url: string,
+  etag: string | undefined,
+  dispatcher: Dispatcher | undefined,
+  options: Pick<LoadIndexOptions, 'timeoutMs' | 'signal'>,
+): Promise<{ unchanged: true } | { unchanged: false; decoded: DecodedIndex; etag: string | undefined }> {
+  const got = await fetchIndexBytes(url, dispatcher, options, etag);
+  if (got.notModified) return { unchanged: true };
+  return { unchanged: false, decoded: decodeAt(got.bytes, url), etag: got.etag };
+}
+
+/**
+ * The index's bytes and the URL they came from, after at most
+ * MAX_INDEX_REDIRECTS redirects; with `ifNoneMatch`, a 304 is `notModified`.
+ */
 async function fetchIndexBytes(
   given: string,
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
-): Promise<{ bytes: Uint8Array; url: string }> {
+  ifNoneMatch?: string,
+): Promise<{ bytes: Uint8Array; url: string; etag?: string | undefined; notModified?: boolean }> {
   const timeout = options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS;
   const signal = options.signal
     ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
@@ -291,7 +312,14 @@ async function fetchIndexBytes(
   const maxRedirects = options.followRedirects === false ? 0 : MAX_INDEX_REDIRECTS;
   for (let redirects = 0; ; redirects++) {
     try {
-      res = await request(url, { method: 'GET', signal, dispatcher, headersTimeout: timeout, bodyTimeout: timeout });
+      res = await request(url, {
+        method: 'GET',
+        signal,
+        dispatcher,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        headers: ifNoneMatch ? { 'if-none-match': ifNoneMatch } : undefined,
+      });
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
       const why =
@@ -312,6 +340,10 @@ async function fetchIndexBytes(
     if (redirects >= maxRedirects)
       throw new MirrorUnavailableError(given, `more than ${maxRedirects} redirects (last to ${next})`);
     url = next;
+  }
+  if (res.statusCode === 304 && ifNoneMatch) {
+    await res.body.dump();
+    return { bytes: new Uint8Array(), url, notModified: true };
   }
   if (res.statusCode === 404 || res.statusCode === 410) {
     await res.body.dump();
@@ -336,7 +368,8 @@ async function fetchIndexBytes(
     if (e instanceof IndexFormatError) throw e;
     throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
   }
-  return { bytes: Buffer.concat(chunks), url };
+  const etag = res.headers.etag;
+  return { bytes: Buffer.concat(chunks), url, etag: typeof etag === 'string' ? etag : undefined };
 }
 
 /**

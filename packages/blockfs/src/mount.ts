@@ -35,6 +35,7 @@ import { DiskCache } from './sources/disk-cache.js';
 import { defaultRounds, type Failover } from './sources/failover.js';
 import type { MemoryCache } from './sources/memory-cache.js';
 import { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
+import { DEFAULT_CHECK_INTERVAL_MS, updateFileText, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
 
 export { DEFAULT_CACHE_DIR };
 /** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
@@ -61,6 +62,8 @@ export interface MountOptions {
   readonly trustStore?: TrustStore | undefined;
   /** `sha256:<hex>`: mount exactly this version of the (one) image (docs/FORMAT.md §5.9). */
   readonly pin?: string | undefined;
+  /** Revalidate each http(s) index this often and report a newer version (0: never). */
+  readonly checkIntervalMs?: number | undefined;
   /** Log each block the first time a reader uses it, besides each index mounted. */
   readonly measureBlocks?: boolean | undefined;
   /** Pins every mirror's request window at this many requests; adaptive when not given. */
@@ -106,6 +109,8 @@ export interface ImageStatus {
   readonly digest: string;
   /** The digest the mount is pinned to (URL#sha256:… or --pin), or null. */
   readonly pinned: string | null;
+  /** The index location's version check (--check-interval); null when it is off or the index is a file. */
+  readonly versionCheck: VersionCheckStatus | null;
   readonly size: number;
   readonly blocks: number;
   readonly zeroBlocks: number;
@@ -165,6 +170,7 @@ interface ImageState {
   unique: number;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
+  watcher: VersionWatcher | undefined;
   /** Set once the mount is up: profile replay (with where the profile came from) and --fill. */
   late: { prefetcher?: Prefetcher | undefined; prefetchSource?: string | undefined; filler?: Prefetcher | undefined };
 }
@@ -282,8 +288,23 @@ export async function mountImages(
       { readaheadBlocks: options.readahead, readTimeoutMs },
     );
     logger.info(`image ${index.header.name}: ${built.blocks}`);
+    const checkEvery = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+    const watcher =
+      l.location.kind === 'http' && !options.offline && checkEvery > 0
+        ? new VersionWatcher(
+            { dispatcher, logger },
+            {
+              url: l.location.location,
+              name: index.header.name,
+              mounted: l.decoded.digest,
+              intervalMs: checkEvery,
+              timeoutMs: options.timeoutMs,
+            },
+          )
+        : undefined;
     images.push({
       recorder,
+      watcher,
       late,
       loaded: l,
       index,
@@ -335,6 +356,10 @@ export async function mountImages(
   const statusFiles: VirtualFile[] = [
     { name: 'stats.json', content: () => Buffer.from(`${JSON.stringify(status(), null, 2)}\n`) },
     { name: 'measurements', content: () => Buffer.from(measurements.text()) },
+    ...images.map((s) => ({
+      name: `${s.index.header.name}.update`,
+      content: () => Buffer.from(s.watcher ? updateFileText(s.watcher.status()) : ''),
+    })),
   ];
   const fuse = new FuseMount(
     { images: files, status: statusFiles, logger },
@@ -353,6 +378,7 @@ export async function mountImages(
   pool?.follow();
   const background = new AbortController();
   for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
+  for (const s of images) s.watcher?.start(background.signal);
 
   return {
     mountpoint,
@@ -387,6 +413,7 @@ function imageStatus(s: ImageState): ImageStatus {
     indexFrom: s.loaded.from,
     digest: s.loaded.decoded.digest,
     pinned: s.loaded.pinned ?? null,
+    versionCheck: s.watcher?.status() ?? null,
     size: s.index.header.size,
     blocks: c.blocks,
     zeroBlocks: c.zero,

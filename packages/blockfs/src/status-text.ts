@@ -13,6 +13,8 @@ export function formatStatus(s: MountStatus): string {
     lines.push('');
     lines.push(`${i.name}  ${formatBytes(i.size)}  ${i.index} (index from ${i.indexFrom})`);
     lines.push(`  version  ${i.digest}${i.pinned ? ' (pinned)' : ''}`);
+    const u = i.versionCheck?.update;
+    if (u) lines.push(`  update   newer version available: ${u.digest}, published ${u.created} (remount to use it)`);
     lines.push(
       `  blocks   ${i.blocks} (${i.zeroBlocks} zero, ${i.uniqueBlocks} unique); local ${i.localBlocks}/${i.uniqueBlocks} (${(i.localFraction * 100).toFixed(1)}%)`,
     );

@@ -9,6 +9,7 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     indexFrom: 'network',
     digest: `sha256:${'ab'.repeat(32)}`,
     pinned: null,
+    versionCheck: null,
     size: 512 * 1024 * 1024,
     blocks: 2048,
     zeroBlocks: 1000,
@@ -96,6 +97,13 @@ describe('formatStatus', () => {
     expect(formatStatus({ ...status(), images: [image({ pinned: `sha256:${'ab'.repeat(32)}` })] })).toContain(
       `  version  sha256:${'ab'.repeat(32)} (pinned)`,
     );
+    const update = { digest: `sha256:${'cd'.repeat(32)}`, created: '2026-12-06T10:00:00Z', noticed: 'x' };
+    expect(
+      formatStatus({
+        ...status(),
+        images: [image({ versionCheck: { update, checked: 'x', lastError: null } })],
+      }),
+    ).toContain(`  update   newer version available: sha256:${'cd'.repeat(32)}, published 2026-12-06T10:00:00Z`);
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
     expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');
