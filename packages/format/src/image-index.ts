@@ -251,6 +251,7 @@ export class IndexDecoder {
 
   push(chunk: Uint8Array): void {
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.checkStart(buf);
     this.chunks.push(Buffer.from(buf));
     let start = 0;
     for (;;) {
@@ -292,6 +293,24 @@ export class IndexDecoder {
       this.sizes.subarray(0, n),
     );
     return { index, digest: this.digest, signatures: this.signatures, bytes: Buffer.concat(this.chunks) };
+  }
+
+  /** Bytes of the file seen so far, for the check of its first bytes. */
+  private received = 0;
+
+  /**
+   * A file that does not start with `thfc-index` is not an index at all: say
+   * so at once, rather than name the first odd byte or an overlong line (a
+   * disk image given where an index belongs is the usual case).
+   */
+  private checkStart(buf: Buffer): void {
+    const prefix = MAGIC;
+    if (this.received < prefix.length) {
+      const n = Math.min(buf.length, prefix.length - this.received);
+      if (buf.subarray(0, n).toString('latin1') !== prefix.slice(this.received, this.received + n))
+        this.fail(`not a thfc index: it does not start with "${MAGIC}" (a disk image or another file?)`, 'magic', 1);
+    }
+    this.received += buf.length;
   }
 
   private fail(reason: string, field?: string, line = this.lineNo): never {

@@ -363,6 +363,8 @@ describe('decoder strictness: each error names its line and field', () => {
     expectError(edit(1, 'THFC-INDEX 1'), 1, 'magic');
     expectError(edit(1, '#!thfc-index 1'), 1, 'magic');
     expectError('GIF89a\n', 1, 'magic');
+    // A disk image given as an index: said at once, whatever its first bytes.
+    expectError(Buffer.from([0xeb, 0x63, 0x90, 0, 0, 0]), 1, 'magic', /not a thfc index.*a disk image/);
     expectError(edit(1, 'thfc-index 2'), 1, 'version', /format version 2 is not supported/);
     expectError(edit(1, 'thfc-index 0'), 1, 'version', /not supported/);
     expectError(edit(1, 'thfc-index 01'), 1, 'version', /bad version field/);
@@ -591,7 +593,8 @@ describe('decoder strictness: each error names its line and field', () => {
     const long = `name ${'x'.repeat(MAX_LINE_LENGTH)}`;
     expectError(edit(2, long), 2, undefined, /line longer than 512 bytes/);
     expectError(`${BASE_LINES[0]}\n${long}`, 2, undefined, /line longer than 512 bytes/);
-    expectError('x'.repeat(100_000), 1, undefined, /line longer/);
+    expectError('x'.repeat(100_000), 1, 'magic', /not a thfc index: it does not start with "thfc-index"/);
+    expectError(`thfc-index ${'x'.repeat(100_000)}`, 1, undefined, /line longer/);
     expectError(`${BASE}${'s'.repeat(600)}\n`, 15, undefined, /line longer/);
     // 512 bytes exactly is long enough to be judged on its content.
     expectError(edit(2, `name ${'x'.repeat(MAX_LINE_LENGTH - 5)}`), 2, 'name', /bad image name/);
@@ -604,8 +607,9 @@ describe('decoder strictness: each error names its line and field', () => {
     expectError(BASE.replaceAll('\n', '\r\n'), 1, undefined, /byte 0x0d/);
     expectError(edit(11, 'zero\u007f'), 11, undefined, /byte 0x7f/);
     expectError(edit(11, 'zero\u0000'), 11, undefined, /byte 0x00/);
-    expectError(`\ufeff${BASE}`, 1, undefined, /byte 0xff/);
-    expectError(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(BASE)]), 1, undefined, /byte 0xef/);
+    // A byte-order mark is not an index's first byte: the file is not an index.
+    expectError(`\ufeff${BASE}`, 1, 'magic', /not a thfc index/);
+    expectError(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(BASE)]), 1, 'magic', /not a thfc index/);
   });
 
   it('formats the message with line and field', () => {

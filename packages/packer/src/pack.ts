@@ -1,6 +1,6 @@
 import { mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import {
   assertBlockSize,
@@ -293,6 +293,25 @@ async function prepareStore(store: string): Promise<void> {
   try {
     await mkdir(join(store, 'blocks'), { recursive: true });
   } catch (e) {
-    throw fsError(e, store);
+    throw fsError(await trueMkdirError(store, e), store);
   }
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT on a read-only file system (it
+ * retries the parent, which exists); a plain mkdir of each level gives the
+ * real reason (EROFS, EACCES).
+ */
+async function trueMkdirError(store: string, e: unknown): Promise<unknown> {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return e;
+  const levels: string[] = [];
+  for (let dir = resolve(store, 'blocks'); dirname(dir) !== dir; dir = dirname(dir)) levels.unshift(dir);
+  for (const dir of levels) {
+    try {
+      await mkdir(dir);
+    } catch (inner) {
+      if ((inner as NodeJS.ErrnoException).code !== 'EEXIST') return inner;
+    }
+  }
+  return e;
 }

@@ -49,6 +49,27 @@ describe('thfc-pack CLI', () => {
     expectOneLineError(r, 3, /permission denied/);
   });
 
+  it.runIf(isRoot)('a store on a read-only file system: exit 5, "read-only file system"', async () => {
+    const img = join(dir, 'a.img');
+    await writeImage(img, [['t', 8 * K]]);
+    const ro = join(dir, 'ro');
+    await mkdir(join(ro, 'empty-store'), { recursive: true });
+    execFileSync('mount', ['--bind', ro, ro]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+      expectOneLineError(await runCli(['pack', img, '-s', join(ro, 'empty-store')]), 5, /read-only file system/);
+      expectOneLineError(await runCli(['pack', img, '-s', join(ro, 'new', 'store')]), 5, /read-only file system/);
+    } finally {
+      execFileSync('umount', [ro]);
+    }
+  });
+
+  it('a disk image given as an index: "not a thfc index", exit 4', async () => {
+    const img = join(dir, 'disk.img');
+    await writeFile(img, Buffer.concat([Buffer.from([0xeb, 0x63, 0x90]), Buffer.alloc(70_000, 1)]));
+    expectOneLineError(await runCli(['inspect', img]), 4, /not a thfc index: .*a disk image/);
+  });
+
   it('wrong block size: exit 2 and a hint', async () => {
     const img = join(dir, 'a.img');
     await writeImage(img, [['t', 8 * K]]);
