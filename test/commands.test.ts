@@ -48,3 +48,34 @@ describe('the commands when the reader of their output goes away', () => {
     }
   }, 60_000);
 });
+
+// Issue 15 §2: commander's parse errors were 2-3 lines without the command's name. Every command now gives one
+// line, `NAME: message (see NAME --help)`, and exit 2; and --version works on each (-V too).
+describe('the commands on a usage error', () => {
+  it('each declared command reports an unknown option in one line with its name, exit 2', () => {
+    for (const name of declaredCommands()) {
+      const r = spawnSync(`${ROOT}node_modules/.bin/${name}`, ['--no-such-option'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      const lines = r.stderr.trim().split('\n');
+      expect({ name, status: r.status, lines: lines.length }).toEqual({ name, status: 2, lines: 1 });
+      expect(lines[0]).toMatch(new RegExp(`^${name}: .*--no-such-option.* \\(see ${name}( \\S+)? --help\\)$`));
+    }
+  });
+
+  it('each declared command prints its version with --version and -V', () => {
+    for (const name of declaredCommands()) {
+      for (const flag of ['--version', '-V']) {
+        const r = spawnSync(`${ROOT}node_modules/.bin/${name}`, [flag], { encoding: 'utf8', timeout: 30_000 });
+        expect({ name, flag, status: r.status, out: r.stdout.trim() }).toEqual({ name, flag, status: 0, out: '0.1.0' });
+      }
+    }
+  });
+
+  it('a typo of a required option names the typo, not the option it left out', () => {
+    const r = spawnSync(`${ROOT}node_modules/.bin/thfc-pack`, ['pack', 'x.img', '--stroe', 's'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("thfc-pack: unknown option '--stroe' (Did you mean --store?) (see thfc-pack pack --help)\n");
+  });
+});

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { oneLineParseErrors } from '@thfc/cli';
 import { EXIT, exitCodeOf, ignoreClosedOutput, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError } from 'commander';
 import { runAk } from './ak.js';
@@ -38,9 +39,7 @@ const pcrNumber = (v: string): number => {
 const program = new Command('thfc-attest')
   .description('Measurement logs and TPM attestation for thfc mounts (docs/TRUST.md).')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .exitOverride();
 
 program
   .command('replay')
@@ -113,6 +112,7 @@ program
 
 ignoreClosedOutput();
 try {
+  oneLineParseErrors(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   process.exitCode = report(e);

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
+import { oneLineParseErrors } from '@thfc/cli';
 import {
   combineTrustStores,
   EXIT,
@@ -74,6 +75,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 function mountCommand(): Command {
   return new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
+    .version('0.1.0')
     .usage(
       '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
     )
@@ -165,12 +167,11 @@ function mountCommand(): Command {
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file of the background daemon (default ${DEFAULT_LOG})`)
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
 }
 
 async function runMountCommand(argv: string[]): Promise<number> {
-  const cmd = mountCommand();
+  const cmd = oneLineParseErrors(mountCommand(), 'httpstorged', () => 'httpstorged');
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   const [mountpoint, indexes] = cmd.processedArgs as [string, string[]];
@@ -341,8 +342,8 @@ async function runUmount(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged umount')
     .argument('<mountpoint>')
     .option('-l, --lazy', 'detach even if the image is in use')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   const mountpoint = resolve(cmd.processedArgs[0] as string);
   if (!(await isMounted(mountpoint))) throw new UsageError(`${mountpoint} is not mounted`);
@@ -371,10 +372,8 @@ async function runUmount(argv: string[]): Promise<number> {
 
 /** Prints MOUNTPOINT/.thfc/measurements, the mount's measurement log, without the status file's padding. */
 async function runMeasurements(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged measurements')
-    .argument('<mountpoint>')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const cmd = new Command('httpstorged measurements').argument('<mountpoint>').exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   const mountpoint = resolve(cmd.processedArgs[0] as string);
   await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
@@ -388,8 +387,8 @@ async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
     .argument('<mountpoint>')
     .option('--json', 'print the raw stats.json')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   const status = await readStatus(resolve(cmd.processedArgs[0] as string));
   const { formatStatus } = await import('./status-text.js');
@@ -402,8 +401,8 @@ async function runFsckCommand(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged fsck')
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   const json = !!cmd.opts().json;
   const [{ runFsck, formatFsckReport }, { processShell }] = await Promise.all([

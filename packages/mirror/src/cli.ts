@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
+import { oneLineParseErrors } from '@thfc/cli';
 import { InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';
@@ -45,9 +46,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const program = new Command('thfc-mirror')
   .description('Serve, replicate and balance thfc block stores.')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .exitOverride();
 
 program
   .command('serve')
@@ -184,6 +183,7 @@ function describeSync(r: SyncReport): string {
 
 ignoreClosedOutput();
 try {
+  oneLineParseErrors(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   process.exitCode = reportCliError('thfc-mirror', e);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { oneLineParseErrors } from '@thfc/cli';
 import {
   EXIT,
   InvalidArgumentError,
@@ -50,11 +51,9 @@ const asSize = (flag: string) => (v: string) => {
 const program = new Command('thfc-pack')
   .description('Publish raw disk images as content-addressed block stores with a signed index (thfc format v1).')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
   // Root options only before the command word, so `publish --version DIGEST` is the subcommand's.
   .enablePositionalOptions()
-  .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .exitOverride();
 
 program
   .command('pack')
@@ -445,6 +444,7 @@ function nonNegativeInt(flag: string, v: string): number {
 
 ignoreClosedOutput();
 try {
+  oneLineParseErrors(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   process.exitCode = report(e);

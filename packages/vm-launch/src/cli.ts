@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { oneLineParseErrors } from '@thfc/cli';
 import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
@@ -126,7 +127,11 @@ function report(e: unknown): number {
   return code;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+/**
+ * `invokedAs`: httpfuse-kvm and httpfuse-qemu run the menu under their own
+ * name, so their help and errors name them, not thfc-vm.
+ */
+export async function main(argv: readonly string[], invokedAs?: string): Promise<number> {
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -174,9 +179,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('Boot VMs off thfc images (mounted over HTTP by httpstorged), through a copy-on-write overlay.')
     .version('0.1.0')
     .option('--state-dir <dir>', 'KVM probe cache, run directories and kept overlays', DEFAULT_STATE_DIR)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
   const stateDir = () => program.opts().stateDir as string;
   let code: number = VM_EXIT.OK;
 
@@ -243,6 +246,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   ignoreClosedOutput();
   try {
+    if (invokedAs) {
+      const menu = program.commands.find((c) => c.name() === 'menu') as Command;
+      menu.configureHelp({ commandUsage: (c) => `${invokedAs} ${c.usage()}` });
+      oneLineParseErrors(program, invokedAs, (c) => (c === menu ? invokedAs : `thfc-vm ${c.name()}`));
+    } else oneLineParseErrors(program);
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
     code = report(e);

@@ -2,4 +2,4 @@
 import { main } from './cli.js';
 
 // The original's httpfuse-qemu: the OS menu, booting the choice under plain emulation (TCG forced).
-process.exitCode = await main(['menu', ...process.argv.slice(2), '--accel', 'tcg']);
+process.exitCode = await main(['menu', ...process.argv.slice(2), '--accel', 'tcg'], 'httpfuse-qemu');

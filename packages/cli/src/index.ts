@@ -1,0 +1,1 @@
+export { oneLine, oneLineParseErrors } from './parse-errors.js';
