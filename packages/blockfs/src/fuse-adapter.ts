@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 
@@ -59,6 +60,8 @@ export class FuseMount {
   private readonly handles = new Map<number, ImageHandle | Buffer>();
   private nextFd = 10;
   private readonly started = new Date();
+  /** This mount's descriptors of /dev/fuse: libfuse closes them when the kernel ends the session. */
+  private deviceFds: number[] = [];
 
   constructor(
     private readonly components: { images: readonly ImageFile[]; status: readonly VirtualFile[]; logger?: Logger },
@@ -195,11 +198,23 @@ export class FuseMount {
       // serving an old status file from the page cache within that second; images keep their pages regardless.
       acAttrTimeout: 0.001,
     });
+    const before = new Set(fuseDeviceFds());
     await new Promise<void>((resolve, reject) => fuse.mount((e?: Error) => (e ? reject(e) : resolve())));
     this.fuse = fuse;
+    this.deviceFds = fuseDeviceFds().filter((fd) => !before.has(fd));
   }
 
-  /** Unmounts; resolves false if libfuse did not confirm within `timeoutMs` (the caller then lazily detaches). */
+  /**
+   * Whether the kernel still holds this mount's session: true until the last
+   * user of a detached mount is gone (a lazy unmount leaves it serving them),
+   * false once it is unmounted and libfuse has closed its /dev/fuse descriptor.
+   */
+  sessionOpen(): boolean {
+    const open = new Set(fuseDeviceFds());
+    return this.deviceFds.some((fd) => open.has(fd));
+  }
+
+  /** Unmounts, lazily (fuse-native runs `fusermount -u -z`); resolves false if libfuse did not confirm within `timeoutMs` (the caller then lazily detaches). */
   async unmount(timeoutMs = 5000): Promise<boolean> {
     const fuse = this.fuse;
     if (!fuse) return true;
@@ -211,5 +226,24 @@ export class FuseMount {
         resolve(true);
       });
     });
+  }
+}
+
+/** This process's descriptors open on /dev/fuse. */
+function fuseDeviceFds(): number[] {
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return [];
+  }
+  return fds.filter((fd) => linkOf(`/proc/self/fd/${fd}`) === '/dev/fuse').map(Number);
+}
+
+function linkOf(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -24,7 +24,7 @@ import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
-import { lazyUnmount, prepareMountpoint } from './mount-point.js';
+import { lazyUnmount, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
@@ -146,8 +146,21 @@ export interface Mounted {
   readonly mountpoint: string;
   readonly clearedStale: boolean;
   status(): MountStatus;
+  /**
+   * Unmounts only if nothing uses the images. `busy`: in use, nothing
+   * changed. `detached`: someone detached the mount lazily and it still serves
+   * its last users. `done`: the mount and its last user are gone, and the
+   * mount is closed (cache sealed, profile saved); the process should exit.
+   */
+  unmountIfIdle(): Promise<'busy' | 'detached' | 'done'>;
+  /** Detaches the mount even if it is in use (lazily: its users get errors), then closes it. */
   unmount(): Promise<void>;
 }
+
+/** How long libfuse may take to close its session once the kernel unmounted: it takes milliseconds. */
+const SESSION_END_MS = 5_000;
+/** The same, for a mount found already unmounted (by `httpstorged umount`, just before its signal). */
+const SESSION_GONE_MS = 500;
 
 interface ImageState {
   loaded: LoadedIndex;
@@ -349,18 +362,11 @@ export async function mountImages(
   const background = new AbortController();
   for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
 
-  return {
-    mountpoint,
-    clearedStale,
-    status,
-    async unmount() {
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
       background.abort();
       pool?.close();
-      const clean = await fuse.unmount();
-      if (!clean) {
-        logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
-        await lazyUnmount(mountpoint).catch(() => {});
-      }
       await builder.close();
       for (const s of images) {
         if (s.recorder && options.recordProfile) {
@@ -369,6 +375,31 @@ export async function mountImages(
         }
       }
       logger.info(`unmounted ${mountpoint}`);
+    })();
+    return closed;
+  };
+  return {
+    mountpoint,
+    clearedStale,
+    status,
+    async unmountIfIdle() {
+      const outcome = await unmountIfIdle(mountpoint);
+      if (outcome === 'busy') return 'busy';
+      // Unmounted here (no user can be left), or earlier from outside: then done once the kernel ended the
+      // session, which after a lazy detach is when its last user is gone.
+      const end = Date.now() + (outcome === 'unmounted' ? SESSION_END_MS : SESSION_GONE_MS);
+      while (fuse.sessionOpen() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      if (outcome === 'not-mounted' && fuse.sessionOpen()) return 'detached';
+      await close();
+      return 'done';
+    },
+    async unmount() {
+      const clean = await fuse.unmount();
+      if (!clean) {
+        logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
+        await lazyUnmount(mountpoint).catch(() => {});
+      }
+      await close();
     },
   };
 }
