@@ -108,6 +108,10 @@ function mountCommand(): Command {
       'trust-store file or directory: keys with expiry, scope and revocations (docs/TRUST.md; repeatable)',
       collect,
     )
+    .option(
+      '--allow-invalid-signature',
+      'mount an index whose signature does not verify (a sign of tampering: refused otherwise, exit 4)',
+    )
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
@@ -207,6 +211,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         paranoid: o.paranoid,
         trust,
         trustStore,
+        allowInvalidSignature: o.allowInvalidSignature,
         measureBlocks: o.measureBlocks,
         connections: o.connections,
         maxConnections: o.maxConnections,

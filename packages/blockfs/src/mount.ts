@@ -59,6 +59,8 @@ export interface MountOptions {
   readonly trust?: readonly Uint8Array[] | undefined;
   /** Keys with expiry, scope and revocations (docs/TRUST.md); used instead of `trust` when given. */
   readonly trustStore?: TrustStore | undefined;
+  /** Mount an index whose signature does not verify (logged) instead of refusing it. */
+  readonly allowInvalidSignature?: boolean | undefined;
   /** Log each block the first time a reader uses it, besides each index mounted. */
   readonly measureBlocks?: boolean | undefined;
   /** Pins every mirror's request window at this many requests; adaptive when not given. */
@@ -102,6 +104,9 @@ export interface ImageStatus {
   readonly index: string;
   readonly indexFrom: LoadedIndex['from'];
   readonly digest: string;
+  /** Whether a trust policy authenticated the index, and the key it accepted (null when none was asked for). */
+  readonly authenticated: boolean;
+  readonly signer: string | null;
   readonly size: number;
   readonly blocks: number;
   readonly zeroBlocks: number;
@@ -220,6 +225,7 @@ export async function mountImages(
           timeoutMs: options.timeoutMs,
           trust: options.trust,
           trustStore: options.trustStore,
+          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
         },
       );
     const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
@@ -229,6 +235,8 @@ export async function mountImages(
     logger.info(
       `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest} (from ${l.from})`,
     );
+    if (!l.authenticated)
+      logger.info(`index ${l.decoded.index.header.name} is not authenticated (no --trust or --trust-store)`);
     loaded.push(l);
   }
 
@@ -412,6 +420,8 @@ function imageStatus(s: ImageState): ImageStatus {
     index: s.loaded.location.location,
     indexFrom: s.loaded.from,
     digest: s.loaded.decoded.digest,
+    authenticated: s.loaded.authenticated,
+    signer: s.loaded.signer ?? null,
     size: s.index.header.size,
     blocks: c.blocks,
     zeroBlocks: c.zero,

@@ -13,6 +13,11 @@ export function formatStatus(s: MountStatus): string {
     lines.push('');
     lines.push(`${i.name}  ${formatBytes(i.size)}  ${i.index} (index from ${i.indexFrom})`);
     lines.push(
+      i.authenticated
+        ? `  trust    authenticated: signed by ${i.signer}`
+        : '  trust    not authenticated (no --trust or --trust-store): whoever can change the index chooses the bytes',
+    );
+    lines.push(
       `  blocks   ${i.blocks} (${i.zeroBlocks} zero, ${i.uniqueBlocks} unique); local ${i.localBlocks}/${i.uniqueBlocks} (${(i.localFraction * 100).toFixed(1)}%)`,
     );
     lines.push(

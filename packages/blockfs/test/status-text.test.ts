@@ -8,6 +8,8 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     index: 'http://mirror.example/imgs/debian.idx',
     indexFrom: 'network',
     digest: `sha256:${'ab'.repeat(32)}`,
+    authenticated: true,
+    signer: '0123456789abcdef',
     size: 512 * 1024 * 1024,
     blocks: 2048,
     zeroBlocks: 1000,
@@ -112,6 +114,14 @@ describe('formatStatus', () => {
     expect(
       formatStatus(status({ cache: { dir: '/c', bytes: 100, blocks: 1, maxBytes: null, ...none } })).split('\n')[1],
     ).toBe('cache /c: 1 blocks, 100 B; 0 trusted by the seal, 0 hashed, 0 found changed');
+  });
+
+  it('says whether each index is authenticated, and by which key', () => {
+    const lines = (i: Partial<ImageStatus>) => formatStatus(status({ images: [image(i)] })).split('\n');
+    expect(lines({})).toContain('  trust    authenticated: signed by 0123456789abcdef');
+    expect(lines({ authenticated: false, signer: null })).toContain(
+      '  trust    not authenticated (no --trust or --trust-store): whoever can change the index chooses the bytes',
+    );
   });
 
   it('an offline image (index from the cache) lists no mirrors', () => {
