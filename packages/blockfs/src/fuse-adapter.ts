@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync } from 'node:fs';
+import { constants, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 
@@ -15,8 +15,8 @@ const Fuse: any = createRequire(import.meta.url)('fuse-native');
 export interface ImageFile {
   readonly name: string;
   readonly size: number;
-  /** Opens a handle; each handle gets its own read state (sequential detection). */
-  open(): ImageHandle;
+  /** Opens a handle; each handle gets its own read state (sequential detection; `direct`: opened with O_DIRECT). */
+  open(options: { direct: boolean }): ImageHandle;
 }
 
 export interface ImageHandle {
@@ -131,7 +131,12 @@ export class FuseMount {
         if ((flags & 3) !== 0) return cb(Fuse.EROFS);
         if (hit.kind === 'root' || hit.kind === 'dir') return cb(Fuse.EISDIR);
         const fd = this.nextFd++;
-        this.handles.set(fd, hit.kind === 'image' ? hit.file.open() : padded(hit.file.content()));
+        this.handles.set(
+          fd,
+          hit.kind === 'image'
+            ? hit.file.open({ direct: (flags & (constants.O_DIRECT ?? 0)) !== 0 })
+            : padded(hit.file.content()),
+        );
         return cb(0, fd);
       },
       release: (_path: string, fd: number, cb: Cb) => {

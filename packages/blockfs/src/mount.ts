@@ -121,6 +121,8 @@ export interface ImageStatus {
   readonly reads: number;
   readonly bytesRead: number;
   readonly readErrors: number;
+  /** EIOs only the kernel's read-ahead hit and no reader saw (readahead-errors.ts). */
+  readonly readaheadErrors: number;
   readonly readaheadIssued: number;
   readonly sources: string;
   readonly mirrors: readonly MirrorSnapshot[];
@@ -333,8 +335,8 @@ export async function mountImages(
   const files: ImageFile[] = images.map((s) => ({
     name: s.index.header.name,
     size: s.index.header.size,
-    open: () => {
-      const stream = newReadStream();
+    open: (how) => {
+      const stream = newReadStream(how);
       // Answered only once every measurement so far is in the log (and the TPM): measure before use.
       const read = async (buf: Buffer, len: number, pos: number) => {
         const n = await s.reader.read(buf, len, pos, stream);
@@ -435,6 +437,7 @@ function imageStatus(s: ImageState): ImageStatus {
     reads: s.reader.counters.reads,
     bytesRead: s.reader.counters.bytesRead,
     readErrors: s.reader.counters.readErrors,
+    readaheadErrors: s.reader.counters.readaheadErrors,
     readaheadIssued: s.reader.counters.readaheadIssued,
     sources: String(s.blocks),
     mirrors: s.failover?.mirrorSnapshots() ?? [],

@@ -24,7 +24,7 @@ export function formatStatus(s: MountStatus): string {
       `  fetched  ${i.blocksFetched} blocks, ${formatBytes(i.bytesDownloaded)}; cache hits ${i.cacheHits}; memory hits ${i.memoryHits}`,
     );
     lines.push(
-      `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors; read-ahead ${i.readaheadIssued} blocks`,
+      `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors, ${i.readaheadErrors ?? 0} readahead errors; read-ahead ${i.readaheadIssued} blocks`,
     );
     for (const m of i.mirrors) {
       lines.push(

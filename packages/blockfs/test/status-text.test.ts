@@ -23,6 +23,7 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     reads: 300,
     bytesRead: 3 * 1024 * 1024,
     readErrors: 1,
+    readaheadErrors: 2,
     readaheadIssued: 64,
     sources: 'memory(cached(...))',
     mirrors: [
@@ -95,7 +96,7 @@ describe('formatStatus', () => {
     expect(lines[3]).toBe('debian  512 MiB  http://mirror.example/imgs/debian.idx (index from network)');
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
-    expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');
+    expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors, 2 readahead errors; read-ahead 64 blocks');
     const a = lines.indexOf('  mirror   http://a.example/imgs ok 12.3 ms, 150 requests, 0 errors, 2 not found');
     // Each HTTP mirror's request window: its size, its estimated round trip and its goodput.
     expect(lines[a + 1]).toBe('           window 12 (steady), 3 in flight, 0 queued; rtt 51.3 ms; goodput 12.0 MiB/s');
