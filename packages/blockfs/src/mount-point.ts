@@ -51,7 +51,11 @@ export async function unmountIfIdle(path: string): Promise<'unmounted' | 'busy' 
   const abs = resolve(path);
   if (!(await isMounted(abs))) return 'not-mounted';
   try {
-    await execFileP('fusermount', ['-u', abs], { timeout: 10_000 });
+    // Without fusermount (no FUSE userland tools), root's umount without -l refuses a busy mount the same way.
+    await execFileP('fusermount', ['-u', abs], { timeout: 10_000 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+      return execFileP('umount', [abs], { timeout: 10_000 });
+    });
     return 'unmounted';
   } catch (e) {
     const why = `${(e as { stderr?: string }).stderr ?? ''} ${(e as Error).message}`;
