@@ -205,6 +205,7 @@ describe('httpstorged signals', () => {
     expect(r).toEqual({ ok: true, bytes: small.subarray(MiB, MiB + 4096) });
     const u = await umount(mnt);
     expect(u.code, u.stderr).toBe(0);
+    expect(await running(pid)).toBe(false); // umount returned only once the daemon had exited
     expect(await m.logText()).toMatch(/unmounted/);
     expect(await readFile(`${log}.1`, 'utf8')).not.toMatch(/unmounted|reopened/);
   }, 60_000);

@@ -423,10 +423,15 @@ async function runUmount(argv: string[]): Promise<number> {
   }
   for (const end = Date.now() + DAEMON_EXIT_MS; isRunning(status.pid) && Date.now() < end; )
     await new Promise((r) => setTimeout(r, 50));
-  const mounted = await isMounted(mountpoint);
-  if (isRunning(status.pid) || mounted)
+  const [mounted, running] = [await isMounted(mountpoint), isRunning(status.pid)];
+  const daemon = `its daemon (pid ${status.pid})`;
+  if (running || mounted)
     throw new IncompleteError(
-      `${mountpoint}: ${mounted ? 'still mounted' : 'unmounted'}, but ${isRunning(status.pid) ? `its daemon (pid ${status.pid}) is still running after ${DAEMON_EXIT_MS / 1000} s` : 'its daemon exited'}; see its log`,
+      !mounted
+        ? `${mountpoint} is unmounted, but ${daemon} is still running after ${DAEMON_EXIT_MS / 1000} s; see its log`
+        : running
+          ? `${mountpoint} is still mounted and ${daemon} still running after ${DAEMON_EXIT_MS / 1000} s; see its log`
+          : `${daemon} exited, but ${mountpoint} is still mounted; clear it with: httpstorged umount ${mountpoint}`,
     );
   process.stdout.write(`httpstorged: unmounted ${mountpoint}\n`);
   return EXIT.OK;
