@@ -258,7 +258,10 @@ describe('httpstorged', () => {
     process.kill(pid, 'SIGTERM');
     for (let i = 0; i < 100 && (await isMounted(f.mnt)); i++) await new Promise((r) => setTimeout(r, 100));
     expect(await isMounted(f.mnt)).toBe(false);
-    expect(await f.mount.logText()).toMatch(/SIGTERM: unmounting[\s\S]*unmounted/);
+    // The mount goes first; the daemon then seals its cache and logs `unmounted`.
+    await waitUntil(undefined, 'the unmounted line', async () =>
+      /SIGTERM: unmounting[\s\S]*unmounted/.test(await f.mount.logText()),
+    );
 
     const g = await mount([`${server.url}small.idx`]);
     process.kill((await g.mount.stats()).pid, 'SIGKILL');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { execFileP } from './processes.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,4 +38,9 @@ function textMiB(seed: number): Buffer {
     b.writeUInt32LE(o, o + 40); // distinct 256 KiB blocks, still compressible
   }
   return b;
+}
+
+/** An ext4 file system image of `mib` MiB holding a copy of directory `dir` (`mkfs.ext4 -d`, e2fsprogs). */
+export async function makeExt4Image(path: string, dir: string, mib: number): Promise<void> {
+  await execFileP('mkfs.ext4', ['-q', '-F', '-d', dir, path, `${mib}M`]);
 }

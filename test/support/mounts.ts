@@ -1,3 +1,5 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BIN, execFileP, node, type Run, run } from './processes.js';
@@ -50,3 +52,58 @@ export async function readRange(
 }
 
 export { join };
+
+/**
+ * A child process holding a file open (a guest's disk, a held descriptor):
+ * it reads through that same descriptor on request, so a test can see what a
+ * user of a mount sees across an unmount attempt.
+ */
+export class FileHolder {
+  private buffered = '';
+  private waiting: ((line: string) => void)[] = [];
+
+  private constructor(private readonly child: ChildProcess) {
+    child.stdout?.on('data', (c) => {
+      this.buffered += c;
+      for (let i = this.buffered.indexOf('\n'); i >= 0; i = this.buffered.indexOf('\n')) {
+        const line = this.buffered.slice(0, i);
+        this.buffered = this.buffered.slice(i + 1);
+        this.waiting.shift()?.(line);
+      }
+    });
+  }
+
+  static async open(path: string): Promise<FileHolder> {
+    const script = `const fs=require('fs');const fd=fs.openSync(process.argv[1],'r');console.log('open');require('readline').createInterface({input:process.stdin}).on('line',(l)=>{const [o,n]=l.split(' ').map(Number);const b=Buffer.alloc(n);try{const r=fs.readSync(fd,b,0,n,o);console.log(b.subarray(0,r).toString('base64'))}catch(e){console.log('!'+(e.code||e.message))}})`;
+    const holder = new FileHolder(
+      spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
+    const first = await holder.line();
+    if (first !== 'open') throw new Error(`holder of ${path}: ${first}`);
+    return holder;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  private line(): Promise<string> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Reads through the held descriptor: the bytes, or the error code (EIO, ENOTCONN…). */
+  async read(offset: number, length: number): Promise<{ ok: true; bytes: Buffer } | { ok: false; error: string }> {
+    const answer = this.line();
+    this.child.stdin?.write(`${offset} ${length}\n`);
+    const l = await answer;
+    return l.startsWith('!') ? { ok: false, error: l.slice(1) } : { ok: true, bytes: Buffer.from(l, 'base64') };
+  }
+
+  /** Closes the descriptor (the process exits). */
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}

@@ -7,9 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
 import { oneLineParseErrors } from '@thfc/cli';
 import {
+  BusyError,
   combineTrustStores,
   EXIT,
   exitCodeOf,
+  IncompleteError,
   InvalidArgumentError,
   ignoreClosedOutput,
   parseSize,
@@ -18,10 +20,12 @@ import {
   UsageError,
 } from '@thfc/format';
 import { Command, CommanderError } from 'commander';
+import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
+import { LogFile } from './log-file.js';
 import { LineLogger } from './logger.js';
 import type { MountStatus } from './mount.js';
-import { isMounted, lazyUnmount } from './mount-point.js';
+import { isMounted, lazyUnmount, unmountIfIdle } from './mount-point.js';
 
 // The mount (fuse-native, undici, the worker pool), trust-store reading and the TPM are loaded only where
 // they are used: `httpstorged MNT URL` starts a daemon that loads them, and the command waiting for it
@@ -117,6 +121,10 @@ function mountCommand(): Command {
       'revalidate each http(s) index this often and report a newer version in the log, stats and .thfc/NAME.update (default 600; 0: never)',
       secondsOrZero('--check-interval'),
     )
+    .option(
+      '--allow-invalid-signature',
+      'mount an index whose signature does not verify (a sign of tampering: refused otherwise, exit 4)',
+    )
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
@@ -165,7 +173,7 @@ function mountCommand(): Command {
     .option('--prefetch-rate <bytes>', 'cap prefetch and fill at BYTES per second', size('--prefetch-rate'))
     .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
     .option('--verbose', 'log one line per block fetch')
-    .option('--log <file>', `log file of the background daemon (default ${DEFAULT_LOG})`)
+    .option('--log <file>', `log file (default: ${DEFAULT_LOG} in the background, stderr with -f); SIGHUP reopens it`)
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
     .exitOverride();
 }
@@ -180,7 +188,15 @@ async function runMountCommand(argv: string[]): Promise<number> {
   if (!o.foreground) return daemonize(argv, o.log ?? DEFAULT_LOG);
 
   const readyFd: number | undefined = o.readyFd;
-  const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
+  let logFile: LogFile | undefined;
+  try {
+    logFile = o.log ? new LogFile(resolve(o.log)) : undefined;
+  } catch (e) {
+    const code = fail(e);
+    if (readyFd !== undefined) report(readyFd, { ok: false, code, message: (e as Error).message });
+    return code;
+  }
+  const logger = new LineLogger(logFile ? (l) => logFile.write(l) : (l) => process.stderr.write(l), !!o.verbose);
   let mounted: Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
   try {
     // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
@@ -211,6 +227,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
         trustStore,
         pin: o.pin,
         checkIntervalMs: o.checkInterval === undefined ? undefined : o.checkInterval * 1000,
+        allowInvalidSignature: o.allowInvalidSignature,
         measureBlocks: o.measureBlocks,
         connections: o.connections,
         maxConnections: o.maxConnections,
@@ -238,18 +255,44 @@ async function runMountCommand(argv: string[]): Promise<number> {
     return code;
   }
   // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
-  let stopping = false;
+  // A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
+  let stopping: AbortController | undefined;
   const stop = async (why: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (stopping) {
+      logger.info(`${why} again: detaching ${mounted.mountpoint} now, in use or not`);
+      stopping.abort();
+      return;
+    }
+    stopping = new AbortController();
     logger.info(`${why}: unmounting`);
-    await mounted.unmount();
+    const { unmountWhenIdle } = await import('./unmount-waiter.js');
+    const { findHolders, describeHolders } = await import('./mount-holders.js');
+    const outcome = await unmountWhenIdle(
+      {
+        mounted,
+        logger,
+        holders: async () => describeHolders(await findHolders(mounted.mountpoint), mounted.mountpoint),
+      },
+      { why, signal: stopping.signal },
+    );
+    if (outcome === 'forced') await mounted.unmount();
     process.exit(EXIT.OK);
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.removeAllListeners(sig);
     process.on(sig, () => void stop(sig));
   }
+  // logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone.
+  process.removeAllListeners('SIGHUP');
+  process.on('SIGHUP', () => {
+    if (!logFile) return logger.info('SIGHUP: logging to stderr, no log file to reopen');
+    try {
+      logFile.reopen();
+      logger.info(`SIGHUP: reopened the log file ${logFile.path}`);
+    } catch (e) {
+      logger.fault(`SIGHUP: ${(e as Error).message}; still logging to the old file`);
+    }
+  });
   // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
   process.on('unhandledRejection', (e) =>
     logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
@@ -290,10 +333,15 @@ async function daemonize(argv: string[], logFile: string): Promise<number> {
   } catch (e) {
     throw new UsageError(`cannot open log file ${logFile}: ${(e as Error).message} (choose one with --log)`);
   }
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '-f', '--ready-fd', '3', ...argv], {
-    detached: true,
-    stdio: ['ignore', log, log, 'pipe'],
-  });
+  // The daemon writes its log itself (so SIGHUP can reopen it); its stdout and stderr catch what Node prints on a crash.
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '-f', '--ready-fd', '3', ...argv, '--log', logFile],
+    {
+      detached: true,
+      stdio: ['ignore', log, log, 'pipe'],
+    },
+  );
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   let text = '';
   pipe.on('data', (c) => {
@@ -338,14 +386,24 @@ async function readStatus(mountpoint: string): Promise<MountStatus> {
   }
 }
 
+/** How long `umount` waits for the daemon to exit once its mount is gone: it seals the cache first (a sync). */
+const DAEMON_EXIT_MS = 15_000;
+
+/**
+ * Unmounts only if nothing uses the mount, then stops the daemon and waits
+ * for it. A busy mount is a BusyError naming what holds it, with nothing
+ * changed; `--lazy` detaches it instead and leaves the daemon serving its
+ * last users (it exits after them).
+ */
 async function runUmount(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged umount')
     .argument('<mountpoint>')
-    .option('-l, --lazy', 'detach even if the image is in use')
+    .option('-l, --lazy', 'detach even if the image is in use; the daemon serves its last users, then exits')
     .exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   const mountpoint = resolve(cmd.processedArgs[0] as string);
+  const lazy = !!cmd.opts().lazy;
   if (!(await isMounted(mountpoint))) throw new UsageError(`${mountpoint} is not mounted`);
   let status: MountStatus | undefined;
   try {
@@ -355,17 +413,42 @@ async function runUmount(argv: string[]): Promise<number> {
     process.stdout.write(`httpstorged: cleared the stale mount at ${mountpoint}\n`);
     return EXIT.OK;
   }
+  const { findHolders, describeHolders } = await import('./mount-holders.js');
+  const busy = (who: string) =>
+    new BusyError(
+      `${mountpoint} is busy, left mounted: ${who || 'in use by processes this user cannot see'}; close them, or detach it anyway with: httpstorged umount --lazy ${mountpoint}`,
+    );
+  const holders = await findHolders(mountpoint);
+  if (holders.length && !lazy) throw busy(describeHolders(holders, mountpoint));
+  // The kernel has the last word: a user this process cannot see still makes it refuse (EBUSY).
+  const outcome = holders.length ? 'busy' : await unmountIfIdle(mountpoint);
+  if (outcome === 'busy') {
+    if (!lazy) throw busy(describeHolders(await findHolders(mountpoint), mountpoint));
+    await lazyUnmount(mountpoint);
+  }
   try {
     process.kill(status.pid, 'SIGTERM');
   } catch {
-    // the daemon is gone: detach below
+    // the daemon is gone already
   }
-  for (let i = 0; i < 100 && (await isMounted(mountpoint)); i++) await new Promise((r) => setTimeout(r, 100));
-  if (await isMounted(mountpoint)) {
-    if (!cmd.opts().lazy)
-      throw new UsageError(`${mountpoint} is busy and did not unmount; close what uses it, or use --lazy`);
-    await lazyUnmount(mountpoint);
+  if (outcome === 'busy') {
+    process.stdout.write(
+      `httpstorged: detached ${mountpoint} lazily; its daemon (pid ${status.pid}) serves the users it still has and exits after the last\n`,
+    );
+    return EXIT.OK;
   }
+  for (const end = Date.now() + DAEMON_EXIT_MS; isRunning(status.pid) && Date.now() < end; )
+    await new Promise((r) => setTimeout(r, 50));
+  const [mounted, running] = [await isMounted(mountpoint), isRunning(status.pid)];
+  const daemon = `its daemon (pid ${status.pid})`;
+  if (running || mounted)
+    throw new IncompleteError(
+      !mounted
+        ? `${mountpoint} is unmounted, but ${daemon} is still running after ${DAEMON_EXIT_MS / 1000} s; see its log`
+        : running
+          ? `${mountpoint} is still mounted and ${daemon} still running after ${DAEMON_EXIT_MS / 1000} s; see its log`
+          : `${daemon} exited, but ${mountpoint} is still mounted; clear it with: httpstorged umount ${mountpoint}`,
+    );
   process.stdout.write(`httpstorged: unmounted ${mountpoint}\n`);
   return EXIT.OK;
 }

@@ -1,3 +1,4 @@
+import { constants, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 
@@ -14,8 +15,8 @@ const Fuse: any = createRequire(import.meta.url)('fuse-native');
 export interface ImageFile {
   readonly name: string;
   readonly size: number;
-  /** Opens a handle; each handle gets its own read state (sequential detection). */
-  open(): ImageHandle;
+  /** Opens a handle; each handle gets its own read state (sequential detection; `direct`: opened with O_DIRECT). */
+  open(options: { direct: boolean }): ImageHandle;
 }
 
 export interface ImageHandle {
@@ -59,6 +60,8 @@ export class FuseMount {
   private readonly handles = new Map<number, ImageHandle | Buffer>();
   private nextFd = 10;
   private readonly started = new Date();
+  /** This mount's descriptors of /dev/fuse: libfuse closes them when the kernel ends the session. */
+  private deviceFds: number[] = [];
 
   constructor(
     private readonly components: { images: readonly ImageFile[]; status: readonly VirtualFile[]; logger?: Logger },
@@ -128,7 +131,12 @@ export class FuseMount {
         if ((flags & 3) !== 0) return cb(Fuse.EROFS);
         if (hit.kind === 'root' || hit.kind === 'dir') return cb(Fuse.EISDIR);
         const fd = this.nextFd++;
-        this.handles.set(fd, hit.kind === 'image' ? hit.file.open() : padded(hit.file.content()));
+        this.handles.set(
+          fd,
+          hit.kind === 'image'
+            ? hit.file.open({ direct: (flags & (constants.O_DIRECT ?? 0)) !== 0 })
+            : padded(hit.file.content()),
+        );
         return cb(0, fd);
       },
       release: (_path: string, fd: number, cb: Cb) => {
@@ -195,11 +203,23 @@ export class FuseMount {
       // serving an old status file from the page cache within that second; images keep their pages regardless.
       acAttrTimeout: 0.001,
     });
+    const before = new Set(fuseDeviceFds());
     await new Promise<void>((resolve, reject) => fuse.mount((e?: Error) => (e ? reject(e) : resolve())));
     this.fuse = fuse;
+    this.deviceFds = fuseDeviceFds().filter((fd) => !before.has(fd));
   }
 
-  /** Unmounts; resolves false if libfuse did not confirm within `timeoutMs` (the caller then lazily detaches). */
+  /**
+   * Whether the kernel still holds this mount's session: true until the last
+   * user of a detached mount is gone (a lazy unmount leaves it serving them),
+   * false once it is unmounted and libfuse has closed its /dev/fuse descriptor.
+   */
+  sessionOpen(): boolean {
+    const open = new Set(fuseDeviceFds());
+    return this.deviceFds.some((fd) => open.has(fd));
+  }
+
+  /** Unmounts, lazily (fuse-native runs `fusermount -u -z`); resolves false if libfuse did not confirm within `timeoutMs` (the caller then lazily detaches). */
   async unmount(timeoutMs = 5000): Promise<boolean> {
     const fuse = this.fuse;
     if (!fuse) return true;
@@ -211,5 +231,24 @@ export class FuseMount {
         resolve(true);
       });
     });
+  }
+}
+
+/** This process's descriptors open on /dev/fuse. */
+function fuseDeviceFds(): number[] {
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return [];
+  }
+  return fds.filter((fd) => linkOf(`/proc/self/fd/${fd}`) === '/dev/fuse').map(Number);
+}
+
+function linkOf(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
   }
 }

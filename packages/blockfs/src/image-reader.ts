@@ -1,5 +1,6 @@
 import type { BlockRef, ImageIndex } from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from './logger.js';
+import { countFailure, type FailureMemory, noteSuccess } from './readahead-errors.js';
 import type { BlockReader } from './sources/block-reader.js';
 import type { FetchOptions } from './sources/urgency.js';
 
@@ -43,6 +44,8 @@ const SEQUENTIAL_STREAK = 2;
 
 /** Per open file: where the last read ended, to tell a sequential stream from random reads. */
 export interface ReadStream {
+  /** Opened with O_DIRECT: no kernel read-ahead, every failure is a reader's (readahead-errors.ts). */
+  direct: boolean;
   lastBlock: number;
   streak: number;
   /** Next block index read-ahead has not requested yet. */
@@ -53,8 +56,8 @@ export interface ReadStream {
   grewAt: number;
 }
 
-export function newReadStream(): ReadStream {
-  return { lastBlock: -2, streak: 0, aheadNext: 0, aheadSize: 0, grewAt: 0 };
+export function newReadStream(options: { direct?: boolean } = {}): ReadStream {
+  return { direct: !!options.direct, lastBlock: -2, streak: 0, aheadNext: 0, aheadSize: 0, grewAt: 0 };
 }
 
 /** Sees each demand use of a block: `i` is the block number, `ref` its entry. Must not throw or block. */
@@ -63,7 +66,10 @@ export type BlockObserver = (i: number, ref: BlockRef) => void;
 export interface ReadCounters {
   reads: number;
   bytesRead: number;
+  /** Failed requests a reader saw (EIO), as far as can be told; without a ReadStream, every failure. */
   readErrors: number;
+  /** Failed requests that only the kernel's read-ahead made, and no reader saw (readahead-errors.ts). */
+  readaheadErrors: number;
   readaheadIssued: number;
 }
 
@@ -76,8 +82,10 @@ export interface ReadCounters {
  * when one block fails early: FUSE frees the buffer as soon as it is answered.
  */
 export class ImageReader {
-  readonly counters: ReadCounters = { reads: 0, bytesRead: 0, readErrors: 0, readaheadIssued: 0 };
+  readonly counters: ReadCounters = { reads: 0, bytesRead: 0, readErrors: 0, readaheadErrors: 0, readaheadIssued: 0 };
   private aheadInflight = 0;
+  /** Recent failed requests, to tell the kernel's read-ahead errors from a reader's. */
+  private readonly failures: FailureMemory = { failed: [] };
 
   constructor(
     private readonly components: {
@@ -138,11 +146,13 @@ export class ImageReader {
       if (parts.length === 1) await parts[0];
       else if (parts.length > 1) await allSettledOrThrow(parts);
     } catch (e) {
-      this.counters.readErrors++;
+      if (stream) countFailure(this.failures, stream.direct, position, end, this.counters);
+      else this.counters.readErrors++;
       const why = (e as Error)?.name === 'TimeoutError' ? `no answer within ${timeout} ms` : (e as Error)?.message;
       (this.components.logger ?? SILENT_LOGGER).fault(`read ${this.name} [${position}, +${length}) failed: ${why}`);
       throw e;
     }
+    noteSuccess(this.failures, position, end);
     this.counters.bytesRead += end - position;
     return end - position;
   }
@@ -180,6 +190,7 @@ export class ImageReader {
       }
     }
     if (stream) this.readAhead(stream, first, last);
+    noteSuccess(this.failures, position, end);
     this.counters.bytesRead += end - position;
     return end - position;
   }

@@ -10,6 +10,7 @@ import {
   InputError,
   MirrorUnavailableError,
   requireTrusted,
+  SignatureError,
   type TrustStore,
   trustStoreOfKeys,
   UsageError,
@@ -82,6 +83,12 @@ export interface LoadIndexOptions {
   readonly trust?: readonly Uint8Array[] | undefined;
   /** A trust store (keys with expiry, scope and revocations); used instead of `trust` when given. */
   readonly trustStore?: TrustStore | undefined;
+  /**
+   * An index carrying a signature that does not verify: `refuse` it
+   * (SignatureError), or `allow` it with a log line. Not checked when not
+   * given (a mirror relays indexes; their users check them).
+   */
+  readonly invalidSignature?: 'refuse' | 'allow' | undefined;
   readonly signal?: AbortSignal | undefined;
   /** `sha256:<hex>`: mount exactly this version (`--pin`); the URL's `#sha256:` suffix does the same. */
   readonly pin?: string | undefined;
@@ -103,6 +110,8 @@ export interface LoadedIndex {
   readonly signer?: string | undefined;
   /** The pinned digest, when the mount is pinned. */
   readonly pinned?: string | undefined;
+  /** Whether a trust policy authenticated it (false: no --trust or --trust-store, nothing was checked). */
+  readonly authenticated: boolean;
 }
 
 /**
@@ -134,7 +143,7 @@ export async function loadIndex(
     loaded = await loadPinned(location, pin, components, options, logger);
     location = loaded.location;
   } else if (location.kind === 'file') {
-    loaded = { decoded: await readIndexFile(location.location), location, from: 'file' };
+    loaded = { decoded: await readIndexFile(location.location), location, from: 'file', authenticated: false };
   } else {
     const cachePath = options.cacheDir
       ? join(options.cacheDir, 'indexes', `${sha256(location.location)}.idx`)
@@ -142,7 +151,12 @@ export async function loadIndex(
     if (options.offline) {
       if (!cachePath)
         throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
-      loaded = { decoded: await readCachedIndex(cachePath, location.location), location, from: 'cache' };
+      loaded = {
+        decoded: await readCachedIndex(cachePath, location.location),
+        location,
+        from: 'cache',
+        authenticated: false,
+      };
     } else {
       try {
         const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
@@ -164,20 +178,27 @@ export async function loadIndex(
             logger.fault(`cannot cache index: ${(e as Error).message}`),
           );
         }
-        loaded = { decoded, location, from: 'network' };
+        loaded = { decoded, location, from: 'network', authenticated: false };
       } catch (e) {
         if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
-        const decoded = await readCachedIndex(cachePath, location.location).catch(() => {
+        const decoded = await readCachedIndex(cachePath, location.location).catch((cached) => {
+          if (cached instanceof IndexFormatError) logger.fault(cached.message);
           throw e;
         });
         logger.fault(`${e.message}; using the cached copy of the index`);
-        loaded = { decoded, location, from: 'cache' };
+        loaded = { decoded, location, from: 'cache', authenticated: false };
       }
     }
   }
+  if (options.invalidSignature)
+    checkSignaturesVerify(loaded.decoded, location.location, logger, options.invalidSignature === 'allow');
   const store = options.trustStore ?? (options.trust ? trustStoreOfKeys(options.trust) : undefined);
   if (!store) return loaded;
-  return { ...loaded, signer: checkTrust(loaded.decoded, store, location.location, components.now?.()) };
+  return {
+    ...loaded,
+    signer: checkTrust(loaded.decoded, store, location.location, components.now?.()),
+    authenticated: true,
+  };
 }
 
 /**
@@ -201,7 +222,7 @@ async function loadPinned(
       (b) => decodeIndex(b),
       () => undefined,
     );
-    if (cached?.digest === pin) return { decoded: cached, location, from: 'cache', pinned: pin };
+    if (cached?.digest === pin) return { decoded: cached, location, from: 'cache', pinned: pin, authenticated: false };
   }
   if (options.offline)
     throw new MirrorUnavailableError(location.location, `offline, and pinned version ${pin} was never fetched here`);
@@ -227,7 +248,13 @@ async function loadPinned(
       logger.fault(`cannot cache index: ${(e as Error).message}`),
     );
   }
-  return { decoded, location: where, from: location.kind === 'file' ? 'file' : 'network', pinned: pin };
+  return {
+    decoded,
+    location: where,
+    from: location.kind === 'file' ? 'file' : 'network',
+    pinned: pin,
+    authenticated: false,
+  };
 }
 
 function decodeAt(bytes: Uint8Array, where: string): DecodedIndex {
@@ -239,6 +266,20 @@ function decodeAt(bytes: Uint8Array, where: string): DecodedIndex {
   }
 }
 
+/**
+ * A signature that does not verify is evidence that the index changed after
+ * it was signed: the mount is refused (SignatureError, exit 4) whatever the
+ * trust policy, even with none, unless `allow` says to go on (logged).
+ */
+function checkSignaturesVerify(decoded: DecodedIndex, where: string, logger: Logger, allow = false): void {
+  const bad = verifyIndexSignatures(decoded).filter((s) => !s.valid);
+  if (bad.length === 0) return;
+  const what = `index ${decoded.index.header.name} (${where}): the signature by key ${bad.map((s) => s.keyId).join(', ')} does not verify: the index changed after it was signed`;
+  if (!allow) throw new SignatureError(`${what}; refusing to mount it (--allow-invalid-signature mounts it anyway)`);
+  logger.fault(`${what}; mounting it anyway (--allow-invalid-signature)`);
+}
+
+/** The index kept under CACHE/indexes/; a corrupt copy is named, with how to clear it. */
 async function readCachedIndex(path: string, url: string): Promise<DecodedIndex> {
   let bytes: Buffer;
   try {
@@ -246,7 +287,17 @@ async function readCachedIndex(path: string, url: string): Promise<DecodedIndex>
   } catch {
     throw new MirrorUnavailableError(url, 'offline, and the index was never fetched on this machine');
   }
-  return decodeIndex(bytes);
+  try {
+    return decodeIndex(bytes);
+  } catch (e) {
+    if (!(e instanceof IndexFormatError)) throw e;
+    throw new IndexFormatError(
+      `${e.reason}; this is the copy cached on this machine, not the published index: remove it (rm ${path}) and mount online to fetch it again`,
+      e.line,
+      e.field,
+      `the cached copy of ${url} (${path})`,
+    );
+  }
 }
 
 /**

@@ -8,12 +8,12 @@ import { fsError, InputError, UsageError } from '@thfc/format';
 const execFileP = promisify(execFile);
 
 /** Mount points from /proc/self/mountinfo (field 5, octal escapes decoded), with their fs type. */
-export async function mountTable(): Promise<{ mountpoint: string; fstype: string }[]> {
+export async function mountTable(): Promise<{ mountpoint: string; fstype: string; source: string }[]> {
   return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
 }
 
 /** The pure half of mountTable: the text of a mountinfo file, one mount per line. */
-export function parseMountInfo(text: string): { mountpoint: string; fstype: string }[] {
+export function parseMountInfo(text: string): { mountpoint: string; fstype: string; source: string }[] {
   return text
     .split('\n')
     .filter(Boolean)
@@ -22,7 +22,11 @@ export function parseMountInfo(text: string): { mountpoint: string; fstype: stri
       const dash = fields.indexOf('-');
       const decodeOctal = (s: string) =>
         s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-      return { mountpoint: decodeOctal(fields[4] ?? ''), fstype: fields[dash + 1] ?? '' };
+      return {
+        mountpoint: decodeOctal(fields[4] ?? ''),
+        fstype: fields[dash + 1] ?? '',
+        source: decodeOctal(fields[dash + 2] ?? ''),
+      };
     });
 }
 
@@ -36,6 +40,29 @@ export async function lazyUnmount(path: string): Promise<void> {
   await execFileP('fusermount', ['-u', '-z', resolve(path)], { timeout: 10_000 }).catch(async () => {
     await execFileP('umount', ['-l', resolve(path)], { timeout: 10_000 });
   });
+}
+
+/**
+ * Unmounts a FUSE mount only if nothing uses it (`fusermount -u`, no -z): the
+ * kernel refuses with EBUSY while a file under it is open, mapped or backs a
+ * loop device, and then nothing has changed. Bounded (10 s).
+ */
+export async function unmountIfIdle(path: string): Promise<'unmounted' | 'busy' | 'not-mounted'> {
+  const abs = resolve(path);
+  if (!(await isMounted(abs))) return 'not-mounted';
+  try {
+    // Without fusermount (no FUSE userland tools), root's umount without -l refuses a busy mount the same way.
+    await execFileP('fusermount', ['-u', abs], { timeout: 10_000 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+      return execFileP('umount', [abs], { timeout: 10_000 });
+    });
+    return 'unmounted';
+  } catch (e) {
+    const why = `${(e as { stderr?: string }).stderr ?? ''} ${(e as Error).message}`;
+    if (/busy/i.test(why)) return 'busy';
+    if (!(await isMounted(abs))) return 'not-mounted';
+    throw new UsageError(`cannot unmount ${abs}: ${why.trim().split('\n')[0]}`);
+  }
 }
 
 /**

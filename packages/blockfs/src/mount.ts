@@ -24,7 +24,7 @@ import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
-import { lazyUnmount, prepareMountpoint } from './mount-point.js';
+import { lazyUnmount, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
@@ -64,6 +64,8 @@ export interface MountOptions {
   readonly pin?: string | undefined;
   /** Revalidate each http(s) index this often and report a newer version (0: never). */
   readonly checkIntervalMs?: number | undefined;
+  /** Mount an index whose signature does not verify (logged) instead of refusing it. */
+  readonly allowInvalidSignature?: boolean | undefined;
   /** Log each block the first time a reader uses it, besides each index mounted. */
   readonly measureBlocks?: boolean | undefined;
   /** Pins every mirror's request window at this many requests; adaptive when not given. */
@@ -111,6 +113,9 @@ export interface ImageStatus {
   readonly pinned: string | null;
   /** The index location's version check (--check-interval); null when it is off or the index is a file. */
   readonly versionCheck: VersionCheckStatus | null;
+  /** Whether a trust policy authenticated the index, and the key it accepted (null when none was asked for). */
+  readonly authenticated: boolean;
+  readonly signer: string | null;
   readonly size: number;
   readonly blocks: number;
   readonly zeroBlocks: number;
@@ -125,6 +130,8 @@ export interface ImageStatus {
   readonly reads: number;
   readonly bytesRead: number;
   readonly readErrors: number;
+  /** EIOs only the kernel's read-ahead hit and no reader saw (readahead-errors.ts). */
+  readonly readaheadErrors: number;
   readonly readaheadIssued: number;
   readonly sources: string;
   readonly mirrors: readonly MirrorSnapshot[];
@@ -155,8 +162,21 @@ export interface Mounted {
   readonly mountpoint: string;
   readonly clearedStale: boolean;
   status(): MountStatus;
+  /**
+   * Unmounts only if nothing uses the images. `busy`: in use, nothing
+   * changed. `detached`: someone detached the mount lazily and it still serves
+   * its last users. `done`: the mount and its last user are gone, and the
+   * mount is closed (cache sealed, profile saved); the process should exit.
+   */
+  unmountIfIdle(): Promise<'busy' | 'detached' | 'done'>;
+  /** Detaches the mount even if it is in use (lazily: its users get errors), then closes it. */
   unmount(): Promise<void>;
 }
+
+/** How long libfuse may take to close its session once the kernel unmounted: it takes milliseconds. */
+const SESSION_END_MS = 5_000;
+/** The same, for a mount found already unmounted (by `httpstorged umount`, just before its signal). */
+const SESSION_GONE_MS = 500;
 
 interface ImageState {
   loaded: LoadedIndex;
@@ -218,6 +238,7 @@ export async function mountImages(
           trust: options.trust,
           trustStore: options.trustStore,
           pin: options.pin,
+          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
         },
       );
     const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
@@ -227,6 +248,8 @@ export async function mountImages(
     logger.info(
       `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}${l.pinned ? ' (pinned)' : ''} (from ${l.from})`,
     );
+    if (!l.authenticated)
+      logger.info(`index ${l.decoded.index.header.name} is not authenticated (no --trust or --trust-store)`);
     loaded.push(l);
   }
 
@@ -338,8 +361,8 @@ export async function mountImages(
   const files: ImageFile[] = images.map((s) => ({
     name: s.index.header.name,
     size: s.index.header.size,
-    open: () => {
-      const stream = newReadStream();
+    open: (how) => {
+      const stream = newReadStream(how);
       // Answered only once every measurement so far is in the log (and the TPM): measure before use.
       const read = async (buf: Buffer, len: number, pos: number) => {
         const n = await s.reader.read(buf, len, pos, stream);
@@ -380,18 +403,11 @@ export async function mountImages(
   for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
   for (const s of images) s.watcher?.start(background.signal);
 
-  return {
-    mountpoint,
-    clearedStale,
-    status,
-    async unmount() {
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
       background.abort();
       pool?.close();
-      const clean = await fuse.unmount();
-      if (!clean) {
-        logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
-        await lazyUnmount(mountpoint).catch(() => {});
-      }
       await builder.close();
       for (const s of images) {
         if (s.recorder && options.recordProfile) {
@@ -400,6 +416,31 @@ export async function mountImages(
         }
       }
       logger.info(`unmounted ${mountpoint}`);
+    })();
+    return closed;
+  };
+  return {
+    mountpoint,
+    clearedStale,
+    status,
+    async unmountIfIdle() {
+      const outcome = await unmountIfIdle(mountpoint);
+      if (outcome === 'busy') return 'busy';
+      // Unmounted here (no user can be left), or earlier from outside: then done once the kernel ended the
+      // session, which after a lazy detach is when its last user is gone.
+      const end = Date.now() + (outcome === 'unmounted' ? SESSION_END_MS : SESSION_GONE_MS);
+      while (fuse.sessionOpen() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      if (outcome === 'not-mounted' && fuse.sessionOpen()) return 'detached';
+      await close();
+      return 'done';
+    },
+    async unmount() {
+      const clean = await fuse.unmount();
+      if (!clean) {
+        logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
+        await lazyUnmount(mountpoint).catch(() => {});
+      }
+      await close();
     },
   };
 }
@@ -414,6 +455,8 @@ function imageStatus(s: ImageState): ImageStatus {
     digest: s.loaded.decoded.digest,
     pinned: s.loaded.pinned ?? null,
     versionCheck: s.watcher?.status() ?? null,
+    authenticated: s.loaded.authenticated,
+    signer: s.loaded.signer ?? null,
     size: s.index.header.size,
     blocks: c.blocks,
     zeroBlocks: c.zero,
@@ -427,6 +470,7 @@ function imageStatus(s: ImageState): ImageStatus {
     reads: s.reader.counters.reads,
     bytesRead: s.reader.counters.bytesRead,
     readErrors: s.reader.counters.readErrors,
+    readaheadErrors: s.reader.counters.readaheadErrors,
     readaheadIssued: s.reader.counters.readaheadIssued,
     sources: String(s.blocks),
     mirrors: s.failover?.mirrorSnapshots() ?? [],

@@ -16,13 +16,18 @@ export function formatStatus(s: MountStatus): string {
     const u = i.versionCheck?.update;
     if (u) lines.push(`  update   newer version available: ${u.digest}, published ${u.created} (remount to use it)`);
     lines.push(
+      i.authenticated
+        ? `  trust    authenticated: signed by ${i.signer}`
+        : '  trust    not authenticated (no --trust or --trust-store): whoever can change the index chooses the bytes',
+    );
+    lines.push(
       `  blocks   ${i.blocks} (${i.zeroBlocks} zero, ${i.uniqueBlocks} unique); local ${i.localBlocks}/${i.uniqueBlocks} (${(i.localFraction * 100).toFixed(1)}%)`,
     );
     lines.push(
       `  fetched  ${i.blocksFetched} blocks, ${formatBytes(i.bytesDownloaded)}; cache hits ${i.cacheHits}; memory hits ${i.memoryHits}`,
     );
     lines.push(
-      `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors; read-ahead ${i.readaheadIssued} blocks`,
+      `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors, ${i.readaheadErrors ?? 0} readahead errors; read-ahead ${i.readaheadIssued} blocks`,
     );
     for (const m of i.mirrors) {
       lines.push(

@@ -396,6 +396,33 @@ describe('loadIndex offline', () => {
     expect((e2 as Error).message).toBe(`${url} unavailable: offline, and there is no cache to read the index from`);
   });
 
+  it('a corrupt cached copy is named as the cached copy, with its file and how to clear it', async () => {
+    const img = smallImage();
+    const server = await serveIndex(img.indexBytes);
+    const cacheDir = await dir();
+    await loadIndex(server.indexUrl, {}, { cacheDir });
+    const [file] = await cachedIndexes(cacheDir);
+    const path = join(cacheDir, 'indexes', file as string);
+    await writeFile(
+      path,
+      Buffer.from(img.indexBytes)
+        .toString('latin1')
+        .replace(/\n[0-9a-f]{40,}/, '\nnot-a-block-id'),
+    );
+    const e = await loadIndex(server.indexUrl, {}, { cacheDir, offline: true }).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(IndexFormatError);
+    const message = (e as Error).message;
+    expect(message.startsWith(`the cached copy of ${server.indexUrl} (${path}): line `)).toBe(true);
+    expect(message).toContain(
+      `this is the copy cached on this machine, not the published index: remove it (rm ${path})`,
+    );
+    // Online with the mirror down, the corrupt copy is not used, and the log names it.
+    await server.close();
+    const logger = new MemoryLogger();
+    await expect(loadIndex(server.indexUrl, { logger }, { cacheDir })).rejects.toBeInstanceOf(MirrorUnavailableError);
+    expect(logger.lines.some((l) => l.includes(`the cached copy of ${server.indexUrl} (${path})`))).toBe(true);
+  });
+
   it('copies are kept per URL: another URL’s copy is not used', async () => {
     const img = smallImage();
     const server = await serveIndex(img.indexBytes);
@@ -479,6 +506,39 @@ describe('trust', () => {
     expect(e.message).toMatch(
       new RegExp(`the signature by trusted key ${k.id} does not verify \\(the index was changed\\)$`),
     );
+  });
+
+  it('a signature that does not verify is refused with or without trust, unless invalidSignature is allow', async () => {
+    const k = key();
+    const signedA = Buffer.from(signIndex(smallImage(1).indexBytes, k.privateKey, k.raw));
+    const forged = Buffer.concat([smallImage(50).indexBytes, signedA.subarray(smallImage(1).indexBytes.length)]);
+    const path = await indexFile(forged);
+    for (const trust of [undefined, [key().raw]]) {
+      const e = await loadIndex(path, {}, { trust, invalidSignature: 'refuse' }).catch((e: unknown) => e);
+      expect(e).toBeInstanceOf(SignatureError);
+      expect((e as Error).message).toBe(
+        `index img (${path}): the signature by key ${k.id} does not verify: the index changed after it was signed; refusing to mount it (--allow-invalid-signature mounts it anyway)`,
+      );
+    }
+    const logger = new MemoryLogger();
+    const loaded = await loadIndex(path, { logger }, { invalidSignature: 'allow' });
+    expect(loaded.authenticated).toBe(false);
+    expect(logger.lines).toEqual([
+      `FAULT index img (${path}): the signature by key ${k.id} does not verify: the index changed after it was signed; mounting it anyway (--allow-invalid-signature)`,
+    ]);
+    // Allowing an invalid signature is not trusting it: the trust policy still refuses.
+    await expect(loadIndex(path, {}, { trust: [k.raw], invalidSignature: 'allow' })).rejects.toBeInstanceOf(
+      SignatureError,
+    );
+    // Not asked (thfc-mirror relays indexes): not checked.
+    await expect(loadIndex(path, {})).resolves.toMatchObject({ from: 'file' });
+  });
+
+  it('authenticated only under a trust policy', async () => {
+    const k = key();
+    const path = await indexFile(signIndex(smallImage().indexBytes, k.privateKey, k.raw));
+    expect((await loadIndex(path, {})).authenticated).toBe(false);
+    expect(await loadIndex(path, {}, { trust: [k.raw] })).toMatchObject({ authenticated: true, signer: k.id });
   });
 
   it('key rotation: signed by the old and the new key, it loads when trusting either', async () => {

@@ -26,12 +26,12 @@ const MOUNTINFO = [
 ].join('\n');
 
 describe('parseMountInfo', () => {
-  it('takes field 5 as the mount point, decodes octal escapes, and the fs type after the dash', () => {
+  it('takes field 5 as the mount point, decodes octal escapes, and the fs type and source after the dash', () => {
     expect(parseMountInfo(MOUNTINFO)).toEqual([
-      { mountpoint: '/proc', fstype: 'proc' },
-      { mountpoint: '/', fstype: 'overlay' },
-      { mountpoint: '/mnt/my images', fstype: 'fuse' },
-      { mountpoint: '/mnt/back\\slash\ttab', fstype: 'fuse.sshfs' },
+      { mountpoint: '/proc', fstype: 'proc', source: 'proc' },
+      { mountpoint: '/', fstype: 'overlay', source: 'overlay' },
+      { mountpoint: '/mnt/my images', fstype: 'fuse', source: 'httpstorged' },
+      { mountpoint: '/mnt/back\\slash\ttab', fstype: 'fuse.sshfs', source: 'host:/x' },
     ]);
   });
 

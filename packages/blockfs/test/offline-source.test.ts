@@ -10,7 +10,7 @@ describe('OfflineSource', () => {
     const e = await offline.get(b.ref).catch((e: unknown) => e);
     expect(e).toBeInstanceOf(MirrorUnavailableError);
     expect((e as Error).message).toBe(
-      `offline unavailable: block ${b.ref.id} is not cached and the mount is --offline`,
+      `offline unavailable: block ${b.ref.id} is not cached and cannot be fetched offline (--offline)`,
     );
     expect(await offline.has()).toBe(false);
     expect(String(offline)).toBe('offline');

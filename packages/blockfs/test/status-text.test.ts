@@ -10,6 +10,8 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     digest: `sha256:${'ab'.repeat(32)}`,
     pinned: null,
     versionCheck: null,
+    authenticated: true,
+    signer: '0123456789abcdef',
     size: 512 * 1024 * 1024,
     blocks: 2048,
     zeroBlocks: 1000,
@@ -23,6 +25,7 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
     reads: 300,
     bytesRead: 3 * 1024 * 1024,
     readErrors: 1,
+    readaheadErrors: 2,
     readaheadIssued: 64,
     sources: 'memory(cached(...))',
     mirrors: [
@@ -106,7 +109,7 @@ describe('formatStatus', () => {
     ).toContain(`  update   newer version available: sha256:${'cd'.repeat(32)}, published 2026-12-06T10:00:00Z`);
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
-    expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors; read-ahead 64 blocks');
+    expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors, 2 readahead errors; read-ahead 64 blocks');
     const a = lines.indexOf('  mirror   http://a.example/imgs ok 12.3 ms, 150 requests, 0 errors, 2 not found');
     // Each HTTP mirror's request window: its size, its estimated round trip and its goodput.
     expect(lines[a + 1]).toBe('           window 12 (steady), 3 in flight, 0 queued; rtt 51.3 ms; goodput 12.0 MiB/s');
@@ -125,6 +128,14 @@ describe('formatStatus', () => {
     expect(
       formatStatus(status({ cache: { dir: '/c', bytes: 100, blocks: 1, maxBytes: null, ...none } })).split('\n')[1],
     ).toBe('cache /c: 1 blocks, 100 B; 0 trusted by the seal, 0 hashed, 0 found changed');
+  });
+
+  it('says whether each index is authenticated, and by which key', () => {
+    const lines = (i: Partial<ImageStatus>) => formatStatus(status({ images: [image(i)] })).split('\n');
+    expect(lines({})).toContain('  trust    authenticated: signed by 0123456789abcdef');
+    expect(lines({ authenticated: false, signer: null })).toContain(
+      '  trust    not authenticated (no --trust or --trust-store): whoever can change the index chooses the bytes',
+    );
   });
 
   it('an offline image (index from the cache) lists no mirrors', () => {

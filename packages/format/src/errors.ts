@@ -165,6 +165,19 @@ export class CheckFailedError extends ThfcError {
   readonly code = 'ERR_CHECK_FAILED';
 }
 
+/**
+ * Something is in use and was left as it was: a mount that processes or loop
+ * devices still read. Trying again once they are gone may succeed (EX_TEMPFAIL).
+ */
+export class BusyError extends ThfcError {
+  readonly code = 'ERR_BUSY';
+}
+
+/** A command did part of its work and says which part is left (`httpstorged umount`: the daemon did not exit). */
+export class IncompleteError extends ThfcError {
+  readonly code = 'ERR_INCOMPLETE';
+}
+
 /** Maps a Node fs error to a typed error with a message a user can act on. */
 export function fsError(e: unknown, what: string): ThfcError {
   const code = (e as NodeJS.ErrnoException)?.code;
@@ -207,6 +220,8 @@ export const EXIT = {
   IO: 5,
   /** A bug: anything untyped. Printed with its stack trace. */
   SOFTWARE: 70,
+  /** In use, nothing changed: try again later (sysexits' EX_TEMPFAIL). `httpstorged umount` of a busy mount. */
+  BUSY: 75,
   /** SIGINT/SIGTERM, as shells report 128+2. */
   INTERRUPTED: 130,
 } as const;
@@ -233,9 +248,12 @@ export function exitCodeOf(e: unknown): number {
     case 'ERR_IO':
     case 'ERR_TPM':
     case 'ERR_MIRROR_UNAVAILABLE':
+    case 'ERR_INCOMPLETE':
       return EXIT.IO;
     case 'ERR_INTERRUPTED':
       return EXIT.INTERRUPTED;
+    case 'ERR_BUSY':
+      return EXIT.BUSY;
     default:
       return EXIT.SOFTWARE;
   }

@@ -23,7 +23,7 @@ import { runProfileAdd } from './profile.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_VERSIONS } from './retention.js';
 import { runSign } from './sign.js';
 import { runUnpack } from './unpack.js';
-import { runVerify } from './verify.js';
+import { formatVerifyReport, runVerify } from './verify.js';
 import { runPublish, runVersions } from './version-commands.js';
 
 /**
@@ -125,19 +125,7 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (store: string, indexes: string[], o) => {
     const r = await runVerify({ store, indexes }, io(!!o.json));
-    print(!!o.json, r, () => {
-      const lines: string[] = [];
-      for (const i of r.indexes) {
-        if (i.error) lines.push(`index ${i.path}: UNREADABLE: ${i.error}`);
-        else if (i.badSignatures)
-          lines.push(`index ${i.path}: ${i.badSignatures} of ${i.signatures} signatures INVALID`);
-      }
-      for (const p of r.problems) lines.push(`${p.problem} ${p.id} (${p.images.join(', ')}): ${p.detail}`);
-      lines.push(
-        `${r.ok ? 'ok' : 'FAILED'}: ${r.indexes.length} indexes, ${r.blocksChecked} blocks (${formatBytes(r.bytesChecked)}) checked, ${r.problems.filter((p) => p.problem === 'missing').length} missing, ${r.problems.filter((p) => p.problem !== 'missing').length} corrupt or unreadable`,
-      );
-      return lines.join('\n');
-    });
+    print(!!o.json, r, () => formatVerifyReport(r));
     if (!r.ok) throw new CheckFailedError('', { cause: 'reported' });
   });
 

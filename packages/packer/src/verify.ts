@@ -8,6 +8,7 @@ import {
 import { type CommandIo, progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
 import { UsageError } from './errors.js';
+import { formatBytes } from './human-units.js';
 import { readIndexFile } from './index-file.js';
 import { assertStoreDir, listIndexes, resolveIndexArg } from './store-indexes.js';
 
@@ -121,4 +122,29 @@ export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<
     ok,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The report for people: one line per unreadable index, index with invalid
+ * signatures, and problem block, then a summary that counts and names the
+ * indexes that failed as well as the blocks.
+ */
+export function formatVerifyReport(r: VerifyReport): string {
+  const lines: string[] = [];
+  for (const i of r.indexes) {
+    if (i.error) lines.push(`index ${i.path}: UNREADABLE: ${i.error}`);
+    else if (i.badSignatures) lines.push(`index ${i.path}: ${i.badSignatures} of ${i.signatures} signatures INVALID`);
+  }
+  for (const p of r.problems) lines.push(`${p.problem} ${p.id} (${p.images.join(', ')}): ${p.detail}`);
+  const unreadable = r.indexes.filter((i) => i.error).map((i) => i.path);
+  const badSigned = r.indexes.filter((i) => !i.error && i.badSignatures).map((i) => i.path);
+  const failedIndexes = [
+    ...(unreadable.length ? [`${unreadable.length} unreadable: ${unreadable.join(', ')}`] : []),
+    ...(badSigned.length ? [`${badSigned.length} with invalid signatures: ${badSigned.join(', ')}`] : []),
+  ];
+  const missing = r.problems.filter((p) => p.problem === 'missing').length;
+  lines.push(
+    `${r.ok ? 'ok' : 'FAILED'}: ${r.indexes.length} indexes${failedIndexes.length ? ` (${failedIndexes.join('; ')})` : ''}, ${r.blocksChecked} blocks (${formatBytes(r.bytesChecked)}) checked, ${missing} missing, ${r.problems.length - missing} corrupt or unreadable`,
+  );
+  return `${lines.join('\n')}`;
 }

@@ -4,7 +4,7 @@ import { decodeIndex } from '@thfc/format';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirStore } from '../src/dir-store.js';
 import { runPack } from '../src/pack.js';
-import { runVerify } from '../src/verify.js';
+import { formatVerifyReport, runVerify } from '../src/verify.js';
 import { tempDir, testIo, writeImage } from './helpers.js';
 
 const K = 1024;
@@ -69,6 +69,19 @@ describe('runVerify', () => {
     const r = await runVerify({ store }, testIo());
     expect(r.ok).toBe(false);
     expect(r.indexes.find((i) => i.path.endsWith('broken.idx'))?.error).toMatch(/truncated/);
+  });
+
+  it('an unreadable index is counted and named in the summary, not only its blocks', async () => {
+    const { store } = await packed();
+    await rm(join(store, 'disk.idx'));
+    const broken = join(store, 'broken.idx');
+    await writeFile(broken, 'thfc-index 1\nname x\n');
+    const text = formatVerifyReport(await runVerify({ store }, testIo()));
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^index ${broken}: UNREADABLE: .*truncated`));
+    expect(lines.at(-1)).toBe(
+      `FAILED: 1 indexes (1 unreadable: ${broken}), 0 blocks (0 B) checked, 0 missing, 0 corrupt or unreadable`,
+    );
   });
 
   it('refuses an index where the store belongs', async () => {

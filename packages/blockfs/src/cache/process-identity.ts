@@ -68,3 +68,15 @@ function startTimeOf(pid: number): string | undefined {
   // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
+
+/** Whether a process with this pid runs (a zombie waiting for its parent has exited: it does not). */
+export function isRunning(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`${PROC}/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  return state !== 'Z' && state !== 'X';
+}
