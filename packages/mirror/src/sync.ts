@@ -13,7 +13,7 @@ import {
   isImageName,
   UsageError,
 } from '@thfc/format';
-import { type CommandIo, DirStore, formatBytes, progressFor, writeFileAtomic } from '@thfc/packer';
+import { type CommandIo, DirStore, formatBytes, progressFor, writeIndexFiles } from '@thfc/packer';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListingEntry } from './store-listing.js';
 import { Upstream } from './upstream.js';
@@ -251,7 +251,7 @@ async function syncIndex(
     if (failed) throw stop.signal.reason ?? failed.reason;
   }
 
-  if (!unchanged) await writeFileAtomic(indexPath, decoded.bytes, { durable: true, signal });
+  if (!unchanged) await writeIndexFiles(indexPath, decoded.bytes, { signal });
   const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
   return {
     report: {

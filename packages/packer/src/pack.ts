@@ -16,13 +16,13 @@ import {
   indexFileName,
   signIndex,
 } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
 import type { CommandIo } from './command-io.js';
 import { progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
 import { fsError, InputError, InterruptedError, StoreFullError, UsageError } from './errors.js';
 import { type InputFormat, openImageInput } from './image-input.js';
 import { looksLikeIndex, readIndexFile } from './index-file.js';
+import { writeIndexFiles } from './index-files.js';
 import { readKeyFile } from './key-file.js';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';
 import { WorkerPool, workerScript } from './worker-pool.js';
@@ -216,7 +216,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   );
   const indexBytes = key ? signIndex(unsigned, key.privateKey, key.publicKey) : unsigned;
   const indexPath = join(options.store, indexFileName(name));
-  await writeFileAtomic(indexPath, indexBytes, { durable: true });
+  await writeIndexFiles(indexPath, indexBytes);
 
   const unique = new Map<string, number>();
   let zeroBlocks = 0;

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
 import { readIndexFile } from './index-file.js';
+import { writeIndexFiles } from './index-files.js';
 import { readKeyFile } from './key-file.js';
 
 export interface SignOptions {
@@ -32,9 +32,6 @@ export async function runSign(options: SignOptions): Promise<SignResult> {
     return { index: options.index, keyId: key.keyId, added: false, signatures: checks.length };
   }
   const mode = (await stat(options.index)).mode & 0o777;
-  await writeFileAtomic(options.index, signIndex(decoded.bytes, key.privateKey, key.publicKey), {
-    mode,
-    durable: true,
-  });
+  await writeIndexFiles(options.index, signIndex(decoded.bytes, key.privateKey, key.publicKey), { mode });
   return { index: options.index, keyId: key.keyId, added: true, signatures: checks.length + 1 };
 }
