@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type DecodedIndex,
   decideTrust,
   decodeIndex,
+  decodeIndexBody,
+  INDEX_ACCEPT_ENCODING,
   IndexFormatError,
   InputError,
   MirrorUnavailableError,
@@ -15,8 +16,9 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { readIndexFile, writeFileAtomic } from '@thfc/packer';
+import { readIndexFile } from '@thfc/packer';
 import { type Dispatcher, request } from 'undici';
+import { IndexCache } from './index-cache.js';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 
 /** Where an index lives and where its blocks are, by default, fetched from. */
@@ -65,7 +67,10 @@ export function parseIndexLocation(arg: string): IndexLocation {
 
 export interface LoadIndexOptions {
   readonly offline?: boolean | undefined;
-  /** Cache directory: fetched indexes are kept under CACHE/indexes/ so an offline mount can find them. */
+  /**
+   * Cache directory: fetched indexes are kept under CACHE/indexes/ (index-cache.ts) so an offline mount
+   * can find them, and a mount of an unchanged index is a revalidation (304), not a download.
+   */
   readonly cacheDir?: string | undefined;
   readonly timeoutMs?: number | undefined;
   /** Raw Ed25519 public keys; when given, the index must carry a valid signature by one of them. */
@@ -87,6 +92,8 @@ export interface LoadedIndex {
   readonly location: IndexLocation;
   /** `network`, `file`, or `cache` when the network copy could not be had. */
   readonly from: 'network' | 'file' | 'cache';
+  /** From the network, as a 304 for the cached copy: no index bytes crossed it. */
+  readonly revalidated?: boolean | undefined;
   /** The key id whose signature the trust policy accepted; undefined when no policy was asked for. */
   readonly signer?: string | undefined;
 }
@@ -118,35 +125,51 @@ export async function loadIndex(
   if (location.kind === 'file') {
     loaded = { decoded: await readIndexFile(location.location), location, from: 'file' };
   } else {
-    const cachePath = options.cacheDir
-      ? join(options.cacheDir, 'indexes', `${sha256(location.location)}.idx`)
-      : undefined;
+    const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
+    const cached = await cache?.lookup(location.location);
+    const cachePath = cached?.path ?? cache?.legacyPath(location.location);
     if (options.offline) {
       if (!cachePath)
         throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
       loaded = { decoded: await readCachedIndex(cachePath, location.location), location, from: 'cache' };
     } else {
       try {
-        const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        let fetched = await fetchIndexWithRetries(
+          location.location,
+          components.dispatcher,
+          options,
+          logger,
+          cached?.etag,
+        );
+        let unchanged: DecodedIndex | undefined;
+        if (fetched.bytes === undefined) {
+          // 304: the cached copy is current. A damaged copy is fetched again, unconditionally.
+          unchanged = await readCachedIndex(cachePath as string, location.location).catch(() => undefined);
+          if (!unchanged)
+            fetched = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        }
+        const { url } = fetched;
         if (url !== location.location) {
           // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
           location = { ...location, base: new URL('.', url).href };
           logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
         }
-        let decoded: DecodedIndex;
-        try {
-          decoded = decodeIndex(bytes);
-        } catch (e) {
-          if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
-          throw e;
+        if (unchanged) {
+          loaded = { decoded: unchanged, location, from: 'network', revalidated: true };
+        } else {
+          const bytes = fetched.bytes as Uint8Array;
+          let decoded: DecodedIndex;
+          try {
+            decoded = decodeIndex(bytes);
+          } catch (e) {
+            if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
+            throw e;
+          }
+          await cache
+            ?.store(location.location, bytes, decoded.digest, fetched.etag)
+            .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
+          loaded = { decoded, location, from: 'network' };
         }
-        if (cachePath) {
-          await mkdir(dirname(cachePath), { recursive: true }).catch(() => {});
-          await writeFileAtomic(cachePath, bytes).catch((e) =>
-            logger.fault(`cannot cache index: ${(e as Error).message}`),
-          );
-        }
-        loaded = { decoded, location, from: 'network' };
       } catch (e) {
         if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
         const decoded = await readCachedIndex(cachePath, location.location).catch(() => {
@@ -186,10 +209,11 @@ async function fetchIndexWithRetries(
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
   logger: Logger,
-): Promise<{ bytes: Uint8Array; url: string }> {
+  etag?: string,
+): Promise<FetchedIndex> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchIndexBytes(url, dispatcher, options);
+      return await fetchIndexBytes(url, dispatcher, options, etag);
     } catch (e) {
       if (!(e instanceof MirrorUnavailableError) || attempt >= INDEX_ATTEMPTS) throw e;
       logger.fault(`${e.message}; retrying (attempt ${attempt + 1} of ${INDEX_ATTEMPTS})`);
@@ -199,12 +223,29 @@ async function fetchIndexWithRetries(
   }
 }
 
-/** The index's bytes and the URL they came from, after at most MAX_INDEX_REDIRECTS redirects. */
+interface FetchedIndex {
+  /** The decoded body; undefined for a 304 to `etag`. */
+  readonly bytes: Uint8Array | undefined;
+  /** Where they came from, after redirects. */
+  readonly url: string;
+  /** The server's validator, to send back next time. */
+  readonly etag: string | undefined;
+}
+
+/**
+ * The index's bytes and the URL they came from, after at most
+ * MAX_INDEX_REDIRECTS redirects. It asks for the index zstd- or
+ * gzip-encoded (FORMAT.md §9) and decodes it, bounded by MAX_INDEX_BYTES;
+ * with `etag`, it asks only for a changed index (If-None-Match).
+ */
 async function fetchIndexBytes(
   given: string,
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
-): Promise<{ bytes: Uint8Array; url: string }> {
+  etag?: string,
+): Promise<FetchedIndex> {
+  const headers: Record<string, string> = { 'accept-encoding': INDEX_ACCEPT_ENCODING };
+  if (etag !== undefined) headers['if-none-match'] = etag;
   const timeout = options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS;
   const signal = options.signal
     ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
@@ -214,7 +255,14 @@ async function fetchIndexBytes(
   const maxRedirects = options.followRedirects === false ? 0 : MAX_INDEX_REDIRECTS;
   for (let redirects = 0; ; redirects++) {
     try {
-      res = await request(url, { method: 'GET', signal, dispatcher, headersTimeout: timeout, bodyTimeout: timeout });
+      res = await request(url, {
+        method: 'GET',
+        headers,
+        signal,
+        dispatcher,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
       const why =
@@ -240,26 +288,29 @@ async function fetchIndexBytes(
     await res.body.dump();
     throw new InputError(`${url}: HTTP ${res.statusCode} (no such index)`);
   }
+  const validator = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
+  if (res.statusCode === 304 && etag !== undefined) {
+    await res.body.dump();
+    return { bytes: undefined, url, etag: validator ?? etag };
+  }
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
+  const encoding = res.headers['content-encoding'];
   try {
-    for await (const c of res.body) {
-      n += c.length;
-      if (n > MAX_INDEX_BYTES) {
-        res.body.destroy();
-        throw new IndexFormatError(`larger than ${MAX_INDEX_BYTES} bytes`, undefined, undefined, url);
-      }
-      chunks.push(c);
-    }
+    const bytes = await decodeIndexBody(
+      res.body,
+      typeof encoding === 'string' ? encoding : undefined,
+      MAX_INDEX_BYTES,
+      url,
+    );
+    return { bytes, url, etag: validator };
   } catch (e) {
+    res.body.destroy();
     if (e instanceof IndexFormatError) throw e;
     throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
   }
-  return { bytes: Buffer.concat(chunks), url };
 }
 
 /**
@@ -305,8 +356,4 @@ export function checkTrust(
   const store = 'grants' in trusted ? trusted : trustStoreOfKeys(trusted);
   const name = decoded.index.header.name;
   return requireTrusted(decideTrust(verifyIndexSignatures(decoded), name, store, now), `${name} (${where})`);
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
 }
