@@ -8,6 +8,7 @@ import {
   type DecodedIndex,
   decodeIndex,
   fsError,
+  INDEX_ZST_SUFFIX,
   InputError,
   InterruptedError,
   isImageName,
@@ -251,7 +252,10 @@ async function syncIndex(
     if (failed) throw stop.signal.reason ?? failed.reason;
   }
 
-  if (!unchanged) await writeIndexFiles(indexPath, decoded.bytes, { signal });
+  // A store synced before .zst files existed gets one for an unchanged index too.
+  if (!unchanged || !(await stat(`${indexPath}${INDEX_ZST_SUFFIX}`).catch(() => undefined))) {
+    await writeIndexFiles(indexPath, decoded.bytes, { signal });
+  }
   const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
   return {
     report: {
