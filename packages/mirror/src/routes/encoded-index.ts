@@ -19,10 +19,18 @@ import { type Representation, sendFile } from './send-representation.js';
 const GZIP_LEVEL = 1;
 
 /**
+ * Larger indexes are not gzipped on the fly: 32 MiB is ~1 s of a core per
+ * request, while a 200 MB index cost 9–10 s, which a fleet of clients
+ * mounting at once (ours accept gzip when a store has no .zst) would turn
+ * into a stalled mirror. Such indexes go plain unless their .zst is there.
+ */
+export const MAX_GZIP_INDEX_BYTES = 32 * 1024 * 1024;
+
+/**
  * Serves NAME.idx in the best coding the client accepts (FORMAT.md §9):
  * zstd from NAME.idx.zst when that file decodes to exactly NAME.idx (a
- * stale or damaged one is ignored), gzip made on the fly, else the plain
- * file. Each coding is its own representation: its own ETag (the index's
+ * stale or damaged one is ignored), gzip made on the fly (up to
+ * MAX_GZIP_INDEX_BYTES), else the plain file. Each coding is its own representation: its own ETag (the index's
  * SHA-256 with `-zstd` or `-gzip`), and `Vary: Accept-Encoding` on all of
  * them so shared caches keep them apart. Returns false when it sent
  * nothing and the caller should send the plain file; `done` then has not
@@ -56,6 +64,7 @@ export async function sendEncodedIndex(
       sendFile(ex, encoded(plain, facts, 'zstd', zst.size), zst, ctx, () => ctx.store.closeFile(zst));
       return true;
     }
+    if (file.size > MAX_GZIP_INDEX_BYTES) continue;
     sendGzip(ex, encoded(plain, facts, 'gzip', undefined), file, done);
     return true;
   }

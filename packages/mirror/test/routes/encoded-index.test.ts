@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { compressIndex, decodeIndexBody } from '@thfc/format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_GZIP_INDEX_BYTES } from '../../src/routes/encoded-index.js';
 import type { RunningMirror } from '../../src/serve.js';
 import { get, packImage, tempDir, testMirror } from '../helpers.js';
 
@@ -73,6 +74,15 @@ describe('index content codings', () => {
     expect(r.headers.etag).toBe(`"${sha}"`);
     expect(r.body).toEqual(plain);
     expect((await get(`${mirror.url}img.idx.zst`)).status).toBe(404);
+  });
+
+  it('does not gzip an index larger than MAX_GZIP_INDEX_BYTES on the fly: it goes plain', async () => {
+    const big = Buffer.alloc(MAX_GZIP_INDEX_BYTES + 1, 'a');
+    await writeFile(join(store, 'big.idx'), big);
+    const r = await get(`${mirror.url}big.idx`, { 'accept-encoding': 'gzip' });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-encoding']).toBeUndefined();
+    expect(r.body.length).toBe(big.length);
   });
 
   it('never sends a .zst that does not decode to NAME.idx', async () => {
