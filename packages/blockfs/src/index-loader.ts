@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type DecodedIndex,
   decideTrust,
   decodeIndex,
+  decodeIndexBody,
+  INDEX_ACCEPT_ENCODING,
   IndexFormatError,
   InputError,
   MirrorUnavailableError,
@@ -16,8 +17,9 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { readIndexFile, writeFileAtomic } from '@thfc/packer';
+import { readIndexFile } from '@thfc/packer';
 import { type Dispatcher, request } from 'undici';
+import { IndexCache } from './index-cache.js';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 import { choosePin, resolvePinned } from './pinned-index.js';
 
@@ -76,7 +78,10 @@ function pinOfFragment(hash: string): string | undefined {
 
 export interface LoadIndexOptions {
   readonly offline?: boolean | undefined;
-  /** Cache directory: fetched indexes are kept under CACHE/indexes/ so an offline mount can find them. */
+  /**
+   * Cache directory: fetched indexes are kept under CACHE/indexes/ (index-cache.ts) so an offline mount
+   * can find them, and a mount of an unchanged index is a revalidation (304), not a download.
+   */
   readonly cacheDir?: string | undefined;
   readonly timeoutMs?: number | undefined;
   /** Raw Ed25519 public keys; when given, the index must carry a valid signature by one of them. */
@@ -106,6 +111,8 @@ export interface LoadedIndex {
   readonly location: IndexLocation;
   /** `network`, `file`, or `cache` when the network copy could not be had. */
   readonly from: 'network' | 'file' | 'cache';
+  /** From the network, as a 304 for the cached copy: no index bytes crossed it. */
+  readonly revalidated?: boolean | undefined;
   /** The key id whose signature the trust policy accepted; undefined when no policy was asked for. */
   readonly signer?: string | undefined;
   /** The pinned digest, when the mount is pinned. */
@@ -145,9 +152,9 @@ export async function loadIndex(
   } else if (location.kind === 'file') {
     loaded = { decoded: await readIndexFile(location.location), location, from: 'file', authenticated: false };
   } else {
-    const cachePath = options.cacheDir
-      ? join(options.cacheDir, 'indexes', `${sha256(location.location)}.idx`)
-      : undefined;
+    const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
+    const cached = await cache?.lookup(location.location);
+    const cachePath = cached?.path ?? cache?.legacyPath(location.location);
     if (options.offline) {
       if (!cachePath)
         throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
@@ -159,26 +166,42 @@ export async function loadIndex(
       };
     } else {
       try {
-        const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        let fetched = await fetchIndexWithRetries(
+          location.location,
+          components.dispatcher,
+          options,
+          logger,
+          cached?.etag,
+        );
+        let unchanged: DecodedIndex | undefined;
+        if (fetched.bytes === undefined) {
+          // 304: the cached copy is current. A damaged copy is fetched again, unconditionally.
+          unchanged = await readCachedIndex(cachePath as string, location.location).catch(() => undefined);
+          if (!unchanged)
+            fetched = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+        }
+        const { url } = fetched;
         if (url !== location.location) {
           // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
           location = { ...location, base: new URL('.', url).href };
           logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
         }
-        let decoded: DecodedIndex;
-        try {
-          decoded = decodeIndex(bytes);
-        } catch (e) {
-          if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
-          throw e;
+        if (unchanged) {
+          loaded = { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false };
+        } else {
+          const bytes = fetched.bytes as Uint8Array;
+          let decoded: DecodedIndex;
+          try {
+            decoded = decodeIndex(bytes);
+          } catch (e) {
+            if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
+            throw e;
+          }
+          await cache
+            ?.store(location.location, bytes, decoded.digest, fetched.etag)
+            .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
+          loaded = { decoded, location, from: 'network', authenticated: false };
         }
-        if (cachePath) {
-          await mkdir(dirname(cachePath), { recursive: true }).catch(() => {});
-          await writeFileAtomic(cachePath, bytes).catch((e) =>
-            logger.fault(`cannot cache index: ${(e as Error).message}`),
-          );
-        }
-        loaded = { decoded, location, from: 'network', authenticated: false };
       } catch (e) {
         if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
         const decoded = await readCachedIndex(cachePath, location.location).catch((cached) => {
@@ -214,11 +237,10 @@ async function loadPinned(
   options: LoadIndexOptions,
   logger: Logger,
 ): Promise<LoadedIndex> {
-  const cachePath = options.cacheDir
-    ? join(options.cacheDir, 'indexes', `${sha256(location.location)}-${pin.slice('sha256:'.length)}.idx`)
-    : undefined;
-  if (cachePath) {
-    const cached = await readFile(cachePath).then(
+  // The cache keeps indexes by digest: the pinned version's copy is the pinned version, or it does not decode.
+  const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
+  if (cache) {
+    const cached = await readFile(cache.pathOf(pin)).then(
       (b) => decodeIndex(b),
       () => undefined,
     );
@@ -235,19 +257,16 @@ async function loadPinned(
   } else {
     const { bytes, url } = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
     if (url !== location.location) where = { ...location, base: new URL('.', url).href };
-    current = decodeAt(bytes, location.location);
+    current = decodeAt(bytes as Uint8Array, location.location);
     fetch = async (relative) =>
-      (await fetchIndexWithRetries(new URL(relative, where.base).href, components.dispatcher, options, logger)).bytes;
+      (await fetchIndexWithRetries(new URL(relative, where.base).href, components.dispatcher, options, logger))
+        .bytes as Uint8Array;
   }
   const { decoded, latest } = await resolvePinned(current, pin, fetch, location.location);
   if (latest !== pin)
     logger.info(`index ${decoded.index.header.name} pinned to ${pin}; the store's latest is ${latest}`);
-  if (cachePath && location.kind === 'http') {
-    await mkdir(dirname(cachePath), { recursive: true }).catch(() => {});
-    await writeFileAtomic(cachePath, decoded.bytes).catch((e) =>
-      logger.fault(`cannot cache index: ${(e as Error).message}`),
-    );
-  }
+  if (cache && location.kind === 'http')
+    await cache.keep(decoded.bytes, pin).catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
   return {
     decoded,
     location: where,
@@ -314,10 +333,11 @@ async function fetchIndexWithRetries(
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
   logger: Logger,
-): Promise<{ bytes: Uint8Array; url: string }> {
+  etag?: string,
+): Promise<FetchedIndex> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchIndexBytes(url, dispatcher, options);
+      return await fetchIndexBytes(url, dispatcher, options, etag);
     } catch (e) {
       if (!(e instanceof MirrorUnavailableError) || attempt >= INDEX_ATTEMPTS) throw e;
       logger.fault(`${e.message}; retrying (attempt ${attempt + 1} of ${INDEX_ATTEMPTS})`);
@@ -340,20 +360,33 @@ export async function revalidateIndex(
   options: Pick<LoadIndexOptions, 'timeoutMs' | 'signal'>,
 ): Promise<{ unchanged: true } | { unchanged: false; decoded: DecodedIndex; etag: string | undefined }> {
   const got = await fetchIndexBytes(url, dispatcher, options, etag);
-  if (got.notModified) return { unchanged: true };
+  if (got.bytes === undefined) return { unchanged: true };
   return { unchanged: false, decoded: decodeAt(got.bytes, url), etag: got.etag };
+}
+
+interface FetchedIndex {
+  /** The decoded body; undefined for a 304 to `etag`. */
+  readonly bytes: Uint8Array | undefined;
+  /** Where they came from, after redirects. */
+  readonly url: string;
+  /** The server's validator, to send back next time. */
+  readonly etag: string | undefined;
 }
 
 /**
  * The index's bytes and the URL they came from, after at most
- * MAX_INDEX_REDIRECTS redirects; with `ifNoneMatch`, a 304 is `notModified`.
+ * MAX_INDEX_REDIRECTS redirects. It asks for the index zstd- or
+ * gzip-encoded (FORMAT.md §9) and decodes it, bounded by MAX_INDEX_BYTES;
+ * with `etag`, it asks only for a changed index (If-None-Match).
  */
 async function fetchIndexBytes(
   given: string,
   dispatcher: Dispatcher | undefined,
   options: LoadIndexOptions,
-  ifNoneMatch?: string,
-): Promise<{ bytes: Uint8Array; url: string; etag?: string | undefined; notModified?: boolean }> {
+  etag?: string,
+): Promise<FetchedIndex> {
+  const headers: Record<string, string> = { 'accept-encoding': INDEX_ACCEPT_ENCODING };
+  if (etag !== undefined) headers['if-none-match'] = etag;
   const timeout = options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS;
   const signal = options.signal
     ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
@@ -365,11 +398,11 @@ async function fetchIndexBytes(
     try {
       res = await request(url, {
         method: 'GET',
+        headers,
         signal,
         dispatcher,
         headersTimeout: timeout,
         bodyTimeout: timeout,
-        headers: ifNoneMatch ? { 'if-none-match': ifNoneMatch } : undefined,
       });
     } catch (e) {
       if (options.signal?.aborted) throw options.signal.reason;
@@ -392,35 +425,33 @@ async function fetchIndexBytes(
       throw new MirrorUnavailableError(given, `more than ${maxRedirects} redirects (last to ${next})`);
     url = next;
   }
-  if (res.statusCode === 304 && ifNoneMatch) {
-    await res.body.dump();
-    return { bytes: new Uint8Array(), url, notModified: true };
-  }
   if (res.statusCode === 404 || res.statusCode === 410) {
     await res.body.dump();
     throw new InputError(`${url}: HTTP ${res.statusCode} (no such index)`);
+  }
+  const validator = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
+  if (res.statusCode === 304 && etag !== undefined) {
+    await res.body.dump();
+    return { bytes: undefined, url, etag: validator ?? etag };
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
+  const encoding = res.headers['content-encoding'];
   try {
-    for await (const c of res.body) {
-      n += c.length;
-      if (n > MAX_INDEX_BYTES) {
-        res.body.destroy();
-        throw new IndexFormatError(`larger than ${MAX_INDEX_BYTES} bytes`, undefined, undefined, url);
-      }
-      chunks.push(c);
-    }
+    const bytes = await decodeIndexBody(
+      res.body,
+      typeof encoding === 'string' ? encoding : undefined,
+      MAX_INDEX_BYTES,
+      url,
+    );
+    return { bytes, url, etag: validator };
   } catch (e) {
+    res.body.destroy();
     if (e instanceof IndexFormatError) throw e;
     throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
   }
-  const etag = res.headers.etag;
-  return { bytes: Buffer.concat(chunks), url, etag: typeof etag === 'string' ? etag : undefined };
 }
 
 /**
@@ -466,8 +497,4 @@ export function checkTrust(
   const store = 'grants' in trusted ? trusted : trustStoreOfKeys(trusted);
   const name = decoded.index.header.name;
   return requireTrusted(decideTrust(verifyIndexSignatures(decoded), name, store, now), `${name} (${where})`);
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
 }

@@ -93,7 +93,9 @@ async function serveIndex(bytes: Uint8Array) {
   return { ...server, indexUrl: `${server.url}/imgs/img.idx`, state };
 }
 
-const cachedIndexes = async (cacheDir: string) => readdir(join(cacheDir, 'indexes')).catch(() => [] as string[]);
+/** The index copies in the cache (index-cache.ts): one per digest, beside the per-URL records. */
+const cachedIndexes = async (cacheDir: string) =>
+  (await readdir(join(cacheDir, 'indexes')).catch(() => [] as string[])).filter((f) => f.endsWith('.idx'));
 
 describe('parseIndexLocation', () => {
   it('http and https URLs: the index, and the directory its blocks are under', () => {
@@ -194,7 +196,7 @@ describe('loadIndex over HTTP', () => {
     expect(server.requests).toEqual(['/imgs/img.idx']);
     const files = await cachedIndexes(cacheDir);
     expect(files).toHaveLength(1);
-    expect(files[0]).toMatch(/^[0-9a-f]{64}\.idx$/);
+    expect(files[0]).toMatch(/^sha256-[0-9a-f]{64}\.idx$/);
     expect(
       Buffer.from(await readFile(join(cacheDir, 'indexes', files[0] as string))).equals(Buffer.from(img.indexBytes)),
     ).toBe(true);

@@ -1,4 +1,6 @@
+import type { Transform } from 'node:stream';
 import { deflateSync, inflateSync } from 'node:zlib';
+import { DecompressStream } from 'zstd-napi';
 import zstd from 'zstd-napi/binding.js';
 import { BlockCorruptError, InvalidArgumentError } from './errors.js';
 
@@ -152,4 +154,17 @@ export function classifyStored(head: Uint8Array, storedSize: number, length: num
   const flg = head[1] as number;
   if ((cmf & 0x0f) === 8 && ((cmf << 8) | flg) % 31 === 0) return 'zlib';
   return undefined;
+}
+
+/** One zstd frame of `data` (its content size recorded), for files that are not blocks: NAME.idx.zst. */
+export function zstdCompress(data: Uint8Array, level: number): Uint8Array {
+  cctx ??= new zstd.CCtx();
+  const dst = Buffer.allocUnsafe(zstd.compressBound(data.length));
+  const n = cctx.compress(dst, data, level);
+  return Uint8Array.prototype.slice.call(dst, 0, n);
+}
+
+/** A streaming zstd decoder (a Transform): the caller bounds what it lets through. */
+export function zstdDecompressStream(): Transform {
+  return new DecompressStream();
 }

@@ -7,6 +7,8 @@ export * from './codecs.js';
 export * from './errors.js';
 export * from './geometry.js';
 export * from './image-index.js';
+export * from './index-identity.js';
+export * from './index-wire.js';
 export * from './signature.js';
 export * from './signature-line.js';
 export * from './trust-policy.js';

@@ -9,7 +9,7 @@ import {
   fsError,
   MirrorUnavailableError,
 } from '@thfc/format';
-import { readIndexFile, writeFileAtomic } from '@thfc/packer';
+import { readIndexFile, writeIndexFiles } from '@thfc/packer';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
@@ -185,7 +185,7 @@ export class PullThrough {
     }
     refs.addIndex(decoded.index, decoded.digest);
     try {
-      await writeFileAtomic(join(store.root, `${name}.idx`), decoded.bytes, { durable: true, signal: this.signal });
+      await writeIndexFiles(join(store.root, `${name}.idx`), decoded.bytes, { signal: this.signal });
     } catch (e) {
       metrics.error('store_write');
       throw e;

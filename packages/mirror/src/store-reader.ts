@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { close, read } from 'node:fs';
 import { access, constants, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blockPath, decodeIndex, fsError, UsageError } from '@thfc/format';
+import { blockPath, decodeIndex, decodeIndexBody, fsError, INDEX_ZST_SUFFIX, UsageError } from '@thfc/format';
 import { DirStore } from '@thfc/packer';
 import { FdCache, type OpenFile, openRegularFile } from './fd-cache.js';
 import type { ListingEntry } from './store-listing.js';
@@ -24,6 +24,12 @@ export interface FileFacts {
   readonly sha256: string;
   /** For an index that decodes: its format digest (`sha256:…`, signatures excluded, FORMAT.md §5.6). */
   readonly digest?: string | undefined;
+  /**
+   * For NAME.idx.zst: SHA-256 of its decoded content, undefined when it does
+   * not decode. It is served for NAME.idx only while this equals NAME.idx's
+   * `sha256`, so a stale or damaged .zst is never sent.
+   */
+  readonly decodedSha256?: string | undefined;
 }
 
 export interface StoreReaderOptions {
@@ -114,7 +120,9 @@ export class StoreReader {
     let facts = this.facts.get(file.identity);
     if (!facts) {
       if (this.facts.size >= MAX_FILE_FACTS) this.facts.clear();
-      facts = computeFacts(file, name.endsWith('.idx'));
+      facts = name.endsWith(`.idx${INDEX_ZST_SUFFIX}`)
+        ? computeZstFacts(file)
+        : computeFacts(file, name.endsWith('.idx'));
       facts.catch(() => this.facts.delete(file.identity));
       this.facts.set(file.identity, facts);
     }
@@ -190,6 +198,18 @@ interface ShardCheck {
   readonly at: number;
   value: boolean | undefined;
   pending: Promise<boolean>;
+}
+
+async function computeZstFacts(file: OpenFile): Promise<FileFacts> {
+  const bytes = Buffer.allocUnsafe(Math.min(file.size, MAX_LISTED_INDEX_BYTES));
+  await readFully(file.fd, bytes, 0);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  try {
+    const decoded = await decodeIndexBody([bytes], 'zstd', MAX_LISTED_INDEX_BYTES, 'zst');
+    return { sha256, decodedSha256: createHash('sha256').update(decoded).digest('hex') };
+  } catch {
+    return { sha256 };
+  }
 }
 
 async function computeFacts(file: OpenFile, isIndex: boolean): Promise<FileFacts> {

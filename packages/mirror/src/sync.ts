@@ -9,6 +9,7 @@ import {
   decodeIndex,
   decodeVersionList,
   fsError,
+  INDEX_ZST_SUFFIX,
   InputError,
   InterruptedError,
   isImageName,
@@ -17,7 +18,7 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { type CommandIo, DirStore, formatBytes, progressFor, VersionStore } from '@thfc/packer';
+import { type CommandIo, DirStore, formatBytes, progressFor, VersionStore, writeIndexFiles } from '@thfc/packer';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListingEntry } from './store-listing.js';
 import { Upstream } from './upstream.js';
@@ -225,8 +226,11 @@ async function syncIndex(
   const refs = [...decoded.index.uniqueRefs().values()];
   const copied = await copyMissingBlocks(upstream, store, refs, `sync ${name}`, io, fetched);
 
-  // Through the version store: the index it replaces stays as a retained version (docs/FORMAT.md §5.9).
+  // Through the version store (NAME.idx and NAME.idx.zst): the index it replaces stays retained (FORMAT.md §5.9).
   if (!unchanged) await new VersionStore(store.root).publish(name, decoded.bytes, signal);
+  // A store synced before .zst files existed gets one for an unchanged index too.
+  else if (!(await stat(`${indexPath}${INDEX_ZST_SUFFIX}`).catch(() => undefined)))
+    await writeIndexFiles(indexPath, decoded.bytes, { signal });
   const versions = await syncVersions(upstream, store, name, io, logger, fetched);
   const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
   return {

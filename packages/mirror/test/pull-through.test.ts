@@ -1,6 +1,6 @@
 import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BlockRef, blockPath, decodeIndex, encodeProfile } from '@thfc/format';
+import { type BlockRef, blockPath, decodeIndex, decodeIndexBody, encodeProfile } from '@thfc/format';
 import { runProfileAdd } from '@thfc/packer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMirror } from '../src/serve.js';
@@ -55,6 +55,10 @@ describe('pull-through', () => {
     expect(idx.status).toBe(200);
     expect(idx.body.equals(await readFile(join(upstreamStore, 'img.idx')))).toBe(true);
     expect(await exists(join(store, 'img.idx'))).toBe(true);
+    // Pulled with its wire twin, so this mirror serves it zstd-coded too.
+    const zst = await get(`${m.url}img.idx`, { 'accept-encoding': 'zstd' });
+    expect(zst.headers['content-encoding']).toBe('zstd');
+    expect(await decodeIndexBody([zst.body], 'zstd', 1e8, 'zst')).toEqual(idx.body);
 
     const ref = refs[0] as BlockRef;
     const before = upstream.metrics.count('block', 200);

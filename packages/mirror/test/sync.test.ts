@@ -6,6 +6,7 @@ import {
   type BlockRef,
   blockPath,
   decodeIndex,
+  decodeIndexBody,
   encodeProfile,
   generateSigningKey,
   InputError,
@@ -115,6 +116,10 @@ describe('sync', () => {
     expect(img?.fetched).toBe(refs.length);
     expect(r.fetchedBytes).toBeGreaterThan(0);
     expect(await readFile(join(store, 'img.idx'))).toEqual(await readFile(join(upstreamStore, 'img.idx')));
+    const zst = join(store, 'img.idx.zst');
+    expect(await decodeIndexBody([await readFile(zst)], 'zstd', 1e8, zst)).toEqual(
+      await readFile(join(store, 'img.idx')),
+    );
     const verified = await runVerify({ store }, testIo());
     expect(verified.ok).toBe(true);
     expect(verified.indexes).toHaveLength(2);
@@ -123,6 +128,12 @@ describe('sync', () => {
     expect(again.indexes.map((i) => i.status)).toEqual(['unchanged', 'unchanged']);
     expect(again.fetchedBlocks).toBe(0);
     expect(again.indexes[0]?.present).toBe(refs.length);
+    // A replica synced before .zst files existed gets one on the next pass.
+    await rm(zst);
+    await runSync({ upstream: upstream.url, store }, testIo());
+    expect(await decodeIndexBody([await readFile(zst)], 'zstd', 1e8, zst)).toEqual(
+      await readFile(join(store, 'img.idx')),
+    );
   });
 
   it('syncs named indexes (NAME or NAME.idx) and refuses bad names or names the upstream lacks', async () => {

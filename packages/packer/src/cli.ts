@@ -58,7 +58,7 @@ const program = new Command('thfc-pack')
 program
   .command('pack')
   .description('split IMAGE into blocks, store the new ones in STORE, and write STORE/NAME.idx last')
-  .argument('<image>', 'raw disk image file or block device, or - for stdin')
+  .argument('<image>', 'disk image file (raw, or qcow2 and other qemu formats) or block device, or - for stdin')
   .requiredOption('-s, --store <dir>', 'store directory (created if missing)')
   .option('-n, --name <name>', 'image name (default: IMAGE without its .img/.raw/.iso extension)')
   .option('-b, --block-size <size>', 'block size, a power of two from 4K to 4M', '256K')
@@ -67,6 +67,7 @@ program
   .option('--sign <keyfile>', 'sign the index with this private key')
   .option('--previous <index>', "record this earlier index's digest as the previous version")
   .option('-j, --workers <n>', 'worker threads (default: one per core)')
+  .option('--input-format <fmt>', 'raw, qcow2, vmdk, … (default: what qemu-img info says)', 'auto')
   .option('--json', 'print the summary as JSON')
   .action(async (image: string, o) => {
     const s = await runPack(
@@ -80,6 +81,7 @@ program
         sign: o.sign,
         previous: o.previous,
         workers: o.workers === undefined ? undefined : positiveInt('--workers', o.workers),
+        inputFormat: o.inputFormat,
       },
       io(!!o.json),
     );
@@ -87,6 +89,7 @@ program
       [
         `packed ${s.name} -> ${s.index}${s.signedBy ? ` (signed by ${s.signedBy})` : ''}`,
         `  blocks  ${s.blocks} total, ${s.zeroBlocks} zero, ${s.uniqueBlocks} unique, ${s.newBlocks} new`,
+        `  input   ${s.inputFormat}, ${formatBytes(s.bytesRead)} read, ${formatBytes(s.bytesIn - s.bytesRead)} of holes skipped`,
         `  bytes   ${formatBytes(s.bytesIn)} in, ${formatBytes(s.storedBytes)} stored (ratio ${s.ratio.toFixed(2)}), ${formatBytes(s.newBytes)} new`,
         `  time    ${s.seconds.toFixed(2)} s, ${formatRate(s.bytesIn, s.seconds)}`,
         `  digest  ${s.digest}`,

@@ -7,6 +7,7 @@ export * from './dir-store.js';
 export * from './gc.js';
 export * from './human-units.js';
 export * from './index-file.js';
+export * from './index-files.js';
 export * from './inspect.js';
 export * from './key-commands.js';
 export * from './key-file.js';

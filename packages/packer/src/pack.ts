@@ -1,7 +1,6 @@
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { addAbortSignal, type Readable } from 'node:stream';
 import {
   assertBlockSize,
   assertImageName,
@@ -22,10 +21,10 @@ import type { CommandIo } from './command-io.js';
 import { progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
 import { fsError, InputError, InterruptedError, StoreFullError, UsageError } from './errors.js';
+import { type InputFormat, openImageInput } from './image-input.js';
 import { looksLikeIndex, readIndexFile } from './index-file.js';
 import { readKeyFile } from './key-file.js';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';
-import { readBlocks, splitBlocks } from './split-blocks.js';
 import { VersionStore } from './version-store.js';
 import { WorkerPool, workerScript } from './worker-pool.js';
 
@@ -45,6 +44,8 @@ export interface PackOptions {
   readonly created?: Date | undefined;
   /** Worker threads; default one per core. */
   readonly workers?: number | undefined;
+  /** The image's qemu format (`raw`, `qcow2`, …); default `auto`: qemu-img says. */
+  readonly inputFormat?: InputFormat | undefined;
 }
 
 export interface PackSummary {
@@ -70,6 +71,10 @@ export interface PackSummary {
   readonly seconds: number;
   readonly mbPerSecond: number;
   readonly signedBy: string | undefined;
+  /** The format read (`raw`, or a qemu format read through qemu-nbd). */
+  readonly inputFormat: string;
+  /** Bytes actually read from the input: holes that qemu-img map reported are skipped. */
+  readonly bytesRead: number;
 }
 
 /**
@@ -78,7 +83,10 @@ export interface PackSummary {
  */
 const DEFAULT_INFLIGHT_PER_WORKER = 4;
 
-const IMAGE_EXTENSIONS = /\.(img|raw|iso|bin|disk)$/i;
+const IMAGE_EXTENSIONS = /\.(img|raw|iso|bin|disk|qcow2?|vmdk|vdi|vhdx?|qed)$/i;
+
+/** One shared object for every zero entry: a 1 TiB image is millions of them. */
+const ZERO_ENTRY: IndexEntry = Object.freeze({ zero: true });
 
 /**
  * Splits an image into blocks, stores the ones the store lacks, and writes
@@ -93,7 +101,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   const hash = options.hash ?? DEFAULT_HASH;
   const fromStdin = options.image === '-';
   if (fromStdin && !options.name) throw new UsageError('reading the image from stdin needs --name');
-  const total = fromStdin ? undefined : await checkImage(options.image);
+  if (!fromStdin) await checkImage(options.image);
   const name = assertImageName(options.name ?? basename(options.image).replace(IMAGE_EXTENSIONS, ''));
   const key = options.sign ? await readKeyFile(options.sign) : undefined;
   const previous = options.previous ? (await readIndexFile(options.previous)).digest : undefined;
@@ -101,11 +109,13 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   await prepareStore(options.store);
   const store = new DirStore(options.store);
   // Open before starting workers: a failure here must not leave threads holding the process open.
-  const fh = fromStdin
-    ? undefined
-    : await open(options.image, 'r').catch((e) => {
-        throw fsError(e, `image ${options.image}`);
-      });
+  const input = await openImageInput(
+    options.image,
+    { stdin: io.stdin },
+    { format: options.inputFormat, signal: io.signal },
+  ).catch((e) => {
+    throw io.signal.aborted ? new InterruptedError('interrupted before reading the image; nothing was stored') : e;
+  });
 
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const pool = new WorkerPool<PackTask, PackTaskResult>(workerScript('pack-worker', import.meta.url), workers, {
@@ -116,11 +126,12 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   const stop = new AbortController();
   const onAbort = () => stop.abort(io.signal.reason);
   io.signal.addEventListener('abort', onAbort, { once: true });
-  const progress = progressFor(io, `pack ${name}`, total);
+  const progress = progressFor(io, `pack ${name}`, input.size);
 
   const entries: IndexEntry[] = [];
   const written = new Set<string>();
   let bytesIn = 0;
+  let bytesRead = 0;
   let newBlocks = 0;
   let newBytes = 0;
   let firstError: unknown;
@@ -130,7 +141,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   const handle = async (r: PackTaskResult): Promise<void> => {
     if ('error' in r) throw new Error(`block ${r.seq}: ${r.error}`);
     if (r.zero) {
-      entries[r.seq] = { zero: true };
+      entries[r.seq] = ZERO_ENTRY;
       return;
     }
     entries[r.seq] = { id: r.id, codec: r.codec, storedSize: r.storedSize };
@@ -142,14 +153,19 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   };
 
   try {
-    const blocks = fh
-      ? readBlocks(fh, blockSize, stop.signal)
-      : splitBlocks(abortable(io.stdin, stop.signal), blockSize, stop.signal);
     let seq = 0;
-    for await (const block of blocks) {
+    for await (const step of input.blocks(blockSize, stop.signal)) {
       if (stop.signal.aborted) break;
+      if (step.kind === 'holes') {
+        for (let k = 0; k < step.count; k++) entries[seq++] = ZERO_ENTRY;
+        bytesIn += step.bytes;
+        progress.update(bytesIn);
+        continue;
+      }
+      const block = step.buffer;
       const task: PackTask = { seq: seq++, buffer: block.buffer as ArrayBuffer, length: block.length };
       bytesIn += block.length;
+      bytesRead += block.length;
       const p: Promise<void> = pool
         .run(task, [task.buffer])
         .then(handle)
@@ -167,7 +183,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   } finally {
     await Promise.allSettled(inflight);
     await pool.close();
-    await fh?.close();
+    await input.close().catch(() => {});
     io.signal.removeEventListener('abort', onAbort);
   }
   if (io.signal.aborted && !firstError) {
@@ -188,7 +204,7 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   progress.finish();
   if (bytesIn === 0) throw new InputError(`${options.image}: the image is empty`);
 
-  let indexBytes = encodeIndex(
+  const unsigned = encodeIndex(
     {
       version: FORMAT_VERSION,
       name,
@@ -201,8 +217,9 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
     },
     entries,
   );
-  if (key) indexBytes = signIndex(indexBytes, key.privateKey, key.publicKey);
+  const indexBytes = key ? signIndex(unsigned, key.privateKey, key.publicKey) : unsigned;
   const indexPath = join(options.store, indexFileName(name));
+  // NAME.idx (and NAME.idx.zst) through the version store: the version it replaces stays retained.
   const version = await new VersionStore(options.store).publish(name, indexBytes, io.signal);
 
   const unique = new Map<string, number>();
@@ -231,12 +248,9 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
     seconds,
     mbPerSecond: bytesIn / 1e6 / seconds,
     signedBy: key?.keyId,
+    inputFormat: input.format,
+    bytesRead,
   };
-}
-
-/** Ends iteration of a stream when `signal` aborts, even while it waits for data (stdin from a quiet pipe). */
-function abortable(stream: NodeJS.ReadableStream, signal: AbortSignal): AsyncIterable<Uint8Array> {
-  return addAbortSignal(signal, stream as Readable) as AsyncIterable<Uint8Array>;
 }
 
 function formatCount(n: number): string {
@@ -253,8 +267,8 @@ export function createdFromEnv(env: Readonly<Record<string, string | undefined>>
   return new Date();
 }
 
-/** Returns the image's size when it is a regular file (for progress), undefined for devices and pipes. */
-async function checkImage(path: string): Promise<number | undefined> {
+/** Refuses a directory, an empty file and an index given where an image belongs. */
+async function checkImage(path: string): Promise<void> {
   let st: Awaited<ReturnType<typeof stat>>;
   try {
     st = await stat(path);
@@ -271,9 +285,7 @@ async function checkImage(path: string): Promise<number | undefined> {
         `${path} is a thfc index, not a disk image (to rebuild an image from it, use: thfc-pack unpack)`,
       );
     }
-    return st.size;
   }
-  return undefined;
 }
 
 async function prepareStore(store: string): Promise<void> {

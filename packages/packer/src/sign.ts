@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { indexFileName, SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
 import { readIndexFile } from './index-file.js';
+import { writeIndexFiles } from './index-files.js';
 import { readKeyFile } from './key-file.js';
 import { VersionStore } from './version-store.js';
 
@@ -35,7 +35,7 @@ export async function runSign(options: SignOptions): Promise<SignResult> {
   }
   const mode = (await stat(options.index)).mode & 0o777;
   const signed = signIndex(decoded.bytes, key.privateKey, key.publicKey);
-  await writeFileAtomic(options.index, signed, { mode, durable: true });
+  await writeIndexFiles(options.index, signed, { mode });
   // STORE/NAME.idx has a retained copy (docs/FORMAT.md §5.9): it carries the same signatures.
   const name = decoded.index.header.name;
   if (basename(options.index) === indexFileName(name))

@@ -10,6 +10,7 @@ import {
   IndexFormatError,
   indexFileName,
   MAX_VERSION_LIST_BYTES,
+  peekIndexIdentity,
   sortVersions,
   VERSION_LIST_FILE,
   VERSIONS_DIR,
@@ -18,6 +19,7 @@ import {
 } from '@thfc/format';
 import { syncDir, writeFileAtomic } from './atomic-file.js';
 import { fsError, InputError } from './errors.js';
+import { writeIndexFiles } from './index-files.js';
 
 /**
  * The retained versions of a store's images (docs/FORMAT.md §5.9): every
@@ -80,7 +82,7 @@ export class VersionStore {
     const version = await this.retain(name, bytes, signal);
     list = withVersion(list, version, version.digest);
     await this.writeList(list, signal);
-    await writeFileAtomic(join(this.root, indexFileName(name)), bytes, { durable: true, signal });
+    await writeIndexFiles(join(this.root, indexFileName(name)), bytes, { signal });
     return version;
   }
 
@@ -97,7 +99,7 @@ export class VersionStore {
     if (decoded.digest !== version.digest)
       throw new IndexFormatError(`retained version ${version.file} does not hold ${version.digest}`, undefined);
     await this.writeList(withVersion(list, version, version.digest), signal);
-    await writeFileAtomic(join(this.root, indexFileName(name)), bytes, { durable: true, signal });
+    await writeIndexFiles(join(this.root, indexFileName(name)), bytes, { signal });
     return version;
   }
 
@@ -112,7 +114,7 @@ export class VersionStore {
   /** After `sign` rewrote NAME.idx: its retained copy (same digest) gets the new signatures too. */
   async refresh(name: string, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
     const list = await this.list(name);
-    const digest = decodeIndex(bytes).digest;
+    const { digest } = peekIndexIdentity(bytes);
     if (!list.versions.some((v) => v.digest === digest)) return;
     const version = await this.retain(name, bytes, signal);
     await this.writeList(withVersion(list, version, list.latest), signal);
@@ -138,7 +140,7 @@ export class VersionStore {
     if (!current) return list;
     let digest: string;
     try {
-      digest = decodeIndex(current).digest;
+      digest = peekIndexIdentity(current).digest;
     } catch {
       return list; // a damaged NAME.idx is not worth keeping; publishing replaces it
     }
@@ -150,14 +152,14 @@ export class VersionStore {
   }
 
   private async retain(name: string, bytes: Uint8Array, signal?: AbortSignal): Promise<ImageVersion> {
-    const { index, digest } = decodeIndex(bytes);
-    const file = versionFileName(index.header.created, digest);
+    const { created, digest } = peekIndexIdentity(bytes);
+    const file = versionFileName(created, digest);
     const dir = this.dir(name);
     await mkdir(dir, { recursive: true }).catch((e) => {
       throw fsError(e, dir);
     });
     await writeFileAtomic(join(dir, file), bytes, { durable: true, signal });
-    return { file, created: index.header.created, digest, bytes: bytes.length };
+    return { file, created, digest, bytes: bytes.length };
   }
 
   private async writeList(list: VersionList, signal?: AbortSignal): Promise<void> {

@@ -1,4 +1,5 @@
 import { isImageName, MirrorUnavailableError } from '@thfc/format';
+import { sendEncodedIndex } from './encoded-index.js';
 import type { Exchange } from './exchange.js';
 import type { RouteContext } from './route-context.js';
 import { sendFile } from './send-representation.js';
@@ -35,7 +36,8 @@ function contentTypeOf(name: string): string {
  * public keys. With an upstream, a missing index or boot profile is pulled
  * (pull-through.ts; 502 when the upstreams could not deliver one that
  * passes its checks), and a served one revalidated in the background.
- * Indexes carry their format digest in `X-Thfc-Digest`.
+ * Indexes carry their format digest in `X-Thfc-Digest`, and are sent
+ * zstd- or gzip-encoded to a client that accepts it (encoded-index.ts).
  */
 export async function serveRootFile(ex: Exchange, name: string, ctx: RouteContext): Promise<void> {
   const pulled = pulledKind(name);
@@ -70,17 +72,20 @@ export async function serveRootFile(ex: Exchange, name: string, ctx: RouteContex
     ctx.store.closeFile(opened);
     throw e;
   }
-  sendFile(
-    ex,
-    {
-      size: opened.size,
-      etag: `"${facts.sha256}"`,
-      contentType: contentTypeOf(name),
-      cacheControl: ROOT_FILE_CACHE_CONTROL,
-      extra: facts.digest ? ['x-thfc-digest', facts.digest] : [],
-    },
-    opened,
-    ctx,
-    () => ctx.store.closeFile(opened),
-  );
+  const isIndex = name.endsWith('.idx');
+  const rep = {
+    size: opened.size,
+    etag: `"${facts.sha256}"`,
+    contentType: contentTypeOf(name),
+    cacheControl: ROOT_FILE_CACHE_CONTROL,
+    extra: [...(facts.digest ? ['x-thfc-digest', facts.digest] : []), ...(isIndex ? ['vary', 'accept-encoding'] : [])],
+  };
+  const close = () => ctx.store.closeFile(opened);
+  try {
+    if (isIndex && (await sendEncodedIndex(ex, name, rep, opened, ctx, close))) return;
+  } catch (e) {
+    close();
+    throw e;
+  }
+  sendFile(ex, rep, opened, ctx, close);
 }
