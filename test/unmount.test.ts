@@ -153,9 +153,21 @@ describe('httpstorged umount', () => {
     await waitUntil(undefined, 'the daemon to say it serves on', async () => /still has users/.test(await m.logText()));
     expect(await h.read(7 * MiB, 4096)).toEqual({ ok: true, bytes: small.subarray(7 * MiB, 7 * MiB + 4096) });
     expect(await running(pid)).toBe(true);
+    // A new mount at the same path meanwhile is not the old daemon's to unmount.
+    const again = await TestMount.start(mnt, join(work, 'again.txt'), [
+      join(store, 'small.idx'),
+      '--cache',
+      join(work, 'cache'),
+    ]);
+    mounts.push(again.mount);
+    expect(again.result.code, again.result.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500)); // the old daemon tries again every second
+    expect(await isMounted(mnt)).toBe(true);
     await h.close();
     await waitUntil(undefined, 'the daemon to exit after its last user', async () => !(await running(pid)), 10_000);
     expect(await m.logText()).toMatch(/detached lazily and still has users[\s\S]*unmounted/);
+    expect(await isMounted(mnt)).toBe(true);
+    expect((await readRange(join(mnt, 'small'), 0, 4096)).ok).toBe(true);
   }, 60_000);
 });
 
