@@ -206,6 +206,25 @@ describe('httpstorged signals', () => {
     expect((await h.read(0, 4096)).ok).toBe(false);
   }, 60_000);
 
+  it('a second SIGTERM after a lazy detach stops the old daemon without touching a newer mount at the path', async () => {
+    const { mnt, pid, mount: m } = await mount('small');
+    const h = await hold(join(mnt, 'small'));
+    expect((await umount(mnt, '--lazy')).code).toBe(0);
+    await waitUntil(undefined, 'the daemon to say it serves on', async () => /still has users/.test(await m.logText()));
+    const again = await TestMount.start(mnt, join(work, 'again2.txt'), [
+      join(store, 'small.idx'),
+      '--cache',
+      join(work, 'cache'),
+    ]);
+    mounts.push(again.mount);
+    expect(again.result.code, again.result.stderr).toBe(0);
+    process.kill(pid, 'SIGTERM');
+    await waitUntil(undefined, 'the old daemon to exit', async () => !(await running(pid)), 10_000);
+    expect((await h.read(0, 4096)).ok).toBe(false); // its user was cut off, as a second signal says
+    expect(await isMounted(mnt)).toBe(true);
+    expect((await readRange(join(mnt, 'small'), 0, 4096)).ok).toBe(true);
+  }, 60_000);
+
   it('SIGHUP after a logrotate-style rename writes to a new log file and leaves the mount alone', async () => {
     const { mnt, pid, log, mount: m } = await mount('small');
     await rename(log, `${log}.1`);

@@ -406,6 +406,8 @@ export async function mountImages(
       return 'done';
     },
     async unmount() {
+      // Detached already (a lazy umount): what is mounted at the path now, if anything, is another's.
+      if (device !== undefined && (await mountDevice(mountpoint)) !== device) return close();
       const clean = await fuse.unmount();
       if (!clean) {
         logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);
