@@ -153,9 +153,21 @@ describe('httpstorged umount', () => {
     await waitUntil(undefined, 'the daemon to say it serves on', async () => /still has users/.test(await m.logText()));
     expect(await h.read(7 * MiB, 4096)).toEqual({ ok: true, bytes: small.subarray(7 * MiB, 7 * MiB + 4096) });
     expect(await running(pid)).toBe(true);
+    // A new mount at the same path meanwhile is not the old daemon's to unmount.
+    const again = await TestMount.start(mnt, join(work, 'again.txt'), [
+      join(store, 'small.idx'),
+      '--cache',
+      join(work, 'cache'),
+    ]);
+    mounts.push(again.mount);
+    expect(again.result.code, again.result.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500)); // the old daemon tries again every second
+    expect(await isMounted(mnt)).toBe(true);
     await h.close();
     await waitUntil(undefined, 'the daemon to exit after its last user', async () => !(await running(pid)), 10_000);
     expect(await m.logText()).toMatch(/detached lazily and still has users[\s\S]*unmounted/);
+    expect(await isMounted(mnt)).toBe(true);
+    expect((await readRange(join(mnt, 'small'), 0, 4096)).ok).toBe(true);
   }, 60_000);
 });
 
@@ -192,6 +204,25 @@ describe('httpstorged signals', () => {
     expect(await isMounted(mnt)).toBe(false);
     expect(await m.logText()).toMatch(/SIGINT again: detaching/);
     expect((await h.read(0, 4096)).ok).toBe(false);
+  }, 60_000);
+
+  it('a second SIGTERM after a lazy detach stops the old daemon without touching a newer mount at the path', async () => {
+    const { mnt, pid, mount: m } = await mount('small');
+    const h = await hold(join(mnt, 'small'));
+    expect((await umount(mnt, '--lazy')).code).toBe(0);
+    await waitUntil(undefined, 'the daemon to say it serves on', async () => /still has users/.test(await m.logText()));
+    const again = await TestMount.start(mnt, join(work, 'again2.txt'), [
+      join(store, 'small.idx'),
+      '--cache',
+      join(work, 'cache'),
+    ]);
+    mounts.push(again.mount);
+    expect(again.result.code, again.result.stderr).toBe(0);
+    process.kill(pid, 'SIGTERM');
+    await waitUntil(undefined, 'the old daemon to exit', async () => !(await running(pid)), 10_000);
+    expect((await h.read(0, 4096)).ok).toBe(false); // its user was cut off, as a second signal says
+    expect(await isMounted(mnt)).toBe(true);
+    expect((await readRange(join(mnt, 'small'), 0, 4096)).ok).toBe(true);
   }, 60_000);
 
   it('SIGHUP after a logrotate-style rename writes to a new log file and leaves the mount alone', async () => {

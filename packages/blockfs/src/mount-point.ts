@@ -8,12 +8,20 @@ import { fsError, InputError, UsageError } from '@thfc/format';
 const execFileP = promisify(execFile);
 
 /** Mount points from /proc/self/mountinfo (field 5, octal escapes decoded), with their fs type. */
-export async function mountTable(): Promise<{ mountpoint: string; fstype: string; source: string }[]> {
+/** One line of mountinfo: where, what file system, from what source, and the device (major:minor) it has. */
+export interface MountEntry {
+  readonly mountpoint: string;
+  readonly fstype: string;
+  readonly source: string;
+  readonly device: string;
+}
+
+export async function mountTable(): Promise<MountEntry[]> {
   return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
 }
 
 /** The pure half of mountTable: the text of a mountinfo file, one mount per line. */
-export function parseMountInfo(text: string): { mountpoint: string; fstype: string; source: string }[] {
+export function parseMountInfo(text: string): MountEntry[] {
   return text
     .split('\n')
     .filter(Boolean)
@@ -26,6 +34,7 @@ export function parseMountInfo(text: string): { mountpoint: string; fstype: stri
         mountpoint: decodeOctal(fields[4] ?? ''),
         fstype: fields[dash + 1] ?? '',
         source: decodeOctal(fields[dash + 2] ?? ''),
+        device: fields[2] ?? '',
       };
     });
 }
@@ -42,14 +51,23 @@ export async function lazyUnmount(path: string): Promise<void> {
   });
 }
 
+/** The device (major:minor) of the mount on top at `path`, if there is one: it tells one mount there from a later one. */
+export async function mountDevice(path: string): Promise<string | undefined> {
+  const abs = resolve(path);
+  return (await mountTable()).findLast((m) => m.mountpoint === abs)?.device;
+}
+
 /**
  * Unmounts a FUSE mount only if nothing uses it (`fusermount -u`, no -z): the
  * kernel refuses with EBUSY while a file under it is open, mapped or backs a
- * loop device, and then nothing has changed. Bounded (10 s).
+ * loop device, and then nothing has changed. With `device`, only the mount of
+ * that device: once it was detached, another mounted at the same path since
+ * is not touched (`not-mounted`). Bounded (10 s).
  */
-export async function unmountIfIdle(path: string): Promise<'unmounted' | 'busy' | 'not-mounted'> {
+export async function unmountIfIdle(path: string, device?: string): Promise<'unmounted' | 'busy' | 'not-mounted'> {
   const abs = resolve(path);
-  if (!(await isMounted(abs))) return 'not-mounted';
+  const top = await mountDevice(abs);
+  if (top === undefined || (device !== undefined && top !== device)) return 'not-mounted';
   try {
     // Without fusermount (no FUSE userland tools), root's umount without -l refuses a busy mount the same way.
     await execFileP('fusermount', ['-u', abs], { timeout: 10_000 }).catch((e: NodeJS.ErrnoException) => {

@@ -24,7 +24,7 @@ import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
-import { lazyUnmount, prepareMountpoint, unmountIfIdle } from './mount-point.js';
+import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
@@ -394,6 +394,8 @@ export async function mountImages(
     await builder.close();
     throw new UsageError(`cannot mount ${mountpoint}: ${(e as Error).message}`);
   }
+  // Which mount is ours: after a lazy detach another may be mounted at the same path, and must be left alone.
+  const device = await mountDevice(mountpoint);
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
   pool?.onChange((urls) => {
     for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
@@ -424,7 +426,7 @@ export async function mountImages(
     clearedStale,
     status,
     async unmountIfIdle() {
-      const outcome = await unmountIfIdle(mountpoint);
+      const outcome = await unmountIfIdle(mountpoint, device);
       if (outcome === 'busy') return 'busy';
       // Unmounted here (no user can be left), or earlier from outside: then done once the kernel ended the
       // session, which after a lazy detach is when its last user is gone.
@@ -435,6 +437,8 @@ export async function mountImages(
       return 'done';
     },
     async unmount() {
+      // Detached already (a lazy umount): what is mounted at the path now, if anything, is another's.
+      if (device !== undefined && (await mountDevice(mountpoint)) !== device) return close();
       const clean = await fuse.unmount();
       if (!clean) {
         logger.fault(`libfuse did not confirm the unmount of ${mountpoint}; detaching it lazily`);

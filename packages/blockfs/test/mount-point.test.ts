@@ -26,12 +26,12 @@ const MOUNTINFO = [
 ].join('\n');
 
 describe('parseMountInfo', () => {
-  it('takes field 5 as the mount point, decodes octal escapes, and the fs type and source after the dash', () => {
+  it('takes field 5 as the mount point (octal escapes decoded), field 3 as the device, and the fs type and source after the dash', () => {
     expect(parseMountInfo(MOUNTINFO)).toEqual([
-      { mountpoint: '/proc', fstype: 'proc', source: 'proc' },
-      { mountpoint: '/', fstype: 'overlay', source: 'overlay' },
-      { mountpoint: '/mnt/my images', fstype: 'fuse', source: 'httpstorged' },
-      { mountpoint: '/mnt/back\\slash\ttab', fstype: 'fuse.sshfs', source: 'host:/x' },
+      { mountpoint: '/proc', fstype: 'proc', source: 'proc', device: '0:21' },
+      { mountpoint: '/', fstype: 'overlay', source: 'overlay', device: '0:25' },
+      { mountpoint: '/mnt/my images', fstype: 'fuse', source: 'httpstorged', device: '0:52' },
+      { mountpoint: '/mnt/back\\slash\ttab', fstype: 'fuse.sshfs', source: 'host:/x', device: '0:53' },
     ]);
   });
 
