@@ -25,12 +25,7 @@ export async function startRedis(): Promise<TestRedis> {
   const stop = async () => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null) return;
-    const exited = once(c, 'exit');
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
+    if (c) await stopRedis(c);
   };
   return {
     port,
@@ -43,6 +38,16 @@ export async function startRedis(): Promise<TestRedis> {
   };
 }
 
+/** SIGTERM (or `signal`), then SIGKILL after 5 s; resolves once it has exited. */
+export async function stopRedis(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, host, r));
@@ -51,10 +56,27 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-async function spawnRedis(port: number): Promise<ChildProcess> {
+/**
+ * One redis-server on 127.0.0.1:`port` with no persistence and `extra`
+ * arguments, resolved once it answers PING (killed if it does not within
+ * START_TIMEOUT_MS, and when the test process exits).
+ */
+export async function spawnRedis(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--loglevel',
+      'warning',
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const killOnExit = () => child.kill('SIGKILL');

@@ -42,7 +42,7 @@ registryContract(
 );
 
 describe('RedisRegistry', () => {
-  it('stores thfc:mirror:<id> with a PX TTL and the id in thfc:mirrors', async () => {
+  it('stores {thfc}:mirror:<id> with a PX TTL and the id in {thfc}:mirrors', async () => {
     const { registry, raw } = await fresh();
     try {
       await registry.register(record(), 5_000);
