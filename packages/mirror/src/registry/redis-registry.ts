@@ -73,6 +73,13 @@ export class RedisRegistry implements Registry {
   private readonly logger: { fault(m: string): void } | undefined;
   private readonly where: string;
   private lastError: string | undefined;
+  /**
+   * The last listing's records by their JSON: an unchanged record is not
+   * decoded again, and stays the same object, so what DNS-Balance works out
+   * per record (zone.ts) is kept. A fleet of 1,000 costs ~3 ms to decode,
+   * every 0.5 s, on the thread that answers queries.
+   */
+  private decoded = new Map<string, MirrorRecord>();
 
   private constructor(components: { logger?: { fault(m: string): void } }, options: RedisRegistryOptions) {
     this.logger = components.logger;
@@ -134,14 +141,19 @@ export class RedisRegistry implements Registry {
     )) as unknown;
     if (!Array.isArray(values)) throw new MirrorUnavailableError(this.where, 'list: unexpected reply');
     const records: MirrorRecord[] = [];
+    const decoded = new Map<string, MirrorRecord>();
     for (const v of values) {
+      const json = String(v);
       try {
-        records.push(decodeMirrorRecord(String(v)));
+        const record = this.decoded.get(json) ?? decodeMirrorRecord(json);
+        decoded.set(json, record);
+        records.push(record);
       } catch (e) {
         // One mirror writing garbage must not take the others out of DNS.
         this.logger?.fault(`${this.where}: ignoring a bad record: ${(e as Error).message}`);
       }
     }
+    this.decoded = decoded;
     return records;
   }
 
