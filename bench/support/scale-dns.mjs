@@ -27,6 +27,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   BenchError,
+  CLOCK_TICKS,
+  cpuTicks,
   envInt,
   freePort,
   median,
@@ -128,14 +130,17 @@ export async function run(ctx) {
       const quiet = await waitForQuiet({ signal, log: ctx.log, maxWaitMs: QUIET_WAIT_MS });
       const churn = churnAndVerify({ fleet, redis, server, expected, signal });
       try {
+        const cpu0 = cpuTicks(dns.pid);
         runs[name] = await dnsperf(server, queries, seconds, rate, signal);
+        const cpuSeconds = (cpuTicks(dns.pid) - cpu0) / CLOCK_TICKS;
+        runs[name].serverCpuMicrosPerQuery = (cpuSeconds * 1e6) / runs[name].answered;
       } finally {
         const verify = await churn.stop();
         if (runs[name]) Object.assign(runs[name], { verify, busyBefore: quiet.busy });
       }
       const r = runs[name];
       ctx.log(
-        `${name}: ${r.qps.toFixed(0)} q/s, p50 ${r.p50ms.toFixed(2)} ms, p99 ${r.p99ms.toFixed(2)} ms, ` +
+        `${name}: ${r.qps.toFixed(0)} q/s, server CPU ${r.serverCpuMicrosPerQuery.toFixed(0)} µs/query, p50 ${r.p50ms.toFixed(2)} ms, p99 ${r.p99ms.toFixed(2)} ms, ` +
           `${r.lost} lost; ${r.verify.changes} registry changes, ${r.verify.checked} answers dig-verified, ${r.verify.wrong} wrong`,
       );
     }
@@ -153,6 +158,18 @@ export async function run(ctx) {
       'q/s',
       '>=',
       1,
+    );
+    table.info(
+      'dns.cpu',
+      'server CPU per query at that rate (includes the 0.5 s registry re-reads)',
+      max.serverCpuMicrosPerQuery,
+      'µs',
+    );
+    table.info(
+      'dns.core',
+      'queries/s one core sustains at that CPU cost (the ceiling on an idle machine)',
+      1e6 / max.serverCpuMicrosPerQuery,
+      'q/s',
     );
     table.info('dns.max.p99', 'at that rate (100 outstanding): p99 latency', max.p99ms, 'ms');
     table.compare(

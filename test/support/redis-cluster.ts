@@ -1,8 +1,5 @@
-import { type ChildProcess, execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, spawnRedis, stopRedis } from './redis-server.js';
+import { freePort, redisCli, redisGroup, spawnRedis, stopRedis } from './redis-server.js';
 
 /**
  * A real Redis Cluster for a test: `masters` redis-server processes on
@@ -30,13 +27,7 @@ const NODE_TIMEOUT_MS = 1_000;
 const SETTLE_TIMEOUT_MS = 30_000;
 
 export async function startRedisCluster(masters = 3, replicasPerMaster = 1): Promise<TestRedisCluster> {
-  const dir = await mkdtemp(join(tmpdir(), 'thfc-redis-cluster-'));
-  const nodes = new Map<number, ChildProcess>();
-  const stop = async () => {
-    await Promise.all([...nodes.values()].map((c) => stopRedis(c, 'SIGKILL')));
-    nodes.clear();
-    await rm(dir, { recursive: true, force: true });
-  };
+  const { dir, nodes, stop } = await redisGroup('thfc-redis-cluster-');
   try {
     const count = masters * (1 + replicasPerMaster);
     const ports: number[] = [];
@@ -148,13 +139,4 @@ function masterOf(nodes: string, slot: number): number | undefined {
 
 function clusterNodes(port: number): Promise<string> {
   return redisCli(['-p', String(port), 'CLUSTER', 'NODES']);
-}
-
-function redisCli(args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('redis-cli', args, { timeout: SETTLE_TIMEOUT_MS }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`redis-cli ${args.join(' ')}: ${stderr || stdout || error.message}`));
-      else resolve(stdout);
-    });
-  });
 }

@@ -1,6 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * A real redis-server for a test, on a free loopback port, with no
@@ -48,6 +51,42 @@ export async function stopRedis(child: ChildProcess, signal: NodeJS.Signals = 'S
   clearTimeout(t);
 }
 
+/**
+ * Several redis-server processes started by one test (a cluster, a Sentinel
+ * set-up), with a temp directory for their files: stop() kills every one
+ * still running and removes the directory.
+ */
+export interface RedisGroup {
+  readonly dir: string;
+  /** The running processes by port; remove one you stop yourself. */
+  readonly nodes: Map<number, ChildProcess>;
+  stop(): Promise<void>;
+}
+
+export async function redisGroup(prefix: string): Promise<RedisGroup> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const nodes = new Map<number, ChildProcess>();
+  return {
+    dir,
+    nodes,
+    async stop() {
+      await Promise.all([...nodes.values()].map((c) => stopRedis(c, 'SIGKILL')));
+      nodes.clear();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `redis-cli ARGS` (bounded: 30 s); its stdout, or an error with what it printed. */
+export function redisCli(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', args, { timeout: 30_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`redis-cli ${args.join(' ')}: ${stderr || stdout || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, host, r));
@@ -61,10 +100,16 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
  * arguments, resolved once it answers PING (killed if it does not within
  * START_TIMEOUT_MS, and when the test process exits).
  */
-export async function spawnRedis(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
+export async function spawnRedis(
+  port: number,
+  extra: readonly string[] = [],
+  /** A config file, read first (a Sentinel needs one it can rewrite). */
+  configFile?: string,
+): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     [
+      ...(configFile ? [configFile] : []),
       '--port',
       String(port),
       '--bind',
