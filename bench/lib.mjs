@@ -98,6 +98,16 @@ export async function cpuBusy(ms = 1000) {
   return total > 0 ? 1 - (b.idle - a.idle) / total : 0;
 }
 
+/** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on every Linux this runs on). */
+export const CLOCK_TICKS = 100;
+
+/** utime + stime of `pid`, in CLOCK_TICKS. */
+export function cpuTicks(pid) {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 /** A mostly idle 2-core VM shows ~2-5 % busy; 20 % is about half a core of someone else's work. */
 export const QUIET_BUSY_FRACTION = 0.2;
 /** Long enough to outlast a test run or a one-minute load burst, short enough to keep a suite bounded. */

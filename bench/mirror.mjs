@@ -28,6 +28,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   BenchError,
+  CLOCK_TICKS,
+  cpuTicks,
   ensureTestImage,
   envInt,
   freePort,
@@ -394,14 +396,4 @@ async function writeRandom(path, bytes) {
   } finally {
     await fh.close();
   }
-}
-
-/** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on every Linux this runs on). */
-const CLOCK_TICKS = 100;
-
-/** utime + stime of `pid`, in ticks. */
-function cpuTicks(pid) {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
 }

@@ -1,6 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * A real redis-server for a test, on a free loopback port, with no
@@ -25,12 +28,7 @@ export async function startRedis(): Promise<TestRedis> {
   const stop = async () => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null) return;
-    const exited = once(c, 'exit');
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
+    if (c) await stopRedis(c);
   };
   return {
     port,
@@ -43,6 +41,52 @@ export async function startRedis(): Promise<TestRedis> {
   };
 }
 
+/** SIGTERM (or `signal`), then SIGKILL after 5 s; resolves once it has exited. */
+export async function stopRedis(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/**
+ * Several redis-server processes started by one test (a cluster, a Sentinel
+ * set-up), with a temp directory for their files: stop() kills every one
+ * still running and removes the directory.
+ */
+export interface RedisGroup {
+  readonly dir: string;
+  /** The running processes by port; remove one you stop yourself. */
+  readonly nodes: Map<number, ChildProcess>;
+  stop(): Promise<void>;
+}
+
+export async function redisGroup(prefix: string): Promise<RedisGroup> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const nodes = new Map<number, ChildProcess>();
+  return {
+    dir,
+    nodes,
+    async stop() {
+      await Promise.all([...nodes.values()].map((c) => stopRedis(c, 'SIGKILL')));
+      nodes.clear();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `redis-cli ARGS` (bounded: 30 s); its stdout, or an error with what it printed. */
+export function redisCli(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', args, { timeout: 30_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`redis-cli ${args.join(' ')}: ${stderr || stdout || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, host, r));
@@ -51,10 +95,33 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-async function spawnRedis(port: number): Promise<ChildProcess> {
+/**
+ * One redis-server on 127.0.0.1:`port` with no persistence and `extra`
+ * arguments, resolved once it answers PING (killed if it does not within
+ * START_TIMEOUT_MS, and when the test process exits).
+ */
+export async function spawnRedis(
+  port: number,
+  extra: readonly string[] = [],
+  /** A config file, read first (a Sentinel needs one it can rewrite). */
+  configFile?: string,
+): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    [
+      ...(configFile ? [configFile] : []),
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--loglevel',
+      'warning',
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const killOnExit = () => child.kill('SIGKILL');

@@ -56,7 +56,11 @@ program
   .option('-u, --upstream <url>', 'pull missing blocks and indexes from this mirror (repeatable, in order)', collect)
   .option('--region <name>', 'region this mirror reports to the registry (default: default)')
   .option('--advertise <url>', 'URL clients should use (default: http://LISTEN/)')
-  .option('--redis <url>', 'register in this Redis registry (redis://HOST[:PORT][/DB]) with a heartbeat')
+  .option(
+    '--redis <url>',
+    'register in this Redis registry (redis://HOST[:PORT][/DB], redis+cluster://HOST:PORT,…, redis+sentinel://HOST:PORT,…/MASTER) with a heartbeat',
+  )
+  .option('--redis-cluster', 'the --redis URL names seed nodes of a Redis Cluster')
   .option('--mirrors-file <file>', 'register in this static mirrors file instead of Redis')
   .option('--mirrors <file>', 'same as --mirrors-file')
   .option(
@@ -76,6 +80,7 @@ program
         region: o.region,
         advertise: o.advertise,
         redis: o.redis,
+        redisCluster: !!o.redisCluster,
         mirrorsFile: o.mirrorsFile ?? o.mirrors,
         maxInflight: wholeNumber('--max-inflight', 1)(o.maxInflight),
         memoryCacheBytes: size('--memory-cache')(o.memoryCache),
@@ -126,7 +131,8 @@ program
   .description('DNS-Balance: answer SRV/A/AAAA/TXT for the pool with live mirrors, nearest and least loaded first')
   .requiredOption('-z, --zone <zone>', 'the pool name, e.g. mirrors.example.org')
   .option('-l, --listen <host:port>', 'address for UDP and TCP', DEFAULT_DNS_LISTEN)
-  .option('--redis <url>', 'read mirrors from this Redis registry')
+  .option('--redis <url>', 'read mirrors from this Redis registry (as for serve)')
+  .option('--redis-cluster', 'the --redis URL names seed nodes of a Redis Cluster')
   .option('--mirrors <file>', 'read mirrors from this static mirrors file')
   .option('--mirrors-file <file>', 'same as --mirrors')
   .option('--networks <file>', 'CIDR → preferred regions, for ordering by client network')
@@ -138,6 +144,7 @@ program
         zone: o.zone,
         listen: o.listen,
         redis: o.redis,
+        redisCluster: !!o.redisCluster,
         mirrorsFile: o.mirrors ?? o.mirrorsFile,
         networksFile: o.networks,
         ttlSeconds: o.ttl === undefined ? undefined : wholeNumber('--ttl', 0)(o.ttl),

@@ -34,6 +34,8 @@ export interface ServeOptions {
   /** The URL clients should use (default: http://LISTEN/, with this host's name for a wildcard address). */
   readonly advertise?: string | undefined;
   readonly redis?: string | undefined;
+  /** `--redis-cluster`: `redis` names seed nodes of a Redis Cluster. */
+  readonly redisCluster?: boolean | undefined;
   readonly mirrorsFile?: string | undefined;
   readonly maxInflight?: number | undefined;
   /** Bytes of hot blocks kept in RAM (default 256 MiB; 0 turns the cache off). */
@@ -101,7 +103,7 @@ export async function startMirror(options: ServeOptions, io: CommandIo): Promise
       const advertise = normaliseMirrorUrl(options.advertise ?? advertisedUrl(address));
       const region = options.region ?? DEFAULT_REGION;
       const registry: Registry = await openRegistry(
-        { redis: options.redis, mirrorsFile: options.mirrorsFile },
+        { redis: options.redis, redisCluster: options.redisCluster, mirrorsFile: options.mirrorsFile },
         { logger, signal: io.signal },
       );
       cleanups.push(() => registry.close());

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { type Logger, SILENT_LOGGER } from '@thfc/blockfs/client';
 import { InvalidArgumentError, ThfcError, UsageError } from '@thfc/format';
 import type { AccessLog } from './access-log.js';
+import { Admission } from './admission.js';
 import type { BlockMemoryCache } from './block-memory-cache.js';
 import { BufferPool } from './buffer-pool.js';
 import type { ListenAddress } from './listen-address.js';
@@ -78,6 +79,9 @@ export const DEFAULT_LISTEN_BACKLOG = 2048;
 /** A 503 says "come back in 1 s": long enough for the in-flight requests (ms each) to drain. */
 export const RETRY_AFTER_SECONDS = 1;
 
+/** A CONNECT's 405 is followed by up to 2 s for the client to close its side before the socket is cut. */
+const CONNECT_LINGER_MS = 2_000;
+
 /** On shutdown, requests in flight get 5 s to finish before their connections are cut. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
 
@@ -120,19 +124,19 @@ export class MirrorServer {
   private readonly server: Server;
   private readonly ctx: RouteContext;
   private readonly logger: Logger;
-  private readonly maxInflight: number;
+  private readonly admission: Admission;
   private readonly shutdownGraceMs: number;
-  private inflight = 0;
   private connections = 0;
+  /** Exchanges not yet closed, by connection: closing the connection closes them all. */
+  private readonly open = new WeakMap<Socket, Set<Exchange>>();
   private closing: Promise<void> | undefined;
-  private drained: (() => void) | undefined;
 
   constructor(
     private readonly components: MirrorServerComponents,
     options: MirrorServerOptions = {},
   ) {
     this.logger = components.logger ?? SILENT_LOGGER;
-    this.maxInflight = positive('maxInflight', options.maxInflight ?? DEFAULT_MAX_INFLIGHT);
+    this.admission = new Admission(positive('maxInflight', options.maxInflight ?? DEFAULT_MAX_INFLIGHT));
     this.shutdownGraceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
     const headersTimeout = positive('headersTimeoutMs', options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS);
     const requestTimeout = Math.max(
@@ -164,16 +168,25 @@ export class MirrorServer {
     this.server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (socket) => socket.destroy());
     this.server.on('connection', (socket: Socket) => {
       this.connections++;
-      socket.once('close', () => this.connections--);
+      const open = new Set<Exchange>();
+      this.open.set(socket, open);
+      socket.once('close', () => {
+        this.connections--;
+        for (const ex of open) {
+          ex.res.destroy();
+          this.onDone(ex);
+        }
+      });
     });
     this.server.on('clientError', (err, socket) => this.onClientError(err, socket));
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => this.onConnect(req, socket));
   }
 
   /** Current figures for /metrics and the heartbeat. */
   gauges(): MetricsGauges {
     return {
-      inflight: this.inflight,
-      maxInflight: this.maxInflight,
+      inflight: this.admission.inflight,
+      maxInflight: this.admission.max,
       connections: this.connections,
       openFiles: this.components.store.openFiles,
       memoryCacheBytes: this.components.memory?.bytes ?? 0,
@@ -206,12 +219,9 @@ export class MirrorServer {
     this.closing ??= (async () => {
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
-      if (this.inflight > 0) {
-        const drained = new Promise<void>((resolve) => {
-          this.drained = resolve;
-        });
+      if (this.admission.inflight > 0) {
         const grace = new Promise<void>((resolve) => setTimeout(resolve, this.shutdownGraceMs).unref());
-        await Promise.race([drained, grace]);
+        await Promise.race([this.admission.drained(), grace]);
       }
       this.server.closeAllConnections();
       await closed;
@@ -223,8 +233,14 @@ export class MirrorServer {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const target = parseRequestTarget(req.url);
     const ex = new Exchange(req, res, target.kind, performance.now());
-    let admitted = false;
-    res.once('close', () => this.onDone(ex, admitted));
+    this.open.get(req.socket)?.add(ex);
+    res.once('close', () => this.onDone(ex));
+    if (req.httpVersionMajor !== 1) {
+      // HTTP/0.9 (a request line with no version): its answer would have no status line or headers.
+      res.shouldKeepAlive = false;
+      ex.reply(400, 'bad request: HTTP/1.0 or HTTP/1.1 only\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       ex.reply(405, 'only GET and HEAD\n', { allow: 'GET, HEAD' });
       return;
@@ -243,12 +259,12 @@ export class MirrorServer {
         serveMetrics(ex, this.ctx);
         return;
     }
-    if (this.inflight >= this.maxInflight || this.closing) {
+    const slot = this.closing ? undefined : this.admission.admit();
+    if (!slot) {
       ex.reply(503, 'busy, retry later\n', { 'retry-after': String(RETRY_AFTER_SECONDS) });
       return;
     }
-    admitted = true;
-    this.inflight++;
+    ex.whenClosed(() => slot.release());
     switch (target.kind) {
       case 'block':
         this.run(ex, serveBlock(ex, target.id, this.ctx));
@@ -273,10 +289,15 @@ export class MirrorServer {
     });
   }
 
-  private onDone(ex: Exchange, admitted: boolean): void {
+  /**
+   * The one end of every exchange, from its response's 'close' or its
+   * connection's, whichever comes first: closing the exchange releases its
+   * slot; then it is recorded.
+   */
+  private onDone(ex: Exchange): void {
+    if (!ex.close()) return;
+    this.open.get(ex.req.socket)?.delete(ex);
     const res = ex.res;
-    ex.onClose?.();
-    if (admitted && --this.inflight === 0) this.drained?.();
     if (!res.writableFinished) this.components.metrics.error('aborted');
     const ms = performance.now() - ex.started;
     this.components.metrics.request(ex.route, res.statusCode, ex.bytes, ms / 1000);
@@ -287,6 +308,33 @@ export class MirrorServer {
       status: res.statusCode,
       bytes: ex.bytes,
       ms,
+    });
+  }
+
+  /**
+   * CONNECT asks for a tunnel, which a mirror never opens: 405, then the
+   * connection is closed (Node hands the socket over raw, so the answer is
+   * written by hand). Counted and logged like any request.
+   */
+  private onConnect(req: IncomingMessage, socket: Duplex): void {
+    const body = 'only GET and HEAD\n';
+    socket.on('error', () => {});
+    socket.end(
+      `HTTP/1.1 405 ${STATUS_CODES[405]}\r\nAllow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+        `Content-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+    // Read what else the client sends (unread bytes at close would turn the FIN into a reset that can
+    // discard the answer) until it closes its side, for at most CONNECT_LINGER_MS.
+    socket.resume();
+    setTimeout(() => socket.destroy(), CONNECT_LINGER_MS).unref();
+    this.components.metrics.request(parseRequestTarget(req.url).kind, 405, body.length, 0);
+    this.components.accessLog?.record({
+      remote: (socket as Socket).remoteAddress,
+      method: req.method,
+      target: req.url,
+      status: 405,
+      bytes: body.length,
+      ms: 0,
     });
   }
 

@@ -234,6 +234,56 @@ describe('bounded concurrency', () => {
       await new Promise<void>((r) => stall.close(() => r()));
     }
   });
+  it('releases every admitted slot once when pipelined bursts are cut off: 1,000 of them, then the bound is whole again', async () => {
+    const MAX = 64;
+    const m = await testMirror({ store, maxInflight: MAX });
+    const targets = ['/img.idx', '/big.txt', `/blocks/ab/${'ab'.padEnd(40, '1')}`, '/index.json'];
+    for (const id of decodeIndex(indexBytes).index.uniqueRefs().keys()) targets.push(`/${blockPath(id)}`);
+    // A burst: 30-50 pipelined GETs on one connection, cut off after 0-3 ms
+    // by a FIN or a reset, so some responses are mid-stream and others still
+    // queued behind them.
+    const burst = (n: number) =>
+      new Promise<void>((resolve) => {
+        const s = connect(m.address.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+        s.resume();
+        const count = 30 + (n % 21);
+        let text = '';
+        for (let i = 0; i < count; i++) text += `GET ${targets[(n + i) % targets.length]} HTTP/1.1\r\nHost: x\r\n\r\n`;
+        s.write(text);
+        setTimeout(() => (n % 3 === 0 ? s.resetAndDestroy() : n % 3 === 1 ? s.destroy() : s.end()), n % 4);
+        setTimeout(() => s.destroy(), 2_000);
+      });
+    try {
+      const BURSTS = 1_000;
+      const PARALLEL = 20;
+      for (let i = 0; i < BURSTS; i += PARALLEL) {
+        await Promise.all(Array.from({ length: PARALLEL }, (_, j) => burst(i + j)));
+      }
+      for (let i = 0; i < 250 && m.server.gauges().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(m.server.gauges().connections).toBe(0);
+      expect(m.server.gauges().inflight).toBe(0);
+      expect((await get(`${m.url}metrics`)).body.toString()).toContain('thfc_mirror_inflight_requests 0');
+      // As many fresh clients as the bound, at once: every one admitted.
+      const { Client } = await import('undici');
+      const clients = Array.from({ length: MAX }, () => new Client(m.url));
+      try {
+        const statuses = await Promise.all(
+          clients.map(async (c) => {
+            const r = await c.request({ path: '/big.txt', method: 'GET' });
+            await r.body.dump();
+            return r.statusCode;
+          }),
+        );
+        expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+    } finally {
+      await m.close();
+    }
+  }, 120_000);
 });
 
 describe('hostile requests', () => {
@@ -269,6 +319,32 @@ describe('hostile requests', () => {
     const nul = await raw(port, Buffer.from('GET /secret.txt\0 HTTP/1.1\r\nHost: x\r\n\r\n'));
     expect(nul).toMatch(/^HTTP\/1\.1 400/);
     expect(nul).not.toContain(SECRET);
+  });
+
+  it('answers CONNECT with 405 and a request with no HTTP version (HTTP/0.9) with 400', async () => {
+    const port = mirror.address.port;
+    const tunnel = await raw(port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    expect(tunnel).toMatch(/^HTTP\/1\.1 405 /);
+    expect(tunnel).toMatch(/\r\nAllow: GET, HEAD\r\n/i);
+    expect(tunnel).toMatch(/\r\n\r\nonly GET and HEAD\n$/);
+    // The bare request line of HTTP/0.9, with and without a blank line after it.
+    for (const line of ['GET /img.idx\r\n\r\n', 'GET /img.idx\r\n']) {
+      const res = await new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1');
+        let got = '';
+        s.on('data', (c: Buffer) => {
+          got += c.toString('latin1');
+        });
+        s.on('error', () => {});
+        s.on('close', () => resolve(got));
+        s.end(line);
+      });
+      expect(res, JSON.stringify(line)).toMatch(/^HTTP\/1\.1 400 /);
+      expect(res).not.toContain(indexBytes.subarray(0, 20).toString('latin1'));
+    }
+    // HTTP/1.0 is still served.
+    expect(await raw(port, 'GET /img.idx HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await get(url('/healthz'))).status).toBe(200);
   });
 
   it('answers 431 to huge headers and keeps serving', async () => {

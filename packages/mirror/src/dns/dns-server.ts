@@ -251,37 +251,32 @@ export class DnsServer {
     let authorities = (response?.authorities ?? []).map(toPacket);
     let additionals = (response?.additionals ?? []).map(toPacket);
     let truncated = false;
-    const build = () =>
-      dnsPacket.encode({
-        type: 'response',
-        id: base.id,
-        flags:
-          base.opcode |
-          base.rd |
-          (response?.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) |
-          (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) |
-          RCODE[rcode],
-        questions: base.questions,
-        answers,
-        authorities,
-        additionals: [...additionals, ...edns],
-      });
-    let bytes = build();
-    if (bytes.length <= limit) return bytes;
+    const packet = (): dnsPacket.Packet => ({
+      type: 'response',
+      id: base.id,
+      flags:
+        base.opcode |
+        base.rd |
+        (response?.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) |
+        (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) |
+        RCODE[rcode],
+      questions: base.questions,
+      answers,
+      authorities,
+      additionals: [...additionals, ...edns],
+    });
+    // Sizes are measured (cheap: no bytes written) and the packet encoded once, when it fits.
+    const fits = () => dnsPacket.encodingLength(packet()) <= limit;
+    if (fits()) return dnsPacket.encode(packet());
     // Additional data is optional (RFC 2181 §9): drop it before declaring truncation.
     additionals = [];
-    bytes = build();
-    if (bytes.length <= limit) return bytes;
+    if (fits()) return dnsPacket.encode(packet());
     truncated = true;
     this.counters.truncated++;
     authorities = [];
-    // Bounded: at most one re-encoding per answer record (≤ DEFAULT_DNS_MAX_MIRRORS + a few).
-    while (answers.length > 0) {
-      bytes = build();
-      if (bytes.length <= limit) return bytes;
-      answers = answers.slice(0, -1);
-    }
-    return build();
+    // Bounded: at most one measurement per answer record (≤ DEFAULT_DNS_MAX_MIRRORS + a few).
+    while (answers.length > 0 && !fits()) answers = answers.slice(0, -1);
+    return dnsPacket.encode(packet());
   }
 }
 

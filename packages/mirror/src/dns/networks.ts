@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { UsageError } from '@thfc/format';
+import { prefixIndex } from './prefix-index.js';
 
 /**
  * The networks file: which mirror regions each client network prefers, in
@@ -88,15 +89,8 @@ export function preferredRegions(
   clientAddress: string,
 ): { regions: readonly string[]; matched: string } {
   const address = parseAddress(clientAddress);
-  if (address) {
-    for (const rule of networks.rules) {
-      if (rule.family !== address.family) continue;
-      const bits = address.family === 4 ? 32 : 128;
-      if (address.value >> BigInt(bits - rule.prefixLength) === rule.network >> BigInt(bits - rule.prefixLength)) {
-        return { regions: rule.regions, matched: rule.cidr };
-      }
-    }
-  }
+  const rule = address && networks.rules.length ? prefixIndex(networks).match(address) : undefined;
+  if (rule) return { regions: rule.regions, matched: rule.cidr };
   if (networks.defaultRegions.length) return { regions: networks.defaultRegions, matched: 'default' };
   return { regions: [], matched: 'none' };
 }

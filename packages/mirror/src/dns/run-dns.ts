@@ -19,6 +19,8 @@ export interface RunDnsOptions {
   /** HOST:PORT or [IPv6]:PORT; port 0 picks a free one. */
   readonly listen?: string;
   readonly redis?: string;
+  /** `--redis-cluster`: `redis` names seed nodes of a Redis Cluster. */
+  readonly redisCluster?: boolean;
   readonly mirrorsFile?: string;
   readonly networksFile?: string;
   readonly ttlSeconds?: number;
@@ -52,7 +54,7 @@ export async function runDns(
   const networks = options.networksFile ? await readNetworks(options.networksFile, signal) : NO_NETWORKS;
 
   const registry: Registry = await openRegistry(
-    { redis: options.redis, mirrorsFile: options.mirrorsFile },
+    { redis: options.redis, redisCluster: options.redisCluster, mirrorsFile: options.mirrorsFile },
     { logger, signal },
   );
   const snapshot = new RegistrySnapshot({ registry, logger }, { refreshMs: options.refreshMs });

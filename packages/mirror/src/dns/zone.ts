@@ -1,7 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '@thfc/format';
 import type { MirrorRecord } from '../registry/registry.js';
-import { badness } from './badness.js';
+import { badness, DOWN_BADNESS } from './badness.js';
 import { formatAddress, type Networks, parseAddress, preferredRegions } from './networks.js';
 
 /**
@@ -106,24 +106,104 @@ export interface RankedMirror {
  * client network's preferred regions (unlisted regions last), then by
  * badness, then by a hash of (client address, mirror id). The hash spreads
  * clients over equally good mirrors (rendezvous hashing) while each client
- * keeps a stable order between queries.
+ * keeps a stable order between queries. Equal on all three (a hash
+ * collision), the input order stands.
+ *
+ * With `limit`, only the first `limit` are returned, found in one pass that
+ * hashes only the mirrors that can still make the cut: a DNS answer needs
+ * 16 of a fleet of thousands, and sorting all of them for every query cost
+ * ~0.8 ms at 1,000 mirrors. Records' badness and regions are worked out
+ * once per records array (a registry snapshot), not per query.
  */
 export function rankMirrors(
   records: readonly MirrorRecord[],
   networks: Networks,
   clientAddress: string,
+  limit = Number.POSITIVE_INFINITY,
 ): RankedMirror[] {
   const { regions } = preferredRegions(networks, clientAddress);
-  const rankOf = new Map(regions.map((r, i) => [r, i]));
-  return records
-    .map((record) => ({
-      record,
-      regionRank: rankOf.get(record.region) ?? regions.length,
-      badness: badness(record),
-      tie: fnv1a(`${clientAddress}|${record.id}`),
-    }))
-    .sort((a, b) => a.regionRank - b.regionRank || a.badness - b.badness || a.tie - b.tie)
-    .map(({ record, regionRank, badness }) => ({ record, regionRank, badness }));
+  const snapshot = prepared(records);
+  // Per query, one rank per region the fleet has: unlisted regions rank after every listed one.
+  const rankOfRegion = snapshot.regionNames.map((name) => {
+    const at = regions.indexOf(name);
+    return at < 0 ? regions.length : at;
+  });
+  const { regionOf, badness: bad } = snapshot;
+  const seed = fnv1aStep(FNV_OFFSET, `${clientAddress}|`);
+  const key = (i: number) => (rankOfRegion[regionOf[i] as number] as number) * BADNESS_SPAN + (bad[i] as number);
+  const tie = (i: number) => fnv1aStep(seed, (records[i] as MirrorRecord).id);
+  const ranked = (order: readonly number[]) =>
+    order.map((i) => ({
+      record: records[i] as MirrorRecord,
+      regionRank: rankOfRegion[regionOf[i] as number] as number,
+      badness: bad[i] as number,
+    }));
+  if (limit >= records.length) {
+    const keys = records.map((_, i) => key(i));
+    const ties = records.map((_, i) => tie(i));
+    const order = records.map((_, i) => i);
+    order.sort(
+      (a, b) => (keys[a] as number) - (keys[b] as number) || (ties[a] as number) - (ties[b] as number) || a - b,
+    );
+    return ranked(order);
+  }
+  // The best `limit` so far, in order; a candidate goes after every equal one, so earlier inputs win ties.
+  const size = Math.max(0, Math.floor(limit));
+  const bestIndex = new Int32Array(size);
+  const bestKey = new Float64Array(size);
+  const bestTie = new Float64Array(size);
+  let count = 0;
+  for (let i = 0; i < records.length; i++) {
+    const k = key(i);
+    if (count === size && (size === 0 || k > (bestKey[size - 1] as number))) continue;
+    const t = tie(i);
+    if (count === size && k === bestKey[size - 1] && t >= (bestTie[size - 1] as number)) continue;
+    let at = count < size ? count++ : size - 1;
+    while (at > 0) {
+      const before = bestKey[at - 1] as number;
+      if (before < k || (before === k && (bestTie[at - 1] as number) <= t)) break;
+      bestIndex[at] = bestIndex[at - 1] as number;
+      bestKey[at] = before;
+      bestTie[at] = bestTie[at - 1] as number;
+      at--;
+    }
+    bestIndex[at] = i;
+    bestKey[at] = k;
+    bestTie[at] = t;
+  }
+  return ranked(Array.from(bestIndex.subarray(0, count)));
+}
+
+/** Badness runs 0–10000, so region rank × 10001 + badness orders by rank first, then badness. */
+const BADNESS_SPAN = DOWN_BADNESS + 1;
+
+/** What ranking needs of a records array, worked out once per array: a snapshot is read by every query until the next refresh. */
+interface PreparedRecords {
+  /** Each record's badness. */
+  readonly badness: Int32Array;
+  /** Each record's region, as an index into regionNames. */
+  readonly regionOf: Int32Array;
+  readonly regionNames: readonly string[];
+}
+
+const preparedCache = new WeakMap<readonly MirrorRecord[], PreparedRecords>();
+
+function prepared(records: readonly MirrorRecord[]): PreparedRecords {
+  let out = preparedCache.get(records);
+  if (!out) {
+    const regionIndex = new Map<string, number>();
+    const regionOf = Int32Array.from(records, (r) => {
+      let at = regionIndex.get(r.region);
+      if (at === undefined) {
+        at = regionIndex.size;
+        regionIndex.set(r.region, at);
+      }
+      return at;
+    });
+    out = { badness: Int32Array.from(records, (r) => badness(r)), regionOf, regionNames: [...regionIndex.keys()] };
+    preparedCache.set(records, out);
+  }
+  return out;
 }
 
 /** The zone's canonical name: lower case, no trailing dot, every label valid. */
@@ -180,69 +260,81 @@ export function answerQuery(
       minimum: ttl,
     },
   };
-  const ranked = rankMirrors(records, config.networks, clientAddress).slice(
-    0,
-    config.maxMirrors ?? DEFAULT_DNS_MAX_MIRRORS,
-  );
-  const plain = ranked.flatMap((m) => {
-    const target = srvTarget(m.record.url, zone);
-    return target ? [{ ...m, ...target }] : [];
-  });
+  const ranked = rankMirrors(records, config.networks, clientAddress, config.maxMirrors ?? DEFAULT_DNS_MAX_MIRRORS);
+  const plain: { badness: number; target: string; port: number; ip: string | undefined }[] = [];
+  for (const m of ranked) {
+    const t = srvTargetOf(m.record, zone);
+    if (t) plain.push({ badness: m.badness, target: t.target, port: t.port, ip: t.ip });
+  }
   const hostRecord = (name: string, ip: string): ZoneRecord => ({
     name,
     type: isIPv4(ip) ? 'A' : 'AAAA',
     ttl,
     data: ip,
   });
-
-  // Every name in the zone, each with all of its records.
-  const names = new Map<string, ZoneRecord[]>();
-  const add = (name: string, r: ZoneRecord[]) => names.set(name, [...(names.get(name) ?? []), ...r]);
   const ns = `ns.${zone}`;
-  add(zone, [soa, { name: zone, type: 'NS', ttl, data: ns }]);
-  const ips = unique(plain.flatMap((m) => (m.ip ? [m.ip] : [])));
-  add(
-    zone,
-    ips.map((ip) => hostRecord(zone, ip)),
-  );
-  const urls = ranked.map((m) => m.record.url).filter((u) => Buffer.byteLength(u) <= 255);
-  if (urls.length) add(zone, [{ name: zone, type: 'TXT', ttl, data: urls }]);
-  add(`_tcp.${zone}`, []);
-  add(
-    `_thfc._tcp.${zone}`,
-    plain.map((m, i) => ({
-      name: `_thfc._tcp.${zone}`,
-      type: 'SRV',
-      ttl,
-      data: { priority: i, weight: 10_000 - m.badness, port: m.port, target: m.target },
-    })),
-  );
-  for (const ip of ips) add(`${addressLabel(ip)}.${zone}`, [hostRecord(`${addressLabel(ip)}.${zone}`, ip)]);
-  const server = config.serverAddress && isSpecificAddress(config.serverAddress) ? config.serverAddress : undefined;
-  add(ns, server ? [hostRecord(ns, server)] : []);
+  const srvName = `_thfc._tcp.${zone}`;
+  // An IP mirror's SRV target is its address's own name in the zone.
+  const hostIps = new Map<string, string>();
+  for (const m of plain) if (m.ip && !hostIps.has(m.target)) hostIps.set(m.target, m.ip);
 
-  const atName = names.get(lower);
+  /** Every record at one name in the zone, or undefined for a name that does not exist; built only when asked. */
+  const recordsAt = (name: string): ZoneRecord[] | undefined => {
+    if (name === zone) {
+      const out: ZoneRecord[] = [soa, { name: zone, type: 'NS', ttl, data: ns }];
+      for (const ip of new Set(hostIps.values())) out.push(hostRecord(zone, ip));
+      const urls = ranked.map((m) => m.record.url).filter((u) => Buffer.byteLength(u) <= 255);
+      if (urls.length) out.push({ name: zone, type: 'TXT', ttl, data: urls });
+      return out;
+    }
+    if (name === srvName) {
+      return plain.map((m, i) => ({
+        name: srvName,
+        type: 'SRV',
+        ttl,
+        data: { priority: i, weight: 10_000 - m.badness, port: m.port, target: m.target },
+      }));
+    }
+    if (name === `_tcp.${zone}`) return [];
+    if (name === ns) {
+      const server = config.serverAddress && isSpecificAddress(config.serverAddress) ? config.serverAddress : undefined;
+      return server ? [hostRecord(ns, server)] : [];
+    }
+    const ip = hostIps.get(name);
+    return ip ? [hostRecord(name, ip)] : undefined;
+  };
+
+  const atName = recordsAt(lower);
   if (!atName) return { rcode: 'NXDOMAIN', authoritative: true, answers: [], authorities: [soa], additionals: [] };
   const type = query.type.toUpperCase();
-  const matching = atName.filter((r) => type === 'ANY' || r.type === type).map((r) => ({ ...r, name: qname }));
+  const matching: ZoneRecord[] = [];
+  for (const r of atName) if (type === 'ANY' || r.type === type) matching.push({ ...r, name: qname });
   if (matching.length === 0) {
     return { rcode: 'NOERROR', authoritative: true, answers: [], authorities: [soa], additionals: [] };
   }
   // Addresses of in-zone targets, so a resolver need not ask again (RFC 2782, RFC 1035 §3.3.11).
   const additionals: ZoneRecord[] = [];
+  const added = new Set<string>();
   for (const r of matching) {
     const target = r.type === 'SRV' ? r.data.target : r.type === 'NS' ? r.data : undefined;
-    if (target && target !== lower) {
-      for (const a of names.get(target) ?? []) if (a.type === 'A' || a.type === 'AAAA') additionals.push(a);
-    }
+    if (!target || target === lower || added.has(target)) continue;
+    added.add(target);
+    for (const a of recordsAt(target) ?? []) if (a.type === 'A' || a.type === 'AAAA') additionals.push(a);
   }
-  return {
-    rcode: 'NOERROR',
-    authoritative: true,
-    answers: matching,
-    authorities: [],
-    additionals: uniqueRecords(additionals),
-  };
+  return { rcode: 'NOERROR', authoritative: true, answers: matching, authorities: [], additionals };
+}
+
+type SrvTarget = { target: string; port: number; ip: string | undefined } | undefined;
+
+const srvTargets = new WeakMap<MirrorRecord, { zone: string; target: SrvTarget }>();
+
+/** srvTarget of a record's URL, once per record object: a snapshot's records are answered from many times. */
+function srvTargetOf(record: MirrorRecord, zone: string): SrvTarget {
+  const known = srvTargets.get(record);
+  if (known?.zone === zone) return known.target;
+  const target = srvTarget(record.url, zone);
+  srvTargets.set(record, { zone, target });
+  return target;
 }
 
 /** SRV target, port and IP for a mirror at the root of a plain http URL; undefined for the rest. */
@@ -272,23 +364,14 @@ function isSpecificAddress(ip: string): boolean {
   return !!a && a.value !== 0n;
 }
 
-function unique<T>(xs: readonly T[]): T[] {
-  return [...new Set(xs)];
-}
+const FNV_OFFSET = 0x811c9dc5;
 
-function uniqueRecords(rs: readonly ZoneRecord[]): ZoneRecord[] {
-  const seen = new Set<string>();
-  return rs.filter((r) => {
-    const k = `${r.name}|${r.type}|${JSON.stringify(r.data)}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-}
-
-/** 32-bit FNV-1a: a cheap, stable, well-spread hash for tie-breaking (not security). */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
+/**
+ * 32-bit FNV-1a, continued from `h` over `text`: a cheap, stable, well-spread
+ * hash for tie-breaking (not security). Continuing lets a query hash its
+ * client address once and each mirror id after it.
+ */
+function fnv1aStep(h: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;

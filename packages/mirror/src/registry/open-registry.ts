@@ -5,15 +5,17 @@ import { RedisRegistry } from './redis-registry.js';
 import type { Registry } from './registry.js';
 
 export interface RegistrySpec {
-  /** `redis://HOST[:PORT][/DB]`: the fleet registry. */
+  /** `redis://HOST[:PORT][/DB]`, `redis+cluster://…` or `redis+sentinel://…`: the fleet registry. */
   readonly redis?: string | undefined;
+  /** `--redis-cluster`: the `redis://` URL names seed nodes of a Redis Cluster. */
+  readonly redisCluster?: boolean | undefined;
   /** A mirrors file (mirrors-file.ts): the embedded default for one machine. */
   readonly mirrorsFile?: string | undefined;
 }
 
 /**
  * The registry the command-line options name:
- * - `--redis URL`: Redis, connected and checked (MirrorUnavailableError if it
+ * - `--redis URL` (with `--redis-cluster`, a cluster): Redis, connected and checked (MirrorUnavailableError if it
  *   does not answer within a few seconds);
  * - `--mirrors FILE`: the static mirrors file, read now so a mistake in it is
  *   reported at start (UsageError with its line, InputError if missing);
@@ -28,7 +30,14 @@ export async function openRegistry(
   if (spec.redis && spec.mirrorsFile) {
     throw new UsageError('--redis and --mirrors both name a registry; give one');
   }
-  if (spec.redis) return RedisRegistry.connect({ logger: components.logger }, { url: spec.redis }, components.signal);
+  if (spec.redisCluster && !spec.redis) throw new UsageError('--redis-cluster needs --redis URL (a seed node)');
+  if (spec.redis) {
+    return RedisRegistry.connect(
+      { logger: components.logger },
+      { url: spec.redis, cluster: spec.redisCluster },
+      components.signal,
+    );
+  }
   if (spec.mirrorsFile) {
     const registry = new FileRegistry({}, { file: spec.mirrorsFile });
     await registry.entries(components.signal);

@@ -10,6 +10,8 @@ export class Exchange {
   bytes = 0;
   /** Run once when the response has closed (sent or aborted): buffers it was writing may be reused then. */
   onClose: (() => void) | undefined = undefined;
+  /** Undefined once closed. */
+  private closeHooks: (() => void)[] | undefined = [];
 
   constructor(
     readonly req: IncomingMessage,
@@ -18,6 +20,32 @@ export class Exchange {
     /** performance.now() when the request arrived. */
     readonly started: number,
   ) {}
+
+  /** True once the exchange is over: its response closed, or its connection did. */
+  get closed(): boolean {
+    return this.closeHooks === undefined;
+  }
+
+  /** Runs `hook` when the exchange closes (now, if it has). Routes stop their work from here, not from res 'close'. */
+  whenClosed(hook: () => void): void {
+    if (this.closeHooks) this.closeHooks.push(hook);
+    else hook();
+  }
+
+  /**
+   * Ends the exchange: runs onClose and the hooks. The server calls it when
+   * the response closes, and when the connection closes: a pipelined
+   * response still queued behind another never gets a socket, so Node never
+   * emits its 'close'. True only the first time.
+   */
+  close(): boolean {
+    const hooks = this.closeHooks;
+    if (!hooks) return false;
+    this.closeHooks = undefined;
+    this.onClose?.();
+    for (const hook of hooks) hook();
+    return true;
+  }
 
   get head(): boolean {
     return this.req.method === 'HEAD';

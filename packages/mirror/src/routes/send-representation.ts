@@ -100,7 +100,8 @@ function writeHeaders(ex: Exchange, rep: Representation): { start: number; lengt
  * chunk returns to the pool only from its write callback, once the socket is
  * done with it. A client that goes away stops the loop at the next step; a
  * read error cuts the response (the length was promised, so nothing else is
- * honest) and counts as an `io` error.
+ * honest) and counts as an `io` error. The loop ends with the exchange, not
+ * with res 'close', which a queued pipelined response never emits.
  */
 function streamFd(
   ex: Exchange,
@@ -118,14 +119,13 @@ function streamFd(
   const finish = () => {
     if (finished) return;
     finished = true;
-    res.off('close', onClose);
     done();
   };
   const onClose = () => {
     if (!reading) finish();
   };
   const next = () => {
-    if (res.destroyed) {
+    if (ex.closed || res.destroyed) {
       finish();
       return;
     }
@@ -140,7 +140,7 @@ function streamFd(
         res.destroy(err ?? new Error('file shorter than its size'));
         return;
       }
-      if (res.destroyed) {
+      if (ex.closed || res.destroyed) {
         pool.give(buf);
         finish();
         return;
@@ -158,6 +158,6 @@ function streamFd(
       else res.once('drain', next);
     });
   };
-  res.on('close', onClose);
+  ex.whenClosed(onClose);
   next();
 }

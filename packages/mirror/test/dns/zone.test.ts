@@ -77,6 +77,31 @@ describe('rankMirrors', () => {
     expect(first.size).toBe(4);
   });
 
+  it('with a limit: exactly the first `limit` of the full order, on a large fleet full of ties', () => {
+    const regions = ['jp', 'us', 'eu', 'kr', 'de'];
+    const big = Array.from({ length: 600 }, (_, i) =>
+      record({
+        id: `10.0.${i >> 8}.${i & 255}:80`,
+        url: `http://10.0.${i >> 8}.${i & 255}/`,
+        region: regions[i % regions.length] as string,
+        // Few distinct loads: many mirrors tie on region and badness, so the hash decides.
+        load: (i * 7) % 4,
+        capacity: 4,
+        health: i % 13 === 0 ? 'degraded' : 'ok',
+      }),
+    );
+    // Exact duplicates too: equal on every key, the input order stands.
+    big.push({ ...(big[5] as MirrorRecord) }, { ...(big[5] as MirrorRecord) });
+    for (const client of ['127.0.0.2', '127.0.0.3', '10.9.9.9', '2001:db8::1']) {
+      const full = rankMirrors(big, networks, client);
+      for (const limit of [0, 1, 16, 100, 601, 602, 1000]) {
+        const top = rankMirrors(big, networks, client, limit);
+        expect(top, `${client} limit ${limit}`).toEqual(full.slice(0, limit));
+        for (let i = 0; i < top.length; i++) expect(top[i]?.record).toBe(full[i]?.record);
+      }
+    }
+  });
+
   it('does not modify its input', () => {
     const input = [...fleet];
     rankMirrors(input, networks, '127.0.0.2');

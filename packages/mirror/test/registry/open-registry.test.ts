@@ -29,6 +29,10 @@ describe('openRegistry', () => {
     await r.close();
   });
 
+  it('--redis-cluster without --redis is a usage error', async () => {
+    await expect(openRegistry({ redisCluster: true })).rejects.toThrow(UsageError);
+  });
+
   it('--mirrors: the file registry, read at once', async () => {
     const file = join(dir, 'mirrors');
     await writeFile(file, 'http://127.0.0.1:1/ jp\n');

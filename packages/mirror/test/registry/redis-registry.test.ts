@@ -42,7 +42,7 @@ registryContract(
 );
 
 describe('RedisRegistry', () => {
-  it('stores thfc:mirror:<id> with a PX TTL and the id in thfc:mirrors', async () => {
+  it('stores {thfc}:mirror:<id> with a PX TTL and the id in {thfc}:mirrors', async () => {
     const { registry, raw } = await fresh();
     try {
       await registry.register(record(), 5_000);
@@ -52,6 +52,24 @@ describe('RedisRegistry', () => {
       expect(pttl).toBeGreaterThan(4_000);
       expect(pttl).toBeLessThanOrEqual(5_000);
       expect(await raw.smembers(`${REDIS_KEY_PREFIX}mirrors`)).toEqual(['127.0.0.1:8080']);
+    } finally {
+      await registry.close();
+      await raw.quit();
+    }
+  });
+
+  it('an unchanged record is listed as the same object; a changed one is decoded afresh', async () => {
+    const { registry, raw } = await fresh();
+    try {
+      await registry.register(record(), 60_000);
+      await registry.register(record({ id: 'b:1', url: 'http://b:1/' }), 60_000);
+      const first = await registry.list();
+      await registry.register(record({ id: 'b:1', url: 'http://b:1/', load: 7 }), 60_000);
+      const second = await registry.list();
+      const byId = (rs: readonly { id: string }[], id: string) => rs.find((r) => r.id === id);
+      expect(byId(second, '127.0.0.1:8080')).toBe(byId(first, '127.0.0.1:8080'));
+      expect(byId(second, 'b:1')).not.toBe(byId(first, 'b:1'));
+      expect(byId(second, 'b:1')).toEqual(record({ id: 'b:1', url: 'http://b:1/', load: 7 }));
     } finally {
       await registry.close();
       await raw.quit();
