@@ -29,6 +29,7 @@ import { isMounted, lazyUnmount } from './mount-point.js';
 /**
  * httpstorged: the mount daemon, in the original's shape:
  *   httpstorged [-f] MOUNTPOINT INDEX-URL…
+ *   httpstorged nbd [-f] (--socket PATH | --listen HOST:PORT) INDEX-URL…
  *   httpstorged umount MOUNTPOINT
  *   httpstorged stats MOUNTPOINT [--json]
  *   httpstorged measurements MOUNTPOINT
@@ -70,14 +71,39 @@ const seconds = (flag: string) => (v: string) => {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function mountCommand(): Command {
-  return new Command('httpstorged')
+  const cmd = new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
-    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)')
+    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)');
+  return sourceOptions(cmd)
+    .option('--allow-other', 'let other users read the mount')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+
+/** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
+function nbdCommand(): Command {
+  const cmd = new Command('httpstorged nbd')
+    .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
+    .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
+    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
+    .option('-f, --foreground', 'stay in the foreground (default: return once serving, daemon in the background)')
+    .option('--socket <path>', 'listen on this Unix socket (mode 0600; 0660 with --group)')
+    .option('--group <group>', 'let this group (name or number) use the socket too')
+    .option('--listen <host:port>', 'listen on TCP instead (no authentication or encryption: trusted networks only)')
+    .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1));
+  return sourceOptions(cmd)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+
+/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`. */
+function sourceOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--mirror <base-url>',
       'block store base URL to fetch from instead of the index directory (repeatable, in order)',
@@ -141,7 +167,6 @@ function mountCommand(): Command {
       count('--retries', 1),
     )
     .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
-    .option('--allow-other', 'let other users read the mount')
     .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
     .option(
       '--prefetch <file-or-url>',
@@ -153,9 +178,7 @@ function mountCommand(): Command {
     .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file of the background daemon (default ${DEFAULT_LOG})`)
-    .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
 }
 
 async function runMountCommand(argv: string[]): Promise<number> {
@@ -171,48 +194,11 @@ async function runMountCommand(argv: string[]): Promise<number> {
   try {
     // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
     // through --ready-fd like any other mount failure.
-    const [{ mountImages }, { readPublicKey, readTrustStore }] = await Promise.all([
-      import('./mount.js'),
-      import('@thfc/packer'),
-    ]);
-    const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
-    const trustStore = o.trustStore
-      ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
-      : undefined;
+    const { mountImages } = await import('./mount.js');
+    const settings = await sourceSettings(o, indexes);
     const measurements = await openMeasurements(o);
     mounted = await mountImages(
-      {
-        mountpoint,
-        indexes,
-        mirrors: o.mirror,
-        pool: o.pool,
-        dns: o.dns,
-        cacheDir: o.cache,
-        cacheSize: o.cacheSize,
-        memoryCache: o.memoryCache,
-        nocache: o.nocache,
-        offline: o.offline,
-        paranoid: o.paranoid,
-        trust,
-        trustStore,
-        measureBlocks: o.measureBlocks,
-        connections: o.connections,
-        maxConnections: o.maxConnections,
-        readahead: o.readahead,
-        lowSpeedBps: o.lowSpeed,
-        lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : o.lowSpeedTime * 1000,
-        http2: o.http2,
-        timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
-        retries: o.retries,
-        proxy: o.proxy,
-        allowOther: o.allowOther,
-        recordProfile: o.recordProfile,
-        prefetch: o.prefetch === false ? undefined : o.prefetch,
-        noPrefetch: o.prefetch === false,
-        prefetchParallel: o.prefetchParallel,
-        prefetchRate: o.prefetchRate,
-        fill: o.fill,
-      },
+      { mountpoint, allowOther: o.allowOther, ...settings },
       { logger, env: process.env, measurements },
     );
   } catch (e) {
@@ -247,6 +233,118 @@ async function runMountCommand(argv: string[]): Promise<number> {
   return new Promise<number>(() => {}); // serve until a signal
 }
 
+/** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
+// biome-ignore lint/suspicious/noExplicitAny: commander's opts() is untyped; each option is parsed by its own handler.
+async function sourceSettings(o: Record<string, any>, indexes: string[]) {
+  const { readPublicKey, readTrustStore } = await import('@thfc/packer');
+  const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
+  const trustStore = o.trustStore
+    ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
+    : undefined;
+  return {
+    indexes,
+    mirrors: o.mirror as string[] | undefined,
+    pool: o.pool as string | undefined,
+    dns: o.dns as string | undefined,
+    cacheDir: o.cache as string | undefined,
+    cacheSize: o.cacheSize as number | undefined,
+    memoryCache: o.memoryCache as number | undefined,
+    nocache: o.nocache as boolean | undefined,
+    offline: o.offline as boolean | undefined,
+    paranoid: o.paranoid as boolean | undefined,
+    trust,
+    trustStore,
+    measureBlocks: o.measureBlocks as boolean | undefined,
+    connections: o.connections as number | undefined,
+    maxConnections: o.maxConnections as number | undefined,
+    readahead: o.readahead as number | undefined,
+    lowSpeedBps: o.lowSpeed as number | undefined,
+    lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : (o.lowSpeedTime as number) * 1000,
+    http2: o.http2 as boolean | undefined,
+    timeoutMs: o.timeout === undefined ? undefined : (o.timeout as number) * 1000,
+    retries: o.retries as number | undefined,
+    proxy: o.proxy as string | undefined,
+    recordProfile: o.recordProfile as string | undefined,
+    prefetch: o.prefetch === false ? undefined : (o.prefetch as string | undefined),
+    noPrefetch: o.prefetch === false,
+    prefetchParallel: o.prefetchParallel as number | undefined,
+    prefetchRate: o.prefetchRate as number | undefined,
+    fill: o.fill as boolean | undefined,
+  };
+}
+
+/** `httpstorged nbd`: serves the images until a signal; in the background unless -f. */
+async function runNbdCommand(argv: string[]): Promise<number> {
+  const cmd = nbdCommand();
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts();
+  const [indexes] = cmd.processedArgs as [string[]];
+  const listen = await nbdListen(o);
+  if (!o.foreground)
+    return daemonize(argv, o.log ?? DEFAULT_LOG, { sub: 'nbd', done: `serving at ${listenText(listen)}` });
+
+  const readyFd: number | undefined = o.readyFd;
+  const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
+  let serving: Awaited<ReturnType<typeof import('./nbd-serve.js').serveImages>>;
+  try {
+    const { serveImages } = await import('./nbd-serve.js');
+    const settings = await sourceSettings(o, indexes);
+    const measurements = await openMeasurements(o);
+    serving = await serveImages(
+      { ...settings, listen, maxConnections: o.maxClients },
+      { logger, env: process.env, measurements },
+    );
+  } catch (e) {
+    const code = fail(e);
+    if (readyFd !== undefined)
+      report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
+    return code;
+  }
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${why}: stopping`);
+    await serving.close();
+    process.exit(EXIT.OK);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  // A client's bug must not take every other client's disk: log it and keep serving.
+  process.on('unhandledRejection', (e) =>
+    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
+  );
+  process.on('uncaughtException', (e) => logger.fault(`internal error: ${e.stack ?? e}`));
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
+  return new Promise<number>(() => {}); // serve until a signal
+}
+
+type Listen = import('./nbd/server.js').NbdListen;
+
+function listenText(l: Listen): string {
+  return l.kind === 'unix' ? l.path : `${l.host}:${l.port}`;
+}
+
+/** --socket PATH (with --group) or --listen HOST:PORT: exactly one. */
+async function nbdListen(o: { socket?: string; listen?: string; group?: string }): Promise<Listen> {
+  if (!o.socket === !o.listen) throw new UsageError('give one of --socket PATH or --listen HOST:PORT');
+  if (o.socket) return { kind: 'unix', path: resolve(o.socket), gid: o.group ? await groupId(o.group) : undefined };
+  if (o.group) throw new UsageError('--group shares a Unix socket: it needs --socket');
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(o.listen as string);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new UsageError(`--listen wants HOST:PORT, not "${o.listen}"`);
+  return { kind: 'tcp', host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** A group by number, or by name from /etc/group. */
+async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const text = await readFile('/etc/group', 'utf8').catch(() => '');
+  const line = text.split('\n').find((l) => l.split(':')[0] === group);
+  if (!line) throw new UsageError(`--group: no group named ${group}`);
+  return Number(line.split(':')[2]);
+}
+
 /** The mount's measurement log; with --tpm, the TPM is checked first (reachable, PCR still at zero). */
 async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: string }): Promise<MeasurementLog> {
   const { MeasurementLog, Tpm2Tools, TpmExtender } = await import('@thfc/attest');
@@ -267,14 +365,19 @@ function report(fd: number, msg: Record<string, unknown>): void {
 }
 
 /** Starts the daemon in the background and waits until it reports the mount ready (or why it could not). */
-async function daemonize(argv: string[], logFile: string): Promise<number> {
+async function daemonize(
+  argv: string[],
+  logFile: string,
+  how: { sub?: string; done: string } = { done: 'mounted' },
+): Promise<number> {
   let log: number;
   try {
     log = openSync(logFile, 'a', 0o644);
   } catch (e) {
     throw new UsageError(`cannot open log file ${logFile}: ${(e as Error).message} (choose one with --log)`);
   }
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '-f', '--ready-fd', '3', ...argv], {
+  const sub = how.sub ? [how.sub] : [];
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...sub, '-f', '--ready-fd', '3', ...argv], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
   });
@@ -298,14 +401,14 @@ async function daemonize(argv: string[], logFile: string): Promise<number> {
   if (outcome?.ok) {
     child.unref();
     (pipe as unknown as { destroy(): void }).destroy();
-    process.stdout.write(`httpstorged: mounted (daemon pid ${outcome.pid}, log ${logFile})\n`);
+    process.stdout.write(`httpstorged: ${how.done} (daemon pid ${outcome.pid}, log ${logFile})\n`);
     return EXIT.OK;
   }
   if (outcome) {
     process.stderr.write(`httpstorged: ${outcome.message}\n`);
     return outcome.code ?? EXIT.SOFTWARE;
   }
-  process.stderr.write(`httpstorged: the daemon exited before the mount was ready; see ${logFile}\n`);
+  process.stderr.write(`httpstorged: the daemon exited before it was ready; see ${logFile}\n`);
   return EXIT.IO;
 }
 
@@ -413,7 +516,9 @@ try {
           ? await runMeasurements(argv.slice(1))
           : sub === 'fsck'
             ? await runFsckCommand(argv.slice(1))
-            : await runMountCommand(argv);
+            : sub === 'nbd'
+              ? await runNbdCommand(argv.slice(1))
+              : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }
