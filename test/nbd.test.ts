@@ -1,0 +1,190 @@
+import { stat } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeImage } from './support/images.js';
+import { CMD, OPT, RawNbd } from './support/nbd-client.js';
+import { BIN, node, run, tempDir } from './support/processes.js';
+import { StaticServer } from './support/static-server.js';
+
+/**
+ * httpstorged nbd end to end: the daemon serving images fetched from a real
+ * HTTP server, read by real NBD clients (libnbd's nbdinfo and nbdcopy,
+ * qemu-img) and by a raw socket that breaks the protocol. No FUSE anywhere.
+ */
+const MiB = 1024 * 1024;
+let work: string;
+let cleanupWork: () => Promise<void>;
+let image: string;
+let store: string;
+let server: StaticServer;
+const daemons: number[] = [];
+let n = 0;
+
+/** Starts the daemon in the background (its default mode); resolves once it says it is serving. */
+async function serve(args: string[], listen?: string[]) {
+  const i = ++n;
+  const socket = join(work, `nbd${i}.sock`);
+  const log = join(work, `nbd${i}.log`);
+  const cache = join(work, `cache${i}`);
+  const where = listen ?? ['--socket', socket];
+  const result = await node(BIN.httpstorged, ['nbd', ...where, '--cache', cache, '--log', log, ...args], {
+    timeoutMs: 60_000,
+  });
+  const pid = Number(/daemon pid (\d+)/.exec(result.stdout)?.[1]);
+  if (pid) daemons.push(pid);
+  return { socket, log, cache, result, pid, uri: (name: string) => `nbd+unix:///${name}?socket=${socket}` };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  ({ dir: work, cleanup: cleanupWork } = await tempDir('thfc-nbd-e2e-'));
+  image = join(work, 'disk.img');
+  // Zero regions at 8-24 MiB and 40-48 MiB: what base:allocation must report as holes.
+  await makeImage(image, [
+    ['text', 8],
+    ['zero', 16],
+    ['random', 8],
+    ['text', 8],
+    ['zero', 8],
+  ]);
+  store = join(work, 'store');
+  const r = await node(BIN.pack, ['pack', image, '--store', store, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  const other = join(work, 'other.img');
+  await makeImage(other, [['text', 2]]);
+  expect((await node(BIN.pack, ['pack', other, '--store', store])).code).toBe(0);
+  server = await new StaticServer(store).start();
+}, 120_000);
+
+afterEach(() => {
+  server.fault = () => undefined;
+});
+
+afterAll(async () => {
+  for (const pid of daemons) if (alive(pid)) process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && daemons.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+  await server?.kill();
+  await cleanupWork?.();
+});
+
+describe('httpstorged nbd with real clients', () => {
+  it('returns once serving, on a 0600 socket; nbdinfo lists each image as an export of its name', async () => {
+    const d = await serve([`${server.url}disk.idx`, `${server.url}other.idx`]);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    expect(d.result.stdout).toMatch(/serving at/);
+    expect((await stat(d.socket)).mode & 0o777).toBe(0o600);
+    const r = await run('nbdinfo', ['--list', '--json', d.uri('')], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const list = JSON.parse(r.stdout) as {
+      exports: {
+        'export-name': string;
+        'export-size': number;
+        is_read_only: boolean;
+        can_multi_conn: boolean;
+        contexts: string[];
+      }[];
+    };
+    expect(list.exports.map((e) => [e['export-name'], e['export-size'], e.is_read_only, e.can_multi_conn])).toEqual([
+      ['disk', 48 * MiB, true, true],
+      ['other', 2 * MiB, true, true],
+    ]);
+    expect(list.exports[0]?.contexts).toContain('base:allocation');
+  });
+
+  it('nbdinfo --map shows the zero regions as holes; nbdcopy copies it byte-identical and skips them', async () => {
+    const d = await serve([`${server.url}disk.idx`]);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const map = await run('nbdinfo', ['--map', '--json', d.uri('disk')], { timeoutMs: 30_000 });
+    expect(map.code, map.stderr).toBe(0);
+    const extents = (JSON.parse(map.stdout) as { offset: number; length: number; type: number }[]).map((e) => [
+      e.offset / MiB,
+      e.length / MiB,
+      e.type,
+    ]);
+    expect(extents).toEqual([
+      [0, 8, 0],
+      [8, 16, 3],
+      [24, 16, 0],
+      [40, 8, 3],
+    ]);
+    const out = join(work, 'copy.img');
+    const copy = await run('nbdcopy', [d.uri('disk'), out], { timeoutMs: 120_000 });
+    expect(copy.code, copy.stderr).toBe(0);
+    expect((await run('cmp', [image, out])).code).toBe(0);
+    // The holes were skipped, not written: the copy is sparse.
+    expect((await stat(out)).blocks * 512).toBeLessThanOrEqual(25 * MiB);
+  });
+
+  it('qemu-img compare finds the export identical; convert -O qcow2 skips the zeros and compares identical', async () => {
+    const d = await serve([`${server.url}disk.idx`]);
+    const cmpd = await run('qemu-img', ['compare', '-f', 'raw', image, d.uri('disk')], { timeoutMs: 120_000 });
+    expect(cmpd.code, cmpd.stdout + cmpd.stderr).toBe(0);
+    const qcow2 = join(work, 'disk.qcow2');
+    const conv = await run('qemu-img', ['convert', '-O', 'qcow2', d.uri('disk'), qcow2], { timeoutMs: 120_000 });
+    expect(conv.code, conv.stderr).toBe(0);
+    expect((await run('qemu-img', ['compare', image, qcow2], { timeoutMs: 120_000 })).code).toBe(0);
+    // 24 MiB of zeros are not in the qcow2: 24 MiB of data plus metadata.
+    expect((await stat(qcow2)).size).toBeLessThan(26 * MiB);
+  });
+
+  it('serves TCP only when asked, with --listen', async () => {
+    const port = await freePort();
+    const d = await serve([`${server.url}other.idx`], ['--listen', `127.0.0.1:${port}`]);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const r = await run('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/other`], { timeoutMs: 30_000 });
+    expect([r.code, r.stdout.trim()]).toEqual([0, String(2 * MiB)]);
+    const none = await node(BIN.httpstorged, ['nbd', `${server.url}other.idx`], { timeoutMs: 30_000 });
+    expect([none.code, none.stderr.trim()]).toEqual([
+      2,
+      'httpstorged: give one of --socket PATH or --listen HOST:PORT',
+    ]);
+  });
+
+  it('a read whose blocks cannot be had is an error for the client, never wrong bytes', async () => {
+    const d = await serve([`${server.url}disk.idx`, '--retries', '1', '--timeout', '1']);
+    server.fault = (path) => (path.includes('/blocks/') ? { kind: 'corrupt' } : undefined);
+    const copy = await run('nbdcopy', [d.uri('disk'), join(work, 'bad.img')], { timeoutMs: 120_000 });
+    expect(copy.code).not.toBe(0);
+    expect(copy.stderr).toMatch(/Input\/output error/);
+    expect(alive(d.pid)).toBe(true);
+  });
+
+  it('hostile clients lose their own connection while nbdcopy goes on, and the daemon lives', async () => {
+    const d = await serve([`${server.url}disk.idx`]);
+    const out = join(work, 'copy2.img');
+    const copy = run('nbdcopy', ['--connections', '2', d.uri('disk'), out], { timeoutMs: 120_000 });
+    const hostile: RawNbd[] = [];
+    for (let i = 0; i < 20; i++) {
+      const a = await RawNbd.attach(d.socket, 'disk');
+      a.c.request(CMD.READ, 0, 4096, { magic: 0xdeadbeef });
+      const b = await RawNbd.attach(d.socket, 'disk');
+      b.c.request(CMD.WRITE, 2n ** 62n, 0xffffffff);
+      const loop = await RawNbd.haggle(d.socket);
+      for (let k = 0; k < 300 && !(await loop.closesWithin(0)); k++) loop.sendOption(OPT.LIST);
+      hostile.push(a.c, b.c, loop);
+    }
+    for (const c of hostile) expect(await c.closesWithin(5_000)).toBe(true);
+    const r = await copy;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await run('cmp', [image, out])).code).toBe(0);
+    expect(alive(d.pid)).toBe(true);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
