@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage } from './support/images.js';
 import { CMD, OPT, RawNbd } from './support/nbd-client.js';
-import { BIN, node, run, tempDir } from './support/processes.js';
+import { BIN, node, ROOT, run, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
 
 /**
@@ -14,6 +14,7 @@ import { StaticServer } from './support/static-server.js';
  * qemu-img) and by a raw socket that breaks the protocol. No FUSE anywhere.
  */
 const MiB = 1024 * 1024;
+const HIDE_FUSE = join(ROOT, 'test/support/hide-fuse.cjs');
 let work: string;
 let cleanupWork: () => Promise<void>;
 let image: string;
@@ -22,16 +23,24 @@ let server: StaticServer;
 const daemons: number[] = [];
 let n = 0;
 
-/** Starts the daemon in the background (its default mode); resolves once it says it is serving. */
+/**
+ * Starts the daemon in the background (its default mode); resolves once it says it is serving. FUSE is
+ * hidden from it (and from the daemon it starts): NBD must need none.
+ */
 async function serve(args: string[], listen?: string[]) {
   const i = ++n;
   const socket = join(work, `nbd${i}.sock`);
   const log = join(work, `nbd${i}.log`);
   const cache = join(work, `cache${i}`);
   const where = listen ?? ['--socket', socket];
-  const result = await node(BIN.httpstorged, ['nbd', ...where, '--cache', cache, '--log', log, ...args], {
-    timeoutMs: 60_000,
-  });
+  const result = await run(
+    process.execPath,
+    [BIN.httpstorged, 'nbd', ...where, '--cache', cache, '--log', log, ...args],
+    {
+      timeoutMs: 60_000,
+      env: { NODE_OPTIONS: `--require ${HIDE_FUSE}` },
+    },
+  );
   const pid = Number(/daemon pid (\d+)/.exec(result.stdout)?.[1]);
   if (pid) daemons.push(pid);
   return { socket, log, cache, result, pid, uri: (name: string) => `nbd+unix:///${name}?socket=${socket}` };
