@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { createWriteStream, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
@@ -31,8 +31,8 @@ import { isMounted, lazyUnmount } from './mount-point.js';
  *   httpstorged [-f] MOUNTPOINT INDEX-URL…
  *   httpstorged nbd [-f] (--socket PATH | --listen HOST:PORT) INDEX-URL…
  *   httpstorged umount MOUNTPOINT
- *   httpstorged stats MOUNTPOINT [--json]
- *   httpstorged measurements MOUNTPOINT
+ *   httpstorged stats MOUNTPOINT|SOCKET [--json]
+ *   httpstorged measurements MOUNTPOINT|SOCKET
  *   httpstorged fsck CACHE [--json]
  * The only file that touches `process`; errors become exit codes here.
  */
@@ -74,7 +74,7 @@ function mountCommand(): Command {
   const cmd = new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -95,6 +95,10 @@ function nbdCommand(): Command {
     .option('--socket <path>', 'listen on this Unix socket (mode 0600; 0660 with --group)')
     .option('--group <group>', 'let this group (name or number) use the socket too')
     .option('--listen <host:port>', 'listen on TCP instead (no authentication or encryption: trusted networks only)')
+    .option(
+      '--replace',
+      'take the socket over from the daemon serving on it, which then finishes its requests and exits',
+    )
     .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1));
   return sourceOptions(cmd)
     .exitOverride()
@@ -304,19 +308,62 @@ async function runNbdCommand(argv: string[]): Promise<number> {
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info(`${why}: stopping`);
+    logger.info(`${why}: stopping; the requests in flight are answered first`);
     await serving.close();
     process.exit(EXIT.OK);
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
+  // SIGHUP to a background daemon: a planned restart. A new daemon (this program as it is on disk now, with the
+  // same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
+  // first. In the foreground SIGHUP is the terminal going away: stop.
+  let restarting = false;
+  process.on('SIGHUP', () => {
+    if (readyFd === undefined) return void stop('SIGHUP');
+    if (restarting || stopping || listen.kind !== 'unix') {
+      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
+      return;
+    }
+    restarting = true;
+    logger.info('SIGHUP: starting a new daemon to take the socket over');
+    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
+      .then((code) => {
+        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
+      })
+      .finally(() => {
+        restarting = false;
+      });
+  });
   // A client's bug must not take every other client's disk: log it and keep serving.
   process.on('unhandledRejection', (e) =>
     logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
   );
   process.on('uncaughtException', (e) => logger.fault(`internal error: ${e.stack ?? e}`));
+  if (serving.replaced !== undefined && serving.replaced !== process.pid) {
+    logger.info(`took ${listenText(listen)} over; stopping the daemon that served it (pid ${serving.replaced})`);
+    try {
+      process.kill(serving.replaced, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
+}
+
+/** The user's arguments of a daemon, without those daemonize() and --replace added. */
+function daemonArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-f' || a === '--foreground' || a === '--replace' || a.startsWith('--ready-fd=')) continue;
+    if (a === '--ready-fd') {
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }
 
 type Listen = import('./nbd/server.js').NbdListen;
@@ -326,10 +373,14 @@ function listenText(l: Listen): string {
 }
 
 /** --socket PATH (with --group) or --listen HOST:PORT: exactly one. */
-async function nbdListen(o: { socket?: string; listen?: string; group?: string }): Promise<Listen> {
+async function nbdListen(o: { socket?: string; listen?: string; group?: string; replace?: boolean }): Promise<Listen> {
   if (!o.socket === !o.listen) throw new UsageError('give one of --socket PATH or --listen HOST:PORT');
-  if (o.socket) return { kind: 'unix', path: resolve(o.socket), gid: o.group ? await groupId(o.group) : undefined };
+  if (o.socket) {
+    const gid = o.group ? await groupId(o.group) : undefined;
+    return { kind: 'unix', path: resolve(o.socket), gid, replace: o.replace };
+  }
   if (o.group) throw new UsageError('--group shares a Unix socket: it needs --socket');
+  if (o.replace) throw new UsageError('--replace takes a Unix socket over: it needs --socket');
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(o.listen as string);
   const port = Number(m?.[3]);
   if (!m || port > 65535) throw new UsageError(`--listen wants HOST:PORT, not "${o.listen}"`);
@@ -460,26 +511,51 @@ async function runUmount(argv: string[]): Promise<number> {
 /** Prints MOUNTPOINT/.thfc/measurements, the mount's measurement log, without the status file's padding. */
 async function runMeasurements(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged measurements')
-    .argument('<mountpoint>')
+    .argument('<mountpoint-or-socket>')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   cmd.parse(argv, { from: 'user' });
-  const mountpoint = resolve(cmd.processedArgs[0] as string);
-  await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
-  const text = (await readFile(join(mountpoint, '.thfc', 'measurements'), 'latin1')).replace(/ +\n?$/, '');
+  const target = cmd.processedArgs[0] as string;
+  const nbd = await nbdTarget(target);
+  let text: string;
+  if (nbd) text = await readNbdStatusFile(nbd, 'measurements');
+  else {
+    const mountpoint = resolve(target);
+    await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
+    text = (await readFile(join(mountpoint, '.thfc', 'measurements'), 'latin1')).replace(/ +\n?$/, '');
+  }
   // The kernel may clip a read of a growing status file at an older size: print whole lines only.
   process.stdout.write(text.slice(0, text.lastIndexOf('\n') + 1));
   return EXIT.OK;
 }
 
+/** An NBD daemon's address when `target` names one (a Unix socket, or HOST:PORT); undefined for a mountpoint. */
+async function nbdTarget(target: string): Promise<import('./nbd/status-client.js').NbdAddress | undefined> {
+  const tcp = /^(?:\[([^\]]+)\]|([^/:]+)):(\d+)$/.exec(target);
+  if (tcp) return { host: (tcp[1] ?? tcp[2]) as string, port: Number(tcp[3]) };
+  const st = await stat(target).catch(() => undefined);
+  return st?.isSocket() ? { path: resolve(target) } : undefined;
+}
+
+/** A status file of an NBD daemon (a hidden export) or of a mount (MOUNTPOINT/.thfc/NAME). */
+async function readNbdStatusFile(where: import('./nbd/status-client.js').NbdAddress, name: string): Promise<string> {
+  const { readNbdExport, NBD_STATS_EXPORT, NBD_MEASUREMENTS_EXPORT } = await import('./nbd/status-client.js');
+  const exportName = name === 'stats.json' ? NBD_STATS_EXPORT : NBD_MEASUREMENTS_EXPORT;
+  return (await readNbdExport(where, exportName, AbortSignal.timeout(10_000))).toString('utf8');
+}
+
 async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
-    .argument('<mountpoint>')
+    .argument('<mountpoint-or-socket>', 'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`')
     .option('--json', 'print the raw stats.json')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   cmd.parse(argv, { from: 'user' });
-  const status = await readStatus(resolve(cmd.processedArgs[0] as string));
+  const target = cmd.processedArgs[0] as string;
+  const nbd = await nbdTarget(target);
+  const status = nbd
+    ? (JSON.parse(await readNbdStatusFile(nbd, 'stats.json')) as import('./nbd-serve.js').NbdStatus)
+    : await readStatus(resolve(target));
   const { formatStatus } = await import('./status-text.js');
   process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;

@@ -19,9 +19,11 @@ import {
   normaliseBase,
   runBackground,
 } from './mount.js';
+import { bytesExport } from './nbd/bytes-export.js';
 import type { ExportCatalog } from './nbd/negotiation.js';
 import { type NbdListen, NbdServer } from './nbd/server.js';
 import type { NbdCounters, NbdExport } from './nbd/session.js';
+import { NBD_MEASUREMENTS_EXPORT, NBD_STATS_EXPORT, readNbdExport } from './nbd/status-client.js';
 import type { Prefetcher } from './prefetcher.js';
 import { ProfileRecorder } from './profile-recorder.js';
 import { BlockWorkers } from './sources/block-workers.js';
@@ -44,6 +46,8 @@ export interface NbdStatus extends Omit<MountStatus, 'mountpoint'> {
 
 export interface Serving {
   readonly address: string;
+  /** With --replace: the pid of the daemon whose socket this one took over; it should now be told to stop. */
+  readonly replaced: number | undefined;
   readonly catalog: ExportCatalog<NbdExport>;
   status(): NbdStatus;
   close(): Promise<void>;
@@ -162,9 +166,35 @@ export async function serveImages(
     };
   });
 
+  const started = new Date();
+  const status = (): NbdStatus => ({
+    address: server.address,
+    pid: process.pid,
+    started: started.toISOString(),
+    cache: {
+      dir: cacheDir ?? null,
+      bytes: disk?.bytes ?? 0,
+      blocks: disk?.blocks ?? 0,
+      maxBytes: options.cacheSize ?? null,
+      sealed: builder.checks?.sealed ?? 0,
+      checked: builder.checks?.checked ?? 0,
+      changed: builder.checks?.changed ?? 0,
+    },
+    nbd: { ...server.counters },
+    images: images.map((s) => imageStatus(s)),
+  });
   const exports = images.map((s) => imageExport(s, measurements));
+  // The status files a mount shows under .thfc/, as hidden exports (not listed): `httpstorged stats SOCKET`.
+  const statusFiles = new Map<string, () => string>([
+    [NBD_STATS_EXPORT, () => `${JSON.stringify(status(), null, 2)}\n`],
+    [NBD_MEASUREMENTS_EXPORT, () => measurements.text()],
+  ]);
   const catalog: ExportCatalog<NbdExport> = {
-    find: (name) => (name === '' ? exports[0] : exports.find((e) => e.name === name)),
+    find: (name) => {
+      const file = statusFiles.get(name);
+      if (file) return bytesExport(name, Buffer.from(file()));
+      return name === '' ? exports[0] : exports.find((e) => e.name === name);
+    },
     list: () => exports,
   };
   const server = new NbdServer(
@@ -175,6 +205,7 @@ export async function serveImages(
       maxRequestBytes: options.maxRequestBytes,
     },
   );
+  const replaced = await daemonToReplace(options.listen);
   try {
     await server.listen();
   } catch (e) {
@@ -190,26 +221,11 @@ export async function serveImages(
   const background = new AbortController();
   for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
 
-  const started = new Date();
   return {
     address: server.address,
+    replaced,
     catalog,
-    status: () => ({
-      address: server.address,
-      pid: process.pid,
-      started: started.toISOString(),
-      cache: {
-        dir: cacheDir ?? null,
-        bytes: disk?.bytes ?? 0,
-        blocks: disk?.blocks ?? 0,
-        maxBytes: options.cacheSize ?? null,
-        sealed: builder.checks?.sealed ?? 0,
-        checked: builder.checks?.checked ?? 0,
-        changed: builder.checks?.changed ?? 0,
-      },
-      nbd: { ...server.counters },
-      images: images.map((s) => imageStatus(s)),
-    }),
+    status,
     async close() {
       background.abort();
       pool?.close();
@@ -224,6 +240,20 @@ export async function serveImages(
       logger.info(`stopped serving at ${server.address}`);
     },
   };
+}
+
+/**
+ * With --replace, the daemon listening on the socket now: its pid, from its
+ * own stats export. None there (it died) is no error: the socket is replaced.
+ */
+async function daemonToReplace(l: NbdListen): Promise<number | undefined> {
+  if (l.kind !== 'unix' || !l.replace) return undefined;
+  try {
+    const bytes = await readNbdExport({ path: l.path }, NBD_STATS_EXPORT, AbortSignal.timeout(10_000));
+    return (JSON.parse(bytes.toString('utf8')) as NbdStatus).pid;
+  } catch {
+    return undefined;
+  }
 }
 
 function describe(l: NbdListen): string {

@@ -319,3 +319,22 @@ describe('NbdServer: the socket file', () => {
     );
   });
 });
+
+describe('NbdServer: stopping', () => {
+  it('answers the requests in flight, takes no new one, then closes each connection', async () => {
+    const path = await start();
+    const { c } = await attach(path);
+    delays.set(0, 300);
+    const slow = c.request(CMD.READ, 0, BS);
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = server?.close();
+    server = undefined;
+    c.request(CMD.READ, BS, BS); // sent after the stop: never answered
+    const r = await c.reply();
+    expect([r.cookie, r.error]).toEqual([slow, 0]);
+    expect(r.data.equals(data.subarray(0, BS))).toBe(true);
+    expect(await c.closesWithin(2_000)).toBe(true);
+    await closing;
+    await expect(stat(path)).rejects.toThrow();
+  });
+});

@@ -6,7 +6,13 @@ import { listenOnSocketFile, removeSocketFile } from './socket-file.js';
 
 export type NbdListen =
   /** A Unix socket: mode 0600, or 0660 owned by `gid` to share it with a group. */
-  | { readonly kind: 'unix'; readonly path: string; readonly gid?: number | undefined }
+  | {
+      readonly kind: 'unix';
+      readonly path: string;
+      readonly gid?: number | undefined;
+      /** Take the path over from a daemon still listening on it (a planned restart). */
+      readonly replace?: boolean | undefined;
+    }
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
 
 export interface NbdServerOptions extends NbdSessionOptions {
@@ -21,6 +27,9 @@ export interface NbdServerOptions extends NbdSessionOptions {
  */
 export const DEFAULT_MAX_CONNECTIONS = 64;
 
+/** A read waiting on a slow mirror is given this long to be answered when the server stops. */
+export const DEFAULT_DRAIN_MS = 10_000;
+
 /**
  * The NBD server: accepts connections on a Unix socket or TCP and runs one
  * session per connection. A session's failure ends that connection only.
@@ -29,6 +38,7 @@ export class NbdServer {
   readonly counters: NbdCounters = newNbdCounters();
   private readonly server: Server;
   private readonly stop = new AbortController();
+  private readonly abort = new AbortController();
   private readonly sessions = new Set<Promise<void>>();
   private socketIno: number | undefined;
 
@@ -52,7 +62,7 @@ export class NbdServer {
   async listen(): Promise<void> {
     const l = this.options.listen;
     if (l.kind === 'unix') {
-      this.socketIno = await listenOnSocketFile(this.server, l.path, l.gid);
+      this.socketIno = await listenOnSocketFile(this.server, l.path, { gid: l.gid, replace: l.replace });
       return;
     }
     await new Promise<void>((resolve, reject) => {
@@ -64,11 +74,17 @@ export class NbdServer {
     });
   }
 
-  /** Stops accepting, drops every connection and removes the socket file (if still ours). */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting and taking requests; the requests in flight are answered
+   * (for up to `drainMs`, then cut short) before each connection is closed.
+   * Removes the socket file, if it is still ours.
+   */
+  async close(drainMs = DEFAULT_DRAIN_MS): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.stop.abort();
+    const cut = setTimeout(() => this.abort.abort(), drainMs);
     await Promise.allSettled([...this.sessions]);
+    clearTimeout(cut);
     await closed;
     const l = this.options.listen;
     if (l.kind === 'unix' && this.socketIno !== undefined) await removeSocketFile(l.path, this.socketIno);
@@ -83,7 +99,7 @@ export class NbdServer {
       { socket, catalog: this.components.catalog, logger: this.components.logger ?? SILENT_LOGGER, counters },
       this.options,
     );
-    const run = session.run(this.stop.signal).finally(() => {
+    const run = session.run(this.stop.signal, this.abort.signal).finally(() => {
       counters.connections--;
       this.sessions.delete(run);
     });

@@ -80,6 +80,9 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Two maximum reads at once, or 256 of nbdcopy's: enough to keep every mirror's request window busy. */
 export const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 
+/** How long a closed connection waits for the client to close its side. */
+const HANG_UP_GRACE_MS = 5_000;
+
 /** Option data past this is no option this server knows (the largest is a 4 KiB name plus queries). */
 const MAX_OPTION_BYTES = 64 * 1024;
 
@@ -113,29 +116,46 @@ export class NbdSession {
     return this.components.logger ?? SILENT_LOGGER;
   }
 
-  /** Serves until the client leaves, breaks the protocol, or `signal` aborts; then closes the socket. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Serves until the client leaves or breaks the protocol, or `stop` aborts:
+   * then no request is taken any more, those in flight are answered, and the
+   * connection is closed (a client that reconnects, as qemu does, resends what
+   * was not answered). `abort` cuts the requests in flight short too.
+   */
+  async run(stop: AbortSignal, abort?: AbortSignal): Promise<void> {
     const { socket } = this.components;
     const closed = new AbortController();
-    const onAbort = () => this.reader.close(new ConnectionClosedError('the server is stopping'));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onStop = () => this.reader.close(new ConnectionClosedError('the server is stopping'));
+    stop.addEventListener('abort', onStop, { once: true });
     socket.once('close', () => closed.abort());
-    const sessionSignal = AbortSignal.any([signal, closed.signal]);
+    // In-flight work stops when the client is gone or the server gives up waiting, not when intake stops.
+    const work = abort ? AbortSignal.any([abort, closed.signal]) : closed.signal;
     try {
-      const chosen = await this.handshake(sessionSignal);
-      if (chosen) await this.transmit(chosen.export, chosen.structured, chosen.allocation, sessionSignal);
-      await Promise.allSettled([...this.inflight]);
-      socket.end();
+      const chosen = await this.handshake(stop);
+      if (chosen) await this.transmit(chosen.export, chosen.structured, chosen.allocation, stop, work);
+      await this.hangUp();
     } catch (e) {
-      if (!(e instanceof ConnectionClosedError)) {
-        if (this.components.counters) this.components.counters.dropped++;
-        this.logger.fault(`nbd client ${peer(socket)}: ${(e as Error).message}; connection dropped`);
+      if (e instanceof ConnectionClosedError) {
+        await this.hangUp();
+        return;
       }
+      if (this.components.counters) this.components.counters.dropped++;
+      this.logger.fault(`nbd client ${peer(socket)}: ${(e as Error).message}; connection dropped`);
       socket.destroy();
       await Promise.allSettled([...this.inflight]);
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      stop.removeEventListener('abort', onStop);
     }
+  }
+
+  /** Once every request in flight is answered: the replies flushed, then the connection closed. */
+  private async hangUp(): Promise<void> {
+    const { socket } = this.components;
+    await Promise.allSettled([...this.inflight]);
+    if (socket.destroyed) return;
+    socket.end();
+    // A client that never closes its side does not keep the connection.
+    setTimeout(() => socket.destroy(), HANG_UP_GRACE_MS).unref();
   }
 
   private async handshake(
@@ -183,7 +203,13 @@ export class NbdSession {
     }
   }
 
-  private async transmit(exp: NbdExport, structured: boolean, allocation: boolean, signal: AbortSignal) {
+  private async transmit(
+    exp: NbdExport,
+    structured: boolean,
+    allocation: boolean,
+    signal: AbortSignal,
+    work: AbortSignal,
+  ) {
     const { socket, counters } = this.components;
     this.logger.verbose(`nbd client ${peer(socket)}: serving ${exp.name}`);
     const connection = exp.connect();
@@ -217,7 +243,7 @@ export class NbdSession {
         this.fail(r, structured, refused, refusalText(r, refused, exp.size));
         continue;
       }
-      this.track(r.type === NBD_CMD.READ ? r.length : 0, this.serve(r, exp, connection, structured, signal));
+      this.track(r.type === NBD_CMD.READ ? r.length : 0, this.serve(r, exp, connection, structured, work));
     }
   }
 

@@ -11,8 +11,13 @@ import { UsageError } from '@thfc/format';
  * a restarted daemon takes over the same path its clients reconnect to.
  * Resolves to the socket's inode, by which close() knows it is still ours.
  */
-export async function listenOnSocketFile(server: Server, path: string, gid?: number | undefined): Promise<number> {
-  await refuseLiveOrForeign(path);
+export async function listenOnSocketFile(
+  server: Server,
+  path: string,
+  options: { gid?: number | undefined; replace?: boolean | undefined } = {},
+): Promise<number> {
+  const { gid } = options;
+  await refuseForeign(path, !options.replace);
   const dir = await mkdtemp(join(dirname(path), `.${basename(path)}.`));
   try {
     const tmp = join(dir, 's');
@@ -38,11 +43,15 @@ export async function removeSocketFile(path: string, ino: number): Promise<void>
   if (st?.ino === ino) await rm(path, { force: true });
 }
 
-/** A path that is not a socket is never replaced; a socket someone still answers on is another daemon's. */
-async function refuseLiveOrForeign(path: string): Promise<void> {
+/**
+ * A path that is not a socket is never replaced; a socket someone still
+ * answers on is another daemon's, replaced only when asked to (--replace).
+ */
+async function refuseForeign(path: string, refuseLive: boolean): Promise<void> {
   const st = await lstat(path).catch(() => undefined);
   if (!st) return;
   if (!st.isSocket()) throw new UsageError(`${path} exists and is not a socket; choose another --socket`);
+  if (!refuseLive) return;
   const live = await new Promise<boolean>((resolve) => {
     const s = connect(path);
     s.once('connect', () => {
@@ -51,5 +60,5 @@ async function refuseLiveOrForeign(path: string): Promise<void> {
     });
     s.once('error', () => resolve(false));
   });
-  if (live) throw new UsageError(`${path}: another server is listening on it`);
+  if (live) throw new UsageError(`${path}: another server is listening on it (take over with --replace)`);
 }
