@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -27,12 +27,12 @@ let n = 0;
  * Starts the daemon in the background (its default mode); resolves once it says it is serving. FUSE is
  * hidden from it (and from the daemon it starts): NBD must need none.
  */
-async function serve(args: string[], listen?: string[]) {
+async function serve(args: string[], at: { listen?: string[]; socket?: string; cache?: string } = {}) {
   const i = ++n;
-  const socket = join(work, `nbd${i}.sock`);
+  const socket = at.socket ?? join(work, `nbd${i}.sock`);
   const log = join(work, `nbd${i}.log`);
-  const cache = join(work, `cache${i}`);
-  const where = listen ?? ['--socket', socket];
+  const cache = at.cache ?? join(work, `cache${i}`);
+  const where = at.listen ?? ['--socket', socket];
   const result = await run(
     process.execPath,
     [BIN.httpstorged, 'nbd', ...where, '--cache', cache, '--log', log, ...args],
@@ -132,6 +132,17 @@ describe('httpstorged nbd with real clients', () => {
     expect((await run('cmp', [image, out])).code).toBe(0);
     // The holes were skipped, not written: the copy is sparse.
     expect((await stat(out)).blocks * 512).toBeLessThanOrEqual(25 * MiB);
+
+    // httpstorged stats reads the daemon's status over the same socket.
+    const json = await node(BIN.httpstorged, ['stats', d.socket, '--json'], { timeoutMs: 30_000 });
+    expect(json.code, json.stderr).toBe(0);
+    const s = JSON.parse(json.stdout);
+    expect([s.pid, s.images[0].name, s.images[0].bytesRead, s.nbd.dropped]).toEqual([d.pid, 'disk', 24 * MiB, 0]);
+    expect(s.nbd.requests).toBeGreaterThan(0);
+    const text = await node(BIN.httpstorged, ['stats', d.socket], { timeoutMs: 30_000 });
+    expect(text.stdout).toMatch(/^nbd: 1 connections .* requests, 24\.0 MiB read, 0 errors$/m);
+    const m = await node(BIN.httpstorged, ['measurements', d.socket], { timeoutMs: 30_000 });
+    expect(m.stdout).toMatch(/thfc-index sha256:[0-9a-f]{64} disk/);
   });
 
   it('qemu-img compare finds the export identical; convert -O qcow2 skips the zeros and compares identical', async () => {
@@ -148,10 +159,13 @@ describe('httpstorged nbd with real clients', () => {
 
   it('serves TCP only when asked, with --listen', async () => {
     const port = await freePort();
-    const d = await serve([`${server.url}other.idx`], ['--listen', `127.0.0.1:${port}`]);
+    const d = await serve([`${server.url}other.idx`], { listen: ['--listen', `127.0.0.1:${port}`] });
     expect(d.result.code, d.result.stderr).toBe(0);
     const r = await run('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/other`], { timeoutMs: 30_000 });
     expect([r.code, r.stdout.trim()]).toEqual([0, String(2 * MiB)]);
+    const stats = await node(BIN.httpstorged, ['stats', `127.0.0.1:${port}`, '--json'], { timeoutMs: 30_000 });
+    expect(stats.code, stats.stderr).toBe(0);
+    expect(JSON.parse(stats.stdout).pid).toBe(d.pid);
     const none = await node(BIN.httpstorged, ['nbd', `${server.url}other.idx`], { timeoutMs: 30_000 });
     expect([none.code, none.stderr.trim()]).toEqual([
       2,
@@ -187,6 +201,77 @@ describe('httpstorged nbd with real clients', () => {
     expect(r.code, r.stderr).toBe(0);
     expect((await run('cmp', [image, out])).code).toBe(0);
     expect(alive(d.pid)).toBe(true);
+  });
+});
+
+describe('httpstorged nbd restarts under a reconnecting client', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** qemu-img convert from the export with reconnect-delay, as a guest's qemu would attach it. */
+  const convert = (socket: string, out: string) =>
+    run(
+      'qemu-img',
+      [
+        'convert',
+        '--image-opts',
+        `driver=nbd,server.type=unix,server.path=${socket},export=disk,reconnect-delay=30`,
+        '-O',
+        'raw',
+        out,
+      ],
+      { timeoutMs: 120_000 },
+    );
+  // A slow mirror, one request at a time: the copy takes seconds, so the restart lands in its middle.
+  const slow = () => {
+    server.fault = (path) => (path.includes('/blocks/') ? { kind: 'delay', ms: 30 } : undefined);
+  };
+  const args = () => [`${server.url}disk.idx`, '--connections', '1', '--readahead', '2'];
+
+  it('SIGKILL mid-copy, then a new daemon on the same socket and cache: the copy completes identical', async () => {
+    slow();
+    const d = await serve(args());
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const out = join(work, 'killed.raw');
+    let done = false;
+    const copy = convert(d.socket, out).finally(() => {
+      done = true;
+    });
+    await sleep(1_000);
+    expect(done).toBe(false);
+    process.kill(d.pid, 'SIGKILL');
+    await sleep(300);
+    const again = await serve(args(), { socket: d.socket, cache: d.cache });
+    expect(again.result.code, again.result.stderr).toBe(0);
+    const r = await copy;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await run('cmp', [image, out])).code).toBe(0);
+    const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
+    expect(s.pid).toBe(again.pid);
+    expect(s.images[0].reads).toBeGreaterThan(0); // the new daemon served the rest
+  });
+
+  it('SIGHUP: a new daemon takes the socket over, the old one answers what it has and exits; no request fails', async () => {
+    slow();
+    const d = await serve(args());
+    const out = join(work, 'hup.raw');
+    let done = false;
+    const copy = convert(d.socket, out).finally(() => {
+      done = true;
+    });
+    await sleep(1_000);
+    expect(done).toBe(false);
+    process.kill(d.pid, 'SIGHUP');
+    for (let i = 0; i < 200 && alive(d.pid); i++) await sleep(50);
+    expect(alive(d.pid)).toBe(false);
+    const r = await copy;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await run('cmp', [image, out])).code).toBe(0);
+    const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
+    expect(s.pid).not.toBe(d.pid);
+    daemons.push(s.pid);
+    const log = await readFile(d.log, 'utf8');
+    expect(log).toMatch(/SIGHUP: starting a new daemon/);
+    expect(log).toMatch(/took .* over; stopping the daemon that served it/);
+    expect(log).not.toMatch(/FAULT/);
   });
 });
 
