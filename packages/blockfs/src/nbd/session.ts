@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { allocationExtents, type BlockMap } from './allocation.js';
+import { BufferPool } from './buffer-pool.js';
 import { answerOption, type ExportCatalog, type ExportInfo, newNegotiation } from './negotiation.js';
 import {
   NBD_CMD,
@@ -95,6 +96,7 @@ const MAX_OPTION_BYTES = 64 * 1024;
 export class NbdSession {
   private readonly reader: SocketReader;
   private readonly maxRequestBytes: number;
+  private readonly buffers: BufferPool;
   private inflightBytes = 0;
   private readonly inflight = new Set<Promise<void>>();
   private wakeIntake: (() => void) | undefined;
@@ -110,6 +112,7 @@ export class NbdSession {
   ) {
     this.reader = new SocketReader(components.socket);
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.buffers = new BufferPool(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
   }
 
   private get logger(): Logger {
@@ -270,10 +273,16 @@ export class NbdSession {
     try {
       switch (r.type) {
         case NBD_CMD.READ: {
-          const buf = Buffer.allocUnsafe(r.length);
-          await connection.read(buf, r.offset, signal);
+          const buf = this.buffers.take(r.length);
+          try {
+            await connection.read(buf, r.offset, signal);
+          } catch (e) {
+            this.buffers.give(buf);
+            throw e;
+          }
           if (counters) counters.bytesRead += r.length;
-          this.send(structured ? offsetDataHeader(r.cookie, r.offset, r.length) : simpleReply(r.cookie, 0), buf);
+          const head = structured ? offsetDataHeader(r.cookie, r.offset, r.length) : simpleReply(r.cookie, 0);
+          this.send(head, buf, () => this.buffers.give(buf));
           return;
         }
         case NBD_CMD.FLUSH:
@@ -299,12 +308,20 @@ export class NbdSession {
     this.send(structured ? errorChunk(r.cookie, errno, message) : simpleReply(r.cookie, errno));
   }
 
-  /** One reply, its pieces written back to back so replies of concurrent requests never interleave. */
-  private send(...parts: Buffer[]): void {
+  /**
+   * One reply, its header and data written back to back so replies of
+   * concurrent requests never interleave; `written` runs once the data is
+   * out of the socket's hands (or will never be), as the data's owner needs.
+   */
+  private send(head: Buffer, data?: Buffer, written?: () => void): void {
     const { socket } = this.components;
-    if (socket.destroyed) return;
+    if (socket.destroyed) {
+      written?.();
+      return;
+    }
     socket.cork();
-    for (const p of parts) socket.write(p);
+    socket.write(head);
+    if (data) socket.write(data, written && (() => written()));
     socket.uncork();
   }
 }
