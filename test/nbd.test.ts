@@ -173,6 +173,21 @@ describe('httpstorged nbd with real clients', () => {
     ]);
   });
 
+  it('--max-clients bounds NBD connections; --max-connections still bounds each mirror, as for a mount', async () => {
+    const d = await serve([`${server.url}other.idx`, '--max-clients', '3', '--max-connections', '2']);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push((await RawNbd.attach(d.socket, 'other')).c);
+    const over = await RawNbd.open(d.socket);
+    expect(await over.closesWithin(2_000)).toBe(true);
+    open[0]?.request(CMD.READ, 0, 2 * MiB);
+    expect((await open[0]?.reply())?.error).toBe(0);
+    for (const x of open) x.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
+    expect(s.images[0].mirrors[0].window.limit).toBeLessThanOrEqual(2);
+  });
+
   it('a read whose blocks cannot be had is an error for the client, never wrong bytes', async () => {
     const d = await serve([`${server.url}disk.idx`, '--retries', '1', '--timeout', '1']);
     server.fault = (path) => (path.includes('/blocks/') ? { kind: 'corrupt' } : undefined);

@@ -206,10 +206,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
       { logger, env: process.env, measurements },
     );
   } catch (e) {
-    const code = fail(e);
-    if (readyFd !== undefined)
-      report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
-    return code;
+    return failStart(e, readyFd);
   }
   // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
   let stopping = false;
@@ -295,14 +292,11 @@ async function runNbdCommand(argv: string[]): Promise<number> {
     const settings = await sourceSettings(o, indexes);
     const measurements = await openMeasurements(o);
     serving = await serveImages(
-      { ...settings, listen, maxConnections: o.maxClients },
+      { ...settings, listen, maxClients: o.maxClients },
       { logger, env: process.env, measurements },
     );
   } catch (e) {
-    const code = fail(e);
-    if (readyFd !== undefined)
-      report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
-    return code;
+    return failStart(e, readyFd);
   }
   let stopping = false;
   const stop = async (why: string) => {
@@ -408,6 +402,13 @@ async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: s
   const extender = new TpmExtender({ tpm: new Tpm2Tools({ tcti: o.tpmTcti }) });
   await extender.open(pcr);
   return new MeasurementLog({ extender }, { pcr });
+}
+
+/** A daemon that could not start: the error on stderr, and through --ready-fd to the command waiting for it. */
+function failStart(e: unknown, readyFd: number | undefined): number {
+  const code = fail(e);
+  if (readyFd !== undefined) report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
+  return code;
 }
 
 function report(fd: number, msg: Record<string, unknown>): void {

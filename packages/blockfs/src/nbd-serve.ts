@@ -33,7 +33,8 @@ import { defaultRounds } from './sources/failover.js';
 
 export interface NbdServeOptions extends Omit<MountOptions, 'mountpoint' | 'allowOther'> {
   readonly listen: NbdListen;
-  readonly maxConnections?: number | undefined;
+  /** NBD connections at once (`maxConnections` is the mirrors' request window, as for a mount). */
+  readonly maxClients?: number | undefined;
   readonly maxRequestBytes?: number | undefined;
 }
 
@@ -201,7 +202,7 @@ export async function serveImages(
     { catalog, logger },
     {
       listen: options.listen,
-      maxConnections: options.maxConnections,
+      maxConnections: options.maxClients,
       maxRequestBytes: options.maxRequestBytes,
     },
   );
