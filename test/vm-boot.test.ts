@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, node, sha256, tempDir } from './support/processes.js';
+import { BIN, node, ROOT, sha256, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
 import {
   BOOT_TIMEOUT_MS,
@@ -30,6 +30,8 @@ let g: GuestStore;
 let server: StaticServer;
 let state: string;
 let kvm: { works: boolean; reason: string; key: string };
+/** Preloaded into thfc-vm (and the httpstorged it starts): loading fuse-native fails, as where libfuse is absent. */
+const HIDE_FUSE = join(ROOT, 'test/support/hide-fuse.cjs');
 
 const bootArgs = () => guestBootArgs(g);
 
@@ -77,6 +79,43 @@ describe('thfc-vm boot (slow: real guests)', () => {
       expect(rep.mount.readErrors).toBe(0);
       expect(r.stderr).toMatch(/guest: fetched [\d.]+ MiB \(\d+ blocks\) for [\d.]+ MiB read by the guest/);
       expect(server.paths.some((p) => p.includes('/blocks/'))).toBe(true);
+      await expectNothingLeft(state);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it(
+    '--via nbd with FUSE hidden: boots from the NBD export under TCG, no mount at all, the export counted',
+    async () => {
+      const report = join(work, 'nbd.json');
+      const r = await runVm(
+        [
+          '--state-dir',
+          state,
+          'boot',
+          `${server.url}guest.idx`,
+          '--via',
+          'nbd',
+          '--cache',
+          join(work, 'cache-nbd'),
+          '--accel',
+          'tcg',
+          '--report',
+          report,
+          ...bootArgs(),
+        ],
+        { env: { NODE_OPTIONS: `--require ${HIDE_FUSE}` } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(g.guest.markerLine);
+      expect(r.stdout).toContain('THFC-GUEST-WROTE ok');
+      expect(r.stderr).toContain('image via nbd (asked for)');
+      const rep = JSON.parse(await readFile(report, 'utf8'));
+      expect(rep).toMatchObject({ outcome: 'powered-off', exitCode: 0, via: 'nbd' });
+      expect(rep.mount.size).toBe(g.guest.diskBytes);
+      expect(rep.mount.bytesDownloaded).toBeGreaterThan(0);
+      expect(rep.mount.bytesDownloaded).toBeLessThan(g.guest.diskBytes / 4);
+      expect(rep.mount.readErrors).toBe(0);
       await expectNothingLeft(state);
     },
     BOOT_TIMEOUT_MS,
