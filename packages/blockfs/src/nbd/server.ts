@@ -1,7 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { BufferPool } from './buffer-pool.js';
 import type { ExportCatalog } from './negotiation.js';
-import { type NbdCounters, type NbdExport, NbdSession, type NbdSessionOptions, newNbdCounters } from './session.js';
+import {
+  DEFAULT_BUFFER_POOL_BYTES,
+  type NbdCounters,
+  type NbdExport,
+  NbdSession,
+  type NbdSessionOptions,
+  newNbdCounters,
+} from './session.js';
 import { listenOnSocketFile, removeSocketFile } from './socket-file.js';
 
 export type NbdListen =
@@ -40,6 +48,7 @@ export class NbdServer {
   private readonly stop = new AbortController();
   private readonly abort = new AbortController();
   private readonly sessions = new Set<Promise<void>>();
+  private readonly buffers = new BufferPool(DEFAULT_BUFFER_POOL_BYTES);
   private socketIno: number | undefined;
 
   constructor(
@@ -96,7 +105,13 @@ export class NbdServer {
     counters.connectionsTotal++;
     socket.setNoDelay?.(true);
     const session = new NbdSession(
-      { socket, catalog: this.components.catalog, logger: this.components.logger ?? SILENT_LOGGER, counters },
+      {
+        socket,
+        catalog: this.components.catalog,
+        logger: this.components.logger ?? SILENT_LOGGER,
+        counters,
+        buffers: this.buffers,
+      },
       this.options,
     );
     const run = session.run(this.stop.signal, this.abort.signal).finally(() => {

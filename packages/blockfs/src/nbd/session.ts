@@ -81,6 +81,13 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Two maximum reads at once, or 256 of nbdcopy's: enough to keep every mirror's request window busy. */
 export const DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Free read buffers kept for reuse: 64 MiB holds a warm nbdcopy's four
+ * connections of 64 × 256 KiB requests, or 32 of qemu's 2 MiB ones; a server
+ * shares one pool among all its connections, so idle ones hold nothing extra.
+ */
+export const DEFAULT_BUFFER_POOL_BYTES = 64 * 1024 * 1024;
+
 /** How long a closed connection waits for the client to close its side. */
 const HANG_UP_GRACE_MS = 5_000;
 
@@ -107,12 +114,14 @@ export class NbdSession {
       catalog: ExportCatalog<NbdExport>;
       logger?: Logger | undefined;
       counters?: NbdCounters | undefined;
+      /** Read buffers shared with the other sessions of a server; a session of its own has its own. */
+      buffers?: BufferPool | undefined;
     },
     private readonly options: NbdSessionOptions = {},
   ) {
     this.reader = new SocketReader(components.socket);
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-    this.buffers = new BufferPool(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+    this.buffers = components.buffers ?? new BufferPool(DEFAULT_BUFFER_POOL_BYTES);
   }
 
   private get logger(): Logger {
