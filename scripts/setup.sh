@@ -14,9 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # bind9-dnsutils: dig, to query DNS-Balance as a real client would.
 # swtpm + tpm2-tools: a software TPM for measured mounts and attestation.
 # tmux: drives the OS menu under a real TTY in tests.
+# libnbd-bin: nbdinfo and nbdcopy, the real NBD clients the tests of `httpstorged nbd` read with.
 APT_PACKAGES=(build-essential python3 libfuse2 fuse3 e2fsprogs zstd util-linux
   qemu-system-x86 qemu-utils busybox-static cpio xz-utils
-  redis-server bind9-dnsutils swtpm tpm2-tools tmux)
+  redis-server bind9-dnsutils swtpm tpm2-tools tmux libnbd-bin)
 APT_PACKAGES+=("$@")
 
 missing=()

@@ -1,7 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, node, sha256, tempDir } from './support/processes.js';
+import { waitUntil } from './support/daemon.js';
+import { BIN, node, ROOT, sha256, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
 import {
   BOOT_TIMEOUT_MS,
@@ -30,6 +31,8 @@ let g: GuestStore;
 let server: StaticServer;
 let state: string;
 let kvm: { works: boolean; reason: string; key: string };
+/** Preloaded into thfc-vm (and the httpstorged it starts): loading fuse-native fails, as where libfuse is absent. */
+const HIDE_FUSE = join(ROOT, 'test/support/hide-fuse.cjs');
 
 const bootArgs = () => guestBootArgs(g);
 
@@ -77,6 +80,120 @@ describe('thfc-vm boot (slow: real guests)', () => {
       expect(rep.mount.readErrors).toBe(0);
       expect(r.stderr).toMatch(/guest: fetched [\d.]+ MiB \(\d+ blocks\) for [\d.]+ MiB read by the guest/);
       expect(server.paths.some((p) => p.includes('/blocks/'))).toBe(true);
+      await expectNothingLeft(state);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it(
+    '--via nbd with FUSE hidden: boots from the NBD export under TCG, no mount at all, the export counted',
+    async () => {
+      const report = join(work, 'nbd.json');
+      const r = await runVm(
+        [
+          '--state-dir',
+          state,
+          'boot',
+          `${server.url}guest.idx`,
+          '--via',
+          'nbd',
+          '--cache',
+          join(work, 'cache-nbd'),
+          '--accel',
+          'tcg',
+          '--report',
+          report,
+          ...bootArgs(),
+        ],
+        { env: { NODE_OPTIONS: `--require ${HIDE_FUSE}` } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(g.guest.markerLine);
+      expect(r.stdout).toContain('THFC-GUEST-WROTE ok');
+      expect(r.stderr).toContain('image via nbd (asked for)');
+      const rep = JSON.parse(await readFile(report, 'utf8'));
+      expect(rep).toMatchObject({ outcome: 'powered-off', exitCode: 0, via: 'nbd' });
+      expect(rep.mount.size).toBe(g.guest.diskBytes);
+      expect(rep.mount.bytesDownloaded).toBeGreaterThan(0);
+      expect(rep.mount.bytesDownloaded).toBeLessThan(g.guest.diskBytes / 4);
+      expect(rep.mount.readErrors).toBe(0);
+      await expectNothingLeft(state);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it(
+    '--via nbd: httpstorged killed with SIGKILL mid-boot and started again on the same socket and cache; the guest reaches its marker',
+    async () => {
+      // A slow mirror, one request at a time: the guest's disk reads take seconds, and the kill lands among them.
+      server.fault = (path) => (path.includes('/blocks/') ? { kind: 'delay', ms: 40 } : undefined);
+      const cache = join(work, 'cache-nbd-kill');
+      const mirrorArgs = ['--cache', cache, '--connections', '1', '--readahead', '0', '--no-prefetch'];
+      const vm = startVm(
+        [
+          '--state-dir',
+          state,
+          'boot',
+          `${server.url}guest.idx`,
+          '--via',
+          'nbd',
+          ...mirrorArgs,
+          '--accel',
+          'tcg',
+          ...bootArgs(),
+        ],
+        { env: { NODE_OPTIONS: `--require ${HIDE_FUSE}` } },
+      );
+      let restarted: number | undefined;
+      try {
+        await vm.waitFor('image via nbd');
+        const runs = async () => (await readdir(state)).filter((e) => e.startsWith('run-'));
+        let socket = '';
+        await waitUntil(undefined, 'the NBD socket', async () => {
+          const run = (await runs())[0];
+          socket = run ? join(state, run, 'nbd.sock') : '';
+          return (
+            !!run &&
+            (await stat(socket).then(
+              (st) => st.isSocket(),
+              () => false,
+            ))
+          );
+        });
+        const stats = async () => JSON.parse((await node(BIN.httpstorged, ['stats', socket, '--json'])).stdout);
+        // Mid-boot: the guest has read some of its disk, not all of it.
+        await waitUntil(
+          undefined,
+          'the guest reading its disk',
+          async () => (await stats()).images[0].reads >= 20,
+          60_000,
+        );
+        const first = await stats();
+        expect(vm.output().stdout).not.toContain(g.guest.markerLine);
+        process.kill(first.pid, 'SIGKILL');
+        await new Promise((r) => setTimeout(r, 500));
+        const again = await node(BIN.httpstorged, [
+          'nbd',
+          '--socket',
+          socket,
+          `${server.url}guest.idx`,
+          ...mirrorArgs,
+          '--log',
+          join(work, 'nbd-restarted.log'),
+        ]);
+        expect(again.code, again.stderr).toBe(0);
+        restarted = Number(/daemon pid (\d+)/.exec(again.stdout)?.[1]);
+        const r = await vm.done;
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain(g.guest.markerLine);
+        expect(r.stdout).not.toMatch(/a read failed|THFC-GUEST-FAILED|I\/O error/);
+      } finally {
+        server.fault = () => undefined;
+        vm.child.kill('SIGINT');
+        if (restarted) process.kill(restarted, 'SIGTERM');
+        await vm.done;
+      }
+      await new Promise((r) => setTimeout(r, 500));
       await expectNothingLeft(state);
     },
     BOOT_TIMEOUT_MS,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { createWriteStream, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
@@ -34,9 +34,10 @@ import { isMounted, lazyUnmount, unmountIfIdle } from './mount-point.js';
 /**
  * httpstorged: the mount daemon, in the original's shape:
  *   httpstorged [-f] MOUNTPOINT INDEX-URL…
+ *   httpstorged nbd [-f] (--socket PATH | --listen HOST:PORT) INDEX-URL…
  *   httpstorged umount MOUNTPOINT
- *   httpstorged stats MOUNTPOINT [--json]
- *   httpstorged measurements MOUNTPOINT
+ *   httpstorged stats MOUNTPOINT|SOCKET [--json]
+ *   httpstorged measurements MOUNTPOINT|SOCKET
  *   httpstorged fsck CACHE [--json]
  * The only file that touches `process`; errors become exit codes here.
  */
@@ -77,15 +78,39 @@ const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : s
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function mountCommand(): Command {
-  return new Command('httpstorged')
+  const cmd = new Command('httpstorged')
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .version('0.1.0')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT [--json]\n       httpstorged measurements MOUNTPOINT\n       httpstorged fsck CACHE [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
-    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)')
+    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)');
+  return sourceOptions(cmd).option('--allow-other', 'let other users read the mount').exitOverride();
+}
+
+/** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
+function nbdCommand(): Command {
+  const cmd = new Command('httpstorged nbd')
+    .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
+    .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
+    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
+    .option('-f, --foreground', 'stay in the foreground (default: return once serving, daemon in the background)')
+    .option('--socket <path>', 'listen on this Unix socket (mode 0600; 0660 with --group)')
+    .option('--group <group>', 'let this group (name or number) use the socket too')
+    .option('--listen <host:port>', 'listen on TCP instead (no authentication or encryption: trusted networks only)')
+    .option(
+      '--replace',
+      'take the socket over from the daemon serving on it, which then finishes its requests and exits',
+    )
+    .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1));
+  return sourceOptions(cmd).exitOverride();
+}
+
+/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`. */
+function sourceOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--mirror <base-url>',
       'block store base URL to fetch from instead of the index directory (repeatable, in order)',
@@ -162,7 +187,6 @@ function mountCommand(): Command {
       count('--retries', 1),
     )
     .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
-    .option('--allow-other', 'let other users read the mount')
     .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
     .option(
       '--prefetch <file-or-url>',
@@ -174,8 +198,7 @@ function mountCommand(): Command {
     .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file (default: ${DEFAULT_LOG} in the background, stderr with -f); SIGHUP reopens it`)
-    .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3))
-    .exitOverride();
+    .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
 }
 
 async function runMountCommand(argv: string[]): Promise<number> {
@@ -201,58 +224,19 @@ async function runMountCommand(argv: string[]): Promise<number> {
   try {
     // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
     // through --ready-fd like any other mount failure.
-    const [{ mountImages }, { readPublicKey, readTrustStore }] = await Promise.all([
-      import('./mount.js'),
-      import('@thfc/packer'),
-    ]);
-    const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
-    const trustStore = o.trustStore
-      ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
-      : undefined;
+    const { mountImages } = await import('./mount.js');
+    const settings = await sourceSettings(o, indexes);
     const measurements = await openMeasurements(o);
     mounted = await mountImages(
       {
         mountpoint,
-        indexes,
-        mirrors: o.mirror,
-        pool: o.pool,
-        dns: o.dns,
-        cacheDir: o.cache,
-        cacheSize: o.cacheSize,
-        memoryCache: o.memoryCache,
-        nocache: o.nocache,
-        offline: o.offline,
-        paranoid: o.paranoid,
-        trust,
-        trustStore,
-        pin: o.pin,
-        checkIntervalMs: o.checkInterval === undefined ? undefined : o.checkInterval * 1000,
-        allowInvalidSignature: o.allowInvalidSignature,
-        measureBlocks: o.measureBlocks,
-        connections: o.connections,
-        maxConnections: o.maxConnections,
-        readahead: o.readahead,
-        lowSpeedBps: o.lowSpeed,
-        lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : o.lowSpeedTime * 1000,
-        http2: o.http2,
-        timeoutMs: o.timeout === undefined ? undefined : o.timeout * 1000,
-        retries: o.retries,
-        proxy: o.proxy,
         allowOther: o.allowOther,
-        recordProfile: o.recordProfile,
-        prefetch: o.prefetch === false ? undefined : o.prefetch,
-        noPrefetch: o.prefetch === false,
-        prefetchParallel: o.prefetchParallel,
-        prefetchRate: o.prefetchRate,
-        fill: o.fill,
+        ...settings,
       },
       { logger, env: process.env, measurements },
     );
   } catch (e) {
-    const code = fail(e);
-    if (readyFd !== undefined)
-      report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
-    return code;
+    return failStart(e, readyFd);
   }
   // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
   // A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
@@ -306,6 +290,165 @@ async function runMountCommand(argv: string[]): Promise<number> {
   return new Promise<number>(() => {}); // serve until a signal
 }
 
+/** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
+// biome-ignore lint/suspicious/noExplicitAny: commander's opts() is untyped; each option is parsed by its own handler.
+async function sourceSettings(o: Record<string, any>, indexes: string[]) {
+  const { readPublicKey, readTrustStore } = await import('@thfc/packer');
+  const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
+  const trustStore = o.trustStore
+    ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))
+    : undefined;
+  return {
+    indexes,
+    mirrors: o.mirror as string[] | undefined,
+    pool: o.pool as string | undefined,
+    dns: o.dns as string | undefined,
+    cacheDir: o.cache as string | undefined,
+    cacheSize: o.cacheSize as number | undefined,
+    memoryCache: o.memoryCache as number | undefined,
+    nocache: o.nocache as boolean | undefined,
+    offline: o.offline as boolean | undefined,
+    paranoid: o.paranoid as boolean | undefined,
+    trust,
+    trustStore,
+    pin: o.pin as string | undefined,
+    checkIntervalMs: o.checkInterval === undefined ? undefined : (o.checkInterval as number) * 1000,
+    allowInvalidSignature: o.allowInvalidSignature as boolean | undefined,
+    measureBlocks: o.measureBlocks as boolean | undefined,
+    connections: o.connections as number | undefined,
+    maxConnections: o.maxConnections as number | undefined,
+    readahead: o.readahead as number | undefined,
+    lowSpeedBps: o.lowSpeed as number | undefined,
+    lowSpeedTimeMs: o.lowSpeedTime === undefined ? undefined : (o.lowSpeedTime as number) * 1000,
+    http2: o.http2 as boolean | undefined,
+    timeoutMs: o.timeout === undefined ? undefined : (o.timeout as number) * 1000,
+    retries: o.retries as number | undefined,
+    proxy: o.proxy as string | undefined,
+    recordProfile: o.recordProfile as string | undefined,
+    prefetch: o.prefetch === false ? undefined : (o.prefetch as string | undefined),
+    noPrefetch: o.prefetch === false,
+    prefetchParallel: o.prefetchParallel as number | undefined,
+    prefetchRate: o.prefetchRate as number | undefined,
+    fill: o.fill as boolean | undefined,
+  };
+}
+
+/** `httpstorged nbd`: serves the images until a signal; in the background unless -f. */
+async function runNbdCommand(argv: string[]): Promise<number> {
+  const cmd = oneLineParseErrors(nbdCommand(), 'httpstorged', () => 'httpstorged nbd');
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts();
+  const [indexes] = cmd.processedArgs as [string[]];
+  const listen = await nbdListen(o);
+  if (!o.foreground)
+    return daemonize(argv, o.log ?? DEFAULT_LOG, { sub: 'nbd', done: `serving at ${listenText(listen)}` });
+
+  const readyFd: number | undefined = o.readyFd;
+  const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
+  let serving: Awaited<ReturnType<typeof import('./nbd-serve.js').serveImages>>;
+  try {
+    const { serveImages } = await import('./nbd-serve.js');
+    const settings = await sourceSettings(o, indexes);
+    const measurements = await openMeasurements(o);
+    serving = await serveImages(
+      { ...settings, listen, maxClients: o.maxClients },
+      { logger, env: process.env, measurements },
+    );
+  } catch (e) {
+    return failStart(e, readyFd);
+  }
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${why}: stopping; the requests in flight are answered first`);
+    await serving.close();
+    process.exit(EXIT.OK);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
+  // SIGHUP to a background daemon: a planned restart. A new daemon (this program as it is on disk now, with the
+  // same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
+  // first. In the foreground SIGHUP is the terminal going away: stop.
+  let restarting = false;
+  process.on('SIGHUP', () => {
+    if (readyFd === undefined) return void stop('SIGHUP');
+    if (restarting || stopping || listen.kind !== 'unix') {
+      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
+      return;
+    }
+    restarting = true;
+    logger.info('SIGHUP: starting a new daemon to take the socket over');
+    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
+      .then((code) => {
+        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
+      })
+      .finally(() => {
+        restarting = false;
+      });
+  });
+  // A client's bug must not take every other client's disk: log it and keep serving.
+  process.on('unhandledRejection', (e) =>
+    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
+  );
+  process.on('uncaughtException', (e) => logger.fault(`internal error: ${e.stack ?? e}`));
+  if (serving.replaced !== undefined && serving.replaced !== process.pid) {
+    logger.info(`took ${listenText(listen)} over; stopping the daemon that served it (pid ${serving.replaced})`);
+    try {
+      process.kill(serving.replaced, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
+  return new Promise<number>(() => {}); // serve until a signal
+}
+
+/** The user's arguments of a daemon, without those daemonize() and --replace added. */
+function daemonArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-f' || a === '--foreground' || a === '--replace' || a.startsWith('--ready-fd=')) continue;
+    if (a === '--ready-fd') {
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+type Listen = import('./nbd/server.js').NbdListen;
+
+function listenText(l: Listen): string {
+  return l.kind === 'unix' ? l.path : `${l.host}:${l.port}`;
+}
+
+/** --socket PATH (with --group) or --listen HOST:PORT: exactly one. */
+async function nbdListen(o: { socket?: string; listen?: string; group?: string; replace?: boolean }): Promise<Listen> {
+  if (!o.socket === !o.listen) throw new UsageError('give one of --socket PATH or --listen HOST:PORT');
+  if (o.socket) {
+    const gid = o.group ? await groupId(o.group) : undefined;
+    return { kind: 'unix', path: resolve(o.socket), gid, replace: o.replace };
+  }
+  if (o.group) throw new UsageError('--group shares a Unix socket: it needs --socket');
+  if (o.replace) throw new UsageError('--replace takes a Unix socket over: it needs --socket');
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(o.listen as string);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new UsageError(`--listen wants HOST:PORT, not "${o.listen}"`);
+  return { kind: 'tcp', host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** A group by number, or by name from /etc/group. */
+async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const text = await readFile('/etc/group', 'utf8').catch(() => '');
+  const line = text.split('\n').find((l) => l.split(':')[0] === group);
+  if (!line) throw new UsageError(`--group: no group named ${group}`);
+  return Number(line.split(':')[2]);
+}
+
 /** The mount's measurement log; with --tpm, the TPM is checked first (reachable, PCR still at zero). */
 async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: string }): Promise<MeasurementLog> {
   const { MeasurementLog, Tpm2Tools, TpmExtender } = await import('@thfc/attest');
@@ -320,23 +463,36 @@ async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: s
   return new MeasurementLog({ extender }, { pcr });
 }
 
+/** A daemon that could not start: the error on stderr, and through --ready-fd to the command waiting for it. */
+function failStart(e: unknown, readyFd: number | undefined): number {
+  const code = fail(e);
+  if (readyFd !== undefined) report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
+  return code;
+}
+
 function report(fd: number, msg: Record<string, unknown>): void {
   const s = createWriteStream('', { fd });
   s.end(`${JSON.stringify(msg)}\n`);
 }
 
 /** Starts the daemon in the background and waits until it reports the mount ready (or why it could not). */
-async function daemonize(argv: string[], logFile: string): Promise<number> {
+async function daemonize(
+  argv: string[],
+  logFile: string,
+  how: { sub?: string; done: string } = { done: 'mounted' },
+): Promise<number> {
   let log: number;
   try {
     log = openSync(logFile, 'a', 0o644);
   } catch (e) {
     throw new UsageError(`cannot open log file ${logFile}: ${(e as Error).message} (choose one with --log)`);
   }
-  // The daemon writes its log itself (so SIGHUP can reopen it); its stdout and stderr catch what Node prints on a crash.
+  // A mount daemon writes its log itself (so SIGHUP can reopen it); its stdout and stderr catch what Node prints on
+  // a crash (and an NBD daemon's log lines).
+  const sub = how.sub ? [how.sub] : [];
   const child = spawn(
     process.execPath,
-    [fileURLToPath(import.meta.url), '-f', '--ready-fd', '3', ...argv, '--log', logFile],
+    [fileURLToPath(import.meta.url), ...sub, '-f', '--ready-fd', '3', ...argv, '--log', logFile],
     {
       detached: true,
       stdio: ['ignore', log, log, 'pipe'],
@@ -362,14 +518,14 @@ async function daemonize(argv: string[], logFile: string): Promise<number> {
   if (outcome?.ok) {
     child.unref();
     (pipe as unknown as { destroy(): void }).destroy();
-    process.stdout.write(`httpstorged: mounted (daemon pid ${outcome.pid}, log ${logFile})\n`);
+    process.stdout.write(`httpstorged: ${how.done} (daemon pid ${outcome.pid}, log ${logFile})\n`);
     return EXIT.OK;
   }
   if (outcome) {
     process.stderr.write(`httpstorged: ${outcome.message}\n`);
     return outcome.code ?? EXIT.SOFTWARE;
   }
-  process.stderr.write(`httpstorged: the daemon exited before the mount was ready; see ${logFile}\n`);
+  process.stderr.write(`httpstorged: the daemon exited before it was ready; see ${logFile}\n`);
   return EXIT.IO;
 }
 
@@ -455,25 +611,50 @@ async function runUmount(argv: string[]): Promise<number> {
 
 /** Prints MOUNTPOINT/.thfc/measurements, the mount's measurement log, without the status file's padding. */
 async function runMeasurements(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged measurements').argument('<mountpoint>').exitOverride();
+  const cmd = new Command('httpstorged measurements').argument('<mountpoint-or-socket>').exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
-  const mountpoint = resolve(cmd.processedArgs[0] as string);
-  await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
-  const text = (await readFile(join(mountpoint, '.thfc', 'measurements'), 'latin1')).replace(/ +\n?$/, '');
+  const target = cmd.processedArgs[0] as string;
+  const nbd = await nbdTarget(target);
+  let text: string;
+  if (nbd) text = await readNbdStatusFile(nbd, 'measurements');
+  else {
+    const mountpoint = resolve(target);
+    await readStatus(mountpoint); // the same clear errors as stats for a stale or foreign mount
+    text = (await readFile(join(mountpoint, '.thfc', 'measurements'), 'latin1')).replace(/ +\n?$/, '');
+  }
   // The kernel may clip a read of a growing status file at an older size: print whole lines only.
   process.stdout.write(text.slice(0, text.lastIndexOf('\n') + 1));
   return EXIT.OK;
 }
 
+/** An NBD daemon's address when `target` names one (a Unix socket, or HOST:PORT); undefined for a mountpoint. */
+async function nbdTarget(target: string): Promise<import('./nbd/status-client.js').NbdAddress | undefined> {
+  const tcp = /^(?:\[([^\]]+)\]|([^/:]+)):(\d+)$/.exec(target);
+  if (tcp) return { host: (tcp[1] ?? tcp[2]) as string, port: Number(tcp[3]) };
+  const st = await stat(target).catch(() => undefined);
+  return st?.isSocket() ? { path: resolve(target) } : undefined;
+}
+
+/** A status file of an NBD daemon (a hidden export) or of a mount (MOUNTPOINT/.thfc/NAME). */
+async function readNbdStatusFile(where: import('./nbd/status-client.js').NbdAddress, name: string): Promise<string> {
+  const { readNbdExport, NBD_STATS_EXPORT, NBD_MEASUREMENTS_EXPORT } = await import('./nbd/status-client.js');
+  const exportName = name === 'stats.json' ? NBD_STATS_EXPORT : NBD_MEASUREMENTS_EXPORT;
+  return (await readNbdExport(where, exportName, AbortSignal.timeout(10_000))).toString('utf8');
+}
+
 async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
-    .argument('<mountpoint>')
+    .argument('<mountpoint-or-socket>', 'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`')
     .option('--json', 'print the raw stats.json')
     .exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
-  const status = await readStatus(resolve(cmd.processedArgs[0] as string));
+  const target = cmd.processedArgs[0] as string;
+  const nbd = await nbdTarget(target);
+  const status = nbd
+    ? (JSON.parse(await readNbdStatusFile(nbd, 'stats.json')) as import('./nbd-serve.js').NbdStatus)
+    : await readStatus(resolve(target));
   const { formatStatus } = await import('./status-text.js');
   process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;
@@ -510,7 +691,9 @@ try {
           ? await runMeasurements(argv.slice(1))
           : sub === 'fsck'
             ? await runFsckCommand(argv.slice(1))
-            : await runMountCommand(argv);
+            : sub === 'nbd'
+              ? await runNbdCommand(argv.slice(1))
+              : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

@@ -8,9 +8,15 @@ import { type Logger, SILENT_LOGGER } from './logger.js';
  * turns every failure into an errno: a reader gets EIO, never wrong bytes.
  */
 
-// fuse-native is CommonJS without types.
+// fuse-native is CommonJS without types. It is loaded at the first mount, not at import: its binding links
+// libfuse, and what imports this module without mounting (`httpstorged nbd`) must start where libfuse is absent.
 // biome-ignore lint/suspicious/noExplicitAny: untyped CommonJS module; its surface is wrapped right here
-const Fuse: any = createRequire(import.meta.url)('fuse-native');
+let fuseNative: any;
+// biome-ignore lint/suspicious/noExplicitAny: as above
+function loadFuse(): any {
+  fuseNative ??= createRequire(import.meta.url)('fuse-native');
+  return fuseNative;
+}
 
 export interface ImageFile {
   readonly name: string;
@@ -107,6 +113,7 @@ export class FuseMount {
 
   private ops() {
     type Cb = (err: number, ...rest: unknown[]) => void;
+    const Fuse = loadFuse();
     return {
       getattr: (path: string, cb: Cb) => {
         const hit = this.lookup(path);
@@ -188,6 +195,7 @@ export class FuseMount {
   }
 
   async mount(): Promise<void> {
+    const Fuse = loadFuse();
     const fuse = new Fuse(this.options.mountpoint, this.ops(), {
       // Reads are bounded by the image reader's own timeout; fuse-native's 15 s default would cut slow mirrors short.
       timeout: false,

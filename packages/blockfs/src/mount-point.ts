@@ -1,6 +1,6 @@
 // Also the package's `@thfc/blockfs/mount-point` entry: for programs that manage mounts without loading FUSE (thfc-vm).
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fsError, InputError, UsageError } from '@thfc/format';
@@ -103,6 +103,16 @@ export async function prepareMountpoint(path: string): Promise<boolean> {
     throw fsError(e, `mountpoint ${path}`);
   }
   if (await isMounted(abs)) {
+    // A stat can be answered from the kernel's attribute cache for a second after the daemon died; reading the
+    // directory always asks the daemon, so it tells a dead mount from one in use.
+    const dead = await readdir(abs).then(
+      () => false,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOTCONN' || e.code === 'ECONNABORTED',
+    );
+    if (dead) {
+      await lazyUnmount(abs);
+      return true;
+    }
     throw new UsageError(
       `mountpoint ${path} is in use (already mounted); unmount it first: httpstorged umount ${path}`,
     );

@@ -178,7 +178,7 @@ const SESSION_END_MS = 5_000;
 /** The same, for a mount found already unmounted (by `httpstorged umount`, just before its signal). */
 const SESSION_GONE_MS = 500;
 
-interface ImageState {
+export interface ImageState {
   loaded: LoadedIndex;
   index: ImageIndex;
   reader: ImageReader;
@@ -449,7 +449,7 @@ export async function mountImages(
   };
 }
 
-function imageStatus(s: ImageState): ImageStatus {
+export function imageStatus(s: ImageState): ImageStatus {
   const c = s.counts;
   const local = s.unique - s.missing.size;
   return {
@@ -494,7 +494,7 @@ async function openPrefetch(
   unique: Map<string, BlockRef>,
   blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
-  options: MountOptions,
+  options: Omit<MountOptions, 'mountpoint'>,
   signal: AbortSignal,
 ): Promise<{ prefetcher: Prefetcher; source: string; ids: string[] } | undefined> {
   if (options.noPrefetch || (options.offline && !options.prefetch)) return undefined;
@@ -534,10 +534,10 @@ async function openPrefetch(
  * unmount. The profile's fetch is off the mount's critical path: a guest's
  * first reads go out beside it.
  */
-async function runBackground(
+export async function runBackground(
   s: ImageState,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
-  options: MountOptions,
+  options: Omit<MountOptions, 'mountpoint'>,
   signal: AbortSignal,
 ): Promise<void> {
   const { logger } = components;
@@ -566,7 +566,7 @@ async function runBackground(
  * mirror that is down or does not hold it (still syncing) passes to the
  * next; anything else (a bad or untrusted index) is final.
  */
-async function loadFromPool(
+export async function loadFromPool(
   file: string,
   bases: readonly string[],
   load: (url: string) => Promise<LoadedIndex>,
@@ -586,7 +586,7 @@ async function loadFromPool(
 }
 
 /** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */
-function normaliseBase(base: string): string {
+export function normaliseBase(base: string): string {
   if (/^https?:\/\//i.test(base)) return base.endsWith('/') ? base : `${base}/`;
   if (/^file:\/\//i.test(base)) return fileURLToPath(base);
   if (/^[a-z][a-z0-9+.-]*:/i.test(base)) {

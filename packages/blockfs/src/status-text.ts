@@ -1,9 +1,16 @@
 import { formatBytes } from '@thfc/packer';
 import type { MountStatus } from './mount.js';
+import type { NbdStatus } from './nbd-serve.js';
 
 /** `httpstorged stats` for people: one paragraph per image, one line per mirror. */
-export function formatStatus(s: MountStatus): string {
-  const lines = [`${s.mountpoint}: daemon pid ${s.pid} since ${s.started}`];
+export function formatStatus(s: MountStatus | NbdStatus): string {
+  const lines = [`${'mountpoint' in s ? s.mountpoint : s.address}: daemon pid ${s.pid} since ${s.started}`];
+  if ('nbd' in s) {
+    const n = s.nbd;
+    lines.push(
+      `nbd: ${n.connections} connections (${n.connectionsTotal} since start, ${n.dropped} dropped for breaking the protocol); ${n.requests} requests, ${formatBytes(n.bytesRead)} read, ${n.errors} errors`,
+    );
+  }
   lines.push(
     s.cache.dir
       ? `cache ${s.cache.dir}: ${s.cache.blocks} blocks, ${formatBytes(s.cache.bytes)}${s.cache.maxBytes ? ` of ${formatBytes(s.cache.maxBytes)}` : ''}; ${s.cache.sealed} trusted by the seal, ${s.cache.checked} hashed, ${s.cache.changed} found changed`

@@ -6,32 +6,44 @@ import { xlConfig } from './engines/xen.js';
 import type { Engine, LaunchPlan, PlanFile, PlanStep } from './launch-plan.js';
 import { localPath } from './locations.js';
 import { overlayCreateArgs, QEMU_IMG, QEMU_SYSTEM, qemuArgs } from './qemu-args.js';
+import { nbdDisk, type Via } from './via.js';
 import type { VmSpec } from './vm-spec.js';
 
 /** Where a boot's files go, and the boot's steps as data (what --dry-run prints). Pure. */
 
 export interface Layout {
   readonly mountpoint: string;
+  /** The NBD socket of `httpstorged nbd` (with --via nbd). */
+  readonly socket: string;
   readonly overlay: string;
-  /** The raw disk path: the file, or MOUNTPOINT/NAME once mounted (predicted for --dry-run). */
+  /**
+   * The raw disk as qemu names it: the file, MOUNTPOINT/NAME once mounted (predicted for --dry-run), or
+   * with --via nbd the export on `socket` (a json: name).
+   */
   readonly rawDisk: string;
+  readonly via: Via;
 }
 
 export function runLayout(
   runDir: string,
   target: Target,
   stateDir: string,
-  o: { keepOverlay?: boolean | undefined },
+  o: { keepOverlay?: boolean | undefined; via?: Via | undefined },
   now: Date,
 ): Layout {
   const mountpoint = join(runDir, 'mnt');
+  const socket = join(runDir, 'nbd.sock');
   const stamp = now.toISOString().replace(/[:.]/g, '-');
+  const via = o.via ?? 'fuse';
   return {
     mountpoint,
+    socket,
     overlay: o.keepOverlay
       ? join(stateDir, 'overlays', `${target.name}-${stamp}.qcow2`)
       : join(runDir, 'overlay.qcow2'),
-    rawDisk: target.kind === 'index' ? join(mountpoint, target.diskName) : target.location,
+    rawDisk:
+      target.kind !== 'index' ? target.location : via === 'nbd' ? nbdDisk(socket) : join(mountpoint, target.diskName),
+    via,
   };
 }
 
@@ -74,11 +86,18 @@ export interface PlanInput {
 export function buildPlan(engine: Engine, p: PlanInput): LaunchPlan {
   const runDir = resolve(p.layout.mountpoint, '..');
   const notes: string[] = [`image: ${p.target.location}${p.target.entry ? ` (catalog entry ${p.target.name})` : ''}`];
+  const nbd = p.target.kind === 'index' && p.layout.via === 'nbd';
   const prepare: PlanStep[] = [
-    { program: 'mkdir', args: ['-p', p.target.kind === 'index' ? p.layout.mountpoint : runDir] },
+    { program: 'mkdir', args: ['-p', p.target.kind === 'index' && !nbd ? p.layout.mountpoint : runDir] },
   ];
   const cleanup: PlanStep[] = [];
-  if (p.target.kind === 'index') {
+  if (nbd) {
+    prepare.push({
+      program: 'httpstorged',
+      args: ['nbd', '--socket', p.layout.socket, p.target.location, ...p.mountArgs],
+      comment: `serve the image over NBD (thfc-vm runs it with -f as its own child; qemu reconnects if it restarts)`,
+    });
+  } else if (p.target.kind === 'index') {
     prepare.push({
       program: 'httpstorged',
       args: [p.layout.mountpoint, p.target.location, ...p.mountArgs],
@@ -95,7 +114,8 @@ export function buildPlan(engine: Engine, p: PlanInput): LaunchPlan {
     });
     if (!p.keepOverlay) cleanup.push({ program: 'rm', args: ['-f', p.layout.overlay] });
   }
-  if (p.target.kind === 'index') cleanup.push({ program: 'httpstorged', args: ['umount', p.layout.mountpoint] });
+  if (nbd) cleanup.push({ program: 'kill', args: ['HTTPSTORGED-PID'], comment: 'stop httpstorged nbd (SIGTERM)' });
+  else if (p.target.kind === 'index') cleanup.push({ program: 'httpstorged', args: ['umount', p.layout.mountpoint] });
   cleanup.push({ program: 'rm', args: ['-rf', runDir] });
   const files: PlanFile[] = [];
   let setup: PlanStep[] = [];

@@ -12,11 +12,13 @@ import { VBOX } from './engines/virtualbox.js';
 import { exitCodeOfOutcome, type Outcome, VM_EXIT } from './exit-codes.js';
 import { runGuest } from './guest-run.js';
 import { HttpstorgedMount, type ImageStats } from './httpstorged.js';
+import { HttpstorgedNbd } from './httpstorged-nbd.js';
 import { DEFAULT_STATE_DIR, KvmProbe, type ProbeResult } from './kvm-probe.js';
 import { type Engine, renderPlan } from './launch-plan.js';
 import { downloadTo, localPath } from './locations.js';
 import { type ProfileOptions, profileArgs, profileFlags } from './mount-options.js';
 import { createOverlay, removeOverlay } from './overlay.js';
+import { chooseVia, type ViaChoice, type ViaRequest } from './via.js';
 import type { VmIo } from './vm-io.js';
 import {
   type AccelRequest,
@@ -59,6 +61,8 @@ export interface BootOptions {
   /** Keep the overlay (under STATE/overlays) after the guest stops. */
   readonly keepOverlay?: boolean | undefined;
   readonly dryRun?: boolean | undefined;
+  /** How an index reaches qemu: a FUSE mount, an NBD export, or auto (chooseVia). */
+  readonly via?: ViaRequest | undefined;
   /** httpstorged options, passed through unchanged when IMAGE has to be mounted. */
   readonly mountArgs?: readonly string[] | undefined;
   /** Boot-profile record / replay / fill for the mount (indexes only: refused for a disk file). */
@@ -85,6 +89,8 @@ export interface BootReport {
   qemu?: { code: number | null; signal: string | null; stoppedBy: string | undefined } | undefined;
   overlayKept?: string | undefined;
   seconds: { mount?: number; overlay?: number; guest?: number; total?: number };
+  /** How the index reached qemu (an index only). */
+  via?: 'nbd' | 'fuse' | undefined;
   mount?: ImageStats | undefined;
   /** With --record-profile: the profile httpstorged wrote when the mount stopped. */
   profile?: { recorded: string; blocks: number } | undefined;
@@ -134,6 +140,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   }
   await checkProfileOptions(o.profile, target, io.cwd);
   const mountArgs = [...(o.mountArgs ?? []), ...profileArgs(o.profile, io.cwd)];
+  const via = target.kind === 'index' ? await viaFor(o.via ?? 'auto', engine, io) : undefined;
   const memMiB = o.mem ?? defaults.mem ?? DEFAULT_MEM_MIB;
   if (memMiB < MIN_MEM_MIB) throw new UsageError(`--mem ${memMiB}: a guest needs at least ${MIN_MEM_MIB} MiB`);
 
@@ -178,7 +185,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   if (o.dryRun) {
     const { choice } = await accelFor();
     const runDir = join(stateDir, 'run-DRYRUN');
-    const layout = runLayout(runDir, target, stateDir, o, io.now());
+    const layout = runLayout(runDir, target, stateDir, { ...o, via: via?.via }, io.now());
     const files = {
       kernel: kernelLoc === undefined ? undefined : (localFile(kernelLoc, io.cwd) ?? join(runDir, 'kernel')),
       initrd: initrdLoc === undefined ? undefined : (localFile(initrdLoc, io.cwd) ?? join(runDir, 'initrd')),
@@ -207,8 +214,8 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
 
   await mkdir(stateDir, { recursive: true });
   const runDir = await mkdtemp(join(stateDir, 'run-'));
-  const layout = runLayout(runDir, target, stateDir, o, io.now());
-  let mount: HttpstorgedMount | undefined;
+  const layout = runLayout(runDir, target, stateDir, { ...o, via: via?.via }, io.now());
+  let mount: HttpstorgedMount | HttpstorgedNbd | undefined;
   let overlayMade = false;
   let outcome: Outcome = 'failed';
   const recordPath = o.profile?.record === undefined ? undefined : resolve(io.cwd, o.profile.record);
@@ -217,19 +224,31 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   try {
     // Mount and probe side by side: both take a fraction of a second, and neither needs the other.
     const tMount = performance.now();
+    if (via) {
+      report.via = via.via;
+      say(`image via ${via.reason}`);
+    }
     const mountP =
-      target.kind === 'index'
-        ? (async () => {
-            await mkdir(layout.mountpoint);
-            return HttpstorgedMount.start(io.httpstorged(), {
-              mountpoint: layout.mountpoint,
-              index: target.location,
-              args: mountArgs,
-              logFile: join(runDir, 'httpstorged.log'),
-              signal: io.signal,
-            });
-          })()
-        : Promise.resolve(undefined);
+      target.kind === 'index' && via?.via === 'nbd'
+        ? HttpstorgedNbd.start(io.httpstorged(), {
+            socket: layout.socket,
+            index: target.location,
+            args: mountArgs,
+            logFile: join(runDir, 'httpstorged.log'),
+            signal: io.signal,
+          })
+        : target.kind === 'index'
+          ? (async () => {
+              await mkdir(layout.mountpoint);
+              return HttpstorgedMount.start(io.httpstorged(), {
+                mountpoint: layout.mountpoint,
+                index: target.location,
+                args: mountArgs,
+                logFile: join(runDir, 'httpstorged.log'),
+                signal: io.signal,
+              });
+            })()
+          : Promise.resolve(undefined);
     const [m, a] = await Promise.allSettled([mountP, accelFor()]);
     if (m.status === 'fulfilled') mount = m.value;
     if (m.status === 'rejected') throw m.reason;
@@ -325,7 +344,12 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
         say(`overlay kept: ${layout.overlay} (backing file ${report.disk})`);
       } else await removeOverlay(layout.overlay).catch((e) => problem(`cannot remove ${layout.overlay}: ${e.message}`));
     }
-    if (mount && !(await mount.stop())) problem(`httpstorged did not stop cleanly; ${layout.mountpoint} was detached`);
+    if (mount && !(await mount.stop()))
+      problem(
+        mount instanceof HttpstorgedNbd
+          ? 'httpstorged nbd did not stop cleanly; it was killed'
+          : `httpstorged did not stop cleanly; ${layout.mountpoint} was detached`,
+      );
     // httpstorged writes the profile as it unmounts, so it can only be read now.
     if (mount && recordPath !== undefined) {
       const recorded = await readRecordedProfile(recordPath, recordBefore);
@@ -344,6 +368,22 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
 }
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+/**
+ * --via for an index: NBD needs qemu (the other engines name the disk as a
+ * file); auto looks at this host (a usable /dev/fuse, root).
+ */
+async function viaFor(request: ViaRequest, engine: Engine, io: VmIo): Promise<ViaChoice> {
+  if (engine !== 'qemu') {
+    if (request === 'nbd') throw new UsageError(`--via nbd needs qemu: ${engine} reads the image as a file`);
+    return { via: 'fuse', reason: `fuse (${engine} reads the image as a file)` };
+  }
+  const fuse = await access(io.fuseDevice ?? '/dev/fuse', constants.R_OK | constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  return chooseVia(request, { fuse, root: io.root ?? false });
+}
 
 /**
  * Profile options only mean something for a mount this run makes: a disk

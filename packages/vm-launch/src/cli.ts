@@ -63,7 +63,15 @@ function addBootOptions(cmd: Command): Command {
     .option('--disk-bus <bus>', 'virtio [default] or ide (guests without virtio drivers)', parseDiskBus)
     .option('--dry-run', 'print the commands (qemu command line, xl config, VBoxManage) and do nothing else')
     .option('--report <file>', 'write a JSON report of the run (times, accelerator, bytes fetched)')
-    .option('--refresh-probe', 'probe KVM again instead of trusting the cached answer');
+    .option('--refresh-probe', 'probe KVM again instead of trusting the cached answer')
+    .addOption(
+      new Option(
+        '--via <path>',
+        'how an index reaches qemu: fuse (a mount), nbd (an export qemu reconnects to), or auto: nbd without FUSE or root',
+      )
+        .choices(['nbd', 'fuse', 'auto'])
+        .default('auto'),
+    );
   for (const [flag, value, help, repeatable] of MOUNT_FLAGS) {
     const spec = value ? `${flag} ${value}` : flag;
     if (repeatable) cmd.option(spec, `(mount) ${help}`, collect);
@@ -90,6 +98,7 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
   return {
     catalog: o.catalog as string | undefined,
     engine: o.engine as Engine,
+    via: o.via as BootOptions['via'],
     accel: accelOf(o),
     mem: o.mem as number | undefined,
     cpus: o.cpus as number | undefined,
@@ -167,6 +176,7 @@ export async function main(argv: readonly string[], invokedAs?: string): Promise
       return httpstorged;
     },
     hostKernel: release(),
+    root: process.getuid?.() === 0,
     now: () => new Date(),
   };
   const catalogArg = (arg: string | undefined) => {

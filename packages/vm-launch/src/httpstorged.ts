@@ -164,26 +164,8 @@ export class HttpstorgedMount {
   }
 
   /** The image's counters, or undefined if httpstorged cannot say (it died). */
-  async stats(signal: AbortSignal): Promise<ImageStats | undefined> {
-    const out = await new Promise<string | undefined>((resolve) => {
-      const c = spawn(this.command.program, [...this.command.prefix, 'stats', this.mountpoint, '--json'], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-        signal,
-        timeout: 10_000,
-      });
-      let text = '';
-      c.stdout.on('data', (d) => {
-        text += d;
-      });
-      c.on('error', () => resolve(undefined));
-      c.on('close', (code) => resolve(code === 0 ? text : undefined));
-    });
-    if (!out) return undefined;
-    try {
-      return (JSON.parse(out) as { images: ImageStats[] }).images[0];
-    } catch {
-      return undefined;
-    }
+  stats(signal: AbortSignal): Promise<ImageStats | undefined> {
+    return imageStats(this.command, this.mountpoint, signal);
   }
 
   /**
@@ -208,8 +190,35 @@ export class HttpstorgedMount {
   }
 }
 
+/** `httpstorged stats TARGET --json`'s first image (TARGET: a mountpoint or an NBD socket); undefined if it cannot say. */
+export async function imageStats(
+  command: HttpstorgedCommand,
+  target: string,
+  signal: AbortSignal,
+): Promise<ImageStats | undefined> {
+  const out = await new Promise<string | undefined>((resolve) => {
+    const c = spawn(command.program, [...command.prefix, 'stats', target, '--json'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      signal,
+      timeout: 10_000,
+    });
+    let text = '';
+    c.stdout.on('data', (d) => {
+      text += d;
+    });
+    c.on('error', () => resolve(undefined));
+    c.on('close', (code) => resolve(code === 0 ? text : undefined));
+  });
+  if (!out) return undefined;
+  try {
+    return (JSON.parse(out) as { images: ImageStats[] }).images[0];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resolves true when `p` settles within `ms`, false otherwise; leaves no timer behind. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   const ac = new AbortController();
   const timedOut = sleep(ms, false, { signal: ac.signal }).catch(() => false);
   try {
@@ -220,7 +229,7 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /** httpstorged's last "httpstorged: …" line (its one-line error), else the last line of its log. */
-async function lastMessage(logFile: string): Promise<string | undefined> {
+export async function lastMessage(logFile: string): Promise<string | undefined> {
   const lines = (await readFile(logFile, 'utf8').catch(() => ''))
     .split('\n')
     .map((l) => l.trim())

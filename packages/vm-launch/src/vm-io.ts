@@ -29,5 +29,9 @@ export interface VmIo {
   /** os.release(): the KVM probe's answer is cached per host kernel. */
   readonly hostKernel: string;
   readonly kvmDevice?: string | undefined;
+  /** /dev/fuse unless told: --via auto mounts with FUSE only where it is usable. */
+  readonly fuseDevice?: string | undefined;
+  /** The user is root (FUSE mounts need it here); --via auto serves over NBD otherwise. */
+  readonly root?: boolean | undefined;
   readonly now: () => Date;
 }

@@ -28,13 +28,42 @@ describe('runLayout', () => {
   it('puts the mount and the overlay in the run directory; a kept overlay under STATE/overlays', () => {
     expect(runLayout('/s/run-1', index, '/s', {}, now)).toEqual({
       mountpoint: '/s/run-1/mnt',
+      socket: '/s/run-1/nbd.sock',
       overlay: '/s/run-1/overlay.qcow2',
       rawDisk: '/s/run-1/mnt/deb',
+      via: 'fuse',
     });
     expect(runLayout('/s/run-1', file, '/s', { keepOverlay: true }, now)).toMatchObject({
       overlay: '/s/overlays/deb-2026-01-02T03-04-05-000Z.qcow2',
       rawDisk: '/img/deb.img',
     });
+  });
+});
+
+describe('runLayout and buildPlan with --via nbd', () => {
+  it('serves the index on a socket in the run directory; the overlay is backed by the export, with reconnect-delay', () => {
+    const layout = runLayout('/s/run-1', index, '/s', { via: 'nbd' }, now);
+    expect(JSON.parse(layout.rawDisk.replace(/^json:/, ''))).toEqual({
+      driver: 'raw',
+      file: { driver: 'nbd', server: { type: 'unix', path: '/s/run-1/nbd.sock' }, export: '', 'reconnect-delay': 60 },
+    });
+    const plan = buildPlan('qemu', {
+      spec: spec(layout.overlay),
+      target: index,
+      layout,
+      accel: tcg,
+      mountArgs: ['--cache', '/c'],
+      downloads: [],
+      keepOverlay: false,
+      snapshot: false,
+      vboxMajor: undefined,
+    });
+    expect(plan.prepare.map(line)).toEqual([
+      'mkdir -p /s/run-1',
+      'httpstorged nbd --socket /s/run-1/nbd.sock http://m/pub/deb.idx --cache /c',
+      `qemu-img create -q -f qcow2 -b ${layout.rawDisk} -F raw /s/run-1/overlay.qcow2`,
+    ]);
+    expect(plan.cleanup.map(line).some((l) => l.startsWith('httpstorged umount'))).toBe(false);
   });
 });
 

@@ -70,6 +70,23 @@ describe('runBoot --dry-run', () => {
     expect(out).toContain(`httpstorged umount ${state}/run-DRYRUN/mnt`);
   });
 
+  it('--via auto serves the index over NBD where FUSE cannot mount (not root, or no /dev/fuse)', async () => {
+    for (const host of [{ root: false }, { fuseDevice: join(dir, 'no-fuse') }]) {
+      const io = testIo({ cwd: dir, ...host });
+      await boot({ image: 'http://m.example/pub/debian.idx', dryRun: true, mountArgs: ['--cache', '/c'] }, io);
+      const out = io.out();
+      expect(out).toContain(`httpstorged nbd --socket ${state}/run-DRYRUN/nbd.sock http://m.example/pub/debian.idx`);
+      expect(out).toContain('"reconnect-delay":60');
+      expect(out).not.toContain('httpstorged umount');
+    }
+  });
+
+  it('--via nbd is refused for an engine that reads the image as a file', async () => {
+    await expect(
+      boot({ image: 'http://m.example/pub/debian.idx', dryRun: true, via: 'nbd', engine: 'xen' }, testIo({ cwd: dir })),
+    ).rejects.toThrow(/--via nbd needs qemu/);
+  });
+
   it('boot-profile options become httpstorged flags, local paths made absolute', async () => {
     const io = testIo({ cwd: dir });
     await boot(

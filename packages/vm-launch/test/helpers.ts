@@ -21,6 +21,9 @@ export function testIo(
     tty?: { raw: boolean[] };
     tools?: VmIo['tools'];
     kvmDevice?: string;
+    /** --via auto's view of the host: root with a usable FUSE device unless a test says otherwise. */
+    root?: boolean;
+    fuseDevice?: string;
   } = {},
 ): VmIo & { out: () => string; err: () => string } {
   const stdout = new PassThrough();
@@ -43,6 +46,9 @@ export function testIo(
     httpstorged: () => bundledHttpstorged(process.execPath),
     hostKernel: 'test-kernel',
     kvmDevice: o.kvmDevice,
+    // /dev/null: a device anyone can open, standing for a usable /dev/fuse on any test host.
+    fuseDevice: o.fuseDevice ?? '/dev/null',
+    root: o.root ?? true,
     now: () => new Date('2026-01-02T03:04:05Z'),
     out: () => Buffer.concat(out).toString('utf8'),
     err: () => Buffer.concat(err).toString('utf8'),

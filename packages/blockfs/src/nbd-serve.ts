@@ -1,0 +1,309 @@
+import { MeasurementLog } from '@thfc/attest';
+import { type BlockRef, UsageError } from '@thfc/format';
+import { type Dispatcher, ProxyAgent } from 'undici';
+import { BlockMeasurer } from './block-measurer.js';
+import { SourceBuilder } from './build-source.js';
+import { DEFAULT_CACHE_DIR } from './cache-dir.js';
+import { ImageReader, newReadStream } from './image-reader.js';
+import { type LoadedIndex, loadIndex } from './index-loader.js';
+import type { Logger } from './logger.js';
+import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
+import {
+  DEFAULT_TIMEOUT_MS,
+  type ImageState,
+  type ImageStatus,
+  imageStatus,
+  loadFromPool,
+  type MountOptions,
+  type MountStatus,
+  normaliseBase,
+  runBackground,
+} from './mount.js';
+import { bytesExport } from './nbd/bytes-export.js';
+import type { ExportCatalog } from './nbd/negotiation.js';
+import { type NbdListen, NbdServer } from './nbd/server.js';
+import type { NbdCounters, NbdExport } from './nbd/session.js';
+import { NBD_MEASUREMENTS_EXPORT, NBD_STATS_EXPORT, readNbdExport } from './nbd/status-client.js';
+import type { Prefetcher } from './prefetcher.js';
+import { ProfileRecorder } from './profile-recorder.js';
+import { BlockWorkers } from './sources/block-workers.js';
+import type { CacheCounters } from './sources/cached.js';
+import { DiskCache } from './sources/disk-cache.js';
+import { defaultRounds } from './sources/failover.js';
+
+export interface NbdServeOptions extends Omit<MountOptions, 'mountpoint' | 'allowOther'> {
+  readonly listen: NbdListen;
+  /** NBD connections at once (`maxConnections` is the mirrors' request window, as for a mount). */
+  readonly maxClients?: number | undefined;
+  readonly maxRequestBytes?: number | undefined;
+}
+
+export interface NbdStatus extends Omit<MountStatus, 'mountpoint'> {
+  /** Where clients connect (nbd+unix:// or nbd://). */
+  readonly address: string;
+  readonly nbd: NbdCounters;
+  readonly images: readonly ImageStatus[];
+}
+
+export interface Serving {
+  readonly address: string;
+  /** With --replace: the pid of the daemon whose socket this one took over; it should now be told to stop. */
+  readonly replaced: number | undefined;
+  readonly catalog: ExportCatalog<NbdExport>;
+  status(): NbdStatus;
+  close(): Promise<void>;
+}
+
+/**
+ * `httpstorged nbd`: loads every index (all or nothing) as a mount does,
+ * builds each image's source tree with the same builder, and serves each
+ * image as an NBD export named by its image name (the empty name is the
+ * first image). Resolves once the server listens.
+ */
+export async function serveImages(
+  options: NbdServeOptions,
+  components: {
+    logger: Logger;
+    env: Readonly<Record<string, string | undefined>>;
+    measurements?: MeasurementLog | undefined;
+  },
+): Promise<Serving> {
+  const { logger } = components;
+  if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
+  if (options.pool && options.mirrors?.length) throw new UsageError('--pool and --mirror both name mirrors; give one');
+  if (options.pool && options.offline) throw new UsageError('--offline never asks DNS: drop --pool');
+  if (options.recordProfile && options.indexes.length !== 1) {
+    throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
+  }
+  const pool = options.pool ? new DnsMirrorList({ logger }, { pool: options.pool, dns: options.dns }) : undefined;
+  const mirrorBases = pool ? [...(await pool.start())] : options.mirrors?.map(normaliseBase);
+  const proxy = options.proxy ?? components.env.http_proxy ?? components.env.HTTP_PROXY;
+  const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
+  const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
+
+  const loaded: LoadedIndex[] = [];
+  for (const arg of options.indexes) {
+    const poolIndex = pool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg) ? arg.replace(/(\.idx)?$/, '.idx') : undefined;
+    const load = (where: string) =>
+      loadIndex(
+        where,
+        { dispatcher, logger },
+        {
+          offline: options.offline,
+          cacheDir,
+          timeoutMs: options.timeoutMs,
+          trust: options.trust,
+          trustStore: options.trustStore,
+          pin: options.pin,
+          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
+        },
+      );
+    const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
+    const name = l.decoded.index.header.name;
+    if (loaded.some((x) => x.decoded.index.header.name === name)) {
+      throw new UsageError(`two indexes are both named ${name}; each export needs its own name`);
+    }
+    logger.info(`index ${l.location.location}: ${name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}`);
+    loaded.push(l);
+  }
+  const measurements = components.measurements ?? new MeasurementLog();
+  for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
+
+  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
+  await disk?.open();
+  const workers = new BlockWorkers();
+  const builder = new SourceBuilder(
+    { disk, dispatcher, logger, decoder: workers, verifier: workers },
+    {
+      nocache: options.nocache,
+      offline: options.offline,
+      paranoid: options.paranoid,
+      memoryBytes: options.memoryCache,
+      connections: options.connections,
+      maxConnections: options.maxConnections,
+      lowSpeedBps: options.lowSpeedBps,
+      lowSpeedTimeMs: options.lowSpeedTimeMs,
+      http2: options.http2,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+    },
+  );
+  await builder.openCache();
+  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
+  const readTimeoutMs =
+    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
+    5_000;
+
+  const images: ImageState[] = loaded.map((l) => {
+    const index = l.decoded.index;
+    const unique = index.uniqueRefs();
+    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
+    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
+    const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
+    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
+    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
+    const late: { prefetcher?: Prefetcher | undefined; filler?: Prefetcher | undefined } = {};
+    const observeLate = (i: number, ref: BlockRef) => {
+      late.prefetcher?.observe(i, ref);
+      late.filler?.observe(i, ref);
+    };
+    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
+    const reader = new ImageReader(
+      { index, blocks: built.blocks, logger, observers },
+      { readaheadBlocks: options.readahead, readTimeoutMs },
+    );
+    logger.info(`image ${index.header.name}: ${built.blocks}`);
+    return {
+      recorder,
+      // An export does not revalidate its index (--check-interval is the mount's): a restart picks up a new version.
+      watcher: undefined,
+      late,
+      loaded: l,
+      index,
+      reader,
+      counters,
+      blocks: built.blocks,
+      failover: built.failover,
+      memory: built.memory,
+      missing,
+      unique: unique.size,
+      counts: index.counts(),
+    };
+  });
+
+  const started = new Date();
+  const status = (): NbdStatus => ({
+    address: server.address,
+    pid: process.pid,
+    started: started.toISOString(),
+    cache: {
+      dir: cacheDir ?? null,
+      bytes: disk?.bytes ?? 0,
+      blocks: disk?.blocks ?? 0,
+      maxBytes: options.cacheSize ?? null,
+      sealed: builder.checks?.sealed ?? 0,
+      checked: builder.checks?.checked ?? 0,
+      changed: builder.checks?.changed ?? 0,
+    },
+    nbd: { ...server.counters },
+    images: images.map((s) => imageStatus(s)),
+  });
+  const exports = images.map((s) => imageExport(s, measurements));
+  // The status files a mount shows under .thfc/, as hidden exports (not listed): `httpstorged stats SOCKET`.
+  const statusFiles = new Map<string, () => string>([
+    [NBD_STATS_EXPORT, () => `${JSON.stringify(status(), null, 2)}\n`],
+    [NBD_MEASUREMENTS_EXPORT, () => measurements.text()],
+  ]);
+  const catalog: ExportCatalog<NbdExport> = {
+    find: (name) => {
+      const file = statusFiles.get(name);
+      if (file) return bytesExport(name, Buffer.from(file()));
+      return name === '' ? exports[0] : exports.find((e) => e.name === name);
+    },
+    list: () => exports,
+  };
+  const server = new NbdServer(
+    { catalog, logger },
+    {
+      listen: options.listen,
+      maxConnections: options.maxClients,
+      maxRequestBytes: options.maxRequestBytes,
+    },
+  );
+  const replaced = await daemonToReplace(options.listen);
+  try {
+    await server.listen();
+  } catch (e) {
+    await builder.close();
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`cannot listen on ${describe(options.listen)}: ${(e as Error).message}`);
+  }
+  logger.info(`serving ${exports.map((e) => e.name).join(', ')} over NBD at ${server.address}`);
+  pool?.onChange((urls) => {
+    for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
+  });
+  pool?.follow();
+  const background = new AbortController();
+  for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
+
+  return {
+    address: server.address,
+    replaced,
+    catalog,
+    status,
+    async close() {
+      background.abort();
+      pool?.close();
+      await server.close();
+      await builder.close();
+      for (const s of images) {
+        if (s.recorder && options.recordProfile) {
+          await s.recorder.save(options.recordProfile);
+          logger.info(`recorded a boot profile of ${s.recorder.blocks} blocks to ${options.recordProfile}`);
+        }
+      }
+      logger.info(`stopped serving at ${server.address}`);
+    },
+  };
+}
+
+/**
+ * With --replace, the daemon listening on the socket now: its pid, from its
+ * own stats export. None there (it died) is no error: the socket is replaced.
+ */
+async function daemonToReplace(l: NbdListen): Promise<number | undefined> {
+  if (l.kind !== 'unix' || !l.replace) return undefined;
+  try {
+    const bytes = await readNbdExport({ path: l.path }, NBD_STATS_EXPORT, AbortSignal.timeout(10_000));
+    return (JSON.parse(bytes.toString('utf8')) as NbdStatus).pid;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(l: NbdListen): string {
+  return l.kind === 'unix' ? l.path : `${l.host}:${l.port}`;
+}
+
+/**
+ * One image as an export. Reads go through the image reader, so they are
+ * verified, cached and read ahead as a mount's are; each connection is one
+ * read stream. A read is answered only once every measurement so far is in
+ * the log (measure before use). CACHE loads the range's blocks at background
+ * priority, as read-ahead does.
+ */
+function imageExport(s: ImageState, measurements: MeasurementLog): NbdExport {
+  const { index, reader, blocks } = s;
+  const { name, size, blockSize } = index.header;
+  return {
+    name,
+    size,
+    blockSize,
+    preferredBlockSize: blockSize,
+    description: `thfc image ${s.loaded.decoded.digest}`,
+    isZero: (i) => !index.ref(i),
+    connect() {
+      const stream = newReadStream();
+      return {
+        async read(buf, offset, signal) {
+          const now = measurements.immediate ? reader.readNow(buf, buf.length, offset, stream) : undefined;
+          const n = now ?? (await reader.read(buf, buf.length, offset, stream, signal));
+          if (now === undefined) await measurements.settled();
+          if (n !== buf.length) throw new Error(`short read of ${name}: ${n} of ${buf.length} bytes at ${offset}`);
+        },
+        async cache(offset, length, signal) {
+          const first = Math.floor(offset / blockSize);
+          const last = Math.floor((offset + Math.max(1, length) - 1) / blockSize);
+          const loads: Promise<unknown>[] = [];
+          for (let i = first; i <= last; i++) {
+            const ref = index.ref(i);
+            if (ref) loads.push(blocks.load(ref, { priority: 'background', signal }));
+          }
+          const results = await Promise.allSettled(loads);
+          const failed = results.find((r) => r.status === 'rejected');
+          if (failed) throw (failed as PromiseRejectedResult).reason;
+        },
+      };
+    },
+  };
+}
