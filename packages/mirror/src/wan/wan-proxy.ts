@@ -14,8 +14,9 @@ const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-
 
 /**
  * An HTTP proxy in front of one upstream mirror that plays a WAN link:
- * latency with jitter before each response, one shared bandwidth limit, and
- * random 503s and mid-body resets. For tests and benchmarks on loopback.
+ * latency with jitter before each response, one shared bandwidth limit,
+ * random 503s and mid-body resets, and dripped bodies (a few bytes at a time,
+ * a slow mirror's tail). For tests and benchmarks on loopback.
  */
 export class WanProxy {
   private server: Server | undefined;
@@ -23,7 +24,7 @@ export class WanProxy {
   private readonly sockets = new Set<Socket>();
   /** When the shared link is next free (ms, performance.now clock). */
   private linkFreeAt = 0;
-  readonly counters = { requests: 0, errors: 0, resets: 0, bytes: 0 };
+  readonly counters = { requests: 0, errors: 0, resets: 0, drips: 0, bytes: 0 };
 
   constructor(
     private readonly upstream: string,
@@ -92,6 +93,11 @@ export class WanProxy {
       res.end();
       return;
     }
+    if (fate.drip) {
+      this.counters.drips++;
+      await this.drip(res, body);
+      return;
+    }
     const chunk = 16 * 1024;
     for (let off = 0; off < body.length; off += chunk) {
       const piece = body.subarray(off, Math.min(body.length, off + chunk));
@@ -115,6 +121,23 @@ export class WanProxy {
         });
         if (res.destroyed) return; // the client went away
       }
+      this.counters.bytes += piece.length;
+    }
+    res.end();
+  }
+
+  /**
+   * Sends `body` at the spec's drip pace until it is all sent or the client
+   * leaves (a closed proxy destroys every socket, so this ends with it). The
+   * drip bypasses the bandwidth budget: a few bytes a tick cannot matter.
+   */
+  private async drip(res: ServerResponse, body: Buffer): Promise<void> {
+    const { dripBytes, dripEveryMs } = this.spec;
+    for (let off = 0; off < body.length; off += dripBytes) {
+      if (off > 0) await sleep(dripEveryMs);
+      if (res.destroyed) return;
+      const piece = body.subarray(off, Math.min(body.length, off + dripBytes));
+      res.write(piece);
       this.counters.bytes += piece.length;
     }
     res.end();
