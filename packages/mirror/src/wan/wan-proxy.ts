@@ -84,9 +84,10 @@ export class WanProxy {
       return;
     }
     if (fate.delayMs > 0) await sleep(fate.delayMs);
-    const headers: Record<string, string> = {};
+    // A header the upstream sent twice (nginx's own `Accept-Ranges` plus an add_header one) comes as an array.
+    const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers))
-      if (typeof v === 'string' && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
+      if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
     if (req.method !== 'HEAD') headers['content-length'] = String(body.length);
     res.writeHead(up.statusCode, headers);
     if (req.method === 'HEAD') {

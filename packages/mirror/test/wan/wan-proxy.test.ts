@@ -14,6 +14,11 @@ let base: string;
 beforeAll(async () => {
   // Answers a single `bytes=A-B` range with 206, as a static file server does for nbdkit curl.
   upstream = createServer((req, res) => {
+    if (req.url?.endsWith('/twice')) {
+      // One header sent twice, as nginx does with its own Accept-Ranges plus an add_header one.
+      res.setHeader('accept-ranges', ['bytes', 'bytes']);
+      return res.writeHead(200, { 'content-length': body.length }).end(body);
+    }
     if (req.url?.endsWith('/big')) return res.writeHead(200, { 'content-length': big.length }).end(big);
     if (req.url?.endsWith('/cut')) {
       // Promises the whole body, sends a piece, and hangs up: an upstream that dies mid-response.
@@ -176,6 +181,18 @@ describe('WanProxy', () => {
       expect(res.headers['content-length']).toBe('1000');
       expect(got.equals(body.subarray(1000, 2000))).toBe(true);
       expect(p.counters.bytes).toBe(1000);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('passes on a header the upstream sent twice (nbdkit curl needs Accept-Ranges)', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('')).listen();
+    try {
+      const res = await request(`${p.url}twice`, { method: 'HEAD' });
+      expect(res.statusCode).toBe(200);
+      expect(String(res.headers['accept-ranges'])).toMatch(/^bytes/);
+      await res.body.dump();
     } finally {
       await p.close();
     }
