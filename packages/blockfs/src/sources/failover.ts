@@ -107,6 +107,8 @@ interface Attempt {
   readonly mirror: FailoverMirror;
   readonly controller: AbortController;
   readonly started: number;
+  /** When it left the source's queue (FetchOptions.onSent); `started` for a source that times itself not. */
+  sentAt: number | undefined;
   /** Started early, beside a slow one. */
   readonly hedge: boolean;
   readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
@@ -209,12 +211,14 @@ export class Failover implements BlockSource {
         mirror,
         controller,
         started: this.now(),
+        sentAt: undefined,
         hedge,
         timedOut: false,
         timer: undefined,
         outcome: undefined as unknown as Attempt['outcome'],
       };
       if (!mirror.timesItself) {
+        attempt.sentAt = attempt.started;
         attempt.timer = setTimeout(() => {
           attempt.timedOut = true;
           controller.abort(new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`));
@@ -226,6 +230,9 @@ export class Failover implements BlockSource {
         priority: options.priority,
         urgency: options.urgency,
         timeoutMs: this.timeoutMs,
+        onSent: () => {
+          attempt.sentAt ??= this.now();
+        },
       };
       (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
         (stored) => ({ attempt, stored }),
@@ -336,7 +343,12 @@ export class Failover implements BlockSource {
   /**
    * ms until the one attempt running should be hedged, or undefined: only a
    * fetch a reader waits on, only once, only with a mirror left to ask, a
-   * latency to judge by, and budget left.
+   * latency to judge by, and budget left. The clock starts when the reader
+   * began to wait, or earlier when the request was already on the wire then:
+   * a read-ahead dripping since long before the reader got to it is hedged as
+   * soon as the reader does (issue 13 §3: otherwise every dripped block costs
+   * the reader a whole hedge delay in turn). A request still queued in this
+   * client's own window is timed from the wait, as before.
    */
   private hedgeDelay(
     running: readonly Attempt[],
@@ -349,7 +361,8 @@ export class Failover implements BlockSource {
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
     if (typical === undefined) return undefined;
-    const due = Math.max(first.started, demandSince) + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
+    const since = Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY);
+    const due = since + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
     return Math.max(0, due - this.now());
   }
 

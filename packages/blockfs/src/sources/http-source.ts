@@ -206,6 +206,7 @@ export class HttpSource implements BlockSource {
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
     const slot = await this.window.acquire(currentPriority(options), ref.storedSize, options.signal, options.urgency);
+    options.onSent?.();
     let outcome: ExchangeOutcome = { kind: 'neutral' };
     try {
       return await this.exchange('GET', path, ref, options, (answer, ms) => {
@@ -221,7 +222,7 @@ export class HttpSource implements BlockSource {
         throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
     } catch (e) {
-      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
       slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
@@ -243,7 +244,7 @@ export class HttpSource implements BlockSource {
         throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
     } catch (e) {
-      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
       slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
@@ -357,7 +358,7 @@ export class HttpSource implements BlockSource {
               if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
                 const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
                 stop(
-                  new MirrorUnavailableError(
+                  new LowSpeedError(
                     this.name,
                     `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
                   ),
@@ -452,8 +453,17 @@ export class HttpSource implements BlockSource {
 }
 
 /** Failures that say the mirror or the path is overloaded: the window shrinks. Bad bytes and redirects do not. */
-function isCongestion(e: unknown): boolean {
-  return e instanceof MirrorUnavailableError;
+/**
+ * A transfer abandoned by the low-speed limit: the mirror was unavailable for
+ * this block (failover counts it so), but the window weighs it apart
+ * (ExchangeOutcome 'stalled').
+ */
+class LowSpeedError extends MirrorUnavailableError {}
+
+/** How the window weighs an exchange that threw `e`: a stall, congestion (any other unavailability), or nothing. */
+function failureOutcome(e: unknown): ExchangeOutcome {
+  if (e instanceof LowSpeedError) return { kind: 'stalled' };
+  return e instanceof MirrorUnavailableError ? { kind: 'congestion' } : { kind: 'neutral' };
 }
 
 /** A status other than 200/404/410: 429 and 5xx are congestion (with any Retry-After); the rest say nothing about load. */

@@ -103,8 +103,17 @@ export interface RequestWindowComponents {
 export type ExchangeOutcome =
   /** The mirror answered (a block, or "not here"): a sample of round trip and goodput. */
   | { readonly kind: 'answer'; readonly bytes: number; readonly ms: number }
-  /** Timeout, reset, 5xx, 429, or too slow: the mirror or the path is overloaded. */
+  /** Timeout, reset, 5xx, 429: the mirror or the path is overloaded. */
   | { readonly kind: 'congestion'; readonly retryAfterMs?: number | undefined }
+  /**
+   * One transfer below the low-speed limit. Congestion only if no other
+   * exchange answered while it was out (the whole path stalled); otherwise it
+   * is that one response (a slow mirror's tail, issue 13 §3), and halving the
+   * window for it would slow every other request: at 3 % of responses
+   * dripped, the window fell to 1 and a dripped block then held the only
+   * slot, hedge included, for the whole low-speed time.
+   */
+  | { readonly kind: 'stalled' }
   /** Anything that says nothing about load: the caller's abort, bad bytes, a redirect. */
   | { readonly kind: 'neutral' };
 
@@ -180,6 +189,8 @@ export class RequestWindow {
   private goodputRounds: number[] = [];
   private round = { start: 0, bytes: 0, answers: 0, limited: false, open: false };
   private backoffAt = Number.NEGATIVE_INFINITY;
+  /** When an exchange last answered (a 'stalled' one judges by it). */
+  private lastAnswerAt = Number.NEGATIVE_INFINITY;
   private pausedUntil = 0;
   private pauseTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -302,6 +313,7 @@ export class RequestWindow {
     this.bytesOut += bytes;
     if (!this.round.open) this.openRound();
     let finished = false;
+    const grantedAt = this.now();
     return {
       priority,
       done: (outcome) => {
@@ -310,14 +322,19 @@ export class RequestWindow {
         this.inFlightCount--;
         if (priority === 'background') this.backgroundInFlight--;
         this.bytesOut -= bytes;
-        this.learn(outcome);
+        if (outcome.kind === 'stalled') {
+          this.learn(this.lastAnswerAt > grantedAt ? { kind: 'neutral' } : { kind: 'congestion' });
+        } else this.learn(outcome);
         this.pump();
       },
     };
   }
 
   private pump(): void {
-    if (this.isPaused()) return;
+    if (this.isPaused()) {
+      this.wakeAfterPause();
+      return;
+    }
     for (;;) {
       const next =
         this.demand[0] ?? (this.backgroundInFlight < this.backgroundLimit() ? this.background[0] : undefined);
@@ -346,6 +363,7 @@ export class RequestWindow {
       return;
     }
     if (outcome.kind !== 'answer') return;
+    this.lastAnswerAt = now;
     this.addRtt(now, outcome.ms);
     const r = this.round;
     r.bytes += outcome.bytes;
@@ -421,15 +439,26 @@ export class RequestWindow {
   private congestion(now: number, retryAfterMs: number | undefined): void {
     if (retryAfterMs !== undefined && retryAfterMs > 0) {
       this.pausedUntil = Math.max(this.pausedUntil, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
-      clearTimeout(this.pauseTimer);
-      this.pauseTimer = setTimeout(() => this.pump(), this.pausedUntil - now);
-      this.pauseTimer.unref?.();
+      this.wakeAfterPause();
     }
     this.startup = false;
     if (now - this.backoffAt < BACKOFF_HOLD_MS) return;
     this.backoffAt = now;
     // Halved from where it was before any probe: a probe's extra requests were not the link's.
     this.settle(Math.floor((this.probe?.base ?? this.limitValue) / 2));
+  }
+
+  /**
+   * (Re)arms the one timer that pumps when the pause ends. A timer can fire a
+   * little before the window's clock says the pause is over (timers count
+   * whole ms of the loop's clock): pump() then arms it again, or with nothing
+   * in flight to call pump() the queue would wait forever.
+   */
+  private wakeAfterPause(): void {
+    if (this.closedWith) return;
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(this.pausedUntil - this.now())));
+    this.pauseTimer.unref?.();
   }
 
   private setLimit(n: number): void {
