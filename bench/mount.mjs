@@ -45,7 +45,8 @@
 //   issue 13 §3: the 3 %-drip read within 3 × the fault-free read, 10 % within 5 ×, 0 wrong bytes
 //
 // Env: BENCH_RUNS (rounds), BENCH_BASELINE_REV, BENCH_MOUNT_PARTS (comma list of seq, links, faults, random;
-// default all: to re-measure one part by hand).
+// default all: to re-measure one part by hand), BENCH_MOUNT_FAULTS (comma list of errors, drip3, drip10; the
+// fault-free reference always runs).
 //
 // Which figures the target rows use:
 // - "warm" = a fresh daemon over a cache the cold read filled (its block files still page-cached,
@@ -1006,11 +1007,13 @@ async function linkMatrix(ctx, env, loop) {
 async function faultRuns(ctx, env) {
   const { table, results, scratch, signal } = ctx;
   const { resources, thfc, image, nginx } = env;
-  const runs = Object.fromEntries(FAULT_RUNS.map((f) => [f.key, []]));
+  const only = process.env.BENCH_MOUNT_FAULTS?.split(',').map((k) => k.trim());
+  const faults = FAULT_RUNS.filter((f) => f.key === 'clean' || !only || only.includes(f.key));
+  const runs = Object.fromEntries(faults.map((f) => [f.key, []]));
   results.faultRuns = { link: FAULT_LINK.label, runs };
   let n = 0;
   for (let round = 0; round < ctx.runs; round++) {
-    for (const fault of FAULT_RUNS) {
+    for (const fault of faults) {
       const spec = linkSpec(FAULT_LINK, fault.inject);
       ctx.log(`fault run ${fault.key} round ${round + 1}/${ctx.runs}: ${spec}`);
       const rec = { mountFailures: [], completed: false, equal: false };
@@ -1071,7 +1074,7 @@ async function faultRuns(ctx, env) {
   const secs = (key) => runs[key].filter((r) => r.equal).map((r) => r.seconds);
   const clean = secs('clean');
   const ref = clean.length ? median(clean) : Number.NaN;
-  for (const fault of FAULT_RUNS) {
+  for (const fault of faults) {
     const rs = runs[fault.key];
     const label = `fault run at ${FAULT_LINK.label}, ${fault.label}`;
     const bad = rs.filter((r) => !r.equal);

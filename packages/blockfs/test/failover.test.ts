@@ -17,6 +17,8 @@ import {
   type FailoverMirror,
   type FailoverOptions,
   HEDGE_MIN_MS,
+  MAX_STALL_ROUNDS,
+  MIN_ATTEMPTS,
 } from '../src/sources/failover.js';
 import { HttpSource } from '../src/sources/http-source.js';
 import { Urgency } from '../src/sources/urgency.js';
@@ -380,6 +382,45 @@ describe('Failover', () => {
     await f.failover.get(ref);
     expect(a.requests.length).toBe(0);
     expect(b.requests.length).toBe(1);
+  });
+});
+
+describe('Failover and stalled transfers (the low-speed limit)', () => {
+  async function stallingMirror(): Promise<{ server: BlockServer; failover: Failover }> {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url, lowSpeedBps: 1024, lowSpeedTimeMs: 100 });
+    cleanups.push(
+      () => server.close(),
+      () => http.close(),
+    );
+    const failover = new Failover(
+      { mirrors: [{ source: verified(http), stats: new MirrorStats(server.url), timesItself: true }] },
+      { hedge: false },
+    );
+    return { server, failover };
+  }
+
+  it('a block whose first attempts all drip gets extra rounds for the stalls, and arrives', async () => {
+    const { server, failover } = await stallingMirror();
+    const { ref, stored } = makeBlock(600);
+    server.blocks.set(ref.id, stored);
+    let n = 0;
+    server.fault = () => (++n <= MIN_ATTEMPTS + 1 ? { kind: 'drip', everyMs: 100 } : undefined); // more than 3
+    expect(sameBytes(await failover.get(ref), stored)).toBe(true);
+    expect(n).toBe(MIN_ATTEMPTS + 2);
+  });
+
+  it('a mirror that drips every time fails the block after its rounds plus MAX_STALL_ROUNDS', async () => {
+    const { server, failover } = await stallingMirror();
+    const { ref, stored } = makeBlock(601);
+    server.blocks.set(ref.id, stored);
+    let n = 0;
+    server.fault = () => {
+      n++;
+      return { kind: 'drip', everyMs: 100 };
+    };
+    await expect(failover.get(ref)).rejects.toThrow(/too slow/);
+    expect(n).toBe(MIN_ATTEMPTS + MAX_STALL_ROUNDS);
   });
 });
 

@@ -205,7 +205,7 @@ describe('RequestWindow adaptation', () => {
     w.close();
   });
 
-  it('a stalled transfer halves the window only when nothing else answered while it was out', async () => {
+  it('a stalled transfer halves the window only when others were out and none answered while it was', async () => {
     const clock = { now: 0 };
     const w = new RequestWindow({ now: () => clock.now }, { initial: 16, max: 32 });
     const slow = await w.acquire('demand', 1);
@@ -218,8 +218,14 @@ describe('RequestWindow adaptation', () => {
     expect(w.limit).toBe(16);
     const alone = await w.acquire('demand', 1);
     clock.now += 2_000;
-    alone.done({ kind: 'stalled' }); // nothing answered meanwhile: the path stalled
+    alone.done({ kind: 'stalled' }); // nothing else out: it says nothing about the path
+    expect(w.limit).toBe(16);
+    const a = await w.acquire('demand', 1);
+    const b = await w.acquire('demand', 1);
+    clock.now += 2_000;
+    a.done({ kind: 'stalled' }); // b is out and silent too: the path stalled
     expect(w.limit).toBe(8);
+    b.done({ kind: 'neutral' });
     w.close();
   });
 

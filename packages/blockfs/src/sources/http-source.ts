@@ -10,6 +10,8 @@ import {
 } from '@thfc/format';
 import { type Dispatcher, Pool } from 'undici';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { HedgeLost } from './hedge-lost.js';
+import { LowSpeedError } from './low-speed-error.js';
 import {
   DEFAULT_INITIAL_WINDOW,
   DEFAULT_MAX_BYTES_IN_FLIGHT,
@@ -225,7 +227,7 @@ export class HttpSource implements BlockSource {
       if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
-      slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
+      slot.done(options.signal?.aborted ? abortOutcome(options.signal) : outcome);
     }
   }
 
@@ -453,12 +455,11 @@ export class HttpSource implements BlockSource {
 }
 
 /** Failures that say the mirror or the path is overloaded: the window shrinks. Bad bytes and redirects do not. */
-/**
- * A transfer abandoned by the low-speed limit: the mirror was unavailable for
- * this block (failover counts it so), but the window weighs it apart
- * (ExchangeOutcome 'stalled').
- */
-class LowSpeedError extends MirrorUnavailableError {}
+
+/** An exchange its caller aborted says nothing about load, unless it lost to a hedge: then it was in the tail. */
+function abortOutcome(signal: AbortSignal): ExchangeOutcome {
+  return signal.reason instanceof HedgeLost ? { kind: 'stalled' } : { kind: 'neutral' };
+}
 
 /** How the window weighs an exchange that threw `e`: a stall, congestion (any other unavailability), or nothing. */
 function failureOutcome(e: unknown): ExchangeOutcome {

@@ -106,12 +106,15 @@ export type ExchangeOutcome =
   /** Timeout, reset, 5xx, 429: the mirror or the path is overloaded. */
   | { readonly kind: 'congestion'; readonly retryAfterMs?: number | undefined }
   /**
-   * One transfer below the low-speed limit. Congestion only if no other
-   * exchange answered while it was out (the whole path stalled); otherwise it
-   * is that one response (a slow mirror's tail, issue 13 §3), and halving the
-   * window for it would slow every other request: at 3 % of responses
-   * dripped, the window fell to 1 and a dripped block then held the only
-   * slot, hedge included, for the whole low-speed time.
+   * One transfer below the low-speed limit, or a hedge's loser. Congestion
+   * only if others were out and none of them answered while it was (the
+   * whole path stalled); otherwise it is that one response (a slow mirror's
+   * tail, issue 13 §3), and halving the window for it would slow every other
+   * request: at 3 % of responses dripped, the window fell to 1 and a dripped
+   * block then held the only slot, hedge included, for the whole low-speed
+   * time. Either way the round it ended in measured the stall, not the link,
+   * and does not count: otherwise probing finds that fewer requests "hold"
+   * the same stalled goodput and ratchets the window down.
    */
   | { readonly kind: 'stalled' }
   /** Anything that says nothing about load: the caller's abort, bad bytes, a redirect. */
@@ -187,7 +190,7 @@ export class RequestWindow {
   /** [time, ms] samples for the windowed minimum; kept short (one per 1/8 of the window). */
   private rttSamples: { at: number; ms: number }[] = [];
   private goodputRounds: number[] = [];
-  private round = { start: 0, bytes: 0, answers: 0, limited: false, open: false };
+  private round = { start: 0, bytes: 0, answers: 0, limited: false, stalled: false, open: false };
   private backoffAt = Number.NEGATIVE_INFINITY;
   /** When an exchange last answered (a 'stalled' one judges by it). */
   private lastAnswerAt = Number.NEGATIVE_INFINITY;
@@ -323,7 +326,9 @@ export class RequestWindow {
         if (priority === 'background') this.backgroundInFlight--;
         this.bytesOut -= bytes;
         if (outcome.kind === 'stalled') {
-          this.learn(this.lastAnswerAt > grantedAt ? { kind: 'neutral' } : { kind: 'congestion' });
+          this.round.stalled = true;
+          const pathStalled = this.lastAnswerAt <= grantedAt && this.inFlightCount > 0;
+          this.learn(pathStalled ? { kind: 'congestion' } : { kind: 'neutral' });
         } else this.learn(outcome);
         this.pump();
       },
@@ -352,7 +357,7 @@ export class RequestWindow {
   }
 
   private openRound(): void {
-    this.round = { start: this.now(), bytes: 0, answers: 0, limited: false, open: true };
+    this.round = { start: this.now(), bytes: 0, answers: 0, limited: false, stalled: false, open: true };
   }
 
   private learn(outcome: ExchangeOutcome): void {
@@ -372,7 +377,7 @@ export class RequestWindow {
     const rtt = this.minRtt() ?? 0;
     if (r.answers < Math.max(this.limitValue, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
     // A round is over: one window's worth of answers, and at least one round trip.
-    if (r.limited) this.endRound(r.bytes / (elapsed / 1000), now);
+    if (r.limited && !r.stalled) this.endRound(r.bytes / (elapsed / 1000), now);
     if (this.inFlightCount > 0) this.openRound();
     else r.open = false;
   }
