@@ -85,10 +85,11 @@ export class WanProxy {
     }
     if (fate.delayMs > 0) await sleep(fate.delayMs);
     // A header the upstream sent twice (nginx's own `Accept-Ranges` plus an add_header one) comes as an array.
+    // Names go out in the usual capitals: httpfs2 looks for `Accept-Ranges: bytes` letter for letter.
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers))
-      if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
-    if (req.method !== 'HEAD') headers['content-length'] = String(body.length);
+      if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[titleCase(k)] = v;
+    if (req.method !== 'HEAD') headers['Content-Length'] = String(body.length);
     res.writeHead(up.statusCode, headers);
     if (req.method === 'HEAD') {
       res.end();
@@ -159,6 +160,11 @@ export class WanProxy {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.pool.close();
   }
+}
+
+/** `accept-ranges` → `Accept-Ranges`, as most servers write header names. */
+function titleCase(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 function sleep(ms: number): Promise<void> {

@@ -186,13 +186,18 @@ describe('WanProxy', () => {
     }
   });
 
-  it('passes on a header the upstream sent twice (nbdkit curl needs Accept-Ranges)', async () => {
+  it('passes on a header the upstream sent twice, named in the usual capitals (nbdkit curl and httpfs2 need Accept-Ranges)', async () => {
     const p = await new WanProxy(base, parseFaultSpec('')).listen();
     try {
-      const res = await request(`${p.url}twice`, { method: 'HEAD' });
-      expect(res.statusCode).toBe(200);
-      expect(String(res.headers['accept-ranges'])).toMatch(/^bytes/);
-      await res.body.dump();
+      const raw = await new Promise<string[]>((resolve, reject) => {
+        httpGet(`${p.url}twice`, { method: 'HEAD' }, (res) => {
+          res.resume();
+          resolve(res.rawHeaders);
+        }).on('error', reject);
+      });
+      expect(raw).toContain('Accept-Ranges');
+      expect(raw[raw.indexOf('Accept-Ranges') + 1]).toBe('bytes');
+      expect(raw).not.toContain('accept-ranges');
     } finally {
       await p.close();
     }
