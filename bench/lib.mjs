@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { createReadStream, constants as fsc, readFileSync } from 'node:fs';
-import { access, lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -661,10 +661,11 @@ export async function portOpen(port, host = '127.0.0.1') {
 /**
  * nginx serving `root` on 127.0.0.1 (a port just handed out: nginx cannot listen on port 0), tuned as
  * limits.md recipe 5, its files under SCRATCH/nginx. `locations` is inserted into the server block as is
- * (e.g. a header for one path). Returns its base URL, the process, and pid(): the worker's pid, which
+ * (e.g. a header for one path). With `accessLog` (a path), each request is logged as `URI STATUS BODY_BYTES`
+ * (readAccessLog sums them). Returns its base URL, the process, and pid(): the worker's pid, which
  * does the serving (so its CPU is what a request costs; the master only supervises).
  */
-export async function startNginx(ctx, root, { locations = '' } = {}) {
+export async function startNginx(ctx, root, { locations = '', accessLog } = {}) {
   const prefix = await ensureDir(join(ctx.scratch, 'nginx'));
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
@@ -676,7 +677,7 @@ pid ${join(prefix, 'nginx.pid')};
 error_log ${join(prefix, 'error.log')};
 events { worker_connections 1024; }
 http {
-  access_log off;
+  ${accessLog ? `log_format bench '$uri $status $body_bytes_sent';\n  access_log ${accessLog} bench;` : 'access_log off;'}
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
@@ -706,6 +707,58 @@ http {
     }),
   ]);
   return { base: `http://127.0.0.1:${port}`, proc, pid: () => workerPid(proc.pid) ?? proc.pid };
+}
+
+/**
+ * What nginx sent for URIs under `prefix` since byte `from` of its access log (startNginx's `accessLog`
+ * format): requests, body bytes, and how many URIs were asked for more than once. Returns the log's
+ * length too, to start the next count from.
+ */
+export function readAccessLog(file, { from = 0, prefix = '/' } = {}) {
+  let text = '';
+  try {
+    text = readFileSync(file).subarray(from).toString('utf8');
+  } catch {}
+  const seen = new Set();
+  const out = { requests: 0, bytes: 0, repeated: 0, notOk: 0, length: from + Buffer.byteLength(text) };
+  for (const line of text.split('\n')) {
+    const [uri, status, bytes] = line.split(' ');
+    if (!uri?.startsWith(prefix)) continue;
+    out.requests++;
+    out.bytes += Number(bytes) || 0;
+    if (status !== '200' && status !== '206') out.notOk++;
+    if (seen.has(uri)) out.repeated++;
+    seen.add(uri);
+  }
+  return out;
+}
+
+/**
+ * Starts `thfc-mirror proxy UPSTREAM --listen 127.0.0.1:0 --inject SPEC` (a simulated link, one shared
+ * bandwidth budget), runs fn(proxyUrl), stops it; resolves { value, proxy } with the proxy's JSON summary
+ * (requests, errors, resets, drips, bytes). A failure carries the summary as `e.proxy`.
+ */
+export async function withWanProxy(mirrorCli, upstream, inject, fn) {
+  const args = [mirrorCli, 'proxy', upstream, '--listen', '127.0.0.1:0', '--json'];
+  if (inject) args.push('--inject', inject);
+  const proxy = startProcess(process.execPath, args, { stdin: 'ignore' });
+  const counters = async () => {
+    await proxy.stop({ graceMs: 5000 });
+    const line = proxy.output().stdout.trim().split('\n').pop();
+    try {
+      return line ? JSON.parse(line) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    const url = (await proxy.waitFor(/proxy (http:\/\/\S+) -> /, 30_000))[1];
+    const value = await fn(url);
+    return { value, proxy: await counters() };
+  } catch (e) {
+    e.proxy = await counters(); // what the link did to the attempt that failed
+    throw e;
+  }
 }
 
 /**
@@ -798,6 +851,48 @@ export async function unmountFuse(path) {
     if (!isMountPoint(abs)) return how;
   }
   return 'failed';
+}
+
+// ---------------------------------------------------------------------------
+// An older commit built beside this one (a baseline measured in the same run)
+
+/**
+ * Builds the repository at git revision `rev` into `cacheDir`/<commit> (kept: a rebuild only when the
+ * commit changes) and returns { commit, root }. The tree comes from `git archive` (no worktree is
+ * registered); its node_modules links every package of this checkout's node_modules except the
+ * workspace ones, which point into the archived tree, so the old code runs against the same
+ * third-party modules (`npm ci` would need the network). Valid while the package-lock is unchanged
+ * between the two commits; a changed one is refused.
+ */
+export async function buildAtRev({ repoRoot, rev, cacheDir, signal, log: say = log }) {
+  const git = (...args) => runCommand('git', ['-C', repoRoot, ...args], { signal, timeoutMs: 60_000 });
+  const commit = (await git('rev-parse', '--verify', `${rev}^{commit}`)).stdout.trim();
+  const lockDiff = await git('diff', '--name-only', commit, 'HEAD', '--', 'package-lock.json');
+  if (lockDiff.stdout.trim()) {
+    throw new BenchError('BASELINE', `package-lock.json differs between ${rev} and HEAD: build ${rev} by hand`);
+  }
+  const root = join(cacheDir, commit);
+  const done = join(root, '.bench-built');
+  if (await stat(done).catch(() => undefined)) return { commit, root };
+  await removePath(root);
+  await ensureDir(root);
+  say(`building ${rev} (${commit.slice(0, 12)}) into ${root} for the baseline`);
+  await runCommand('sh', ['-c', `git -C '${repoRoot}' archive ${commit} | tar -x -C '${root}'`], { signal });
+  const modules = await ensureDir(join(root, 'node_modules'));
+  for (const name of await readdir(join(repoRoot, 'node_modules'))) {
+    const from = join(repoRoot, 'node_modules', name);
+    if (name !== '@thfc') await symlink(from, join(modules, name));
+  }
+  await ensureDir(join(modules, '@thfc'));
+  for (const name of await readdir(join(root, 'packages'))) {
+    await symlink(join('..', '..', 'packages', name), join(modules, '@thfc', name));
+  }
+  await runCommand(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], {
+    cwd: root,
+    signal,
+  });
+  await writeFile(done, `${commit}\n`);
+  return { commit, root };
 }
 
 // ---------------------------------------------------------------------------

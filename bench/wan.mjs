@@ -65,6 +65,7 @@ import {
   unmountFuse,
   waitForQuiet,
   waitUntil,
+  withWanProxy,
 } from './lib.mjs';
 
 export const description =
@@ -259,28 +260,9 @@ async function bootMode(env, upstream, mode, inject) {
   };
 }
 
-/** Starts `thfc-mirror proxy UPSTREAM --inject SPEC`, runs fn(proxyUrl), stops it; its counters come back too. */
-async function withProxy(env, upstream, inject, fn) {
-  const args = [env.cli.mirror, 'proxy', upstream, '--listen', '127.0.0.1:0', '--json'];
-  if (inject) args.push('--inject', inject);
-  const proxy = startProcess(process.execPath, args, { stdin: 'ignore' });
-  const counters = async () => {
-    await proxy.stop({ graceMs: 5000 });
-    const line = proxy.output().stdout.trim().split('\n').pop();
-    try {
-      return line ? JSON.parse(line) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  try {
-    const url = (await proxy.waitFor(/proxy (http:\/\/\S+) -> /, 30_000))[1];
-    const value = await fn(url);
-    return { value, proxy: await counters() };
-  } catch (e) {
-    e.proxy = await counters(); // what the link did to the attempt that failed
-    throw e;
-  }
+/** withWanProxy through this suite's thfc-mirror. */
+function withProxy(env, upstream, inject, fn) {
+  return withWanProxy(env.cli.mirror, upstream, inject, fn);
 }
 
 /** `thfc-vm boot PROXY/guest.idx` with a fresh cache; seconds from its start to the marker, and its report. */

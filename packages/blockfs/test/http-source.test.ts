@@ -479,6 +479,30 @@ describe('HttpSource request window, deadlines and slow mirrors', () => {
     expect(source.windowSnapshot().limit).toBe(8);
   });
 
+  it('a dripped block while others answer is abandoned without halving the window; a stall of everything halves it', async () => {
+    const { server, source } = await setup({
+      initialConnections: 16,
+      lowSpeedBps: 1024,
+      lowSpeedTimeMs: 300,
+      timeoutMs: 10_000,
+    });
+    const slow = makeBlock(340);
+    const quick = makeBlock(341);
+    for (const { ref, stored } of [slow, quick]) server.blocks.set(ref.id, stored);
+    server.fault = (r) => (r.id === slow.ref.id ? { kind: 'drip', everyMs: 100 } : undefined);
+    const dripping = source.get(slow.ref).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    await source.get(quick.ref); // answers while the drip is out
+    expect(await dripping).toBeInstanceOf(MirrorUnavailableError);
+    expect(source.windowSnapshot().limit).toBe(16);
+    // Two at once, both dripping: nothing answered while they were out, so the path stalled.
+    const other = makeBlock(342);
+    server.blocks.set(other.ref.id, other.stored);
+    server.fault = () => ({ kind: 'drip', everyMs: 100 });
+    await Promise.all([source.get(slow.ref), source.get(other.ref)].map((p) => p.catch(() => {})));
+    expect(source.windowSnapshot().limit).toBe(8);
+  });
+
   it('Retry-After as seconds or as an HTTP date', () => {
     const now = Date.parse('2026-12-06T10:00:00Z');
     expect(retryAfterMs('120', now)).toBe(120_000);

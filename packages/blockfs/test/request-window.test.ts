@@ -185,6 +185,50 @@ describe('RequestWindow adaptation', () => {
     w.close();
   });
 
+  it('a pause timer that fires before the clock says the pause is over still grants the queue later', async () => {
+    // Nothing in flight, so no done() will pump: only the pause timer can. Here it fires (after ~20 ms of real
+    // time) while the window's clock still reads "paused", as a timer a fraction of a ms early does.
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 4 });
+    const a = await w.acquire('demand', 1);
+    a.done({ kind: 'congestion', retryAfterMs: 20 });
+    let granted = false;
+    void w.acquire('demand', 1).then(() => {
+      granted = true;
+    });
+    await new Promise((r) => setTimeout(r, 60)); // the first timer has fired, the clock has not moved
+    expect(granted).toBe(false);
+    clock.now += 21;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(granted).toBe(true);
+    expect(w.snapshot()).toMatchObject({ mode: 'steady', inFlight: 1, queued: 0 });
+    w.close();
+  });
+
+  it('a stalled transfer halves the window only when others were out and none answered while it was', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 16, max: 32 });
+    const slow = await w.acquire('demand', 1);
+    clock.now += 10;
+    const quick = await w.acquire('demand', 1);
+    clock.now += 10;
+    quick.done({ kind: 'answer', bytes: 1000, ms: 10 });
+    clock.now += 2_000;
+    slow.done({ kind: 'stalled' }); // the others kept answering: that one response was slow, not the path
+    expect(w.limit).toBe(16);
+    const alone = await w.acquire('demand', 1);
+    clock.now += 2_000;
+    alone.done({ kind: 'stalled' }); // nothing else out: it says nothing about the path
+    expect(w.limit).toBe(16);
+    const a = await w.acquire('demand', 1);
+    const b = await w.acquire('demand', 1);
+    clock.now += 2_000;
+    a.done({ kind: 'stalled' }); // b is out and silent too: the path stalled
+    expect(w.limit).toBe(8);
+    b.done({ kind: 'neutral' });
+    w.close();
+  });
+
   it('never pauses longer than MAX_RETRY_AFTER_MS whatever the mirror asks', async () => {
     const clock = { now: 0 };
     const w = new RequestWindow({ now: () => clock.now }, {});

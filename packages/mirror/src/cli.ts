@@ -164,7 +164,7 @@ program
   .option('-l, --listen <host:port>', 'address to listen on', DEFAULT_PROXY_LISTEN)
   .option(
     '--inject <spec>',
-    'faults per request: latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01 (any subset)',
+    'faults per request: latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01,drip-rate=0.03,drip=1B/100ms (any subset)',
   )
   .option('--json', 'at exit, print what went through as JSON on stdout')
   .action(async (upstream: string, o) => {
@@ -174,7 +174,7 @@ program
   });
 
 function describeProxy(s: ProxySummary): string {
-  return `stopped proxy ${s.url} after ${s.requests} requests in ${s.seconds.toFixed(1)} s: ${s.errors} answered 503, ${s.resets} cut mid-body, ${formatBytes(s.bytes)} relayed`;
+  return `stopped proxy ${s.url} after ${s.requests} requests in ${s.seconds.toFixed(1)} s: ${s.errors} answered 503, ${s.resets} cut mid-body, ${s.drips} dripped, ${formatBytes(s.bytes)} relayed`;
 }
 
 function describeSync(r: SyncReport): string {

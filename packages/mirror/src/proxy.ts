@@ -19,7 +19,7 @@ export interface ProxyOptions {
   readonly upstream: string;
   /** HOST:PORT to listen on (port 0 picks a free one). */
   readonly listen?: string | undefined;
-  /** A fault spec (`latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01`); none: a plain relay. */
+  /** A fault spec (`latency=50ms,jitter=10ms,bandwidth=2MB/s,error-rate=0.01,reset-rate=0.01,drip-rate=0.03`); none: a plain relay. */
   readonly inject?: string | undefined;
 }
 
@@ -34,6 +34,8 @@ export interface ProxySummary {
   readonly errors: number;
   /** Responses cut mid-body on purpose. */
   readonly resets: number;
+  /** Responses whose body was dripped on purpose (sent or abandoned by the client). */
+  readonly drips: number;
   /** Body bytes relayed to clients (what went over the simulated link). */
   readonly bytes: number;
   readonly seconds: number;

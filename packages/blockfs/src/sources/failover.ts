@@ -11,6 +11,8 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
+import { HedgeLost } from './hedge-lost.js';
+import { LowSpeedError } from './low-speed-error.js';
 import { currentPriority, type FetchOptions } from './urgency.js';
 
 /**
@@ -42,6 +44,16 @@ export const MIN_ATTEMPTS = 3;
 export function defaultRounds(mirrors: number): number {
   return Math.max(DEFAULT_ROUNDS, Math.ceil(MIN_ATTEMPTS / Math.max(1, mirrors)));
 }
+
+/**
+ * Extra rounds a block may get, one per attempt that ended in a stall (a
+ * transfer the low-speed limit abandoned: the mirror answered, too slowly).
+ * A stall is a slow mirror's tail, not a dead path: with 10 % of responses
+ * dripped, three attempts all dripped for one block in a thousand, an EIO in
+ * most full reads of a 2,000-block image (seen in the bench). Four more
+ * make it one in ten million, and still bound the loop.
+ */
+export const MAX_STALL_ROUNDS = 4;
 
 /**
  * Pause before round 2, doubling per round up to 1 s: long enough for a
@@ -107,20 +119,14 @@ interface Attempt {
   readonly mirror: FailoverMirror;
   readonly controller: AbortController;
   readonly started: number;
+  /** When it left the source's queue (FetchOptions.onSent); `started` for a source that times itself not. */
+  sentAt: number | undefined;
   /** Started early, beside a slow one. */
   readonly hedge: boolean;
   readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
   /** Set when our own deadline (not the source's) ended it. */
   timedOut: boolean;
   timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-/** Why a losing hedge is aborted: not a failure of anybody. */
-class HedgeLost extends Error {
-  constructor() {
-    super('another request for this block answered first');
-    this.name = 'HedgeLost';
-  }
 }
 
 /**
@@ -176,7 +182,8 @@ export class Failover implements BlockSource {
     signal?.throwIfAborted();
     const answeredNotFound = new Set<FailoverMirror>();
     const lastFailure = new Map<FailoverMirror, Error>();
-    const rounds = this.rounds;
+    let rounds = this.rounds;
+    let stallRounds = 0;
     let round = 0;
     let order: FailoverMirror[] = [];
     let nextInOrder = 0;
@@ -209,12 +216,14 @@ export class Failover implements BlockSource {
         mirror,
         controller,
         started: this.now(),
+        sentAt: undefined,
         hedge,
         timedOut: false,
         timer: undefined,
         outcome: undefined as unknown as Attempt['outcome'],
       };
       if (!mirror.timesItself) {
+        attempt.sentAt = attempt.started;
         attempt.timer = setTimeout(() => {
           attempt.timedOut = true;
           controller.abort(new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`));
@@ -226,6 +235,9 @@ export class Failover implements BlockSource {
         priority: options.priority,
         urgency: options.urgency,
         timeoutMs: this.timeoutMs,
+        onSent: () => {
+          attempt.sentAt ??= this.now();
+        },
       };
       (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
         (stored) => ({ attempt, stored }),
@@ -307,6 +319,10 @@ export class Failover implements BlockSource {
         } else {
           mirror.stats.failure(failure, this.now());
           lastFailure.set(mirror, failure);
+          if (failure instanceof LowSpeedError && stallRounds < MAX_STALL_ROUNDS) {
+            stallRounds++;
+            rounds++;
+          }
         }
         const waiting = running[0];
         const upcoming = order.slice(nextInOrder).find((m) => !answeredNotFound.has(m));
@@ -336,7 +352,12 @@ export class Failover implements BlockSource {
   /**
    * ms until the one attempt running should be hedged, or undefined: only a
    * fetch a reader waits on, only once, only with a mirror left to ask, a
-   * latency to judge by, and budget left.
+   * latency to judge by, and budget left. The clock starts when the reader
+   * began to wait, or earlier when the request was already on the wire then:
+   * a read-ahead dripping since long before the reader got to it is hedged as
+   * soon as the reader does (issue 13 §3: otherwise every dripped block costs
+   * the reader a whole hedge delay in turn). A request still queued in this
+   * client's own window is timed from the wait, as before.
    */
   private hedgeDelay(
     running: readonly Attempt[],
@@ -349,7 +370,8 @@ export class Failover implements BlockSource {
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
     if (typical === undefined) return undefined;
-    const due = Math.max(first.started, demandSince) + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
+    const since = Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY);
+    const due = since + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
     return Math.max(0, due - this.now());
   }
 

@@ -10,6 +10,8 @@ import {
 } from '@thfc/format';
 import { type Dispatcher, Pool } from 'undici';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { HedgeLost } from './hedge-lost.js';
+import { LowSpeedError } from './low-speed-error.js';
 import {
   DEFAULT_INITIAL_WINDOW,
   DEFAULT_MAX_BYTES_IN_FLIGHT,
@@ -206,6 +208,7 @@ export class HttpSource implements BlockSource {
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
     const slot = await this.window.acquire(currentPriority(options), ref.storedSize, options.signal, options.urgency);
+    options.onSent?.();
     let outcome: ExchangeOutcome = { kind: 'neutral' };
     try {
       return await this.exchange('GET', path, ref, options, (answer, ms) => {
@@ -221,10 +224,10 @@ export class HttpSource implements BlockSource {
         throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
     } catch (e) {
-      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
-      slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
+      slot.done(options.signal?.aborted ? abortOutcome(options.signal) : outcome);
     }
   }
 
@@ -243,7 +246,7 @@ export class HttpSource implements BlockSource {
         throw new MirrorUnavailableError(this.name, statusWhy(answer));
       });
     } catch (e) {
-      if (outcome.kind === 'neutral' && isCongestion(e)) outcome = { kind: 'congestion' };
+      if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
       slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
@@ -357,7 +360,7 @@ export class HttpSource implements BlockSource {
               if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
                 const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
                 stop(
-                  new MirrorUnavailableError(
+                  new LowSpeedError(
                     this.name,
                     `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
                   ),
@@ -452,8 +455,16 @@ export class HttpSource implements BlockSource {
 }
 
 /** Failures that say the mirror or the path is overloaded: the window shrinks. Bad bytes and redirects do not. */
-function isCongestion(e: unknown): boolean {
-  return e instanceof MirrorUnavailableError;
+
+/** An exchange its caller aborted says nothing about load, unless it lost to a hedge: then it was in the tail. */
+function abortOutcome(signal: AbortSignal): ExchangeOutcome {
+  return signal.reason instanceof HedgeLost ? { kind: 'stalled' } : { kind: 'neutral' };
+}
+
+/** How the window weighs an exchange that threw `e`: a stall, congestion (any other unavailability), or nothing. */
+function failureOutcome(e: unknown): ExchangeOutcome {
+  if (e instanceof LowSpeedError) return { kind: 'stalled' };
+  return e instanceof MirrorUnavailableError ? { kind: 'congestion' } : { kind: 'neutral' };
 }
 
 /** A status other than 200/404/410: 429 and 5xx are congestion (with any Retry-After); the rest say nothing about load. */

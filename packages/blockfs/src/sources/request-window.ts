@@ -103,8 +103,20 @@ export interface RequestWindowComponents {
 export type ExchangeOutcome =
   /** The mirror answered (a block, or "not here"): a sample of round trip and goodput. */
   | { readonly kind: 'answer'; readonly bytes: number; readonly ms: number }
-  /** Timeout, reset, 5xx, 429, or too slow: the mirror or the path is overloaded. */
+  /** Timeout, reset, 5xx, 429: the mirror or the path is overloaded. */
   | { readonly kind: 'congestion'; readonly retryAfterMs?: number | undefined }
+  /**
+   * One transfer below the low-speed limit, or a hedge's loser. Congestion
+   * only if others were out and none of them answered while it was (the
+   * whole path stalled); otherwise it is that one response (a slow mirror's
+   * tail, issue 13 §3), and halving the window for it would slow every other
+   * request: at 3 % of responses dripped, the window fell to 1 and a dripped
+   * block then held the only slot, hedge included, for the whole low-speed
+   * time. Either way the round it ended in measured the stall, not the link,
+   * and does not count: otherwise probing finds that fewer requests "hold"
+   * the same stalled goodput and ratchets the window down.
+   */
+  | { readonly kind: 'stalled' }
   /** Anything that says nothing about load: the caller's abort, bad bytes, a redirect. */
   | { readonly kind: 'neutral' };
 
@@ -178,8 +190,10 @@ export class RequestWindow {
   /** [time, ms] samples for the windowed minimum; kept short (one per 1/8 of the window). */
   private rttSamples: { at: number; ms: number }[] = [];
   private goodputRounds: number[] = [];
-  private round = { start: 0, bytes: 0, answers: 0, limited: false, open: false };
+  private round = { start: 0, bytes: 0, answers: 0, limited: false, stalled: false, open: false };
   private backoffAt = Number.NEGATIVE_INFINITY;
+  /** When an exchange last answered (a 'stalled' one judges by it). */
+  private lastAnswerAt = Number.NEGATIVE_INFINITY;
   private pausedUntil = 0;
   private pauseTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -302,6 +316,7 @@ export class RequestWindow {
     this.bytesOut += bytes;
     if (!this.round.open) this.openRound();
     let finished = false;
+    const grantedAt = this.now();
     return {
       priority,
       done: (outcome) => {
@@ -310,14 +325,21 @@ export class RequestWindow {
         this.inFlightCount--;
         if (priority === 'background') this.backgroundInFlight--;
         this.bytesOut -= bytes;
-        this.learn(outcome);
+        if (outcome.kind === 'stalled') {
+          this.round.stalled = true;
+          const pathStalled = this.lastAnswerAt <= grantedAt && this.inFlightCount > 0;
+          this.learn(pathStalled ? { kind: 'congestion' } : { kind: 'neutral' });
+        } else this.learn(outcome);
         this.pump();
       },
     };
   }
 
   private pump(): void {
-    if (this.isPaused()) return;
+    if (this.isPaused()) {
+      this.wakeAfterPause();
+      return;
+    }
     for (;;) {
       const next =
         this.demand[0] ?? (this.backgroundInFlight < this.backgroundLimit() ? this.background[0] : undefined);
@@ -335,7 +357,7 @@ export class RequestWindow {
   }
 
   private openRound(): void {
-    this.round = { start: this.now(), bytes: 0, answers: 0, limited: false, open: true };
+    this.round = { start: this.now(), bytes: 0, answers: 0, limited: false, stalled: false, open: true };
   }
 
   private learn(outcome: ExchangeOutcome): void {
@@ -346,6 +368,7 @@ export class RequestWindow {
       return;
     }
     if (outcome.kind !== 'answer') return;
+    this.lastAnswerAt = now;
     this.addRtt(now, outcome.ms);
     const r = this.round;
     r.bytes += outcome.bytes;
@@ -354,7 +377,7 @@ export class RequestWindow {
     const rtt = this.minRtt() ?? 0;
     if (r.answers < Math.max(this.limitValue, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
     // A round is over: one window's worth of answers, and at least one round trip.
-    if (r.limited) this.endRound(r.bytes / (elapsed / 1000), now);
+    if (r.limited && !r.stalled) this.endRound(r.bytes / (elapsed / 1000), now);
     if (this.inFlightCount > 0) this.openRound();
     else r.open = false;
   }
@@ -421,15 +444,26 @@ export class RequestWindow {
   private congestion(now: number, retryAfterMs: number | undefined): void {
     if (retryAfterMs !== undefined && retryAfterMs > 0) {
       this.pausedUntil = Math.max(this.pausedUntil, now + Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
-      clearTimeout(this.pauseTimer);
-      this.pauseTimer = setTimeout(() => this.pump(), this.pausedUntil - now);
-      this.pauseTimer.unref?.();
+      this.wakeAfterPause();
     }
     this.startup = false;
     if (now - this.backoffAt < BACKOFF_HOLD_MS) return;
     this.backoffAt = now;
     // Halved from where it was before any probe: a probe's extra requests were not the link's.
     this.settle(Math.floor((this.probe?.base ?? this.limitValue) / 2));
+  }
+
+  /**
+   * (Re)arms the one timer that pumps when the pause ends. A timer can fire a
+   * little before the window's clock says the pause is over (timers count
+   * whole ms of the loop's clock): pump() then arms it again, or with nothing
+   * in flight to call pump() the queue would wait forever.
+   */
+  private wakeAfterPause(): void {
+    if (this.closedWith) return;
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(this.pausedUntil - this.now())));
+    this.pauseTimer.unref?.();
   }
 
   private setLimit(n: number): void {

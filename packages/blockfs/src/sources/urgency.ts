@@ -52,6 +52,12 @@ export interface FetchOptions extends SourceOptions {
    * never counted as the mirror's fault. Sources without a queue ignore it.
    */
   readonly timeoutMs?: number | undefined;
+  /**
+   * Called once when the request leaves this client's queue and goes on the
+   * wire (an HTTP mirror's window granted its slot). Failover times a raised
+   * read-ahead's hedge from it: a request out that long is slow whoever waits.
+   */
+  readonly onSent?: (() => void) | undefined;
 }
 
 /** The priority a request has now: its urgency's when it has one, else its fixed priority (demand by default). */

@@ -14,8 +14,9 @@ const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-
 
 /**
  * An HTTP proxy in front of one upstream mirror that plays a WAN link:
- * latency with jitter before each response, one shared bandwidth limit, and
- * random 503s and mid-body resets. For tests and benchmarks on loopback.
+ * latency with jitter before each response, one shared bandwidth limit,
+ * random 503s and mid-body resets, and dripped bodies (a few bytes at a time,
+ * a slow mirror's tail). For tests and benchmarks on loopback.
  */
 export class WanProxy {
   private server: Server | undefined;
@@ -23,7 +24,7 @@ export class WanProxy {
   private readonly sockets = new Set<Socket>();
   /** When the shared link is next free (ms, performance.now clock). */
   private linkFreeAt = 0;
-  readonly counters = { requests: 0, errors: 0, resets: 0, bytes: 0 };
+  readonly counters = { requests: 0, errors: 0, resets: 0, drips: 0, bytes: 0 };
 
   constructor(
     private readonly upstream: string,
@@ -83,13 +84,20 @@ export class WanProxy {
       return;
     }
     if (fate.delayMs > 0) await sleep(fate.delayMs);
-    const headers: Record<string, string> = {};
+    // A header the upstream sent twice (nginx's own `Accept-Ranges` plus an add_header one) comes as an array.
+    // Names go out in the usual capitals: httpfs2 looks for `Accept-Ranges: bytes` letter for letter.
+    const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers))
-      if (typeof v === 'string' && !DROPPED_RESPONSE_HEADERS.has(k)) headers[k] = v;
-    if (req.method !== 'HEAD') headers['content-length'] = String(body.length);
+      if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[titleCase(k)] = v;
+    if (req.method !== 'HEAD') headers['Content-Length'] = String(body.length);
     res.writeHead(up.statusCode, headers);
     if (req.method === 'HEAD') {
       res.end();
+      return;
+    }
+    if (fate.drip) {
+      this.counters.drips++;
+      await this.drip(res, body);
       return;
     }
     const chunk = 16 * 1024;
@@ -120,6 +128,23 @@ export class WanProxy {
     res.end();
   }
 
+  /**
+   * Sends `body` at the spec's drip pace until it is all sent or the client
+   * leaves (a closed proxy destroys every socket, so this ends with it). The
+   * drip bypasses the bandwidth budget: a few bytes a tick cannot matter.
+   */
+  private async drip(res: ServerResponse, body: Buffer): Promise<void> {
+    const { dripBytes, dripEveryMs } = this.spec;
+    for (let off = 0; off < body.length; off += dripBytes) {
+      if (off > 0) await sleep(dripEveryMs);
+      if (res.destroyed) return;
+      const piece = body.subarray(off, Math.min(body.length, off + dripBytes));
+      res.write(piece);
+      this.counters.bytes += piece.length;
+    }
+    res.end();
+  }
+
   /** Reserves `bytes` of the shared link and waits until they would have gone through it. */
   private async pace(bytes: number): Promise<void> {
     if (this.spec.bandwidth <= 0) return;
@@ -135,6 +160,11 @@ export class WanProxy {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.pool.close();
   }
+}
+
+/** `accept-ranges` → `Accept-Ranges`, as most servers write header names. */
+function titleCase(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 function sleep(ms: number): Promise<void> {

@@ -14,6 +14,11 @@ let base: string;
 beforeAll(async () => {
   // Answers a single `bytes=A-B` range with 206, as a static file server does for nbdkit curl.
   upstream = createServer((req, res) => {
+    if (req.url?.endsWith('/twice')) {
+      // One header sent twice, as nginx does with its own Accept-Ranges plus an add_header one.
+      res.setHeader('accept-ranges', ['bytes', 'bytes']);
+      return res.writeHead(200, { 'content-length': body.length }).end(body);
+    }
     if (req.url?.endsWith('/big')) return res.writeHead(200, { 'content-length': big.length }).end(big);
     if (req.url?.endsWith('/cut')) {
       // Promises the whole body, sends a piece, and hangs up: an upstream that dies mid-response.
@@ -54,6 +59,69 @@ describe('WanProxy', () => {
       expect(p.url).toMatch(/\/store\/$/);
     } finally {
       await p.close();
+    }
+  });
+
+  it('one bandwidth budget for all connections: four parallel bodies take four times as long as one', async () => {
+    // Per-connection pacing would finish each 200 KB body at 2 MB/s in ~100 ms; one shared link takes ~400 ms for all.
+    const p = await new WanProxy(base, parseFaultSpec('bandwidth=2MB/s')).listen();
+    try {
+      const t = performance.now();
+      const done = await Promise.all(
+        Array.from({ length: 4 }, (_, i) =>
+          get(`${p.url}blocks/${i}`).then((r) => ({ ...r, at: performance.now() - t })),
+        ),
+      );
+      for (const r of done) expect(r).toMatchObject({ status: 200, bytes: body.length });
+      const last = Math.max(...done.map((r) => r.at));
+      expect(last).toBeGreaterThanOrEqual((4 * body.length * 1000) / 2e6 - 20);
+      expect(p.counters.bytes).toBe(4 * body.length);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('drips a body at the configured pace, whole and right', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('drip-rate=1,drip=100B/30ms')).listen();
+    try {
+      const t = performance.now();
+      const res = await request(`${p.url}guest.img`, { headers: { range: 'bytes=0-999' } });
+      const got = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(206);
+      expect(got.equals(body.subarray(0, 1000))).toBe(true);
+      expect(performance.now() - t).toBeGreaterThanOrEqual(9 * 30 - 10); // 10 pieces, 9 waits between them
+      expect(p.counters).toMatchObject({ drips: 1, bytes: 1000 });
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('stops dripping when the client leaves, and a dripping response does not hold up close()', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('drip-rate=1,drip=1B/20ms')).listen();
+    let closed = false;
+    try {
+      const ac = new AbortController();
+      const res = await request(`${p.url}blocks/slow`, { signal: ac.signal });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-length']).toBe(String(body.length));
+      await new Promise((r) => setTimeout(r, 200));
+      ac.abort();
+      await res.body.arrayBuffer().catch(() => {});
+      await new Promise((r) => setTimeout(r, 100)); // the proxy sees the close at its next tick
+      const sent = p.counters.bytes;
+      expect(sent).toBeGreaterThan(0);
+      expect(sent).toBeLessThan(30);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(p.counters.bytes).toBe(sent);
+      // A second dripping response, left open: close() ends it.
+      const open = await request(`${p.url}blocks/slow2`);
+      const t = performance.now();
+      await p.close();
+      closed = true;
+      expect(performance.now() - t).toBeLessThan(1000);
+      await open.body.arrayBuffer().catch(() => {});
+    } finally {
+      if (!closed) await p.close();
     }
   });
 
@@ -113,6 +181,23 @@ describe('WanProxy', () => {
       expect(res.headers['content-length']).toBe('1000');
       expect(got.equals(body.subarray(1000, 2000))).toBe(true);
       expect(p.counters.bytes).toBe(1000);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('passes on a header the upstream sent twice, named in the usual capitals (nbdkit curl and httpfs2 need Accept-Ranges)', async () => {
+    const p = await new WanProxy(base, parseFaultSpec('')).listen();
+    try {
+      const raw = await new Promise<string[]>((resolve, reject) => {
+        httpGet(`${p.url}twice`, { method: 'HEAD' }, (res) => {
+          res.resume();
+          resolve(res.rawHeaders);
+        }).on('error', reject);
+      });
+      expect(raw).toContain('Accept-Ranges');
+      expect(raw[raw.indexOf('Accept-Ranges') + 1]).toBe('bytes');
+      expect(raw).not.toContain('accept-ranges');
     } finally {
       await p.close();
     }
