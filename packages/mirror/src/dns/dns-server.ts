@@ -2,7 +2,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
 import dnsPacket from 'dns-packet';
-import type { ZoneRecord, ZoneResponse } from './zone.js';
+import { encodeResponse } from './response-encoder.js';
+import type { ZoneResponse } from './zone.js';
 
 /**
  * The DNS wire, and the only importer of dns-packet, node:dgram and node:net
@@ -197,100 +198,113 @@ export class DnsServer {
           ? Math.min(Math.max(opt.udpPayloadSize || CLASSIC_UDP_PAYLOAD, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
           : CLASSIC_UDP_PAYLOAD;
     const questions = query.questions ?? [];
-    const base = {
+    const questionBytes = questionSection(msg);
+    if (!questionBytes) {
+      this.counters.dropped++;
+      return undefined;
+    }
+    const base: Base = {
       id: query.id ?? 0,
       // Echo RD (bit 8) and the opcode, as RFC 1035 asks.
       rd: flags & 0x0100,
       opcode: opcode << 11,
-      questions,
-      opt,
+      question: questionBytes,
+      questionCount: msg.readUInt16BE(4),
+      edns: !!opt,
     };
     if (opcode !== 0) return this.encode(base, 'NOTIMP', limit);
     const question = questions[0];
     if (!question || questions.length !== 1) return this.encode(base, 'FORMERR', limit);
     if (question.class && question.class !== 'IN' && question.class !== 'ANY')
       return this.encode(base, 'REFUSED', limit);
-    let response: ZoneResponse;
     try {
-      response = this.answer({ name: question.name, type: String(question.type) }, client);
+      const response = this.answer({ name: question.name, type: String(question.type) }, client);
+      return this.encode(base, response.rcode, limit, response);
     } catch (e) {
       this.counters.failures++;
       this.logger?.fault(`dns: answering ${question.name} ${question.type}: ${(e as Error).message}`);
       return this.encode(base, 'SERVFAIL', limit);
     }
-    return this.encode(base, response.rcode, limit, response);
   }
 
-  private encode(
-    base: {
-      id: number;
-      rd: number;
-      opcode: number;
-      questions: dnsPacket.Question[];
-      opt: dnsPacket.OptAnswer | undefined;
-    },
-    rcode: keyof typeof RCODE,
-    limit: number,
-    response?: ZoneResponse,
-  ): Buffer {
-    const edns: dnsPacket.Answer[] = base.opt
-      ? [
-          {
-            type: 'OPT',
-            name: '.',
-            udpPayloadSize: MAX_UDP_PAYLOAD,
-            extendedRcode: 0,
-            ednsVersion: 0,
-            flags: 0,
-            flag_do: false,
-            options: [],
-          },
-        ]
-      : [];
-    let answers = (response?.answers ?? []).map(toPacket);
-    let authorities = (response?.authorities ?? []).map(toPacket);
-    let additionals = (response?.additionals ?? []).map(toPacket);
+  /**
+   * The response in at most `limit` bytes: whole if it fits; else without
+   * its additional section (optional, RFC 2181 §9); else with TC set, no
+   * authority section, and answer records cut from the end until it fits.
+   */
+  private encode(base: Base, rcode: keyof typeof RCODE, limit: number, response?: ZoneResponse): Buffer {
+    let answers = response?.answers ?? [];
+    let authorities = response?.authorities ?? [];
+    let additionals = response?.additionals ?? [];
     let truncated = false;
-    const packet = (): dnsPacket.Packet => ({
-      type: 'response',
-      id: base.id,
-      flags:
-        base.opcode |
-        base.rd |
-        (response?.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) |
-        (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) |
-        RCODE[rcode],
-      questions: base.questions,
-      answers,
-      authorities,
-      additionals: [...additionals, ...edns],
-    });
-    // Sizes are measured (cheap: no bytes written) and the packet encoded once, when it fits.
-    const fits = () => dnsPacket.encodingLength(packet()) <= limit;
-    if (fits()) return dnsPacket.encode(packet());
-    // Additional data is optional (RFC 2181 §9): drop it before declaring truncation.
+    const build = () =>
+      encodeResponse(
+        {
+          id: base.id,
+          flags:
+            base.opcode |
+            base.rd |
+            (response?.authoritative ? AUTHORITATIVE_ANSWER : 0) |
+            (truncated ? TRUNCATED_RESPONSE : 0) |
+            RCODE[rcode],
+          question: base.question,
+          questionCount: base.questionCount,
+          ednsPayload: base.edns ? MAX_UDP_PAYLOAD : undefined,
+        },
+        { answers, authorities, additionals },
+      );
+    let bytes = build();
+    if (bytes.length <= limit) return bytes;
     additionals = [];
-    if (fits()) return dnsPacket.encode(packet());
+    bytes = build();
+    if (bytes.length <= limit) return bytes;
     truncated = true;
     this.counters.truncated++;
     authorities = [];
-    // Bounded: at most one measurement per answer record (≤ DEFAULT_DNS_MAX_MIRRORS + a few).
-    while (answers.length > 0 && !fits()) answers = answers.slice(0, -1);
-    return dnsPacket.encode(packet());
+    // Bounded: at most one encoding per answer record (≤ DEFAULT_DNS_MAX_MIRRORS + a few), each a few µs.
+    while (answers.length > 0) {
+      bytes = build();
+      if (bytes.length <= limit) return bytes;
+      answers = answers.slice(0, -1);
+    }
+    return build();
   }
 }
 
-function toPacket(r: ZoneRecord): dnsPacket.Answer {
-  switch (r.type) {
-    case 'TXT':
-      return { type: 'TXT', name: r.name, ttl: r.ttl, class: 'IN', data: [...r.data] };
-    case 'SRV':
-      return { type: 'SRV', name: r.name, ttl: r.ttl, class: 'IN', data: { ...r.data } };
-    case 'SOA':
-      return { type: 'SOA', name: r.name, ttl: r.ttl, class: 'IN', data: { ...r.data } };
-    default:
-      return { type: r.type, name: r.name, ttl: r.ttl, class: 'IN', data: r.data };
+interface Base {
+  readonly id: number;
+  readonly rd: number;
+  readonly opcode: number;
+  /** The query's question section as it came, echoed byte for byte. */
+  readonly question: Uint8Array;
+  readonly questionCount: number;
+  /** The query had an OPT record: answer with one. */
+  readonly edns: boolean;
+}
+
+const AUTHORITATIVE_ANSWER = 0x0400;
+const TRUNCATED_RESPONSE = 0x0200;
+
+/** The question section of a query that decoded: QDCOUNT names (labels, or ending in a pointer), each with type and class. */
+function questionSection(msg: Buffer): Uint8Array | undefined {
+  let i = 12;
+  for (let q = msg.readUInt16BE(4); q > 0; q--) {
+    for (;;) {
+      const length = msg[i];
+      if (length === undefined) return undefined;
+      if (length === 0) {
+        i += 1;
+        break;
+      }
+      if ((length & 0xc0) === 0xc0) {
+        i += 2;
+        break;
+      }
+      i += 1 + length;
+    }
+    i += 4;
   }
+  return i <= msg.length ? msg.subarray(12, i) : undefined;
 }
 
 function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<void> {
