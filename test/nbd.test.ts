@@ -209,6 +209,33 @@ describe('httpstorged nbd with real clients', () => {
     }
   });
 
+  it('CACHE fetches the range into the cache; --record-profile is written at SIGTERM; stats of a foreign socket is a clear error', async () => {
+    const profile = join(work, 'disk.profile');
+    const d = await serve([`${server.url}disk.idx`, '--record-profile', profile, '--readahead', '0']);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const { c } = await RawNbd.attach(d.socket, 'disk');
+    c.request(CMD.CACHE, 0, 4 * MiB);
+    expect((await c.reply()).error).toBe(0);
+    const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
+    expect(s.images[0].blocksFetched).toBe(16); // 4 MiB of 256 KiB blocks, fetched without a read
+    expect(s.images[0].reads).toBe(0);
+    c.request(CMD.READ, 0, MiB);
+    expect((await c.reply()).error).toBe(0);
+    c.close();
+    process.kill(d.pid, 'SIGTERM');
+    for (let i = 0; i < 100 && alive(d.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(d.pid)).toBe(false);
+    expect((await stat(profile)).size).toBeGreaterThan(0);
+
+    const foreign = createServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const path = join(work, 'foreign.sock');
+    await new Promise<void>((r) => foreign.listen(path, r));
+    const r = await node(BIN.httpstorged, ['stats', path], { timeoutMs: 30_000 });
+    foreign.close();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^httpstorged: .*foreign\.sock is not an httpstorged NBD socket that answers/);
+  });
+
   it('a read whose blocks cannot be had is an error for the client, never wrong bytes', async () => {
     const d = await serve([`${server.url}disk.idx`, '--retries', '1', '--timeout', '1']);
     server.fault = (path) => (path.includes('/blocks/') ? { kind: 'corrupt' } : undefined);
