@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -163,6 +164,10 @@ describe('httpstorged nbd with real clients', () => {
     expect(d.result.code, d.result.stderr).toBe(0);
     const r = await run('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/other`], { timeoutMs: 30_000 });
     expect([r.code, r.stdout.trim()]).toEqual([0, String(2 * MiB)]);
+    // nbd-client (the kernel's client; its handshake runs in user space) lists the exports too.
+    const list = await run('nbd-client', ['-l', '127.0.0.1', String(port)], { timeoutMs: 30_000 });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^other: thfc image sha256:[0-9a-f]{64}$/m);
     const stats = await node(BIN.httpstorged, ['stats', `127.0.0.1:${port}`, '--json'], { timeoutMs: 30_000 });
     expect(stats.code, stats.stderr).toBe(0);
     expect(JSON.parse(stats.stdout).pid).toBe(d.pid);
@@ -186,6 +191,49 @@ describe('httpstorged nbd with real clients', () => {
     await new Promise((r) => setTimeout(r, 200));
     const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
     expect(s.images[0].mirrors[0].window.limit).toBeLessThanOrEqual(2);
+  });
+
+  it('the kernel reads the export through nbd-client, byte-identical', async (ctx) => {
+    if (!existsSync('/dev/nbd0')) ctx.skip('no /dev/nbd0: the nbd kernel module is not loaded here (modprobe nbd)');
+    const port = await freePort();
+    const d = await serve([`${server.url}disk.idx`], { listen: ['--listen', `127.0.0.1:${port}`] });
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const attach = await run('nbd-client', ['-N', 'disk', '127.0.0.1', String(port), '/dev/nbd0', '-readonly'], {
+      timeoutMs: 30_000,
+    });
+    expect(attach.code, attach.stderr).toBe(0);
+    try {
+      expect((await run('cmp', ['-n', String(48 * MiB), image, '/dev/nbd0'], { timeoutMs: 120_000 })).code).toBe(0);
+    } finally {
+      await run('nbd-client', ['-d', '/dev/nbd0'], { timeoutMs: 30_000 });
+    }
+  });
+
+  it('CACHE fetches the range into the cache; --record-profile is written at SIGTERM; stats of a foreign socket is a clear error', async () => {
+    const profile = join(work, 'disk.profile');
+    const d = await serve([`${server.url}disk.idx`, '--record-profile', profile, '--readahead', '0']);
+    expect(d.result.code, d.result.stderr).toBe(0);
+    const { c } = await RawNbd.attach(d.socket, 'disk');
+    c.request(CMD.CACHE, 0, 4 * MiB);
+    expect((await c.reply()).error).toBe(0);
+    const s = JSON.parse((await node(BIN.httpstorged, ['stats', d.socket, '--json'])).stdout);
+    expect(s.images[0].blocksFetched).toBe(16); // 4 MiB of 256 KiB blocks, fetched without a read
+    expect(s.images[0].reads).toBe(0);
+    c.request(CMD.READ, 0, MiB);
+    expect((await c.reply()).error).toBe(0);
+    c.close();
+    process.kill(d.pid, 'SIGTERM');
+    for (let i = 0; i < 100 && alive(d.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(d.pid)).toBe(false);
+    expect((await stat(profile)).size).toBeGreaterThan(0);
+
+    const foreign = createServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const path = join(work, 'foreign.sock');
+    await new Promise<void>((r) => foreign.listen(path, r));
+    const r = await node(BIN.httpstorged, ['stats', path], { timeoutMs: 30_000 });
+    foreign.close();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^httpstorged: .*foreign\.sock is not an httpstorged NBD socket that answers/);
   });
 
   it('a read whose blocks cannot be had is an error for the client, never wrong bytes', async () => {
