@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeIndex } from '@thfc/format';
@@ -147,4 +148,71 @@ describe('pinned mounts', () => {
       await local.kill();
     }
   }, 60_000);
+
+  it('httpstorged switch waits while the image is in use (exit 75), then moves to the new version; --auto-switch alone', async () => {
+    const [, v2] = v as [(typeof v)[0], (typeof v)[0]];
+    const own = join(work, 'store-switch');
+    await cp(store, own, { recursive: true });
+    const local = await new StaticServer(own).start();
+    try {
+      const m = await mount([`${local.url}disk.idx`]);
+      expect(m.result.code, m.result.stderr).toBe(0);
+      const up = await node(BIN.httpstorged, ['switch', m.mnt]);
+      expect(up.stdout).toContain('serves the latest version of every image');
+      expect(up.code).toBe(0);
+
+      const v3Image = join(work, 'v3-switch.img');
+      await makeImage(v3Image, [['text', 1]]);
+      const packed = await node(BIN.pack, ['pack', v3Image, '--store', own, '--name', 'disk', '--json']);
+      const v3 = JSON.parse(packed.stdout).digest as string;
+      // A reader holds the image open: the switch must wait for it, and the reader keeps its bytes.
+      const holder = spawn(process.execPath, ['-e', HOLD, join(m.mnt, 'disk')], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((r) => holder.stdout.once('data', () => r()));
+      const busy = await node(BIN.httpstorged, ['switch', m.mnt, 'disk']);
+      expect(busy.code).toBe(75);
+      expect(busy.stderr).toMatch(/in use: a newer version of disk is published/);
+      expect((await m.mount.stats()).images[0]?.digest).toBe(v2.digest);
+      holder.kill();
+      await new Promise((r) => holder.once('close', r));
+      let digest: unknown;
+      for (let i = 0; i < 100 && digest !== v3; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        digest = await m.mount.stats().then(
+          (s) => s.images[0]?.digest,
+          () => undefined,
+        );
+      }
+      expect(digest).toBe(v3);
+      expect(await sha256(join(m.mnt, 'disk'))).toBe(await sha256(v3Image));
+      expect(await m.mount.logText()).toContain(`switched disk from ${v2.digest} to ${v3}`);
+      await m.mount.stop();
+
+      // --auto-switch: the version check finds v4, and an unused mount moves to it by itself.
+      const a = await mount([`${local.url}disk.idx`, '--auto-switch', '--check-interval', '0.3']);
+      expect(a.result.code, a.result.stderr).toBe(0);
+      const v4Image = join(work, 'v4-switch.img');
+      await makeImage(v4Image, [['random', 1]]);
+      const v4 = JSON.parse(
+        (await node(BIN.pack, ['pack', v4Image, '--store', own, '--name', 'disk', '--json'])).stdout,
+      ).digest as string;
+      digest = undefined;
+      for (let i = 0; i < 150 && digest !== v4; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        digest = await a.mount.stats().then(
+          (s) => s.images[0]?.digest,
+          () => undefined,
+        );
+      }
+      expect(digest).toBe(v4);
+      expect(await sha256(join(a.mnt, 'disk'))).toBe(await sha256(v4Image));
+    } finally {
+      await local.kill();
+    }
+  }, 120_000);
 });
+
+/** A child that opens the file, says so, and holds it until killed. */
+const HOLD =
+  "const fd=require('fs').openSync(process.argv[1],'r');process.stdout.write('open\\n');setInterval(()=>{},1e6)";

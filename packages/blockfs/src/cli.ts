@@ -14,6 +14,7 @@ import {
   IncompleteError,
   InvalidArgumentError,
   ignoreClosedOutput,
+  MirrorUnavailableError,
   parseSize,
   ThfcError,
   trustStoreOfKeys,
@@ -26,6 +27,7 @@ import { LogFile } from './log-file.js';
 import { LineLogger } from './logger.js';
 import type { MountStatus } from './mount.js';
 import { isMounted, lazyUnmount, unmountIfIdle } from './mount-point.js';
+import { VersionSwitcher } from './version-switch.js';
 
 // The mount (fuse-native, undici, the worker pool), trust-store reading and the TPM are loaded only where
 // they are used: `httpstorged MNT URL` starts a daemon that loads them, and the command waiting for it
@@ -87,7 +89,13 @@ function mountCommand(): Command {
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
     .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)');
-  return sourceOptions(cmd).option('--allow-other', 'let other users read the mount').exitOverride();
+  return sourceOptions(cmd)
+    .option('--allow-other', 'let other users read the mount')
+    .option(
+      '--auto-switch',
+      'when a version check finds a newer version, move to it once nothing uses the images (see httpstorged switch)',
+    )
+    .exitOverride();
 }
 
 /** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
@@ -221,20 +229,44 @@ async function runMountCommand(argv: string[]): Promise<number> {
   }
   const logger = new LineLogger(logFile ? (l) => logFile.write(l) : (l) => process.stderr.write(l), !!o.verbose);
   let mounted: Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
+  // Version switches (SIGUSR2 from `httpstorged switch`, or --auto-switch) remount the same arguments once idle.
+  const switching = new AbortController();
+  let switcher: VersionSwitcher | undefined;
   try {
     // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
     // through --ready-fd like any other mount failure.
     const { mountImages } = await import('./mount.js');
     const settings = await sourceSettings(o, indexes);
     const measurements = await openMeasurements(o);
-    mounted = await mountImages(
-      {
-        mountpoint,
-        allowOther: o.allowOther,
-        ...settings,
+    const args = { mountpoint, allowOther: o.allowOther, ...settings };
+    const components = {
+      logger,
+      env: process.env,
+      measurements,
+      switchStatus: () => (switcher as VersionSwitcher).status(),
+      onVersionUpdate: o.autoSwitch
+        ? (name: string) => void switcher?.request(`--auto-switch: a newer version of ${name}`, switching.signal)
+        : undefined,
+    };
+    switcher = new VersionSwitcher({
+      current: () => mounted,
+      remount: async () => {
+        mounted = await mountImages(args, components);
+        takeSignals();
+        return mounted;
       },
-      { logger, env: process.env, measurements },
-    );
+      fallback: async (digests) => {
+        const pins = [...digests.values()];
+        mounted = await mountImages(
+          { ...args, pin: undefined, indexes: indexes.map((a, i) => `${a.replace(/#.*$/, '')}#${pins[i]}`) },
+          components,
+        );
+        takeSignals();
+        return mounted;
+      },
+      logger,
+    });
+    mounted = await mountImages(args, components);
   } catch (e) {
     return failStart(e, readyFd);
   }
@@ -242,6 +274,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
   // A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
   let stopping: AbortController | undefined;
   const stop = async (why: string) => {
+    switching.abort();
     if (stopping) {
       logger.info(`${why} again: detaching ${mounted.mountpoint} now, in use or not`);
       stopping.abort();
@@ -262,10 +295,15 @@ async function runMountCommand(argv: string[]): Promise<number> {
     if (outcome === 'forced') await mounted.unmount();
     process.exit(EXIT.OK);
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.removeAllListeners(sig);
-    process.on(sig, () => void stop(sig));
-  }
+  const takeSignals = () => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.removeAllListeners(sig);
+      process.on(sig, () => void stop(sig));
+    }
+  };
+  takeSignals();
+  // `httpstorged switch`: move to the versions the index locations publish now, once nothing uses the images.
+  process.on('SIGUSR2', () => void switcher?.request('SIGUSR2', switching.signal).catch(() => {}));
   // logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone.
   process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
@@ -678,6 +716,67 @@ async function runFsckCommand(argv: string[]): Promise<number> {
   return report.ok ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
+/** How long `switch` waits for the daemon's answer by default: a version check is one request per image. */
+const DEFAULT_SWITCH_WAIT_S = 30;
+
+/**
+ * `httpstorged switch MOUNTPOINT [NAME]`: asks the daemon (SIGUSR2) to move
+ * to the versions its index locations publish now, once nothing uses the
+ * images, and waits for its answer: switched or up to date (exit 0), still
+ * in use (BusyError: the daemon switches as soon as it is idle), or failed.
+ */
+async function runSwitch(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged switch')
+    .argument('<mountpoint>')
+    .argument('[name]', 'an image of the mount (all of its images switch together)')
+    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
+      seconds('--wait')(v),
+    )
+    .option('--json', 'print the switch status as JSON')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  const mountpoint = resolve(cmd.processedArgs[0] as string);
+  const name = cmd.processedArgs[1] as string | undefined;
+  const o = cmd.opts();
+  const before = await readStatus(mountpoint);
+  if (name !== undefined && !before.images.some((i) => i.name === name))
+    throw new UsageError(`${mountpoint} has no image ${name} (it has ${before.images.map((i) => i.name).join(', ')})`);
+  const asked = (before.switch?.requests ?? 0) + 1;
+  process.kill(before.pid, 'SIGUSR2');
+  const deadline = Date.now() + (o.wait ?? DEFAULT_SWITCH_WAIT_S) * 1000;
+  let s = before.switch;
+  for (;;) {
+    // While the daemon remounts, its status file is briefly gone: keep asking.
+    const now = await readStatus(mountpoint).catch(() => undefined);
+    s = now?.switch ?? s;
+    const answered = s && s.requests >= asked && s.state !== 'checking' && s.state !== 'idle';
+    if (answered || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+  if (!s || s.requests < asked || s.state === 'checking')
+    throw new IncompleteError(
+      `${mountpoint}: the daemon (pid ${before.pid}) gave no answer within the wait; see its log`,
+    );
+  const changes = Object.entries(s.to).filter(([n, d]) => s.from[n] !== d && (name === undefined || n === name));
+  switch (s.state) {
+    case 'up-to-date':
+      if (!o.json) process.stdout.write(`httpstorged: ${mountpoint} serves the latest version of every image\n`);
+      return EXIT.OK;
+    case 'switched':
+      if (!o.json)
+        for (const [n, d] of changes) process.stdout.write(`httpstorged: switched ${n} from ${s.from[n]} to ${d}\n`);
+      return EXIT.OK;
+    case 'waiting':
+      throw new BusyError(
+        `${mountpoint} is in use: a newer version of ${changes.map(([n]) => n).join(', ')} is published, and the daemon switches to it once nothing uses the mount`,
+      );
+    default:
+      throw new MirrorUnavailableError(mountpoint, `switch failed: ${s.message ?? 'see the daemon log'}`);
+  }
+}
+
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
 try {
@@ -693,7 +792,9 @@ try {
             ? await runFsckCommand(argv.slice(1))
             : sub === 'nbd'
               ? await runNbdCommand(argv.slice(1))
-              : await runMountCommand(argv);
+              : sub === 'switch'
+                ? await runSwitch(argv.slice(1))
+                : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

@@ -35,6 +35,7 @@ import { DiskCache } from './sources/disk-cache.js';
 import { defaultRounds, type Failover } from './sources/failover.js';
 import type { MemoryCache } from './sources/memory-cache.js';
 import { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
+import type { SwitchStatus } from './version-switch.js';
 import { DEFAULT_CHECK_INTERVAL_MS, updateFileText, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
 
 export { DEFAULT_CACHE_DIR };
@@ -156,6 +157,8 @@ export interface MountStatus {
     changed: number;
   };
   readonly images: readonly ImageStatus[];
+  /** The last version switch (`httpstorged switch`, --auto-switch); null when the daemon has none. */
+  readonly switch: SwitchStatus | null;
 }
 
 export interface Mounted {
@@ -171,6 +174,10 @@ export interface Mounted {
   unmountIfIdle(): Promise<'busy' | 'detached' | 'done'>;
   /** Detaches the mount even if it is in use (lazily: its users get errors), then closes it. */
   unmount(): Promise<void>;
+  /** name → digest of each image mounted. */
+  digests(): Map<string, string>;
+  /** name → digest each index location holds now, fetched without log lines (and cached, for a remount). */
+  latestVersions(): Promise<Map<string, string>>;
 }
 
 /** How long libfuse may take to close its session once the kernel unmounted: it takes milliseconds. */
@@ -207,6 +214,10 @@ export async function mountImages(
     env: Readonly<Record<string, string | undefined>>;
     /** Where indexes (and with measureBlocks, blocks) are measured; a software-only log if not given. */
     measurements?: MeasurementLog | undefined;
+    /** The daemon's version switch (version-switch.ts), shown in stats. */
+    switchStatus?: (() => SwitchStatus) | undefined;
+    /** Called when a version check finds a newer version of an image (--auto-switch). */
+    onVersionUpdate?: ((name: string) => void) | undefined;
   },
 ): Promise<Mounted> {
   const { logger } = components;
@@ -223,35 +234,9 @@ export async function mountImages(
   const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
   const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
 
-  const loaded: LoadedIndex[] = [];
-  for (const arg of options.indexes) {
-    // With --pool a bare NAME or NAME.idx is fetched from the pool's mirrors, in DNS order.
-    const poolIndex = pool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg) ? arg.replace(/(\.idx)?$/, '.idx') : undefined;
-    const load = (where: string) =>
-      loadIndex(
-        where,
-        { dispatcher, logger },
-        {
-          offline: options.offline,
-          cacheDir,
-          timeoutMs: options.timeoutMs,
-          trust: options.trust,
-          trustStore: options.trustStore,
-          pin: options.pin,
-          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
-        },
-      );
-    const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
-    if (loaded.some((x) => x.decoded.index.header.name === l.decoded.index.header.name)) {
-      throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
-    }
-    logger.info(
-      `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}${l.pinned ? ' (pinned)' : ''} (from ${l.from})`,
-    );
-    if (!l.authenticated)
-      logger.info(`index ${l.decoded.index.header.name} is not authenticated (no --trust or --trust-store)`);
-    loaded.push(l);
-  }
+  const loadAll = (quiet: boolean) =>
+    loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, quiet);
+  const loaded = await loadAll(false);
 
   // Measured before any of their blocks can be read: the log opens with what was mounted, on whose key.
   const measurements = components.measurements ?? new MeasurementLog();
@@ -322,6 +307,7 @@ export async function mountImages(
               mounted: l.decoded.digest,
               intervalMs: checkEvery,
               timeoutMs: options.timeoutMs,
+              onUpdate: () => components.onVersionUpdate?.(index.header.name),
             },
           )
         : undefined;
@@ -357,6 +343,7 @@ export async function mountImages(
       changed: builder.checks?.changed ?? 0,
     },
     images: images.map((s) => imageStatus(s)),
+    switch: components.switchStatus?.() ?? null,
   });
   const files: ImageFile[] = images.map((s) => ({
     name: s.index.header.name,
@@ -425,6 +412,10 @@ export async function mountImages(
     mountpoint,
     clearedStale,
     status,
+    digests: () => new Map(images.map((s) => [s.index.header.name, s.loaded.decoded.digest])),
+    async latestVersions() {
+      return new Map((await loadAll(true)).map((l) => [l.decoded.index.header.name, l.decoded.digest]));
+    },
     async unmountIfIdle() {
       const outcome = await unmountIfIdle(mountpoint, device);
       if (outcome === 'busy') return 'busy';
@@ -447,6 +438,56 @@ export async function mountImages(
       await close();
     },
   };
+}
+
+/**
+ * Loads every index of the mount, in order (all or nothing); with --pool a
+ * bare NAME or NAME.idx is fetched from the pool's mirrors, in DNS order.
+ * `quiet`: no log lines (a version check, not a mount).
+ */
+async function loadIndexes(
+  options: MountOptions,
+  io: {
+    dispatcher: Dispatcher | undefined;
+    logger: Logger;
+    cacheDir: string | undefined;
+    mirrorBases: () => readonly string[] | undefined;
+  },
+  quiet: boolean,
+): Promise<LoadedIndex[]> {
+  const { dispatcher, logger } = io;
+  const loaded: LoadedIndex[] = [];
+  for (const arg of options.indexes) {
+    const poolIndex =
+      options.pool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg) ? arg.replace(/(\.idx)?$/, '.idx') : undefined;
+    const load = (where: string) =>
+      loadIndex(
+        where,
+        { dispatcher, logger },
+        {
+          offline: options.offline,
+          cacheDir: io.cacheDir,
+          timeoutMs: options.timeoutMs,
+          trust: options.trust,
+          trustStore: options.trustStore,
+          pin: options.pin,
+          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
+        },
+      );
+    const l = poolIndex ? await loadFromPool(poolIndex, io.mirrorBases() ?? [], load, logger) : await load(arg);
+    if (loaded.some((x) => x.decoded.index.header.name === l.decoded.index.header.name)) {
+      throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
+    }
+    if (!quiet) {
+      logger.info(
+        `index ${l.location.location}: ${l.decoded.index.header.name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}${l.pinned ? ' (pinned)' : ''} (from ${l.from})`,
+      );
+      if (!l.authenticated)
+        logger.info(`index ${l.decoded.index.header.name} is not authenticated (no --trust or --trust-store)`);
+    }
+    loaded.push(l);
+  }
+  return loaded;
 }
 
 export function imageStatus(s: ImageState): ImageStatus {

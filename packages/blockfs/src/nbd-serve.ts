@@ -38,7 +38,7 @@ export interface NbdServeOptions extends Omit<MountOptions, 'mountpoint' | 'allo
   readonly maxRequestBytes?: number | undefined;
 }
 
-export interface NbdStatus extends Omit<MountStatus, 'mountpoint'> {
+export interface NbdStatus extends Omit<MountStatus, 'mountpoint' | 'switch'> {
   /** Where clients connect (nbd+unix:// or nbd://). */
   readonly address: string;
   readonly nbd: NbdCounters;

@@ -16,6 +16,8 @@ export function formatStatus(s: MountStatus | NbdStatus): string {
       ? `cache ${s.cache.dir}: ${s.cache.blocks} blocks, ${formatBytes(s.cache.bytes)}${s.cache.maxBytes ? ` of ${formatBytes(s.cache.maxBytes)}` : ''}; ${s.cache.sealed} trusted by the seal, ${s.cache.checked} hashed, ${s.cache.changed} found changed`
       : 'cache: none (RAM only)',
   );
+  const sw = 'switch' in s ? s.switch : null;
+  if (sw && sw.state !== 'idle') lines.push(`switch: ${sw.state} (${sw.at})${sw.message ? `: ${sw.message}` : ''}`);
   for (const i of s.images) {
     lines.push('');
     lines.push(`${i.name}  ${formatBytes(i.size)}  ${i.index} (index from ${i.indexFrom})`);

@@ -81,11 +81,25 @@ function status(overrides: Partial<MountStatus> = {}): MountStatus {
       changed: 1,
     },
     images: [image()],
+    switch: null,
     ...overrides,
   };
 }
 
 describe('formatStatus', () => {
+  it('says where a version switch stands, once there was one', () => {
+    expect(formatStatus(status())).not.toContain('switch:');
+    const waiting = {
+      requests: 1,
+      state: 'waiting' as const,
+      from: {},
+      to: {},
+      message: null,
+      at: '2026-12-06T10:00:00.000Z',
+    };
+    expect(formatStatus(status({ switch: waiting }))).toContain('switch: waiting (2026-12-06T10:00:00.000Z)');
+  });
+
   it('one paragraph per image, one line per mirror, with the disk cache', () => {
     const text = formatStatus(status());
     expect(text.endsWith('\n')).toBe(true);
