@@ -39,6 +39,8 @@ import { isMounted, lazyUnmount, unmountIfIdle } from './mount-point.js';
  *   httpstorged stats MOUNTPOINT|SOCKET [--json]
  *   httpstorged measurements MOUNTPOINT|SOCKET
  *   httpstorged fsck CACHE [--json]
+ *   httpstorged list [--json]
+ *   httpstorged cache [prune --to SIZE] CACHE [--json]
  * The only file that touches `process`; errors become exit codes here.
  */
 
@@ -82,7 +84,7 @@ function mountCommand(): Command {
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .version('0.1.0')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]\n       httpstorged list [--json]\n       httpstorged cache [prune --to SIZE] CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -645,12 +647,16 @@ async function readNbdStatusFile(where: import('./nbd/status-client.js').NbdAddr
 
 async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
-    .argument('<mountpoint-or-socket>', 'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`')
+    .argument(
+      '[mountpoint-or-socket]',
+      'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
+    )
     .option('--json', 'print the raw stats.json')
     .exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
-  const target = cmd.processedArgs[0] as string;
+  const target = cmd.processedArgs[0] as string | undefined;
+  if (target === undefined) return printMountList(!!cmd.opts().json);
   const nbd = await nbdTarget(target);
   const status = nbd
     ? (JSON.parse(await readNbdStatusFile(nbd, 'stats.json')) as import('./nbd-serve.js').NbdStatus)
@@ -658,6 +664,58 @@ async function runStats(argv: string[]): Promise<number> {
   const { formatStatus } = await import('./status-text.js');
   process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;
+}
+
+/** `httpstorged list`: every httpstorged mount of the machine (NBD daemons register nowhere: see the docs). */
+async function runList(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged list').option('--json', 'print one JSON array of the mounts').exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  return printMountList(!!cmd.opts().json);
+}
+
+async function printMountList(json: boolean): Promise<number> {
+  const { listMounts, formatMountList } = await import('./mount-list.js');
+  const mounts = await listMounts(AbortSignal.timeout(LIST_TIMEOUT_MS));
+  process.stdout.write(json ? `${JSON.stringify(mounts)}\n` : formatMountList(mounts));
+  return EXIT.OK;
+}
+
+/** `list` gives up after this long: a status file is read in milliseconds unless a daemon hangs. */
+const LIST_TIMEOUT_MS = 30_000;
+
+/** `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it. */
+async function runCacheCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'prune') return runCachePrune(argv.slice(1));
+  const cmd = new Command('httpstorged cache')
+    .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
+    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
+    .option('--json', 'print the report as JSON')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  const { cacheReport, formatCacheReport } = await import('./cache-usage.js');
+  const report = await cacheReport(resolve(cmd.processedArgs[0] as string));
+  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatCacheReport(report));
+  return EXIT.OK;
+}
+
+async function runCachePrune(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged cache prune')
+    .argument('<cache>', 'the cache directory')
+    .requiredOption(
+      '--to <size>',
+      'keep at most this many bytes of blocks (e.g. 2G), least recently used go first',
+      size('--to'),
+    )
+    .option('--json', 'print the summary as JSON')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  const { runPrune, formatPruneReport } = await import('./cache-prune.js');
+  const report = await runPrune({ cache: resolve(cmd.processedArgs[0] as string), toBytes: cmd.opts().to });
+  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatPruneReport(report));
+  return report.failed ? EXIT.IO : EXIT.OK;
 }
 
 /** Hashes every entry of a cache, drops bad ones, seals it again; exit 1 if it dropped anything. */
@@ -678,22 +736,22 @@ async function runFsckCommand(argv: string[]): Promise<number> {
   return report.ok ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
+/** The subcommands; anything else is a mount (`httpstorged MOUNTPOINT URL…`). */
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  umount: runUmount,
+  stats: runStats,
+  list: runList,
+  cache: runCacheCommand,
+  measurements: runMeasurements,
+  fsck: runFsckCommand,
+  nbd: runNbdCommand,
+};
+
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
 try {
-  const sub = argv[0];
-  process.exitCode =
-    sub === 'umount'
-      ? await runUmount(argv.slice(1))
-      : sub === 'stats'
-        ? await runStats(argv.slice(1))
-        : sub === 'measurements'
-          ? await runMeasurements(argv.slice(1))
-          : sub === 'fsck'
-            ? await runFsckCommand(argv.slice(1))
-            : sub === 'nbd'
-              ? await runNbdCommand(argv.slice(1))
-              : await runMountCommand(argv);
+  const sub = argv[0] !== undefined && Object.hasOwn(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;
+  process.exitCode = sub ? await sub(argv.slice(1)) : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }
