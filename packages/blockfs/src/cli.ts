@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
-import { oneLineParseErrors } from '@thfc/cli';
+import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
 import {
   BusyError,
   combineTrustStores,
@@ -287,6 +287,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
     logger.fault(`internal error: ${e.stack ?? e}`);
     void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
   });
+  void tellSystemdReady(logger);
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
   return new Promise<number>(() => {}); // serve until a signal
@@ -401,6 +402,7 @@ async function runNbdCommand(argv: string[]): Promise<number> {
       // gone already
     }
   }
+  void tellSystemdReady(logger);
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
@@ -463,6 +465,12 @@ async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: s
   const extender = new TpmExtender({ tpm: new Tpm2Tools({ tcti: o.tpmTcti }) });
   await extender.open(pcr);
   return new MeasurementLog({ extender }, { pcr });
+}
+
+/** Under systemd as a `Type=notify` service (contrib/systemd/): ready now. A failure is logged, not fatal. */
+async function tellSystemdReady(logger: { fault(message: string): void }): Promise<void> {
+  const problem = await notifySystemdReady(process.env, process.pid);
+  if (problem) logger.fault(problem);
 }
 
 /** A daemon that could not start: the error on stderr, and through --ready-fd to the command waiting for it. */
