@@ -1,9 +1,10 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './support/daemon.js';
 import { makeImage } from './support/images.js';
 import { readRange, TestMount } from './support/mounts.js';
-import { BIN, node, tempDir } from './support/processes.js';
+import { BIN, node, run, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
 
 /**
@@ -124,4 +125,51 @@ describe('httpstorged cache', () => {
     expect(noTo.code).toBe(2);
     expect(noTo.stderr).toMatch(/^httpstorged: required option '--to/);
   });
+});
+
+describe('progress on a non-TTY', () => {
+  it('thfc-pack prints a progress line per interval with an ETA in a unit, and a last line', async () => {
+    const img = join(work, 'progress.img');
+    await makeImage(img, [
+      ['random', 16],
+      ['text', 16],
+    ]);
+    const r = await run(process.execPath, [BIN.pack, 'pack', img, '--store', join(work, 'store-progress')], {
+      env: { THFC_PROGRESS_SECONDS: '0.001' },
+      timeoutMs: 120_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('pack progress: '));
+    expect(lines.length, r.stderr).toBeGreaterThan(1);
+    expect(lines[0]).toMatch(/^pack progress: \d+% [\d.]+ [KM]iB\/32\.0 MiB [\d.]+ MB\/s ETA (\d+s|\d+m\d\ds)$/);
+    expect(lines.at(-1)).toMatch(/^pack progress: done, 32\.0 MiB in \d+s \([\d.]+ MB\/s\)$/);
+    expect(r.stderr).not.toContain('\r');
+    const json = await run(process.execPath, [BIN.pack, 'pack', img, '--store', join(work, 'store-json'), '--json'], {
+      env: { THFC_PROGRESS_SECONDS: '0.001' },
+      timeoutMs: 120_000,
+    });
+    expect(json.stderr).toBe('');
+  }, 180_000);
+
+  it('--fill logs its progress every interval, in blocks, with an ETA', async () => {
+    const fillMnt = join(work, 'mnt-fill');
+    await mkdir(fillMnt);
+    const log = join(work, 'fill-log.txt');
+    const args = [`${server.url}ops.idx`, '--cache', join(work, 'cache-fill'), '--fill', '--no-prefetch'];
+    const r = await run(process.execPath, [BIN.httpstorged, fillMnt, ...args, '--prefetch-rate', '1M', '--log', log], {
+      env: { THFC_PROGRESS_SECONDS: '0.2' },
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const fill = new TestMount(fillMnt, log);
+    try {
+      await waitUntil(undefined, 'the fill', async () => (await fill.logText()).includes('fill of ops done'), 60_000);
+      const text = await fill.logText();
+      const lines = text.split('\n').filter((l) => /fill of ops: /.test(l));
+      expect(lines.length, text).toBeGreaterThan(1);
+      expect(lines[0]).toMatch(/fill of ops: \d+% \d+\/\d+ blocks, [\d.]+ blocks\/s ETA (\d+s|-)$/);
+    } finally {
+      await fill.stop();
+    }
+  }, 90_000);
 });
