@@ -72,6 +72,32 @@ describe('httpstorged list', () => {
     expect(stats.code, stats.stderr).toBe(0);
     expect(stats.stdout).toContain(`${mnt}: daemon pid ${pid} since `);
   });
+
+  it('lists a mount whose daemon was killed as stale, with the command that clears it', async () => {
+    const staleMnt = join(work, 'mnt-stale');
+    await mkdir(staleMnt);
+    const { mount: m, result } = await TestMount.start(staleMnt, join(work, 'stale-log.txt'), [
+      `${server.url}ops.idx`,
+      '--cache',
+      join(work, 'cache-stale'),
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    try {
+      process.kill((await m.stats()).pid, 'SIGKILL');
+      await waitUntil(undefined, 'the stale mount', async () =>
+        JSON.parse((await cli(['list', '--json'])).stdout).some(
+          (l: { mountpoint: string; status: unknown }) => l.mountpoint === staleMnt && l.status === null,
+        ),
+      );
+      const text = await cli(['list']);
+      expect(text.stdout).toContain(
+        `${staleMnt}: stale: its daemon died; clear it with: httpstorged umount ${staleMnt}`,
+      );
+    } finally {
+      await m.stop();
+    }
+    expect((await cli(['list'])).stdout).not.toContain(staleMnt);
+  });
 });
 
 describe('httpstorged cache', () => {
