@@ -676,7 +676,10 @@ async function runStats(argv: string[]): Promise<number> {
 
 /** `httpstorged list`: every httpstorged mount of the machine (NBD daemons register nowhere: see the docs). */
 async function runList(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged list').option('--json', 'print one JSON array of the mounts').exitOverride();
+  const cmd = new Command('httpstorged list')
+    .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
+    .option('--json', 'print one JSON array of the mounts')
+    .exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
   return printMountList(!!cmd.opts().json);
@@ -696,6 +699,7 @@ const LIST_TIMEOUT_MS = 30_000;
 async function runCacheCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'prune') return runCachePrune(argv.slice(1));
   const cmd = new Command('httpstorged cache')
+    .description('report the blocks and bytes of a cache, and how much of each image it has cached')
     .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
@@ -710,6 +714,7 @@ async function runCacheCommand(argv: string[]): Promise<number> {
 
 async function runCachePrune(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged cache prune')
+    .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
     .argument('<cache>', 'the cache directory')
     .requiredOption(
       '--to <size>',
