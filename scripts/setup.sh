@@ -17,7 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # libnbd-bin: nbdinfo and nbdcopy, the real NBD clients the tests of `httpstorged nbd` read with.
 APT_PACKAGES=(build-essential python3 libfuse2 fuse3 e2fsprogs zstd util-linux
   qemu-system-x86 qemu-utils busybox-static cpio xz-utils
-  redis-server bind9-dnsutils swtpm tpm2-tools tmux libnbd-bin)
+  redis-server bind9-dnsutils swtpm tpm2-tools tmux libnbd-bin
+  man-db) # man-db: test/man-pages.test.ts renders the generated pages with `man -l`
 APT_PACKAGES+=("$@")
 
 missing=()

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseNetworks, preferredRegions } from '@thfc/mirror';
 import { describe, expect, it } from 'vitest';
-import { node, ROOT } from './support/processes.js';
+import { node, ROOT, tempDir } from './support/processes.js';
 import { parseYamlSubset, type YamlValue } from './support/yaml-subset.js';
 
 /**
@@ -15,6 +15,7 @@ import { parseYamlSubset, type YamlValue } from './support/yaml-subset.js';
 
 type Service = {
   build?: { context: string; dockerfile: string };
+  depends_on?: Record<string, { condition: string }>;
   image?: string;
   entrypoint?: string[];
   command?: string[];
@@ -38,11 +39,18 @@ async function compose(): Promise<{ services: Record<string, Service>; root: Rec
   return { services: root.services as unknown as Record<string, Service>, root };
 }
 
-/** The program a service runs: its entrypoint, or its Dockerfile's ENTRYPOINT. */
-async function program(service: Service): Promise<string | undefined> {
+/** The service that builds the image a service runs: itself, or the one whose build is tagged with its image. */
+function builderOf(service: Service, services: Record<string, Service>): Service | undefined {
+  if (service.build) return service;
+  return Object.values(services).find((s) => s.build && s.image === service.image);
+}
+
+/** The program a service runs: its entrypoint, or the ENTRYPOINT of the Dockerfile its image is built from. */
+async function program(service: Service, services: Record<string, Service>): Promise<string | undefined> {
   if (service.entrypoint) return service.entrypoint[0];
-  if (!service.build) return undefined;
-  const dockerfile = await readFile(join(DOCKER, service.build.context, service.build.dockerfile), 'utf8');
+  const build = builderOf(service, services)?.build;
+  if (!build) return undefined;
+  const dockerfile = await readFile(join(DOCKER, build.context, build.dockerfile), 'utf8');
   const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
   return entry ? (JSON.parse(entry) as string[])[0] : undefined;
 }
@@ -106,7 +114,7 @@ describe('docker/', () => {
       expect(existsSync(path), `${name}: ${path}`).toBe(true);
       const text = await readFile(path, 'utf8');
       expect(text).toMatch(/^FROM node:20-bookworm-slim$/m);
-      const prog = (await program(s)) as string;
+      const prog = (await program(s, services)) as string;
       expect(Object.keys(CLIS), name).toContain(prog);
       const cli = CLIS[prog] as string;
       expect(text, `${name}: ${prog} linked`).toContain(
@@ -120,7 +128,7 @@ describe('docker/', () => {
       const { services } = await compose();
       let checked = 0;
       for (const [name, s] of Object.entries(services)) {
-        if ((await program(s)) !== prog || !s.command) continue;
+        if ((await program(s, services)) !== prog || !s.command) continue;
         const sub = SUBCOMMANDS[prog] ? [s.command[0] as string] : [];
         const help = await node(CLIS[prog] as string, [...sub, '--help'], { timeoutMs: 20_000 });
         expect(help.code, `${name}: ${prog} ${sub.join(' ')} --help: ${help.stderr}`).toBe(0);
@@ -139,6 +147,61 @@ describe('docker/', () => {
       expect(checked).toBeGreaterThan(0);
     });
   }
+
+  it('one mirror image is built once, by one service, and every other mirror-side service reuses its tag', async () => {
+    const { services } = await compose();
+    const builders = Object.entries(services).filter(([, s]) => s.build?.dockerfile === 'docker/Dockerfile.mirror');
+    expect(builders.map(([n]) => n)).toEqual(['publish']);
+    const tag = builders[0]?.[1].image as string;
+    expect(tag).toMatch(/^[a-z0-9/]+:[a-z0-9.]+$/);
+    const mirrorSide = Object.entries(services).filter(([, s]) =>
+      ['serve', 'sync', 'dns'].includes(s.command?.[0] ?? ''),
+    );
+    expect(mirrorSide).toHaveLength(5);
+    for (const [name, s] of mirrorSide) {
+      expect(s.image, name).toBe(tag);
+      expect(s.build, name).toBeUndefined();
+    }
+  });
+
+  it('a compose service writes the sample image that publish packs, and publish waits for it', async () => {
+    const { services } = await compose();
+    const sample = services.sample as Service;
+    const script = sample.volumes?.find((v) => v.endsWith(':ro') && v.includes('.mjs'))?.split(':') as string[];
+    expect(sample.entrypoint).toEqual(['node', script[1]]);
+    expect(argAfter(services.publish?.command, 'pack')).toBe(sample.command?.[0]);
+    expect(services.publish?.depends_on?.sample).toEqual({ condition: 'service_completed_successfully' });
+    const { dir, cleanup } = await tempDir('thfc-sample-');
+    try {
+      const img = join(dir, 'images', 'sample.img');
+      const made = await node(join(DOCKER, script[0] as string), [img, '4']);
+      expect(made.code, made.stderr).toBe(0);
+      expect((await stat(img)).size).toBe(4 * 1024 * 1024);
+      const packed = await node(CLIS['thfc-pack'] as string, ['pack', img, '--store', join(dir, 'store'), '--json']);
+      expect(packed.code, packed.stderr).toBe(0);
+      expect(JSON.parse(packed.stdout).zeroBlocks).toBeGreaterThan(0);
+      const again = await node(join(DOCKER, script[0] as string), [img, '8']);
+      expect(again.stdout).toContain('keeping');
+      expect((await stat(img)).size).toBe(4 * 1024 * 1024);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('each Dockerfile copies every workspace manifest before npm ci, and .dockerignore keeps the context small', async () => {
+    const root = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] };
+    for (const f of ['Dockerfile.mirror', 'Dockerfile.mount']) {
+      const text = await readFile(join(DOCKER, f), 'utf8');
+      const ci = text.indexOf('RUN npm ci');
+      for (const w of root.workspaces) {
+        const copy = text.indexOf(`COPY ${w}/package.json ${w}/`);
+        expect(copy, `${f} copies ${w}/package.json`).toBeGreaterThan(0);
+        expect(copy, `${f}: ${w}/package.json before npm ci`).toBeLessThan(ci);
+      }
+    }
+    const ignored = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n');
+    for (const p of ['.git', '**/node_modules', '**/dist', '.demo', '.bench']) expect(ignored).toContain(p);
+  });
 
   it('the mirror and DNS commands use the flags test/dns-balance.test.ts runs them with', async () => {
     const { services } = await compose();

@@ -16,8 +16,9 @@ export class Daemon {
     readonly name: string,
     command: string,
     args: string[],
+    env?: Record<string, string>,
   ) {
-    this.child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.child.stdout?.on('data', (c) => {
       this.output += c;
     });
@@ -28,6 +29,10 @@ export class Daemon {
     const killOnExit = () => this.child.kill('SIGKILL');
     process.once('exit', killOnExit);
     this.child.once('exit', () => process.off('exit', killOnExit));
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   get running(): boolean {

@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
-import { oneLineParseErrors } from '@thfc/cli';
+import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
 import {
   BusyError,
   combineTrustStores,
@@ -41,6 +41,8 @@ import { VersionSwitcher } from './version-switch.js';
  *   httpstorged stats MOUNTPOINT|SOCKET [--json]
  *   httpstorged measurements MOUNTPOINT|SOCKET
  *   httpstorged fsck CACHE [--json]
+ *   httpstorged list [--json]
+ *   httpstorged cache [prune --to SIZE] CACHE [--json]
  * The only file that touches `process`; errors become exit codes here.
  */
 
@@ -84,7 +86,7 @@ function mountCommand(): Command {
     .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
     .version('0.1.0')
     .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]',
+      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]\n       httpstorged switch MOUNTPOINT [NAME] [--wait SECONDS]\n       httpstorged list [--json]\n       httpstorged cache [prune --to SIZE] CACHE [--json]',
     )
     .argument('<mountpoint>', 'an existing empty directory')
     .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -323,6 +325,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
     logger.fault(`internal error: ${e.stack ?? e}`);
     void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
   });
+  void tellSystemdReady(logger);
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
   return new Promise<number>(() => {}); // serve until a signal
@@ -437,6 +440,7 @@ async function runNbdCommand(argv: string[]): Promise<number> {
       // gone already
     }
   }
+  void tellSystemdReady(logger);
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
@@ -499,6 +503,12 @@ async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: s
   const extender = new TpmExtender({ tpm: new Tpm2Tools({ tcti: o.tpmTcti }) });
   await extender.open(pcr);
   return new MeasurementLog({ extender }, { pcr });
+}
+
+/** Under systemd as a `Type=notify` service (contrib/systemd/): ready now. A failure is logged, not fatal. */
+async function tellSystemdReady(logger: { fault(message: string): void }): Promise<void> {
+  const problem = await notifySystemdReady(process.env, process.pid);
+  if (problem) logger.fault(problem);
 }
 
 /** A daemon that could not start: the error on stderr, and through --ready-fd to the command waiting for it. */
@@ -683,12 +693,16 @@ async function readNbdStatusFile(where: import('./nbd/status-client.js').NbdAddr
 
 async function runStats(argv: string[]): Promise<number> {
   const cmd = new Command('httpstorged stats')
-    .argument('<mountpoint-or-socket>', 'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`')
+    .argument(
+      '[mountpoint-or-socket]',
+      'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
+    )
     .option('--json', 'print the raw stats.json')
     .exitOverride();
   oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
   cmd.parse(argv, { from: 'user' });
-  const target = cmd.processedArgs[0] as string;
+  const target = cmd.processedArgs[0] as string | undefined;
+  if (target === undefined) return printMountList(!!cmd.opts().json);
   const nbd = await nbdTarget(target);
   const status = nbd
     ? (JSON.parse(await readNbdStatusFile(nbd, 'stats.json')) as import('./nbd-serve.js').NbdStatus)
@@ -696,6 +710,63 @@ async function runStats(argv: string[]): Promise<number> {
   const { formatStatus } = await import('./status-text.js');
   process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;
+}
+
+/** `httpstorged list`: every httpstorged mount of the machine (NBD daemons register nowhere: see the docs). */
+async function runList(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged list')
+    .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
+    .option('--json', 'print one JSON array of the mounts')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  return printMountList(!!cmd.opts().json);
+}
+
+async function printMountList(json: boolean): Promise<number> {
+  const { listMounts, formatMountList } = await import('./mount-list.js');
+  const mounts = await listMounts(AbortSignal.timeout(LIST_TIMEOUT_MS));
+  process.stdout.write(json ? `${JSON.stringify(mounts)}\n` : formatMountList(mounts));
+  return EXIT.OK;
+}
+
+/** `list` gives up after this long: a status file is read in milliseconds unless a daemon hangs. */
+const LIST_TIMEOUT_MS = 30_000;
+
+/** `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it. */
+async function runCacheCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'prune') return runCachePrune(argv.slice(1));
+  const cmd = new Command('httpstorged cache')
+    .description('report the blocks and bytes of a cache, and how much of each image it has cached')
+    .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
+    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
+    .option('--json', 'print the report as JSON')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  const { cacheReport, formatCacheReport } = await import('./cache-usage.js');
+  const report = await cacheReport(resolve(cmd.processedArgs[0] as string));
+  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatCacheReport(report));
+  return EXIT.OK;
+}
+
+async function runCachePrune(argv: string[]): Promise<number> {
+  const cmd = new Command('httpstorged cache prune')
+    .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
+    .argument('<cache>', 'the cache directory')
+    .requiredOption(
+      '--to <size>',
+      'keep at most this many bytes of blocks (e.g. 2G), least recently used go first',
+      size('--to'),
+    )
+    .option('--json', 'print the summary as JSON')
+    .exitOverride();
+  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
+  cmd.parse(argv, { from: 'user' });
+  const { runPrune, formatPruneReport } = await import('./cache-prune.js');
+  const report = await runPrune({ cache: resolve(cmd.processedArgs[0] as string), toBytes: cmd.opts().to });
+  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatPruneReport(report));
+  return report.failed ? EXIT.IO : EXIT.OK;
 }
 
 /** Hashes every entry of a cache, drops bad ones, seals it again; exit 1 if it dropped anything. */
@@ -777,24 +848,23 @@ async function runSwitch(argv: string[]): Promise<number> {
   }
 }
 
+/** The subcommands; anything else is a mount (`httpstorged MOUNTPOINT URL…`). */
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  umount: runUmount,
+  stats: runStats,
+  list: runList,
+  cache: runCacheCommand,
+  measurements: runMeasurements,
+  fsck: runFsckCommand,
+  nbd: runNbdCommand,
+  switch: runSwitch,
+};
+
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
 try {
-  const sub = argv[0];
-  process.exitCode =
-    sub === 'umount'
-      ? await runUmount(argv.slice(1))
-      : sub === 'stats'
-        ? await runStats(argv.slice(1))
-        : sub === 'measurements'
-          ? await runMeasurements(argv.slice(1))
-          : sub === 'fsck'
-            ? await runFsckCommand(argv.slice(1))
-            : sub === 'nbd'
-              ? await runNbdCommand(argv.slice(1))
-              : sub === 'switch'
-                ? await runSwitch(argv.slice(1))
-                : await runMountCommand(argv);
+  const sub = argv[0] !== undefined && Object.hasOwn(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;
+  process.exitCode = sub ? await sub(argv.slice(1)) : await runMountCommand(argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

@@ -14,6 +14,7 @@ import {
   UsageError,
   verifyInlineSignatures,
 } from '@thfc/format';
+import { describeProgress, progressInterval } from '@thfc/packer';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
@@ -389,7 +390,8 @@ export async function mountImages(
   });
   pool?.follow();
   const background = new AbortController();
-  for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
+  for (const s of images)
+    void runBackground(s, { dispatcher, logger, env: components.env }, options, background.signal);
   for (const s of images) s.watcher?.start(background.signal);
 
   let closed: Promise<void> | undefined;
@@ -569,6 +571,12 @@ async function openPrefetch(
   }
 }
 
+/** Fill progress counts blocks: `40% 120/300 blocks, 12.5 blocks/s ETA 14s`. */
+const FILL_UNIT = {
+  amount: (n: number) => `${n}`,
+  rate: (n: number, secs: number) => (secs > 0 ? `blocks, ${(n / secs).toFixed(1)} blocks/s` : 'blocks'),
+};
+
 /**
  * An image's background work once it is mounted: its boot profile is fetched
  * and replayed, then (--fill) the rest of the image is fetched; both stop at
@@ -577,7 +585,12 @@ async function openPrefetch(
  */
 export async function runBackground(
   s: ImageState,
-  components: { dispatcher: Dispatcher | undefined; logger: Logger },
+  components: {
+    dispatcher: Dispatcher | undefined;
+    logger: Logger;
+    /** THFC_PROGRESS_SECONDS: how often --fill logs its progress. */
+    env?: Readonly<Record<string, string | undefined>> | undefined;
+  },
   options: Omit<MountOptions, 'mountpoint'>,
   signal: AbortSignal,
 ): Promise<void> {
@@ -598,7 +611,23 @@ export async function runBackground(
     [...unique.values()].filter((r) => s.missing.has(r.id) && !profileIds.has(r.id)),
     { parallel: DEFAULT_BACKGROUND_PARALLEL, bytesPerSecond: options.prefetchRate },
   );
-  await s.late.filler.run(signal);
+  const filler = s.late.filler;
+  const started = performance.now();
+  // A log is not a TTY: one line every few seconds while the fill runs, with an ETA.
+  const ticker = setInterval(
+    () => {
+      const f = filler.status();
+      const secs = (performance.now() - started) / 1000;
+      logger.info(`fill of ${name}: ${describeProgress(f.fetched, f.blocks, secs, FILL_UNIT)}`);
+    },
+    progressInterval(components.env ?? {}),
+  );
+  ticker.unref();
+  try {
+    await filler.run(signal);
+  } finally {
+    clearInterval(ticker);
+  }
   if (!signal.aborted) logger.info(`fill of ${name} done: the image is cached`);
 }
 

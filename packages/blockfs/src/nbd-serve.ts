@@ -224,7 +224,8 @@ export async function serveImages(
   });
   pool?.follow();
   const background = new AbortController();
-  for (const s of images) void runBackground(s, { dispatcher, logger }, options, background.signal);
+  for (const s of images)
+    void runBackground(s, { dispatcher, logger, env: components.env }, options, background.signal);
 
   return {
     address: server.address,

@@ -1,6 +1,7 @@
 import { formatBytes } from '@thfc/packer';
 import type { MountStatus } from './mount.js';
 import type { NbdStatus } from './nbd-serve.js';
+import type { PrefetchStatus } from './prefetcher.js';
 
 /** `httpstorged stats` for people: one paragraph per image, one line per mirror. */
 export function formatStatus(s: MountStatus | NbdStatus): string {
@@ -38,6 +39,8 @@ export function formatStatus(s: MountStatus | NbdStatus): string {
     lines.push(
       `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors, ${i.readaheadErrors ?? 0} readahead errors; read-ahead ${i.readaheadIssued} blocks`,
     );
+    if (i.prefetch) lines.push(`  prefetch ${backgroundText(i.prefetch)}; profile ${i.prefetch.source}`);
+    if (i.fill) lines.push(`  fill     ${backgroundText(i.fill)}`);
     for (const m of i.mirrors) {
       lines.push(
         `  mirror   ${m.url} ${m.state}${m.latencyMs === null ? '' : ` ${m.latencyMs.toFixed(1)} ms`}, ${m.requests} requests, ${m.errors} errors, ${m.notFound} not found${m.lastError ? `; last error: ${m.lastError}` : ''}`,
@@ -53,4 +56,11 @@ export function formatStatus(s: MountStatus | NbdStatus): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Profile replay or --fill: how far it got, and (for replay) whether readers used what it fetched. */
+function backgroundText(p: PrefetchStatus): string {
+  const state = p.done ? 'done' : 'running';
+  const failed = p.failed ? `, ${p.failed} failed` : '';
+  return `${state}: ${p.fetched}/${p.blocks} blocks fetched, ${p.pending} pending${failed}; ${p.hit} used by readers, ${p.wasted} not (yet)`;
 }

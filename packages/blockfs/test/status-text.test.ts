@@ -152,6 +152,22 @@ describe('formatStatus', () => {
     );
   });
 
+  it('shows profile replay and --fill progress when they run, and nothing when they do not', () => {
+    const p = { blocks: 40, fetched: 30, hit: 25, wasted: 5, pending: 10, failed: 0, done: false };
+    const lines = formatStatus(
+      status({
+        images: [image({ prefetch: { ...p, source: 'debian.profile' }, fill: { ...p, failed: 2, done: true } })],
+      }),
+    ).split('\n');
+    expect(lines).toContain(
+      '  prefetch running: 30/40 blocks fetched, 10 pending; 25 used by readers, 5 not (yet); profile debian.profile',
+    );
+    expect(lines).toContain(
+      '  fill     done: 30/40 blocks fetched, 10 pending, 2 failed; 25 used by readers, 5 not (yet)',
+    );
+    expect(formatStatus(status())).not.toMatch(/prefetch|fill/);
+  });
+
   it('an offline image (index from the cache) lists no mirrors', () => {
     const text = formatStatus(status({ images: [image({ indexFrom: 'cache', mirrors: [] })] }));
     expect(text).toContain('(index from cache)');

@@ -1,1 +1,2 @@
 export { oneLine, oneLineParseErrors } from './parse-errors.js';
+export { notifySystemdReady } from './systemd-ready.js';

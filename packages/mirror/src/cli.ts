@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
-import { oneLineParseErrors } from '@thfc/cli';
+import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
 import { InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';
@@ -19,6 +19,12 @@ import { DEFAULT_SYNC_CONNECTIONS, runSync, type SyncReport } from './sync.js';
 
 // First signal: stop cleanly (temp files removed, whole blocks only, registry record dropped). Second: leave now.
 const shell = processShell();
+
+/** Under systemd as a `Type=notify` service (contrib/systemd/): ready now. A failure is logged, not fatal. */
+async function tellSystemdReady(): Promise<void> {
+  const problem = await notifySystemdReady(process.env, process.pid, shell.signal);
+  if (problem) process.stderr.write(`thfc-mirror: ${problem}\n`);
+}
 const io = shell.io;
 
 const wholeNumber = (flag: string, min: number) => (v: string) => {
@@ -88,6 +94,7 @@ program
         verbose: !!o.verbose,
       },
       io(true),
+      { ready: () => void tellSystemdReady() },
     );
     process.stderr.write(`thfc-mirror: stopped serving ${s.url} after ${s.requests} requests\n`);
   });
@@ -151,6 +158,7 @@ program
       },
       { signal: shell.signal, logger },
     );
+    void tellSystemdReady();
     if (!shell.signal.aborted) {
       await new Promise<void>((r) => shell.signal.addEventListener('abort', () => r(), { once: true }));
     }

@@ -165,9 +165,14 @@ export interface ServeSummary {
 }
 
 /** `thfc-mirror serve`: runs until io.signal aborts (SIGINT/SIGTERM), then shuts down cleanly. */
-export async function runServe(options: ServeOptions, io: CommandIo): Promise<ServeSummary> {
+export async function runServe(
+  options: ServeOptions,
+  io: CommandIo,
+  hooks: { ready?: () => void } = {},
+): Promise<ServeSummary> {
   const started = performance.now();
   const mirror = await startMirror(options, io);
+  hooks.ready?.();
   if (!io.signal.aborted) {
     await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
   }

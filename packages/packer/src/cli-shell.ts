@@ -24,7 +24,7 @@ export function processShell(): { signal: AbortSignal; io(json: boolean): Comman
       stdout: process.stdout,
       stderr: process.stderr,
       signal: controller.signal,
-      progress: !json && process.stderr.isTTY === true,
+      progress: json ? false : process.stderr.isTTY === true ? true : 'lines',
       env: process.env,
     }),
   };

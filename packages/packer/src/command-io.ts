@@ -1,4 +1,4 @@
-import { ProgressBar, type ProgressSink, SILENT_PROGRESS } from './progress.js';
+import { ProgressBar, ProgressLines, type ProgressSink, progressInterval, SILENT_PROGRESS } from './progress.js';
 
 /**
  * What a command may touch of the outside world. The CLI builds it from
@@ -10,12 +10,16 @@ export interface CommandIo {
   readonly stderr: NodeJS.WritableStream;
   /** Aborted on SIGINT/SIGTERM: long work stops, cleans up, and throws InterruptedError. */
   readonly signal: AbortSignal;
-  /** Draw progress bars on stderr (a TTY, and no --json). */
-  readonly progress: boolean;
+  /**
+   * Progress on stderr: true, a bar redrawn in place (a TTY); 'lines', a line every few seconds (not a TTY:
+   * a log, CI); false, none (--json).
+   */
+  readonly progress: boolean | 'lines';
   /** Environment, for SOURCE_DATE_EPOCH. */
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
 export function progressFor(io: CommandIo, label: string, total: number | undefined): ProgressSink {
+  if (io.progress === 'lines') return new ProgressLines(io.stderr, label, total, progressInterval(io.env));
   return io.progress ? new ProgressBar(io.stderr, label, total) : SILENT_PROGRESS;
 }

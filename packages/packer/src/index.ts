@@ -14,6 +14,7 @@ export * from './key-file.js';
 export * from './keygen.js';
 export * from './pack.js';
 export * from './profile.js';
+export { DEFAULT_PROGRESS_LINE_MS, describeProgress, progressInterval } from './progress.js';
 export * from './retention.js';
 export * from './sign.js';
 export * from './trust-store-file.js';
