@@ -693,7 +693,7 @@ try {
             ? await runFsckCommand(argv.slice(1))
             : sub === 'nbd'
               ? await runNbdCommand(argv.slice(1))
-              : await runMountCommand(argv);
+              : await runMountCommand(sub === 'mount' ? argv.slice(1) : argv);
 } catch (e) {
   process.exitCode = fail(e);
 }
