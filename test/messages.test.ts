@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,30 @@ describe('httpstorged', () => {
       expect(await isMounted(mnt)).toBe(true);
     } finally {
       await new TestMount(mnt, mount.log).stop();
+    }
+  }, 60_000);
+
+  it('--pool: a DNS server that answers REFUSED is said not to serve that pool, not to be unavailable', async () => {
+    // A real UDP server on loopback that refuses every question: the query echoed back, QR set, RCODE 5.
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (query, from) => {
+      const reply = Buffer.from(query);
+      reply[2] = 0x80 | ((query[2] as number) & 0x79);
+      reply[3] = 5;
+      socket.send(reply, from.port, from.address);
+    });
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+    const dns = `127.0.0.1:${socket.address().port}`;
+    try {
+      const mnt = join(work, 'pool');
+      await mkdir(mnt);
+      const r = await node(BIN.httpstorged, [mnt, 'small', '--pool', 'pool.test', '--dns', dns], { timeoutMs: 30_000 });
+      expect(r.stderr).toBe(
+        `httpstorged: dns ${dns} does not serve pool pool.test (it answered REFUSED); check the --pool name, or give --dns a server of that zone\n`,
+      );
+      expect(r.code).toBe(5);
+    } finally {
+      socket.close();
     }
   }, 60_000);
 });
