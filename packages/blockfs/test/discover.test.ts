@@ -101,9 +101,7 @@ describe('discoverMirrors', () => {
     dns.fault = () => 'servfail';
     await expect(discover()).rejects.toThrow(/ESERVFAIL/);
     dns.fault = () => 'refused';
-    await expect(discover()).rejects.toThrow(
-      new PoolNotServedError(`dns ${dns.server}`, 'pool.test'),
-    );
+    await expect(discover()).rejects.toThrow(new PoolNotServedError(`dns ${dns.server}`, 'pool.test'));
     await expect(discover()).rejects.toThrow(/does not serve pool pool\.test \(it answered REFUSED\)/);
     dns.fault = () => 'drop';
     const started = Date.now();
