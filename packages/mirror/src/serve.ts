@@ -167,6 +167,7 @@ export interface ServeSummary {
 /** `thfc-mirror serve`: runs until io.signal aborts (SIGINT/SIGTERM), then shuts down cleanly. */
 export async function runServe(options: ServeOptions, io: CommandIo): Promise<ServeSummary> {
   const started = performance.now();
+  io.signal.throwIfAborted(); // a signal while the command loaded: nothing started, nothing to stop
   const mirror = await startMirror(options, io);
   if (!io.signal.aborted) {
     await new Promise<void>((resolve) => io.signal.addEventListener('abort', () => resolve(), { once: true }));
