@@ -103,7 +103,13 @@ export async function startMirror(options: ServeOptions, io: CommandIo): Promise
       const advertise = normaliseMirrorUrl(options.advertise ?? advertisedUrl(address));
       const region = options.region ?? DEFAULT_REGION;
       const registry: Registry = await openRegistry(
-        { redis: options.redis, redisCluster: options.redisCluster, mirrorsFile: options.mirrorsFile },
+        // A Redis down at start is the heartbeat's to retry: the mirror serves meanwhile, out of DNS until it registers.
+        {
+          redis: options.redis,
+          redisCluster: options.redisCluster,
+          mirrorsFile: options.mirrorsFile,
+          waitForRedis: false,
+        },
         { logger, signal: io.signal },
       );
       cleanups.push(() => registry.close());

@@ -109,6 +109,21 @@ export class RedisRegistry implements Registry {
     return registry;
   }
 
+  /**
+   * Starts connecting and returns at once, for a daemon that must run while
+   * Redis is down (`serve`: its heartbeat retries every beat, and registers
+   * once Redis answers). Until then every command fails fast, as after a
+   * lost connection; the client keeps reconnecting with the same backoff.
+   */
+  static open(components: { logger?: { fault(m: string): void } }, options: RedisRegistryOptions): RedisRegistry {
+    parseRedisUrl(options.url, { cluster: options.cluster });
+    const registry = new RedisRegistry(components, options);
+    registry.redis.connect().catch(() => {
+      // the reason is kept by the 'error' listener; the reconnect strategy tries again
+    });
+    return registry;
+  }
+
   async register(record: MirrorRecord, ttlMs: number, signal?: AbortSignal): Promise<void> {
     if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new InvalidArgumentError(`ttlMs must be a whole number > 0`);
     const json = encodeMirrorRecord(record);
@@ -185,7 +200,9 @@ export class RedisRegistry implements Registry {
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
       if (e instanceof InvalidArgumentError || e instanceof MirrorUnavailableError) throw e;
-      const why = (e as Error).message || this.lastError || String(e);
+      // ioredis's "Stream isn't writeable and enableOfflineQueue options is false" means: not connected.
+      const offline = this.redis.status !== 'ready' && /writeable|Connection is closed/.test((e as Error).message);
+      const why = offline ? 'not connected' : (e as Error).message || this.lastError || String(e);
       throw new MirrorUnavailableError(
         this.where,
         `${what}: ${why}${this.lastError && !why.includes(this.lastError) ? ` (${this.lastError})` : ''}`,
