@@ -73,6 +73,8 @@ export class RedisRegistry implements Registry {
   private readonly logger: { fault(m: string): void } | undefined;
   private readonly where: string;
   private lastError: string | undefined;
+  /** Connections made so far: a new one may reach a Redis that restarted empty (Registry.epoch). */
+  private connections = 0;
   /**
    * The last listing's records by their JSON: an unchanged record is not
    * decoded again, and stays the same object, so what DNS-Balance works out
@@ -88,6 +90,9 @@ export class RedisRegistry implements Registry {
     // Without a listener ioredis prints every failed reconnect; keep the reason for our own messages instead.
     this.redis.on('error', (e: Error) => {
       this.lastError = (e as { code?: string }).code ?? e.message;
+    });
+    this.redis.on('ready', () => {
+      this.connections++;
     });
   }
 
@@ -122,6 +127,10 @@ export class RedisRegistry implements Registry {
       // the reason is kept by the 'error' listener; the reconnect strategy tries again
     });
     return registry;
+  }
+
+  get epoch(): number {
+    return this.connections;
   }
 
   async register(record: MirrorRecord, ttlMs: number, signal?: AbortSignal): Promise<void> {
