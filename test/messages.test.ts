@@ -6,6 +6,7 @@ import { makeImage } from './support/images.js';
 import { isMounted, TestMount } from './support/mounts.js';
 import { BIN, node, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
+import { VM } from './support/vm.js';
 
 /**
  * Messages that misled (issue 15 §2), each through the real CLI: what the
@@ -85,4 +86,25 @@ describe('httpstorged', () => {
       socket.close();
     }
   }, 60_000);
+});
+
+describe('thfc-vm boot', () => {
+  it('a text file as the disk: a warning up front, then a boot timeout instead of a silent hang (exit 6)', async () => {
+    const disk = join(work, 'notes.img');
+    await writeFile(disk, 'shopping: milk, eggs\n'.repeat(100));
+    const r = await node(
+      VM.cli,
+      ['boot', disk, '--no-kvm', '--serial', '--boot-timeout', '3', '--state-dir', join(work, 'vm-state')],
+      { timeoutMs: 60_000 },
+    );
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toContain(
+      `thfc-vm: warning: ${disk} has no boot sector (no 0x55AA at byte 510) and no --kernel is given: the guest will likely find nothing to boot`,
+    );
+    expect(lines.at(-1)).toBe(
+      'thfc-vm: boot timeout: the guest wrote nothing to its serial console in 3 s, stopped (nothing bootable on the disk? no --kernel? --boot-timeout 0 waits for ever)',
+    );
+    expect(r.code).toBe(6);
+    expect(r.ms).toBeLessThan(30_000);
+  }, 90_000);
 });
