@@ -38,7 +38,11 @@ export async function openRegistry(
   }
   if (spec.redisCluster && !spec.redis) throw new UsageError('--redis-cluster needs --redis URL (a seed node)');
   if (spec.redis && spec.waitForRedis === false) {
-    return RedisRegistry.open({ logger: components.logger }, { url: spec.redis, cluster: spec.redisCluster });
+    return RedisRegistry.open(
+      { logger: components.logger },
+      { url: spec.redis, cluster: spec.redisCluster },
+      components.signal,
+    );
   }
   if (spec.redis) {
     return RedisRegistry.connect(

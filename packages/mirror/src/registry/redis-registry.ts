@@ -115,17 +115,28 @@ export class RedisRegistry implements Registry {
   }
 
   /**
-   * Starts connecting and returns at once, for a daemon that must run while
-   * Redis is down (`serve`: its heartbeat retries every beat, and registers
-   * once Redis answers). Until then every command fails fast, as after a
-   * lost connection; the client keeps reconnecting with the same backoff.
+   * Connects like connect(), but a Redis that does not answer is not an
+   * error: for a daemon that must run while Redis is down (`serve`: its
+   * heartbeat retries every beat, and registers once Redis answers). Until
+   * then every command fails fast, as after a lost connection; the client
+   * keeps reconnecting with the same backoff.
    */
-  static open(components: { logger?: { fault(m: string): void } }, options: RedisRegistryOptions): RedisRegistry {
+  static async open(
+    components: { logger?: { fault(m: string): void } },
+    options: RedisRegistryOptions,
+    signal?: AbortSignal,
+  ): Promise<RedisRegistry> {
     parseRedisUrl(options.url, { cluster: options.cluster });
     const registry = new RedisRegistry(components, options);
-    registry.redis.connect().catch(() => {
-      // the reason is kept by the 'error' listener; the reconnect strategy tries again
-    });
+    try {
+      await registry.command('connect', () => registry.redis.connect(), signal);
+    } catch (e) {
+      if (signal?.aborted) {
+        registry.redis.disconnect();
+        throw e;
+      }
+      // Not connected yet: the reconnect strategy keeps trying, and the heartbeat says so.
+    }
     return registry;
   }
 
