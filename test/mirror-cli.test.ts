@@ -211,7 +211,7 @@ describe('thfc-mirror CLI', () => {
     } finally {
       proxy.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await exited).toBe(130);
     const summary = JSON.parse(stdout);
     expect(summary).toMatchObject({ upstream: serverUrl, inject: 'latency=100ms', requests: 2, errors: 0, resets: 0 });
     expect(stderr).toMatch(/^thfc-mirror: stopped proxy http:\/\/127\.0\.0\.1:\d+\/ after 2 requests/m);

@@ -12,6 +12,13 @@ export const BIN = {
   httpstorged: join(ROOT, 'packages/blockfs/dist/cli.js'),
 };
 
+/** The installed entries (package.json `bin`): they hold signals from the first instant, then load the CLI. */
+export const ENTRY = {
+  pack: join(ROOT, 'packages/packer/dist/bin.js'),
+  mirror: join(ROOT, 'packages/mirror/dist/bin.js'),
+  httpstorged: join(ROOT, 'packages/blockfs/dist/bin.js'),
+};
+
 export interface Run {
   code: number | null;
   stdout: string;

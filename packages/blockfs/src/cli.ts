@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
 import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
+import { releaseHeldSignals } from '@thfc/cli/early-signals';
 import {
   BusyError,
   combineTrustStores,
@@ -295,7 +296,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
       { why, signal: stopping.signal },
     );
     if (outcome === 'forced') await mounted.unmount();
-    process.exit(EXIT.OK);
+    process.exit(EXIT.INTERRUPTED);
   };
   const takeSignals = () => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -862,9 +863,19 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
+// Until a command installs its own handlers (a mount once mounted, nbd, fsck), a signal stops it at once, in one
+// line: nothing it has started yet needs undoing. One held by the bin entry while this file loaded acts now.
+const interruptedNow = (sig: NodeJS.Signals) => {
+  if (process.listenerCount(sig) > 1) return;
+  process.stderr.write(`httpstorged: interrupted by ${sig}\n`);
+  process.exit(EXIT.INTERRUPTED);
+};
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, interruptedNow);
+for (const sig of releaseHeldSignals()) interruptedNow(sig);
 try {
   const sub = argv[0] !== undefined && Object.hasOwn(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;
-  process.exitCode = sub ? await sub(argv.slice(1)) : await runMountCommand(argv);
+  // `httpstorged mount MNT URL…` is the mount too.
+  process.exitCode = sub ? await sub(argv.slice(1)) : await runMountCommand(argv[0] === 'mount' ? argv.slice(1) : argv);
 } catch (e) {
   process.exitCode = fail(e);
 }

@@ -117,5 +117,15 @@ export async function prepareMountpoint(path: string): Promise<boolean> {
       `mountpoint ${path} is in use (already mounted); unmount it first: httpstorged umount ${path}`,
     );
   }
+  // libfuse refuses a non-empty directory ("fuse failed" said nothing of why), and the option that would let it
+  // (`nonempty`) is one fuse-native does not pass: the mount would hide what is there anyway.
+  const entries = await readdir(abs).catch((e: unknown) => {
+    throw fsError(e, `mountpoint ${path}`);
+  });
+  if (entries.length > 0) {
+    throw new UsageError(
+      `mountpoint ${path} is not empty (${entries.length} ${entries.length === 1 ? 'entry' : 'entries'}, such as ${entries[0]}); mount on an empty directory, or move what is there out of it`,
+    );
+  }
   return false;
 }

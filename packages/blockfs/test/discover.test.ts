@@ -5,6 +5,7 @@ import {
   discoverMirrors,
   MAX_DISCOVERED_MIRRORS,
   MAX_TTL_SECONDS,
+  PoolNotServedError,
 } from '../src/mirrors/discover.js';
 import { type FakeDns, startFakeDns } from './dns-fake.js';
 
@@ -99,6 +100,9 @@ describe('discoverMirrors', () => {
     );
     dns.fault = () => 'servfail';
     await expect(discover()).rejects.toThrow(/ESERVFAIL/);
+    dns.fault = () => 'refused';
+    await expect(discover()).rejects.toThrow(new PoolNotServedError(`dns ${dns.server}`, 'pool.test'));
+    await expect(discover()).rejects.toThrow(/does not serve pool pool\.test \(it answered REFUSED\)/);
     dns.fault = () => 'drop';
     const started = Date.now();
     await expect(discover()).rejects.toThrow(/ETIMEOUT/);

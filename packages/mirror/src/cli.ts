@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
 import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
-import { InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
+import { EXIT, InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
@@ -200,6 +200,8 @@ ignoreClosedOutput();
 try {
   oneLineParseErrors(program);
   await program.parseAsync(process.argv);
+  // A daemon (serve, dns, proxy, sync --watch) stopped by its signal exits as every interrupted command does.
+  if (shell.signal.aborted) process.exitCode = EXIT.INTERRUPTED;
 } catch (e) {
   process.exitCode = reportCliError('thfc-mirror', e);
 }

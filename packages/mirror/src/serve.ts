@@ -103,7 +103,13 @@ export async function startMirror(options: ServeOptions, io: CommandIo): Promise
       const advertise = normaliseMirrorUrl(options.advertise ?? advertisedUrl(address));
       const region = options.region ?? DEFAULT_REGION;
       const registry: Registry = await openRegistry(
-        { redis: options.redis, redisCluster: options.redisCluster, mirrorsFile: options.mirrorsFile },
+        // A Redis down at start is the heartbeat's to retry: the mirror serves meanwhile, out of DNS until it registers.
+        {
+          redis: options.redis,
+          redisCluster: options.redisCluster,
+          mirrorsFile: options.mirrorsFile,
+          waitForRedis: false,
+        },
         { logger, signal: io.signal },
       );
       cleanups.push(() => registry.close());
@@ -171,6 +177,7 @@ export async function runServe(
   hooks: { ready?: () => void } = {},
 ): Promise<ServeSummary> {
   const started = performance.now();
+  io.signal.throwIfAborted(); // a signal while the command loaded: nothing started, nothing to stop
   const mirror = await startMirror(options, io);
   hooks.ready?.();
   if (!io.signal.aborted) {

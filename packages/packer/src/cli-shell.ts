@@ -1,22 +1,25 @@
-import { EXIT, exitCodeOf, ThfcError } from '@thfc/format';
+import { releaseHeldSignals } from '@thfc/cli/early-signals';
+import { EXIT, exitCodeOf, InterruptedError, ThfcError } from '@thfc/format';
 import { CommanderError } from 'commander';
 import type { CommandIo } from './command-io.js';
 
 /**
  * The process side shared by the thfc command tables (thfc-pack, thfc-mirror):
- * the first SIGINT/SIGTERM aborts the commands' signal so they stop cleanly,
- * a second one exits at once; and errors become one line and an exit code.
+ * the first SIGINT/SIGTERM aborts the commands' signal so they stop cleanly
+ * (exit 130, EXIT.INTERRUPTED, whatever the command), a second one exits at
+ * once; and errors become one line and an exit code.
  * Only CLI entry points import this file.
  */
 export function processShell(): { signal: AbortSignal; io(json: boolean): CommandIo } {
   const controller = new AbortController();
   let interrupts = 0;
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
-      controller.abort(new Error(`interrupted by ${sig}`));
-    });
-  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(EXIT.INTERRUPTED);
+    controller.abort(new InterruptedError(`interrupted by ${sig}`));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, onSignal);
+  // A signal that came while the command loaded (held by its bin entry) stops it now, before any work.
+  for (const sig of releaseHeldSignals()) onSignal(sig);
   return {
     signal: controller.signal,
     io: (json) => ({

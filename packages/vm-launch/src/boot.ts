@@ -6,6 +6,7 @@ import { decodeProfile, InputError, UsageError } from '@thfc/format';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { buildPlan, downloadsFor, localFile, runLayout } from './boot-plan.js';
 import { resolveTarget, type Target } from './boot-target.js';
+import { DEFAULT_BOOT_TIMEOUT_SECONDS, readsBootSector } from './boot-watch.js';
 import type { BootDefaults, ResolvedEntry } from './catalog.js';
 import { requireTool, runVirtualBox, runXen } from './engine-runner.js';
 import { VBOX } from './engines/virtualbox.js';
@@ -72,10 +73,17 @@ export interface BootOptions {
   readonly stateDir?: string | undefined;
   /** Probe KVM again instead of trusting the cached answer. */
   readonly refreshProbe?: boolean | undefined;
+  /**
+   * With the serial console on this terminal, stop a guest that writes
+   * nothing to it for this long (DEFAULT_BOOT_TIMEOUT_SECONDS); 0: never.
+   */
+  readonly bootTimeoutSeconds?: number | undefined;
 }
 
 export interface BootReport {
   image: string;
+  /** The guest wrote nothing to its serial console within --boot-timeout and was stopped. */
+  bootTimedOut?: true | undefined;
   name: string;
   source: 'file' | 'index' | 'catalog';
   index?: string | undefined;
@@ -164,7 +172,18 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
     return { choice: chooseAccel('auto', probed), probed };
   };
 
-  const spec = (disk: string, accel: AccelChoice, files: { kernel?: string; initrd?: string }): VmSpec => ({
+  const display = chooseDisplay({
+    vnc: o.vnc,
+    serial: o.serial,
+    graphical: !!(io.env.DISPLAY || io.env.WAYLAND_DISPLAY),
+  });
+  const bootTimeoutMs = (o.bootTimeoutSeconds ?? DEFAULT_BOOT_TIMEOUT_SECONDS) * 1000;
+  const spec = (
+    disk: string,
+    accel: AccelChoice,
+    files: { kernel?: string; initrd?: string },
+    runDir: string,
+  ): VmSpec => ({
     name: vmName(target.name),
     drive: {
       path: disk,
@@ -178,8 +197,9 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
     kernel: files.kernel,
     initrd: files.initrd,
     append,
-    display: chooseDisplay({ vnc: o.vnc, serial: o.serial, graphical: !!(io.env.DISPLAY || io.env.WAYLAND_DISPLAY) }),
+    display,
     net: o.net ?? defaults.net ?? 'none',
+    consoleLog: bootTimeoutMs && display.kind === 'serial' ? join(runDir, 'console.log') : undefined,
   });
 
   if (o.dryRun) {
@@ -191,7 +211,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
       initrd: initrdLoc === undefined ? undefined : (localFile(initrdLoc, io.cwd) ?? join(runDir, 'initrd')),
     };
     const plan = buildPlan(engine, {
-      spec: spec(engine !== 'virtualbox' && !o.snapshot ? layout.overlay : layout.rawDisk, choice, files),
+      spec: spec(engine !== 'virtualbox' && !o.snapshot ? layout.overlay : layout.rawDisk, choice, files, runDir),
       target,
       layout,
       accel: choice,
@@ -266,9 +286,14 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
       initrd: await fetchBootFile(initrdLoc, join(runDir, 'initrd'), io),
     };
     io.signal.throwIfAborted();
+    if (files.kernel === undefined && (await readsBootSector(rawDisk)) === false) {
+      say(
+        `warning: ${rawDisk} has no boot sector (no 0x55AA at byte 510) and no --kernel is given: the guest will likely find nothing to boot`,
+      );
+    }
 
     if (engine === 'virtualbox') {
-      outcome = await runVirtualBox(spec(rawDisk, choice, {}), rawDisk, runDir, io, say);
+      outcome = await runVirtualBox(spec(rawDisk, choice, {}, runDir), rawDisk, runDir, io, say);
     } else {
       const useOverlay = !o.snapshot;
       const tOverlay = performance.now();
@@ -278,20 +303,40 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
         overlayMade = true;
         report.seconds.overlay = seconds(performance.now() - tOverlay);
       }
-      const vm = spec(useOverlay ? layout.overlay : rawDisk, choice, files);
+      const vm = spec(useOverlay ? layout.overlay : rawDisk, choice, files, runDir);
       const tGuest = performance.now();
       if (engine === 'xen') outcome = await runXen(vm, layout, useOverlay, io);
       else {
-        const ran = await runGuest(vm, choice, probed, probe, io, say, async () => {
-          if (!useOverlay) return;
-          await removeOverlay(layout.overlay);
-          await createOverlay(io.tools, { backing: rawDisk, path: layout.overlay, signal: io.signal });
-        });
+        const ran = await runGuest(
+          vm,
+          choice,
+          probed,
+          probe,
+          io,
+          say,
+          async () => {
+            if (!useOverlay) return;
+            await removeOverlay(layout.overlay);
+            await createOverlay(io.tools, { backing: rawDisk, path: layout.overlay, signal: io.signal });
+          },
+          bootTimeoutMs,
+        );
         outcome = ran.outcome;
         report.qemu = { code: ran.exit.code, signal: ran.exit.signal, stoppedBy: ran.exit.stoppedBy };
         report.kvmFallback = ran.fallback;
         if (ran.fallback) report.accel = 'tcg';
-        if (outcome === 'failed' && !ran.explained) {
+        report.bootTimedOut = ran.bootTimedOut || undefined;
+        if (ran.bootTimedOut) {
+          const last = ran.exit.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => l && !/terminating on signal/.test(l))
+            .slice(-3)
+            .join(' / ');
+          say(
+            `boot timeout: the guest wrote nothing to its serial console in ${bootTimeoutMs / 1000} s, stopped (nothing bootable on the disk? no --kernel? --boot-timeout 0 waits for ever)${last ? `; qemu said: ${last}` : ''}`,
+          );
+        } else if (outcome === 'failed' && !ran.explained) {
           const last = ran.exit.stderr.trim().split('\n').pop();
           say(
             `qemu ${ran.exit.signal ? `died of ${ran.exit.signal}` : `exited with status ${ran.exit.code}`}${last ? `: ${last}` : ''}`,

@@ -6,6 +6,7 @@ import { oneLineParseErrors } from '@thfc/cli';
 import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
+import { DEFAULT_BOOT_TIMEOUT_SECONDS } from './boot-watch.js';
 import { CatalogFormatError, EngineMissingError, MountFailedError } from './errors.js';
 import { VM_EXIT } from './exit-codes.js';
 import { bundledHttpstorged, type HttpstorgedCommand } from './httpstorged.js';
@@ -30,6 +31,14 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const positiveInt = (flag: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, not "${v}"`);
+  return n;
+};
+
+const wholeSeconds = (v: string) => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`--boot-timeout must be whole seconds >= 0, not "${v}"`);
+  }
   return n;
 };
 
@@ -61,6 +70,11 @@ function addBootOptions(cmd: Command): Command {
     .option('--keep-overlay', 'keep the qcow2 overlay (under STATE-DIR/overlays) after the guest stops')
     .option('--net <mode>', 'user: user-mode networking (NAT); none [default]', parseNet)
     .option('--disk-bus <bus>', 'virtio [default] or ide (guests without virtio drivers)', parseDiskBus)
+    .option(
+      '--boot-timeout <seconds>',
+      `stop a guest that writes nothing to its serial console for this long; 0: never [default ${DEFAULT_BOOT_TIMEOUT_SECONDS}]`,
+      wholeSeconds,
+    )
     .option('--dry-run', 'print the commands (qemu command line, xl config, VBoxManage) and do nothing else')
     .option('--report <file>', 'write a JSON report of the run (times, accelerator, bytes fetched)')
     .option('--refresh-probe', 'probe KVM again instead of trusting the cached answer')
@@ -117,6 +131,7 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
     report: o.report as string | undefined,
     stateDir,
     refreshProbe: !!o.refreshProbe,
+    bootTimeoutSeconds: o.bootTimeout as number | undefined,
   };
 }
 

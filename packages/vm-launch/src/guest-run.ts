@@ -1,4 +1,5 @@
 import type { AccelChoice } from './accel.js';
+import { watchFirstConsoleOutput } from './boot-watch.js';
 import type { Outcome } from './exit-codes.js';
 import type { KvmProbe, ProbeResult } from './kvm-probe.js';
 import { type QemuExit, runQemu } from './qemu.js';
@@ -19,8 +20,15 @@ export async function runGuest(
   io: VmIo,
   say: (line: string) => void,
   freshOverlay: () => Promise<void>,
-): Promise<{ outcome: Outcome; exit: QemuExit; fallback?: string; explained: boolean }> {
+  /** Stop the guest when its console (vm.consoleLog) is still empty after this long; 0 or absent: never. */
+  bootTimeoutMs?: number,
+): Promise<{ outcome: Outcome; exit: QemuExit; fallback?: string; explained: boolean; bootTimedOut: boolean }> {
+  let bootTimedOut = false;
   const once = async (spec: VmSpec) => {
+    const watch =
+      spec.consoleLog !== undefined && bootTimeoutMs
+        ? watchFirstConsoleOutput(spec.consoleLog, bootTimeoutMs, io.signal)
+        : undefined;
     // Under KVM, qemu's stderr is passed on line by line and stops at a KVM failure, which is then
     // reported in one line below instead of qemu's register dump. Under TCG it is passed on as it comes.
     let partial = '';
@@ -41,11 +49,15 @@ export async function runGuest(
       onStderr: (c) => (spec.accel === 'kvm' ? pass(c.toString('utf8')) : io.stderr.write(c)),
       // After "KVM internal error" qemu stops the guest and waits forever.
       stopWhen: spec.accel === 'kvm' ? ({ stderr }) => /KVM internal error/.test(stderr) : undefined,
+      timeoutSignal: watch?.timedOut,
     });
+    watch?.stop();
+    if (exit.stoppedBy === 'timeout') bootTimedOut = true;
     if (partial && !hiding && !isKvmFailure(partial)) io.stderr.write(`${partial}\n`);
     return exit;
   };
-  const failed = (x: QemuExit) => x.stoppedBy === 'stop-when' || (x.stoppedBy !== 'abort' && x.code !== 0);
+  const failed = (x: QemuExit) =>
+    x.stoppedBy === 'stop-when' || x.stoppedBy === 'timeout' || (x.stoppedBy !== 'abort' && x.code !== 0);
   let exit = await once(vm);
   let fallback: string | undefined;
   let explained = false;
@@ -64,5 +76,5 @@ export async function runGuest(
   }
   const outcome: Outcome =
     io.signal.aborted || exit.stoppedBy === 'abort' ? 'interrupted' : failed(exit) ? 'failed' : 'powered-off';
-  return { outcome, exit, fallback, explained };
+  return { outcome, exit, fallback, explained, bootTimedOut };
 }

@@ -35,7 +35,10 @@ export function qemuArgs(spec: VmSpec): string[] {
   // A reboot ends the run like a power-off: the guest is back at its menu entry, not looping.
   args.push('-no-reboot');
   const d = spec.display;
-  if (d.kind === 'serial') args.push('-display', 'none', '-serial', 'stdio');
+  if (d.kind === 'serial' && spec.consoleLog !== undefined) {
+    const log = `logfile=${escapeOptionValue(spec.consoleLog)}`;
+    args.push('-display', 'none', '-chardev', `stdio,id=console,${log}`, '-serial', 'chardev:console');
+  } else if (d.kind === 'serial') args.push('-display', 'none', '-serial', 'stdio');
   else {
     args.push('-vga', 'std');
     if (d.kind === 'vnc') args.push('-display', 'none', '-vnc', d.vnc);

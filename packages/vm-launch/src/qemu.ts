@@ -39,6 +39,8 @@ export interface QemuRunOptions {
   stopWhen?(output: { stdout: string; stderr: string }): boolean;
   /** Stop qemu after this long (the KVM probe); none for a guest run. */
   readonly timeoutMs?: number | undefined;
+  /** Stop qemu when this aborts, reported as a timeout (the boot timeout decides when). */
+  readonly timeoutSignal?: AbortSignal | undefined;
   readonly stopGraceMs?: number | undefined;
 }
 
@@ -87,6 +89,8 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
     const onAbort = () => stop('abort');
     o.signal.addEventListener('abort', onAbort, { once: true });
     const timeout = o.timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), o.timeoutMs);
+    const onTimeout = () => stop('timeout');
+    o.timeoutSignal?.addEventListener('abort', onTimeout, { once: true });
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
       reject(
@@ -97,6 +101,7 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
     });
     const cleanup = () => {
       o.signal.removeEventListener('abort', onAbort);
+      o.timeoutSignal?.removeEventListener('abort', onTimeout);
       if (timeout) clearTimeout(timeout);
       if (killTimer) clearTimeout(killTimer);
     };

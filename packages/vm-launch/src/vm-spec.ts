@@ -43,6 +43,11 @@ export interface VmSpec {
   readonly append?: string | undefined;
   readonly display: Display;
   readonly net: Net;
+  /**
+   * With the serial console on this terminal: qemu also writes the console to
+   * this file (`-chardev stdio,…,logfile=`), which the boot timeout watches.
+   */
+  readonly consoleLog?: string | undefined;
 }
 
 /** The original's live OSes ran in 512 MiB; today's minimal Debian boots in 256, a desktop wants more (--mem). */

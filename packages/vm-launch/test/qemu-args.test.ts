@@ -62,6 +62,13 @@ describe('qemuArgs', () => {
     expect(after(a, '-cpu')).toBe('host');
   });
 
+  it('serial console with a console log (the boot timeout watches it): a stdio chardev that also logs', () => {
+    const a = qemuArgs({ ...base, consoleLog: '/run/thfc/run-1/con,sole.log' });
+    expect(after(a, '-chardev')).toBe('stdio,id=console,logfile=/run/thfc/run-1/con,,sole.log');
+    expect(after(a, '-serial')).toBe('chardev:console');
+    expect(a.filter((x) => x === '-serial')).toHaveLength(1);
+  });
+
   it('VNC: a VGA screen on the VNC display and no serial unless asked', () => {
     const a = qemuArgs({ ...base, display: { kind: 'vnc', vnc: ':3', serial: false } });
     expect(after(a, '-vnc')).toBe(':3');

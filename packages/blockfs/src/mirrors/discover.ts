@@ -52,6 +52,21 @@ export interface DiscoveredMirrors {
   readonly via: 'SRV' | 'TXT' | 'A';
 }
 
+/**
+ * The DNS server answered REFUSED: it is up, but does not serve that zone
+ * (a wrong --pool, or --dns naming another zone's server). Still "could not
+ * answer" to the failover, but the message must not say "unavailable".
+ */
+export class PoolNotServedError extends MirrorUnavailableError {
+  constructor(
+    source: string,
+    readonly pool: string,
+  ) {
+    super(source, `pool ${pool}: EREFUSED`);
+    this.message = `${source} does not serve pool ${pool} (it answered REFUSED); check the --pool name, or give --dns a server of that zone`;
+  }
+}
+
 /** Codes c-ares uses for "the name or the record type does not exist": an empty answer, not a failure. */
 const EMPTY = new Set(['ENODATA', 'ENOTFOUND']);
 
@@ -127,6 +142,7 @@ export async function discoverMirrors(pool: string, options: DiscoverOptions = {
         'A',
       );
 
+    if (failures.some((e) => (e as { code?: string }).code === 'EREFUSED')) throw new PoolNotServedError(where, zone);
     if (failures.length) {
       throw new MirrorUnavailableError(
         where,

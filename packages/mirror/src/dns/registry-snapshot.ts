@@ -1,3 +1,4 @@
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_TTL_INTERVALS } from '../heartbeat.js';
 import type { MirrorRecord, Registry } from '../registry/registry.js';
 
 /**
@@ -8,12 +9,23 @@ import type { MirrorRecord, Registry } from '../registry/registry.js';
 export const DEFAULT_REGISTRY_REFRESH_MS = 500;
 
 /**
+ * After the registry failed, or was reconnected (it may have restarted
+ * empty), the mirrors it held are still answered for one heartbeat TTL (6 s)
+ * beside those it lists: within it every live mirror has beaten again (its
+ * heartbeat retries every 2 s), and a mirror that died meanwhile leaves when
+ * it ends, as its record would have expired. Without it a Redis restart
+ * answered "0 live mirrors" until the heartbeats came back (about 1.6 s).
+ */
+export const DEFAULT_RECOVERY_GRACE_MS = DEFAULT_TTL_INTERVALS * DEFAULT_HEARTBEAT_INTERVAL_MS;
+
+/**
  * The live mirror records as last read from the registry, refreshed on a
  * timer, so answering a DNS query is pure work over memory whatever the
  * registry's latency. When a refresh fails the last good list is kept (a
  * Redis restart must not empty the pool; clients fail over from a dead
  * mirror on their own) and the failure is logged once, with a line again
- * when it recovers.
+ * when it recovers; and for DEFAULT_RECOVERY_GRACE_MS after a failure or a
+ * reconnection, mirrors missing from the new list are kept (see there).
  */
 export class RegistrySnapshot {
   private current: readonly MirrorRecord[] = [];
@@ -22,6 +34,10 @@ export class RegistrySnapshot {
   private readonly stopped = new AbortController();
   private inFlight: Promise<void> = Promise.resolve();
   private running: AbortSignal = this.stopped.signal;
+  private epoch: number | undefined;
+  /** The list before the registry failed or reconnected, kept beside new lists until `holdUntil`. */
+  private held: readonly MirrorRecord[] = [];
+  private holdUntil = 0;
   /** When the list was last read successfully (ms, the `now` clock). */
   refreshedAt = 0;
 
@@ -31,7 +47,7 @@ export class RegistrySnapshot {
       logger?: { info(m: string): void; fault(m: string): void };
       now?: () => number;
     },
-    private readonly options: { refreshMs?: number } = {},
+    private readonly options: { refreshMs?: number; recoveryGraceMs?: number } = {},
   ) {}
 
   get records(): readonly MirrorRecord[] {
@@ -43,6 +59,7 @@ export class RegistrySnapshot {
     const all = AbortSignal.any([signal, this.stopped.signal]);
     this.running = all;
     this.current = await this.components.registry.list(all);
+    this.epoch = this.components.registry.epoch;
     this.refreshedAt = (this.components.now ?? Date.now)();
     const every = this.options.refreshMs ?? DEFAULT_REGISTRY_REFRESH_MS;
     const tick = () => {
@@ -65,9 +82,20 @@ export class RegistrySnapshot {
     const { registry, logger } = this.components;
     try {
       const records = await registry.list(signal);
-      this.current = records;
-      this.refreshedAt = (this.components.now ?? Date.now)();
-      if (this.failing) logger?.info(`${registry} answers again: ${records.length} live mirror(s)`);
+      const now = (this.components.now ?? Date.now)();
+      if (this.failing || registry.epoch !== this.epoch) {
+        if (now >= this.holdUntil) this.held = this.current;
+        this.holdUntil = now + (this.options.recoveryGraceMs ?? DEFAULT_RECOVERY_GRACE_MS);
+      }
+      this.epoch = registry.epoch;
+      this.current = now < this.holdUntil ? withHeld(records, this.held) : records;
+      this.refreshedAt = now;
+      if (this.failing) {
+        const kept = this.current.length - records.length;
+        logger?.info(
+          `${registry} answers again: ${records.length} live mirror(s)${kept ? `; ${kept} more kept from before until their heartbeats return` : ''}`,
+        );
+      }
       this.failing = false;
     } catch (e) {
       if (this.running.aborted) return;
@@ -77,4 +105,11 @@ export class RegistrySnapshot {
       this.failing = true;
     }
   }
+}
+
+/** The new list, then the held mirrors it does not have (yet), each the same object as before. */
+function withHeld(records: readonly MirrorRecord[], held: readonly MirrorRecord[]): readonly MirrorRecord[] {
+  const listed = new Set(records.map((r) => r.id));
+  const missing = held.filter((r) => !listed.has(r.id));
+  return missing.length ? [...records, ...missing] : records;
 }

@@ -11,6 +11,12 @@ export interface RegistrySpec {
   readonly redisCluster?: boolean | undefined;
   /** A mirrors file (mirrors-file.ts): the embedded default for one machine. */
   readonly mirrorsFile?: string | undefined;
+  /**
+   * false: a Redis that does not answer yet is not an error; the registry
+   * connects in the background (`serve`, whose heartbeat retries every beat,
+   * as docs/dns-balance.md promises). Default true: checked now.
+   */
+  readonly waitForRedis?: boolean | undefined;
 }
 
 /**
@@ -31,6 +37,13 @@ export async function openRegistry(
     throw new UsageError('--redis and --mirrors both name a registry; give one');
   }
   if (spec.redisCluster && !spec.redis) throw new UsageError('--redis-cluster needs --redis URL (a seed node)');
+  if (spec.redis && spec.waitForRedis === false) {
+    return RedisRegistry.open(
+      { logger: components.logger },
+      { url: spec.redis, cluster: spec.redisCluster },
+      components.signal,
+    );
+  }
   if (spec.redis) {
     return RedisRegistry.connect(
       { logger: components.logger },

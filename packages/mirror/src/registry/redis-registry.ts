@@ -73,6 +73,8 @@ export class RedisRegistry implements Registry {
   private readonly logger: { fault(m: string): void } | undefined;
   private readonly where: string;
   private lastError: string | undefined;
+  /** Connections made so far: a new one may reach a Redis that restarted empty (Registry.epoch). */
+  private connections = 0;
   /**
    * The last listing's records by their JSON: an unchanged record is not
    * decoded again, and stays the same object, so what DNS-Balance works out
@@ -88,6 +90,9 @@ export class RedisRegistry implements Registry {
     // Without a listener ioredis prints every failed reconnect; keep the reason for our own messages instead.
     this.redis.on('error', (e: Error) => {
       this.lastError = (e as { code?: string }).code ?? e.message;
+    });
+    this.redis.on('ready', () => {
+      this.connections++;
     });
   }
 
@@ -107,6 +112,36 @@ export class RedisRegistry implements Registry {
       throw e;
     }
     return registry;
+  }
+
+  /**
+   * Connects like connect(), but a Redis that does not answer is not an
+   * error: for a daemon that must run while Redis is down (`serve`: its
+   * heartbeat retries every beat, and registers once Redis answers). Until
+   * then every command fails fast, as after a lost connection; the client
+   * keeps reconnecting with the same backoff.
+   */
+  static async open(
+    components: { logger?: { fault(m: string): void } },
+    options: RedisRegistryOptions,
+    signal?: AbortSignal,
+  ): Promise<RedisRegistry> {
+    parseRedisUrl(options.url, { cluster: options.cluster });
+    const registry = new RedisRegistry(components, options);
+    try {
+      await registry.command('connect', () => registry.redis.connect(), signal);
+    } catch (e) {
+      if (signal?.aborted) {
+        registry.redis.disconnect();
+        throw e;
+      }
+      // Not connected yet: the reconnect strategy keeps trying, and the heartbeat says so.
+    }
+    return registry;
+  }
+
+  get epoch(): number {
+    return this.connections;
   }
 
   async register(record: MirrorRecord, ttlMs: number, signal?: AbortSignal): Promise<void> {
@@ -185,7 +220,9 @@ export class RedisRegistry implements Registry {
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
       if (e instanceof InvalidArgumentError || e instanceof MirrorUnavailableError) throw e;
-      const why = (e as Error).message || this.lastError || String(e);
+      // ioredis's "Stream isn't writeable and enableOfflineQueue options is false" means: not connected.
+      const offline = this.redis.status !== 'ready' && /writeable|Connection is closed/.test((e as Error).message);
+      const why = offline ? 'not connected' : (e as Error).message || this.lastError || String(e);
       throw new MirrorUnavailableError(
         this.where,
         `${what}: ${why}${this.lastError && !why.includes(this.lastError) ? ` (${this.lastError})` : ''}`,

@@ -27,5 +27,11 @@ export interface Registry {
   unregister(id: string, signal?: AbortSignal): Promise<void>;
   /** Every live (unexpired) record. */
   list(signal?: AbortSignal): Promise<MirrorRecord[]>;
+  /**
+   * Changes each time the registry may have lost what it held, such as a new
+   * connection to a Redis that may have restarted empty; absent where
+   * nothing is ever lost (a file, memory).
+   */
+  readonly epoch?: number;
   close(): Promise<void>;
 }

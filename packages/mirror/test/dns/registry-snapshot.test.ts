@@ -7,6 +7,8 @@ import { record } from '../registry/registry-contract.js';
 
 class FlakyRegistry extends MemoryRegistry {
   failing = false;
+  /** Registry.epoch: bump it to play a reconnection. */
+  epoch = 0;
   lists = 0;
   override async list(signal?: AbortSignal): Promise<MirrorRecord[]> {
     this.lists++;
@@ -71,6 +73,50 @@ describe('RegistrySnapshot', () => {
     const n = registry.lists;
     await sleep(40);
     expect(registry.lists).toBeLessThanOrEqual(n + 1);
+    await snapshot.stop();
+  });
+
+  it('a registry back empty after failing, or reconnected, keeps its mirrors for the grace, beside those back', async () => {
+    const registry = new FlakyRegistry();
+    const a = record({ id: 'a:1', url: 'http://a:1/' });
+    const b = record({ id: 'b:1', url: 'http://b:1/' });
+    await registry.register(a, 60_000);
+    await registry.register(b, 60_000);
+    const lines: string[] = [];
+    const snapshot = new RegistrySnapshot(
+      { registry, logger: { info: (m) => lines.push(m), fault: () => {} } },
+      { refreshMs: 10, recoveryGraceMs: 300 },
+    );
+    await snapshot.start(new AbortController().signal);
+    const ids = () => snapshot.records.map((r) => r.id);
+    // A restart: unreachable, then back empty, then one heartbeat.
+    registry.failing = true;
+    await registry.unregister(a.id);
+    await registry.unregister(b.id);
+    await until(() => lines.length > 0 || registry.lists > 3);
+    registry.failing = false;
+    expect(await until(() => lines.length === 1)).toBe(true);
+    expect(lines[0]).toBe(
+      'flaky answers again: 0 live mirror(s); 2 more kept from before until their heartbeats return',
+    );
+    expect(ids()).toEqual(['a:1', 'b:1']);
+    await registry.register({ ...b, load: 7 }, 60_000);
+    expect(await until(() => snapshot.records[0]?.load === 7)).toBe(true);
+    expect(ids()).toEqual(['b:1', 'a:1']);
+    // After the grace, only what the registry lists: a never came back.
+    expect(await until(() => ids().length === 1, 2_000)).toBe(true);
+    expect(ids()).toEqual(['b:1']);
+    // A reconnection with no failed read (a restart between two reads) holds the same way.
+    registry.epoch++;
+    await registry.unregister(b.id);
+    await sleep(100);
+    expect(ids()).toEqual(['b:1']);
+    // ...while without one an unregistered mirror leaves at the next read.
+    expect(await until(() => ids().length === 0, 2_000)).toBe(true);
+    await registry.register(a, 60_000);
+    expect(await until(() => ids().length === 1)).toBe(true);
+    await registry.unregister(a.id);
+    expect(await until(() => ids().length === 0, 500)).toBe(true);
     await snapshot.stop();
   });
 });
