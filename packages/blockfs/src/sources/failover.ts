@@ -76,7 +76,8 @@ const BACKOFF_MAX_MS = 1_000;
  * the rest). It was 200 ms; at 20 ms RTT a sequential reader's read-ahead
  * is ~150 ms ahead, so a dripped read-ahead block was not yet due when the
  * reader reached it, and each drip cost the reader the difference: the
- * bench's 3 % and 10 % drip reads took 2.6-2.8× and 5.6× the fault-free one.
+ * bench's 3 % and 10 % drip reads took 2.45× and 6.37× the fault-free one
+ * (then 1.49× and 4.39× at 100 ms; docs/PERFORMANCE.md).
  */
 export const HEDGE_FACTOR = 4;
 export const HEDGE_MIN_MS = 100;
