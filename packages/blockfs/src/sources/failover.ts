@@ -70,12 +70,17 @@ const BACKOFF_MAX_MS = 1_000;
  * mirror in order, or to the same one on another connection when it is the
  * only one; the first answer that verifies wins and the other is aborted.
  * Four times the typical latency is rare for a healthy mirror (a request
- * that slow is in the tail, not the body, of the distribution), and 200 ms
+ * that slow is in the tail, not the body, of the distribution), and 100 ms
  * keeps loopback and LAN mirrors, whose typical latency is a few ms, from
- * hedging on every hiccup of a busy machine.
+ * hedging on every hiccup of a busy machine (the hedge budget below bounds
+ * the rest). It was 200 ms; at 20 ms RTT a sequential reader's read-ahead
+ * is ~150 ms ahead, so a dripped read-ahead block was not yet due when the
+ * reader reached it, and each drip cost the reader the difference: the
+ * bench's 3 % and 10 % drip reads took 2.45× and 6.37× the fault-free one
+ * (then 1.49× and 4.39× at 100 ms; docs/PERFORMANCE.md).
  */
 export const HEDGE_FACTOR = 4;
-export const HEDGE_MIN_MS = 200;
+export const HEDGE_MIN_MS = 100;
 
 /**
  * Hedges are bounded to one for every ten attempts, with a burst of ten: a
