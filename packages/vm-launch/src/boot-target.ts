@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
+import { UsageError } from '@thfc/format';
 import { findEntry, type ResolvedEntry, resolveEntry } from './catalog.js';
 import { classifyImage } from './image-ref.js';
 import { loadCatalog } from './load-catalog.js';
@@ -30,9 +31,13 @@ export async function resolveTarget(
   io: VmIo,
 ): Promise<Target> {
   if (o.entry) return catalogTarget(o.entry);
-  const abs = resolve(io.cwd, o.image);
+  // IMAGE#sha256:HEX pins an index (docs/httpstorged.md, Pinned versions): classified without the pin.
+  const pinned = /^(.+?)(#sha256:[0-9a-f]{64})$/.exec(o.image);
+  const image = pinned ? (pinned[1] as string) : o.image;
+  const pin = pinned?.[2] ?? '';
+  const abs = resolve(io.cwd, image);
   const st = await stat(abs).catch(() => undefined);
-  const ref = classifyImage(o.image, {
+  const ref = classifyImage(image, {
     isFile: !!st?.isFile() || !!st?.isBlockDevice(),
     looksLikeIndex: st?.isFile() ? await startsLikeIndex(abs) : false,
     hasCatalog: o.catalog !== undefined,
@@ -40,13 +45,20 @@ export async function resolveTarget(
     hasPool: o.pool,
   });
   if (ref.kind === 'file') {
+    if (pin) throw new UsageError(`${o.image}: a #sha256: pin names a version of an index, not of a disk file`);
     const name = basename(abs).replace(/\.(img|raw|iso)$/, '');
     return { kind: 'file', source: 'file', location: abs, name, diskName: basename(abs) };
   }
   if (ref.kind === 'index') {
     const pooled = o.pool && !st && !ref.url.includes('/');
     const location = /^[a-z][a-z0-9+.-]*:\/\//i.test(ref.url) || pooled ? ref.url : abs;
-    return { kind: 'index', source: 'index', location, name: nameOfIndex(location), diskName: nameOfIndex(location) };
+    return {
+      kind: 'index',
+      source: 'index',
+      location: `${location}${pin}`,
+      name: nameOfIndex(location),
+      diskName: nameOfIndex(location),
+    };
   }
   const { href, catalog } = await loadCatalog(o.catalog as string, { cwd: io.cwd, signal: io.signal });
   return catalogTarget(resolveEntry(findEntry(catalog, ref.name, href), href));
@@ -57,9 +69,12 @@ export function catalogTarget(entry: ResolvedEntry): Target {
   return { kind: 'index', source: 'catalog', location, name: entry.name, diskName: nameOfIndex(location), entry };
 }
 
-/** httpstorged takes http(s) URLs and paths. */
+/** httpstorged takes http(s) URLs and paths; a `#sha256:…` pin (docs/httpstorged.md) stays on either. */
 function indexArg(url: string): string {
-  return localPath(url) ?? url;
+  const path = localPath(url);
+  if (path === undefined) return url;
+  const pin = /#sha256:[0-9a-f]{64}$/.exec(url)?.[0] ?? '';
+  return `${path}${pin}`;
 }
 
 async function startsLikeIndex(path: string): Promise<boolean> {

@@ -30,6 +30,31 @@ describe('resolveTarget', () => {
     });
   });
 
+  it('a catalog entry pinned to a digest keeps its pin, over http and as a path (issue 15 §1)', async () => {
+    const pin = `#sha256:${'ab'.repeat(32)}`;
+    await writeFile(
+      join(dir, 'catalog.json'),
+      JSON.stringify({ format: 'thfc-catalog', version: 1, images: [{ name: 'deb', index: `store/deb.idx${pin}` }] }),
+    );
+    const t = await resolveTarget({ image: 'deb', catalog: '.' }, testIo({ cwd: dir }));
+    expect(t).toMatchObject({ kind: 'index', location: `${join(dir, 'store', 'deb.idx')}${pin}`, name: 'deb' });
+    expect(t.diskName).toBe('deb');
+    expect(await resolveTarget({ image: `http://m/x/deb.idx${pin}` }, testIo({ cwd: dir }))).toMatchObject({
+      location: `http://m/x/deb.idx${pin}`,
+      name: 'deb',
+    });
+    await writeFile(join(dir, 'local.idx'), 'thfc-index 1\nname local\n');
+    await writeFile(join(dir, 'disk.img'), 'x');
+    expect(await resolveTarget({ image: `local.idx${pin}` }, testIo({ cwd: dir }))).toMatchObject({
+      kind: 'index',
+      location: `${join(dir, 'local.idx')}${pin}`,
+      name: 'local',
+    });
+    await expect(resolveTarget({ image: `disk.img${pin}` }, testIo({ cwd: dir }))).rejects.toThrow(
+      /not of a disk file/,
+    );
+  });
+
   it('a catalog name: its index (as a path for file:// catalogs) and its entry', async () => {
     await writeFile(
       join(dir, 'catalog.json'),
