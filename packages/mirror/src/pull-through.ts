@@ -1,15 +1,19 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, SILENT_LOGGER } from '@thfc/blockfs/client';
+import { type Logger, MAX_INDEX_BYTES, SILENT_LOGGER } from '@thfc/blockfs/client';
 import {
   BlockCorruptError,
   BlockNotFoundError,
   type DecodedIndex,
   decodeIndex,
+  decodeVersionList,
   fsError,
+  MAX_VERSION_LIST_BYTES,
   MirrorUnavailableError,
+  VERSIONS_DIR,
+  versionListPath,
 } from '@thfc/format';
-import { readIndexFile, writeIndexFiles } from '@thfc/packer';
+import { readIndexFile, VersionStore, writeFileAtomic, writeIndexFiles } from '@thfc/packer';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
@@ -111,6 +115,31 @@ export class PullThrough {
     return joinOrStart(this.profiles, name, () => this.fetchProfile(name));
   }
 
+  /**
+   * Fetches `versions/NAME/versions.json` (retained versions, FORMAT.md §5.9)
+   * into the store as the upstream publishes it; false when it publishes none.
+   */
+  versionList(name: string): Promise<boolean> {
+    return joinOrStart(this.indexes, versionListPath(name), () => this.fetchVersionList(name));
+  }
+
+  /**
+   * Fetches the retained version `versions/NAME/FILE`, checked against the
+   * upstream's list (its digest) before it is stored; false when the list
+   * names no such file. Its blocks are then pulled on demand like any index's.
+   */
+  version(name: string, file: string): Promise<boolean> {
+    return joinOrStart(this.indexes, `${VERSIONS_DIR}/${name}/${file}`, () => this.fetchVersion(name, file));
+  }
+
+  /** Called when a local version list is served: refreshed in the background once it is old, as an index is. */
+  revalidateVersionList(name: string): void {
+    if (!this.due(versionListPath(name))) return;
+    this.versionList(name).catch((e) =>
+      this.logger.fault(`revalidating ${versionListPath(name)}: ${(e as Error).message}`),
+    );
+  }
+
   /** Called when a local copy of NAME.idx is served: refreshes it in the background once it is old. */
   revalidateIndex(name: string): void {
     if (!this.due(`${name}.idx`)) return;
@@ -199,6 +228,66 @@ export class PullThrough {
     return true;
   }
 
+  private async fetchVersionList(name: string): Promise<boolean> {
+    const { upstream, store, metrics } = this.components;
+    const relative = versionListPath(name);
+    const bytes = await this.fromUpstream(() => upstream.fetchStoreFile(relative, MAX_VERSION_LIST_BYTES, this.signal));
+    this.checkedAt.set(relative, this.now());
+    if (!bytes) {
+      metrics.pull('not_found');
+      return false;
+    }
+    // Strictly decoded before it is stored: its file names become paths in this store.
+    decodeVersionList(bytes.toString('utf8'), `upstream ${relative}`);
+    await mkdir(join(store.root, VERSIONS_DIR, name), { recursive: true });
+    await writeFileAtomic(join(store.root, relative), bytes, { durable: true, signal: this.signal });
+    metrics.pull('fetched', bytes.length);
+    return true;
+  }
+
+  private async fetchVersion(name: string, file: string): Promise<boolean> {
+    const { upstream, store, refs, metrics } = this.components;
+    if (!(await this.versionList(name))) return false;
+    const listed = (await new VersionStore(store.root).list(name)).versions.find((v) => v.file === file);
+    if (!listed) return false;
+    const relative = `${VERSIONS_DIR}/${name}/${file}`;
+    const bytes = await this.fromUpstream(() => upstream.fetchStoreFile(relative, MAX_INDEX_BYTES, this.signal));
+    if (!bytes) {
+      metrics.pull('not_found');
+      return false;
+    }
+    let decoded: DecodedIndex;
+    try {
+      decoded = decodeIndex(bytes);
+    } catch (e) {
+      metrics.error('corrupt');
+      throw new MirrorUnavailableError(upstream.toString(), `${relative}: ${(e as Error).message}`);
+    }
+    if (decoded.digest !== listed.digest || decoded.index.header.name !== name) {
+      metrics.error('corrupt');
+      throw new MirrorUnavailableError(
+        upstream.toString(),
+        `${relative} holds ${decoded.digest}, not ${listed.digest}`,
+      );
+    }
+    refs.addIndex(decoded.index, decoded.digest);
+    await writeFileAtomic(join(store.root, relative), decoded.bytes, { durable: true, signal: this.signal });
+    metrics.pull('fetched', bytes.length);
+    return true;
+  }
+
+  /** An upstream fetch, counted as a failed pull when no upstream could answer. */
+  private async fromUpstream<T>(fetch: () => Promise<T>): Promise<T> {
+    try {
+      return await fetch();
+    } catch (e) {
+      this.signal.throwIfAborted();
+      this.components.metrics.pull('failed');
+      this.components.metrics.error('upstream');
+      throw e;
+    }
+  }
+
   private async fetchProfile(name: string): Promise<boolean> {
     const { upstream, store, metrics } = this.components;
     const indexPath = join(store.root, `${name}.idx`);
@@ -274,6 +363,15 @@ export class PullThrough {
         if (refs.knows(entry.digest)) continue;
         const d = await readIndexFile(join(store.root, entry.file));
         refs.addIndex(d.index, d.digest);
+      }
+      // Retained versions pulled earlier: a client pinned to one still gets its blocks after a restart.
+      const versions = new VersionStore(store.root);
+      for (const name of await versions.names()) {
+        for (const v of (await versions.list(name)).versions) {
+          if (refs.knows(v.digest)) continue;
+          const d = await readIndexFile(join(versions.dir(name), v.file)).catch(() => undefined);
+          if (d?.digest === v.digest) refs.addIndex(d.index, d.digest);
+        }
       }
     } catch (e) {
       this.logger.fault(`reading the store's indexes: ${(e as Error).message}`);

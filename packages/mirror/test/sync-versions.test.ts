@@ -1,11 +1,11 @@
 import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeIndex } from '@thfc/format';
+import { blockPath, decodeIndex } from '@thfc/format';
 import { runPack, VersionStore } from '@thfc/packer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMirror } from '../src/serve.js';
 import { runSync } from '../src/sync.js';
-import { tempDir, testIo, testMirror } from './helpers.js';
+import { get, tempDir, testIo, testMirror } from './helpers.js';
 
 /**
  * Retained versions through a replica (docs/FORMAT.md §5.9): `sync` copies
@@ -90,6 +90,52 @@ describe('sync of retained versions', () => {
         new RegExp(`${v1File}: holds ${decodeIndex(await readFile(join(hostileStore, 'doc.idx'))).digest}; not copied`),
       );
     } finally {
+      await hostile.close();
+    }
+  });
+});
+
+describe('pull-through of retained versions', () => {
+  it('fills versions/NAME/ on demand, checked against the list, and then the blocks only the old version has', async () => {
+    const [v1, v2] = digests as [string, string];
+    const m = await testMirror({ store: join(work, 'pull'), upstreams: [upstream.url] });
+    try {
+      const list = await get(`${m.url}versions/doc/versions.json`);
+      expect(list.status).toBe(200);
+      const files = JSON.parse(list.body.toString()).versions as { file: string; digest: string }[];
+      const v1File = files.find((f) => f.digest === v1)?.file as string;
+      const got = await get(`${m.url}versions/doc/${v1File}`);
+      expect(got.status).toBe(200);
+      expect(got.body.equals(await readFile(join(upstreamStore, 'versions/doc', v1File)))).toBe(true);
+      // A block of v1 that v2 does not have: known through the pulled version, so pulled too.
+      const v2Ids = new Set(
+        decodeIndex(await readFile(join(upstreamStore, 'doc.idx')))
+          .index.uniqueRefs()
+          .keys(),
+      );
+      const only1 = [...decodeIndex(got.body).index.uniqueRefs().keys()].find((id) => !v2Ids.has(id)) as string;
+      expect((await get(`${m.url}${blockPath(only1)}`)).status).toBe(200);
+      expect((await get(`${m.url}versions/doc/20200101T000000Z-000000000000.idx`)).status).toBe(404);
+      expect(v2).not.toBe(v1);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('refuses a retained version whose bytes hold another digest: 502, nothing stored', async () => {
+    const [v1] = digests as [string];
+    const hostileStore = join(work, 'hostile-pull');
+    await cp(upstreamStore, hostileStore, { recursive: true });
+    const list = await new VersionStore(hostileStore).list('doc');
+    const v1File = list.versions.find((v) => v.digest === v1)?.file as string;
+    await writeFile(join(hostileStore, 'versions/doc', v1File), await readFile(join(hostileStore, 'doc.idx')));
+    const hostile = await testMirror({ store: hostileStore });
+    const m = await testMirror({ store: join(work, 'pull2'), upstreams: [hostile.url] });
+    try {
+      expect((await get(`${m.url}versions/doc/${v1File}`)).status).toBe(502);
+      await expect(readFile(join(work, 'pull2', 'versions/doc', v1File))).rejects.toThrow(/ENOENT/);
+    } finally {
+      await m.close();
       await hostile.close();
     }
   });

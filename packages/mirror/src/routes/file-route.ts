@@ -15,11 +15,41 @@ import { sendFile } from './send-representation.js';
 export const INDEX_MAX_AGE_SECONDS = 60;
 export const ROOT_FILE_CACHE_CONTROL = `public, max-age=${INDEX_MAX_AGE_SECONDS}`;
 
-/** The root files pull-through fills: an image's index and its boot profile. */
-function pulledKind(name: string): { kind: 'index' | 'profile'; image: string } | undefined {
+/** The files pull-through fills: an image's index and boot profile, and its retained versions and their list. */
+type Pulled =
+  | { kind: 'index' | 'profile' | 'versions'; image: string }
+  | { kind: 'version'; image: string; file: string };
+
+function pulledKind(name: string): Pulled | undefined {
+  const v = /^versions\/([^/]+)\/([^/]+)$/.exec(name);
+  if (v && isImageName(v[1] as string))
+    return v[2] === 'versions.json'
+      ? { kind: 'versions', image: v[1] as string }
+      : { kind: 'version', image: v[1] as string, file: v[2] as string };
   if (name.endsWith('.idx') && isImageName(name.slice(0, -4))) return { kind: 'index', image: name.slice(0, -4) };
   if (name.endsWith('.profile') && isImageName(name.slice(0, -8))) return { kind: 'profile', image: name.slice(0, -8) };
   return undefined;
+}
+
+/** Asks pull-through for a missing file; true once it is in the store. */
+function pull(p: Pulled, pt: NonNullable<RouteContext['pull']>): Promise<boolean> {
+  switch (p.kind) {
+    case 'index':
+      return pt.index(p.image);
+    case 'profile':
+      return pt.profile(p.image);
+    case 'versions':
+      return pt.versionList(p.image);
+    case 'version':
+      return pt.version(p.image, p.file);
+  }
+}
+
+/** A served copy is checked against the upstream in the background once old; a version file never changes. */
+function revalidate(p: Pulled, pt: NonNullable<RouteContext['pull']>): void {
+  if (p.kind === 'index') pt.revalidateIndex(p.image);
+  else if (p.kind === 'profile') pt.revalidateProfile(p.image);
+  else if (p.kind === 'versions') pt.revalidateVersionList(p.image);
 }
 
 function contentTypeOf(name: string): string {
@@ -43,15 +73,11 @@ export async function serveRootFile(ex: Exchange, name: string, ctx: RouteContex
   const pulled = pulledKind(name);
   let file = await ctx.store.openRootFile(name);
   if (ctx.pull && pulled) {
-    const { kind, image } = pulled;
-    if (file) {
-      if (kind === 'index') ctx.pull.revalidateIndex(image);
-      else ctx.pull.revalidateProfile(image);
-    } else {
+    const { kind } = pulled;
+    if (file) revalidate(pulled, ctx.pull);
+    else {
       try {
-        if (await (kind === 'index' ? ctx.pull.index(image) : ctx.pull.profile(image))) {
-          file = await ctx.store.openRootFile(name);
-        }
+        if (await pull(pulled, ctx.pull)) file = await ctx.store.openRootFile(name);
       } catch (e) {
         if (!(e instanceof MirrorUnavailableError)) throw e;
         ctx.logger.fault(`pull-through of ${name} failed: ${e.message}`);
