@@ -24,6 +24,7 @@ import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
+import { MissingBlocks } from './missing-blocks.js';
 import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
@@ -186,7 +187,7 @@ export interface ImageState {
   blocks: BlockReader;
   failover: Failover | undefined;
   memory: MemoryCache;
-  missing: Set<string>;
+  missing: MissingBlocks;
   unique: number;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
@@ -289,10 +290,8 @@ export async function mountImages(
   const images: ImageState[] = [];
   for (const l of loaded) {
     const index = l.decoded.index;
-    const unique = index.uniqueRefs();
-    const uniqueIds = [...unique.keys()];
     // Local: a cache entry of the block's decoded length (an entry of another format is not).
-    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
+    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
     const built = builder.build(bases, counters);
@@ -337,7 +336,7 @@ export async function mountImages(
       failover: built.failover,
       memory: built.memory,
       missing,
-      unique: uniqueIds.length,
+      unique: index.uniqueCount(),
       counts: index.counts(),
     });
   }
@@ -491,7 +490,6 @@ export function imageStatus(s: ImageState): ImageStatus {
  */
 async function openPrefetch(
   l: LoadedIndex,
-  unique: Map<string, BlockRef>,
   blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
   options: Omit<MountOptions, 'mountpoint'>,
@@ -511,7 +509,9 @@ async function openPrefetch(
       const checked = verifyInlineSignatures(profile.bytes, profile.signatures);
       requireTrusted(decideTrust(checked, name, store, new Date(), 'profile'), `the profile of ${name}`, 'use');
     }
-    const refs = profile.blocks.map((id) => unique.get(id) as BlockRef);
+    const index = l.decoded.index;
+    // checkProfile let only the index's ids through.
+    const refs = profile.blocks.map((id) => index.ref(index.findBlock(id)) as BlockRef);
     components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
     return {
       prefetcher: new Prefetcher({ blocks, logger: components.logger }, refs, {
@@ -542,8 +542,7 @@ export async function runBackground(
 ): Promise<void> {
   const { logger } = components;
   const name = s.index.header.name;
-  const unique = s.index.uniqueRefs();
-  const opened = await openPrefetch(s.loaded, unique, s.blocks, components, options, signal);
+  const opened = await openPrefetch(s.loaded, s.blocks, components, options, signal);
   if (opened) {
     s.late.prefetcher = opened.prefetcher;
     s.late.prefetchSource = opened.source;
@@ -554,7 +553,7 @@ export async function runBackground(
   const profileIds = new Set(opened?.ids ?? []);
   s.late.filler = new Prefetcher(
     { blocks: s.blocks, logger },
-    [...unique.values()].filter((r) => s.missing.has(r.id) && !profileIds.has(r.id)),
+    [...s.missing.refs()].filter((r) => !profileIds.has(r.id)),
     { parallel: DEFAULT_BACKGROUND_PARALLEL, bytesPerSecond: options.prefetchRate },
   );
   await s.late.filler.run(signal);

@@ -8,6 +8,7 @@ import { ImageReader, newReadStream } from './image-reader.js';
 import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
+import { MissingBlocks } from './missing-blocks.js';
 import {
   DEFAULT_TIMEOUT_MS,
   type ImageState,
@@ -136,8 +137,7 @@ export async function serveImages(
 
   const images: ImageState[] = loaded.map((l) => {
     const index = l.decoded.index;
-    const unique = index.uniqueRefs();
-    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
+    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
     const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
@@ -166,7 +166,7 @@ export async function serveImages(
       failover: built.failover,
       memory: built.memory,
       missing,
-      unique: unique.size,
+      unique: index.uniqueCount(),
       counts: index.counts(),
     };
   });
