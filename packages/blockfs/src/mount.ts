@@ -20,7 +20,7 @@ import { SourceBuilder } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
 import { ImageReader, newReadStream } from './image-reader.js';
-import { type LoadedIndex, loadIndex } from './index-loader.js';
+import { type HeldIndex, heldIndex, type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
@@ -29,6 +29,7 @@ import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mo
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
+import { collectGarbage } from './release-memory.js';
 import type { BlockReader } from './sources/block-reader.js';
 import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
@@ -180,7 +181,7 @@ const SESSION_END_MS = 5_000;
 const SESSION_GONE_MS = 500;
 
 export interface ImageState {
-  loaded: LoadedIndex;
+  loaded: HeldIndex;
   index: ImageIndex;
   reader: ImageReader;
   counters: CacheCounters;
@@ -328,7 +329,7 @@ export async function mountImages(
       recorder,
       watcher,
       late,
-      loaded: l,
+      loaded: heldIndex(l),
       index,
       reader,
       counters,
@@ -340,6 +341,8 @@ export async function mountImages(
       counts: index.counts(),
     });
   }
+  // The images hold their indexes without the files' bytes: let those go (they are most of a big index's memory).
+  loaded.length = 0;
 
   const started = new Date();
   const status = (): MountStatus => ({
@@ -396,6 +399,8 @@ export async function mountImages(
   // Which mount is ours: after a lazy detach another may be mounted at the same path, and must be left alone.
   const device = await mountDevice(mountpoint);
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+  // Once this function has returned: its suspended frame may still point at what it loaded.
+  setImmediate(collectGarbage);
   pool?.onChange((urls) => {
     for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
   });
@@ -489,7 +494,7 @@ export function imageStatus(s: ImageState): ImageStatus {
  * the mount goes on without prefetch.
  */
 async function openPrefetch(
-  l: LoadedIndex,
+  l: HeldIndex,
   blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
   options: Omit<MountOptions, 'mountpoint'>,

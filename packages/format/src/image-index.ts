@@ -498,8 +498,13 @@ export class IndexDecoder {
     this.state = n === 0 ? 'end' : 'entries';
   }
 
-  private grow(): void {
-    const cap = Math.min(this.expected, Math.max(1024, this.codes.length * 2));
+  /**
+   * Room for more entries. `ahead`: bytes already received and not yet
+   * parsed; each entry line takes at least 5 of them, so a whole index given
+   * at once is sized in one step, with no copies left behind to collect.
+   */
+  private grow(ahead = 0): void {
+    const cap = Math.min(this.expected, Math.max(1024, this.codes.length * 2, this.count + Math.ceil(ahead / 5)));
     const ids = new Uint8Array(cap * this.idLength);
     ids.set(this.ids);
     const codes = new Uint8Array(cap);
@@ -561,7 +566,7 @@ export class IndexDecoder {
         q += 5;
       } else {
         if (q + hexLength + 7 > buf.length || buf[q + hexLength] !== 0x20) break;
-        if (i >= this.codes.length) this.grow();
+        if (i >= this.codes.length) this.grow(buf.length - q);
         if (!hexInto(buf, q, this.ids, i * this.idLength, this.idLength)) break;
         q += hexLength + 1;
         code = codecCodeAt(buf, q);
@@ -579,7 +584,7 @@ export class IndexDecoder {
         if (stored < 1 || (code === CODE_NONE ? stored !== length : stored >= length)) break;
         q++;
       }
-      if (i >= this.codes.length) this.grow();
+      if (i >= this.codes.length) this.grow(buf.length - p);
       this.codes[i] = code;
       this.sizes[i] = stored;
       this.count++;
