@@ -183,13 +183,7 @@ export class ImageIndex {
 
   /** Built on first use: a reader of a few blocks never pays for it. */
   private idTable(): BlockIdTable {
-    this.table ??= new BlockIdTable(
-      this.ids,
-      this.idLength,
-      this.blockCount,
-      (i) => this.codes[i] !== CODE_ZERO,
-      (i) => this.storedSizes[i] as number,
-    );
+    this.table ??= new BlockIdTable(this.ids, this.idLength, this.codes, this.storedSizes);
     return this.table;
   }
 }

@@ -16,9 +16,8 @@ function table(keys: readonly (number | null)[]): BlockIdTable {
   return new BlockIdTable(
     ids,
     20,
-    keys.length,
-    (i) => keys[i] !== null,
-    (i) => 100 + i,
+    Uint8Array.from(keys, (k) => (k === null ? 0 : 2)),
+    Uint32Array.from(keys, (_, i) => 100 + i),
   );
 }
 
