@@ -21,14 +21,16 @@ import { SourceBuilder } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
 import { ImageReader, newReadStream } from './image-reader.js';
-import { type LoadedIndex, loadIndex } from './index-loader.js';
+import { type HeldIndex, heldIndex, type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
+import { MissingBlocks } from './missing-blocks.js';
 import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';
 import { ProfileRecorder } from './profile-recorder.js';
+import { collectGarbage } from './release-memory.js';
 import type { BlockReader } from './sources/block-reader.js';
 import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
@@ -187,14 +189,14 @@ const SESSION_END_MS = 5_000;
 const SESSION_GONE_MS = 500;
 
 export interface ImageState {
-  loaded: LoadedIndex;
+  loaded: HeldIndex;
   index: ImageIndex;
   reader: ImageReader;
   counters: CacheCounters;
   blocks: BlockReader;
   failover: Failover | undefined;
   memory: MemoryCache;
-  missing: Set<string>;
+  missing: MissingBlocks;
   unique: number;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
@@ -275,10 +277,8 @@ export async function mountImages(
   const images: ImageState[] = [];
   for (const l of loaded) {
     const index = l.decoded.index;
-    const unique = index.uniqueRefs();
-    const uniqueIds = [...unique.keys()];
     // Local: a cache entry of the block's decoded length (an entry of another format is not).
-    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
+    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
     const built = builder.build(bases, counters);
@@ -316,7 +316,7 @@ export async function mountImages(
       recorder,
       watcher,
       late,
-      loaded: l,
+      loaded: heldIndex(l),
       index,
       reader,
       counters,
@@ -324,10 +324,12 @@ export async function mountImages(
       failover: built.failover,
       memory: built.memory,
       missing,
-      unique: uniqueIds.length,
+      unique: index.uniqueCount(),
       counts: index.counts(),
     });
   }
+  // The images hold their indexes without the files' bytes: let those go (they are most of a big index's memory).
+  loaded.length = 0;
 
   const started = new Date();
   const status = (): MountStatus => ({
@@ -385,6 +387,8 @@ export async function mountImages(
   // Which mount is ours: after a lazy detach another may be mounted at the same path, and must be left alone.
   const device = await mountDevice(mountpoint);
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+  // Once this function has returned: its suspended frame may still point at what it loaded.
+  setImmediate(collectGarbage);
   pool?.onChange((urls) => {
     for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
   });
@@ -533,8 +537,7 @@ export function imageStatus(s: ImageState): ImageStatus {
  * the mount goes on without prefetch.
  */
 async function openPrefetch(
-  l: LoadedIndex,
-  unique: Map<string, BlockRef>,
+  l: HeldIndex,
   blocks: BlockReader,
   components: { dispatcher: Dispatcher | undefined; logger: Logger },
   options: Omit<MountOptions, 'mountpoint'>,
@@ -554,7 +557,9 @@ async function openPrefetch(
       const checked = verifyInlineSignatures(profile.bytes, profile.signatures);
       requireTrusted(decideTrust(checked, name, store, new Date(), 'profile'), `the profile of ${name}`, 'use');
     }
-    const refs = profile.blocks.map((id) => unique.get(id) as BlockRef);
+    const index = l.decoded.index;
+    // checkProfile let only the index's ids through.
+    const refs = profile.blocks.map((id) => index.ref(index.findBlock(id)) as BlockRef);
     components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
     return {
       prefetcher: new Prefetcher({ blocks, logger: components.logger }, refs, {
@@ -596,8 +601,7 @@ export async function runBackground(
 ): Promise<void> {
   const { logger } = components;
   const name = s.index.header.name;
-  const unique = s.index.uniqueRefs();
-  const opened = await openPrefetch(s.loaded, unique, s.blocks, components, options, signal);
+  const opened = await openPrefetch(s.loaded, s.blocks, components, options, signal);
   if (opened) {
     s.late.prefetcher = opened.prefetcher;
     s.late.prefetchSource = opened.source;
@@ -608,7 +612,7 @@ export async function runBackground(
   const profileIds = new Set(opened?.ids ?? []);
   s.late.filler = new Prefetcher(
     { blocks: s.blocks, logger },
-    [...unique.values()].filter((r) => s.missing.has(r.id) && !profileIds.has(r.id)),
+    [...s.missing.refs()].filter((r) => !profileIds.has(r.id)),
     { parallel: DEFAULT_BACKGROUND_PARALLEL, bytesPerSecond: options.prefetchRate },
   );
   const filler = s.late.filler;

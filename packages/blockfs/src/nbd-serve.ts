@@ -5,9 +5,10 @@ import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { ImageReader, newReadStream } from './image-reader.js';
-import { type LoadedIndex, loadIndex } from './index-loader.js';
+import { heldIndex, type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
+import { MissingBlocks } from './missing-blocks.js';
 import {
   DEFAULT_TIMEOUT_MS,
   type ImageState,
@@ -26,6 +27,7 @@ import type { NbdCounters, NbdExport } from './nbd/session.js';
 import { NBD_MEASUREMENTS_EXPORT, NBD_STATS_EXPORT, readNbdExport } from './nbd/status-client.js';
 import type { Prefetcher } from './prefetcher.js';
 import { ProfileRecorder } from './profile-recorder.js';
+import { collectGarbage } from './release-memory.js';
 import { BlockWorkers } from './sources/block-workers.js';
 import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
@@ -136,8 +138,7 @@ export async function serveImages(
 
   const images: ImageState[] = loaded.map((l) => {
     const index = l.decoded.index;
-    const unique = index.uniqueRefs();
-    const missing = new Set([...unique.values()].filter((r) => !disk?.holds(r.id, r.size)).map((r) => r.id));
+    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
     const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
     const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
@@ -158,7 +159,7 @@ export async function serveImages(
       // An export does not revalidate its index (--check-interval is the mount's): a restart picks up a new version.
       watcher: undefined,
       late,
-      loaded: l,
+      loaded: heldIndex(l),
       index,
       reader,
       counters,
@@ -166,10 +167,14 @@ export async function serveImages(
       failover: built.failover,
       memory: built.memory,
       missing,
-      unique: unique.size,
+      unique: index.uniqueCount(),
       counts: index.counts(),
     };
   });
+  // The images hold their indexes without the files' bytes: let those go (they are most of a big index's memory).
+  loaded.length = 0;
+  // Once this function has returned: its suspended frame may still point at what it loaded.
+  setImmediate(collectGarbage);
 
   const started = new Date();
   const status = (): NbdStatus => ({

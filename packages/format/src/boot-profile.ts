@@ -123,8 +123,7 @@ export function checkProfile(profile: BootProfile, index: ImageIndex, indexDiges
   if (profile.image !== index.header.name) {
     throw new InvalidArgumentError(`profile is for image ${profile.image}, not ${index.header.name}`);
   }
-  const known = index.uniqueRefs();
-  const foreign = profile.blocks.filter((id) => !known.has(id));
+  const foreign = profile.blocks.filter((id) => index.findBlock(id) < 0);
   if (foreign.length) {
     throw new InvalidArgumentError(
       `profile lists ${foreign.length} blocks the index does not reference (first: ${foreign[0]}); refusing it`,

@@ -7,6 +7,7 @@ export * from './codecs.js';
 export * from './errors.js';
 export * from './geometry.js';
 export * from './image-index.js';
+export * from './index-builder.js';
 export * from './index-identity.js';
 export * from './index-wire.js';
 export * from './signature.js';

@@ -275,6 +275,45 @@ describe('decodeIndex', () => {
     });
   });
 
+  it('finds the first block of an id and walks the distinct blocks in image order', () => {
+    const [b0, zero, b2] = entries() as [StoredEntry, IndexEntry, StoredEntry];
+    const d = decodeIndex(encodeIndex(header('sha1', { size: 5 * 4096 }), [zero, b2, b0, b2, b0]));
+    expect([...d.index.uniqueBlocks()]).toEqual([1, 2]);
+    expect([0, 1, 2, 3, 4].map((i) => d.index.isFirst(i))).toEqual([false, true, true, false, false]);
+    expect(d.index.findBlock(b0.id)).toBe(2);
+    expect(d.index.findBlock(b2.id)).toBe(1);
+    expect(d.index.findBlock('00'.repeat(20))).toBe(-1);
+    expect(d.index.findBlock('not hex')).toBe(-1);
+    expect(d.index.findBlock(`${b0.id}00`)).toBe(-1);
+    expect(d.index.uniqueCount()).toBe(2);
+  });
+
+  it('keeps the bytes decodeIndex was given rather than a copy', () => {
+    const bytes = encodeIndex(header(), entries());
+    const kept = decodeIndex(bytes).bytes;
+    expect([kept.buffer, kept.byteOffset, kept.byteLength]).toEqual([bytes.buffer, bytes.byteOffset, bytes.byteLength]);
+    expect(kept.buffer).toBe(bytes.buffer);
+  });
+
+  it('decodes 200,000 entries into typed arrays, each entry line a few bytes of them', () => {
+    const n = 200_000;
+    const list: IndexEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = createHash('sha1')
+        .update(String(i % 150_000))
+        .digest('hex');
+      list.push(i % 10 === 0 ? { zero: true } : { id, codec: i % 3 ? 'zstd' : 'zlib', storedSize: 1 + (i % 4000) });
+    }
+    const bytes = encodeIndex(header('sha1', { size: n * 4096 }), list);
+    const d = decodeIndex(bytes);
+    for (let i = 0; i < n; i += 997) expect(d.index.entry(i)).toEqual(list[i]);
+    expect(d.index.entry(n - 1)).toEqual(list[n - 1]);
+    // The entries' arrays: 20 id bytes + 1 codec byte + 4 size bytes per block, and nothing per line beside them.
+    const arrays = Object.values(d.index).filter((v): v is Uint8Array | Uint32Array => ArrayBuffer.isView(v));
+    expect(arrays.reduce((sum, a) => sum + a.byteLength, 0)).toBe(25 * n);
+    expect(d.index.counts().unique).toBe(new Set(list.flatMap((e) => (e.zero ? [] : [e.id]))).size);
+  });
+
   it('throws RangeError for a block outside the image', () => {
     const d = decodeIndex(encodeIndex(header(), entries()));
     expect(() => d.index.ref(4)).toThrow(RangeError);

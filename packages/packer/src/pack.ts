@@ -12,7 +12,8 @@ import {
   FORMAT_VERSION,
   formatCodecSpec,
   type HashAlgorithm,
-  type IndexEntry,
+  IndexBuilder,
+  type IndexHeader,
   indexFileName,
   signIndex,
   VERSIONS_DIR,
@@ -85,9 +86,6 @@ const DEFAULT_INFLIGHT_PER_WORKER = 4;
 
 const IMAGE_EXTENSIONS = /\.(img|raw|iso|bin|disk|qcow2?|vmdk|vdi|vhdx?|qed)$/i;
 
-/** One shared object for every zero entry: a 1 TiB image is millions of them. */
-const ZERO_ENTRY: IndexEntry = Object.freeze({ zero: true });
-
 /**
  * Splits an image into blocks, stores the ones the store lacks, and writes
  * NAME.idx last. Streaming: memory is bounded by the in-flight window, not by
@@ -128,7 +126,8 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   io.signal.addEventListener('abort', onAbort, { once: true });
   const progress = progressFor(io, `pack ${name}`, input.size);
 
-  const entries: IndexEntry[] = [];
+  // Typed arrays sized for the whole image: the pages of its holes are never written, so never resident.
+  const entries = new IndexBuilder(hash, input.size ? Math.ceil(input.size / blockSize) : 0);
   const written = new Set<string>();
   let bytesIn = 0;
   let bytesRead = 0;
@@ -141,10 +140,10 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   const handle = async (r: PackTaskResult): Promise<void> => {
     if ('error' in r) throw new Error(`block ${r.seq}: ${r.error}`);
     if (r.zero) {
-      entries[r.seq] = ZERO_ENTRY;
+      entries.setZero(r.seq, 1);
       return;
     }
-    entries[r.seq] = { id: r.id, codec: r.codec, storedSize: r.storedSize };
+    entries.set(r.seq, { id: r.id, codec: r.codec, storedSize: r.storedSize });
     if (r.existing || written.has(r.id) || !r.stored) return;
     written.add(r.id);
     await store.put({ id: r.id, codec: r.codec, storedSize: r.storedSize, size: 0 }, r.stored);
@@ -157,7 +156,8 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
     for await (const step of input.blocks(blockSize, stop.signal)) {
       if (stop.signal.aborted) break;
       if (step.kind === 'holes') {
-        for (let k = 0; k < step.count; k++) entries[seq++] = ZERO_ENTRY;
+        entries.setZero(seq, step.count);
+        seq += step.count;
         bytesIn += step.bytes;
         progress.update(bytesIn);
         continue;
@@ -204,41 +204,34 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   progress.finish();
   if (bytesIn === 0) throw new InputError(`${options.image}: the image is empty`);
 
-  const unsigned = encodeIndex(
-    {
-      version: FORMAT_VERSION,
-      name,
-      size: bytesIn,
-      blockSize,
-      hash,
-      codec: formatCodecSpec(codec),
-      created: created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      previous,
-    },
-    entries,
-  );
+  const header: IndexHeader = {
+    version: FORMAT_VERSION,
+    name,
+    size: bytesIn,
+    blockSize,
+    hash,
+    codec: formatCodecSpec(codec),
+    created: created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    previous,
+  };
+  const index = entries.build(header);
+  const unsigned = encodeIndex(header, index.entries());
   const indexBytes = key ? signIndex(unsigned, key.privateKey, key.publicKey) : unsigned;
   const indexPath = join(options.store, indexFileName(name));
   // NAME.idx (and NAME.idx.zst) through the version store: the version it replaces stays retained.
   const version = await new VersionStore(options.store).publish(name, indexBytes, io.signal);
 
-  const unique = new Map<string, number>();
-  let zeroBlocks = 0;
-  for (const e of entries) {
-    if (e.zero) zeroBlocks++;
-    else unique.set(e.id, e.storedSize);
-  }
-  let storedBytes = 0;
-  for (const s of unique.values()) storedBytes += s;
+  const counts = index.counts();
+  const storedBytes = counts.storedBytes;
   const seconds = (performance.now() - started) / 1000;
   return {
     name,
     index: indexPath,
     digest: version.digest,
     version: join(options.store, VERSIONS_DIR, name, version.file),
-    blocks: entries.length,
-    zeroBlocks,
-    uniqueBlocks: unique.size,
+    blocks: counts.blocks,
+    zeroBlocks: counts.zero,
+    uniqueBlocks: counts.unique,
     newBlocks,
     bytesIn,
     storedBytes,
