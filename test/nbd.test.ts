@@ -158,7 +158,7 @@ describe('httpstorged nbd with real clients', () => {
     expect((await stat(qcow2)).size).toBeLessThan(26 * MiB);
   });
 
-  it('serves TCP only when asked, with --listen', async () => {
+  it('serves TCP only when asked, with --listen; --group shares the socket with a group', async () => {
     const port = await freePort();
     const d = await serve([`${server.url}other.idx`], { listen: ['--listen', `127.0.0.1:${port}`] });
     expect(d.result.code, d.result.stderr).toBe(0);
@@ -171,6 +171,19 @@ describe('httpstorged nbd with real clients', () => {
     const stats = await node(BIN.httpstorged, ['stats', `127.0.0.1:${port}`, '--json'], { timeoutMs: 30_000 });
     expect(stats.code, stats.stderr).toBe(0);
     expect(JSON.parse(stats.stdout).pid).toBe(d.pid);
+    const grouped = await serve([`${server.url}other.idx`, '--group', 'root']);
+    expect(grouped.result.code, grouped.result.stderr).toBe(0);
+    const st = await stat(grouped.socket);
+    expect([st.mode & 0o777, st.gid]).toEqual([0o660, 0]);
+    const noGroup = await node(BIN.httpstorged, [
+      'nbd',
+      '--socket',
+      join(work, 'g.sock'),
+      '--group',
+      'no-such-group-x',
+      `${server.url}other.idx`,
+    ]);
+    expect([noGroup.code, noGroup.stderr.trim()]).toEqual([2, 'httpstorged: --group: no group named no-such-group-x']);
     const none = await node(BIN.httpstorged, ['nbd', `${server.url}other.idx`], { timeoutMs: 30_000 });
     expect([none.code, none.stderr.trim()]).toEqual([
       2,

@@ -338,3 +338,18 @@ describe('NbdServer: stopping', () => {
     await expect(stat(path)).rejects.toThrow();
   });
 });
+
+describe('NbdServer: a client that stops reading', () => {
+  it('is no longer read from while its replies back up, and its session ends when it hangs up', async () => {
+    const path = await start();
+    const { c } = await attach(path);
+    // 400 reads of 16 blocks and not one reply read: the socket's buffers fill, and the server stops taking requests.
+    for (let i = 0; i < 400; i++) c.request(CMD.READ, 0, 16 * BS);
+    await new Promise((r) => setTimeout(r, 300));
+    const taken = server?.counters.requests ?? 0;
+    expect(taken).toBeLessThan(400);
+    c.close();
+    for (let i = 0; i < 40 && server?.counters.connections; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(server?.counters.connections).toBe(0);
+  });
+});

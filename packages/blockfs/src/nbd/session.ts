@@ -233,12 +233,15 @@ export class NbdSession {
         await new Promise<void>((resolve) => {
           const wake = () => {
             socket.off('drain', wake);
+            socket.off('close', wake);
             signal.removeEventListener('abort', wake);
             this.wakeIntake = undefined;
             resolve();
           };
           this.wakeIntake = wake;
           socket.on('drain', wake);
+          // A client gone while its replies backed up: the next read finds the connection closed.
+          socket.on('close', wake);
           signal.addEventListener('abort', wake, { once: true });
         });
       }
