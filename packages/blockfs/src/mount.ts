@@ -451,8 +451,8 @@ export async function mountImages(
  * bare NAME or NAME.idx is fetched from the pool's mirrors, in DNS order.
  * `quiet`: no log lines (a version check, not a mount).
  */
-async function loadIndexes(
-  options: MountOptions,
+export async function loadIndexes(
+  options: Omit<MountOptions, 'mountpoint'>,
   io: {
     dispatcher: Dispatcher | undefined;
     logger: Logger;
@@ -482,7 +482,7 @@ async function loadIndexes(
       );
     const l = poolIndex ? await loadFromPool(poolIndex, io.mirrorBases() ?? [], load, logger) : await load(arg);
     if (loaded.some((x) => x.decoded.index.header.name === l.decoded.index.header.name)) {
-      throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; one mount shows each name once`);
+      throw new UsageError(`two indexes are both named ${l.decoded.index.header.name}; each image needs its own name`);
     }
     if (!quiet) {
       logger.info(

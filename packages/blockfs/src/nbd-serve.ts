@@ -5,7 +5,7 @@ import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { ImageReader, newReadStream } from './image-reader.js';
-import { heldIndex, type LoadedIndex, loadIndex } from './index-loader.js';
+import { heldIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { MissingBlocks } from './missing-blocks.js';
@@ -14,7 +14,7 @@ import {
   type ImageState,
   type ImageStatus,
   imageStatus,
-  loadFromPool,
+  loadIndexes,
   type MountOptions,
   type MountStatus,
   normaliseBase,
@@ -83,31 +83,7 @@ export async function serveImages(
   const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
   const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
 
-  const loaded: LoadedIndex[] = [];
-  for (const arg of options.indexes) {
-    const poolIndex = pool && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(arg) ? arg.replace(/(\.idx)?$/, '.idx') : undefined;
-    const load = (where: string) =>
-      loadIndex(
-        where,
-        { dispatcher, logger },
-        {
-          offline: options.offline,
-          cacheDir,
-          timeoutMs: options.timeoutMs,
-          trust: options.trust,
-          trustStore: options.trustStore,
-          pin: options.pin,
-          invalidSignature: options.allowInvalidSignature ? 'allow' : 'refuse',
-        },
-      );
-    const l = poolIndex ? await loadFromPool(poolIndex, mirrorBases ?? [], load, logger) : await load(arg);
-    const name = l.decoded.index.header.name;
-    if (loaded.some((x) => x.decoded.index.header.name === name)) {
-      throw new UsageError(`two indexes are both named ${name}; each export needs its own name`);
-    }
-    logger.info(`index ${l.location.location}: ${name}, ${l.decoded.index.header.size} bytes, ${l.decoded.digest}`);
-    loaded.push(l);
-  }
+  const loaded = await loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, false);
   const measurements = components.measurements ?? new MeasurementLog();
   for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
 
