@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseNetworks, preferredRegions } from '@thfc/mirror';
 import { describe, expect, it } from 'vitest';
 import { node, ROOT, tempDir } from './support/processes.js';
@@ -116,9 +116,11 @@ describe('docker/', () => {
       expect(text).toMatch(/^FROM node:20-bookworm-slim$/m);
       const prog = (await program(s, services)) as string;
       expect(Object.keys(CLIS), name).toContain(prog);
-      const cli = CLIS[prog] as string;
+      // Linked to the package's installed entry (package.json `bin`), as npm would link it.
+      const pkgDir = dirname(dirname(CLIS[prog] as string));
+      const bin = JSON.parse(await readFile(join(pkgDir, 'package.json'), 'utf8')).bin[prog] as string;
       expect(text, `${name}: ${prog} linked`).toContain(
-        `ln -s /opt/thfc/${cli.slice(ROOT.length).replace(/^\//, '')} /usr/local/bin/${prog}`,
+        `ln -s /opt/thfc/${join(pkgDir, bin).slice(ROOT.length).replace(/^\//, '')} /usr/local/bin/${prog}`,
       );
     }
   });
