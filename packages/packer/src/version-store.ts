@@ -1,5 +1,5 @@
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   assertImageName,
   decodeIndex,
@@ -17,7 +17,7 @@ import {
   type VersionList,
   versionFileName,
 } from '@thfc/format';
-import { syncDir, writeFileAtomic } from './atomic-file.js';
+import { syncDir, tempPathFor, writeFileAtomic } from './atomic-file.js';
 import { fsError, InputError } from './errors.js';
 import { writeIndexFiles } from './index-files.js';
 
@@ -130,23 +130,31 @@ export class VersionStore {
     await syncDir(this.dir(name));
   }
 
-  /** The list, with a NAME.idx that predates versions (or was copied in by hand) retained first. */
+  /**
+   * The list, with a NAME.idx that predates versions (or was copied in by
+   * hand) retained first. It is identified from its first and last bytes and
+   * copied file to file: a 4-million-block index is ~200 MB, which a publish
+   * must not hold in memory a second time.
+   */
   private async adoptCurrent(name: string, signal?: AbortSignal): Promise<VersionList> {
     const list = await this.list(name);
-    const current = await readFile(join(this.root, indexFileName(name))).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw fsError(e, join(this.root, indexFileName(name)));
-    });
-    if (!current) return list;
-    let digest: string;
+    const path = join(this.root, indexFileName(name));
+    const ends = await readEnds(path);
+    if (!ends) return list;
+    let id: { created: string; digest: string };
     try {
-      digest = peekIndexIdentity(current).digest;
+      id = peekIndexIdentity(ends.bytes, path);
     } catch {
       return list; // a damaged NAME.idx is not worth keeping; publishing replaces it
     }
-    if (list.versions.some((v) => v.digest === digest)) return list;
-    const version = await this.retain(name, current, signal);
-    const adopted = withVersion(list, version, digest);
+    if (list.versions.some((v) => v.digest === id.digest)) return list;
+    const file = versionFileName(id.created, id.digest);
+    const dir = this.dir(name);
+    await mkdir(dir, { recursive: true }).catch((e) => {
+      throw fsError(e, dir);
+    });
+    await copyFileAtomic(path, join(dir, file), signal);
+    const adopted = withVersion(list, { file, ...id, bytes: ends.size }, id.digest);
     await this.writeList(adopted, signal);
     return adopted;
   }
@@ -168,6 +176,47 @@ export class VersionStore {
       signal,
     });
   }
+}
+
+/** Bytes of an index's head and tail that hold its header and its end line (the whole file when small). */
+const HEAD_BYTES = 4096;
+const TAIL_BYTES = 64 * 1024;
+
+async function readEnds(path: string): Promise<{ bytes: Buffer; size: number } | undefined> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(e, path);
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size <= HEAD_BYTES + TAIL_BYTES) return { bytes: await fh.readFile(), size };
+    const head = Buffer.alloc(HEAD_BYTES);
+    const tail = Buffer.alloc(TAIL_BYTES);
+    await fh.read(head, 0, HEAD_BYTES, 0);
+    await fh.read(tail, 0, TAIL_BYTES, size - TAIL_BYTES);
+    return { bytes: Buffer.concat([head, Buffer.from('\n'), tail]), size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Copies `from` to `to` by a temp file beside `to`, synced, then renamed (atomic-file.ts's rule for files). */
+async function copyFileAtomic(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  const tmp = tempPathFor(to);
+  try {
+    await copyFile(from, tmp);
+    const fh = await open(tmp, 'r+');
+    await fh.sync().finally(() => fh.close());
+    await rename(tmp, to);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw fsError(e, to);
+  }
+  await syncDir(dirname(to));
 }
 
 function withVersion(list: VersionList, version: ImageVersion, latest: string | undefined): VersionList {

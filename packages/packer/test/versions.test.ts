@@ -122,6 +122,27 @@ describe('retained versions', () => {
     expect(await readFile(join(store, 'versions/docs', list.versions[1]?.file ?? ''))).toEqual(v1Bytes);
   });
 
+  it('a large signed NAME.idx from before versions is retained byte for byte (read by its ends, copied as a file)', async () => {
+    const store = join(dir, 's');
+    const image = join(dir, 'big.img');
+    await writeFile(image, imageBytes([['t', 1600 * 4 * K]], 7)); // 1,600 entries: an index of ~90 KB
+    const v1 = await runPack(
+      { image, store, name: 'docs', blockSize: 4 * K, created: new Date('2026-11-01T00:00:00Z') },
+      testIo(),
+    );
+    const key = join(dir, 'k');
+    await runKeygen({ keyFile: key });
+    await runSign({ index: v1.index, key });
+    const v1Bytes = await readFile(v1.index);
+    expect(v1Bytes.length).toBeGreaterThan(70 * K);
+    await rm(join(store, 'versions'), { recursive: true });
+    await publish(store, 2, new Date('2026-11-02T10:00:00Z'));
+    const list = await new VersionStore(store).list('docs');
+    const kept = list.versions.find((v) => v.digest === v1.digest);
+    expect(kept?.bytes).toBe(v1Bytes.length);
+    expect(await readFile(join(store, 'versions/docs', kept?.file ?? ''))).toEqual(v1Bytes);
+  });
+
   it('signing NAME.idx signs its retained copy too', async () => {
     const store = join(dir, 's');
     const v1 = await publish(store, 1, new Date('2026-11-01T10:00:00Z'));
