@@ -540,6 +540,79 @@ describe('Failover hedged requests', () => {
     expect(elapsed).toBeLessThan(400 + HEDGE_MIN_MS * 0.5);
   });
 
+  /** One real mirror as httpstorged builds it (it times itself), fresh: no latency known yet. */
+  async function oneMirror(options: FailoverOptions = {}, connections?: number) {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url, connections }); // the default low-speed limit: 1 KiB/s over 2 s
+    cleanups.push(
+      () => server.close(),
+      () => http.close(),
+    );
+    const mirror: FailoverMirror = { source: verified(http), stats: new MirrorStats(server.url), timesItself: true };
+    const logger = new MemoryLogger();
+    return { server, logger, failover: new Failover({ mirrors: [mirror], logger }, options) };
+  }
+
+  it('a dripping read-ahead is hedged by itself, before a reader waits on it and before any latency is known', async () => {
+    const { server, failover } = await oneMirror();
+    const { ref, stored } = makeBlock(560);
+    server.blocks.set(ref.id, stored);
+    let n = 0;
+    server.fault = () => (++n === 1 ? { kind: 'drip', everyMs: 100 } : undefined);
+    const t0 = performance.now();
+    const got = await failover.get(ref, { priority: 'background', urgency: new Urgency('background') });
+    const elapsed = performance.now() - t0;
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(failover.hedges).toBe(1);
+    expect(failover.hedgesWon).toBe(1);
+    expect(elapsed).toBeLessThan(1_000); // not the low-speed limit's 2 s, then a retry
+  });
+
+  it('10 % of responses dripped: a sequential read costs each dripped block about a round trip; a clean read hedges nothing', async () => {
+    const { server, failover, logger } = await oneMirror();
+    const blocks = Array.from({ length: 40 }, (_, i) => makeBlock(570 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    const read = async () => {
+      const t0 = performance.now();
+      for (const { ref, stored } of blocks) expect(sameBytes(await failover.get(ref), stored)).toBe(true);
+      return performance.now() - t0;
+    };
+    await read();
+    const clean = await read();
+    // No response drips, so none is hedged for it (a busy machine may still hedge a slow one by the clock).
+    expect(logger.lines.filter((l) => l.includes('dripping answer'))).toEqual([]);
+    expect(server.requests).toHaveLength(80 + failover.hedges);
+
+    // Every tenth block's first request drips, the first block's included (sent before any latency was known).
+    const dripped = new Set(blocks.filter((_, i) => i % 10 === 0).map((b) => b.ref.id));
+    const { server: fresh, failover: cold } = await oneMirror();
+    for (const { ref, stored } of blocks) fresh.blocks.set(ref.id, stored);
+    fresh.fault = (r) => (r.id && dripped.delete(r.id) ? { kind: 'drip', everyMs: 100 } : undefined);
+    const t0 = performance.now();
+    for (const { ref, stored } of blocks) expect(sameBytes(await cold.get(ref), stored)).toBe(true);
+    const extra = performance.now() - t0 - clean;
+    expect(cold.hedges).toBe(4);
+    expect(fresh.requests).toHaveLength(44);
+    // ~50 ms to see the drip plus a round trip, each; the old hedge rule cost the first 2 s and the others 100 ms.
+    expect(extra / 4).toBeLessThan(150);
+  });
+
+  it('a mirror that drips every response gets hedges only as the budget allows, not one per block', async () => {
+    const { server, failover } = await oneMirror({}, 64); // room for every request and its hedge at once
+    const blocks = Array.from({ length: 30 }, (_, i) => makeBlock(620 + i));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'drip', everyMs: 100 });
+    const controllers = blocks.map(() => new AbortController());
+    const gets = blocks.map((b, i) => failover.get(b.ref, { signal: controllers[i]?.signal }).catch(() => {}));
+    await delay(500); // every request has dripped long enough to be seen, none for the low-speed time
+    for (const c of controllers) c.abort();
+    await Promise.all(gets);
+    // A burst of 10, then one per five attempts: 30 attempts earn 6 more, and each hedge earns a fifth.
+    expect(failover.hedges).toBeGreaterThanOrEqual(10);
+    expect(failover.hedges).toBeLessThanOrEqual(10 + Math.ceil(0.2 * server.requests.length));
+    expect(failover.hedges).toBeLessThan(blocks.length);
+  });
+
   it('hedge: false sends none', async () => {
     const f = await warmFleet(2, { hedge: false });
     const { ref } = serveEverywhere(f, 550);

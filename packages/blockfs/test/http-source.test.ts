@@ -12,7 +12,7 @@ import { blockSourceContract } from '@thfc/format/testing';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../src/logger.js';
-import { type HttpResult, HttpSource, retryAfterMs } from '../src/sources/http-source.js';
+import { type HttpResult, HttpSource, retryAfterMs, STALLING_CHECK_MS } from '../src/sources/http-source.js';
 import { Urgency } from '../src/sources/urgency.js';
 import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
 
@@ -501,6 +501,41 @@ describe('HttpSource request window, deadlines and slow mirrors', () => {
     server.fault = () => ({ kind: 'drip', everyMs: 100 });
     await Promise.all([source.get(slow.ref), source.get(other.ref)].map((p) => p.catch(() => {})));
     expect(source.windowSnapshot().limit).toBe(8);
+  });
+
+  it('onStalling is called once, soon after the headers, for a dripping body; never for a prompt or a late one', async () => {
+    const { server, source } = await setup(); // the default low-speed limit, 1 KiB/s over 2 s
+    const dripped = makeBlock(350);
+    const prompt = makeBlock(351);
+    const late = makeBlock(352);
+    for (const { ref, stored } of [dripped, prompt, late]) server.blocks.set(ref.id, stored);
+    server.fault = (r) =>
+      r.id === dripped.ref.id
+        ? { kind: 'drip', everyMs: 100 }
+        : r.id === late.ref.id
+          ? { kind: 'delay', ms: 300 }
+          : undefined;
+    const calls: string[] = [];
+    const onStalling = (name: string) => () => calls.push(name);
+    await source.get(prompt.ref, { onStalling: onStalling('prompt') });
+    await source.get(late.ref, { onStalling: onStalling('late') }); // slow to answer, then a body at once
+    expect(calls).toEqual([]);
+
+    const controller = new AbortController();
+    const t0 = performance.now();
+    let stalledAfter = 0;
+    const got = source.get(dripped.ref, {
+      signal: controller.signal,
+      onStalling: () => {
+        calls.push('dripped');
+        stalledAfter = performance.now() - t0;
+        controller.abort(new Error('hedged'));
+      },
+    });
+    await expect(got).rejects.toThrow('hedged');
+    expect(calls).toEqual(['dripped']);
+    expect(stalledAfter).toBeGreaterThanOrEqual(STALLING_CHECK_MS * 0.9);
+    expect(stalledAfter).toBeLessThan(STALLING_CHECK_MS * 6); // not the 2 s low-speed time
   });
 
   it('Retry-After as seconds or as an HTTP date', () => {

@@ -82,13 +82,28 @@ const BACKOFF_MAX_MS = 1_000;
 export const HEDGE_FACTOR = 4;
 export const HEDGE_MIN_MS = 100;
 
+/*
+ * Stalling hedges. A response whose body drips (FetchOptions.onStalling: its source saw it
+ * move far below the low-speed limit right after its headers) is hedged at
+ * once, whether a reader waits on it yet or not, and needs no typical
+ * latency to judge by: a read-ahead block is then fetched again before the
+ * reader gets to it, and a dripped block costs a reader at most the check
+ * plus one round trip. Waiting for the reader (the rule above) cost each
+ * dripped block ~0.16 s at 20 ms, and the first window's blocks, sent before
+ * any latency was known, the whole low-speed time (issue 13 §3). When the
+ * hedge drips too, the next attempt is hedged as well, while budget lasts.
+ */
+
 /**
- * Hedges are bounded to one for every ten attempts, with a burst of ten: a
- * mirror that is slow for everyone must not see its load double because of
- * it, and ten covers the few slow blocks of one stalled read.
+ * Hedges are bounded to one for every five attempts, with a burst of ten: a
+ * mirror that is slow for everyone must not see its load grow by more than a
+ * fifth because of it, and ten covers the few slow blocks of one stalled
+ * read. One in five is twice the drip rate of the bench's worst drip run
+ * (10 %, where one in ten, exactly the hedges needed, ran dry now and then
+ * and left a block to the low-speed limit: 2 s).
  */
 const HEDGE_BURST = 10;
-const HEDGE_PER_ATTEMPT = 0.1;
+const HEDGE_PER_ATTEMPT = 0.2;
 
 export interface FailoverMirror {
   /** Typically verified(http(...)), so bad bytes count against the mirror that sent them. */
@@ -128,6 +143,8 @@ interface Attempt {
   sentAt: number | undefined;
   /** Started early, beside a slow one. */
   readonly hedge: boolean;
+  /** Its source said its body drips (FetchOptions.onStalling). */
+  stalling: boolean;
   readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
   /** Set when our own deadline (not the source's) ended it. */
   timedOut: boolean;
@@ -213,7 +230,7 @@ export class Failover implements BlockSource {
 
     const running: Attempt[] = [];
     let launchedRound = 0;
-    const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean): void => {
+    const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean, urgent = false): void => {
       launchedRound = inRound;
       const controller = new AbortController();
       const attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
@@ -223,6 +240,7 @@ export class Failover implements BlockSource {
         started: this.now(),
         sentAt: undefined,
         hedge,
+        stalling: false,
         timedOut: false,
         timer: undefined,
         outcome: undefined as unknown as Attempt['outcome'],
@@ -235,13 +253,18 @@ export class Failover implements BlockSource {
         }, this.timeoutMs);
       }
       // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
+      // A dripping block's hedge goes ahead of read-ahead queued after it: its block is the one due first.
       const attemptOptions: FetchOptions = {
         signal: attemptSignal,
-        priority: options.priority,
-        urgency: options.urgency,
+        priority: urgent ? 'demand' : options.priority,
+        urgency: urgent ? undefined : options.urgency,
         timeoutMs: this.timeoutMs,
         onSent: () => {
           attempt.sentAt ??= this.now();
+        },
+        onStalling: () => {
+          attempt.stalling = true;
+          wake?.();
         },
       };
       (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
@@ -260,6 +283,7 @@ export class Failover implements BlockSource {
 
     // Raised from background to demand while waiting: the hedge clock starts then.
     let demandSince = currentPriority(options) === 'demand' ? this.now() : undefined;
+    /** Re-judges the hedge now: the fetch was raised to demand, or an attempt drips. */
     let wake: (() => void) | undefined;
     const stopListening = options.urgency?.onRaise(() => {
       demandSince ??= this.now();
@@ -277,8 +301,8 @@ export class Failover implements BlockSource {
         }
         const hedgeIn = this.hedgeDelay(running, demandSince, hasNext());
         let timer: ReturnType<typeof setTimeout> | undefined;
-        const woken = new Promise<'hedge' | 'raised'>((resolve) => {
-          wake = () => resolve('raised');
+        const woken = new Promise<'hedge' | 'woken'>((resolve) => {
+          wake = () => resolve('woken');
           if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
         });
         const abortedP = signal ? abortPromise(signal) : undefined;
@@ -289,17 +313,19 @@ export class Failover implements BlockSource {
         abortedP?.dispose();
         wake = undefined;
         if (signal?.aborted) throw signal.reason;
-        if (event === 'raised') continue;
+        if (event === 'woken') continue;
         if (event === 'hedge') {
-          const next = nextMirror();
+          // Other fetches may have spent the budget since the timer was set.
+          const next = this.hedgeTokens >= 1 ? nextMirror() : undefined;
           if (next) {
             this.hedgeTokens -= 1;
             this.hedges++;
             const first = running[0] as Attempt;
+            const dripping = running.every((a) => a.stalling);
             this.logger.verbose(
-              `block ${ref.id}: no answer from ${first.mirror.stats.url} in ${Math.round(this.now() - first.started)} ms; hedging on ${next.mirror.stats.url}`,
+              `block ${ref.id}: ${dripping ? 'dripping' : 'no'} answer from ${first.mirror.stats.url} in ${Math.round(this.now() - first.started)} ms; hedging on ${next.mirror.stats.url}`,
             );
-            launch(next.mirror, next.round, true);
+            launch(next.mirror, next.round, true, dripping);
           }
           continue;
         }
@@ -355,9 +381,10 @@ export class Failover implements BlockSource {
   }
 
   /**
-   * ms until the one attempt running should be hedged, or undefined: only a
-   * fetch a reader waits on, only once, only with a mirror left to ask, a
-   * latency to judge by, and budget left. The clock starts when the reader
+   * ms until the running attempts should be hedged, or undefined. At once
+   * when every one of them drips ("Stalling hedges" above), with an attempt left and
+   * budget left. Otherwise only a fetch a reader waits on, only once, only
+   * with a mirror left to ask, a latency to judge by, and budget left. The clock starts when the reader
    * began to wait, or earlier when the request was already on the wire then:
    * a read-ahead dripping since long before the reader got to it is hedged as
    * soon as the reader does (issue 13 §3: otherwise every dripped block costs
@@ -369,9 +396,9 @@ export class Failover implements BlockSource {
     demandSince: number | undefined,
     hasNext: boolean,
   ): number | undefined {
-    if (!this.hedging || running.length !== 1 || demandSince === undefined || !hasNext || this.hedgeTokens < 1) {
-      return undefined;
-    }
+    if (!this.hedging || running.length === 0 || !hasNext || this.hedgeTokens < 1) return undefined;
+    if (running.every((a) => a.stalling)) return 0;
+    if (running.length !== 1 || demandSince === undefined) return undefined;
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
     if (typical === undefined) return undefined;

@@ -52,6 +52,22 @@ export const DEFAULT_LOW_SPEED_BPS = 1024;
 export const DEFAULT_LOW_SPEED_TIME_MS = 2_000;
 
 /**
+ * A body is reported as dripping (FetchOptions.onStalling, a hedge at once)
+ * when, STALLING_CHECK_MS or more after its headers, it has moved fewer bytes
+ * than STALLING_FACTOR times the low-speed limit would in that time: the
+ * tell-tale of a mirror's slow tail (issue 13 §3), seen long before the
+ * low-speed limit itself could be sure. An ordinary body follows its headers
+ * at the link's pace (the first TCP segments carry both), so at 1 KiB/s it
+ * needs 205 bytes in the first 50 ms: a full segment is ~1,400. Only a link
+ * slower than ~4 KiB/s per request in flight could be taken for one, and
+ * then the cost is a hedge, which the hedge budget bounds. 50 ms is one
+ * round trip of a continental link: the earlier it is seen, the less a
+ * reader waits; a dripped block then costs about that plus one round trip.
+ */
+export const STALLING_CHECK_MS = 50;
+export const STALLING_FACTOR = 4;
+
+/**
  * A body we do not keep (an error page) is drained for the connection's sake
  * up to this many bytes, then the connection is dropped instead.
  */
@@ -294,7 +310,7 @@ export class HttpSource implements BlockSource {
     const started = performance.now();
     let status: number | undefined;
     try {
-      const answer = await this.send(method, path, ref, timeoutMs, signal);
+      const answer = await this.send(method, path, ref, timeoutMs, signal, options.onStalling);
       status = answer.status;
       const ms = performance.now() - started;
       const value = judge(answer, ms);
@@ -308,13 +324,17 @@ export class HttpSource implements BlockSource {
     }
   }
 
-  /** The wire part: dispatch() with a handler that keeps exactly the stored bytes of a 200 to a GET. */
+  /**
+   * The wire part: dispatch() with a handler that keeps exactly the stored
+   * bytes of a 200 to a GET, telling `onStalling` once if that body drips.
+   */
   private send(
     method: 'GET' | 'HEAD',
     path: string,
     ref: BlockRef | undefined,
     timeoutMs: number,
     signal: AbortSignal | undefined,
+    onStalling: (() => void) | undefined,
   ): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
@@ -331,6 +351,7 @@ export class HttpSource implements BlockSource {
         settled = true;
         clearTimeout(deadline);
         clearInterval(speedCheck);
+        clearInterval(dripCheck);
         signal?.removeEventListener('abort', onAbort);
         if (error) reject(error);
         else resolve({ status, headers, body });
@@ -343,6 +364,17 @@ export class HttpSource implements BlockSource {
       };
       const onAbort = () => stop(signal?.reason ?? new Error('aborted'));
       const opened = performance.now();
+      // Dripping: judged from the headers on, in the check phase, after the poll has read what already arrived.
+      let bodyFrom = 0;
+      const dripFloorBps = this.lowSpeedBps * STALLING_FACTOR;
+      const judgeDrip = () => {
+        if (settled || !body || !ref) return;
+        if (received < (dripFloorBps * (performance.now() - bodyFrom)) / 1000) {
+          clearInterval(dripCheck);
+          onStalling?.();
+        }
+      };
+      let dripCheck: ReturnType<typeof setInterval> | undefined;
       const deadline = setTimeout(
         () => stop(new MirrorUnavailableError(this.name, `timeout after ${timeoutMs} ms`)),
         timeoutMs,
@@ -394,6 +426,10 @@ export class HttpSource implements BlockSource {
           }
           // Not from Buffer's shared slab: a cached small block would otherwise pin 8 KiB of unrelated bytes.
           body = Buffer.allocUnsafeSlow(ref.storedSize);
+          if (onStalling && dripFloorBps > 0) {
+            bodyFrom = performance.now();
+            dripCheck = setInterval(() => setImmediate(judgeDrip), STALLING_CHECK_MS);
+          }
         },
         onResponseData: (_c, chunk) => {
           if (settled) return;

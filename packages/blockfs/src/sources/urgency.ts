@@ -58,6 +58,12 @@ export interface FetchOptions extends SourceOptions {
    * read-ahead's hedge from it: a request out that long is slow whoever waits.
    */
   readonly onSent?: (() => void) | undefined;
+  /**
+   * Called at most once when the answer has begun but its body comes far
+   * too slowly for an ordinary transfer (an HTTP mirror's STALLING_FACTOR):
+   * a dripping response. The request goes on; Failover hedges it at once.
+   */
+  readonly onStalling?: (() => void) | undefined;
 }
 
 /** The priority a request has now: its urgency's when it has one, else its fixed priority (demand by default). */
