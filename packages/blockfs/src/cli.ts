@@ -182,7 +182,7 @@ function sourceOptions(cmd: Command): Command {
     )
     .option(
       '--low-speed <bytes>',
-      'abandon a transfer moving less than BYTES per second for --low-speed-time (default 1K; 0: off)',
+      'abandon a transfer moving less than BYTES per second for --low-speed-time, and hedge one whose body starts below 4 × that (default 1K; 0: off)',
       size('--low-speed'),
     )
     .option(

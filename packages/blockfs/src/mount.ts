@@ -139,6 +139,9 @@ export interface ImageStatus {
   readonly readaheadIssued: number;
   readonly sources: string;
   readonly mirrors: readonly MirrorSnapshot[];
+  /** Hedged requests sent (failover.ts), and how many of them answered first; 0 without mirrors. */
+  readonly hedges: number;
+  readonly hedgesWon: number;
   /** Boot-profile replay: where the profile came from, and hit / wasted / pending counts. */
   readonly prefetch: (PrefetchStatus & { source: string }) | null;
   /** --fill progress over the blocks that were not local at mount time. */
@@ -525,6 +528,8 @@ export function imageStatus(s: ImageState): ImageStatus {
     readaheadIssued: s.reader.counters.readaheadIssued,
     sources: String(s.blocks),
     mirrors: s.failover?.mirrorSnapshots() ?? [],
+    hedges: s.failover?.hedges ?? 0,
+    hedgesWon: s.failover?.hedgesWon ?? 0,
     prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
     fill: s.late.filler?.status() ?? null,
   };

@@ -39,6 +39,7 @@ export function formatStatus(s: MountStatus | NbdStatus): string {
     lines.push(
       `  reads    ${i.reads} (${formatBytes(i.bytesRead)}), ${i.readErrors} errors, ${i.readaheadErrors ?? 0} readahead errors; read-ahead ${i.readaheadIssued} blocks`,
     );
+    if (i.hedges) lines.push(`  hedges   ${i.hedges} sent, ${i.hedgesWon ?? 0} answered first`);
     if (i.prefetch) lines.push(`  prefetch ${backgroundText(i.prefetch)}; profile ${i.prefetch.source}`);
     if (i.fill) lines.push(`  fill     ${backgroundText(i.fill)}`);
     for (const m of i.mirrors) {

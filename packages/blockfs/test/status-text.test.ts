@@ -60,6 +60,8 @@ function image(overrides: Partial<ImageStatus> = {}): ImageStatus {
         window: null,
       },
     ],
+    hedges: 5,
+    hedgesWon: 4,
     prefetch: null,
     fill: null,
     ...overrides,
@@ -124,6 +126,8 @@ describe('formatStatus', () => {
     expect(lines).toContain('  blocks   2048 (1000 zero, 1000 unique); local 250/1000 (25.0%)');
     expect(lines).toContain('  fetched  200 blocks, 20.0 MiB; cache hits 50; memory hits 7');
     expect(lines).toContain('  reads    300 (3.00 MiB), 1 errors, 2 readahead errors; read-ahead 64 blocks');
+    expect(lines).toContain('  hedges   5 sent, 4 answered first');
+    expect(formatStatus({ ...status(), images: [image({ hedges: 0, hedgesWon: 0 })] })).not.toContain('hedges');
     const a = lines.indexOf('  mirror   http://a.example/imgs ok 12.3 ms, 150 requests, 0 errors, 2 not found');
     // Each HTTP mirror's request window: its size, its estimated round trip and its goodput.
     expect(lines[a + 1]).toBe('           window 12 (steady), 3 in flight, 0 queued; rtt 51.3 ms; goodput 12.0 MiB/s');
