@@ -83,12 +83,12 @@ export const HEDGE_FACTOR = 4;
 export const HEDGE_MIN_MS = 100;
 
 /*
- * Stalling hedges. A response whose body drips (FetchOptions.onStalling: its source saw it
- * move far below the low-speed limit right after its headers) is hedged at
- * once, whether a reader waits on it yet or not, and needs no typical
- * latency to judge by: a read-ahead block is then fetched again before the
- * reader gets to it, and a dripped block costs a reader at most the check
- * plus one round trip. Waiting for the reader (the rule above) cost each
+ * Stalling hedges. A response whose body drips (FetchOptions.onStalling: its
+ * source saw it move far below the low-speed limit right after its headers)
+ * is hedged at once, whether a reader waits on it yet or not, and needs no
+ * typical latency to judge by: a read-ahead block is then fetched again
+ * before the reader gets to it, and a dripped block costs a reader at most
+ * the check plus one round trip. Waiting for the reader (the rule above) cost each
  * dripped block ~0.16 s at 20 ms, and the first window's blocks, sent before
  * any latency was known, the whole low-speed time (issue 13 §3). When the
  * hedge drips too, the next attempt is hedged as well, while budget lasts.
@@ -382,10 +382,10 @@ export class Failover implements BlockSource {
 
   /**
    * ms until the running attempts should be hedged, or undefined. At once
-   * when every one of them drips ("Stalling hedges" above), with an attempt left and
-   * budget left. Otherwise only a fetch a reader waits on, only once, only
-   * with a mirror left to ask, a latency to judge by, and budget left. The clock starts when the reader
-   * began to wait, or earlier when the request was already on the wire then:
+   * when every one of them drips ("Stalling hedges" above), with an attempt
+   * and budget left. Otherwise only a fetch a reader waits on, only once,
+   * only with a mirror left to ask, a latency to judge by, and budget left.
+   * The clock starts when the reader began to wait, or earlier when the request was already on the wire then:
    * a read-ahead dripping since long before the reader got to it is hedged as
    * soon as the reader does (issue 13 §3: otherwise every dripped block costs
    * the reader a whole hedge delay in turn). A request still queued in this
