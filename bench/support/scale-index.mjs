@@ -223,6 +223,15 @@ async function measurePack({ ctx, out, pack }) {
     '<=',
     1,
   );
+  // Beside the disk's ceiling (the `ceilings` section, when it ran): the data regions' read rate, start-up included.
+  const disk = ctx.results.ceilings?.diskMBps;
+  table.info(
+    'index.pack.read',
+    'thfc-pack pack, that image: MB/s of data read, whole run (baseline: disk O_DIRECT)',
+    (DATA_PIECES * PIECE) / MB / packed.seconds,
+    'MB/s',
+    disk,
+  );
   table.compare(
     'index.pack.rss',
     'thfc-pack pack, that image: peak RSS (vs target)',
