@@ -22,8 +22,10 @@
 // Env: BENCH_DNS_SECONDS (per dnsperf run, default 10).
 
 import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import {
   BenchError,
@@ -131,7 +133,7 @@ export async function run(ctx) {
       const churn = churnAndVerify({ fleet, redis, server, expected, signal });
       try {
         const cpu0 = cpuTicks(dns.pid);
-        runs[name] = await dnsperf(server, queries, seconds, rate, signal);
+        runs[name] = await dnsperf(server, queries, seconds, rate, signal, join(scratch, `dnsperf-${name}.txt`));
         const cpuSeconds = (cpuTicks(dns.pid) - cpu0) / CLOCK_TICKS;
         runs[name].serverCpuMicrosPerQuery = (cpuSeconds * 1e6) / runs[name].answered;
       } finally {
@@ -358,23 +360,31 @@ function dig(server, source) {
 
 /**
  * dnsperf for `seconds` from LOAD_SOURCE (`rate` q/s, or as fast as answered with 100 outstanding),
- * with -v so every query's latency is printed; q/s from its summary, percentiles from the lines.
+ * with -v so every query's latency is printed; q/s from its summary, percentiles from the lines. Its output
+ * goes to a file read line by line: at tens of thousands of answers a second it passes runCommand's capture.
  */
-async function dnsperf(server, queries, seconds, rate, signal) {
+async function dnsperf(server, queries, seconds, rate, signal, outFile) {
   const args = ['-s', server.host, '-p', String(server.port), '-a', LOAD_SOURCE, '-d', queries, '-l', String(seconds)];
   args.push('-e', '-v', '-q', '100', ...(rate ? ['-Q', String(rate)] : []));
-  const { stdout } = await runCommand('dnsperf', args, { signal, timeoutMs: (seconds + 30) * 1000 });
+  await runCommand('sh', ['-c', 'out=$1; shift; exec dnsperf "$@" > "$out"', 'sh', outFile, ...args], {
+    signal,
+    timeoutMs: (seconds + 30) * 1000,
+  });
   const latencies = [];
-  for (const line of stdout.split('\n')) {
+  const tail = [];
+  const lines = createInterface({ input: createReadStream(outFile), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of lines) {
     // "> NOERROR _thfc._tcp.pool.bench SRV 0.000123"
     const m = /^> (\S+) \S+ \S+ (\d+\.\d+)$/.exec(line.trim());
     if (m) latencies.push(Number(m[2]) * 1000);
+    else tail.push(line);
   }
-  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1]);
-  const lost = Number(/Queries lost:\s+(\d+)/.exec(stdout)?.[1]);
-  const noerror = Number(/NOERROR (\d+)/.exec(stdout)?.[1] ?? Number.NaN);
+  const summary = tail.join('\n');
+  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(summary)?.[1]);
+  const lost = Number(/Queries lost:\s+(\d+)/.exec(summary)?.[1]);
+  const noerror = Number(/NOERROR (\d+)/.exec(summary)?.[1] ?? Number.NaN);
   if (!Number.isFinite(qps) || latencies.length === 0) {
-    throw new BenchError('DNSPERF', `dnsperf gave no figures:\n${stdout.split('\n').slice(-20).join('\n')}`);
+    throw new BenchError('DNSPERF', `dnsperf gave no figures:\n${tail.slice(-20).join('\n')}`);
   }
   latencies.sort((a, b) => a - b);
   const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];

@@ -60,12 +60,35 @@ const MIN_SAVING_SHIFT = 5;
 let cctx: InstanceType<typeof zstd.CCtx> | undefined;
 let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 
-export function encodeBlock(data: Uint8Array, spec: CodecSpec): EncodedBlock {
+/**
+ * The size `encodeBlock`'s `scratch` must have for input of `length` bytes:
+ * the codec's worst case (zstd's bound covers zlib's output too, which is
+ * never kept when larger than the input).
+ */
+export function encodeBound(length: number): number {
+  return zstd.compressBound(length);
+}
+
+/**
+ * Compresses a block with `spec`, or keeps it raw when that saves too little.
+ *
+ * `scratch` (at least `encodeBound(data.length)` bytes) receives zstd output
+ * directly: the returned bytes are then a view of it, valid until the caller
+ * reuses it. Otherwise (and for zlib) compressed bytes come in a buffer of
+ * their own. A
+ * packer that encodes block after block reuses one scratch and allocates
+ * nothing per block.
+ */
+export function encodeBlock(data: Uint8Array, spec: CodecSpec, scratch?: Uint8Array): EncodedBlock {
   if (spec.codec === 'none' || data.length === 0) return { codec: 'none', bytes: data };
   let out: Uint8Array;
   if (spec.codec === 'zstd') {
     cctx ??= new zstd.CCtx();
-    const dst = Buffer.allocUnsafe(zstd.compressBound(data.length));
+    const bound = zstd.compressBound(data.length);
+    if (scratch && scratch.length < bound) {
+      throw new InvalidArgumentError(`encodeBlock scratch of ${scratch.length} bytes, need ${bound}`);
+    }
+    const dst = scratch ?? Buffer.allocUnsafe(bound);
     const n = cctx.compress(dst, data, spec.level);
     out = dst.subarray(0, n);
   } else {
@@ -74,6 +97,7 @@ export function encodeBlock(data: Uint8Array, spec: CodecSpec): EncodedBlock {
   // At least one byte must be saved even when 1/32 of the block rounds to 0 (a short last block under 32 bytes).
   const saving = Math.max(1, data.length >>> MIN_SAVING_SHIFT);
   if (out.length > data.length - saving) return { codec: 'none', bytes: data };
+  if (scratch && spec.codec === 'zstd') return { codec: spec.codec, bytes: out };
   return { codec: spec.codec, bytes: Uint8Array.prototype.slice.call(out) };
 }
 

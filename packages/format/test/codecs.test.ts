@@ -8,6 +8,7 @@ import {
   DEFAULT_CODEC,
   decodeBlock,
   encodeBlock,
+  encodeBound,
   formatCodecSpec,
   isCodec,
   parseCodecSpec,
@@ -107,6 +108,22 @@ describe('encodeBlock / decodeBlock', () => {
     expect(Buffer.from(dec).equals(Buffer.from(data))).toBe(true);
     // Too small a buffer is not used.
     expect(decodeBlock(enc.bytes, 'zstd', 65536, 'id', 'test', new Uint8Array(10)).buffer).not.toBe(into.buffer);
+  });
+
+  it('compresses a zstd block into a caller scratch buffer: the same bytes, with no buffer of its own', () => {
+    const data = textish(65536, 4);
+    const own = encodeBlock(data, { codec: 'zstd', level: 3 });
+    const scratch = new Uint8Array(encodeBound(data.length));
+    const into = encodeBlock(data, { codec: 'zstd', level: 3 }, scratch);
+    expect(into.codec).toBe('zstd');
+    expect(into.bytes.buffer).toBe(scratch.buffer);
+    expect(Buffer.from(into.bytes).equals(Buffer.from(own.bytes))).toBe(true);
+    // Incompressible input is kept raw (the input itself); zlib ignores the scratch.
+    const random = new Uint8Array(randomBytes(65536));
+    expect(encodeBlock(random, { codec: 'zstd', level: 3 }, scratch).bytes).toBe(random);
+    expect(encodeBlock(data, { codec: 'zlib', level: 6 }, scratch).bytes.buffer).not.toBe(scratch.buffer);
+    // Too small a scratch is refused rather than overrun.
+    expect(() => encodeBlock(data, { codec: 'zstd', level: 3 }, new Uint8Array(100))).toThrow(InvalidArgumentError);
   });
 
   it('stores `none` as the input itself', () => {

@@ -2,10 +2,22 @@ import { createHash } from 'node:crypto';
 import { close, read } from 'node:fs';
 import { access, constants, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { blockPath, decodeIndex, decodeIndexBody, fsError, INDEX_ZST_SUFFIX, UsageError } from '@thfc/format';
+import {
+  blockPath,
+  decodeIndex,
+  decodeIndexBody,
+  decodeVersionList,
+  fsError,
+  INDEX_ZST_SUFFIX,
+  MAX_VERSION_LIST_BYTES,
+  UsageError,
+  VERSION_LIST_FILE,
+  VERSIONS_DIR,
+  versionListPath,
+} from '@thfc/format';
 import { DirStore } from '@thfc/packer';
 import { FdCache, type OpenFile, openRegularFile } from './fd-cache.js';
-import type { ListingEntry } from './store-listing.js';
+import { type ListedFile, type ListingEntry, MAX_LISTED_VERSIONS } from './store-listing.js';
 
 /** An index larger than this is not decoded for the listing (blockfs refuses to fetch one, too). */
 export const MAX_LISTED_INDEX_BYTES = 256 * 1024 * 1024;
@@ -30,6 +42,8 @@ export interface FileFacts {
    * `sha256`, so a stale or damaged .zst is never sent.
    */
   readonly decodedSha256?: string | undefined;
+  /** For versions/NAME/versions.json that decodes: the versions' digests, newest first. */
+  readonly versionDigests?: readonly string[] | undefined;
 }
 
 export interface StoreReaderOptions {
@@ -122,14 +136,22 @@ export class StoreReader {
       if (this.facts.size >= MAX_FILE_FACTS) this.facts.clear();
       facts = name.endsWith(`.idx${INDEX_ZST_SUFFIX}`)
         ? computeZstFacts(file)
-        : computeFacts(file, name.endsWith('.idx'));
+        : name.endsWith(`/${VERSION_LIST_FILE}`)
+          ? computeVersionListFacts(file, name)
+          : computeFacts(file, name.endsWith('.idx'));
       facts.catch(() => this.facts.delete(file.identity));
       this.facts.set(file.identity, facts);
     }
     return facts;
   }
 
-  /** Every `*.idx` at the root that decodes, sorted by name: the content of the store listing. */
+  /**
+   * Every `*.idx` at the root that decodes, sorted by name: the content of
+   * the store listing, with what else the store holds for each image (its
+   * profile, its retained versions), so a replica need not ask for them.
+   * One readdir of the root and one of versions/ say which exist; the files
+   * that do are read once per identity, as indexes are.
+   */
   async listIndexes(): Promise<ListingEntry[]> {
     let names: string[];
     try {
@@ -137,20 +159,61 @@ export class StoreReader {
     } catch (e) {
       throw fsError(e, `store ${this.root}`);
     }
+    const rootFiles = new Set(names);
+    const versioned = new Set(await readdir(join(this.root, VERSIONS_DIR)).catch(() => [] as string[]));
     const out: ListingEntry[] = [];
     for (const file of names.filter((n) => n.endsWith('.idx') && /^[A-Za-z0-9]/.test(n)).sort()) {
       const opened = await this.openRootFile(file);
       if (!opened) continue;
+      let entry: ListingEntry | undefined;
       try {
         const facts = await this.factsOf(file, opened);
         if (facts.digest) {
-          out.push({ name: file.slice(0, -4), file, bytes: opened.size, sha256: facts.sha256, digest: facts.digest });
+          entry = { name: file.slice(0, -4), file, bytes: opened.size, sha256: facts.sha256, digest: facts.digest };
         }
       } finally {
         this.closeFile(opened);
       }
+      if (!entry) continue;
+      const name = entry.name;
+      const profile = rootFiles.has(`${name}.profile`) ? await this.listedProfile(name) : null;
+      const versions = versioned.has(name) ? await this.listedVersions(name) : [];
+      out.push({
+        ...entry,
+        ...(profile !== undefined && { profile }),
+        ...(versions !== undefined && { versions }),
+      });
     }
     return out;
+  }
+
+  /** NAME.profile's size and SHA-256; undefined (not said) when it cannot be read as a regular file. */
+  private async listedProfile(name: string): Promise<ListedFile | null | undefined> {
+    const opened = await this.openRootFile(`${name}.profile`).catch(() => undefined);
+    if (!opened) return undefined;
+    try {
+      return { bytes: opened.size, sha256: (await this.factsOf(`${name}.profile`, opened)).sha256 };
+    } finally {
+      this.closeFile(opened);
+    }
+  }
+
+  /** The digests versions/NAME/versions.json lists; [] without one; undefined (not said) when it does not decode or is long. */
+  private async listedVersions(name: string): Promise<readonly string[] | undefined> {
+    const relative = versionListPath(name);
+    let opened: OpenFile | undefined;
+    try {
+      opened = await openRegularFile(join(this.root, relative));
+    } catch {
+      return undefined;
+    }
+    if (!opened) return [];
+    try {
+      const digests = (await this.factsOf(relative, opened)).versionDigests;
+      return digests && digests.length <= MAX_LISTED_VERSIONS ? digests : undefined;
+    } finally {
+      this.closeFile(opened);
+    }
   }
 
   /** The store root is still a readable directory (for /healthz and the heartbeat's health). */
@@ -207,6 +270,19 @@ async function computeZstFacts(file: OpenFile): Promise<FileFacts> {
   try {
     const decoded = await decodeIndexBody([bytes], 'zstd', MAX_LISTED_INDEX_BYTES, 'zst');
     return { sha256, decodedSha256: createHash('sha256').update(decoded).digest('hex') };
+  } catch {
+    return { sha256 };
+  }
+}
+
+async function computeVersionListFacts(file: OpenFile, name: string): Promise<FileFacts> {
+  if (file.size > MAX_VERSION_LIST_BYTES) return computeFacts(file, false);
+  const bytes = Buffer.allocUnsafe(file.size);
+  await readFully(file.fd, bytes, 0);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  try {
+    const list = decodeVersionList(bytes.toString('utf8'), name);
+    return { sha256, versionDigests: list.versions.map((v) => v.digest) };
   } catch {
     return { sha256 };
   }

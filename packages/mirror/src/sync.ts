@@ -20,8 +20,8 @@ import {
 } from '@thfc/format';
 import { type CommandIo, DirStore, formatBytes, progressFor, VersionStore, writeIndexFiles } from '@thfc/packer';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
-import type { ListingEntry } from './store-listing.js';
-import { Upstream } from './upstream.js';
+import type { ListedFile, ListingEntry } from './store-listing.js';
+import { type ProfileFetch, Upstream } from './upstream.js';
 
 /**
  * Blocks fetched in parallel. limits.md: 4–8 requests in flight give ~1.6×
@@ -231,8 +231,8 @@ async function syncIndex(
   // A store synced before .zst files existed gets one for an unchanged index too.
   else if (!(await stat(`${indexPath}${INDEX_ZST_SUFFIX}`).catch(() => undefined)))
     await writeIndexFiles(indexPath, decoded.bytes, { signal });
-  const versions = await syncVersions(upstream, store, name, io, logger, fetched);
-  const profile = await syncProfile(upstream, store.root, name, decoded, signal, logger);
+  const versions = await syncVersions(upstream, store, name, listed?.versions, io, logger, fetched);
+  const profile = await syncProfile(upstream, store.root, name, decoded, listed?.profile, signal, logger);
   return {
     report: {
       name,
@@ -255,19 +255,29 @@ async function syncIndex(
  * (checkReplicaProfile), written with temp + fsync + rename. Without a good
  * copy, drops a local profile that is bound to another index. Never throws but for abort:
  * a failure comes back as `error`, for the caller to report like an index's.
+ *
+ * `listed` is what the upstream's listing says of the profile: with `null`
+ * (it has none) nothing is fetched; with the SHA-256 of the local copy, that
+ * copy is checked against the index instead of fetching the same bytes.
+ * Undefined (a listing that does not say, or no listing) fetches as always.
  */
 async function syncProfile(
   upstream: Upstream,
   root: string,
   name: string,
   index: DecodedIndex,
+  listed: ListedFile | null | undefined,
   signal: AbortSignal,
   logger: Logger,
 ): Promise<{ status: ProfileSyncStatus; error?: Error | undefined }> {
   let status: ProfileSyncStatus;
   let error: Error | undefined;
   try {
-    const got = await upstream.fetchProfile(name, (bytes, url) => checkReplicaProfile(bytes, index, url), signal);
+    const check = (bytes: Uint8Array, url: string) => checkReplicaProfile(bytes, index, url);
+    const got =
+      listed === null
+        ? ({ kind: 'none' } as const)
+        : ((await localProfile(root, name, listed, check)) ?? (await upstream.fetchProfile(name, check, signal)));
     if (got.kind === 'found') {
       status = (await publishProfile(root, name, got.bytes, signal)) ? 'updated' : 'unchanged';
     } else if (got.kind === 'refused') {
@@ -290,7 +300,28 @@ async function syncProfile(
   return { status, error };
 }
 
-/** The refs whose block file the store lacks, in index order. */
+/**
+ * The local NAME.profile as if fetched, when the listing gives its SHA-256
+ * and it passes `check` against the index being synced; else undefined.
+ */
+async function localProfile(
+  root: string,
+  name: string,
+  listed: ListedFile | undefined,
+  check: (bytes: Uint8Array, url: string) => unknown,
+): Promise<ProfileFetch | undefined> {
+  if (!listed) return undefined;
+  const path = join(root, `${name}.profile`);
+  const bytes = await readFile(path).catch(() => undefined);
+  if (!bytes || bytes.length !== listed.bytes || sha256Hex(bytes) !== listed.sha256) return undefined;
+  try {
+    check(bytes, path);
+  } catch {
+    return undefined;
+  }
+  return { kind: 'found', url: path, bytes };
+}
+
 /**
  * Copies the blocks of `refs` the store lacks from the upstream, verified,
  * in parallel; the first failure stops the rest (the index that needs them
@@ -344,20 +375,28 @@ async function copyMissingBlocks(
  * that this store lacks, each after its blocks, so a client pinned to an
  * older version can use this replica. A version whose bytes do not carry
  * the digest its list names is logged and skipped. Returns how many were copied.
+ * `listed`, the digests the upstream's listing names, when it names them:
+ * if this store holds every one, the upstream's list is not even fetched.
  */
 async function syncVersions(
   upstream: Upstream,
   store: DirStore,
   name: string,
+  listed: readonly string[] | undefined,
   io: CommandIo,
   logger: Logger,
   fetched: (bytes: number) => void,
 ): Promise<number> {
   const { signal } = io;
+  const local = new VersionStore(store.root);
+  if (listed?.length === 0) return 0;
+  if (listed) {
+    const held = new Set((await local.list(name)).versions.map((v) => v.digest));
+    if (listed.every((d) => held.has(d))) return 0;
+  }
   const listBytes = await upstream.fetchStoreFile(versionListPath(name), MAX_VERSION_LIST_BYTES, signal);
   if (!listBytes) return 0;
   const list = decodeVersionList(listBytes.toString('utf8'), `upstream ${versionListPath(name)}`);
-  const local = new VersionStore(store.root);
   const have = new Set((await local.list(name)).versions.map((v) => v.digest));
   let copied = 0;
   for (const v of list.versions) {

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blockPath, decodeIndex, InputError, UsageError } from '@thfc/format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,24 @@ describe('StoreReader', () => {
     expect(listing[0]?.bytes).toBe(bytes.length);
     expect(listing[0]?.digest).toBe(decodeIndex(bytes).digest);
     expect(await reader.healthy()).toBe(true);
+  });
+
+  it('lists what else the store holds for each image: its profile (size, SHA-256) and retained versions', async () => {
+    const listed = (await reader.listIndexes())[0];
+    // packImage publishes through the version store: the index is its own first version; no profile.
+    expect(listed?.profile).toBeNull();
+    expect(listed?.versions).toEqual([listed?.digest]);
+    const profile = Buffer.from('thfc-profile 1\n');
+    await writeFile(join(store, 'img.profile'), profile);
+    try {
+      const again = (await reader.listIndexes())[0];
+      expect(again?.profile).toEqual({
+        bytes: profile.length,
+        sha256: createHash('sha256').update(profile).digest('hex'),
+      });
+    } finally {
+      await rm(join(store, 'img.profile'));
+    }
   });
 
   it('computes facts once per file identity', async () => {

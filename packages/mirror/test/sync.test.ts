@@ -259,9 +259,11 @@ describe('sync', () => {
  * A window onto `target`: forwards every request unless `intercept` answers
  * it first with a status (it may also just look).
  */
+/** A front for `target`: `intercept` may answer a path with a bare status; `rewrite` may change a 200 body. */
 async function frontOf(
   target: string,
   intercept: (path: string) => Promise<number | undefined> | number | undefined,
+  rewrite?: (path: string, body: Buffer) => Buffer,
 ): Promise<string> {
   const server = createServer(async (req, res) => {
     const path = req.url ?? '/';
@@ -272,6 +274,11 @@ async function frontOf(
     }
     try {
       const r = await request(`${target}${path.slice(1)}`);
+      if (rewrite && r.statusCode === 200) {
+        const body = rewrite(path, Buffer.from(await r.body.arrayBuffer()));
+        res.writeHead(200, { 'content-length': body.length }).end(body);
+        return;
+      }
       res.writeHead(r.statusCode, { 'content-length': r.headers['content-length'] as string });
       for await (const c of r.body) res.write(c);
       res.end();
@@ -291,6 +298,12 @@ describe('sync: boot profiles', () => {
   const mirrors: RunningMirror[] = [];
   const fault = (err: string) => err.split('\n').filter((l) => / FAULT /.test(l));
   const profileStatus = (r: Awaited<ReturnType<typeof runSync>>) => r.indexes.map((i) => [i.name, i.status, i.profile]);
+  /** A pass over a replica already in step with `prof`. */
+  const ALL_UNCHANGED = [
+    ['bare', 'unchanged', 'none'],
+    ['plain', 'unchanged', 'unchanged'],
+    ['signed', 'unchanged', 'unchanged'],
+  ];
   /** A profile as `httpstorged --record-profile` writes it: the first three blocks of STORE/NAME.idx. */
   const recorded = async (store: string, name: string, extra: string[] = []) => {
     const d = decodeIndex(await readFile(join(store, `${name}.idx`)));
@@ -350,7 +363,8 @@ describe('sync: boot profiles', () => {
       ['plain', 'updated', 'updated'],
       ['signed', 'updated', 'updated'],
     ]);
-    expect(indexInPlace).toEqual({ '/bare.profile': true, '/plain.profile': true, '/signed.profile': true });
+    // `bare` is not asked for: the listing says it has no profile.
+    expect(indexInPlace).toEqual({ '/plain.profile': true, '/signed.profile': true });
     for (const name of ['plain', 'signed']) {
       expect(await readFile(join(store, `${name}.profile`))).toEqual(
         await readFile(join(profStore, `${name}.profile`)),
@@ -361,6 +375,65 @@ describe('sync: boot profiles', () => {
 
     const again = await runSync({ upstream: prof.url, store }, testIo());
     expect(again.indexes.map((i) => i.profile)).toEqual(['none', 'unchanged', 'unchanged']);
+  });
+
+  it('an unchanged pass asks the upstream for its listing only; a changed profile is fetched by its listed SHA-256', async () => {
+    const store = freshStore();
+    await runSync({ upstream: prof.url, store }, testIo());
+    const asked: string[] = [];
+    const front = await frontOf(prof.url, (path) => void asked.push(path));
+    const r = await runSync({ upstream: front, store }, testIo());
+    expect(profileStatus(r)).toEqual(ALL_UNCHANGED);
+    // The listing says `bare` has no profile, the others' SHA-256 and every image's versions: nothing else to ask.
+    expect(asked).toEqual(['/index.json']);
+
+    // The upstream records a new profile for an unchanged index: only that profile is fetched.
+    const moved = await serveCopy('prof-new-profile', async (up) => {
+      const d = decodeIndex(await readFile(join(up, 'plain.idx')));
+      await writeFile(
+        join(up, 'plain.profile'),
+        encodeProfile('plain', d.digest, [...d.index.uniqueRefs().keys()].slice(1, 2)),
+      );
+    });
+    asked.length = 0;
+    const front2 = await frontOf(moved.url, (path) => void asked.push(path));
+    const r2 = await runSync({ upstream: front2, store }, testIo());
+    expect(profileStatus(r2)).toEqual([
+      ['bare', 'unchanged', 'none'],
+      ['plain', 'unchanged', 'updated'],
+      ['signed', 'unchanged', 'unchanged'],
+    ]);
+    expect(asked).toEqual(['/index.json', '/plain.profile']);
+    expect(await readFile(join(store, 'plain.profile'))).toEqual(
+      await readFile(join(work, 'prof-new-profile', 'plain.profile')),
+    );
+  });
+
+  it('with a listing that does not say (an older mirror, a hand-made file), asks for each profile and version list', async () => {
+    const store = freshStore();
+    await runSync({ upstream: prof.url, store }, testIo());
+    const asked: string[] = [];
+    const unsaid = (path: string, body: Buffer) => {
+      if (path !== '/index.json') return body;
+      const doc = JSON.parse(body.toString('utf8'));
+      for (const e of doc.indexes) {
+        delete e.profile;
+        delete e.versions;
+      }
+      return Buffer.from(JSON.stringify(doc));
+    };
+    const front = await frontOf(prof.url, (path) => void asked.push(path), unsaid);
+    const r = await runSync({ upstream: front, store }, testIo());
+    expect(profileStatus(r)).toEqual(ALL_UNCHANGED);
+    expect(asked.sort()).toEqual([
+      '/bare.profile',
+      '/index.json',
+      '/plain.profile',
+      '/signed.profile',
+      '/versions/bare/versions.json',
+      '/versions/plain/versions.json',
+      '/versions/signed/versions.json',
+    ]);
   });
 
   it('refuses a tampered profile: not published, one line each, the images still sync, a good local copy is kept', async () => {

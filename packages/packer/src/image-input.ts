@@ -1,5 +1,6 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { addAbortSignal, type Readable } from 'node:stream';
+import { freshBuffers, type TakeBuffer } from './block-buffer-pool.js';
 import { fsError, InputError, UsageError } from './errors.js';
 import { blockSteps, type Extent } from './image-extents.js';
 import { imageExtents, imageFacts, openThroughQemuNbd } from './qemu-tools.js';
@@ -20,7 +21,8 @@ export interface ImageInput {
   readonly format: string;
   /** True when holes are skipped (qemu-img map gave the extents). */
   readonly sparse: boolean;
-  blocks(blockSize: number, signal: AbortSignal): AsyncGenerator<InputBlock>;
+  /** `take` gives each data block's buffer (whole `blockSize` bytes; a short last block is a view of one). */
+  blocks(blockSize: number, signal: AbortSignal, take?: TakeBuffer): AsyncGenerator<InputBlock>;
   close(): Promise<void>;
 }
 
@@ -113,10 +115,10 @@ function sequential(fh: FileHandle | undefined, size: number | undefined, stream
     size,
     format: 'raw',
     sparse: false,
-    async *blocks(blockSize, signal) {
+    async *blocks(blockSize, signal, take = freshBuffers(blockSize)) {
       const source = fh
-        ? readBlocks(fh, blockSize, signal)
-        : splitBlocks(addAbortSignal(signal, stream as Readable) as AsyncIterable<Uint8Array>, blockSize, signal);
+        ? readBlocks(fh, blockSize, signal, take)
+        : splitBlocks(addAbortSignal(signal, stream as Readable) as AsyncIterable<Uint8Array>, blockSize, signal, take);
       for await (const buffer of source) yield { kind: 'data', buffer };
     },
     close: async () => {
@@ -136,14 +138,15 @@ function sparse(
     size,
     format,
     sparse: true,
-    async *blocks(blockSize, signal) {
+    async *blocks(blockSize, signal, take = freshBuffers(blockSize)) {
       for (const step of blockSteps(extents, size, blockSize)) {
         signal.throwIfAborted();
         if (step.kind === 'holes') {
           yield step;
           continue;
         }
-        const buffer = Buffer.allocUnsafeSlow(step.length);
+        const whole = take();
+        const buffer = step.length === whole.length ? whole : whole.subarray(0, step.length);
         let fill = 0;
         while (fill < step.length) {
           const { bytesRead } = await reader.read(buffer, fill, step.length - fill, step.start + fill);

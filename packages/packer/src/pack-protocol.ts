@@ -1,6 +1,11 @@
 import type { Codec } from '@thfc/format';
 
-/** Messages between the packer and its workers. */
+/**
+ * Messages between the packer and its workers. A task's buffer is
+ * transferred to the worker and comes back in the result, so the packer can
+ * read the next block into it: in the steady state no block buffer is
+ * allocated (see BlockBufferPool).
+ */
 export interface PackTask {
   readonly seq: number;
   readonly buffer: ArrayBuffer;
@@ -8,7 +13,7 @@ export interface PackTask {
 }
 
 export type PackTaskResult =
-  | { readonly seq: number; readonly zero: true }
+  | { readonly seq: number; readonly zero: true; readonly buffer: ArrayBuffer }
   | {
       readonly seq: number;
       readonly zero: false;
@@ -17,7 +22,12 @@ export type PackTaskResult =
       readonly storedSize: number;
       /** The store already held this block: nothing to write. */
       readonly existing: boolean;
-      /** Stored bytes to write, present when `existing` is false. */
-      readonly stored?: Uint8Array;
+      /**
+       * The task's buffer, back. When `existing` is false its first
+       * `storedSize` bytes are the stored bytes to write (compressed in
+       * place of the block, or the block itself when kept raw).
+       */
+      readonly buffer: ArrayBuffer;
     }
+  /** The buffer is lost with the error: the packer stops anyway. */
   | { readonly seq: number; readonly error: string };

@@ -18,6 +18,7 @@ import {
   signIndex,
   VERSIONS_DIR,
 } from '@thfc/format';
+import { BlockBufferPool } from './block-buffer-pool.js';
 import type { CommandIo } from './command-io.js';
 import { progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
@@ -80,7 +81,8 @@ export interface PackSummary {
 
 /**
  * Blocks in flight per worker. Two keeps every worker busy while the main
- * thread reads and writes; more only holds memory (each is a whole block).
+ * thread reads and writes; more only holds memory (each is a whole block,
+ * its buffer reused once the block is written).
  */
 const DEFAULT_INFLIGHT_PER_WORKER = 4;
 
@@ -136,24 +138,31 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   let firstError: unknown;
   const inflight = new Set<Promise<void>>();
   const maxInflight = workers * DEFAULT_INFLIGHT_PER_WORKER;
+  // One more than the window: the next block is read before waiting for a slot.
+  const buffers = new BlockBufferPool(blockSize, maxInflight + 1);
 
   const handle = async (r: PackTaskResult): Promise<void> => {
     if ('error' in r) throw new Error(`block ${r.seq}: ${r.error}`);
     if (r.zero) {
       entries.setZero(r.seq, 1);
+      buffers.give(r.buffer);
       return;
     }
     entries.set(r.seq, { id: r.id, codec: r.codec, storedSize: r.storedSize });
-    if (r.existing || written.has(r.id) || !r.stored) return;
-    written.add(r.id);
-    await store.put({ id: r.id, codec: r.codec, storedSize: r.storedSize, size: 0 }, r.stored);
-    newBlocks++;
-    newBytes += r.storedSize;
+    if (!r.existing && !written.has(r.id)) {
+      written.add(r.id);
+      const ref = { id: r.id, codec: r.codec, storedSize: r.storedSize, size: 0 };
+      await store.put(ref, new Uint8Array(r.buffer, 0, r.storedSize));
+      newBlocks++;
+      newBytes += r.storedSize;
+    }
+    // Only once written: the stored bytes live in this buffer until then.
+    buffers.give(r.buffer);
   };
 
   try {
     let seq = 0;
-    for await (const step of input.blocks(blockSize, stop.signal)) {
+    for await (const step of input.blocks(blockSize, stop.signal, () => buffers.take())) {
       if (stop.signal.aborted) break;
       if (step.kind === 'holes') {
         entries.setZero(seq, step.count);

@@ -1,16 +1,19 @@
 import type { FileHandle } from 'node:fs/promises';
+import { freshBuffers, type TakeBuffer } from './block-buffer-pool.js';
 
 /**
  * Re-chunks a byte stream into blocks of exactly `blockSize` bytes (the last
- * may be short). Each yielded block is a fresh buffer the consumer owns, so it
- * can be transferred to a worker without copying again.
+ * may be short). Each yielded block is a buffer from `take` (a whole
+ * `blockSize` buffer of its own) that the consumer owns, so it can be
+ * transferred to a worker without copying again.
  */
 export async function* splitBlocks(
   input: AsyncIterable<Uint8Array>,
   blockSize: number,
   signal?: AbortSignal,
+  take: TakeBuffer = freshBuffers(blockSize),
 ): AsyncGenerator<Buffer> {
-  let block = Buffer.allocUnsafeSlow(blockSize);
+  let block = take();
   let fill = 0;
   for await (const chunk of input) {
     signal?.throwIfAborted();
@@ -22,7 +25,7 @@ export async function* splitBlocks(
       off += n;
       if (fill === blockSize) {
         yield block;
-        block = Buffer.allocUnsafeSlow(blockSize);
+        block = take();
         fill = 0;
       }
     }
@@ -30,11 +33,16 @@ export async function* splitBlocks(
   if (fill > 0) yield block.subarray(0, fill);
 }
 
-/** Reads a file (or any fd) as blocks with positional-less reads straight into fresh buffers: no extra copy. */
-export async function* readBlocks(fh: FileHandle, blockSize: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+/** Reads a file (or any fd) as blocks with positional-less reads straight into buffers from `take`: no extra copy. */
+export async function* readBlocks(
+  fh: FileHandle,
+  blockSize: number,
+  signal?: AbortSignal,
+  take: TakeBuffer = freshBuffers(blockSize),
+): AsyncGenerator<Buffer> {
   for (;;) {
     signal?.throwIfAborted();
-    const block = Buffer.allocUnsafeSlow(blockSize);
+    const block = take();
     let fill = 0;
     while (fill < blockSize) {
       const { bytesRead } = await fh.read(block, fill, blockSize - fill, null);

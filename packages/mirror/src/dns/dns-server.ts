@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
 import dnsPacket from 'dns-packet';
+import { AnswerCache } from './answer-cache.js';
 import { encodeResponse } from './response-encoder.js';
 import type { ZoneResponse } from './zone.js';
 
@@ -47,6 +48,14 @@ export interface DnsClient {
 
 export type AnswerFunction = (question: { name: string; type: string }, client: DnsClient) => ZoneResponse;
 
+/**
+ * The state the answers depend on besides the question and the client's
+ * address: while it returns the same value (===), `answer` gives the same
+ * response to the same question from the same address, so encoded responses
+ * are reused (answer-cache.ts). Undefined: nothing is reused.
+ */
+export type AnswerEpoch = () => unknown;
+
 export interface DnsServerOptions {
   /** An IP address to listen on (IPv4 or IPv6). */
   readonly host: string;
@@ -54,6 +63,8 @@ export interface DnsServerOptions {
   readonly port: number;
   readonly maxTcpConnections?: number;
   readonly tcpIdleMs?: number;
+  /** Encoded responses kept for reuse (answer-cache.ts); default DEFAULT_ANSWER_CACHE_ENTRIES. */
+  readonly answerCacheEntries?: number;
 }
 
 export interface DnsServerCounters {
@@ -62,6 +73,8 @@ export interface DnsServerCounters {
   dropped: number;
   truncated: number;
   failures: number;
+  /** Queries answered from the answer cache (also counted in `queries`). */
+  reused: number;
 }
 
 export class DnsServer {
@@ -69,11 +82,17 @@ export class DnsServer {
   private tcp: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly answer: AnswerFunction;
+  private readonly answerEpoch: AnswerEpoch | undefined;
+  private readonly cache: AnswerCache;
   private readonly logger: { info(m: string): void; fault(m: string): void } | undefined;
-  readonly counters: DnsServerCounters = { queries: 0, dropped: 0, truncated: 0, failures: 0 };
+  readonly counters: DnsServerCounters = { queries: 0, dropped: 0, truncated: 0, failures: 0, reused: 0 };
 
   constructor(
-    components: { answer: AnswerFunction; logger?: { info(m: string): void; fault(m: string): void } },
+    components: {
+      answer: AnswerFunction;
+      answerEpoch?: AnswerEpoch;
+      logger?: { info(m: string): void; fault(m: string): void };
+    },
     private readonly options: DnsServerOptions,
   ) {
     if (!net.isIP(options.host))
@@ -82,6 +101,8 @@ export class DnsServer {
       throw new InvalidArgumentError(`bad listen port ${options.port}`);
     }
     this.answer = components.answer;
+    this.answerEpoch = components.answerEpoch;
+    this.cache = new AnswerCache(options.answerCacheEntries);
     this.logger = components.logger;
   }
 
@@ -180,6 +201,18 @@ export class DnsServer {
       this.counters.dropped++;
       return undefined;
     }
+    // Only what an answer of the zone's became is kept, so only a query that decoded and was answered is found.
+    const epoch = this.answerEpoch?.();
+    const key = epoch === undefined ? undefined : AnswerCache.key(msg, client.transport, client.address);
+    if (key !== undefined) {
+      const hit = this.cache.get(key, msg.readUInt16BE(0), epoch);
+      if (hit) {
+        this.counters.queries++;
+        this.counters.reused++;
+        if (hit.truncated) this.counters.truncated++;
+        return hit.response;
+      }
+    }
     let query: dnsPacket.DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
@@ -217,14 +250,18 @@ export class DnsServer {
     if (!question || questions.length !== 1) return this.encode(base, 'FORMERR', limit);
     if (question.class && question.class !== 'IN' && question.class !== 'ANY')
       return this.encode(base, 'REFUSED', limit);
+    let response: ZoneResponse;
     try {
-      const response = this.answer({ name: question.name, type: String(question.type) }, client);
-      return this.encode(base, response.rcode, limit, response);
+      response = this.answer({ name: question.name, type: String(question.type) }, client);
     } catch (e) {
       this.counters.failures++;
       this.logger?.fault(`dns: answering ${question.name} ${question.type}: ${(e as Error).message}`);
       return this.encode(base, 'SERVFAIL', limit);
     }
+    const truncatedBefore = this.counters.truncated;
+    const reply = this.encode(base, response.rcode, limit, response);
+    if (key !== undefined) this.cache.set(key, reply, this.counters.truncated !== truncatedBefore, epoch);
+    return reply;
   }
 
   /**

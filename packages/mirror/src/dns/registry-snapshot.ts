@@ -50,6 +50,7 @@ export class RegistrySnapshot {
     private readonly options: { refreshMs?: number; recoveryGraceMs?: number } = {},
   ) {}
 
+  /** The live records; the same array until the registry's answer changes (a record or the order). */
   get records(): readonly MirrorRecord[] {
     return this.current;
   }
@@ -88,7 +89,9 @@ export class RegistrySnapshot {
         this.holdUntil = now + (this.options.recoveryGraceMs ?? DEFAULT_RECOVERY_GRACE_MS);
       }
       this.epoch = registry.epoch;
-      this.current = now < this.holdUntil ? withHeld(records, this.held) : records;
+      const next = now < this.holdUntil ? withHeld(records, this.held) : records;
+      // The same records in the same order stay the same array: what queries worked out from it stays valid.
+      if (!sameRecords(next, this.current)) this.current = next;
       this.refreshedAt = now;
       if (this.failing) {
         const kept = this.current.length - records.length;
@@ -112,4 +115,11 @@ function withHeld(records: readonly MirrorRecord[], held: readonly MirrorRecord[
   const listed = new Set(records.map((r) => r.id));
   const missing = held.filter((r) => !listed.has(r.id));
   return missing.length ? [...records, ...missing] : records;
+}
+
+/** The same record objects in the same order (a registry hands back an unchanged record as the same object). */
+function sameRecords(a: readonly MirrorRecord[], b: readonly MirrorRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -67,9 +67,17 @@ export async function runDns(
   try {
     await snapshot.start(signal);
     const config: ZoneConfig = { zone, networks, ttlSeconds, serverAddress: host };
+    // An answer depends on the snapshot and, through the SOA serial, on the second: a new epoch for either.
+    let epoch = { records: snapshot.records, second: -1 };
+    const answerEpoch = () => {
+      const second = Math.floor(Date.now() / 1000);
+      if (epoch.records !== snapshot.records || epoch.second !== second) epoch = { records: snapshot.records, second };
+      return epoch;
+    };
     server = new DnsServer(
       {
         answer: (question, client) => answerQuery(config, snapshot.records, question, client.address, Date.now()),
+        answerEpoch,
         logger,
       },
       { host, port },

@@ -153,6 +153,36 @@ describe('DnsServer', () => {
     expect(MAX_UDP_PAYLOAD).toBe(1232);
   });
 
+  it('with an answer epoch, reuses the encoded answer to the same query until the epoch changes', async () => {
+    let epoch = {};
+    let asked = 0;
+    hook = () => asked++;
+    server = new DnsServer({ answer, answerEpoch: () => epoch }, { host: '127.0.0.1', port: 0 });
+    address = await server.listen();
+    records.set('pool.test A', [a('pool.test', '10.0.0.1')]);
+    const first = await udpExchange(rawQuery('pool.test', 1, { id: 1 }));
+    records.set('pool.test A', [a('pool.test', '10.0.0.2')]);
+    // The same epoch: the first answer, with this query's id; the zone is not asked again.
+    const second = await udpExchange(rawQuery('pool.test', 1, { id: 2 }));
+    expect(asked).toBe(1);
+    expect(second?.readUInt16BE(0)).toBe(2);
+    expect(second?.subarray(2)).toEqual(first?.subarray(2));
+    expect(server.counters).toMatchObject({ queries: 2, reused: 1 });
+    // Another question is asked of the zone; so is the same one in a new epoch, which gets the new answer.
+    await udpExchange(rawQuery('other.pool.test', 1, { id: 3 }));
+    expect(asked).toBe(2);
+    epoch = {};
+    const third = await udpExchange(rawQuery('pool.test', 1, { id: 4 }));
+    expect(asked).toBe(3);
+    expect(third?.subarray(-4)).toEqual(Buffer.from([10, 0, 0, 2]));
+    // dig from the same address, over UDP and TCP, sees the current answer.
+    for (const transport of [[], ['+tcp']]) {
+      expect(digAnswers((await dig(address, [...transport, 'pool.test', 'A'])).stdout)).toEqual([
+        ['pool.test.', 5, 'A', '10.0.0.2'],
+      ]);
+    }
+  });
+
   it('not IN class: REFUSED; no question: FORMERR; other opcodes: NOTIMP; the id is echoed', async () => {
     await start();
     const ch = await dig(address, ['CH', 'TXT', 'version.bind']);

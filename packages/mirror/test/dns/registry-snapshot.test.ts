@@ -41,6 +41,30 @@ describe('RegistrySnapshot', () => {
     await snapshot.stop();
   });
 
+  it('keeps the same array while the registry lists the same record objects in the same order', async () => {
+    const registry = new FlakyRegistry();
+    const one = record();
+    const two = { ...record(), id: 'second:8080', url: 'http://second:8080/' };
+    let listed: MirrorRecord[] = [one];
+    registry.list = async () => {
+      registry.lists++;
+      return [...listed];
+    };
+    const snapshot = new RegistrySnapshot({ registry }, { refreshMs: 5 });
+    await snapshot.start(new AbortController().signal);
+    const first = snapshot.records;
+    await until(() => registry.lists > 5);
+    // A new array each time from the registry, the same records: what was worked out from the first stays valid.
+    expect(snapshot.records).toBe(first);
+    listed = [one, two];
+    expect(await until(() => snapshot.records.length === 2)).toBe(true);
+    const second = snapshot.records;
+    listed = [two, one];
+    expect(await until(() => snapshot.records !== second)).toBe(true);
+    expect(snapshot.records).toEqual([two, one]);
+    await snapshot.stop();
+  });
+
   it('keeps the last list while the registry fails, logging once, and says when it recovers', async () => {
     const registry = new FlakyRegistry();
     await registry.register(record(), 60_000);
