@@ -198,113 +198,115 @@ export async function run(ctx) {
       // kill: BENCH_NBD_KILLS boots via NBD over a 20 ms link, each with httpstorged killed (SIGKILL) once the guest
       // has made 10 disk reads and started again on the same socket and cache; then the whole image is read back
       // through the boot's cache over the same link and compared byte for byte.
-      const kills = parts.has('kill') ? Number(process.env.BENCH_NBD_KILLS || 10) : 0;
-      const gmirror = startProcess(
-        process.execPath,
-        [cli.mirror, 'serve', gstore, '--listen', '127.0.0.1:0', '--no-access-log'],
-        { stdin: 'ignore' },
-      );
-      try {
-        const gurl = (await gmirror.waitFor(/serving \S+ on (http:\/\/\S+)/, 30_000))[1];
-        const { value: outcome } = await withWanProxy(cli.mirror, gurl, 'latency=20ms', async (url) => {
-          const runs = [];
-          for (let i = 0; i < kills; i++) runs.push(await killedBoot(i));
-          return runs;
-
-          async function killedBoot(i) {
-            const cache = fresh('cache');
-            const kstate = fresh('state');
-            const flags = ['--cache', cache, '--no-prefetch', '--readahead', '0'];
-            const vm = startProcess(
-              process.execPath,
-              [
-                cli.vm,
-                '--state-dir',
-                kstate,
-                'boot',
-                `${url}guest.idx`,
-                '--via',
-                'nbd',
-                ...flags,
-                '--accel',
-                'tcg',
-                '--snapshot',
-                '--mem',
-                String(GUEST_MEM_MIB),
-                '--kernel',
-                guest.kernel,
-                '--initrd',
-                guest.initrd,
-                '--append',
-                guest.append,
-              ],
-              { stdin: 'ignore' },
-            );
-            const socket = await waitUntil(
-              async () => {
-                const run = (await readdir(kstate).catch(() => [])).find((e) => e.startsWith('run-'));
-                const path = run && join(kstate, run, 'nbd.sock');
-                return path && existsSync(path) ? path : undefined;
-              },
-              { timeoutMs: 60_000, what: 'the NBD socket' },
-            );
-            const stats = async () =>
-              JSON.parse((await runCommand(process.execPath, [cli.httpstorged, 'stats', socket, '--json'])).stdout);
-            await waitUntil(async () => (await stats()).images[0].reads >= 10, {
-              timeoutMs: 60_000,
-              what: 'disk reads',
-            });
-            const killed = await stats();
-            const markerBefore = vm.output().stdout.includes(guest.markerLine);
-            process.kill(killed.pid, 'SIGKILL');
-            await new Promise((r) => setTimeout(r, 300));
-            const again = await runCommand(process.execPath, [
-              cli.httpstorged,
-              'nbd',
-              '--socket',
-              socket,
-              ...flags,
-              '--log',
-              fresh('nbd.log'),
-              `${url}guest.idx`,
-            ]);
-            const pid = Number(/daemon pid (\d+)/.exec(again.stdout)?.[1]);
-            daemons.push(pid);
-            await vm.exited;
-            const reachedMarker = vm.output().stdout.includes(guest.markerLine);
-            await stopPid(pid);
-            // The whole image through the boot's cache, over the same link, against the original.
-            const check = await serveNbd(url, cache, 'guest');
-            const copyFile = fresh('copy.img');
-            await runCommand('nbdcopy', [check.uri, copyFile], { signal, timeoutMs: COPY_TIMEOUT_MS });
-            await check.stop();
-            // cmp -l lists one line per differing byte; wc counts them (a pipeline exits with wc's status).
-            const cmp = await runCommand('sh', ['-c', 'cmp -l "$0" "$1" | wc -l', guest.disk, copyFile], { signal });
-            // A copy of another length is wrong by the difference too (cmp -l stops at the shorter file's end).
-            const lengths = await Promise.all([guest.disk, copyFile].map(async (f) => (await stat(f)).size));
-            const wrongBytes = Number(cmp.stdout.trim()) + Math.abs(lengths[0] - lengths[1]);
-            await removePath(copyFile);
-            ctx.log(
-              `kill ${i + 1}/${kills}: marker ${reachedMarker ? 'reached' : 'NOT reached'}, ${wrongBytes} wrong bytes`,
-            );
-            return { killedAfterReads: killed.images[0].reads, markerBefore, reachedMarker, wrongBytes };
-          }
-        });
-        results.kills = outcome;
-        const reached = outcome.filter((k) => k.reachedMarker && !k.markerBefore).length;
-        const wrong = outcome.reduce((a, k) => a + k.wrongBytes, 0);
-        table.compare(
-          'kill-boots',
-          'boots reaching the marker after SIGKILL + restart',
-          reached,
-          kills,
-          'boots',
-          '==',
-          1,
+      if (parts.has('kill')) {
+        const kills = Number(process.env.BENCH_NBD_KILLS || 10);
+        const gmirror = startProcess(
+          process.execPath,
+          [cli.mirror, 'serve', gstore, '--listen', '127.0.0.1:0', '--no-access-log'],
+          { stdin: 'ignore' },
         );
-        table.compare('kill-wrong', 'wrong bytes in the full compares afterwards', wrong, 1, 'B', '==', 0);
-      } finally {
-        await gmirror.stop();
+        try {
+          const gurl = (await gmirror.waitFor(/serving \S+ on (http:\/\/\S+)/, 30_000))[1];
+          const { value: outcome } = await withWanProxy(cli.mirror, gurl, 'latency=20ms', async (url) => {
+            const runs = [];
+            for (let i = 0; i < kills; i++) runs.push(await killedBoot(i));
+            return runs;
+
+            async function killedBoot(i) {
+              const cache = fresh('cache');
+              const kstate = fresh('state');
+              const flags = ['--cache', cache, '--no-prefetch', '--readahead', '0'];
+              const vm = startProcess(
+                process.execPath,
+                [
+                  cli.vm,
+                  '--state-dir',
+                  kstate,
+                  'boot',
+                  `${url}guest.idx`,
+                  '--via',
+                  'nbd',
+                  ...flags,
+                  '--accel',
+                  'tcg',
+                  '--snapshot',
+                  '--mem',
+                  String(GUEST_MEM_MIB),
+                  '--kernel',
+                  guest.kernel,
+                  '--initrd',
+                  guest.initrd,
+                  '--append',
+                  guest.append,
+                ],
+                { stdin: 'ignore' },
+              );
+              const socket = await waitUntil(
+                async () => {
+                  const run = (await readdir(kstate).catch(() => [])).find((e) => e.startsWith('run-'));
+                  const path = run && join(kstate, run, 'nbd.sock');
+                  return path && existsSync(path) ? path : undefined;
+                },
+                { timeoutMs: 60_000, what: 'the NBD socket' },
+              );
+              const stats = async () =>
+                JSON.parse((await runCommand(process.execPath, [cli.httpstorged, 'stats', socket, '--json'])).stdout);
+              await waitUntil(async () => (await stats()).images[0].reads >= 10, {
+                timeoutMs: 60_000,
+                what: 'disk reads',
+              });
+              const killed = await stats();
+              const markerBefore = vm.output().stdout.includes(guest.markerLine);
+              process.kill(killed.pid, 'SIGKILL');
+              await new Promise((r) => setTimeout(r, 300));
+              const again = await runCommand(process.execPath, [
+                cli.httpstorged,
+                'nbd',
+                '--socket',
+                socket,
+                ...flags,
+                '--log',
+                fresh('nbd.log'),
+                `${url}guest.idx`,
+              ]);
+              const pid = Number(/daemon pid (\d+)/.exec(again.stdout)?.[1]);
+              daemons.push(pid);
+              await vm.exited;
+              const reachedMarker = vm.output().stdout.includes(guest.markerLine);
+              await stopPid(pid);
+              // The whole image through the boot's cache, over the same link, against the original.
+              const check = await serveNbd(url, cache, 'guest');
+              const copyFile = fresh('copy.img');
+              await runCommand('nbdcopy', [check.uri, copyFile], { signal, timeoutMs: COPY_TIMEOUT_MS });
+              await check.stop();
+              // cmp -l lists one line per differing byte; wc counts them (a pipeline exits with wc's status).
+              const cmp = await runCommand('sh', ['-c', 'cmp -l "$0" "$1" | wc -l', guest.disk, copyFile], { signal });
+              // A copy of another length is wrong by the difference too (cmp -l stops at the shorter file's end).
+              const lengths = await Promise.all([guest.disk, copyFile].map(async (f) => (await stat(f)).size));
+              const wrongBytes = Number(cmp.stdout.trim()) + Math.abs(lengths[0] - lengths[1]);
+              await removePath(copyFile);
+              ctx.log(
+                `kill ${i + 1}/${kills}: marker ${reachedMarker ? 'reached' : 'NOT reached'}, ${wrongBytes} wrong bytes`,
+              );
+              return { killedAfterReads: killed.images[0].reads, markerBefore, reachedMarker, wrongBytes };
+            }
+          });
+          results.kills = outcome;
+          const reached = outcome.filter((k) => k.reachedMarker && !k.markerBefore).length;
+          const wrong = outcome.reduce((a, k) => a + k.wrongBytes, 0);
+          table.compare(
+            'kill-boots',
+            'boots reaching the marker after SIGKILL + restart',
+            reached,
+            kills,
+            'boots',
+            '==',
+            1,
+          );
+          table.compare('kill-wrong', 'wrong bytes in the full compares afterwards', wrong, 1, 'B', '==', 0);
+        } finally {
+          await gmirror.stop();
+        }
       }
     }
   } finally {
