@@ -182,8 +182,13 @@ export async function run(ctx) {
         for (let i = 0; i < ctx.runs; i++) {
           for (const via of i % 2 ? ['fuse', 'nbd'] : ['nbd', 'fuse'])
             (via === 'nbd' ? bootNbd : bootFuse).push(await boot(via));
+          ctx.log(`boot round ${i + 1}/${ctx.runs}: NBD ${bootNbd[i]} s, FUSE ${bootFuse[i]} s (guest phase)`);
         }
-        results.boot = { nbdGuestSeconds: bootNbd, fuseGuestSeconds: bootFuse };
+        // Each round's pair ran back to back, so its ratio saw about the same neighbours: the median of those
+        // ratios is steadier than the ratio of the medians on a machine whose load swings within a minute.
+        const pairs = bootNbd.map((s, i) => s / bootFuse[i]);
+        results.boot = { nbdGuestSeconds: bootNbd, fuseGuestSeconds: bootFuse, pairRatios: pairs };
+        table.info('boot.pairs', "boot: median of the rounds' NBD / FUSE ratios", median(pairs), '');
         table.compare(
           'boot',
           'boot to marker (guest phase) via NBD / via FUSE',
