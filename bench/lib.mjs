@@ -734,6 +734,22 @@ export function readAccessLog(file, { from = 0, prefix = '/' } = {}) {
 }
 
 /**
+ * The emulated links (issue 12 §4), shared by the suites that compare across them (mount, nbd). Rates in bytes
+ * per second: 1 Gbit/s = 125 MB/s. withWanProxy(…, linkSpec(link)) builds one: half the RTT each way, and one
+ * bandwidth budget shared by every connection through the proxy, as one link is.
+ */
+export const LINKS = [
+  { key: '20ms_1g', label: '20 ms / 1 Gbit/s', rttMs: 20, rate: 125e6 },
+  { key: '50ms_1g', label: '50 ms / 1 Gbit/s', rttMs: 50, rate: 125e6 },
+  { key: '50ms_100m', label: '50 ms / 100 Mbit/s', rttMs: 50, rate: 12.5e6 },
+];
+
+/** The proxy's --inject spec for one of LINKS, plus optional faults. */
+export function linkSpec(link, faults = '') {
+  return [`latency=${link.rttMs}ms`, `bandwidth=${link.rate}B/s`, faults].filter(Boolean).join(',');
+}
+
+/**
  * Starts `thfc-mirror proxy UPSTREAM --listen 127.0.0.1:0 --inject SPEC` (a simulated link, one shared
  * bandwidth budget), runs fn(proxyUrl), stops it; resolves { value, proxy } with the proxy's JSON summary
  * (requests, errors, resets, drips, bytes). A failure carries the summary as `e.proxy`.

@@ -75,6 +75,8 @@ import {
   ensureTestImage,
   fileBytes,
   isMountPoint,
+  LINKS,
+  linkSpec,
   MB,
   MiB,
   median,
@@ -119,12 +121,6 @@ const DD_TIMEOUT_MS = 180_000;
 /** Per round; the machine is shared, so waiting longer would blow the suite's ~10 minute budget. */
 const QUIET_WAIT_MS = 20_000;
 
-/** The emulated links (issue 12 §4). Rates in bytes per second: 1 Gbit/s = 125 MB/s. */
-const LINKS = [
-  { key: '20ms_1g', label: '20 ms / 1 Gbit/s', rttMs: 20, rate: 125e6 },
-  { key: '50ms_1g', label: '50 ms / 1 Gbit/s', rttMs: 50, rate: 125e6 },
-  { key: '50ms_100m', label: '50 ms / 100 Mbit/s', rttMs: 50, rate: 12.5e6 },
-];
 const T1_LINK = '50ms_1g';
 const T2_LINK = '50ms_100m';
 /** The peers read this prefix on a link with latency: at 2-5 MB/s a whole 640 MiB image would take minutes. */
@@ -774,11 +770,6 @@ async function randomRun(ctx, { fio, file, size, jobs, seconds, ios }) {
 
 // ---------------------------------------------------------------------------------------------------
 // Emulated links and fault runs
-
-/** The proxy's spec for a link, plus optional faults. */
-function linkSpec(link, faults = '') {
-  return [`latency=${link.rttMs}ms`, `bandwidth=${link.rate}B/s`, faults].filter(Boolean).join(',');
-}
 
 /** Image MB/s that filling the link with the store's blocks would give: image bytes / (store bytes / rate). */
 function linkLimit(ctx, link) {

@@ -1,4 +1,4 @@
-import type { MeasurementLog } from '@thfc/attest';
+import type { MeasurementLog } from '@thfc/attest/measurement-log';
 import type { BlockRef } from '@thfc/format';
 
 /**

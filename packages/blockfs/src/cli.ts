@@ -4,7 +4,7 @@ import { createWriteStream, openSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MEASUREMENT_PCR, type MeasurementLog } from '@thfc/attest/measurement-log';
+import { DEFAULT_MEASUREMENT_PCR, MeasurementLog } from '@thfc/attest/measurement-log';
 import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
 import { releaseHeldSignals } from '@thfc/cli/early-signals';
 import {
@@ -494,13 +494,14 @@ async function groupId(group: string): Promise<number> {
 
 /** The mount's measurement log; with --tpm, the TPM is checked first (reachable, PCR still at zero). */
 async function openMeasurements(o: { tpm?: boolean; tpmPcr?: number; tpmTcti?: string }): Promise<MeasurementLog> {
-  const { MeasurementLog, Tpm2Tools, TpmExtender } = await import('@thfc/attest');
   const pcr = o.tpmPcr ?? DEFAULT_MEASUREMENT_PCR;
   if (pcr > 23) throw new UsageError(`--tpm-pcr must be a PCR number 0-23, not ${pcr}`);
   if (!o.tpm) {
     if (o.tpmTcti) throw new UsageError('--tpm-tcti needs --tpm');
     return new MeasurementLog({}, { pcr });
   }
+  // The TPM's code only with --tpm: the rest of @thfc/attest is ~11 modules of every daemon's start.
+  const { Tpm2Tools, TpmExtender } = await import('@thfc/attest');
   const extender = new TpmExtender({ tpm: new Tpm2Tools({ tcti: o.tpmTcti }) });
   await extender.open(pcr);
   return new MeasurementLog({ extender }, { pcr });

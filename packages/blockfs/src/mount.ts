@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MeasurementLog } from '@thfc/attest';
+import { MeasurementLog } from '@thfc/attest/measurement-log';
 import {
   type BlockRef,
   checkProfile,

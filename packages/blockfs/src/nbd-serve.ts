@@ -1,4 +1,4 @@
-import { MeasurementLog } from '@thfc/attest';
+import { MeasurementLog } from '@thfc/attest/measurement-log';
 import { type BlockRef, UsageError } from '@thfc/format';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
