@@ -22,6 +22,7 @@ import {
   BenchError,
   GUEST_MEM_MIB,
   GUEST_TOOLS,
+  guestPayloadMiB,
   median,
   nowSeconds,
   removePath,
@@ -55,7 +56,7 @@ export async function run(ctx) {
   const vmCli = join(ctx.repoRoot, 'packages/vm-launch/dist/cli.js');
   const packCli = join(ctx.repoRoot, 'packages/packer/dist/cli.js');
   await requireBuilt([vmCli, packCli, join(ctx.repoRoot, 'packages/blockfs/dist/cli.js')]);
-  const guest = await testGuest(ctx);
+  const guest = await testGuest(ctx, { payloadMiB: guestPayloadMiB() });
 
   // The local disk lives in scratch like the store, so both sit on the same file system.
   const disk = join(scratch, 'guest.img');

@@ -46,7 +46,8 @@
 //
 // Env: BENCH_RUNS (rounds), BENCH_BASELINE_REV, BENCH_MOUNT_PARTS (comma list of seq, links, faults, random;
 // default all: to re-measure one part by hand), BENCH_MOUNT_FAULTS (comma list of errors, drip3, drip10; the
-// fault-free reference always runs).
+// fault-free reference always runs), BENCH_MOUNT_LINKS (comma list of 20ms_1g, 50ms_1g, 50ms_100m; default
+// all: the link matrix's links), BENCH_MOUNT_PEERS=0 (the link matrix runs thfc only, no httpfs2/nbdfuse).
 //
 // Which figures the target rows use:
 // - "warm" = a fresh daemon over a cache the cold read filled (its block files still page-cached,
@@ -776,6 +777,20 @@ function linkLimit(ctx, link) {
   return ctx.results.image.bytes / MB / (ctx.results.image.storeBlockBytes / link.rate);
 }
 
+/** BENCH_MOUNT_LINKS: the links the matrix measures (default all). */
+function selectedLinks() {
+  const raw = process.env.BENCH_MOUNT_LINKS?.trim();
+  if (!raw) return LINKS;
+  const keys = raw.split(',').map((k) => k.trim());
+  const unknown = keys.filter((k) => !LINKS.some((l) => l.key === k));
+  if (unknown.length)
+    throw new BenchError(
+      'USAGE',
+      `BENCH_MOUNT_LINKS: unknown ${unknown.join(', ')} (${LINKS.map((l) => l.key).join(', ')})`,
+    );
+  return LINKS.filter((l) => keys.includes(l.key));
+}
+
 /**
  * thfc cold (whole image) and the peers (PEER_PREFIX_BYTES) through one proxy per measurement on each link,
  * ctx.runs rounds interleaving the links. `loop` is the sequential section's medians (the loopback row).
@@ -784,6 +799,8 @@ async function linkMatrix(ctx, env, loop) {
   const { table, results, scratch, signal } = ctx;
   const { resources, thfc, size, nginx, accessLog } = env;
   const prefixMiB = PEER_PREFIX_BYTES / MiB;
+  const links = selectedLinks();
+  const peers = process.env.BENCH_MOUNT_PEERS?.trim() === '0' ? [] : ['httpfs2', 'nbdfuse'];
   const cells = Object.fromEntries(LINKS.map((l) => [l.key, { thfc: [], httpfs2: [], nbdfuse: [], daemons: [] }]));
   const errors = {};
   results.links = { cells, errors, peerPrefixBytes: PEER_PREFIX_BYTES };
@@ -791,7 +808,7 @@ async function linkMatrix(ctx, env, loop) {
   let n = 0;
   for (let round = 0; round < ctx.runs; round++) {
     results.quiet[`links${round + 1}`] = await waitForQuiet({ signal, log: ctx.log, maxWaitMs: QUIET_WAIT_MS });
-    for (const link of LINKS) {
+    for (const link of links) {
       const cell = cells[link.key];
       const spec = linkSpec(link);
       ctx.log(`link ${link.label} round ${round + 1}/${ctx.runs}: thfc cold, httpfs2, nbdfuse (${spec})`);
@@ -824,7 +841,7 @@ async function linkMatrix(ctx, env, loop) {
           mirrors: r.value.st.mirrors,
         });
       });
-      for (const key of ['httpfs2', 'nbdfuse']) {
+      for (const key of peers) {
         await attempt(`${link.key}.${key}`, async () => {
           const r = await withWanProxy(thfc.mirrorCli, `${nginx.base}/`, spec, async (url) => {
             const rawUrl = `${url}${env.rawPath.slice(1)}`;

@@ -50,6 +50,7 @@ import {
   formatValue,
   GUEST_MEM_MIB,
   GUEST_TOOLS,
+  guestPayloadMiB,
   isMountPoint,
   median,
   mountPoints,
@@ -118,7 +119,7 @@ export async function run(ctx) {
   results.rtts = rtts;
   results.bandwidth = bandwidth || null;
 
-  const guest = await testGuest(ctx);
+  const guest = await testGuest(ctx, { payloadMiB: guestPayloadMiB() });
 
   // Safety net for an interrupted run: the harness kills our process groups, but httpstorged runs in its
   // own group under thfc-vm. Detach every mount under scratch and stop, by pid, what still names it.

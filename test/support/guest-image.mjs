@@ -71,6 +71,13 @@ const CONTENT_TREES = ['kernel/net', 'kernel/sound', 'kernel/crypto', 'kernel/li
 const BOOT_READ_BYTES = 10 * 1024 * 1024;
 /** Larger files are skipped so that one (lib/test_bpf.ko is 4.8 MB) cannot take half of the budget. */
 const BOOT_FILE_MAX_BYTES = 1024 * 1024;
+/**
+ * The optional boot payload (`payloadMiB`): one file the init reads whole, after the boot services step and
+ * before the marker, as a boot that loads a large application or its data does. Its bytes are the kernel
+ * package's drivers/ modules, concatenated in path order (real, compressible content, not zeros or random).
+ */
+const PAYLOAD_PATH = '/var/lib/thfc-payload';
+const PAYLOAD_TREE = 'kernel/drivers';
 /** Fixed, so that the same packages give the same file system identity from run to run. */
 const DISK_UUID = '7a1c0de5-7e57-4b00-8000-000000000001';
 /** apt and dpkg steps are local or package-registry bound; ten minutes means something is stuck. */
@@ -89,22 +96,28 @@ const STEP_TIMEOUT_MS = 10 * 60 * 1000;
  * @property {{kernelPackage: string, kernelVersion: string, kernelRelease: string, busybox: string}} versions
  * @property {string[]} modules  load order
  * @property {{files: number, bytes: number}} bootFiles what the root init's boot services step reads
+ * @property {{path: string, bytes: number} | null} payload the boot payload, read whole before the marker
  */
 
 /**
  * Returns the cached guest for the current package versions, building it first when needed.
  * Safe to call from several processes at once: each builds in its own temp dir and the first
  * rename wins.
- * @param {{cacheDir?: string, log?: (message: string) => void}} [options]
+ * `payloadMiB` (default 0: none) adds the boot payload (PAYLOAD_PATH), read whole before the marker: a guest
+ * whose boot reads tens of MB (issue 12's T5 asks for at least 60 MB). It is a separate cache entry; without
+ * it the disk is byte for byte the recipe's.
+ * @param {{cacheDir?: string, log?: (message: string) => void, payloadMiB?: number}} [options]
  * @returns {Promise<GuestImage>}
  */
 export async function buildGuestImage({
   cacheDir = process.env.THFC_GUEST_CACHE || DEFAULT_GUEST_CACHE,
   log = () => {},
+  payloadMiB = 0,
 } = {}) {
+  if (!Number.isInteger(payloadMiB) || payloadMiB < 0) throw new Error(`payloadMiB: not a whole number: ${payloadMiB}`);
   const versions = await resolveVersions();
   const key =
-    `${versions.kernelPackage}_${versions.kernelVersion}+busybox_${versions.busybox}+r${GUEST_RECIPE}`.replace(
+    `${versions.kernelPackage}_${versions.kernelVersion}+busybox_${versions.busybox}+r${GUEST_RECIPE}${payloadMiB ? `+p${payloadMiB}` : ''}`.replace(
       /[^A-Za-z0-9._+-]/g,
       '_',
     );
@@ -172,7 +185,7 @@ export async function buildGuestImage({
     await writeFile(join(stage, 'bin/busybox'), await readFile(busybox), { mode: 0o755 });
     await chmod(join(stage, 'bin/busybox'), 0o755);
     await symlink('busybox', join(stage, 'bin/sh'));
-    await writeFile(join(stage, 'sbin/init'), rootInit(), { mode: 0o755 });
+    await writeFile(join(stage, 'sbin/init'), rootInit(payloadMiB > 0), { mode: 0o755 });
     await chmod(join(stage, 'sbin/init'), 0o755);
     await writeFile(join(stage, 'etc/thfc-release'), `${marker}\n`);
     await writeFile(join(stage, `boot/vmlinuz-${release}`), await readFile(vmlinuz));
@@ -183,6 +196,9 @@ export async function buildGuestImage({
       content.push(...(await copyTree(moduleTree, tree, stage, `lib/modules/${release}`)));
     const bootFiles = bootFileList(content);
     await writeFile(join(stage, 'etc/thfc-boot-files'), `${bootFiles.map((f) => f.path).join('\n')}\n`);
+    const payloadBytes = payloadMiB
+      ? await writePayload(join(moduleTree, PAYLOAD_TREE), join(stage, PAYLOAD_PATH), payloadMiB * 1024 * 1024)
+      : 0;
     const disk = join(out, 'disk.img');
     await sh('mkfs.ext4', [
       '-q',
@@ -210,6 +226,7 @@ export async function buildGuestImage({
       versions,
       modules: modules.map((m) => m.name),
       bootFiles: { files: bootFiles.length, bytes: bootFiles.reduce((a, f) => a + f.size, 0) },
+      payload: payloadBytes ? { path: PAYLOAD_PATH, bytes: payloadBytes } : null,
       diskSha256: createHash('sha256')
         .update(await readFile(disk))
         .digest('hex'),
@@ -253,7 +270,34 @@ async function readManifest(dir) {
     versions: m.versions,
     modules: m.modules,
     bootFiles: m.bootFiles,
+    payload: m.payload ?? null,
   };
+}
+
+/** Concatenates the files under `tree` in path order into `out` until `bytes`; returns the bytes written. */
+async function writePayload(tree, out, bytes) {
+  const paths = [];
+  const walk = async (dir) => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) paths.push(p);
+    }
+  };
+  await walk(tree);
+  paths.sort();
+  const parts = [];
+  let total = 0;
+  for (const p of paths) {
+    if (total >= bytes) break;
+    const data = await readFile(p);
+    parts.push(data.subarray(0, bytes - total));
+    total += Math.min(data.length, bytes - total);
+  }
+  if (total < bytes) throw new Error(`${tree} holds only ${total} bytes, not the ${bytes} of the payload`);
+  await mkdir(join(out, '..'), { recursive: true });
+  await writeFile(out, Buffer.concat(parts));
+  return total;
 }
 
 /**
@@ -422,7 +466,7 @@ exec switch_root /newroot /sbin/init
 `;
 }
 
-function rootInit() {
+function rootInit(payload = false) {
   return `#!/bin/busybox sh
 # thfc test guest, PID 1 on the root disk: start "services" (read the files a boot would, in their
 # order, not the disk's), show that the root file system is readable (and writable when mounted rw),
@@ -430,7 +474,7 @@ function rootInit() {
 export PATH=/bin
 busybox mount -t proc proc /proc
 busybox cat $(busybox cat /etc/thfc-boot-files) > /dev/null || echo "thfc-guest: boot services: a read failed"
-echo "${MARKER_PREFIX} $(busybox cat /etc/thfc-release)"
+${payload ? `busybox cat ${PAYLOAD_PATH} > /dev/null || echo "thfc-guest: boot payload: a read failed"\n` : ''}echo "${MARKER_PREFIX} $(busybox cat /etc/thfc-release)"
 if busybox grep -qw rw /proc/cmdline; then
   echo "last boot: uptime $(busybox cut -d' ' -f1 /proc/uptime)" > /var/thfc-last-boot && busybox sync && echo "${WROTE_LINE}"
 fi

@@ -20,12 +20,14 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 async function simulate(
   window: RequestWindow,
   clock: { now: number },
-  link: { rttMs: number; bytesPerSecond: number; blockBytes: number; seconds: number },
+  link: { rttMs: number; bytesPerSecond: number; blockBytes: number; seconds: number; fifo?: boolean },
 ): Promise<{ limits: number[]; bytes: number }> {
   const events: { at: number; slot: WindowSlot; ms: number }[] = [];
   const limits: number[] = [];
   let bytes = 0;
   let waiting = 0;
+  /** fifo: one link sending one answer at a time, each held for the round trip first (as `proxy --inject`). */
+  let linkFreeAt = clock.now;
   const end = clock.now + link.seconds * 1000;
   const ask = () => {
     waiting++;
@@ -33,7 +35,9 @@ async function simulate(
       (slot) => {
         waiting--;
         const inFlight = window.snapshot().inFlight;
-        const ms = link.rttMs + ((link.blockBytes * inFlight) / link.bytesPerSecond) * 1000;
+        const sendMs = (link.blockBytes / link.bytesPerSecond) * 1000;
+        if (link.fifo) linkFreeAt = Math.max(linkFreeAt, clock.now + link.rttMs) + sendMs;
+        const ms = link.fifo ? linkFreeAt - clock.now : link.rttMs + sendMs * inFlight;
         events.push({ at: clock.now + ms, slot, ms });
       },
       () => {}, // closed at the end
@@ -155,6 +159,24 @@ describe('RequestWindow adaptation', () => {
     });
     const late = limits.slice(-200);
     expect(Math.max(...late)).toBeLessThanOrEqual(16);
+  });
+
+  it('probing never takes the window below twice the bandwidth-delay product', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { max: 32 });
+    // 100 Mbit/s at 50 ms: one BDP is 625 kB, ~7 blocks of 90 kB; 8 in flight already "hold" the goodput of 16.
+    const { limits, bytes } = await simulate(w, clock, {
+      rttMs: 50,
+      bytesPerSecond: 12.5e6,
+      blockBytes: 90_000,
+      seconds: 30,
+      fifo: true,
+    });
+    const bdpBlocks = (12.5e6 * 0.05) / 90_000;
+    const late = limits.slice(-1000);
+    expect(Math.min(...late)).toBeGreaterThanOrEqual(Math.floor(2 * bdpBlocks));
+    expect(w.bdpFloor()).toBeGreaterThanOrEqual(Math.floor(2 * bdpBlocks));
+    expect(bytes / 30).toBeGreaterThan(0.9 * 12.5e6);
   });
 
   it('halves on congestion, at most once a second, and pauses for Retry-After', async () => {

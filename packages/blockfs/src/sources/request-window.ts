@@ -51,6 +51,23 @@ const PROBE_ROUNDS = 3;
 const PROBE_GAIN = 1.1;
 const PROBE_HOLD = 0.95;
 
+/**
+ * Probing never takes the window below the bytes in flight that twice the
+ * bandwidth-delay product (best recent goodput × shortest round trip) needs,
+ * in requests of the mean size answered: BBR's cwnd gain of 2 (the round
+ * trip here is the shortest ever seen, see shortestEver). One BDP fills
+ * the link only if answers come back evenly; on a real link they come in
+ * bursts, and the window's own rounds are noisy, so each down-probe that
+ * "held within 5 %" could cost a little more. Measured at 50 ms / 100 Mbit/s:
+ * down-probes walked the window from 16 to 9 (about one BDP of 88 KiB
+ * blocks), and the link went from full to 70-80 % busy. Where the client's
+ * CPU is the limit (loopback) the BDP is a few blocks and the floor is
+ * nothing: the window still gives back what buys nothing.
+ */
+const BDP_GAIN = 2;
+/** Weight of each answer in the mean answer size (an exponential moving average). */
+const ANSWER_BYTES_WEIGHT = 1 / 16;
+
 /** Goodput shown in stats: the best round of the last ten (a windowed maximum, as BBR keeps it). */
 const BANDWIDTH_ROUNDS = 10;
 
@@ -190,6 +207,16 @@ export class RequestWindow {
   /** [time, ms] samples for the windowed minimum; kept short (one per 1/8 of the window). */
   private rttSamples: { at: number; ms: number }[] = [];
   private goodputRounds: number[] = [];
+  /** Mean stored bytes per answer (0 before the first): turns the BDP in bytes into requests. */
+  private answerBytes = 0;
+  /**
+   * Shortest exchange since the window was made, for bdpFloor(). Not the 10 s
+   * minimum: with the window full for good, every exchange queues behind the
+   * others, the 10 s minimum grows with the window, and a floor made of it
+   * would grow the window it measures. A stale, shorter one only lowers the
+   * floor: the safe side.
+   */
+  private shortestEver = Number.POSITIVE_INFINITY;
   private round = { start: 0, bytes: 0, answers: 0, limited: false, stalled: false, open: false };
   private backoffAt = Number.NEGATIVE_INFINITY;
   /** When an exchange last answered (a 'stalled' one judges by it). */
@@ -370,6 +397,11 @@ export class RequestWindow {
     if (outcome.kind !== 'answer') return;
     this.lastAnswerAt = now;
     this.addRtt(now, outcome.ms);
+    this.shortestEver = Math.min(this.shortestEver, outcome.ms);
+    if (outcome.bytes > 0)
+      this.answerBytes = this.answerBytes
+        ? this.answerBytes + (outcome.bytes - this.answerBytes) * ANSWER_BYTES_WEIGHT
+        : outcome.bytes;
     const r = this.round;
     r.bytes += outcome.bytes;
     r.answers++;
@@ -396,7 +428,7 @@ export class RequestWindow {
       } else if (goodput > this.best.goodput) this.best = { goodput, limit: this.limitValue };
       if (this.limitValue < this.max && ++this.flatRounds < STARTUP_FLAT_ROUNDS) return;
       this.startup = false;
-      this.setLimit(this.best.limit);
+      this.setLimit(Math.max(this.best.limit, this.bdpFloor()));
       return;
     }
     // Within a second of a backoff the window only waits: growth after a congestion signal is not probed yet.
@@ -421,10 +453,14 @@ export class RequestWindow {
     else this.settle(probe.base);
   }
 
-  /** Tries a quarter more (or less) than `base` for PROBE_ROUNDS rounds. */
+  /** Tries a quarter more (or less, not below bdpFloor()) than `base` for PROBE_ROUNDS rounds. */
   private startProbe(phase: 'up' | 'down', base: number, baseGoodput: number): void {
     const step = Math.max(1, Math.floor(base / 4));
-    const next = phase === 'up' ? Math.min(this.max, base + step) : Math.max(1, base - step);
+    const next = phase === 'up' ? Math.min(this.max, base + step) : Math.max(1, this.bdpFloor(), base - step);
+    if (next >= base && phase === 'down') {
+      this.settle(); // at the floor: fewer would leave the link idle
+      return;
+    }
     if (next === base) {
       this.settle(); // at the maximum (or at 1): nothing to try in that direction
       return;
@@ -480,6 +516,14 @@ export class RequestWindow {
 
   private minRtt(): number | undefined {
     return this.rttSamples[0]?.ms;
+  }
+
+  /** Requests that hold BDP_GAIN × the bandwidth-delay product (1 before there is an estimate). */
+  bdpFloor(): number {
+    const bw = this.goodput();
+    if (!Number.isFinite(this.shortestEver) || bw === undefined || !(this.answerBytes > 0)) return 1;
+    const bdpBytes = bw * (this.shortestEver / 1000);
+    return Math.max(1, Math.min(this.max, Math.ceil((BDP_GAIN * bdpBytes) / this.answerBytes)));
   }
 
   private goodput(): number | undefined {
