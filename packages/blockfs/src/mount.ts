@@ -5,18 +5,18 @@ import { InputError, MirrorUnavailableError, type TrustStore, UsageError } from 
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { buildImages } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
-import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
+import { FuseMount } from './fuse-adapter.js';
 import { startBackground } from './image-background.js';
-import { newReadStream } from './image-reader.js';
 import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
+import { mountFiles } from './mount-files.js';
 import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
 import type { PrefetchStatus } from './prefetcher.js';
 import { collectGarbage } from './release-memory.js';
 import type { SwitchStatus } from './version-switch.js';
-import { DEFAULT_CHECK_INTERVAL_MS, updateFileText, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
+import { DEFAULT_CHECK_INTERVAL_MS, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
 
 export { DEFAULT_CACHE_DIR };
 
@@ -198,55 +198,16 @@ export async function mountImages(
   if (options.recordProfile && loaded.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
   }
-  const checkEvery = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
   const watch = (l: LoadedIndex) =>
-    l.location.kind === 'http' && !options.offline && checkEvery > 0
-      ? new VersionWatcher(
-          { dispatcher, logger },
-          {
-            url: l.location.location,
-            name: l.decoded.index.header.name,
-            mounted: l.decoded.digest,
-            intervalMs: checkEvery,
-            timeoutMs: options.timeoutMs,
-            onUpdate: () => components.onVersionUpdate?.(l.decoded.index.header.name),
-          },
-        )
-      : undefined;
+    versionWatcher(l, options, { dispatcher, logger, onVersionUpdate: components.onVersionUpdate });
   const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements, watch });
   const { images } = set;
   const status = (): MountStatus => {
     const { pid, started, cache, images } = set.status();
     return { mountpoint, pid, started, cache, images, switch: components.switchStatus?.() ?? null };
   };
-  const files: ImageFile[] = images.map((s) => ({
-    name: s.index.header.name,
-    size: s.index.header.size,
-    open: (how) => {
-      const stream = newReadStream(how);
-      // Answered only once every measurement so far is in the log (and the TPM): measure before use.
-      const read = async (buf: Buffer, len: number, pos: number) => {
-        const n = await s.reader.read(buf, len, pos, stream);
-        await measurements.settled();
-        return n;
-      };
-      // With a TPM a reader must wait for its blocks' extends, so every read takes the path that waits.
-      const readNow = measurements.immediate
-        ? (buf: Buffer, len: number, pos: number) => s.reader.readNow(buf, len, pos, stream)
-        : undefined;
-      return { read, readNow };
-    },
-  }));
-  const statusFiles: VirtualFile[] = [
-    { name: 'stats.json', content: () => Buffer.from(`${JSON.stringify(status(), null, 2)}\n`) },
-    { name: 'measurements', content: () => Buffer.from(measurements.text()) },
-    ...images.map((s) => ({
-      name: `${s.index.header.name}.update`,
-      content: () => Buffer.from(s.watcher ? updateFileText(s.watcher.status()) : ''),
-    })),
-  ];
   const fuse = new FuseMount(
-    { images: files, status: statusFiles, logger },
+    { ...mountFiles(images, measurements, status), logger },
     { mountpoint, allowOther: options.allowOther },
   );
   try {
@@ -304,6 +265,32 @@ export async function mountImages(
       await close();
     },
   };
+}
+
+/** The version check of an http(s) index (--check-interval), unless it is off or the mount is offline. */
+function versionWatcher(
+  l: LoadedIndex,
+  options: Pick<MountOptions, 'checkIntervalMs' | 'offline' | 'timeoutMs'>,
+  components: {
+    dispatcher: Dispatcher | undefined;
+    logger: Logger;
+    onVersionUpdate?: ((name: string) => void) | undefined;
+  },
+): VersionWatcher | undefined {
+  const checkEvery = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+  if (l.location.kind !== 'http' || options.offline || !(checkEvery > 0)) return undefined;
+  const name = l.decoded.index.header.name;
+  return new VersionWatcher(
+    { dispatcher: components.dispatcher, logger: components.logger },
+    {
+      url: l.location.location,
+      name,
+      mounted: l.decoded.digest,
+      intervalMs: checkEvery,
+      timeoutMs: options.timeoutMs,
+      onUpdate: () => components.onVersionUpdate?.(name),
+    },
+  );
 }
 
 /**
