@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * Each command: its package, its script, and (for httpstorged, which picks its subcommand before commander
- * sees it) the subcommands its help names only in its usage.
+ * Each command: its package, its script, and (for httpstorged, whose subcommands are hidden from its help, which is
+ * the mount's) the subcommands its help names only in its usage.
  */
 export const PAGES = [
   { name: 'thfc-pack', pkg: 'packer', script: 'cli.js' },

@@ -1,10 +1,18 @@
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeIndex, fsError, isBlockId, UsageError } from '@thfc/format';
+import { decodeIndex, fsError, UsageError } from '@thfc/format';
 import { formatBytes } from '@thfc/packer';
+import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { DAEMONS_DIR, parseRegistration } from './cache/cache-sealer.js';
 import { processState } from './cache/process-identity.js';
+
+/** A directory of the cache that cannot be read stops the report. */
+function unreadable(e: unknown, path: string): never {
+  throw fsError(e, path);
+}
+
+const list = (dir: string) => listNames(dir, unreadable);
 
 /** One block file of a cache, with when it was last used (the later of its access and modification times). */
 export interface CacheBlock {
@@ -45,16 +53,10 @@ export interface CacheReport {
  * Synchronous, a stat per entry, as DiskCache.open: the cache is scanned once.
  */
 export function cacheBlocks(cache: string): CacheBlock[] {
-  const root = join(cache, 'blocks');
   const out: CacheBlock[] = [];
-  for (const shard of list(root)) {
-    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const name of list(join(root, shard))) {
-      if (!isBlockId(name) || !name.startsWith(shard)) continue;
-      const path = join(root, shard, name);
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (st?.isFile()) out.push({ id: name, path, size: st.size, lastUseMs: Math.max(st.atimeMs, st.mtimeMs) });
-    }
+  for (const f of walkBlockFiles(cache, unreadable)) {
+    if (f.kind === 'block')
+      out.push({ id: f.id, path: f.path, size: f.stats.size, lastUseMs: Math.max(f.stats.atimeMs, f.stats.mtimeMs) });
   }
   return out;
 }
@@ -144,14 +146,4 @@ export function formatCacheReport(r: CacheReport): string {
   }
   for (const u of r.unreadable) lines.push(`${u.file}: unreadable: ${u.problem}`);
   return `${lines.join('\n')}\n`;
-}
-
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw fsError(e, dir);
-  }
 }

@@ -21,7 +21,7 @@ import {
   trustStoreOfKeys,
   UsageError,
 } from '@thfc/format';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type OptionValues } from 'commander';
 import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { LogFile } from './log-file.js';
@@ -81,43 +81,6 @@ const seconds = (flag: string) => (v: string) => {
 /** Seconds, where 0 means "never". */
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function mountCommand(): Command {
-  const cmd = new Command('httpstorged')
-    .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
-    .version('0.1.0')
-    .usage(
-      '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]\n       httpstorged switch MOUNTPOINT [NAME] [--wait SECONDS]\n       httpstorged list [--json]\n       httpstorged cache [prune --to SIZE] CACHE [--json]',
-    )
-    .argument('<mountpoint>', 'an existing empty directory')
-    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
-    .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)');
-  return sourceOptions(cmd)
-    .option('--allow-other', 'let other users read the mount')
-    .option(
-      '--auto-switch',
-      'when a version check finds a newer version, move to it once nothing uses the images (see httpstorged switch)',
-    )
-    .exitOverride();
-}
-
-/** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
-function nbdCommand(): Command {
-  const cmd = new Command('httpstorged nbd')
-    .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
-    .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
-    .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
-    .option('-f, --foreground', 'stay in the foreground (default: return once serving, daemon in the background)')
-    .option('--socket <path>', 'listen on this Unix socket (mode 0600; 0660 with --group)')
-    .option('--group <group>', 'let this group (name or number) use the socket too')
-    .option('--listen <host:port>', 'listen on TCP instead (no authentication or encryption: trusted networks only)')
-    .option(
-      '--replace',
-      'take the socket over from the daemon serving on it, which then finishes its requests and exits',
-    )
-    .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1));
-  return sourceOptions(cmd).exitOverride();
-}
 
 /** The options of a mount that choose and fetch the images, shared by the mount and `nbd`. */
 function sourceOptions(cmd: Command): Command {
@@ -212,11 +175,8 @@ function sourceOptions(cmd: Command): Command {
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
 }
 
-async function runMountCommand(argv: string[]): Promise<number> {
-  const cmd = oneLineParseErrors(mountCommand(), 'httpstorged', () => 'httpstorged');
-  cmd.parse(argv, { from: 'user' });
-  const o = cmd.opts();
-  const [mountpoint, indexes] = cmd.processedArgs as [string, string[]];
+/** A mount (the default command); `argv`: its arguments, to start the daemon with. */
+async function runMount(mountpoint: string, indexes: string[], o: OptionValues, argv: string[]): Promise<number> {
   if (o.pin !== undefined && indexes.length > 1)
     throw new UsageError('--pin pins one image; to pin several, end each URL with #sha256:<hex>');
   if (!o.foreground) return daemonize(argv, o.log ?? DEFAULT_LOG);
@@ -333,8 +293,7 @@ async function runMountCommand(argv: string[]): Promise<number> {
 }
 
 /** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
-// biome-ignore lint/suspicious/noExplicitAny: commander's opts() is untyped; each option is parsed by its own handler.
-async function sourceSettings(o: Record<string, any>, indexes: string[]) {
+async function sourceSettings(o: OptionValues, indexes: string[]) {
   const { readPublicKey, readTrustStore } = await import('@thfc/packer');
   const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
   const trustStore = o.trustStore
@@ -376,11 +335,7 @@ async function sourceSettings(o: Record<string, any>, indexes: string[]) {
 }
 
 /** `httpstorged nbd`: serves the images until a signal; in the background unless -f. */
-async function runNbdCommand(argv: string[]): Promise<number> {
-  const cmd = oneLineParseErrors(nbdCommand(), 'httpstorged', () => 'httpstorged nbd');
-  cmd.parse(argv, { from: 'user' });
-  const o = cmd.opts();
-  const [indexes] = cmd.processedArgs as [string[]];
+async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promise<number> {
   const listen = await nbdListen(o);
   if (!o.foreground)
     return daemonize(argv, o.log ?? DEFAULT_LOG, { sub: 'nbd', done: `serving at ${listenText(listen)}` });
@@ -601,15 +556,8 @@ const DAEMON_EXIT_MS = 15_000;
  * changed; `--lazy` detaches it instead and leaves the daemon serving its
  * last users (it exits after them).
  */
-async function runUmount(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged umount')
-    .argument('<mountpoint>')
-    .option('-l, --lazy', 'detach even if the image is in use; the daemon serves its last users, then exits')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  const mountpoint = resolve(cmd.processedArgs[0] as string);
-  const lazy = !!cmd.opts().lazy;
+async function runUmount(target: string, lazy: boolean): Promise<number> {
+  const mountpoint = resolve(target);
   if (!(await isMounted(mountpoint))) throw new UsageError(`${mountpoint} is not mounted`);
   let status: MountStatus | undefined;
   try {
@@ -660,11 +608,7 @@ async function runUmount(argv: string[]): Promise<number> {
 }
 
 /** Prints MOUNTPOINT/.thfc/measurements, the mount's measurement log, without the status file's padding. */
-async function runMeasurements(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged measurements').argument('<mountpoint-or-socket>').exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  const target = cmd.processedArgs[0] as string;
+async function runMeasurements(target: string): Promise<number> {
   const nbd = await nbdTarget(target);
   let text: string;
   if (nbd) text = await readNbdStatusFile(nbd, 'measurements');
@@ -693,38 +637,19 @@ async function readNbdStatusFile(where: import('./nbd/status-client.js').NbdAddr
   return (await readNbdExport(where, exportName, AbortSignal.timeout(10_000))).toString('utf8');
 }
 
-async function runStats(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged stats')
-    .argument(
-      '[mountpoint-or-socket]',
-      'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
-    )
-    .option('--json', 'print the raw stats.json')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  const target = cmd.processedArgs[0] as string | undefined;
-  if (target === undefined) return printMountList(!!cmd.opts().json);
+/** The status of a mount or an NBD daemon; none named: every mount, as `list`. */
+async function runStats(target: string | undefined, json: boolean): Promise<number> {
+  if (target === undefined) return printMountList(json);
   const nbd = await nbdTarget(target);
   const status = nbd
     ? (JSON.parse(await readNbdStatusFile(nbd, 'stats.json')) as import('./nbd-serve.js').NbdStatus)
     : await readStatus(resolve(target));
   const { formatStatus } = await import('./status-text.js');
-  process.stdout.write(cmd.opts().json ? `${JSON.stringify(status)}\n` : formatStatus(status));
+  process.stdout.write(json ? `${JSON.stringify(status)}\n` : formatStatus(status));
   return EXIT.OK;
 }
 
 /** `httpstorged list`: every httpstorged mount of the machine (NBD daemons register nowhere: see the docs). */
-async function runList(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged list')
-    .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
-    .option('--json', 'print one JSON array of the mounts')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  return printMountList(!!cmd.opts().json);
-}
-
 async function printMountList(json: boolean): Promise<number> {
   const { listMounts, formatMountList } = await import('./mount-list.js');
   const mounts = await listMounts(AbortSignal.timeout(LIST_TIMEOUT_MS));
@@ -736,55 +661,27 @@ async function printMountList(json: boolean): Promise<number> {
 const LIST_TIMEOUT_MS = 30_000;
 
 /** `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it. */
-async function runCacheCommand(argv: string[]): Promise<number> {
-  if (argv[0] === 'prune') return runCachePrune(argv.slice(1));
-  const cmd = new Command('httpstorged cache')
-    .description('report the blocks and bytes of a cache, and how much of each image it has cached')
-    .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
-    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
-    .option('--json', 'print the report as JSON')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
+async function runCache(cache: string, json: boolean): Promise<number> {
   const { cacheReport, formatCacheReport } = await import('./cache-usage.js');
-  const report = await cacheReport(resolve(cmd.processedArgs[0] as string));
-  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatCacheReport(report));
+  const report = await cacheReport(resolve(cache));
+  process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatCacheReport(report));
   return EXIT.OK;
 }
 
-async function runCachePrune(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged cache prune')
-    .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
-    .argument('<cache>', 'the cache directory')
-    .requiredOption(
-      '--to <size>',
-      'keep at most this many bytes of blocks (e.g. 2G), least recently used go first',
-      size('--to'),
-    )
-    .option('--json', 'print the summary as JSON')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
+async function runCachePrune(cache: string, o: { to: number; json?: boolean }): Promise<number> {
   const { runPrune, formatPruneReport } = await import('./cache-prune.js');
-  const report = await runPrune({ cache: resolve(cmd.processedArgs[0] as string), toBytes: cmd.opts().to });
-  process.stdout.write(cmd.opts().json ? `${JSON.stringify(report)}\n` : formatPruneReport(report));
+  const report = await runPrune({ cache: resolve(cache), toBytes: o.to });
+  process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : formatPruneReport(report));
   return report.failed ? EXIT.IO : EXIT.OK;
 }
 
 /** Hashes every entry of a cache, drops bad ones, seals it again; exit 1 if it dropped anything. */
-async function runFsckCommand(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged fsck')
-    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
-    .option('--json', 'print the report as JSON')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  const json = !!cmd.opts().json;
+async function runFsckCommand(cache: string, json: boolean): Promise<number> {
   const [{ runFsck, formatFsckReport }, { processShell }] = await Promise.all([
     import('./fsck.js'),
     import('@thfc/packer'),
   ]);
-  const report = await runFsck({ cache: resolve(cmd.processedArgs[0] as string) }, processShell().io(json));
+  const report = await runFsck({ cache: resolve(cache) }, processShell().io(json));
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatFsckReport(report));
   return report.ok ? EXIT.OK : EXIT.CHECK_FAILED;
 }
@@ -798,20 +695,12 @@ const DEFAULT_SWITCH_WAIT_S = 30;
  * images, and waits for its answer: switched or up to date (exit 0), still
  * in use (BusyError: the daemon switches as soon as it is idle), or failed.
  */
-async function runSwitch(argv: string[]): Promise<number> {
-  const cmd = new Command('httpstorged switch')
-    .argument('<mountpoint>')
-    .argument('[name]', 'an image of the mount (all of its images switch together)')
-    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
-      seconds('--wait')(v),
-    )
-    .option('--json', 'print the switch status as JSON')
-    .exitOverride();
-  oneLineParseErrors(cmd, 'httpstorged', () => cmd.name());
-  cmd.parse(argv, { from: 'user' });
-  const mountpoint = resolve(cmd.processedArgs[0] as string);
-  const name = cmd.processedArgs[1] as string | undefined;
-  const o = cmd.opts();
+async function runSwitch(
+  target: string,
+  name: string | undefined,
+  o: { wait?: number; json?: boolean },
+): Promise<number> {
+  const mountpoint = resolve(target);
   const before = await readStatus(mountpoint);
   if (name !== undefined && !before.images.some((i) => i.name === name))
     throw new UsageError(`${mountpoint} has no image ${name} (it has ${before.images.map((i) => i.name).join(', ')})`);
@@ -850,17 +739,130 @@ async function runSwitch(argv: string[]): Promise<number> {
   }
 }
 
-/** The subcommands; anything else is a mount (`httpstorged MOUNTPOINT URL…`). */
-const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  umount: runUmount,
-  stats: runStats,
-  list: runList,
-  cache: runCacheCommand,
-  measurements: runMeasurements,
-  fsck: runFsckCommand,
-  nbd: runNbdCommand,
-  switch: runSwitch,
-};
+/**
+ * The command table. The first word picks a subcommand; anything else is a
+ * mount (`httpstorged MOUNTPOINT INDEX-URL…`, or `httpstorged mount …`): the
+ * hidden default command, whose help is the program's. The subcommands are
+ * hidden from that help: its usage lines name them. `argv`: the user's
+ * arguments, which a daemon is started again with; `exit`: a command's exit code.
+ */
+function commandTable(argv: readonly string[], exit: (code: number) => void): Command {
+  // Settings given here pass to each command as it is added.
+  const root = new Command('httpstorged').helpCommand(false).exitOverride();
+  const hidden = { hidden: true };
+  sourceOptions(
+    root
+      .command('mount', { ...hidden, isDefault: true })
+      .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
+      .version('0.1.0')
+      .usage(
+        '[options] MOUNTPOINT INDEX-URL…\n       httpstorged nbd [options] INDEX-URL…\n       httpstorged umount MOUNTPOINT\n       httpstorged stats MOUNTPOINT|SOCKET [--json]\n       httpstorged measurements MOUNTPOINT|SOCKET\n       httpstorged fsck CACHE [--json]\n       httpstorged switch MOUNTPOINT [NAME] [--wait SECONDS]\n       httpstorged list [--json]\n       httpstorged cache [prune --to SIZE] CACHE [--json]',
+      )
+      // The program's usage: `httpstorged MOUNTPOINT …`, without the word `mount`.
+      .configureHelp({ commandUsage: (cmd) => `httpstorged ${cmd.usage()}` })
+      .argument('<mountpoint>', 'an existing empty directory')
+      .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
+      .option('-f, --foreground', 'stay in the foreground (default: return once mounted, daemon in the background)'),
+  )
+    .option('--allow-other', 'let other users read the mount')
+    .option(
+      '--auto-switch',
+      'when a version check finds a newer version, move to it once nothing uses the images (see httpstorged switch)',
+    )
+    .action(async (mountpoint: string, indexes: string[], o: OptionValues) =>
+      exit(await runMount(mountpoint, indexes, o, argv[0] === 'mount' ? argv.slice(1) : [...argv])),
+    );
+
+  // `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead.
+  sourceOptions(
+    root
+      .command('nbd', hidden)
+      .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
+      .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
+      .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
+      .option('-f, --foreground', 'stay in the foreground (default: return once serving, daemon in the background)')
+      .option('--socket <path>', 'listen on this Unix socket (mode 0600; 0660 with --group)')
+      .option('--group <group>', 'let this group (name or number) use the socket too')
+      .option('--listen <host:port>', 'listen on TCP instead (no authentication or encryption: trusted networks only)')
+      .option(
+        '--replace',
+        'take the socket over from the daemon serving on it, which then finishes its requests and exits',
+      )
+      .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1)),
+  ).action(async (indexes: string[], o: OptionValues) => exit(await runNbd(indexes, o, argv.slice(1))));
+
+  root
+    .command('umount', hidden)
+    .argument('<mountpoint>')
+    .option('-l, --lazy', 'detach even if the image is in use; the daemon serves its last users, then exits')
+    .action(async (mountpoint: string, o: { lazy?: boolean }) => exit(await runUmount(mountpoint, !!o.lazy)));
+
+  root
+    .command('stats', hidden)
+    .argument(
+      '[mountpoint-or-socket]',
+      'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
+    )
+    .option('--json', 'print the raw stats.json')
+    .action(async (target: string | undefined, o: { json?: boolean }) => exit(await runStats(target, !!o.json)));
+
+  root
+    .command('list', hidden)
+    .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
+    .option('--json', 'print one JSON array of the mounts')
+    .action(async (o: { json?: boolean }) => exit(await printMountList(!!o.json)));
+
+  // `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it.
+  const cache = root
+    .command('cache', hidden)
+    .description('report the blocks and bytes of a cache, and how much of each image it has cached')
+    .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
+    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, o: { json?: boolean }) => exit(await runCache(dir, !!o.json)));
+  cache
+    .command('prune', hidden)
+    .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
+    .argument('<cache>', 'the cache directory')
+    .requiredOption(
+      '--to <size>',
+      'keep at most this many bytes of blocks (e.g. 2G), least recently used go first',
+      size('--to'),
+    )
+    .option('--json', 'print the summary as JSON')
+    // `cache --json prune …`: the --json before the word prune is the cache command's; it asks the same.
+    .action(async (dir: string, o: { to: number; json?: boolean }) =>
+      exit(await runCachePrune(dir, { to: o.to, json: o.json || !!cache.opts().json })),
+    );
+
+  root
+    .command('measurements', hidden)
+    .argument('<mountpoint-or-socket>')
+    .action(async (target: string) => exit(await runMeasurements(target)));
+
+  root
+    .command('fsck', hidden)
+    .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
+    .option('--json', 'print the report as JSON')
+    .action(async (dir: string, o: { json?: boolean }) => exit(await runFsckCommand(dir, !!o.json)));
+
+  root
+    .command('switch', hidden)
+    .argument('<mountpoint>')
+    .argument('[name]', 'an image of the mount (all of its images switch together)')
+    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
+      seconds('--wait')(v),
+    )
+    .option('--json', 'print the switch status as JSON')
+    .action(async (mountpoint: string, name: string | undefined, o: { wait?: number; json?: boolean }) =>
+      exit(await runSwitch(mountpoint, name, o)),
+    );
+
+  // Only now, or the commands would copy it: `--help` and `-V` are the mount's, as the program's help is.
+  root.helpOption(false);
+  // A parse error points to the help of the command it is in; the mount's is the program's.
+  return oneLineParseErrors(root, 'httpstorged', (cmd, path) => (cmd.name() === 'mount' ? 'httpstorged' : path));
+}
 
 const argv = process.argv.slice(2);
 ignoreClosedOutput();
@@ -874,9 +876,9 @@ const interruptedNow = (sig: NodeJS.Signals) => {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, interruptedNow);
 for (const sig of releaseHeldSignals()) interruptedNow(sig);
 try {
-  const sub = argv[0] !== undefined && Object.hasOwn(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;
-  // `httpstorged mount MNT URL…` is the mount too.
-  process.exitCode = sub ? await sub(argv.slice(1)) : await runMountCommand(argv[0] === 'mount' ? argv.slice(1) : argv);
+  await commandTable(argv, (code) => {
+    process.exitCode = code;
+  }).parseAsync(argv, { from: 'user' });
 } catch (e) {
   process.exitCode = fail(e);
 }

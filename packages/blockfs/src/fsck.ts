@@ -1,17 +1,9 @@
-import { constants as fsc, readdirSync, statSync } from 'node:fs';
+import { constants as fsc, statSync } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  blockId,
-  fsError,
-  hashOfId,
-  InputError,
-  InterruptedError,
-  isBlockId,
-  MAX_BLOCK_SIZE,
-  UsageError,
-} from '@thfc/format';
+import { blockId, fsError, hashOfId, InputError, InterruptedError, MAX_BLOCK_SIZE, UsageError } from '@thfc/format';
 import { type CommandIo, formatBytes, progressFor } from '@thfc/packer';
+import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
 import { type FileIdentity, identityOf, sameVersion } from './sources/file-identity.js';
 
@@ -161,6 +153,13 @@ interface Entry {
   readonly size: number;
 }
 
+/** A directory of the cache that cannot be read stops fsck. */
+function unreadable(e: unknown, path: string): never {
+  throw new InputError(`${path}: ${(e as Error).message}`);
+}
+
+const list = (dir: string) => listNames(dir, unreadable);
+
 /**
  * The entries of the cache (block files in their shard), after removing temp
  * files whose writer is gone, in the cache root, its shards and indexes/.
@@ -181,34 +180,11 @@ async function survey(cache: string): Promise<{ entries: Entry[]; leftovers: num
   };
   for (const name of list(cache)) await sweep(cache, name);
   for (const name of list(join(cache, 'indexes'))) await sweep(join(cache, 'indexes'), name);
-  const root = join(cache, 'blocks');
-  for (const shard of list(root)) {
-    const dir = join(root, shard);
-    if (!/^[0-9a-f]{2}$/.test(shard)) {
-      strays++;
-      continue;
-    }
-    for (const name of list(dir)) {
-      if (await sweep(dir, name)) continue;
-      const path = join(dir, name);
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (!st?.isFile() || !isBlockId(name) || !name.startsWith(shard)) {
-        strays++;
-        continue;
-      }
-      entries.push({ id: name, path, size: st.size });
-    }
+  for (const f of walkBlockFiles(cache, unreadable)) {
+    if (f.kind === 'block') entries.push({ id: f.id, path: f.path, size: f.stats.size });
+    else if (f.shard === undefined || !(await sweep(f.dir, f.name))) strays++;
   }
   return { entries, leftovers, strays };
-}
-
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw new InputError(`${dir}: ${(e as Error).message}`);
-  }
 }
 
 function isRunning(pid: number): boolean {

@@ -1,49 +1,24 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MeasurementLog } from '@thfc/attest/measurement-log';
-import {
-  type BlockRef,
-  checkProfile,
-  decideTrust,
-  type ImageIndex,
-  InputError,
-  MirrorUnavailableError,
-  requireTrusted,
-  type TrustStore,
-  trustStoreOfKeys,
-  UsageError,
-  verifyInlineSignatures,
-} from '@thfc/format';
-import { describeProgress, progressInterval } from '@thfc/packer';
+import { InputError, MirrorUnavailableError, type TrustStore, UsageError } from '@thfc/format';
 import { type Dispatcher, ProxyAgent } from 'undici';
-import { BlockMeasurer } from './block-measurer.js';
-import { SourceBuilder } from './build-source.js';
+import { buildImages } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
-import { FuseMount, type ImageFile, type VirtualFile } from './fuse-adapter.js';
-import { ImageReader, newReadStream } from './image-reader.js';
-import { type HeldIndex, heldIndex, type LoadedIndex, loadIndex } from './index-loader.js';
+import { FuseMount } from './fuse-adapter.js';
+import { startBackground } from './image-background.js';
+import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
-import { MissingBlocks } from './missing-blocks.js';
+import { mountFiles } from './mount-files.js';
 import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
-import { Prefetcher, type PrefetchStatus } from './prefetcher.js';
-import { loadProfile } from './profile-loader.js';
-import { ProfileRecorder } from './profile-recorder.js';
+import type { PrefetchStatus } from './prefetcher.js';
 import { collectGarbage } from './release-memory.js';
-import type { BlockReader } from './sources/block-reader.js';
-import { BlockWorkers } from './sources/block-workers.js';
-import type { CacheCounters } from './sources/cached.js';
-import { DiskCache } from './sources/disk-cache.js';
-import { defaultRounds, type Failover } from './sources/failover.js';
-import type { MemoryCache } from './sources/memory-cache.js';
-import { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
 import type { SwitchStatus } from './version-switch.js';
-import { DEFAULT_CHECK_INTERVAL_MS, updateFileText, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
+import { DEFAULT_CHECK_INTERVAL_MS, type VersionCheckStatus, VersionWatcher } from './version-watch.js';
 
 export { DEFAULT_CACHE_DIR };
-/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
-export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export interface MountOptions {
   readonly mountpoint: string;
@@ -99,14 +74,6 @@ export interface MountOptions {
   /** After the profile, fetch the rest of the image in the background until it is all cached. */
   readonly fill?: boolean | undefined;
 }
-
-/**
- * Fill and profile replay queue this many fetches at once. They are
- * background requests: each mirror's request window decides how many go on
- * the wire, serves every demand request first and keeps a slot free for one,
- * so this only has to be enough to fill the widest window (DEFAULT_MAX_WINDOW).
- */
-export const DEFAULT_BACKGROUND_PARALLEL = DEFAULT_MAX_WINDOW;
 
 export interface ImageStatus {
   readonly name: string;
@@ -191,23 +158,6 @@ const SESSION_END_MS = 5_000;
 /** The same, for a mount found already unmounted (by `httpstorged umount`, just before its signal). */
 const SESSION_GONE_MS = 500;
 
-export interface ImageState {
-  loaded: HeldIndex;
-  index: ImageIndex;
-  reader: ImageReader;
-  counters: CacheCounters;
-  blocks: BlockReader;
-  failover: Failover | undefined;
-  memory: MemoryCache;
-  missing: MissingBlocks;
-  unique: number;
-  counts: ReturnType<ImageIndex['counts']>;
-  recorder: ProfileRecorder | undefined;
-  watcher: VersionWatcher | undefined;
-  /** Set once the mount is up: profile replay (with where the profile came from) and --fill. */
-  late: { prefetcher?: Prefetcher | undefined; prefetchSource?: string | undefined; filler?: Prefetcher | undefined };
-}
-
 /**
  * Loads every index (all or nothing), checks trust, opens the shared disk
  * cache, composes each image's source tree and mounts them as one FUSE
@@ -251,140 +201,22 @@ export async function mountImages(
   if (options.recordProfile && loaded.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
   }
-  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
-  await disk?.open();
-  // One pool of helper threads decodes fetched blocks and checks cached ones, for every image of the mount.
-  const workers = new BlockWorkers();
-  const builder = new SourceBuilder(
-    { disk, dispatcher, logger, decoder: workers, verifier: workers },
-    {
-      nocache: options.nocache,
-      offline: options.offline,
-      paranoid: options.paranoid,
-      memoryBytes: options.memoryCache,
-      connections: options.connections,
-      maxConnections: options.maxConnections,
-      lowSpeedBps: options.lowSpeedBps,
-      lowSpeedTimeMs: options.lowSpeedTimeMs,
-      http2: options.http2,
-      timeoutMs: options.timeoutMs,
-      retries: options.retries,
-    },
-  );
-  await builder.openCache();
-  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
-  const readTimeoutMs =
-    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
-    5_000;
-
-  const images: ImageState[] = [];
-  for (const l of loaded) {
-    const index = l.decoded.index;
-    // Local: a cache entry of the block's decoded length (an entry of another format is not).
-    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
-    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
-    const bases = mirrorBases?.length ? mirrorBases : [l.location.base];
-    const built = builder.build(bases, counters);
-    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
-    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
-    // Prefetch and fill start after the mount (the profile is fetched beside the first reads, not before them):
-    // their observers are bound late.
-    const late: { prefetcher?: Prefetcher | undefined; filler?: Prefetcher | undefined } = {};
-    const observeLate = (i: number, ref: BlockRef) => {
-      late.prefetcher?.observe(i, ref);
-      late.filler?.observe(i, ref);
-    };
-    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
-    const reader = new ImageReader(
-      { index, blocks: built.blocks, logger, observers },
-      { readaheadBlocks: options.readahead, readTimeoutMs },
-    );
-    logger.info(`image ${index.header.name}: ${built.blocks}`);
-    const checkEvery = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
-    const watcher =
-      l.location.kind === 'http' && !options.offline && checkEvery > 0
-        ? new VersionWatcher(
-            { dispatcher, logger },
-            {
-              url: l.location.location,
-              name: index.header.name,
-              mounted: l.decoded.digest,
-              intervalMs: checkEvery,
-              timeoutMs: options.timeoutMs,
-              onUpdate: () => components.onVersionUpdate?.(index.header.name),
-            },
-          )
-        : undefined;
-    images.push({
-      recorder,
-      watcher,
-      late,
-      loaded: heldIndex(l),
-      index,
-      reader,
-      counters,
-      blocks: built.blocks,
-      failover: built.failover,
-      memory: built.memory,
-      missing,
-      unique: index.uniqueCount(),
-      counts: index.counts(),
-    });
-  }
-  // The images hold their indexes without the files' bytes: let those go (they are most of a big index's memory).
-  loaded.length = 0;
-
-  const started = new Date();
-  const status = (): MountStatus => ({
-    mountpoint,
-    pid: process.pid,
-    started: started.toISOString(),
-    cache: {
-      dir: cacheDir ?? null,
-      bytes: disk?.bytes ?? 0,
-      blocks: disk?.blocks ?? 0,
-      maxBytes: options.cacheSize ?? null,
-      sealed: builder.checks?.sealed ?? 0,
-      checked: builder.checks?.checked ?? 0,
-      changed: builder.checks?.changed ?? 0,
-    },
-    images: images.map((s) => imageStatus(s)),
-    switch: components.switchStatus?.() ?? null,
-  });
-  const files: ImageFile[] = images.map((s) => ({
-    name: s.index.header.name,
-    size: s.index.header.size,
-    open: (how) => {
-      const stream = newReadStream(how);
-      // Answered only once every measurement so far is in the log (and the TPM): measure before use.
-      const read = async (buf: Buffer, len: number, pos: number) => {
-        const n = await s.reader.read(buf, len, pos, stream);
-        await measurements.settled();
-        return n;
-      };
-      // With a TPM a reader must wait for its blocks' extends, so every read takes the path that waits.
-      const readNow = measurements.immediate
-        ? (buf: Buffer, len: number, pos: number) => s.reader.readNow(buf, len, pos, stream)
-        : undefined;
-      return { read, readNow };
-    },
-  }));
-  const statusFiles: VirtualFile[] = [
-    { name: 'stats.json', content: () => Buffer.from(`${JSON.stringify(status(), null, 2)}\n`) },
-    { name: 'measurements', content: () => Buffer.from(measurements.text()) },
-    ...images.map((s) => ({
-      name: `${s.index.header.name}.update`,
-      content: () => Buffer.from(s.watcher ? updateFileText(s.watcher.status()) : ''),
-    })),
-  ];
+  const watch = (l: LoadedIndex) =>
+    versionWatcher(l, options, { dispatcher, logger, onVersionUpdate: components.onVersionUpdate });
+  const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements, watch });
+  const { images } = set;
+  const status = (): MountStatus => {
+    const { pid, started, cache, images } = set.status();
+    return { mountpoint, pid, started, cache, images, switch: components.switchStatus?.() ?? null };
+  };
   const fuse = new FuseMount(
-    { images: files, status: statusFiles, logger },
+    { ...mountFiles(images, measurements, status), logger },
     { mountpoint, allowOther: options.allowOther },
   );
   try {
     await fuse.mount();
   } catch (e) {
-    await builder.close();
+    await set.abandon();
     throw new UsageError(`cannot mount ${mountpoint}: ${(e as Error).message}`);
   }
   // Which mount is ours: after a lazy detach another may be mounted at the same path, and must be left alone.
@@ -392,13 +224,8 @@ export async function mountImages(
   logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
   // Once this function has returned: its suspended frame may still point at what it loaded.
   setImmediate(collectGarbage);
-  pool?.onChange((urls) => {
-    for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
-  });
-  pool?.follow();
   const background = new AbortController();
-  for (const s of images)
-    void runBackground(s, { dispatcher, logger, env: components.env }, options, background.signal);
+  startBackground(set, pool, { dispatcher, logger, env: components.env }, options, background.signal);
   for (const s of images) s.watcher?.start(background.signal);
 
   let closed: Promise<void> | undefined;
@@ -406,13 +233,7 @@ export async function mountImages(
     closed ??= (async () => {
       background.abort();
       pool?.close();
-      await builder.close();
-      for (const s of images) {
-        if (s.recorder && options.recordProfile) {
-          await s.recorder.save(options.recordProfile);
-          logger.info(`recorded a boot profile of ${s.recorder.blocks} blocks to ${options.recordProfile}`);
-        }
-      }
+      await set.close();
       logger.info(`unmounted ${mountpoint}`);
     })();
     return closed;
@@ -447,6 +268,32 @@ export async function mountImages(
       await close();
     },
   };
+}
+
+/** The version check of an http(s) index (--check-interval), unless it is off or the mount is offline. */
+function versionWatcher(
+  l: LoadedIndex,
+  options: Pick<MountOptions, 'checkIntervalMs' | 'offline' | 'timeoutMs'>,
+  components: {
+    dispatcher: Dispatcher | undefined;
+    logger: Logger;
+    onVersionUpdate?: ((name: string) => void) | undefined;
+  },
+): VersionWatcher | undefined {
+  const checkEvery = options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+  if (l.location.kind !== 'http' || options.offline || !(checkEvery > 0)) return undefined;
+  const name = l.decoded.index.header.name;
+  return new VersionWatcher(
+    { dispatcher: components.dispatcher, logger: components.logger },
+    {
+      url: l.location.location,
+      name,
+      mounted: l.decoded.digest,
+      intervalMs: checkEvery,
+      timeoutMs: options.timeoutMs,
+      onUpdate: () => components.onVersionUpdate?.(name),
+    },
+  );
 }
 
 /**
@@ -497,147 +344,6 @@ export async function loadIndexes(
     loaded.push(l);
   }
   return loaded;
-}
-
-export function imageStatus(s: ImageState): ImageStatus {
-  const c = s.counts;
-  const local = s.unique - s.missing.size;
-  return {
-    name: s.index.header.name,
-    index: s.loaded.location.location,
-    indexFrom: s.loaded.from,
-    digest: s.loaded.decoded.digest,
-    pinned: s.loaded.pinned ?? null,
-    versionCheck: s.watcher?.status() ?? null,
-    authenticated: s.loaded.authenticated,
-    signer: s.loaded.signer ?? null,
-    size: s.index.header.size,
-    blocks: c.blocks,
-    zeroBlocks: c.zero,
-    uniqueBlocks: s.unique,
-    localBlocks: local,
-    localFraction: s.unique ? local / s.unique : 1,
-    blocksFetched: s.counters.fetched,
-    bytesDownloaded: s.counters.bytesFetched,
-    cacheHits: s.counters.hits,
-    memoryHits: s.memory.hits,
-    reads: s.reader.counters.reads,
-    bytesRead: s.reader.counters.bytesRead,
-    readErrors: s.reader.counters.readErrors,
-    readaheadErrors: s.reader.counters.readaheadErrors,
-    readaheadIssued: s.reader.counters.readaheadIssued,
-    sources: String(s.blocks),
-    mirrors: s.failover?.mirrorSnapshots() ?? [],
-    hedges: s.failover?.hedges ?? 0,
-    hedgesWon: s.failover?.hedgesWon ?? 0,
-    prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
-    fill: s.late.filler?.status() ?? null,
-  };
-}
-
-/**
- * The image's boot profile, checked: it must be bound to this index and list
- * only its blocks (checkProfile), and with a trust policy it must be signed by
- * a trusted key. A profile that fails any check is ignored with a log line;
- * the mount goes on without prefetch.
- */
-async function openPrefetch(
-  l: HeldIndex,
-  blocks: BlockReader,
-  components: { dispatcher: Dispatcher | undefined; logger: Logger },
-  options: Omit<MountOptions, 'mountpoint'>,
-  signal: AbortSignal,
-): Promise<{ prefetcher: Prefetcher; source: string; ids: string[] } | undefined> {
-  if (options.noPrefetch || (options.offline && !options.prefetch)) return undefined;
-  const name = l.decoded.index.header.name;
-  try {
-    const profile = await loadProfile(options.prefetch, l.location, name, components, {
-      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      signal,
-    });
-    if (!profile) return undefined;
-    checkProfile(profile, l.decoded.index, l.decoded.digest);
-    const store = options.trustStore ?? (options.trust ? trustStoreOfKeys(options.trust) : undefined);
-    if (store) {
-      const checked = verifyInlineSignatures(profile.bytes, profile.signatures);
-      requireTrusted(decideTrust(checked, name, store, new Date(), 'profile'), `the profile of ${name}`, 'use');
-    }
-    const index = l.decoded.index;
-    // checkProfile let only the index's ids through.
-    const refs = profile.blocks.map((id) => index.ref(index.findBlock(id)) as BlockRef);
-    components.logger.info(`image ${name}: replaying a boot profile of ${refs.length} blocks`);
-    return {
-      prefetcher: new Prefetcher({ blocks, logger: components.logger }, refs, {
-        parallel: options.prefetchParallel ?? DEFAULT_BACKGROUND_PARALLEL,
-        bytesPerSecond: options.prefetchRate,
-      }),
-      source: options.prefetch ?? `${name}.profile`,
-      ids: profile.blocks as string[],
-    };
-  } catch (e) {
-    if (signal.aborted) return undefined;
-    components.logger.fault(`image ${name}: boot profile ignored: ${(e as Error).message}`);
-    return undefined;
-  }
-}
-
-/** Fill progress counts blocks: `40% 120/300 blocks, 12.5 blocks/s ETA 14s`. */
-const FILL_UNIT = {
-  amount: (n: number) => `${n}`,
-  rate: (n: number, secs: number) => (secs > 0 ? `blocks, ${(n / secs).toFixed(1)} blocks/s` : 'blocks'),
-};
-
-/**
- * An image's background work once it is mounted: its boot profile is fetched
- * and replayed, then (--fill) the rest of the image is fetched; both stop at
- * unmount. The profile's fetch is off the mount's critical path: a guest's
- * first reads go out beside it.
- */
-export async function runBackground(
-  s: ImageState,
-  components: {
-    dispatcher: Dispatcher | undefined;
-    logger: Logger;
-    /** THFC_PROGRESS_SECONDS: how often --fill logs its progress. */
-    env?: Readonly<Record<string, string | undefined>> | undefined;
-  },
-  options: Omit<MountOptions, 'mountpoint'>,
-  signal: AbortSignal,
-): Promise<void> {
-  const { logger } = components;
-  const name = s.index.header.name;
-  const opened = await openPrefetch(s.loaded, s.blocks, components, options, signal);
-  if (opened) {
-    s.late.prefetcher = opened.prefetcher;
-    s.late.prefetchSource = opened.source;
-    await opened.prefetcher.run(signal);
-    if (!signal.aborted) logger.info(`prefetch of ${name} done: ${JSON.stringify(opened.prefetcher.status())}`);
-  }
-  if (!options.fill || signal.aborted) return;
-  const profileIds = new Set(opened?.ids ?? []);
-  s.late.filler = new Prefetcher(
-    { blocks: s.blocks, logger },
-    [...s.missing.refs()].filter((r) => !profileIds.has(r.id)),
-    { parallel: DEFAULT_BACKGROUND_PARALLEL, bytesPerSecond: options.prefetchRate },
-  );
-  const filler = s.late.filler;
-  const started = performance.now();
-  // A log is not a TTY: one line every few seconds while the fill runs, with an ETA.
-  const ticker = setInterval(
-    () => {
-      const f = filler.status();
-      const secs = (performance.now() - started) / 1000;
-      logger.info(`fill of ${name}: ${describeProgress(f.fetched, f.blocks, secs, FILL_UNIT)}`);
-    },
-    progressInterval(components.env ?? {}),
-  );
-  ticker.unref();
-  try {
-    await filler.run(signal);
-  } finally {
-    clearInterval(ticker);
-  }
-  if (!signal.aborted) logger.info(`fill of ${name} done: the image is cached`);
 }
 
 /**

@@ -1,37 +1,19 @@
 import { MeasurementLog } from '@thfc/attest/measurement-log';
-import { type BlockRef, UsageError } from '@thfc/format';
+import { UsageError } from '@thfc/format';
 import { type Dispatcher, ProxyAgent } from 'undici';
-import { BlockMeasurer } from './block-measurer.js';
-import { SourceBuilder } from './build-source.js';
+import { buildImages, type ImageState } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
-import { ImageReader, newReadStream } from './image-reader.js';
-import { heldIndex } from './index-loader.js';
+import { startBackground } from './image-background.js';
+import { newReadStream } from './image-reader.js';
 import type { Logger } from './logger.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
-import { MissingBlocks } from './missing-blocks.js';
-import {
-  DEFAULT_TIMEOUT_MS,
-  type ImageState,
-  type ImageStatus,
-  imageStatus,
-  loadIndexes,
-  type MountOptions,
-  type MountStatus,
-  normaliseBase,
-  runBackground,
-} from './mount.js';
+import { type ImageStatus, loadIndexes, type MountOptions, type MountStatus, normaliseBase } from './mount.js';
 import { bytesExport } from './nbd/bytes-export.js';
 import type { ExportCatalog } from './nbd/negotiation.js';
 import { type NbdListen, NbdServer } from './nbd/server.js';
 import type { NbdCounters, NbdExport } from './nbd/session.js';
 import { NBD_MEASUREMENTS_EXPORT, NBD_STATS_EXPORT, readNbdExport } from './nbd/status-client.js';
-import type { Prefetcher } from './prefetcher.js';
-import { ProfileRecorder } from './profile-recorder.js';
 import { collectGarbage } from './release-memory.js';
-import { BlockWorkers } from './sources/block-workers.js';
-import type { CacheCounters } from './sources/cached.js';
-import { DiskCache } from './sources/disk-cache.js';
-import { defaultRounds } from './sources/failover.js';
 
 export interface NbdServeOptions extends Omit<MountOptions, 'mountpoint' | 'allowOther'> {
   readonly listen: NbdListen;
@@ -87,88 +69,15 @@ export async function serveImages(
   const measurements = components.measurements ?? new MeasurementLog();
   for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
 
-  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
-  await disk?.open();
-  const workers = new BlockWorkers();
-  const builder = new SourceBuilder(
-    { disk, dispatcher, logger, decoder: workers, verifier: workers },
-    {
-      nocache: options.nocache,
-      offline: options.offline,
-      paranoid: options.paranoid,
-      memoryBytes: options.memoryCache,
-      connections: options.connections,
-      maxConnections: options.maxConnections,
-      lowSpeedBps: options.lowSpeedBps,
-      lowSpeedTimeMs: options.lowSpeedTimeMs,
-      http2: options.http2,
-      timeoutMs: options.timeoutMs,
-      retries: options.retries,
-    },
-  );
-  await builder.openCache();
-  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
-  const readTimeoutMs =
-    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
-    5_000;
-
-  const images: ImageState[] = loaded.map((l) => {
-    const index = l.decoded.index;
-    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
-    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
-    const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
-    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
-    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
-    const late: { prefetcher?: Prefetcher | undefined; filler?: Prefetcher | undefined } = {};
-    const observeLate = (i: number, ref: BlockRef) => {
-      late.prefetcher?.observe(i, ref);
-      late.filler?.observe(i, ref);
-    };
-    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
-    const reader = new ImageReader(
-      { index, blocks: built.blocks, logger, observers },
-      { readaheadBlocks: options.readahead, readTimeoutMs },
-    );
-    logger.info(`image ${index.header.name}: ${built.blocks}`);
-    return {
-      recorder,
-      // An export does not revalidate its index (--check-interval is the mount's): a restart picks up a new version.
-      watcher: undefined,
-      late,
-      loaded: heldIndex(l),
-      index,
-      reader,
-      counters,
-      blocks: built.blocks,
-      failover: built.failover,
-      memory: built.memory,
-      missing,
-      unique: index.uniqueCount(),
-      counts: index.counts(),
-    };
-  });
-  // The images hold their indexes without the files' bytes: let those go (they are most of a big index's memory).
-  loaded.length = 0;
+  const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements });
+  const { images } = set;
   // Once this function has returned: its suspended frame may still point at what it loaded.
   setImmediate(collectGarbage);
 
-  const started = new Date();
-  const status = (): NbdStatus => ({
-    address: server.address,
-    pid: process.pid,
-    started: started.toISOString(),
-    cache: {
-      dir: cacheDir ?? null,
-      bytes: disk?.bytes ?? 0,
-      blocks: disk?.blocks ?? 0,
-      maxBytes: options.cacheSize ?? null,
-      sealed: builder.checks?.sealed ?? 0,
-      checked: builder.checks?.checked ?? 0,
-      changed: builder.checks?.changed ?? 0,
-    },
-    nbd: { ...server.counters },
-    images: images.map((s) => imageStatus(s)),
-  });
+  const status = (): NbdStatus => {
+    const { pid, started, cache, images } = set.status();
+    return { address: server.address, pid, started, cache, nbd: { ...server.counters }, images };
+  };
   const exports = images.map((s) => imageExport(s, measurements));
   // The status files a mount shows under .thfc/, as hidden exports (not listed): `httpstorged stats SOCKET`.
   const statusFiles = new Map<string, () => string>([
@@ -195,18 +104,13 @@ export async function serveImages(
   try {
     await server.listen();
   } catch (e) {
-    await builder.close();
+    await set.abandon();
     if (e instanceof UsageError) throw e;
     throw new UsageError(`cannot listen on ${describe(options.listen)}: ${(e as Error).message}`);
   }
   logger.info(`serving ${exports.map((e) => e.name).join(', ')} over NBD at ${server.address}`);
-  pool?.onChange((urls) => {
-    for (const s of images) if (s.failover) builder.retarget(s.failover, urls);
-  });
-  pool?.follow();
   const background = new AbortController();
-  for (const s of images)
-    void runBackground(s, { dispatcher, logger, env: components.env }, options, background.signal);
+  startBackground(set, pool, { dispatcher, logger, env: components.env }, options, background.signal);
 
   return {
     address: server.address,
@@ -217,13 +121,7 @@ export async function serveImages(
       background.abort();
       pool?.close();
       await server.close();
-      await builder.close();
-      for (const s of images) {
-        if (s.recorder && options.recordProfile) {
-          await s.recorder.save(options.recordProfile);
-          logger.info(`recorded a boot profile of ${s.recorder.blocks} blocks to ${options.recordProfile}`);
-        }
-      }
+      await set.close();
       logger.info(`stopped serving at ${server.address}`);
     },
   };

@@ -10,6 +10,7 @@ export * from './image-index.js';
 export * from './index-builder.js';
 export * from './index-identity.js';
 export * from './index-wire.js';
+export * from './json-document.js';
 export * from './signature.js';
 export * from './signature-line.js';
 export * from './trust-policy.js';

@@ -1,5 +1,6 @@
 import { isImageName } from './block-path.js';
 import { IndexFormatError } from './errors.js';
+import { isPositiveWholeNumber, readJsonDocument } from './json-document.js';
 
 /**
  * Retained image versions (docs/FORMAT.md §5.9). Every index a publisher
@@ -93,31 +94,19 @@ export function encodeVersionList(list: VersionList): string {
  * IndexFormatError naming `source` and the bad field.
  */
 export function decodeVersionList(text: string, source: string): VersionList {
-  const bad = (why: string) => new IndexFormatError(`version list: ${why}`, undefined, undefined, source);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw bad('not JSON');
-  }
-  if (typeof doc !== 'object' || doc === null) throw bad('not a JSON object');
-  const { format, version, name, latest, versions } = doc as Record<string, unknown>;
-  if (format !== VERSIONS_FORMAT) throw bad(`format is not "${VERSIONS_FORMAT}"`);
-  if (version !== VERSIONS_VERSION) throw bad(`version ${String(version)} is not supported (this build reads 1)`);
+  const doc = readJsonDocument(text, source, 'version list', { format: VERSIONS_FORMAT, version: VERSIONS_VERSION });
+  const { bad } = doc;
+  const { name, latest } = doc.fields;
   if (typeof name !== 'string' || !isImageName(name)) throw bad('name is not an image name');
   if (latest !== undefined && (typeof latest !== 'string' || !DIGEST.test(latest)))
     throw bad('latest is not sha256:<64 hex>');
-  if (!Array.isArray(versions)) throw bad('"versions" is not an array');
   const seen = new Set<string>();
-  const out = versions.map((entry: unknown, i): ImageVersion => {
-    if (typeof entry !== 'object' || entry === null) throw bad(`versions[${i}] is not an object`);
-    const { file, created, digest, bytes } = entry as Record<string, unknown>;
+  const out = doc.map('versions', ({ file, created, digest, bytes }, i): ImageVersion => {
     if (typeof created !== 'string' || !CREATED.test(created)) throw bad(`versions[${i}].created is not a UTC time`);
     if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(`versions[${i}].digest is not sha256:<64 hex>`);
     if (typeof file !== 'string' || !FILE.test(file) || file !== versionFileName(created, digest))
       throw bad(`versions[${i}].file is not "${versionFileName(created, digest)}"`);
-    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1)
-      throw bad(`versions[${i}].bytes is not a positive whole number`);
+    if (!isPositiveWholeNumber(bytes)) throw bad(`versions[${i}].bytes is not a positive whole number`);
     if (seen.has(digest)) throw bad(`versions[${i}]: ${digest} is listed twice`);
     seen.add(digest);
     return { file, created, digest, bytes };

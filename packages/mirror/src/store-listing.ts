@@ -1,4 +1,4 @@
-import { IndexFormatError, isImageName } from '@thfc/format';
+import { isImageName, isPositiveWholeNumber, readJsonDocument } from '@thfc/format';
 
 /**
  * The store listing: `GET /index.json` on a mirror names every published
@@ -70,25 +70,13 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
  * Throws IndexFormatError naming `source` and the bad entry.
  */
 export function decodeListing(text: string, source: string): ListingEntry[] {
-  const bad = (why: string) => new IndexFormatError(`store listing: ${why}`, undefined, undefined, source);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw bad('not JSON');
-  }
-  if (typeof doc !== 'object' || doc === null) throw bad('not a JSON object');
-  const { format, version, indexes } = doc as Record<string, unknown>;
-  if (format !== LISTING_FORMAT) throw bad(`format is not "${LISTING_FORMAT}"`);
-  if (version !== LISTING_VERSION) throw bad(`version ${String(version)} is not supported (this build reads 1)`);
-  if (!Array.isArray(indexes)) throw bad('"indexes" is not an array');
+  const doc = readJsonDocument(text, source, 'store listing', { format: LISTING_FORMAT, version: LISTING_VERSION });
+  const { bad } = doc;
   const seen = new Set<string>();
-  return indexes.map((entry: unknown, i) => {
-    if (typeof entry !== 'object' || entry === null) throw bad(`indexes[${i}] is not an object`);
-    const { name, file, bytes, sha256, digest, profile, versions } = entry as Record<string, unknown>;
+  return doc.map('indexes', ({ name, file, bytes, sha256, digest, profile, versions }, i) => {
     if (typeof name !== 'string' || !isImageName(name)) throw bad(`indexes[${i}].name is not an image name`);
     if (file !== `${name}.idx`) throw bad(`indexes[${i}].file is not "${name}.idx"`);
-    if (!isSize(bytes)) throw bad(`indexes[${i}].bytes is not a positive whole number`);
+    if (!isPositiveWholeNumber(bytes)) throw bad(`indexes[${i}].bytes is not a positive whole number`);
     if (typeof sha256 !== 'string' || !HEX64.test(sha256)) throw bad(`indexes[${i}].sha256 is not 64 hex digits`);
     if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(`indexes[${i}].digest is not sha256:<64 hex>`);
     if (seen.has(name)) throw bad(`indexes[${i}]: "${name}" is listed twice`);
@@ -103,10 +91,6 @@ export function decodeListing(text: string, source: string): ListingEntry[] {
       ...listedVersions(versions, i, bad),
     };
   });
-}
-
-function isSize(n: unknown): boolean {
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
 }
 
 function listedProfile(profile: unknown, i: number, bad: (why: string) => Error): { profile?: ListedFile | null } {

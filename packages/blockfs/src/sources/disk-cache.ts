@@ -1,4 +1,4 @@
-import { type BigIntStats, readdirSync, type Stats, statSync } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -8,11 +8,11 @@ import {
   type BlockSource,
   blockPath,
   fsError,
-  isBlockId,
   MirrorUnavailableError,
   type SourceOptions,
 } from '@thfc/format';
 import { TEMP_PREFIX } from '@thfc/packer';
+import { walkBlockFiles } from '../cache/block-files.js';
 import type { Logger } from '../logger.js';
 import type { OpenFile } from './adaptive-io.js';
 import { AdaptiveIo } from './adaptive-io.js';
@@ -103,28 +103,11 @@ export class DiskCache implements BlockSource, BlockSink {
    */
   async open(signal?: AbortSignal): Promise<void> {
     const found: { id: string; size: number; mtime: number }[] = [];
-    const root = join(this.options.dir, 'blocks');
-    let shards: string[] = [];
-    try {
-      shards = readdirSync(root);
-    } catch {
-      return; // an empty or new cache
-    }
-    for (const shard of shards) {
+    // What cannot be read is not there: a cache that is unreadable is an empty one.
+    for (const f of walkBlockFiles(this.options.dir, () => {})) {
       signal?.throwIfAborted();
-      let names: string[] = [];
-      try {
-        names = readdirSync(join(root, shard));
-      } catch {}
-      if (names.length) this.madeShards.add(shard);
-      for (const n of names) {
-        if (!isBlockId(n) || !n.startsWith(shard)) continue;
-        let st: Stats | undefined;
-        try {
-          st = statSync(join(root, shard, n), { throwIfNoEntry: false });
-        } catch {}
-        if (st?.isFile()) found.push({ id: n, size: st.size, mtime: st.mtimeMs });
-      }
+      if (f.shard !== undefined) this.madeShards.add(f.shard);
+      if (f.kind === 'block') found.push({ id: f.id, size: f.stats.size, mtime: f.stats.mtimeMs });
     }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.remember(f.id, f.size);

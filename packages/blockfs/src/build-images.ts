@@ -1,0 +1,210 @@
+import type { MeasurementLog } from '@thfc/attest/measurement-log';
+import type { BlockRef, ImageIndex } from '@thfc/format';
+import type { Dispatcher } from 'undici';
+import { BlockMeasurer } from './block-measurer.js';
+import { SourceBuilder } from './build-source.js';
+import { ImageReader } from './image-reader.js';
+import { type HeldIndex, heldIndex, type LoadedIndex } from './index-loader.js';
+import type { Logger } from './logger.js';
+import { MissingBlocks } from './missing-blocks.js';
+import type { ImageStatus, MountOptions, MountStatus } from './mount.js';
+import type { Prefetcher } from './prefetcher.js';
+import { ProfileRecorder } from './profile-recorder.js';
+import type { BlockReader } from './sources/block-reader.js';
+import { BlockWorkers } from './sources/block-workers.js';
+import type { CacheCounters } from './sources/cached.js';
+import { DiskCache } from './sources/disk-cache.js';
+import { defaultRounds, type Failover } from './sources/failover.js';
+import type { MemoryCache } from './sources/memory-cache.js';
+import type { VersionWatcher } from './version-watch.js';
+
+/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** What a mount and an NBD server need to build their images: a mount's options without its FUSE ones. */
+export type ImageOptions = Omit<MountOptions, 'mountpoint' | 'allowOther'>;
+
+export interface ImageState {
+  loaded: HeldIndex;
+  index: ImageIndex;
+  reader: ImageReader;
+  counters: CacheCounters;
+  blocks: BlockReader;
+  failover: Failover | undefined;
+  memory: MemoryCache;
+  missing: MissingBlocks;
+  unique: number;
+  counts: ReturnType<ImageIndex['counts']>;
+  recorder: ProfileRecorder | undefined;
+  watcher: VersionWatcher | undefined;
+  /** Set once the mount is up: profile replay (with where the profile came from) and --fill. */
+  late: { prefetcher?: Prefetcher | undefined; prefetchSource?: string | undefined; filler?: Prefetcher | undefined };
+}
+
+/** The images of one mount or NBD server, over one disk cache and one set of mirrors. */
+export interface ImageSet {
+  readonly images: readonly ImageState[];
+  /** What a mount's status and an NBD server's share: the process, the disk cache and each image. */
+  status(): Pick<MountStatus, 'pid' | 'started' | 'cache' | 'images'>;
+  /** Points every image at these mirrors (a pool's DNS answer changed). */
+  retarget(bases: readonly string[]): void;
+  /** Closes the sources (the disk cache is sealed); for images never served. */
+  abandon(): Promise<void>;
+  /** Closes the sources, then saves the boot profile recorded (--record-profile). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the shared disk cache and the helper threads, and composes each
+ * loaded image's source tree and reader with its observers (profile
+ * recorder, late prefetch and fill, block measurer). Takes the loaded
+ * indexes over: `loaded` is emptied, since the images hold their indexes
+ * without the files' bytes (most of a big index's memory).
+ */
+export async function buildImages(
+  loaded: LoadedIndex[],
+  options: ImageOptions,
+  components: {
+    logger: Logger;
+    dispatcher: Dispatcher | undefined;
+    cacheDir: string | undefined;
+    mirrorBases: readonly string[] | undefined;
+    measurements: MeasurementLog;
+    /** The image's version check, if it has one (a mount's --check-interval). */
+    watch?: ((l: LoadedIndex) => VersionWatcher | undefined) | undefined;
+  },
+): Promise<ImageSet> {
+  const { logger, dispatcher, cacheDir, mirrorBases, measurements } = components;
+  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
+  await disk?.open();
+  // One pool of helper threads decodes fetched blocks and checks cached ones, for every image of the mount.
+  const workers = new BlockWorkers();
+  const builder = new SourceBuilder(
+    { disk, dispatcher, logger, decoder: workers, verifier: workers },
+    {
+      nocache: options.nocache,
+      offline: options.offline,
+      paranoid: options.paranoid,
+      memoryBytes: options.memoryCache,
+      connections: options.connections,
+      maxConnections: options.maxConnections,
+      lowSpeedBps: options.lowSpeedBps,
+      lowSpeedTimeMs: options.lowSpeedTimeMs,
+      http2: options.http2,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+    },
+  );
+  await builder.openCache();
+  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
+  const readTimeoutMs =
+    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
+    5_000;
+
+  const images: ImageState[] = loaded.map((l) => {
+    const index = l.decoded.index;
+    // Local: a cache entry of the block's decoded length (an entry of another format is not).
+    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
+    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
+    const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
+    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
+    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
+    // Prefetch and fill start after the mount (the profile is fetched beside the first reads, not before them):
+    // their observers are bound late.
+    const late: ImageState['late'] = {};
+    const observeLate = (i: number, ref: BlockRef) => {
+      late.prefetcher?.observe(i, ref);
+      late.filler?.observe(i, ref);
+    };
+    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
+    const reader = new ImageReader(
+      { index, blocks: built.blocks, logger, observers },
+      { readaheadBlocks: options.readahead, readTimeoutMs },
+    );
+    logger.info(`image ${index.header.name}: ${built.blocks}`);
+    return {
+      recorder,
+      watcher: components.watch?.(l),
+      late,
+      loaded: heldIndex(l),
+      index,
+      reader,
+      counters,
+      blocks: built.blocks,
+      failover: built.failover,
+      memory: built.memory,
+      missing,
+      unique: index.uniqueCount(),
+      counts: index.counts(),
+    };
+  });
+  loaded.length = 0;
+
+  const started = new Date();
+  return {
+    images,
+    status: () => ({
+      pid: process.pid,
+      started: started.toISOString(),
+      cache: {
+        dir: cacheDir ?? null,
+        bytes: disk?.bytes ?? 0,
+        blocks: disk?.blocks ?? 0,
+        maxBytes: options.cacheSize ?? null,
+        sealed: builder.checks?.sealed ?? 0,
+        checked: builder.checks?.checked ?? 0,
+        changed: builder.checks?.changed ?? 0,
+      },
+      images: images.map((s) => imageStatus(s)),
+    }),
+    retarget(bases) {
+      for (const s of images) if (s.failover) builder.retarget(s.failover, bases);
+    },
+    abandon: () => builder.close(),
+    async close() {
+      await builder.close();
+      for (const s of images) {
+        if (s.recorder && options.recordProfile) {
+          await s.recorder.save(options.recordProfile);
+          logger.info(`recorded a boot profile of ${s.recorder.blocks} blocks to ${options.recordProfile}`);
+        }
+      }
+    },
+  };
+}
+
+export function imageStatus(s: ImageState): ImageStatus {
+  const c = s.counts;
+  const local = s.unique - s.missing.size;
+  return {
+    name: s.index.header.name,
+    index: s.loaded.location.location,
+    indexFrom: s.loaded.from,
+    digest: s.loaded.decoded.digest,
+    pinned: s.loaded.pinned ?? null,
+    versionCheck: s.watcher?.status() ?? null,
+    authenticated: s.loaded.authenticated,
+    signer: s.loaded.signer ?? null,
+    size: s.index.header.size,
+    blocks: c.blocks,
+    zeroBlocks: c.zero,
+    uniqueBlocks: s.unique,
+    localBlocks: local,
+    localFraction: s.unique ? local / s.unique : 1,
+    blocksFetched: s.counters.fetched,
+    bytesDownloaded: s.counters.bytesFetched,
+    cacheHits: s.counters.hits,
+    memoryHits: s.memory.hits,
+    reads: s.reader.counters.reads,
+    bytesRead: s.reader.counters.bytesRead,
+    readErrors: s.reader.counters.readErrors,
+    readaheadErrors: s.reader.counters.readaheadErrors,
+    readaheadIssued: s.reader.counters.readaheadIssued,
+    sources: String(s.blocks),
+    mirrors: s.failover?.mirrorSnapshots() ?? [],
+    hedges: s.failover?.hedges ?? 0,
+    hedgesWon: s.failover?.hedgesWon ?? 0,
+    prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
+    fill: s.late.filler?.status() ?? null,
+  };
+}
