@@ -385,9 +385,9 @@ export class Failover implements BlockSource {
    * when every one of them drips ("Stalling hedges" above), with an attempt
    * and budget left. Otherwise only a fetch a reader waits on, only once,
    * only with a mirror left to ask, a latency to judge by, and budget left.
-   * The clock starts when the reader began to wait, or earlier when the request was already on the wire then:
-   * a read-ahead dripping since long before the reader got to it is hedged as
-   * soon as the reader does (issue 13 §3: otherwise every dripped block costs
+   * The clock starts when the reader began to wait, or earlier when the
+   * request was already on the wire then: a read-ahead dripping since long
+   * before the reader got to it is hedged as soon as the reader does (issue 13 §3: otherwise every dripped block costs
    * the reader a whole hedge delay in turn). A request still queued in this
    * client's own window is timed from the wait, as before.
    */
