@@ -1,11 +1,15 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MeasurementLog } from '@thfc/attest/measurement-log';
-import type { BlockRef, ImageIndex } from '@thfc/format';
-import type { Dispatcher } from 'undici';
+import { type BlockRef, type ImageIndex, UsageError } from '@thfc/format';
+import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
+import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { ImageReader } from './image-reader.js';
 import { type HeldIndex, heldIndex, type LoadedIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
+import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { MissingBlocks } from './missing-blocks.js';
 import type { ImageStatus, MountOptions, MountStatus } from './mount.js';
 import type { Prefetcher } from './prefetcher.js';
@@ -52,6 +56,38 @@ export interface ImageSet {
   abandon(): Promise<void>;
   /** Closes the sources, then saves the boot profile recorded (--record-profile). */
   close(): Promise<void>;
+}
+
+/**
+ * What loading and building a set of images starts from: the options'
+ * mirrors checked (and with --pool, found through DNS, which is then followed
+ * by the returned list), the HTTP proxy (--proxy, else $http_proxy) and the
+ * disk cache directory (none with --nocache).
+ */
+export async function openMirrors(
+  options: ImageOptions,
+  components: { logger: Logger; env: Readonly<Record<string, string | undefined>> },
+): Promise<{
+  pool: DnsMirrorList | undefined;
+  mirrorBases: readonly string[] | undefined;
+  dispatcher: Dispatcher | undefined;
+  cacheDir: string | undefined;
+}> {
+  const { logger, env } = components;
+  if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
+  if (options.pool && options.mirrors?.length) throw new UsageError('--pool and --mirror both name mirrors; give one');
+  if (options.pool && options.offline) throw new UsageError('--offline never asks DNS: drop --pool');
+  const pool = options.pool ? new DnsMirrorList({ logger }, { pool: options.pool, dns: options.dns }) : undefined;
+  const mirrorBases = pool ? [...(await pool.start())] : options.mirrors?.map(normaliseBase);
+  const proxy = options.proxy ?? env.http_proxy ?? env.HTTP_PROXY;
+  const dispatcher = proxy ? new ProxyAgent(proxy) : undefined;
+  const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
+  return { pool, mirrorBases, dispatcher, cacheDir };
+}
+
+/** Each index measured before any of its blocks can be read: the log opens with what was loaded, on whose key. */
+export async function measureIndexes(loaded: readonly LoadedIndex[], measurements: MeasurementLog): Promise<void> {
+  for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
 }
 
 /**
@@ -207,4 +243,14 @@ export function imageStatus(s: ImageState): ImageStatus {
     prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
     fill: s.late.filler?.status() ?? null,
   };
+}
+
+/** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */
+export function normaliseBase(base: string): string {
+  if (/^https?:\/\//i.test(base)) return base.endsWith('/') ? base : `${base}/`;
+  if (/^file:\/\//i.test(base)) return fileURLToPath(base);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(base)) {
+    throw new UsageError(`bad mirror URL "${base}": expected http(s)://HOST/DIR/, file:///DIR or a directory`);
+  }
+  return resolve(base);
 }

@@ -1,15 +1,13 @@
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MeasurementLog } from '@thfc/attest/measurement-log';
 import { InputError, MirrorUnavailableError, type TrustStore, UsageError } from '@thfc/format';
-import { type Dispatcher, ProxyAgent } from 'undici';
-import { buildImages } from './build-images.js';
+import type { Dispatcher } from 'undici';
+import { buildImages, measureIndexes, openMirrors } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount } from './fuse-adapter.js';
 import { startBackground } from './image-background.js';
 import { type LoadedIndex, loadIndex } from './index-loader.js';
 import type { Logger } from './logger.js';
-import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
 import { mountFiles } from './mount-files.js';
 import { lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from './mount-point.js';
@@ -177,26 +175,17 @@ export async function mountImages(
   },
 ): Promise<Mounted> {
   const { logger } = components;
-  if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
-  if (options.pool && options.mirrors?.length) throw new UsageError('--pool and --mirror both name mirrors; give one');
-  if (options.pool && options.offline) throw new UsageError('--offline never asks DNS: drop --pool');
-  const pool = options.pool ? new DnsMirrorList({ logger }, { pool: options.pool, dns: options.dns }) : undefined;
-  const mirrorBases = pool ? [...(await pool.start())] : options.mirrors?.map(normaliseBase);
+  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
   const mountpoint = resolve(options.mountpoint);
   const clearedStale = await prepareMountpoint(mountpoint);
   if (clearedStale) logger.info(`cleared a stale mount at ${mountpoint} left by a daemon that died`);
-
-  const proxy = options.proxy ?? components.env.http_proxy ?? components.env.HTTP_PROXY;
-  const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
-  const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
 
   const loadAll = (quiet: boolean) =>
     loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, quiet);
   const loaded = await loadAll(false);
 
-  // Measured before any of their blocks can be read: the log opens with what was mounted, on whose key.
   const measurements = components.measurements ?? new MeasurementLog();
-  for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
+  await measureIndexes(loaded, measurements);
 
   if (options.recordProfile && loaded.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
@@ -368,14 +357,4 @@ export async function loadFromPool(
     }
   }
   throw last;
-}
-
-/** A mirror base is the directory holding blocks/: make sure URLs end in `/` so relative paths resolve under it. */
-export function normaliseBase(base: string): string {
-  if (/^https?:\/\//i.test(base)) return base.endsWith('/') ? base : `${base}/`;
-  if (/^file:\/\//i.test(base)) return fileURLToPath(base);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(base)) {
-    throw new UsageError(`bad mirror URL "${base}": expected http(s)://HOST/DIR/, file:///DIR or a directory`);
-  }
-  return resolve(base);
 }

@@ -1,13 +1,10 @@
 import { MeasurementLog } from '@thfc/attest/measurement-log';
 import { UsageError } from '@thfc/format';
-import { type Dispatcher, ProxyAgent } from 'undici';
-import { buildImages, type ImageState } from './build-images.js';
-import { DEFAULT_CACHE_DIR } from './cache-dir.js';
+import { buildImages, type ImageState, measureIndexes, openMirrors } from './build-images.js';
 import { startBackground } from './image-background.js';
 import { newReadStream } from './image-reader.js';
 import type { Logger } from './logger.js';
-import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
-import { type ImageStatus, loadIndexes, type MountOptions, type MountStatus, normaliseBase } from './mount.js';
+import { type ImageStatus, loadIndexes, type MountOptions, type MountStatus } from './mount.js';
 import { bytesExport } from './nbd/bytes-export.js';
 import type { ExportCatalog } from './nbd/negotiation.js';
 import { type NbdListen, NbdServer } from './nbd/server.js';
@@ -53,21 +50,13 @@ export async function serveImages(
   },
 ): Promise<Serving> {
   const { logger } = components;
-  if (options.indexes.length === 0) throw new UsageError('no INDEX-URL given');
-  if (options.pool && options.mirrors?.length) throw new UsageError('--pool and --mirror both name mirrors; give one');
-  if (options.pool && options.offline) throw new UsageError('--offline never asks DNS: drop --pool');
   if (options.recordProfile && options.indexes.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
   }
-  const pool = options.pool ? new DnsMirrorList({ logger }, { pool: options.pool, dns: options.dns }) : undefined;
-  const mirrorBases = pool ? [...(await pool.start())] : options.mirrors?.map(normaliseBase);
-  const proxy = options.proxy ?? components.env.http_proxy ?? components.env.HTTP_PROXY;
-  const dispatcher: Dispatcher | undefined = proxy ? new ProxyAgent(proxy) : undefined;
-  const cacheDir = options.nocache ? undefined : (options.cacheDir ?? DEFAULT_CACHE_DIR);
-
+  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
   const loaded = await loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, false);
   const measurements = components.measurements ?? new MeasurementLog();
-  for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
+  await measureIndexes(loaded, measurements);
 
   const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements });
   const { images } = set;
