@@ -1,4 +1,4 @@
-import type { MeasurementLog } from '@thfc/attest';
+import type { MeasurementLog } from '@thfc/attest/measurement-log';
 import type { ImageState } from './build-images.js';
 import type { ImageFile, VirtualFile } from './fuse-adapter.js';
 import { newReadStream } from './image-reader.js';
