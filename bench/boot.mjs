@@ -8,8 +8,9 @@
 // HTTP figures include the mount. All three run ctx.runs times, interleaved (local, cold, warm) so that
 // drift on the shared machine hits them alike; medians are compared. The guest is the test guest of
 // test/support/guest-image.mjs (Debian kernel + busybox on a 256 MiB ext4 root disk with ~70 MB of real
-// files, of which its init reads ~10 MB in an order unrelated to the disk layout before the marker; built from
-// Debian packages once and cached), booted under TCG (KVM is not usable on the dev/CI machine).
+// files, of which its init reads ~10 MB in an order unrelated to the disk layout and then a 48 MiB payload file
+// before the marker, ~67 MB in all (BENCH_GUEST_PAYLOAD_MIB, lib.mjs BOOT_PAYLOAD_MIB; 0: no payload); built
+// from Debian packages once and cached), booted under TCG (KVM is not usable on the dev/CI machine).
 // Bytes: what httpstorged fetched for a boot (its stats: bytesDownloaded) against the image size and
 // against what the guest read (bytesRead).
 //

@@ -73,6 +73,14 @@ describe('httpstorged list', () => {
     expect(stats.stdout).toContain(`${mnt}: daemon pid ${pid} since `);
   });
 
+  it('the background daemon runs with its young generation capped (T6: peak RSS within 200 MB)', async () => {
+    const pid = (await mount?.stats())?.pid;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    expect(cmdline).toContain('--max-semi-space-size=8');
+    // A Node flag, before the script: after it, it would be the daemon's own argument.
+    expect(cmdline.indexOf('--max-semi-space-size=8')).toBeLessThan(cmdline.findIndex((a) => a.endsWith('cli.js')));
+  });
+
   it('lists a mount whose daemon was killed as stale, with the command that clears it', async () => {
     const staleMnt = join(work, 'mnt-stale');
     await mkdir(staleMnt);
