@@ -19,7 +19,8 @@
 //
 // Targets (issue 17): ≥ 5,000 queries/s with p99 ≤ 10 ms, and 0 wrong answers in the dig-verified sample.
 //
-// Env: BENCH_DNS_SECONDS (per dnsperf run, default 10).
+// Env: BENCH_DNS_SECONDS (per dnsperf run, default 10); BENCH_DNS_PROFILE=DIR runs the server under
+// `node --cpu-prof --cpu-prof-dir=DIR` (the profile is written when it stops, after both runs).
 
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -108,9 +109,22 @@ export async function run(ctx) {
 
     // --- The server -------------------------------------------------------------------------------
     const dnsPort = await freeUdpTcpPort();
+    const profile = process.env.BENCH_DNS_PROFILE;
     const dns = startProcess(
       process.execPath,
-      [cli, 'dns', '--zone', ZONE, '--listen', `127.0.0.1:${dnsPort}`, '--redis', redisUrl, '--networks', networksPath],
+      [
+        ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profile)}`] : []),
+        cli,
+        'dns',
+        '--zone',
+        ZONE,
+        '--listen',
+        `127.0.0.1:${dnsPort}`,
+        '--redis',
+        redisUrl,
+        '--networks',
+        networksPath,
+      ],
       { stdin: 'ignore' },
     );
     stops.push(() => dns.stop());
