@@ -94,6 +94,18 @@ export class MeasurementLogFormatError extends ThfcError {
   }
 }
 
+/** A catalog.json is malformed. `field` is the JSON path of the bad value (images[2].boot.mem). */
+export class CatalogFormatError extends ThfcError {
+  readonly code = 'ERR_CATALOG_FORMAT';
+  constructor(
+    readonly source: string,
+    readonly field: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`${source}: ${field ? `${field}: ` : ''}${reason}`);
+  }
+}
+
 /** The TPM (or tpm2-tools) is missing, unreachable or refused a command. */
 export class TpmError extends ThfcError {
   readonly code = 'ERR_TPM';
