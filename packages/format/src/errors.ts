@@ -82,14 +82,6 @@ export class TrustStoreFormatError extends LineFormatError {
   }
 }
 
-/** A measurement log is malformed: a line that is not `PCR DIGEST TEMPLATE DATA…`, or whose digest is not its data's. */
-export class MeasurementLogFormatError extends LineFormatError {
-  readonly code = 'ERR_LOG_FORMAT';
-  constructor(reason: string, line: number | undefined, field?: string, file?: string) {
-    super(reason, line, field, file, 'measurement log: ');
-  }
-}
-
 /** A catalog.json is malformed. `field` is the JSON path of the bad value (images[2].boot.mem). */
 export class CatalogFormatError extends ThfcError {
   readonly code = 'ERR_CATALOG_FORMAT';
@@ -100,11 +92,6 @@ export class CatalogFormatError extends ThfcError {
   ) {
     super(`${source}: ${field ? `${field}: ` : ''}${reason}`);
   }
-}
-
-/** The TPM (or tpm2-tools) is missing, unreachable or refused a command. */
-export class TpmError extends ThfcError {
-  readonly code = 'ERR_TPM';
 }
 
 /** Seam error 1 of 3, "not here": the source answered and does not hold the block. */

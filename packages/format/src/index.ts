@@ -3,7 +3,6 @@ export * from './block-path.js';
 export * from './block-source.js';
 export * from './boot-profile.js';
 export * from './catalog.js';
-export * from './closed-output.js';
 export * from './codecs.js';
 export * from './errors.js';
 export * from './geometry.js';

@@ -7,7 +7,6 @@ import {
   IncompleteError,
   IndexFormatError,
   LineFormatError,
-  MeasurementLogFormatError,
   TrustStoreFormatError,
   UsageError,
 } from '../src/errors.js';
@@ -34,13 +33,11 @@ describe('LineFormatError', () => {
     const errors = [
       new IndexFormatError('bad image size 0', 3, 'size'),
       new TrustStoreFormatError('bad key', 2, 'key', '/etc/thfc/trust'),
-      new MeasurementLogFormatError('digest mismatch', 7),
     ];
     for (const e of errors) expect(e).toBeInstanceOf(LineFormatError);
     expect(errors.map((e) => [e.code, e.message, e.line, e.field])).toEqual([
       ['ERR_INDEX_FORMAT', 'index line 3 (size): bad image size 0', 3, 'size'],
       ['ERR_TRUST_STORE_FORMAT', '/etc/thfc/trust: line 2 (key): bad key', 2, 'key'],
-      ['ERR_LOG_FORMAT', 'measurement log: line 7: digest mismatch', 7, undefined],
     ]);
     expect(new IndexFormatError('empty', undefined).message).toBe('index: empty');
     expect(new IndexFormatError('empty', undefined, undefined, 'x.idx').message).toBe('x.idx: empty');

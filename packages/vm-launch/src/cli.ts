@@ -2,16 +2,8 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { oneLineParseErrors } from '@thfc/cli';
-import {
-  CatalogFormatError,
-  exitCodeOf,
-  InvalidArgumentError,
-  ignoreClosedOutput,
-  parseSize,
-  ThfcError,
-  UsageError,
-} from '@thfc/format';
+import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
+import { CatalogFormatError, exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
 import { DEFAULT_BOOT_TIMEOUT_SECONDS } from './boot-watch.js';
