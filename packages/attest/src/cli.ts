@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { oneLineParseErrors } from '@thfc/cli';
-import { EXIT, exitCodeOf, ignoreClosedOutput, ThfcError, UsageError } from '@thfc/format';
+import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
+import { EXIT, exitCodeOf, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError } from 'commander';
 import { runAk } from './ak.js';
 import { DEFAULT_MEASUREMENT_PCR } from './measurement-log.js';

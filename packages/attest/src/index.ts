@@ -1,5 +1,6 @@
 export * from './ak.js';
 export * from './attestation-check.js';
+export * from './errors.js';
 export * from './measurement-event.js';
 export * from './measurement-log.js';
 export * from './pcr-bank.js';

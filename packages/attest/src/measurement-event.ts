@@ -1,4 +1,5 @@
-import { isBlockId, isImageName, MeasurementLogFormatError } from '@thfc/format';
+import { isBlockId, isImageName } from '@thfc/format';
+import { MeasurementLogFormatError } from './errors.js';
 import { type BankDigests, bankHash, PCR_COUNT } from './pcr-bank.js';
 
 /**

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
-import { fsError, TpmError } from '@thfc/format';
+import { fsError } from '@thfc/format';
+import { TpmError } from './errors.js';
 import { DEFAULT_MEASUREMENT_PCR } from './measurement-log.js';
 import { PCR_BANKS } from './pcr-bank.js';
 import { encodeQuoteFile, parseAttest } from './quote-file.js';

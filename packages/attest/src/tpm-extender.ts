@@ -1,4 +1,4 @@
-import { TpmError } from '@thfc/format';
+import { TpmError } from './errors.js';
 import type { PcrExtender } from './measurement-log.js';
 import { type BankDigests, PCR_BANKS, PCR_COUNT, type PcrBank } from './pcr-bank.js';
 import type { Tpm2Tools } from './tpm.js';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TpmError } from '@thfc/format';
+import { TpmError } from './errors.js';
 import type { PcrBank } from './pcr-bank.js';
 
 /**

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { decodeIndex, fsError, IndexFormatError, TpmError, UsageError } from '@thfc/format';
+import { decodeIndex, fsError, IndexFormatError, UsageError } from '@thfc/format';
 import { type AttestationReport, checkAttestation, type ExpectedIndex } from './attestation-check.js';
+import { TpmError } from './errors.js';
 import { parseLog } from './measurement-event.js';
 import { decodeQuoteFile, parseAttest } from './quote-file.js';
 import { Tpm2Tools } from './tpm.js';

@@ -1,6 +1,6 @@
-import { MeasurementLogFormatError } from '@thfc/format';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { MeasurementLogFormatError } from '../src/errors.js';
 import { formatLogLine, parseLog } from '../src/measurement-event.js';
 import { MeasurementLog } from '../src/measurement-log.js';
 

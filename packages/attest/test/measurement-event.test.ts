@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { MeasurementLogFormatError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
+import { MeasurementLogFormatError } from '../src/errors.js';
 import {
   blockField,
   formatLogLine,

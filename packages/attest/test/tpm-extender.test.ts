@@ -1,5 +1,5 @@
-import { TpmError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
+import { TpmError } from '../src/errors.js';
 import { bankHash, type PcrBank } from '../src/pcr-bank.js';
 import type { PcrValues } from '../src/tpm.js';
 import { type PcrDevice, TpmExtender } from '../src/tpm-extender.js';

@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, MeasurementLog } from '@thfc/attest/measurement-log';
-import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
+import { ignoreClosedOutput, notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
 import { releaseHeldSignals } from '@thfc/cli/early-signals';
 import {
   BusyError,
@@ -14,7 +14,6 @@ import {
   exitCodeOf,
   IncompleteError,
   InvalidArgumentError,
-  ignoreClosedOutput,
   MirrorUnavailableError,
   parseSize,
   ThfcError,

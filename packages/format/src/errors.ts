@@ -17,21 +17,31 @@ export class InvalidArgumentError extends ThfcError {
 }
 
 /**
- * An index (mapping table) is malformed. `line` is 1-based; `field` names the
- * header key or entry column that is wrong, when there is one.
+ * A line-based file (an index, a trust store, a measurement log…) is
+ * malformed. `line` is 1-based; `field` names the header key, column or
+ * word that is wrong, when there is one; `file` is the file or URL it came
+ * from, when the caller knows it. Each subclass keeps its own stable `code`.
  */
-export class IndexFormatError extends ThfcError {
-  readonly code = 'ERR_INDEX_FORMAT';
+export abstract class LineFormatError extends ThfcError {
   constructor(
     readonly reason: string,
     readonly line: number | undefined,
-    readonly field?: string,
-    /** The file or URL the index came from, when the caller knows it. */
-    readonly file?: string,
+    readonly field: string | undefined,
+    readonly file: string | undefined,
+    /** What stands for the file in the message when there is none ("index: "). */
+    unnamed: string,
   ) {
     super(
-      `${file ? `${file}: ` : ''}${line === undefined ? (file ? '' : 'index: ') : `${file ? '' : 'index '}line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
+      `${file ? `${file}: ` : unnamed}${line === undefined ? '' : `line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
     );
+  }
+}
+
+/** An index (mapping table) is malformed: `index line 3 (size): bad image size 0`. */
+export class IndexFormatError extends LineFormatError {
+  readonly code = 'ERR_INDEX_FORMAT';
+  constructor(reason: string, line: number | undefined, field?: string, file?: string) {
+    super(reason, line, field, file, line === undefined ? 'index: ' : 'index ');
   }
 }
 
@@ -64,39 +74,24 @@ export class PinRefusedError extends ThfcError {
   readonly code = 'ERR_PIN';
 }
 
-/** A trust-store file is malformed. `line` is 1-based; `field` names the word that is wrong. */
-export class TrustStoreFormatError extends ThfcError {
+/** A trust-store file is malformed. `field` names the word that is wrong. */
+export class TrustStoreFormatError extends LineFormatError {
   readonly code = 'ERR_TRUST_STORE_FORMAT';
-  constructor(
-    readonly reason: string,
-    readonly line: number | undefined,
-    readonly field?: string,
-    readonly file?: string,
-  ) {
-    super(
-      `${file ?? 'trust store'}: ${line === undefined ? '' : `line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
-    );
+  constructor(reason: string, line: number | undefined, field?: string, file?: string) {
+    super(reason, line, field, file, 'trust store: ');
   }
 }
 
-/** A measurement log is malformed: a line that is not `PCR DIGEST TEMPLATE DATA…`, or whose digest is not its data's. */
-export class MeasurementLogFormatError extends ThfcError {
-  readonly code = 'ERR_LOG_FORMAT';
+/** A catalog.json is malformed. `field` is the JSON path of the bad value (images[2].boot.mem). */
+export class CatalogFormatError extends ThfcError {
+  readonly code = 'ERR_CATALOG_FORMAT';
   constructor(
+    readonly source: string,
+    readonly field: string | undefined,
     readonly reason: string,
-    readonly line: number | undefined,
-    readonly field?: string,
-    readonly file?: string,
   ) {
-    super(
-      `${file ?? 'measurement log'}: ${line === undefined ? '' : `line ${line}${field ? ` (${field})` : ''}: `}${reason}`,
-    );
+    super(`${source}: ${field ? `${field}: ` : ''}${reason}`);
   }
-}
-
-/** The TPM (or tpm2-tools) is missing, unreachable or refused a command. */
-export class TpmError extends ThfcError {
-  readonly code = 'ERR_TPM';
 }
 
 /** Seam error 1 of 3, "not here": the source answered and does not hold the block. */

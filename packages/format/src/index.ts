@@ -2,7 +2,7 @@ export * from './block-id.js';
 export * from './block-path.js';
 export * from './block-source.js';
 export * from './boot-profile.js';
-export * from './closed-output.js';
+export * from './catalog.js';
 export * from './codecs.js';
 export * from './errors.js';
 export * from './geometry.js';

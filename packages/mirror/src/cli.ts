@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
-import { notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
-import { EXIT, InvalidArgumentError, ignoreClosedOutput, parseSize } from '@thfc/format';
+import { ignoreClosedOutput, notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
+import { EXIT, InvalidArgumentError, parseSize } from '@thfc/format';
 import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';

@@ -1,5 +1,15 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import {
+  CATALOG_FILE,
+  CATALOG_NAME_PATTERN,
+  type Catalog,
+  type CatalogBoot,
+  type CatalogEntry,
+  CatalogFormatError,
+  decodeCatalog,
+  encodeCatalog,
+} from '@thfc/format';
 import { writeFileAtomic } from './atomic-file.js';
 import { fsError, InputError, UsageError } from './errors.js';
 import { readIndexFile } from './index-file.js';
@@ -11,26 +21,10 @@ import { assertStoreDir, resolveIndexArg } from './store-indexes.js';
  * OS"), published beside the indexes. Entry URLs are relative to the catalog,
  * so the store can be served or mirrored under any base URL.
  *
- * thfc-vm holds the strict reader (packages/vm-launch/src/catalog.ts); this
- * writer checks everything it adds, keeps the other entries as they are, and
- * refuses to rewrite a catalog of a format or version it does not know.
+ * The file goes through @thfc/format's catalog codec, the one thfc-vm reads
+ * with: this writer checks everything it adds, keeps the other entries as
+ * they are, and refuses to rewrite a catalog that codec refuses.
  */
-
-export const CATALOG_FILE = 'catalog.json';
-export const CATALOG_FORMAT = 'thfc-catalog';
-export const CATALOG_VERSION = 1;
-/** Usable as a file name, a VM name and a menu label; the reader enforces the same rule. */
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-export interface CatalogBoot {
-  readonly mem?: number | undefined;
-  readonly cpus?: number | undefined;
-  readonly kernel?: string | undefined;
-  readonly initrd?: string | undefined;
-  readonly append?: string | undefined;
-  readonly diskBus?: 'virtio' | 'ide' | undefined;
-  readonly net?: 'user' | 'none' | undefined;
-}
 
 export interface CatalogAddOptions {
   readonly store: string;
@@ -50,27 +44,27 @@ export interface CatalogResult {
   readonly images: number;
 }
 
-type Json = Record<string, unknown>;
-
 export async function runCatalogAdd(o: CatalogAddOptions): Promise<CatalogResult> {
   await assertStoreDir(o.store, 'catalog add');
   const indexPath = await resolveIndexArg(o.store, o.index);
   const decoded = await readIndexFile(indexPath);
   const name = o.name ?? decoded.index.header.name;
-  if (!NAME_PATTERN.test(name))
+  if (!CATALOG_NAME_PATTERN.test(name))
     throw new UsageError(`catalog name "${name}": use 1-64 letters, digits, dots, dashes or underscores (--name)`);
-  const entry: Json = { name, index: await inStore(o.store, indexPath, 'index') };
-  if (o.description !== undefined) entry.description = o.description;
-  const boot = await bootEntry(o.store, o.boot ?? {});
-  if (Object.keys(boot).length) entry.boot = boot;
+  const entry: CatalogEntry = {
+    name,
+    index: await inStore(o.store, indexPath, 'index'),
+    description: o.description ?? '',
+    boot: await bootEntry(o.store, o.boot ?? {}),
+  };
 
   const path = join(o.store, CATALOG_FILE);
-  const doc = await readCatalog(path);
-  const images = doc.images as Json[];
+  const old = await readCatalog(path);
+  const images = [...old.images];
   const at = images.findIndex((e) => e.name === name);
   if (at >= 0) images[at] = entry;
   else images.push(entry);
-  await writeCatalog(path, doc);
+  await writeCatalog(path, { ...old, images });
   return { catalog: path, changed: [name], action: at >= 0 ? 'replaced' : 'added', images: images.length };
 }
 
@@ -78,49 +72,38 @@ export async function runCatalogRemove(o: { store: string; names: readonly strin
   await assertStoreDir(o.store, 'catalog remove');
   if (o.names.length === 0) throw new UsageError('name at least one entry to remove');
   const path = join(o.store, CATALOG_FILE);
-  const doc = await readCatalog(path);
-  const images = doc.images as Json[];
+  const old = await readCatalog(path);
+  const { images } = old;
   const missing = o.names.filter((n) => !images.some((e) => e.name === n));
   if (missing.length)
     throw new UsageError(
       `no entry named ${missing.join(', ')} in ${path} (it has: ${images.map((e) => e.name).join(', ') || 'nothing'})`,
     );
-  doc.images = images.filter((e) => !o.names.includes(e.name as string));
-  await writeCatalog(path, doc);
-  return { catalog: path, changed: [...o.names], action: 'removed', images: (doc.images as Json[]).length };
+  const left = images.filter((e) => !o.names.includes(e.name));
+  await writeCatalog(path, { ...old, images: left });
+  return { catalog: path, changed: [...o.names], action: 'removed', images: left.length };
 }
 
 /** The existing catalog, or an empty one; never a file this writer would misunderstand. */
-async function readCatalog(path: string): Promise<Json> {
+async function readCatalog(path: string): Promise<Catalog> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-      return { format: CATALOG_FORMAT, version: CATALOG_VERSION, images: [] };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { images: [] };
     throw fsError(e, path);
   }
-  let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    return decodeCatalog(text, path, { keepUnknownFields: true });
   } catch (e) {
-    throw new InputError(`${path}: not JSON (${(e as Error).message}); fix or remove it`);
+    if (e instanceof CatalogFormatError) throw new InputError(`${e.message}; fix or remove it`);
+    throw e;
   }
-  const d = doc as Json;
-  if (typeof doc !== 'object' || doc === null || d.format !== CATALOG_FORMAT)
-    throw new InputError(`${path}: not a thfc catalog (no "format": "${CATALOG_FORMAT}")`);
-  if (d.version !== CATALOG_VERSION)
-    throw new InputError(
-      `${path}: catalog version ${JSON.stringify(d.version)}; this thfc-pack writes ${CATALOG_VERSION}`,
-    );
-  if (!Array.isArray(d.images) || d.images.some((e) => typeof e !== 'object' || e === null))
-    throw new InputError(`${path}: "images" must be an array of objects`);
-  return d;
 }
 
 /** Temp file + rename: a mirror or a client reading the catalog sees the old one or the new one. */
-async function writeCatalog(path: string, doc: Json): Promise<void> {
-  await writeFileAtomic(path, Buffer.from(`${JSON.stringify(doc, null, 2)}\n`), { durable: true });
+async function writeCatalog(path: string, catalog: Catalog): Promise<void> {
+  await writeFileAtomic(path, Buffer.from(encodeCatalog(catalog)), { durable: true });
 }
 
 /** `path` (a file inside STORE) as a URL path relative to the catalog. */
@@ -133,8 +116,9 @@ async function inStore(store: string, path: string, what: string): Promise<strin
   return rel.split(sep).map(encodeURIComponent).join('/');
 }
 
-async function bootEntry(store: string, b: CatalogBoot): Promise<Json> {
-  const out: Json = {};
+/** The boot defaults as given on the command line, checked; kernel and initrd become URLs inside STORE. */
+async function bootEntry(store: string, b: CatalogBoot): Promise<CatalogBoot> {
+  const out: { -readonly [K in keyof CatalogBoot]: CatalogBoot[K] } = {};
   if (b.mem !== undefined) {
     if (!Number.isInteger(b.mem) || b.mem < 16) throw new UsageError(`--mem ${b.mem}: whole MiB, at least 16`);
     out.mem = b.mem;

@@ -1,13 +1,6 @@
 #!/usr/bin/env node
-import { oneLineParseErrors } from '@thfc/cli';
-import {
-  EXIT,
-  InvalidArgumentError,
-  ignoreClosedOutput,
-  parseCodecSpec,
-  parseHashAlgorithm,
-  parseSize,
-} from '@thfc/format';
+import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
+import { EXIT, InvalidArgumentError, parseCodecSpec, parseHashAlgorithm, parseSize } from '@thfc/format';
 import { Command, Option } from 'commander';
 import { runCatalogAdd, runCatalogRemove } from './catalog.js';
 import { processShell, reportCliError } from './cli-shell.js';

@@ -1,7 +1,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CATALOG_FILE } from '@thfc/format';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CATALOG_FILE, runCatalogAdd, runCatalogRemove } from '../src/catalog.js';
+import { runCatalogAdd, runCatalogRemove } from '../src/catalog.js';
 import { runPack } from '../src/pack.js';
 import { tempDir, testIo, writeImage } from './helpers.js';
 

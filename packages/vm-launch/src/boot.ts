@@ -2,12 +2,12 @@ import { constants, type Stats } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { isMounted } from '@thfc/blockfs/mount-point';
-import { decodeProfile, InputError, UsageError } from '@thfc/format';
+import { type CatalogBoot, decodeProfile, InputError, UsageError } from '@thfc/format';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { buildPlan, downloadsFor, localFile, runLayout } from './boot-plan.js';
 import { resolveTarget, type Target } from './boot-target.js';
 import { DEFAULT_BOOT_TIMEOUT_SECONDS, readsBootSector } from './boot-watch.js';
-import type { BootDefaults, ResolvedEntry } from './catalog.js';
+import type { ResolvedEntry } from './catalog.js';
 import { requireTool, runVirtualBox, runXen } from './engine-runner.js';
 import { VBOX } from './engines/virtualbox.js';
 import { exitCodeOfOutcome, type Outcome, VM_EXIT } from './exit-codes.js';
@@ -121,7 +121,7 @@ export async function runBoot(o: BootOptions, io: VmIo): Promise<BootResult> {
   const stateDir = resolve(io.cwd, o.stateDir ?? DEFAULT_STATE_DIR);
 
   const target = await resolveTarget({ ...o, pool: o.mountArgs?.includes('--pool') }, io);
-  const defaults: BootDefaults = target.entry?.boot ?? {};
+  const defaults: CatalogBoot = target.entry?.boot ?? {};
   if (o.snapshot && o.keepOverlay)
     throw new UsageError('--snapshot throws writes away; --keep-overlay keeps them: choose one');
   if (o.snapshot && engine !== 'qemu')

@@ -2,12 +2,12 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { oneLineParseErrors } from '@thfc/cli';
-import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
+import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
+import { CatalogFormatError, exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
 import { DEFAULT_BOOT_TIMEOUT_SECONDS } from './boot-watch.js';
-import { CatalogFormatError, EngineMissingError, MountFailedError } from './errors.js';
+import { EngineMissingError, MountFailedError } from './errors.js';
 import { VM_EXIT } from './exit-codes.js';
 import { bundledHttpstorged, type HttpstorgedCommand } from './httpstorged.js';
 import { DEFAULT_STATE_DIR, KvmProbe } from './kvm-probe.js';

@@ -30,15 +30,3 @@ export class MountFailedError extends ThfcError {
     super(message);
   }
 }
-
-/** A catalog.json is malformed. `field` is the JSON path of the bad value (images[2].boot.mem). */
-export class CatalogFormatError extends ThfcError {
-  readonly code = 'ERR_CATALOG_FORMAT';
-  constructor(
-    readonly source: string,
-    readonly field: string | undefined,
-    readonly reason: string,
-  ) {
-    super(`${source}: ${field ? `${field}: ` : ''}${reason}`);
-  }
-}

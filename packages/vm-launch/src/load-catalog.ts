@@ -1,4 +1,5 @@
-import { type Catalog, catalogUrl, decodeCatalog, type ResolvedEntry, resolveEntry } from './catalog.js';
+import { type Catalog, decodeCatalog } from '@thfc/format';
+import { catalogUrl, type ResolvedEntry, resolveEntry } from './catalog.js';
 import { readLocation } from './locations.js';
 
 /** Reads and decodes the catalog at LOCATION (URL, path, or store); entries come back with absolute URLs. */

@@ -1,6 +1,6 @@
+import { decodeCatalog } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
-import { catalogUrl, decodeCatalog, findEntry, isUrl, resolveEntry } from '../src/catalog.js';
-import { CatalogFormatError } from '../src/errors.js';
+import { catalogUrl, findEntry, isUrl, resolveEntry } from '../src/catalog.js';
 
 const good = {
   format: 'thfc-catalog',
@@ -23,71 +23,6 @@ const good = {
   ],
 };
 const decode = (v: unknown) => decodeCatalog(JSON.stringify(v), 'cat.json');
-
-function rejects(v: unknown, field: string | undefined, reason: RegExp): void {
-  try {
-    decodeCatalog(typeof v === 'string' ? v : JSON.stringify(v), 'cat.json');
-  } catch (e) {
-    expect(e).toBeInstanceOf(CatalogFormatError);
-    expect((e as CatalogFormatError).field).toBe(field);
-    expect((e as CatalogFormatError).message).toMatch(reason);
-    return;
-  }
-  throw new Error('accepted a bad catalog');
-}
-
-describe('decodeCatalog', () => {
-  it('reads entries with their boot defaults', () => {
-    const c = decode(good);
-    expect(c.images.map((e) => e.name)).toEqual(['debian', 'bare']);
-    expect(c.images[0]?.boot).toMatchObject({ mem: 512, cpus: 2, kernel: 'boot/vmlinux', net: 'user' });
-    expect(c.images[1]).toEqual({ name: 'bare', index: 'https://other.example/x/bare.idx', description: '', boot: {} });
-  });
-
-  it('names the bad field', () => {
-    rejects('{', undefined, /not JSON/);
-    rejects([], undefined, /object/);
-    rejects({ ...good, format: 'x' }, 'format', /thfc-catalog/);
-    rejects({ ...good, version: 2 }, 'version', /unsupported version 2/);
-    rejects({ ...good, images: {} }, 'images', /array/);
-    rejects({ ...good, images: [{ index: 'a.idx' }] }, 'images[0].name', /letters/);
-    rejects({ ...good, images: [{ name: '../x', index: 'a.idx' }] }, 'images[0].name', /letters/);
-    rejects(
-      {
-        ...good,
-        images: [
-          { name: 'a', index: 'a.idx' },
-          { name: 'a', index: 'b.idx' },
-        ],
-      },
-      'images[1].name',
-      /twice/,
-    );
-    rejects({ ...good, images: [{ name: 'a' }] }, 'images[0].index', /index URL/);
-    rejects({ ...good, images: [{ name: 'a', index: 'a.idx', descr: 'typo' }] }, 'images[0].descr', /unknown field/);
-    rejects(
-      { ...good, images: [{ name: 'a', index: 'a.idx', boot: { memory: 5 } }] },
-      'images[0].boot.memory',
-      /unknown/,
-    );
-    rejects({ ...good, images: [{ name: 'a', index: 'a.idx', boot: { mem: 8 } }] }, 'images[0].boot.mem', />= 16/);
-    rejects(
-      { ...good, images: [{ name: 'a', index: 'a.idx', boot: { cpus: 1.5 } }] },
-      'images[0].boot.cpus',
-      /integer/,
-    );
-    rejects(
-      { ...good, images: [{ name: 'a', index: 'a.idx', boot: { net: 'tap' } }] },
-      'images[0].boot.net',
-      /user, none/,
-    );
-    rejects(
-      { ...good, images: [{ name: 'a', index: 'a.idx', boot: { kernel: '' } }] },
-      'images[0].boot.kernel',
-      /non-empty/,
-    );
-  });
-});
 
 describe('catalog locations', () => {
   it('completes a store URL or directory with catalog.json', () => {

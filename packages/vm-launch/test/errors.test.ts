@@ -1,6 +1,6 @@
 import { ThfcError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
-import { CatalogFormatError, EngineMissingError, MountFailedError } from '../src/errors.js';
+import { EngineMissingError, MountFailedError } from '../src/errors.js';
 
 describe('errors', () => {
   it('carry stable codes and the fields that decide the exit code', () => {
@@ -9,7 +9,5 @@ describe('errors', () => {
     expect([e.code, e.tool, e.message]).toEqual(['ERR_ENGINE_MISSING', 'xl', 'xl not found: Xen is not installed']);
     const m = new MountFailedError('cannot mount', 4);
     expect([m.code, m.exitCode]).toEqual(['ERR_MOUNT_FAILED', 4]);
-    const c = new CatalogFormatError('http://m/catalog.json', 'images[0].name', 'bad');
-    expect([c.code, c.message]).toEqual(['ERR_CATALOG_FORMAT', 'http://m/catalog.json: images[0].name: bad']);
   });
 });

@@ -1,8 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InputError } from '@thfc/format';
+import { CatalogFormatError, InputError } from '@thfc/format';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CatalogFormatError } from '../src/errors.js';
 import { loadCatalog } from '../src/load-catalog.js';
 import { tempDir } from './helpers.js';
 
