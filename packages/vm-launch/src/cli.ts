@@ -2,7 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { oneLineParseErrors } from '@thfc/cli';
+import { count, oneLineParseErrors, wholeSeconds } from '@thfc/cli';
 import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
@@ -28,20 +28,6 @@ import { type AccelRequest, parseAccel, parseDiskBus, parseNet } from './vm-spec
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-const positiveInt = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, not "${v}"`);
-  return n;
-};
-
-const wholeSeconds = (v: string) => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError(`--boot-timeout must be whole seconds >= 0, not "${v}"`);
-  }
-  return n;
-};
-
 /** --mem 512 (MiB), 512M, 2G. */
 function parseMem(v: string): number {
   if (/^\d+$/.test(v)) return Number(v);
@@ -60,7 +46,7 @@ function addBootOptions(cmd: Command): Command {
     .option('--accel <accel>', 'kvm, tcg or auto (KVM only where the cached probe says it runs guests)', parseAccel)
     .option('--no-kvm', 'force TCG (same as --accel tcg)')
     .option('--mem <size>', 'guest memory: MiB, or with a unit (512M, 2G) [default 512]', parseMem)
-    .option('--cpus <n>', 'guest CPUs [default 1]', positiveInt('--cpus'))
+    .option('--cpus <n>', 'guest CPUs [default 1]', count('--cpus', 1))
     .option('--kernel <file|url>', 'boot this kernel directly')
     .option('--initrd <file|url>', 'initial ramdisk for --kernel')
     .option('--append <cmdline>', 'kernel command line for --kernel')
@@ -73,7 +59,7 @@ function addBootOptions(cmd: Command): Command {
     .option(
       '--boot-timeout <seconds>',
       `stop a guest that writes nothing to its serial console for this long; 0: never [default ${DEFAULT_BOOT_TIMEOUT_SECONDS}]`,
-      wholeSeconds,
+      wholeSeconds('--boot-timeout'),
     )
     .option('--dry-run', 'print the commands (qemu command line, xl config, VBoxManage) and do nothing else')
     .option('--report <file>', 'write a JSON report of the run (times, accelerator, bytes fetched)')
