@@ -51,6 +51,7 @@ const TABLE: [ThfcError, number][] = [
 describe('exitCodeOf', () => {
   it.each(TABLE.map(([e, code]) => [e.name, code, e] as const))('%s exits %i', (_name, code, e) => {
     expect(exitCodeOf(e)).toBe(code);
+    expect(e.exitCode).toBe(code);
   });
 
   it('an untyped error is a bug (70); the table keeps its values', () => {

@@ -2,12 +2,11 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { count, oneLineParseErrors, wholeSeconds } from '@thfc/cli';
-import { exitCodeOf, InvalidArgumentError, ignoreClosedOutput, parseSize, ThfcError, UsageError } from '@thfc/format';
-import { Command, CommanderError, Option } from 'commander';
+import { count, oneLineParseErrors, reportError, wholeSeconds } from '@thfc/cli';
+import { InvalidArgumentError, ignoreClosedOutput, parseSize, UsageError } from '@thfc/format';
+import { Command, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
 import { DEFAULT_BOOT_TIMEOUT_SECONDS } from './boot-watch.js';
-import { CatalogFormatError, EngineMissingError, MountFailedError } from './errors.js';
 import { VM_EXIT } from './exit-codes.js';
 import { bundledHttpstorged, type HttpstorgedCommand } from './httpstorged.js';
 import { DEFAULT_STATE_DIR, KvmProbe } from './kvm-probe.js';
@@ -119,22 +118,6 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
     refreshProbe: !!o.refreshProbe,
     bootTimeoutSeconds: o.bootTimeout as number | undefined,
   };
-}
-
-function exitCodeFor(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? VM_EXIT.OK : VM_EXIT.USAGE;
-  if (e instanceof MountFailedError) return e.exitCode;
-  if (e instanceof EngineMissingError) return VM_EXIT.ENGINE_MISSING;
-  if (e instanceof CatalogFormatError) return VM_EXIT.DATA;
-  return exitCodeOf(e);
-}
-
-function report(e: unknown): number {
-  const code = exitCodeFor(e);
-  if (e instanceof CommanderError) return code;
-  if (e instanceof ThfcError) process.stderr.write(`thfc-vm: ${e.message}\n`);
-  else process.stderr.write(`thfc-vm: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return code;
 }
 
 /**
@@ -264,7 +247,7 @@ export async function main(argv: readonly string[], invokedAs?: string): Promise
     } else oneLineParseErrors(program);
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
-    code = report(e);
+    code = reportError('thfc-vm', e);
   } finally {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
   }
