@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
-import { EXIT, exitCodeOf, ThfcError, UsageError } from '@thfc/format';
+import { ignoreClosedOutput, oneLineParseErrors, reportError } from '@thfc/cli';
+import { EXIT, ThfcError, UsageError } from '@thfc/format';
 import { Command, CommanderError } from 'commander';
 import { runAk } from './ak.js';
 import { DEFAULT_MEASUREMENT_PCR } from './measurement-log.js';
@@ -119,13 +119,7 @@ try {
 }
 
 function report(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   if (e instanceof Reported) return EXIT.CHECK_FAILED;
-  if (e instanceof ThfcError) {
-    process.stderr.write(`thfc-attest: ${e.message}\n`);
-    return exitCodeOf(e);
-  }
-  if (controller.signal.aborted) return EXIT.INTERRUPTED;
-  process.stderr.write(`thfc-attest: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return EXIT.SOFTWARE;
+  if (controller.signal.aborted && !(e instanceof ThfcError) && !(e instanceof CommanderError)) return EXIT.INTERRUPTED;
+  return reportError('thfc-attest', e);
 }

@@ -1,8 +1,8 @@
-import { LineFormatError, ThfcError } from '@thfc/format';
+import { EXIT, LineFormatError, ThfcError } from '@thfc/format';
 
 /**
- * The errors of attestation. Their codes are in @thfc/format's exit-code
- * table (ERR_LOG_FORMAT: bad data; ERR_TPM: the environment failed).
+ * The errors of attestation, each with its exit code (ERR_LOG_FORMAT: bad
+ * data, from LineFormatError; ERR_TPM: the environment failed).
  */
 
 /** A measurement log is malformed: a line that is not `PCR DIGEST TEMPLATE DATA…`, or whose digest is not its data's. */
@@ -16,4 +16,5 @@ export class MeasurementLogFormatError extends LineFormatError {
 /** The TPM (or tpm2-tools) is missing, unreachable or refused a command. */
 export class TpmError extends ThfcError {
   readonly code = 'ERR_TPM';
+  readonly exitCode: number = EXIT.IO;
 }

@@ -5,22 +5,26 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, MeasurementLog } from '@thfc/attest/measurement-log';
-import { ignoreClosedOutput, notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
+import {
+  count,
+  ignoreClosedOutput,
+  notifySystemdReady,
+  oneLineParseErrors,
+  reportError,
+  seconds,
+  size,
+} from '@thfc/cli';
 import { releaseHeldSignals } from '@thfc/cli/early-signals';
 import {
   BusyError,
   combineTrustStores,
   EXIT,
-  exitCodeOf,
   IncompleteError,
-  InvalidArgumentError,
   MirrorUnavailableError,
-  parseSize,
-  ThfcError,
   trustStoreOfKeys,
   UsageError,
 } from '@thfc/format';
-import { Command, CommanderError, type OptionValues } from 'commander';
+import { Command, type OptionValues } from 'commander';
 import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { LogFile } from './log-file.js';
@@ -43,41 +47,11 @@ import { VersionSwitcher } from './version-switch.js';
  *   httpstorged fsck CACHE [--json]
  *   httpstorged list [--json]
  *   httpstorged cache [prune --to SIZE] CACHE [--json]
- * The only file that touches `process`; errors become exit codes here.
+ * The only file that touches `process`; errors become exit codes here (reportError).
  */
 
 const DEFAULT_LOG = '/var/tmp/httpstorged.log';
 
-function fail(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  if (e instanceof ThfcError) {
-    process.stderr.write(`httpstorged: ${e.message}\n`);
-    return exitCodeOf(e);
-  }
-  process.stderr.write(`httpstorged: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return EXIT.SOFTWARE;
-}
-
-const size = (flag: string) => (v: string) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    throw new InvalidArgumentError(`${flag}: ${(e as Error).message}`);
-  }
-};
-const count = (flag: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new InvalidArgumentError(`${flag} must be a whole number >= ${min}, not "${v}"`);
-  return n;
-};
-const seconds = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`${flag} must be a positive number of seconds, not "${v}"`);
-  return n;
-};
-/** Seconds, where 0 means "never". */
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -185,7 +159,7 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
   try {
     logFile = o.log ? new LogFile(resolve(o.log)) : undefined;
   } catch (e) {
-    const code = fail(e);
+    const code = reportError('httpstorged', e);
     if (readyFd !== undefined) report(readyFd, { ok: false, code, message: (e as Error).message });
     return code;
   }
@@ -469,7 +443,7 @@ async function tellSystemdReady(logger: { fault(message: string): void }): Promi
 
 /** A daemon that could not start: the error on stderr, and through --ready-fd to the command waiting for it. */
 function failStart(e: unknown, readyFd: number | undefined): number {
-  const code = fail(e);
+  const code = reportError('httpstorged', e);
   if (readyFd !== undefined) report(readyFd, { ok: false, code, message: e instanceof Error ? e.message : String(e) });
   return code;
 }
@@ -892,5 +866,5 @@ try {
     process.exitCode = code;
   }).parseAsync(argv, { from: 'user' });
 } catch (e) {
-  process.exitCode = fail(e);
+  process.exitCode = reportError('httpstorged', e);
 }

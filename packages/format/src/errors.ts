@@ -1,10 +1,12 @@
 /**
  * The error hierarchy shared by every thfc package. Each class has a stable
- * `code` that scripts, the CLI exit-code table and log lines rely on: never
- * rename a code, add a new class instead.
+ * `code` that scripts and log lines rely on (never rename a code, add a new
+ * class instead), and the `exitCode` (from EXIT) a command that meets it ends
+ * with: a package adds a class with its own code without a central list.
  */
 export abstract class ThfcError extends Error {
   abstract readonly code: string;
+  abstract readonly exitCode: number;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -14,6 +16,7 @@ export abstract class ThfcError extends Error {
 /** A caller passed a value outside the format's rules (block size, name, codec spec…). */
 export class InvalidArgumentError extends ThfcError {
   readonly code = 'ERR_INVALID_ARGUMENT';
+  readonly exitCode: number = EXIT.USAGE;
 }
 
 /**
@@ -23,6 +26,7 @@ export class InvalidArgumentError extends ThfcError {
  * from, when the caller knows it. Each subclass keeps its own stable `code`.
  */
 export abstract class LineFormatError extends ThfcError {
+  readonly exitCode: number = EXIT.DATA;
   constructor(
     readonly reason: string,
     readonly line: number | undefined,
@@ -48,6 +52,7 @@ export class IndexFormatError extends LineFormatError {
 /** A signature is malformed or does not verify, or a required signer is absent. */
 export class SignatureError extends ThfcError {
   readonly code = 'ERR_SIGNATURE';
+  readonly exitCode: number = EXIT.DATA;
 }
 
 /**
@@ -72,6 +77,7 @@ export class TrustRefusedError extends SignatureError {
  */
 export class PinRefusedError extends ThfcError {
   readonly code = 'ERR_PIN';
+  readonly exitCode: number = EXIT.DATA;
 }
 
 /** A trust-store file is malformed. `field` names the word that is wrong. */
@@ -85,6 +91,7 @@ export class TrustStoreFormatError extends LineFormatError {
 /** A catalog.json is malformed. `field` is the JSON path of the bad value (images[2].boot.mem). */
 export class CatalogFormatError extends ThfcError {
   readonly code = 'ERR_CATALOG_FORMAT';
+  readonly exitCode: number = EXIT.DATA;
   constructor(
     readonly source: string,
     readonly field: string | undefined,
@@ -97,6 +104,7 @@ export class CatalogFormatError extends ThfcError {
 /** Seam error 1 of 3, "not here": the source answered and does not hold the block. */
 export class BlockNotFoundError extends ThfcError {
   readonly code = 'ERR_BLOCK_NOT_FOUND';
+  readonly exitCode: number = EXIT.DATA;
   constructor(
     readonly blockId: string,
     readonly source: string,
@@ -108,6 +116,7 @@ export class BlockNotFoundError extends ThfcError {
 /** Seam error 2 of 3, "could not answer": timeout, connection failure, 5xx, I/O error. */
 export class MirrorUnavailableError extends ThfcError {
   readonly code = 'ERR_MIRROR_UNAVAILABLE';
+  readonly exitCode: number = EXIT.IO;
   constructor(
     readonly source: string,
     reason: string,
@@ -120,6 +129,7 @@ export class MirrorUnavailableError extends ThfcError {
 /** Seam error 3 of 3, "bad bytes": the stored bytes do not decode to the block they are named after. */
 export class BlockCorruptError extends ThfcError {
   readonly code = 'ERR_BLOCK_CORRUPT';
+  readonly exitCode: number = EXIT.DATA;
   constructor(
     readonly blockId: string,
     readonly source: string,
@@ -133,31 +143,37 @@ export class BlockCorruptError extends ThfcError {
 /** The user named the wrong kind of thing: an index where a store was expected, a directory as an image… */
 export class UsageError extends ThfcError {
   readonly code = 'ERR_USAGE';
+  readonly exitCode: number = EXIT.USAGE;
 }
 
 /** An input file is missing or cannot be read. */
 export class InputError extends ThfcError {
   readonly code = 'ERR_INPUT';
+  readonly exitCode: number = EXIT.INPUT;
 }
 
 /** The store's file system is full. Everything written so far is valid; run again after freeing space. */
 export class StoreFullError extends ThfcError {
   readonly code = 'ERR_NO_SPACE';
+  readonly exitCode: number = EXIT.IO;
 }
 
 /** Any other I/O failure while writing. */
 export class StoreIoError extends ThfcError {
   readonly code = 'ERR_IO';
+  readonly exitCode: number = EXIT.IO;
 }
 
 /** Ctrl-C or SIGTERM stopped the work; what was written is valid and will be reused by a rerun. */
 export class InterruptedError extends ThfcError {
   readonly code = 'ERR_INTERRUPTED';
+  readonly exitCode: number = EXIT.INTERRUPTED;
 }
 
 /** `verify` found missing or corrupt blocks, or `inspect` found an untrusted or invalid signature. */
 export class CheckFailedError extends ThfcError {
   readonly code = 'ERR_CHECK_FAILED';
+  readonly exitCode: number = EXIT.CHECK_FAILED;
 }
 
 /**
@@ -166,11 +182,13 @@ export class CheckFailedError extends ThfcError {
  */
 export class BusyError extends ThfcError {
   readonly code = 'ERR_BUSY';
+  readonly exitCode: number = EXIT.BUSY;
 }
 
 /** A command did part of its work and says which part is left (`httpstorged umount`: the daemon did not exit). */
 export class IncompleteError extends ThfcError {
   readonly code = 'ERR_INCOMPLETE';
+  readonly exitCode: number = EXIT.IO;
 }
 
 /** Maps a Node fs error to a typed error with a message a user can act on. */
@@ -221,35 +239,7 @@ export const EXIT = {
   INTERRUPTED: 130,
 } as const;
 
+/** The exit code a command that failed with E ends with: its own, or EXIT.SOFTWARE (a bug) for an untyped error. */
 export function exitCodeOf(e: unknown): number {
-  if (!(e instanceof ThfcError)) return EXIT.SOFTWARE;
-  switch (e.code) {
-    case 'ERR_CHECK_FAILED':
-      return EXIT.CHECK_FAILED;
-    case 'ERR_USAGE':
-    case 'ERR_INVALID_ARGUMENT':
-      return EXIT.USAGE;
-    case 'ERR_INPUT':
-      return EXIT.INPUT;
-    case 'ERR_INDEX_FORMAT':
-    case 'ERR_TRUST_STORE_FORMAT':
-    case 'ERR_LOG_FORMAT':
-    case 'ERR_SIGNATURE':
-    case 'ERR_PIN':
-    case 'ERR_BLOCK_NOT_FOUND':
-    case 'ERR_BLOCK_CORRUPT':
-      return EXIT.DATA;
-    case 'ERR_NO_SPACE':
-    case 'ERR_IO':
-    case 'ERR_TPM':
-    case 'ERR_MIRROR_UNAVAILABLE':
-    case 'ERR_INCOMPLETE':
-      return EXIT.IO;
-    case 'ERR_INTERRUPTED':
-      return EXIT.INTERRUPTED;
-    case 'ERR_BUSY':
-      return EXIT.BUSY;
-    default:
-      return EXIT.SOFTWARE;
-  }
+  return e instanceof ThfcError ? e.exitCode : EXIT.SOFTWARE;
 }

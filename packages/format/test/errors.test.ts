@@ -1,23 +1,69 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BlockCorruptError,
+  BlockNotFoundError,
   BusyError,
   CatalogFormatError,
+  CheckFailedError,
   EXIT,
   exitCodeOf,
+  fsError,
   IncompleteError,
   IndexFormatError,
+  InputError,
+  InterruptedError,
+  InvalidArgumentError,
   LineFormatError,
+  MirrorUnavailableError,
+  PinRefusedError,
+  SignatureError,
+  StoreFullError,
+  StoreIoError,
+  type ThfcError,
+  TrustRefusedError,
   TrustStoreFormatError,
   UsageError,
 } from '../src/errors.js';
 
+/** Every shared error class, with the exit code a command that meets it ends with (docs: each command's page). */
+const TABLE: [ThfcError, number][] = [
+  [new CheckFailedError('2 blocks missing'), 1],
+  [new UsageError('store is an index'), 2],
+  [new InvalidArgumentError('block size 3K'), 2],
+  [new InputError('x.img: no such file'), 3],
+  [new IndexFormatError('bad digest', 3, 'digest'), 4],
+  [new TrustStoreFormatError('bad key', 1, 'key'), 4],
+  [new CatalogFormatError('catalog.json', 'images[2].boot.mem', 'not a number'), 4],
+  [new SignatureError('does not verify'), 4],
+  [new TrustRefusedError('revoked', 'revoked'), 4],
+  [new PinRefusedError('another digest'), 4],
+  [new BlockNotFoundError('ab12', 'dir'), 4],
+  [new BlockCorruptError('ab12', 'dir', 'hash'), 4],
+  [new StoreFullError('no space'), 5],
+  [new StoreIoError('EIO'), 5],
+  [new MirrorUnavailableError('http://m/', 'timeout'), 5],
+  [new IncompleteError('the daemon is still running'), 5],
+  [new InterruptedError('SIGINT'), 130],
+  [new BusyError('/mnt is busy'), 75],
+];
+
 describe('exitCodeOf', () => {
-  it('a busy resource left as it was is EX_TEMPFAIL (75); work left half done is an environment failure (5)', () => {
-    expect(exitCodeOf(new BusyError('/mnt is busy'))).toBe(EXIT.BUSY);
-    expect(EXIT.BUSY).toBe(75);
-    expect(exitCodeOf(new IncompleteError('the daemon is still running'))).toBe(EXIT.IO);
-    expect(exitCodeOf(new UsageError('x'))).toBe(EXIT.USAGE);
+  it.each(TABLE.map(([e, code]) => [e.name, code, e] as const))('%s exits %i', (_name, code, e) => {
+    expect(exitCodeOf(e)).toBe(code);
+    expect(e.exitCode).toBe(code);
+  });
+
+  it('an untyped error is a bug (70); the table keeps its values', () => {
     expect(exitCodeOf(new Error('untyped'))).toBe(EXIT.SOFTWARE);
+    expect(exitCodeOf('a string')).toBe(EXIT.SOFTWARE);
+    expect(EXIT).toMatchObject({ CHECK_FAILED: 1, USAGE: 2, INPUT: 3, DATA: 4, IO: 5, BUSY: 75, INTERRUPTED: 130 });
+  });
+
+  it("an fs error becomes the class a user can act on, and keeps that class's code", () => {
+    const errno = (code: string) => Object.assign(new Error(code), { code });
+    expect(exitCodeOf(fsError(errno('ENOENT'), 'x'))).toBe(EXIT.INPUT);
+    expect(exitCodeOf(fsError(errno('EISDIR'), 'x'))).toBe(EXIT.USAGE);
+    expect(exitCodeOf(fsError(errno('ENOSPC'), 'x'))).toBe(EXIT.IO);
   });
 
   it('each error carries its stable code', () => {

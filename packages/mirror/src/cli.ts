@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 import { LineLogger } from '@thfc/blockfs/client';
-import { ignoreClosedOutput, notifySystemdReady, oneLineParseErrors } from '@thfc/cli';
-import { EXIT, InvalidArgumentError, parseSize } from '@thfc/format';
-import { formatBytes, formatRate, processShell, reportCliError } from '@thfc/packer';
+import {
+  count,
+  ignoreClosedOutput,
+  notifySystemdReady,
+  oneLineParseErrors,
+  reportError,
+  seconds,
+  size,
+} from '@thfc/cli';
+import { EXIT } from '@thfc/format';
+import { formatBytes, formatRate, processShell } from '@thfc/packer';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
 import { DEFAULT_SERVE_LISTEN } from './listen-address.js';
@@ -27,26 +35,6 @@ async function tellSystemdReady(): Promise<void> {
 }
 const io = shell.io;
 
-const wholeNumber = (flag: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new InvalidArgumentError(`${flag} must be a whole number >= ${min}, not "${v}"`);
-  }
-  return n;
-};
-const seconds = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new InvalidArgumentError(`${flag} must be a positive number of seconds, not "${v}"`);
-  return n;
-};
-const size = (flag: string) => (v: string) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    throw new InvalidArgumentError(`${flag}: ${(e as Error).message}`);
-  }
-};
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 const program = new Command('thfc-mirror')
@@ -88,7 +76,7 @@ program
         redis: o.redis,
         redisCluster: !!o.redisCluster,
         mirrorsFile: o.mirrorsFile ?? o.mirrors,
-        maxInflight: wholeNumber('--max-inflight', 1)(o.maxInflight),
+        maxInflight: count('--max-inflight', 1)(o.maxInflight),
         memoryCacheBytes: size('--memory-cache')(o.memoryCache),
         accessLog: o.accessLog,
         verbose: !!o.verbose,
@@ -120,7 +108,7 @@ program
         names: names.length ? names : undefined,
         store: o.store,
         watchSeconds: o.watch === undefined ? undefined : seconds('--watch')(o.watch),
-        connections: wholeNumber('--connections', 1)(o.connections),
+        connections: count('--connections', 1)(o.connections),
         verbose: !!o.verbose,
       },
       {
@@ -154,7 +142,7 @@ program
         redisCluster: !!o.redisCluster,
         mirrorsFile: o.mirrors ?? o.mirrorsFile,
         networksFile: o.networks,
-        ttlSeconds: o.ttl === undefined ? undefined : wholeNumber('--ttl', 0)(o.ttl),
+        ttlSeconds: o.ttl === undefined ? undefined : count('--ttl', 0)(o.ttl),
       },
       { signal: shell.signal, logger },
     );
@@ -203,5 +191,5 @@ try {
   // A daemon (serve, dns, proxy, sync --watch) stopped by its signal exits as every interrupted command does.
   if (shell.signal.aborted) process.exitCode = EXIT.INTERRUPTED;
 } catch (e) {
-  process.exitCode = reportCliError('thfc-mirror', e);
+  process.exitCode = reportError('thfc-mirror', e);
 }

@@ -1,13 +1,12 @@
 import { releaseHeldSignals } from '@thfc/cli/early-signals';
-import { EXIT, exitCodeOf, InterruptedError, ThfcError } from '@thfc/format';
-import { CommanderError } from 'commander';
+import { EXIT, InterruptedError } from '@thfc/format';
 import type { CommandIo } from './command-io.js';
 
 /**
  * The process side shared by the thfc command tables (thfc-pack, thfc-mirror):
  * the first SIGINT/SIGTERM aborts the commands' signal so they stop cleanly
  * (exit 130, EXIT.INTERRUPTED, whatever the command), a second one exits at
- * once; and errors become one line and an exit code.
+ * once (errors become one line and an exit code in @thfc/cli's reportError).
  * Only CLI entry points import this file.
  */
 export function processShell(): { signal: AbortSignal; io(json: boolean): CommandIo } {
@@ -31,15 +30,4 @@ export function processShell(): { signal: AbortSignal; io(json: boolean): Comman
       env: process.env,
     }),
   };
-}
-
-/** Prints `NAME: message` (with a stack only for untyped errors, which are bugs) and returns the exit code. */
-export function reportCliError(name: string, e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-  if (e instanceof ThfcError) {
-    process.stderr.write(`${name}: ${e.message}\n`);
-    return exitCodeOf(e);
-  }
-  process.stderr.write(`${name}: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return EXIT.SOFTWARE;
 }

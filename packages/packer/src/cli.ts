@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
-import { EXIT, InvalidArgumentError, parseCodecSpec, parseHashAlgorithm, parseSize } from '@thfc/format';
+import { count, ignoreClosedOutput, oneLineParseErrors, reportError, size } from '@thfc/cli';
+import { EXIT, parseCodecSpec, parseHashAlgorithm } from '@thfc/format';
 import { Command, Option } from 'commander';
 import { runCatalogAdd, runCatalogRemove } from './catalog.js';
-import { processShell, reportCliError } from './cli-shell.js';
+import { processShell } from './cli-shell.js';
 import { runDiff } from './diff.js';
-import { CheckFailedError, UsageError } from './errors.js';
+import { CheckFailedError } from './errors.js';
 import { DEFAULT_GC_GRACE_SECONDS, runGc } from './gc.js';
 import { formatBytes, formatRate } from './human-units.js';
 import { runInspect } from './inspect.js';
@@ -32,14 +32,6 @@ const io = shell.io;
 function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
 }
-
-const asSize = (flag: string) => (v: string) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    throw new InvalidArgumentError(`${flag}: ${(e as Error).message}`);
-  }
-};
 
 const program = new Command('thfc-pack')
   .description('Publish raw disk images as content-addressed block stores with a signed index (thfc format v1).')
@@ -68,12 +60,12 @@ program
         image,
         store: o.store,
         name: o.name,
-        blockSize: asSize('--block-size')(o.blockSize),
+        blockSize: size('--block-size')(o.blockSize),
         codec: parseCodecSpec(o.codec),
         hash: parseHashAlgorithm(o.hash),
         sign: o.sign,
         previous: o.previous,
-        workers: o.workers === undefined ? undefined : positiveInt('--workers', o.workers),
+        workers: o.workers === undefined ? undefined : count('--workers', 1)(o.workers),
         inputFormat: o.inputFormat,
       },
       io(!!o.json),
@@ -187,9 +179,9 @@ program
     const r = await runGc({
       store,
       delete: !!o.delete,
-      graceSeconds: nonNegativeInt('--grace', o.grace),
-      keep: nonNegativeInt('--keep', o.keep),
-      keepDays: nonNegativeInt('--keep-days', o.keepDays),
+      graceSeconds: count('--grace', 0)(o.grace),
+      keep: count('--keep', 0)(o.keep),
+      keepDays: count('--keep-days', 0)(o.keepDays),
       signal: shell.signal,
     });
     print(!!o.json, r, () =>
@@ -394,8 +386,8 @@ catalog
         kernel: o.kernel,
         initrd: o.initrd,
         append: o.append,
-        mem: o.mem === undefined ? undefined : positiveInt('--mem', o.mem),
-        cpus: o.cpus === undefined ? undefined : positiveInt('--cpus', o.cpus),
+        mem: o.mem === undefined ? undefined : count('--mem', 1)(o.mem),
+        cpus: o.cpus === undefined ? undefined : count('--cpus', 1)(o.cpus),
         diskBus: o.diskBus,
         net: o.net,
       },
@@ -414,18 +406,6 @@ catalog
     print(!!o.json, r, () => `removed ${r.changed.join(', ')} from ${r.catalog} (${r.images} images left)`);
   });
 
-function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive whole number, not "${v}"`);
-  return n;
-}
-
-function nonNegativeInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number, not "${v}"`);
-  return n;
-}
-
 ignoreClosedOutput();
 try {
   oneLineParseErrors(program);
@@ -436,5 +416,5 @@ try {
 
 function report(e: unknown): number {
   if (e instanceof CheckFailedError && e.cause === 'reported') return EXIT.CHECK_FAILED;
-  return reportCliError('thfc-pack', e);
+  return reportError('thfc-pack', e);
 }

@@ -2,12 +2,11 @@
 import { realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { ignoreClosedOutput, oneLineParseErrors } from '@thfc/cli';
-import { CatalogFormatError, exitCodeOf, InvalidArgumentError, parseSize, ThfcError, UsageError } from '@thfc/format';
-import { Command, CommanderError, Option } from 'commander';
+import { count, ignoreClosedOutput, oneLineParseErrors, reportError, wholeSeconds } from '@thfc/cli';
+import { InvalidArgumentError, parseSize, UsageError } from '@thfc/format';
+import { Command, Option } from 'commander';
 import { type BootOptions, runBoot } from './boot.js';
 import { DEFAULT_BOOT_TIMEOUT_SECONDS } from './boot-watch.js';
-import { EngineMissingError, MountFailedError } from './errors.js';
 import { VM_EXIT } from './exit-codes.js';
 import { bundledHttpstorged, type HttpstorgedCommand } from './httpstorged.js';
 import { DEFAULT_STATE_DIR, KvmProbe } from './kvm-probe.js';
@@ -28,20 +27,6 @@ import { type AccelRequest, parseAccel, parseDiskBus, parseNet } from './vm-spec
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-const positiveInt = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, not "${v}"`);
-  return n;
-};
-
-const wholeSeconds = (v: string) => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError(`--boot-timeout must be whole seconds >= 0, not "${v}"`);
-  }
-  return n;
-};
-
 /** --mem 512 (MiB), 512M, 2G. */
 function parseMem(v: string): number {
   if (/^\d+$/.test(v)) return Number(v);
@@ -60,7 +45,7 @@ function addBootOptions(cmd: Command): Command {
     .option('--accel <accel>', 'kvm, tcg or auto (KVM only where the cached probe says it runs guests)', parseAccel)
     .option('--no-kvm', 'force TCG (same as --accel tcg)')
     .option('--mem <size>', 'guest memory: MiB, or with a unit (512M, 2G) [default 512]', parseMem)
-    .option('--cpus <n>', 'guest CPUs [default 1]', positiveInt('--cpus'))
+    .option('--cpus <n>', 'guest CPUs [default 1]', count('--cpus', 1))
     .option('--kernel <file|url>', 'boot this kernel directly')
     .option('--initrd <file|url>', 'initial ramdisk for --kernel')
     .option('--append <cmdline>', 'kernel command line for --kernel')
@@ -73,7 +58,7 @@ function addBootOptions(cmd: Command): Command {
     .option(
       '--boot-timeout <seconds>',
       `stop a guest that writes nothing to its serial console for this long; 0: never [default ${DEFAULT_BOOT_TIMEOUT_SECONDS}]`,
-      wholeSeconds,
+      wholeSeconds('--boot-timeout'),
     )
     .option('--dry-run', 'print the commands (qemu command line, xl config, VBoxManage) and do nothing else')
     .option('--report <file>', 'write a JSON report of the run (times, accelerator, bytes fetched)')
@@ -133,22 +118,6 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
     refreshProbe: !!o.refreshProbe,
     bootTimeoutSeconds: o.bootTimeout as number | undefined,
   };
-}
-
-function exitCodeFor(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? VM_EXIT.OK : VM_EXIT.USAGE;
-  if (e instanceof MountFailedError) return e.exitCode;
-  if (e instanceof EngineMissingError) return VM_EXIT.ENGINE_MISSING;
-  if (e instanceof CatalogFormatError) return VM_EXIT.DATA;
-  return exitCodeOf(e);
-}
-
-function report(e: unknown): number {
-  const code = exitCodeFor(e);
-  if (e instanceof CommanderError) return code;
-  if (e instanceof ThfcError) process.stderr.write(`thfc-vm: ${e.message}\n`);
-  else process.stderr.write(`thfc-vm: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
-  return code;
 }
 
 /**
@@ -278,7 +247,7 @@ export async function main(argv: readonly string[], invokedAs?: string): Promise
     } else oneLineParseErrors(program);
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
-    code = report(e);
+    code = reportError('thfc-vm', e);
   } finally {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
   }

@@ -1,13 +1,15 @@
 import { ThfcError } from '@thfc/format';
+import { VM_EXIT } from './exit-codes.js';
 
 /**
- * thfc-vm's own errors. Everything else (usage, missing input, bad data, I/O)
- * uses the shared classes of @thfc/format so that one exit-code table holds.
+ * thfc-vm's own errors, each with its exit code (VM_EXIT). Everything else
+ * (usage, missing input, bad data, I/O) uses the shared classes of @thfc/format.
  */
 
 /** A tool the run needs is not installed: qemu-system-x86_64, qemu-img, xl, VBoxManage, httpstorged. */
 export class EngineMissingError extends ThfcError {
   readonly code = 'ERR_ENGINE_MISSING';
+  readonly exitCode: number = VM_EXIT.ENGINE_MISSING;
   constructor(
     readonly tool: string,
     hint: string,
