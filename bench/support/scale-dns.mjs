@@ -20,7 +20,9 @@
 // Targets (issue 17): ≥ 5,000 queries/s with p99 ≤ 10 ms, and 0 wrong answers in the dig-verified sample.
 //
 // Env: BENCH_DNS_SECONDS (per dnsperf run, default 10); BENCH_DNS_PROFILE=DIR runs the server under
-// `node --cpu-prof --cpu-prof-dir=DIR` (the profile is written when it stops, after both runs).
+// `node --cpu-prof --cpu-prof-dir=DIR` (the profile is written when it stops, after both runs);
+// BENCH_DNS_NICE=N starts the server under `nice -n N` (negative, as root: ahead of other work, as a unit's
+// Nice= would); BENCH_DNS_HOGS=N runs N busy loops during both runs (neighbours holding the cores, on purpose).
 
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -110,9 +112,11 @@ export async function run(ctx) {
     // --- The server -------------------------------------------------------------------------------
     const dnsPort = await freeUdpTcpPort();
     const profile = process.env.BENCH_DNS_PROFILE;
+    const nice = process.env.BENCH_DNS_NICE;
     const dns = startProcess(
-      process.execPath,
+      nice ? 'nice' : process.execPath,
       [
+        ...(nice ? ['-n', nice, process.execPath] : []),
         ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profile)}`] : []),
         cli,
         'dns',
@@ -136,6 +140,10 @@ export async function run(ctx) {
     });
     const queries = join(scratch, 'queries');
     await writeFile(queries, `${QNAME} SRV\n`);
+    for (let h = envInt('BENCH_DNS_HOGS', 0); h > 0; h--) {
+      const hog = startProcess(process.execPath, ['-e', 'for (;;) {}'], { stdin: 'ignore' });
+      stops.push(() => hog.stop());
+    }
 
     // --- Load runs, with the registry changing and answers verified throughout ----------------------
     const runs = {};

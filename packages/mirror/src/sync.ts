@@ -421,6 +421,7 @@ async function syncVersions(
   return copied;
 }
 
+/** The refs whose block file the store lacks, in index order. */
 async function missingRefs(store: DirStore, refs: readonly BlockRef[], signal: AbortSignal): Promise<BlockRef[]> {
   const present = new Uint8Array(refs.length);
   let next = 0;
