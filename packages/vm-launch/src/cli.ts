@@ -120,6 +120,13 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
   };
 }
 
+/** The catalog `list` and `menu` read: the one named, else $THFC_CATALOG. */
+function catalogArg(arg: string | undefined, io: VmIo): string {
+  const c = arg ?? io.env.THFC_CATALOG;
+  if (!c) throw new UsageError('no catalog: give CATALOG-URL (a catalog.json or store URL) or set THFC_CATALOG');
+  return c;
+}
+
 /**
  * The command table over runBoot / runList / runMenu and the KVM probe. A
  * command's exit code (the guest's outcome, the probe's answer) is left in
@@ -132,11 +139,6 @@ function commandTable(io: VmIo, exit: { code: number }): Command {
     .option('--state-dir <dir>', 'KVM probe cache, run directories and kept overlays', DEFAULT_STATE_DIR)
     .exitOverride();
   const stateDir = () => program.opts().stateDir as string;
-  const catalogArg = (arg: string | undefined) => {
-    const c = arg ?? io.env.THFC_CATALOG;
-    if (!c) throw new UsageError('no catalog: give CATALOG-URL (a catalog.json or store URL) or set THFC_CATALOG');
-    return c;
-  };
 
   addBootOptions(
     program
@@ -158,7 +160,7 @@ function commandTable(io: VmIo, exit: { code: number }): Command {
     .argument('[catalog-url]', 'catalog.json URL or path, or a store (default $THFC_CATALOG)')
     .option('--json', 'print the resolved catalog as JSON')
     .action(async (catalog: string | undefined, o: { json?: boolean }) => {
-      await runList({ catalog: catalogArg(catalog), json: o.json }, io);
+      await runList({ catalog: catalogArg(catalog, io), json: o.json }, io);
     });
 
   addBootOptions(
@@ -170,7 +172,7 @@ function commandTable(io: VmIo, exit: { code: number }): Command {
     const boot = bootOptions(o, stateDir());
     const r = await runMenu(
       {
-        catalog: catalogArg(catalog),
+        catalog: catalogArg(catalog, io),
         boot,
         accelLabel: boot.accel === 'auto' ? 'auto (KVM if it works, else TCG)' : `${boot.accel?.toUpperCase()} forced`,
         columns: process.stdout.columns,
