@@ -10,7 +10,10 @@ let dir: string;
 let cleanup: () => Promise<void>;
 let disk: string;
 beforeEach(async () => ({ dir, cleanup } = await tempDir()));
-beforeEach(() => writeFile((disk = join(dir, 'disk.img')), Buffer.alloc(4096)));
+beforeEach(async () => {
+  disk = join(dir, 'disk.img');
+  await writeFile(disk, Buffer.alloc(4096));
+});
 afterEach(() => cleanup());
 
 const tcg = chooseAccel('tcg', undefined);
