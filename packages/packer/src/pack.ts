@@ -12,23 +12,20 @@ import {
   FORMAT_VERSION,
   formatCodecSpec,
   type HashAlgorithm,
-  IndexBuilder,
+  type IndexBuilder,
   type IndexHeader,
   indexFileName,
   signIndex,
   VERSIONS_DIR,
 } from '@thfc/format';
-import { BlockBufferPool } from './block-buffer-pool.js';
 import type { CommandIo } from './command-io.js';
-import { progressFor } from './command-io.js';
 import { DirStore } from './dir-store.js';
-import { fsError, InputError, InterruptedError, StoreFullError, UsageError } from './errors.js';
+import { fsError, InputError, InterruptedError, UsageError } from './errors.js';
 import { type InputFormat, openImageInput } from './image-input.js';
 import { looksLikeIndex, readIndexFile } from './index-file.js';
-import { readKeyFile } from './key-file.js';
-import type { PackTask, PackTaskResult } from './pack-protocol.js';
+import { readKeyFile, type SigningKey } from './key-file.js';
+import { type PackedBlocks, packBlocks } from './pack-blocks.js';
 import { VersionStore } from './version-store.js';
-import { WorkerPool, workerScript } from './worker-pool.js';
 
 export interface PackOptions {
   /** A file or block device, or `-` for stdin. */
@@ -79,13 +76,6 @@ export interface PackSummary {
   readonly bytesRead: number;
 }
 
-/**
- * Blocks in flight per worker. Two keeps every worker busy while the main
- * thread reads and writes; more only holds memory (each is a whole block,
- * its buffer reused once the block is written).
- */
-const DEFAULT_INFLIGHT_PER_WORKER = 4;
-
 const IMAGE_EXTENSIONS = /\.(img|raw|iso|bin|disk|qcow2?|vmdk|vdi|vhdx?|qed)$/i;
 
 /**
@@ -116,147 +106,92 @@ export async function runPack(options: PackOptions, io: CommandIo): Promise<Pack
   ).catch((e) => {
     throw io.signal.aborted ? new InterruptedError('interrupted before reading the image; nothing was stored') : e;
   });
-
   const workers = Math.max(1, options.workers ?? availableParallelism());
-  const pool = new WorkerPool<PackTask, PackTaskResult>(workerScript('pack-worker', import.meta.url), workers, {
-    storeRoot: options.store,
-    hash,
-    codec,
-  });
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(io.signal.reason);
-  io.signal.addEventListener('abort', onAbort, { once: true });
-  const progress = progressFor(io, `pack ${name}`, input.size);
-
-  // Typed arrays sized for the whole image: the pages of its holes are never written, so never resident.
-  const entries = new IndexBuilder(hash, input.size ? Math.ceil(input.size / blockSize) : 0);
-  const written = new Set<string>();
-  let bytesIn = 0;
-  let bytesRead = 0;
-  let newBlocks = 0;
-  let newBytes = 0;
-  let firstError: unknown;
-  const inflight = new Set<Promise<void>>();
-  const maxInflight = workers * DEFAULT_INFLIGHT_PER_WORKER;
-  // One more than the window: the next block is read before waiting for a slot.
-  const buffers = new BlockBufferPool(blockSize, maxInflight + 1);
-
-  const handle = async (r: PackTaskResult): Promise<void> => {
-    if ('error' in r) throw new Error(`block ${r.seq}: ${r.error}`);
-    if (r.zero) {
-      entries.setZero(r.seq, 1);
-      buffers.give(r.buffer);
-      return;
-    }
-    entries.set(r.seq, { id: r.id, codec: r.codec, storedSize: r.storedSize });
-    if (!r.existing && !written.has(r.id)) {
-      written.add(r.id);
-      const ref = { id: r.id, codec: r.codec, storedSize: r.storedSize, size: 0 };
-      await store.put(ref, new Uint8Array(r.buffer, 0, r.storedSize));
-      newBlocks++;
-      newBytes += r.storedSize;
-    }
-    // Only once written: the stored bytes live in this buffer until then.
-    buffers.give(r.buffer);
-  };
-
-  try {
-    let seq = 0;
-    for await (const step of input.blocks(blockSize, stop.signal, () => buffers.take())) {
-      if (stop.signal.aborted) break;
-      if (step.kind === 'holes') {
-        entries.setZero(seq, step.count);
-        seq += step.count;
-        bytesIn += step.bytes;
-        progress.update(bytesIn);
-        continue;
-      }
-      const block = step.buffer;
-      const task: PackTask = { seq: seq++, buffer: block.buffer as ArrayBuffer, length: block.length };
-      bytesIn += block.length;
-      bytesRead += block.length;
-      const p: Promise<void> = pool
-        .run(task, [task.buffer])
-        .then(handle)
-        .catch((e) => {
-          firstError ??= e;
-          stop.abort(e);
-        })
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
-      progress.update(bytesIn);
-      if (inflight.size >= maxInflight) await Promise.race(inflight);
-    }
-  } catch (e) {
-    if (!stop.signal.aborted) firstError ??= fsError(e, options.image);
-  } finally {
-    await Promise.allSettled(inflight);
-    await pool.close();
-    await input.close().catch(() => {});
-    io.signal.removeEventListener('abort', onAbort);
-  }
-  if (io.signal.aborted && !firstError) {
-    progress.finish();
-    throw new InterruptedError(
-      `interrupted after ${formatCount(entries.length)} blocks; ${newBlocks} new blocks are stored and will be reused: run the same command again to finish`,
-    );
-  }
-  if (firstError) {
-    progress.finish();
-    if (firstError instanceof StoreFullError) {
-      throw new StoreFullError(
-        `store ${options.store} is full (no space left on device) after ${newBlocks} new blocks; they are kept: free space and run the same command again to resume`,
-      );
-    }
-    throw fsError(firstError, options.store);
-  }
-  progress.finish();
-  if (bytesIn === 0) throw new InputError(`${options.image}: the image is empty`);
-
+  const packed = await packBlocks(
+    input,
+    store,
+    { image: options.image, store: options.store, name, blockSize, hash, codec, workers },
+    io,
+  );
   const header: IndexHeader = {
     version: FORMAT_VERSION,
     name,
-    size: bytesIn,
+    size: packed.bytesIn,
     blockSize,
     hash,
     codec: formatCodecSpec(codec),
     created: created.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     previous,
   };
+  const written = await writeIndex(options.store, header, packed.entries, key, io.signal);
+  return summary(packed, written, {
+    name,
+    seconds: (performance.now() - started) / 1000,
+    signedBy: key?.keyId,
+    inputFormat: input.format,
+  });
+}
+
+interface WrittenIndex {
+  readonly counts: ReturnType<ReturnType<IndexBuilder['build']>['counts']>;
+  readonly bytes: number;
+  /** STORE/NAME.idx. */
+  readonly path: string;
+  readonly digest: string;
+  /** STORE/versions/NAME/<created>-<digest12>.idx. */
+  readonly version: string;
+}
+
+/** Encodes (and signs) the index and publishes it as NAME.idx, last: the version it replaces stays retained. */
+async function writeIndex(
+  store: string,
+  header: IndexHeader,
+  entries: IndexBuilder,
+  key: SigningKey | undefined,
+  signal: AbortSignal,
+): Promise<WrittenIndex> {
   const index = entries.build(header);
   const unsigned = encodeIndex(header, index.entries());
   const indexBytes = key ? signIndex(unsigned, key.privateKey, key.publicKey) : unsigned;
-  const indexPath = join(options.store, indexFileName(name));
-  // NAME.idx (and NAME.idx.zst) through the version store: the version it replaces stays retained.
-  const version = await new VersionStore(options.store).publish(name, indexBytes, io.signal);
-
-  const counts = index.counts();
-  const storedBytes = counts.storedBytes;
-  const seconds = (performance.now() - started) / 1000;
+  // NAME.idx (and NAME.idx.zst) through the version store.
+  const version = await new VersionStore(store).publish(header.name, indexBytes, signal);
   return {
-    name,
-    index: indexPath,
+    counts: index.counts(),
+    bytes: indexBytes.length,
+    path: join(store, indexFileName(header.name)),
     digest: version.digest,
-    version: join(options.store, VERSIONS_DIR, name, version.file),
-    blocks: counts.blocks,
-    zeroBlocks: counts.zero,
-    uniqueBlocks: counts.unique,
-    newBlocks,
-    bytesIn,
-    storedBytes,
-    newBytes,
-    indexBytes: indexBytes.length,
-    ratio: storedBytes > 0 ? bytesIn / storedBytes : 0,
-    seconds,
-    mbPerSecond: bytesIn / 1e6 / seconds,
-    signedBy: key?.keyId,
-    inputFormat: input.format,
-    bytesRead,
+    version: join(store, VERSIONS_DIR, header.name, version.file),
   };
 }
 
-function formatCount(n: number): string {
-  return n.toLocaleString('en-US');
+/** What `thfc-pack pack` prints: what was read, what the store holds for this image, and what this run added. */
+function summary(
+  packed: PackedBlocks,
+  index: WrittenIndex,
+  run: { name: string; seconds: number; signedBy: string | undefined; inputFormat: string },
+): PackSummary {
+  const { counts } = index;
+  const { bytesIn } = packed;
+  return {
+    name: run.name,
+    index: index.path,
+    digest: index.digest,
+    version: index.version,
+    blocks: counts.blocks,
+    zeroBlocks: counts.zero,
+    uniqueBlocks: counts.unique,
+    newBlocks: packed.newBlocks,
+    bytesIn,
+    storedBytes: counts.storedBytes,
+    newBytes: packed.newBytes,
+    indexBytes: index.bytes,
+    ratio: counts.storedBytes > 0 ? bytesIn / counts.storedBytes : 0,
+    seconds: run.seconds,
+    mbPerSecond: bytesIn / 1e6 / run.seconds,
+    signedBy: run.signedBy,
+    inputFormat: run.inputFormat,
+    bytesRead: packed.bytesRead,
+  };
 }
 
 /** Seconds resolution in UTC; SOURCE_DATE_EPOCH makes the index bit-for-bit reproducible. */

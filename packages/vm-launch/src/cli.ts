@@ -120,30 +120,102 @@ function bootOptions(o: Record<string, unknown>, stateDir: string): Omit<BootOpt
   };
 }
 
-/**
- * `invokedAs`: httpfuse-kvm and httpfuse-qemu run the menu under their own
- * name, so their help and errors name them, not thfc-vm.
- */
-export async function main(argv: readonly string[], invokedAs?: string): Promise<number> {
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    // First: stop the guest and clean up. A third: leave now (a mount or overlay may be left behind).
-    if (signals === 1) {
-      process.stderr.write(`\nthfc-vm: ${sig}: stopping the guest and cleaning up\n`);
-      controller.abort(new Error(`interrupted by ${sig}`));
-    } else if (signals >= 3) process.exit(VM_EXIT.INTERRUPTED);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+/** The catalog `list` and `menu` read: the one named, else $THFC_CATALOG. */
+function catalogArg(arg: string | undefined, io: VmIo): string {
+  const c = arg ?? io.env.THFC_CATALOG;
+  if (!c) throw new UsageError('no catalog: give CATALOG-URL (a catalog.json or store URL) or set THFC_CATALOG');
+  return c;
+}
 
+/**
+ * The command table over runBoot / runList / runMenu and the KVM probe. A
+ * command's exit code (the guest's outcome, the probe's answer) is left in
+ * `exit.code`; errors are thrown to main.
+ */
+function commandTable(io: VmIo, exit: { code: number }): Command {
+  const program = new Command('thfc-vm')
+    .description('Boot VMs off thfc images (mounted over HTTP by httpstorged), through a copy-on-write overlay.')
+    .version('0.1.0')
+    .option('--state-dir <dir>', 'KVM probe cache, run directories and kept overlays', DEFAULT_STATE_DIR)
+    .exitOverride();
+  const stateDir = () => program.opts().stateDir as string;
+
+  addBootOptions(
+    program
+      .command('boot')
+      .description('boot IMAGE: a disk file, an index URL (mounted through httpstorged) or a catalog entry name')
+      .argument('<image>', 'disk file | http(s)://…/NAME.idx | NAME.idx | catalog entry name (with --catalog)')
+      .option('--catalog <url>', 'catalog to look IMAGE up in (default $THFC_CATALOG)'),
+  ).action(async (image: string, o: Record<string, unknown>) => {
+    const r = await runBoot(
+      { image, ...bootOptions({ ...o, catalog: o.catalog ?? io.env.THFC_CATALOG }, stateDir()) },
+      io,
+    );
+    exit.code = r.exitCode;
+  });
+
+  program
+    .command('list')
+    .description('print the catalog: number, name, description, index')
+    .argument('[catalog-url]', 'catalog.json URL or path, or a store (default $THFC_CATALOG)')
+    .option('--json', 'print the resolved catalog as JSON')
+    .action(async (catalog: string | undefined, o: { json?: boolean }) => {
+      await runList({ catalog: catalogArg(catalog, io), json: o.json }, io);
+    });
+
+  addBootOptions(
+    program
+      .command('menu')
+      .description('choose an image from the catalog (arrow keys or a number, Enter; q quits) and boot it')
+      .argument('[catalog-url]', 'catalog.json URL or path, or a store (default $THFC_CATALOG)'),
+  ).action(async (catalog: string | undefined, o: Record<string, unknown>) => {
+    const boot = bootOptions(o, stateDir());
+    const r = await runMenu(
+      {
+        catalog: catalogArg(catalog, io),
+        boot,
+        accelLabel: boot.accel === 'auto' ? 'auto (KVM if it works, else TCG)' : `${boot.accel?.toUpperCase()} forced`,
+        columns: process.stdout.columns,
+      },
+      io,
+    );
+    exit.code = r.chosen ? r.boot.exitCode : VM_EXIT.OK;
+  });
+
+  program
+    .command('probe')
+    .description('does KVM really run guests here? (exit 0 yes, 1 no); the answer is cached per kernel and qemu')
+    .option('--refresh', 'probe again instead of using the cached answer')
+    .option('--json', 'print the answer as JSON')
+    .action(async (o: { refresh?: boolean; json?: boolean }) => {
+      exit.code = await runProbe({ ...o, stateDir: stateDir() }, io);
+    });
+  return program;
+}
+
+async function runProbe(o: { refresh?: boolean; json?: boolean; stateDir: string }, io: VmIo): Promise<number> {
+  const probe = new KvmProbe(
+    { tools: io.tools, hostKernel: io.hostKernel, now: io.now, kvmDevice: io.kvmDevice },
+    { stateDir: o.stateDir },
+  );
+  const r = await probe.check(io.signal, { refresh: o.refresh });
+  io.stdout.write(
+    o.json
+      ? `${JSON.stringify(r)}\n`
+      : `KVM ${r.works ? 'works' : 'does not work here'}: ${r.reason}${r.cached ? ` (cached answer of ${r.probedAt})` : ''}\n`,
+  );
+  return r.works ? VM_EXIT.OK : VM_EXIT.CHECK_FAILED;
+}
+
+/** This process as thfc-vm's commands see it: its streams, environment, tools and host. */
+function processIo(signal: AbortSignal): VmIo {
   let httpstorged: HttpstorgedCommand | undefined;
   const stdin = process.stdin as NodeJS.ReadStream;
-  const io: VmIo = {
+  return {
     stdin,
     stdout: process.stdout,
     stderr: process.stderr,
-    signal: controller.signal,
+    signal,
     env: process.env,
     cwd: process.cwd(),
     guestConsole: 'inherit',
@@ -163,81 +235,27 @@ export async function main(argv: readonly string[], invokedAs?: string): Promise
     root: process.getuid?.() === 0,
     now: () => new Date(),
   };
-  const catalogArg = (arg: string | undefined) => {
-    const c = arg ?? process.env.THFC_CATALOG;
-    if (!c) throw new UsageError('no catalog: give CATALOG-URL (a catalog.json or store URL) or set THFC_CATALOG');
-    return c;
+}
+
+/**
+ * `invokedAs`: httpfuse-kvm and httpfuse-qemu run the menu under their own
+ * name, so their help and errors name them, not thfc-vm.
+ */
+export async function main(argv: readonly string[], invokedAs?: string): Promise<number> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    // First: stop the guest and clean up. A third: leave now (a mount or overlay may be left behind).
+    if (signals === 1) {
+      process.stderr.write(`\nthfc-vm: ${sig}: stopping the guest and cleaning up\n`);
+      controller.abort(new Error(`interrupted by ${sig}`));
+    } else if (signals >= 3) process.exit(VM_EXIT.INTERRUPTED);
   };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-  const program = new Command('thfc-vm')
-    .description('Boot VMs off thfc images (mounted over HTTP by httpstorged), through a copy-on-write overlay.')
-    .version('0.1.0')
-    .option('--state-dir <dir>', 'KVM probe cache, run directories and kept overlays', DEFAULT_STATE_DIR)
-    .exitOverride();
-  const stateDir = () => program.opts().stateDir as string;
-  let code: number = VM_EXIT.OK;
-
-  addBootOptions(
-    program
-      .command('boot')
-      .description('boot IMAGE: a disk file, an index URL (mounted through httpstorged) or a catalog entry name')
-      .argument('<image>', 'disk file | http(s)://…/NAME.idx | NAME.idx | catalog entry name (with --catalog)')
-      .option('--catalog <url>', 'catalog to look IMAGE up in (default $THFC_CATALOG)'),
-  ).action(async (image: string, o: Record<string, unknown>) => {
-    const r = await runBoot(
-      { image, ...bootOptions({ ...o, catalog: o.catalog ?? process.env.THFC_CATALOG }, stateDir()) },
-      io,
-    );
-    code = r.exitCode;
-  });
-
-  program
-    .command('list')
-    .description('print the catalog: number, name, description, index')
-    .argument('[catalog-url]', 'catalog.json URL or path, or a store (default $THFC_CATALOG)')
-    .option('--json', 'print the resolved catalog as JSON')
-    .action(async (catalog: string | undefined, o: { json?: boolean }) => {
-      await runList({ catalog: catalogArg(catalog), json: o.json }, io);
-    });
-
-  addBootOptions(
-    program
-      .command('menu')
-      .description('choose an image from the catalog (arrow keys or a number, Enter; q quits) and boot it')
-      .argument('[catalog-url]', 'catalog.json URL or path, or a store (default $THFC_CATALOG)'),
-  ).action(async (catalog: string | undefined, o: Record<string, unknown>) => {
-    const boot = bootOptions(o, stateDir());
-    const r = await runMenu(
-      {
-        catalog: catalogArg(catalog),
-        boot,
-        accelLabel: boot.accel === 'auto' ? 'auto (KVM if it works, else TCG)' : `${boot.accel?.toUpperCase()} forced`,
-        columns: process.stdout.columns,
-      },
-      io,
-    );
-    code = r.chosen ? r.boot.exitCode : VM_EXIT.OK;
-  });
-
-  program
-    .command('probe')
-    .description('does KVM really run guests here? (exit 0 yes, 1 no); the answer is cached per kernel and qemu')
-    .option('--refresh', 'probe again instead of using the cached answer')
-    .option('--json', 'print the answer as JSON')
-    .action(async (o: { refresh?: boolean; json?: boolean }) => {
-      const probe = new KvmProbe(
-        { tools: io.tools, hostKernel: io.hostKernel, now: io.now, kvmDevice: io.kvmDevice },
-        { stateDir: stateDir() },
-      );
-      const r = await probe.check(io.signal, { refresh: o.refresh });
-      process.stdout.write(
-        o.json
-          ? `${JSON.stringify(r)}\n`
-          : `KVM ${r.works ? 'works' : 'does not work here'}: ${r.reason}${r.cached ? ` (cached answer of ${r.probedAt})` : ''}\n`,
-      );
-      code = r.works ? VM_EXIT.OK : VM_EXIT.CHECK_FAILED;
-    });
-
+  const exit = { code: VM_EXIT.OK as number };
+  const program = commandTable(processIo(controller.signal), exit);
   ignoreClosedOutput();
   try {
     if (invokedAs) {
@@ -247,11 +265,11 @@ export async function main(argv: readonly string[], invokedAs?: string): Promise
     } else oneLineParseErrors(program);
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
-    code = reportError('thfc-vm', e);
+    exit.code = reportError('thfc-vm', e);
   } finally {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
   }
-  return code;
+  return exit.code;
 }
 
 /** Runs main() when this file is the program (not when httpfuse-kvm/-qemu import it). */
