@@ -4,6 +4,7 @@
 //   - imports a package that its package.json does not list in dependencies (peer or optional count too),
 //   - imports a subpath of a workspace package that the package's "exports" does not offer,
 //   - reaches into another package by path (`../../packer/src/x.js`, `@thfc/packer/dist/x.js`),
+//   - depends on a private workspace package (@thfc/testkit) while it is published itself,
 //   - or is part of a cycle (of declared or imported workspace dependencies).
 // Node's builtins are allowed everywhere. Tests and benches are not checked: they may use devDependencies.
 //   node scripts/deps.mjs [ROOT]   (default: this repository; a test runs it on a staged copy)
@@ -83,7 +84,14 @@ export function checkDeps(root) {
   /** name → workspace packages it depends on (declared or imported). */
   const edges = new Map([...packages.keys()].map((n) => [n, new Set()]));
   for (const pkg of packages.values()) {
-    for (const d of pkg.declared) if (packages.has(d)) edges.get(pkg.name).add(d);
+    for (const d of pkg.declared) {
+      if (!packages.has(d)) continue;
+      edges.get(pkg.name).add(d);
+      if (packages.get(d).manifest.private && !pkg.manifest.private) {
+        const where = relative(root, join(pkg.dir, 'package.json')).split(sep).join('/');
+        findings.push(`${where}: ${pkg.name} depends on ${d}, a private (test-only) package`);
+      }
+    }
     for (const file of sourceFiles(join(pkg.dir, 'src'))) {
       const where = relative(root, file).split(sep).join('/');
       for (const { specifier, line } of importsOf(file)) {

@@ -51,7 +51,7 @@ describe('npm run deps', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ {2}format +→ \(none\)$/m);
     expect(r.stdout).toMatch(/^ {2}cli +→ format$/m);
-    expect(r.stdout).toMatch(/^layers .*\n {2}0: format\n/m);
+    expect(r.stdout).toMatch(/^layers .*\n {2}0: format(, testkit)?\n/m);
   });
 
   it('an unchanged copy passes too (the staging itself is clean)', async () => {
@@ -102,6 +102,15 @@ describe('npm run deps', () => {
     );
     expect(lines).toContain(
       `packages/mirror/src/cli.ts:3: @thfc/mirror imports "@thfc/blockfs/mount", which @thfc/blockfs's "exports" does not offer`,
+    );
+  });
+
+  it('refuses a published package that depends on a private one (the testkit)', async () => {
+    await addDependency('mirror', '@thfc/testkit');
+    const r = await deps();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^packages\/mirror\/package\.json: @thfc\/mirror depends on @thfc\/testkit, a private \(test-only\) package$/m,
     );
   });
 

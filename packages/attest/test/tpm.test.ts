@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Swtpm } from '@thfc/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeasurementLog } from '../src/measurement-log.js';
 import { parseAttest } from '../src/quote-file.js';
-import { Swtpm } from '../src/testing/swtpm.js';
 import { parsePcrYaml, Tpm2Tools } from '../src/tpm.js';
 import { TpmExtender } from '../src/tpm-extender.js';
 

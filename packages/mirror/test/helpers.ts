@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { type CommandIo, runPack } from '@thfc/packer';
 import { request } from 'undici';
 import { type RunningMirror, type ServeOptions, startMirror } from '../src/serve.js';
 
-export async function tempDir(prefix = 'thfc-mirror-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 export type TestIo = CommandIo & { out: () => string; err: () => string };
 

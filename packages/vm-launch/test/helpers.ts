@@ -1,15 +1,10 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { chmod, writeFile } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
 import { bundledHttpstorged } from '../src/httpstorged.js';
 import { DEFAULT_QEMU_TOOLS } from '../src/qemu.js';
 import type { VmIo } from '../src/vm-io.js';
 
-export async function tempDir(prefix = 'thfc-vm-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 /** A VmIo over buffers: what the command printed is in out() / err(). */
 export function testIo(

@@ -1,0 +1,3 @@
+export { type CommandResult, type RunOptions, runCommand } from './run-command.js';
+export { Swtpm } from './swtpm.js';
+export { type TempDir, tempDir } from './temp-dir.js';
