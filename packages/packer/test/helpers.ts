@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type CommandResult, runCommand } from '@thfc/testkit';
+import { type CommandResult, capturedOutput, runCommand } from '@thfc/testkit';
 import type { CommandIo } from '../src/command-io.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -45,17 +45,12 @@ export function testIo(
 ): CommandIo & {
   out: () => string;
 } {
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => chunks.push(c));
   return {
+    ...capturedOutput(),
     stdin: options.stdin ? Readable.from([options.stdin]) : Readable.from([]),
-    stdout,
-    stderr: new PassThrough(),
     signal: options.signal ?? new AbortController().signal,
     progress: false,
     env: options.env ?? {},
-    out: () => Buffer.concat(chunks).toString(),
   };
 }
 

@@ -1,5 +1,6 @@
 import { chmod, writeFile } from 'node:fs/promises';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { capturedOutput } from '@thfc/testkit';
 import { bundledHttpstorged } from '../src/httpstorged.js';
 import { DEFAULT_QEMU_TOOLS } from '../src/qemu.js';
 import type { VmIo } from '../src/vm-io.js';
@@ -21,16 +22,9 @@ export function testIo(
     fuseDevice?: string;
   } = {},
 ): VmIo & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
   return {
+    ...capturedOutput(),
     stdin: o.stdin ?? Readable.from([]),
-    stdout,
-    stderr,
     signal: o.signal ?? new AbortController().signal,
     env: o.env ?? { PATH: process.env.PATH },
     cwd: o.cwd ?? process.cwd(),
@@ -45,8 +39,6 @@ export function testIo(
     fuseDevice: o.fuseDevice ?? '/dev/null',
     root: o.root ?? true,
     now: () => new Date('2026-01-02T03:04:05Z'),
-    out: () => Buffer.concat(out).toString('utf8'),
-    err: () => Buffer.concat(err).toString('utf8'),
   };
 }
 
