@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseLog, Tpm2Tools } from '@thfc/attest';
-import { Swtpm } from '@thfc/attest/testing';
 import { decodeIndex } from '@thfc/format';
+import { Swtpm } from '@thfc/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 // A plain ES module (JSDoc-typed) shared with bench/: the bootable test guest, built once from Debian packages.
 import { buildGuestImage } from './support/guest-image.mjs';

@@ -1,9 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type CommandResult, runCommand } from '@thfc/testkit';
 
 export const execFileP = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -19,12 +18,8 @@ export const ENTRY = {
   httpstorged: join(ROOT, 'packages/blockfs/dist/bin.js'),
 };
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+/** What a command did: its status and output. */
+export type Run = CommandResult;
 
 /** Runs a command to completion; never throws on a non-zero exit. */
 export function run(
@@ -32,33 +27,13 @@ export function run(
   args: string[],
   options: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const t = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (t) clearTimeout(t);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+  return runCommand(cmd, args, options);
 }
 
 export const node = (script: string, args: string[], options?: { timeoutMs?: number }) =>
   run(process.execPath, [script, ...args], options);
 
-export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 /** sha256 of a file, computed by a child process (never read a FUSE mount from the test process itself). */
 export async function sha256(path: string): Promise<string> {

@@ -1,10 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { Swtpm, type TempDir, tempDir } from '@thfc/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeasurementLog } from '../src/measurement-log.js';
 import { parseAttest } from '../src/quote-file.js';
-import { Swtpm } from '../src/testing/swtpm.js';
 import { parsePcrYaml, Tpm2Tools } from '../src/tpm.js';
 import { TpmExtender } from '../src/tpm-extender.js';
 
@@ -12,16 +10,18 @@ import { TpmExtender } from '../src/tpm-extender.js';
 let swtpm: Swtpm;
 let tpm: Tpm2Tools;
 let dir: string;
+let scratch: TempDir | undefined;
 
 beforeAll(async () => {
   swtpm = await Swtpm.start();
   tpm = new Tpm2Tools({ tcti: swtpm.tcti });
-  dir = await mkdtemp(join(tmpdir(), 'thfc-tpm-test-'));
+  scratch = await tempDir('thfc-tpm-test-');
+  dir = scratch.dir;
 });
 
 afterAll(async () => {
   await swtpm?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await scratch?.cleanup();
 });
 
 describe('parsePcrYaml', () => {

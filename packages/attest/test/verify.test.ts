@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Swtpm } from '@thfc/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeasurementLog } from '../src/measurement-log.js';
-import { Swtpm } from '../src/testing/swtpm.js';
 import { Tpm2Tools } from '../src/tpm.js';
 import { TpmExtender } from '../src/tpm-extender.js';
 import { parseNonce, runVerify } from '../src/verify.js';

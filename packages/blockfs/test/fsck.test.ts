@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { blockPath, UsageError } from '@thfc/format';
 import type { CommandIo } from '@thfc/packer';
+import { runCommand } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeSeal } from '../src/cache/cache-seal.js';
 import { CacheSealer } from '../src/cache/cache-sealer.js';
@@ -121,19 +122,7 @@ describe('runFsck', () => {
 });
 
 describe('httpstorged fsck', () => {
-  const cli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'fsck', ...args]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => {
-        stdout += c;
-      });
-      child.stderr.on('data', (c) => {
-        stderr += c;
-      });
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (args: string[]) => runCommand(process.execPath, [CLI, 'fsck', ...args], { timeoutMs: 60_000 });
 
   it('exit 0 when clean, 1 when it dropped something; --json prints the report; 3 for a missing cache', async () => {
     const { dir, put } = await cacheWith();

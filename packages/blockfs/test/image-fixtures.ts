@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   BlockNotFoundError,
   type BlockRef,
@@ -25,10 +22,7 @@ import type { BlockReader, LocalBlocks } from '../src/sources/block-reader.js';
  * encoded blocks and indexes. Nothing here is mocked; the fake is FakeSource.
  */
 
-export async function tempDir(prefix = 'thfc-blockfs-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 /** Seeded bytes that compress (a byte pattern plus the seed), distinct for every seed. */
 export function patternBytes(size: number, seed: number): Uint8Array {

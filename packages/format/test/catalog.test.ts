@@ -1,27 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCatalog, encodeCatalog } from '../src/catalog.js';
 import { CatalogFormatError } from '../src/errors.js';
+import { SAMPLE_CATALOG as good } from '../src/testing/sample-catalog.js';
 
-const good = {
-  format: 'thfc-catalog',
-  version: 1,
-  images: [
-    {
-      name: 'debian',
-      index: 'debian.idx',
-      description: 'Debian 12',
-      boot: {
-        mem: 512,
-        cpus: 2,
-        kernel: 'boot/vmlinux',
-        initrd: 'boot/initrd.gz',
-        append: 'root=/dev/vda',
-        net: 'user',
-      },
-    },
-    { name: 'bare', index: 'https://other.example/x/bare.idx' },
-  ],
-};
 const decode = (v: unknown) => decodeCatalog(JSON.stringify(v), 'cat.json');
 
 function rejects(v: unknown, field: string | undefined, reason: RegExp): void {

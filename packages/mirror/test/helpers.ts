@@ -1,35 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { type CommandIo, runPack } from '@thfc/packer';
+import { capturedOutput } from '@thfc/testkit';
 import { request } from 'undici';
 import { type RunningMirror, type ServeOptions, startMirror } from '../src/serve.js';
 
-export async function tempDir(prefix = 'thfc-mirror-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 export type TestIo = CommandIo & { out: () => string; err: () => string };
 
 export function testIo(signal?: AbortSignal): TestIo {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
   return {
+    ...capturedOutput(),
     stdin: Readable.from([]),
-    stdout,
-    stderr,
     signal: signal ?? new AbortController().signal,
     progress: false,
     env: {},
-    out: () => Buffer.concat(out).toString(),
-    err: () => Buffer.concat(err).toString(),
   };
 }
 

@@ -1,18 +1,13 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { type CommandResult, capturedOutput, runCommand } from '@thfc/testkit';
 import type { CommandIo } from '../src/command-io.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
-export async function tempDir(prefix = 'thfc-pack-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 /** Seeded, compressible, non-repeating bytes (text-like), so blocks are distinct but compress. */
 export function textBytes(n: number, seed: number): Buffer {
@@ -50,49 +45,21 @@ export function testIo(
 ): CommandIo & {
   out: () => string;
 } {
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => chunks.push(c));
   return {
+    ...capturedOutput(),
     stdin: options.stdin ? Readable.from([options.stdin]) : Readable.from([]),
-    stdout,
-    stderr: new PassThrough(),
     signal: options.signal ?? new AbortController().signal,
     progress: false,
     env: options.env ?? {},
-    out: () => Buffer.concat(chunks).toString(),
   };
 }
 
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliResult = CommandResult;
 
 /** Runs the built CLI in a child process, as a user would. */
 export function runCli(
   args: string[],
   options: { input?: Uint8Array; uid?: number; env?: Record<string, string>; cwd?: string } = {},
 ): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...options.env },
-      cwd: options.cwd,
-      ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    child.stdin.end(options.input);
-  });
+  return runCommand(process.execPath, [CLI, ...args], options);
 }

@@ -1,27 +1,8 @@
 import { decodeCatalog } from '@thfc/format';
+import { SAMPLE_CATALOG as good } from '@thfc/format/testing';
 import { describe, expect, it } from 'vitest';
 import { catalogUrl, findEntry, isUrl, resolveEntry } from '../src/catalog.js';
 
-const good = {
-  format: 'thfc-catalog',
-  version: 1,
-  images: [
-    {
-      name: 'debian',
-      index: 'debian.idx',
-      description: 'Debian 12',
-      boot: {
-        mem: 512,
-        cpus: 2,
-        kernel: 'boot/vmlinux',
-        initrd: 'boot/initrd.gz',
-        append: 'root=/dev/vda',
-        net: 'user',
-      },
-    },
-    { name: 'bare', index: 'https://other.example/x/bare.idx' },
-  ],
-};
 const decode = (v: unknown) => decodeCatalog(JSON.stringify(v), 'cat.json');
 
 describe('catalog locations', () => {

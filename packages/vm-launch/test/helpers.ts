@@ -1,15 +1,11 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { chmod, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { capturedOutput } from '@thfc/testkit';
 import { bundledHttpstorged } from '../src/httpstorged.js';
 import { DEFAULT_QEMU_TOOLS } from '../src/qemu.js';
 import type { VmIo } from '../src/vm-io.js';
 
-export async function tempDir(prefix = 'thfc-vm-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '@thfc/testkit';
 
 /** A VmIo over buffers: what the command printed is in out() / err(). */
 export function testIo(
@@ -26,16 +22,9 @@ export function testIo(
     fuseDevice?: string;
   } = {},
 ): VmIo & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
   return {
+    ...capturedOutput(),
     stdin: o.stdin ?? Readable.from([]),
-    stdout,
-    stderr,
     signal: o.signal ?? new AbortController().signal,
     env: o.env ?? { PATH: process.env.PATH },
     cwd: o.cwd ?? process.cwd(),
@@ -50,8 +39,6 @@ export function testIo(
     fuseDevice: o.fuseDevice ?? '/dev/null',
     root: o.root ?? true,
     now: () => new Date('2026-01-02T03:04:05Z'),
-    out: () => Buffer.concat(out).toString('utf8'),
-    err: () => Buffer.concat(err).toString('utf8'),
   };
 }
 

@@ -1,5 +1,5 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import { UsageError } from '@thfc/format';
+import ipaddr from 'ipaddr.js';
 import { prefixIndex } from './prefix-index.js';
 
 /**
@@ -14,7 +14,9 @@ import { prefixIndex } from './prefix-index.js';
  *
  * A client address is matched by longest prefix (IPv4 and IPv6; an
  * IPv4-mapped IPv6 address counts as its IPv4 address), falling back to
- * `default`, then to no preference. Pure: text in, rules out.
+ * `default`, then to no preference. Pure: text in, rules out. Addresses are
+ * read and written by ipaddr.js (IPv4 only as four decimal parts, as
+ * node:net takes it, never ipaddr's `10.1` or `0x0a…` shorthands).
  */
 
 export interface NetworkRule {
@@ -101,26 +103,26 @@ export function preferredRegions(
  * (`%eth0`) is ignored. Undefined for anything that is not an address.
  */
 export function parseAddress(text: string): { family: 4 | 6; value: bigint } | undefined {
-  const bare = text.replace(/%.*$/, '');
-  if (isIPv4(bare)) return { family: 4, value: ipv4Value(bare) };
-  if (!isIPv6(bare)) return undefined;
-  const value = ipv6Value(bare);
-  if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
-  return { family: 6, value };
+  const address = parseIp(text.replace(/%.*$/, ''));
+  if (!address) return undefined;
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress())
+    return { family: 4, value: addressValue((address as ipaddr.IPv6).toIPv4Address()) };
+  return { family: address.kind() === 'ipv4' ? 4 : 6, value: addressValue(address) };
 }
 
 function parseCidr(text: string, bad: (why: string) => Error): Omit<NetworkRule, 'regions' | 'line'> {
   const [addr, len, extra] = text.split('/');
   if (extra !== undefined || addr === undefined) throw bad(`"${text}" is not a CIDR (ADDRESS/LENGTH)`);
-  const family = isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : undefined;
-  if (!family) throw bad(`"${addr}" is not an IPv4 or IPv6 address`);
+  const address = addr.includes('%') ? undefined : parseIp(addr);
+  if (!address) throw bad(`"${addr}" is not an IPv4 or IPv6 address`);
+  const family = address.kind() === 'ipv4' ? 4 : 6;
   const bits = family === 4 ? 32 : 128;
   const prefixLength = len === undefined ? bits : Number(len);
   if (len !== undefined && !/^\d{1,3}$/.test(len)) throw bad(`bad prefix length "/${len}"`);
   if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > bits) {
     throw bad(`prefix length /${len} is out of range for IPv${family} (0–${bits})`);
   }
-  const value = family === 4 ? ipv4Value(addr) : ipv6Value(addr);
+  const value = addressValue(address);
   const hostBits = BigInt(bits - prefixLength);
   const network = (value >> hostBits) << hostBits;
   if (network !== value) {
@@ -129,42 +131,25 @@ function parseCidr(text: string, bad: (why: string) => Error): Omit<NetworkRule,
   return { cidr: `${formatAddress(family, network)}/${prefixLength}`, family, network, prefixLength };
 }
 
-function ipv4Value(addr: string): bigint {
-  return addr.split('.').reduce((acc, octet) => (acc << 8n) | BigInt(Number(octet)), 0n);
+/** IPv4 as four decimal parts (no `10.1`, octal or hex forms) or any IPv6 text; undefined otherwise. */
+function parseIp(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (ipaddr.IPv4.isValidFourPartDecimal(text) && !/(^|\.)0\d/.test(text)) return ipaddr.IPv4.parse(text);
+  if (!text.includes(':') || !ipaddr.IPv6.isValid(text)) return undefined;
+  return ipaddr.IPv6.parse(text);
 }
 
-/** Callers have checked isIPv6; handles `::` and a trailing dotted IPv4. */
-function ipv6Value(addr: string): bigint {
-  let text = addr.toLowerCase();
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted) {
-    const v4 = ipv4Value(dotted[1] as string);
-    text = `${text.slice(0, -(dotted[1] as string).length)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
+function addressValue(address: ipaddr.IPv4 | ipaddr.IPv6): bigint {
+  return address.toByteArray().reduce((acc, byte) => (acc << 8n) | BigInt(byte), 0n);
 }
 
 /** Canonical text of an address integer: dotted quad, or RFC 5952 IPv6 (longest zero run as `::`). */
 export function formatAddress(family: 4 | 6, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  let best = { start: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.len && j - i >= 2) best = { start: i, len: j - i };
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best.start < 0) return hex.join(':');
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.len).join(':')}`;
+  const length = family === 4 ? 4 : 16;
+  const bytes = Array.from({ length }, (_, i) => Number((value >> BigInt(8 * (length - 1 - i))) & 0xffn));
+  return family === 4 ? new ipaddr.IPv4(bytes).toString() : new ipaddr.IPv6(toParts(bytes)).toRFC5952String();
+}
+
+/** 16 bytes as ipaddr's eight 16-bit parts. */
+function toParts(bytes: readonly number[]): number[] {
+  return Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] as number) << 8) | (bytes[2 * i + 1] as number));
 }

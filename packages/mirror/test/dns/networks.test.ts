@@ -45,6 +45,17 @@ describe('parseNetworks', () => {
       ['10.0.0.0/8 jp jp', /region "jp" is listed twice/],
       ['10.0.0.0/8 jp\n10.0.0.0/8 us', /line 2: 10\.0\.0\.0\/8 is already listed on line 1/],
       ['default jp\ndefault us', /line 2: a second "default" line \(the first is line 1\)/],
+      ['2001:db8::/129 jp', /prefix length \/129 is out of range for IPv6 \(0–128\)/],
+      ['2001:db8:::1/64 jp', /"2001:db8:::1" is not an IPv4 or IPv6 address/],
+      ['1:2:3:4:5:6:7:8:9/128 jp', /not an IPv4 or IPv6 address/],
+      ['fe80::%eth0/64 jp', /"fe80::%eth0" is not an IPv4 or IPv6 address/],
+      ['2001:db8::g/128 jp', /not an IPv4 or IPv6 address/],
+      ['010.0.0.0/8 jp', /"010\.0\.0\.0" is not an IPv4 or IPv6 address/],
+      ['0x0a.0.0.0/8 jp', /not an IPv4 or IPv6 address/],
+      ['10.0.0/8 jp', /not an IPv4 or IPv6 address/],
+      ['10.0.0.0/ jp', /bad prefix length "\/"/],
+      ['10.0.0.0/-1 jp', /bad prefix length "\/-1"/],
+      ['/8 jp', /"" is not an IPv4 or IPv6 address/],
     ];
     for (const [text, pattern] of cases) {
       expect(() => parseNetworks(text, 'n'), text).toThrow(UsageError);
@@ -125,5 +136,29 @@ describe('addresses', () => {
     expect(round('::ffff:10.0.0.1')).toBe('10.0.0.1');
     expect(round('2001:db8::10.0.0.1')).toBe('2001:db8::a00:1');
     expect(parseAddress('10.0.0')).toBeUndefined();
+    for (const bad of [
+      '',
+      '10.0.0.256',
+      '010.0.0.1',
+      '0x7f.0.0.1',
+      '127.1',
+      '1::2::3',
+      '1:2:3:4:5:6:7:8:9',
+      'fe80::g',
+      'x',
+    ])
+      expect(parseAddress(bad), bad).toBeUndefined();
+  });
+
+  it('reads IPv6 CIDRs in every spelling, normalised, and mapped IPv4 prefixes as IPv6', () => {
+    const n = parseNetworks('2001:0DB8:0000::/48 eu\n::ffff:10.0.0.0/104 us\n::/0 jp\nfe80::1:0:0:0/80 jp');
+    expect(n.rules.map((r) => [r.cidr, r.family, r.prefixLength])).toEqual([
+      ['::ffff:a00:0/104', 6, 104],
+      ['fe80::1:0:0:0/80', 6, 80],
+      ['2001:db8::/48', 6, 48],
+      ['::/0', 6, 0],
+    ]);
+    expect(n.rules[2]?.network).toBe(0x20010db8n << 96n);
+    expect(preferredRegions(n, '2001:db8:0:ffff::1').matched).toBe('2001:db8::/48');
   });
 });

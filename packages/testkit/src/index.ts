@@ -1,0 +1,4 @@
+export { type CapturedOutput, capturedOutput } from './captured-output.js';
+export { type CommandResult, type RunOptions, runCommand } from './run-command.js';
+export { Swtpm } from './swtpm.js';
+export { type TempDir, tempDir } from './temp-dir.js';
