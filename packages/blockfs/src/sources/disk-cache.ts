@@ -18,7 +18,6 @@ import type { OpenFile } from './adaptive-io.js';
 import { AdaptiveIo } from './adaptive-io.js';
 import { type FileIdentity, identityOf } from './file-identity.js';
 import { writeNewFile } from './file-writer.js';
-import { FileWriterPool } from './file-writer-pool.js';
 import { DEFAULT_OPEN_FILES, OpenFiles } from './open-files.js';
 
 export interface DiskCacheOptions {
@@ -28,11 +27,6 @@ export interface DiskCacheOptions {
   readonly maxBytes?: number | undefined;
   /** Eviction stops at this fraction of maxBytes: evicting in batches, not one block per put. */
   readonly lowWatermark?: number | undefined;
-  /**
-   * Create block files on a thread of their own (FileWriterPool; default
-   * true), or through libuv's pool from this thread (writeNewFile).
-   */
-  readonly writerThread?: boolean | undefined;
   /** Descriptors kept open for positional reads (see DEFAULT_OPEN_FILES). */
   readonly openFiles?: number | undefined;
 }
@@ -92,14 +86,12 @@ export class DiskCache implements BlockSource, BlockSink {
   private readonly written = new Map<string, FileIdentity>();
   private total = 0;
   private tempSeq = 0;
-  private readonly writer: FileWriterPool | undefined;
 
   constructor(
     _components: { readonly logger?: Logger },
     private readonly options: DiskCacheOptions,
   ) {
     this.files = new OpenFiles({ io: this.io }, { max: options.openFiles ?? DEFAULT_OPEN_FILES });
-    this.writer = options.writerThread === false ? undefined : new FileWriterPool();
   }
 
   /**
@@ -224,13 +216,11 @@ export class DiskCache implements BlockSource, BlockSink {
         await mkdir(join(this.options.dir, 'blocks', shard), { recursive: true });
         this.madeShards.add(shard);
       }
-      const identity = this.writer
-        ? await this.writer.write(tmp, path, stored)
-        : identityOf(await writeNewFile(tmp, path, stored));
+      const st = await writeNewFile(tmp, path, stored);
       // A file replaced under an open descriptor: later reads must open the new one.
       this.files.drop(ref.id);
       this.remember(ref.id, stored.length);
-      this.written.set(ref.id, identity);
+      this.written.set(ref.id, identityOf(st));
     } catch (e) {
       throw fsError(e, path);
     } finally {
@@ -275,7 +265,6 @@ export class DiskCache implements BlockSource, BlockSink {
   /** Closes idle descriptors (unmount); reads in flight finish first. */
   close(): void {
     this.files.closeAll();
-    this.writer?.close();
   }
 
   /** @internal Entry's read and release. */
