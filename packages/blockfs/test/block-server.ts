@@ -25,6 +25,11 @@ export type Fault =
   | { readonly kind: 'endless' }
   /** The headers, then one byte every `everyMs` until the block is sent or the client hangs up. */
   | { readonly kind: 'drip'; readonly everyMs: number }
+  /**
+   * The headers, then the block in `pieces` equal pieces, one every `everyMs`
+   * (slow but steady); with `stallMs`, a pause that long after the first half.
+   */
+  | { readonly kind: 'steady'; readonly pieces: number; readonly everyMs: number; readonly stallMs?: number }
   /** Answer 429 or 503 with this Retry-After header. */
   | { readonly kind: 'busy'; readonly status: 429 | 503; readonly retryAfter: string };
 
@@ -158,6 +163,27 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
               resolve();
             });
           });
+        }
+        res.end();
+        return;
+      }
+      case 'steady': {
+        res.writeHead(200, { 'content-length': block.length });
+        const size = Math.ceil(block.length / fault.pieces);
+        for (let i = 0; i < fault.pieces && !res.destroyed; i++) {
+          const pause = fault.stallMs !== undefined && i === fault.pieces >> 1 ? fault.stallMs : fault.everyMs;
+          await new Promise<void>((resolve) => {
+            const onClose = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+            const timer = setTimeout(() => {
+              res.off('close', onClose);
+              resolve();
+            }, pause);
+            res.once('close', onClose);
+          });
+          res.write(block.subarray(i * size, (i + 1) * size));
         }
         res.end();
         return;

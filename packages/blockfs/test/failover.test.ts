@@ -540,6 +540,38 @@ describe('Failover hedged requests', () => {
     expect(elapsed).toBeLessThan(400 + HEDGE_MIN_MS * 0.5);
   });
 
+  it('a slow but steady answer is not hedged: the clock runs from its last bytes (issue 12, T6)', async () => {
+    const f = await warmFleet(2);
+    const { ref, stored } = serveEverywhere(f, 545);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    // 20 pieces, one every 10 ms: ~200 ms in all, twice HEDGE_MIN_MS, and never a gap near it.
+    a.fault = () => ({ kind: 'steady', pieces: 20, everyMs: 10 });
+    (f.stats[1] as MirrorStats).latencyMs = ((f.stats[0] as MirrorStats).latencyMs ?? 0) + 1; // a ranks first
+    const t0 = performance.now();
+    const got = await f.failover.get(ref);
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(HEDGE_MIN_MS * 1.5);
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(0);
+    expect(f.failover.hedges).toBe(0);
+  });
+
+  it('an answer whose body stalls past the hedge delay is hedged, timed from its last bytes', async () => {
+    const f = await warmFleet(2);
+    const { ref, stored } = serveEverywhere(f, 546);
+    const [a, b] = f.servers as [BlockServer, BlockServer];
+    a.fault = () => ({ kind: 'steady', pieces: 20, everyMs: 10, stallMs: 5_000 });
+    (f.stats[1] as MirrorStats).latencyMs = ((f.stats[0] as MirrorStats).latencyMs ?? 0) + 1; // a ranks first
+    const t0 = performance.now();
+    const got = await f.failover.get(ref);
+    const elapsed = performance.now() - t0;
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(b.requests.filter((r) => r.id === ref.id)).toHaveLength(1);
+    expect(f.failover.hedgesWon).toBe(1);
+    // Half the body (~100 ms), then HEDGE_MIN_MS of silence: hedged from the last bytes, not from the start.
+    expect(elapsed).toBeGreaterThanOrEqual(HEDGE_MIN_MS * 1.5);
+    expect(elapsed).toBeLessThan(2_000);
+  });
+
   /** One real mirror as httpstorged builds it (it times itself), fresh: no latency known yet. */
   async function oneMirror(options: FailoverOptions = {}, connections?: number) {
     const server = await startBlockServer();

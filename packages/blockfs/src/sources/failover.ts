@@ -145,6 +145,10 @@ interface Attempt {
   readonly hedge: boolean;
   /** Its source said its body drips (FetchOptions.onStalling). */
   stalling: boolean;
+  /** When its answer's headers or last body bytes arrived (FetchOptions.onProgress); undefined before the headers. */
+  progressAt: number | undefined;
+  /** Its whole body has arrived: it is being checked, not slow on the wire. */
+  received: boolean;
   readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
   /** Set when our own deadline (not the source's) ended it. */
   timedOut: boolean;
@@ -241,6 +245,8 @@ export class Failover implements BlockSource {
         sentAt: undefined,
         hedge,
         stalling: false,
+        progressAt: undefined,
+        received: false,
         timedOut: false,
         timer: undefined,
         outcome: undefined as unknown as Attempt['outcome'],
@@ -265,6 +271,10 @@ export class Failover implements BlockSource {
         onStalling: () => {
           attempt.stalling = true;
           wake?.();
+        },
+        onProgress: (received, total) => {
+          attempt.progressAt = this.now();
+          if (total !== undefined && received >= total) attempt.received = true;
         },
       };
       (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
@@ -300,6 +310,8 @@ export class Failover implements BlockSource {
           launch(next.mirror, next.round, false);
         }
         const hedgeIn = this.hedgeDelay(running, demandSince, hasNext());
+        // The body's progress when the hedge was timed: bytes since then move the hedge on (see hedgeDelay).
+        const progressMark = running[0]?.progressAt;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const woken = new Promise<'hedge' | 'woken'>((resolve) => {
           wake = () => resolve('woken');
@@ -315,6 +327,8 @@ export class Failover implements BlockSource {
         if (signal?.aborted) throw signal.reason;
         if (event === 'woken') continue;
         if (event === 'hedge') {
+          // Bytes arrived while the timer ran: the body has not stalled, so the hedge is timed again from them.
+          if (running.length === 1 && running[0]?.progressAt !== progressMark) continue;
           // Other fetches may have spent the budget since the timer was set.
           const next = this.hedgeTokens >= 1 ? nextMirror() : undefined;
           if (next) {
@@ -390,6 +404,14 @@ export class Failover implements BlockSource {
    * before the reader got to it is hedged as soon as the reader does (issue 13 §3: otherwise every dripped block costs
    * the reader a whole hedge delay in turn). A request still queued in this
    * client's own window is timed from the wait, as before.
+   *
+   * Once the answer has begun, the clock runs from its last bytes instead:
+   * the delay is how long a body may stall, not how long it may take. A
+   * response arriving at a steady pace, however long it takes as a whole
+   * (a starved machine, a big block on a slow link), is not hedged: its
+   * hedge would most often lose and its bytes be wasted (issue 12, T6: a
+   * cold read fetches exactly the store's bytes). A body wholly received
+   * and being checked is not hedged either.
    */
   private hedgeDelay(
     running: readonly Attempt[],
@@ -401,8 +423,9 @@ export class Failover implements BlockSource {
     if (running.length !== 1 || demandSince === undefined) return undefined;
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
-    if (typical === undefined) return undefined;
-    const since = Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY);
+    if (typical === undefined || first.received) return undefined;
+    const asked = Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY);
+    const since = Math.max(asked, first.progressAt ?? Number.NEGATIVE_INFINITY);
     const due = since + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
     return Math.max(0, due - this.now());
   }

@@ -310,7 +310,7 @@ export class HttpSource implements BlockSource {
     const started = performance.now();
     let status: number | undefined;
     try {
-      const answer = await this.send(method, path, ref, timeoutMs, signal, options.onStalling);
+      const answer = await this.send(method, path, ref, timeoutMs, signal, options.onStalling, options.onProgress);
       status = answer.status;
       const ms = performance.now() - started;
       const value = judge(answer, ms);
@@ -326,7 +326,8 @@ export class HttpSource implements BlockSource {
 
   /**
    * The wire part: dispatch() with a handler that keeps exactly the stored
-   * bytes of a 200 to a GET, telling `onStalling` once if that body drips.
+   * bytes of a 200 to a GET, telling `onStalling` once if that body drips,
+   * and `onProgress` of its headers and of each piece of it.
    */
   private send(
     method: 'GET' | 'HEAD',
@@ -335,6 +336,7 @@ export class HttpSource implements BlockSource {
     timeoutMs: number,
     signal: AbortSignal | undefined,
     onStalling: (() => void) | undefined,
+    onProgress: FetchOptions['onProgress'],
   ): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined;
@@ -411,6 +413,7 @@ export class HttpSource implements BlockSource {
           if (statusCode < 200) return; // 1xx: the real answer follows
           status = statusCode;
           headers = responseHeaders;
+          if (method === 'GET' && statusCode === 200 && ref) onProgress?.(0, ref.storedSize);
           if (method !== 'GET' || statusCode !== 200 || !ref) return;
           const declared = responseHeaders['content-length'];
           if (typeof declared === 'string' && Number(declared) !== ref.storedSize) {
@@ -448,6 +451,7 @@ export class HttpSource implements BlockSource {
             }
           }
           received += chunk.length;
+          if (body && ref) onProgress?.(received, ref.storedSize);
         },
         onResponseEnd: () => {
           if (body && ref && received !== ref.storedSize) {

@@ -64,6 +64,15 @@ export interface FetchOptions extends SourceOptions {
    * a dripping response. The request goes on; Failover hedges it at once.
    */
   readonly onStalling?: (() => void) | undefined;
+  /**
+   * Called when the answer's headers arrive and on every piece of its body
+   * that follows, with the body bytes received so far and, when known, the
+   * whole body's length: Failover's clock hedge then times a body from its
+   * last byte, so a response arriving at a steady pace is never hedged for
+   * being long, only one that has stalled, and a body wholly received
+   * (being checked) not at all.
+   */
+  readonly onProgress?: ((received: number, total: number | undefined) => void) | undefined;
 }
 
 /** The priority a request has now: its urgency's when it has one, else its fixed priority (demand by default). */
