@@ -78,11 +78,11 @@ describe('npm run deps', () => {
   });
 
   it("refuses reaching into another package's src/ by a relative path", async () => {
-    await prepend('packages/blockfs/src/mount-point.ts', "import { runPack } from '../../packer/src/pack.js';");
+    await prepend('packages/blockfs/src/mount-list.ts', "import { runPack } from '../../packer/src/pack.js';");
     const r = await deps();
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /^packages\/blockfs\/src\/mount-point\.ts:1: @thfc\/blockfs reaches outside its package by path \("\.\.\/\.\.\/packer\/src\/pack\.js" is packages\/packer\/src\/pack\.js\)$/m,
+      /^packages\/blockfs\/src\/mount-list\.ts:1: @thfc\/blockfs reaches outside its package by path \("\.\.\/\.\.\/packer\/src\/pack\.js" is packages\/packer\/src\/pack\.js\)$/m,
     );
   });
 
