@@ -45,12 +45,14 @@ async function addDependency(pkg: string, name: string): Promise<void> {
 }
 
 describe('npm run deps', () => {
-  it('passes on this repository and prints the graph and its layers, format at the root', async () => {
+  it('passes on this repository and prints the graph and its layers, format at the root, store right on it', async () => {
     const r = await deps(ROOT);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ {2}format +→ \(none\)$/m);
     expect(r.stdout).toMatch(/^ {2}cli +→ format$/m);
+    expect(r.stdout).toMatch(/^ {2}store +→ format$/m);
+    expect(r.stdout).toMatch(/^ {2}vm-launch +→ .*\bstore$/m);
     expect(r.stdout).toMatch(/^layers .*\n {2}0: format(, testkit)?\n/m);
   });
 
