@@ -45,12 +45,14 @@ async function addDependency(pkg: string, name: string): Promise<void> {
 }
 
 describe('npm run deps', () => {
-  it('passes on this repository and prints the graph and its layers, format at the root', async () => {
+  it('passes on this repository and prints the graph and its layers, format at the root, store right on it', async () => {
     const r = await deps(ROOT);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ {2}format +→ \(none\)$/m);
     expect(r.stdout).toMatch(/^ {2}cli +→ format$/m);
+    expect(r.stdout).toMatch(/^ {2}store +→ format$/m);
+    expect(r.stdout).toMatch(/^ {2}vm-launch +→ .*\bstore$/m);
     expect(r.stdout).toMatch(/^layers .*\n {2}0: format(, testkit)?\n/m);
   });
 
@@ -78,11 +80,11 @@ describe('npm run deps', () => {
   });
 
   it("refuses reaching into another package's src/ by a relative path", async () => {
-    await prepend('packages/blockfs/src/mount-point.ts', "import { runPack } from '../../packer/src/pack.js';");
+    await prepend('packages/blockfs/src/mount-list.ts', "import { runPack } from '../../packer/src/pack.js';");
     const r = await deps();
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /^packages\/blockfs\/src\/mount-point\.ts:1: @thfc\/blockfs reaches outside its package by path \("\.\.\/\.\.\/packer\/src\/pack\.js" is packages\/packer\/src\/pack\.js\)$/m,
+      /^packages\/blockfs\/src\/mount-list\.ts:1: @thfc\/blockfs reaches outside its package by path \("\.\.\/\.\.\/packer\/src\/pack\.js" is packages\/packer\/src\/pack\.js\)$/m,
     );
   });
 

@@ -1,8 +1,7 @@
 import type { BlockSource } from '@thfc/format';
-import { DirStore } from '@thfc/packer';
+import { DirStore, type Logger } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { CacheSealer } from './cache/cache-sealer.js';
-import type { Logger } from './logger.js';
 import { MirrorStats } from './mirrors/mirror-stats.js';
 import { type BlockDecoder, InlineDecoder } from './sources/block-decoder.js';
 import type { BlockReader, LocalBlocks } from './sources/block-reader.js';

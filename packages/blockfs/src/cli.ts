@@ -24,13 +24,12 @@ import {
   trustStoreOfKeys,
   UsageError,
 } from '@thfc/format';
+import { isMounted, LineLogger, lazyUnmount, unmountIfIdle } from '@thfc/store';
 import { Command, type OptionValues } from 'commander';
 import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { LogFile } from './log-file.js';
-import { LineLogger } from './logger.js';
 import type { MountStatus } from './mount.js';
-import { isMounted, lazyUnmount, unmountIfIdle } from './mount-point.js';
 import { VersionSwitcher } from './version-switch.js';
 
 // The mount (fuse-native, undici, the worker pool), trust-store reading and the TPM are loaded only where

@@ -1,5 +1,5 @@
 /**
- * The HTTP client side of httpstorged without the mount: logging, index
+ * The HTTP client side of httpstorged without the mount: index
  * loading, mirror statistics and the fetch/verify/failover sources. For
  * programs that fetch from mirrors but never mount (thfc-mirror's sync and
  * pull-through): the package's main entry also loads the FUSE mount, and with
@@ -7,7 +7,6 @@
  * image has none).
  */
 export * from './index-loader.js';
-export * from './logger.js';
 export * from './mirrors/mirror-stats.js';
 export * from './sources/failover.js';
 export * from './sources/http-source.js';

@@ -1,6 +1,6 @@
 import { constants, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { type Logger, SILENT_LOGGER } from './logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 
 /**
  * The only importer of fuse-native (libfuse 2.9). It shows a flat directory

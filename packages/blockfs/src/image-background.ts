@@ -7,10 +7,10 @@ import {
   verifyInlineSignatures,
 } from '@thfc/format';
 import { describeProgress, progressInterval } from '@thfc/packer';
+import type { Logger } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUT_MS, type ImageOptions, type ImageSet, type ImageState } from './build-images.js';
 import type { HeldIndex } from './index-loader.js';
-import type { Logger } from './logger.js';
 import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { Prefetcher } from './prefetcher.js';
 import { loadProfile } from './profile-loader.js';

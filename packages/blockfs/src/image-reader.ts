@@ -1,5 +1,5 @@
 import type { BlockRef, ImageIndex } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from './logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { countFailure, type FailureMemory, noteSuccess } from './readahead-errors.js';
 import type { BlockReader } from './sources/block-reader.js';
 import type { FetchOptions } from './sources/urgency.js';

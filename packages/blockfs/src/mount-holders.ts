@@ -1,6 +1,6 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseMountInfo } from './mount-point.js';
+import { parseMountInfo } from '@thfc/store';
 
 /**
  * What keeps a mount busy, as far as this process can see: processes with a

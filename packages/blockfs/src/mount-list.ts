@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes } from '@thfc/packer';
+import { type MountEntry, mountTable } from '@thfc/store';
 import type { MountStatus } from './mount.js';
-import { type MountEntry, mountTable } from './mount-point.js';
 
 /**
  * The file-system type of an httpstorged mount in /proc/self/mountinfo: libfuse's `fuse.SUBTYPE`, and

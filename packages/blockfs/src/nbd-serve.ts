@@ -1,9 +1,9 @@
 import { MeasurementLog } from '@thfc/attest/measurement-log';
 import { UsageError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import { buildImages, type ImageState, measureIndexes, openMirrors } from './build-images.js';
 import { startBackground } from './image-background.js';
 import { newReadStream } from './image-reader.js';
-import type { Logger } from './logger.js';
 import { type ImageStatus, loadIndexes, type MountOptions, type MountStatus } from './mount.js';
 import { bytesExport } from './nbd/bytes-export.js';
 import type { ExportCatalog } from './nbd/negotiation.js';

@@ -1,5 +1,5 @@
 import type { BlockRef } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from './logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import type { BlockReader } from './sources/block-reader.js';
 
 export interface PrefetchOptions {

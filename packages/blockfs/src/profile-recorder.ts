@@ -1,6 +1,6 @@
 import type { BlockRef, ImageIndex } from '@thfc/format';
 import { encodeProfile } from '@thfc/format';
-import { writeFileAtomic } from '@thfc/packer';
+import { writeFileAtomic } from '@thfc/store';
 
 /**
  * Records the blocks readers touch, in first-touch order, as a boot profile

@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '@thfc/store';
 import type { Mounted } from './mount.js';
 
 /** How often a stopping daemon tries again to unmount a mount in use: one `fusermount -u` each time. */

@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '@thfc/store';
 
 /** What the last switch request came to, for `stats` and `httpstorged switch`. */
 export interface SwitchStatus {

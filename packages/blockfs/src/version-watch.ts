@@ -1,6 +1,6 @@
+import type { Logger } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { revalidateIndex } from './index-loader.js';
-import type { Logger } from './logger.js';
 
 /**
  * Ten minutes: a new image version is news for the next boot, not this

@@ -3,10 +3,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MeasurementLog } from '@thfc/attest';
 import { blockPath } from '@thfc/format';
+import { SILENT_LOGGER } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildImages } from '../src/build-images.js';
 import { loadIndex } from '../src/index-loader.js';
-import { SILENT_LOGGER } from '../src/logger.js';
 import { makeImage, patternBytes, type TestImage, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

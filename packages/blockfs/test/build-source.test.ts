@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { type BlockRef, MirrorUnavailableError } from '@thfc/format';
-import { DirStore } from '@thfc/packer';
+import { DirStore, MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SourceBuilder, type SourceOptions } from '../src/build-source.js';
-import { MemoryLogger } from '../src/logger.js';
 import type { CacheCounters } from '../src/sources/cached.js';
 import { rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';

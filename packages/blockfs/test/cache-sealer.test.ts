@@ -2,11 +2,11 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { blockPath } from '@thfc/format';
+import { MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeSeal } from '../src/cache/cache-seal.js';
 import { CacheSealer, DAEMONS_DIR, parseRegistration } from '../src/cache/cache-sealer.js';
 import { thisProcess } from '../src/cache/process-identity.js';
-import { MemoryLogger } from '../src/logger.js';
 import { identityOf } from '../src/sources/file-identity.js';
 import { tempDir } from './image-fixtures.js';
 

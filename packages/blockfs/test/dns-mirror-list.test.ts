@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryLogger } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
-import { MemoryLogger } from '../src/logger.js';
 import type { DiscoveredMirrors } from '../src/mirrors/discover.js';
 import { DnsMirrorList } from '../src/mirrors/dns-mirror-list.js';
 

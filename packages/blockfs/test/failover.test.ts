@@ -8,8 +8,8 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import { blockSourceContract, FakeSource } from '@thfc/format/testing';
+import { MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryLogger } from '../src/logger.js';
 import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
 import {
   defaultRounds,

@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FuseMount, type ImageFile } from '../src/fuse-adapter.js';
-import { MemoryLogger } from '../src/logger.js';
 import { tempDir } from './image-fixtures.js';
 
 const run = promisify(execFile);

@@ -5,6 +5,7 @@ import {
   type BlockSource,
   MirrorUnavailableError,
 } from '@thfc/format';
+import { MemoryLogger } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import {
   ImageReader,
@@ -13,7 +14,6 @@ import {
   READAHEAD_START_BLOCKS,
   type ReadStream,
 } from '../src/image-reader.js';
-import { MemoryLogger } from '../src/logger.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
 import { MemoryCache } from '../src/sources/memory-cache.js';

@@ -15,6 +15,7 @@ import {
   signIndex,
   UsageError,
 } from '@thfc/format';
+import { MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkTrust,
@@ -26,7 +27,6 @@ import {
   parseIndexLocation,
   redirectTarget,
 } from '../src/index-loader.js';
-import { MemoryLogger } from '../src/logger.js';
 import { makeImage, patternBytes, type TestImage, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

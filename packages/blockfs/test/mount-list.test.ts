@@ -1,6 +1,6 @@
+import { parseMountInfo } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import { formatMountList, isMountStatus, thfcMountpoints } from '../src/mount-list.js';
-import { parseMountInfo } from '../src/mount-point.js';
 
 const MOUNTINFO = [
   '23 1 0:41 / /srv/memfs rw,nosuid - fuse memfs rw,user_id=0',

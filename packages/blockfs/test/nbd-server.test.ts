@@ -1,9 +1,9 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { MemoryLogger } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CMD, EINVAL, EIO, EPERM, OPT, RawNbd, REP, str32, u16, u32 } from '../../../test/support/nbd-client.js';
-import { MemoryLogger } from '../src/logger.js';
 import type { ExportCatalog } from '../src/nbd/negotiation.js';
 import { NbdServer, type NbdServerOptions } from '../src/nbd/server.js';
 import type { NbdExport } from '../src/nbd/session.js';

@@ -1,5 +1,5 @@
+import { MemoryLogger } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
-import { MemoryLogger } from '../src/logger.js';
 import { unmountWhenIdle } from '../src/unmount-waiter.js';
 
 type Outcome = 'busy' | 'detached' | 'done';

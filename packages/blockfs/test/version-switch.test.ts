@@ -1,5 +1,5 @@
+import type { Logger } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
-import type { Logger } from '../src/logger.js';
 import { type SwitchableMount, VersionSwitcher } from '../src/version-switch.js';
 
 const lines: string[] = [];

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../src/logger.js';
 import { updateFileText, VersionWatcher } from '../src/version-watch.js';
 import { makeImage, patternBytes } from './image-fixtures.js';
 

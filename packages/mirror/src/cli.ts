@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { LineLogger } from '@thfc/blockfs/client';
 import {
   count,
   ignoreClosedOutput,
@@ -11,6 +10,7 @@ import {
 } from '@thfc/cli';
 import { EXIT } from '@thfc/format';
 import { formatBytes, formatRate, processShell } from '@thfc/packer';
+import { LineLogger } from '@thfc/store';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';
 import { DEFAULT_SERVE_LISTEN } from './listen-address.js';

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import type { MirrorRecord, Registry } from './registry/registry.js';
 
 /**
@@ -22,7 +23,7 @@ const UNREGISTER_TIMEOUT_MS = 2_000;
 
 export interface HeartbeatComponents {
   readonly registry: Registry;
-  readonly logger?: { info(m: string): void; fault(m: string): void };
+  readonly logger?: Pick<Logger, 'info' | 'fault'>;
   /** Clock for the record's `updated`, in ms since the epoch. */
   readonly now?: () => number;
 }

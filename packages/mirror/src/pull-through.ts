@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, MAX_INDEX_BYTES, SILENT_LOGGER } from '@thfc/blockfs/client';
+import { MAX_INDEX_BYTES } from '@thfc/blockfs/client';
 import {
   BlockCorruptError,
   BlockNotFoundError,
@@ -13,7 +13,8 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { readIndexFile, VersionStore, writeFileAtomic, writeIndexFiles } from '@thfc/packer';
+import { VersionStore } from '@thfc/packer';
+import { type Logger, readIndexFile, SILENT_LOGGER, writeFileAtomic, writeIndexFiles } from '@thfc/store';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';

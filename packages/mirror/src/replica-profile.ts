@@ -10,7 +10,7 @@ import {
   verifyIndexSignatures,
   verifyInlineSignatures,
 } from '@thfc/format';
-import { writeFileAtomic } from '@thfc/packer';
+import { writeFileAtomic } from '@thfc/store';
 
 /**
  * The check a mirror applies before it publishes a boot profile it got from

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { LineLogger, type Logger } from '@thfc/blockfs/client';
 import { UsageError } from '@thfc/format';
 import type { CommandIo } from '@thfc/packer';
+import { LineLogger, type Logger } from '@thfc/store';
 import { AccessLog } from './access-log.js';
 import { BlockMemoryCache, DEFAULT_MEMORY_CACHE_BYTES } from './block-memory-cache.js';
 import { BufferPool } from './buffer-pool.js';

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type Logger, SILENT_LOGGER } from '@thfc/blockfs/client';
 import { InvalidArgumentError, ThfcError, UsageError } from '@thfc/format';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import type { AccessLog } from './access-log.js';
 import { Admission } from './admission.js';
 import type { BlockMemoryCache } from './block-memory-cache.js';

@@ -15,7 +15,7 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { DirStore } from '@thfc/packer';
+import { DirStore } from '@thfc/store';
 import { FdCache, type OpenFile, openRegularFile } from './fd-cache.js';
 import { type ListedFile, type ListingEntry, MAX_LISTED_VERSIONS } from './store-listing.js';
 

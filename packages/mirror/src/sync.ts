@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LineLogger, type Logger, MAX_INDEX_BYTES } from '@thfc/blockfs/client';
+import { MAX_INDEX_BYTES } from '@thfc/blockfs/client';
 import {
   type BlockRef,
   type DecodedIndex,
@@ -18,7 +18,8 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { type CommandIo, DirStore, formatBytes, progressFor, VersionStore, writeIndexFiles } from '@thfc/packer';
+import { type CommandIo, formatBytes, progressFor, VersionStore } from '@thfc/packer';
+import { DirStore, LineLogger, type Logger, writeIndexFiles } from '@thfc/store';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListedFile, ListingEntry } from './store-listing.js';
 import { type ProfileFetch, Upstream } from './upstream.js';

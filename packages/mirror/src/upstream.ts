@@ -1,12 +1,4 @@
-import {
-  Failover,
-  HttpSource,
-  type Logger,
-  loadIndex,
-  MirrorStats,
-  SILENT_LOGGER,
-  VerifiedSource,
-} from '@thfc/blockfs/client';
+import { Failover, HttpSource, loadIndex, MirrorStats, VerifiedSource } from '@thfc/blockfs/client';
 import {
   type BlockSource,
   type DecodedIndex,
@@ -17,6 +9,7 @@ import {
   MirrorUnavailableError,
   ThfcError,
 } from '@thfc/format';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { request } from 'undici';
 import { decodeListing, type ListingEntry, MAX_LISTING_BYTES } from './store-listing.js';
 

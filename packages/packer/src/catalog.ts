@@ -10,9 +10,8 @@ import {
   decodeCatalog,
   encodeCatalog,
 } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
+import { readIndexFile, writeFileAtomic } from '@thfc/store';
 import { fsError, InputError, UsageError } from './errors.js';
-import { readIndexFile } from './index-file.js';
 import { assertStoreDir, resolveIndexArg } from './store-indexes.js';
 
 /**

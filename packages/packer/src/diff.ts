@@ -1,4 +1,4 @@
-import { readIndexFile } from './index-file.js';
+import { readIndexFile } from '@thfc/store';
 
 export interface DiffOptions {
   readonly old: string;

@@ -1,7 +1,6 @@
 import { basename, join } from 'node:path';
 import { type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
-import { DirStore } from './dir-store.js';
-import { readIndexFile } from './index-file.js';
+import { DirStore, readIndexFile } from '@thfc/store';
 import {
   DEFAULT_KEEP_DAYS,
   DEFAULT_KEEP_VERSIONS,

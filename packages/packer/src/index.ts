@@ -1,13 +1,11 @@
-export * from './atomic-file.js';
+// Only for blockfs's sources/disk-cache.ts until it imports @thfc/store itself (its directory is being reworked).
+export { TEMP_PREFIX } from '@thfc/store';
 export * from './catalog.js';
 export * from './cli-shell.js';
 export * from './command-io.js';
 export * from './diff.js';
-export * from './dir-store.js';
 export * from './gc.js';
 export * from './human-units.js';
-export * from './index-file.js';
-export * from './index-files.js';
 export * from './inspect.js';
 export * from './key-commands.js';
 export * from './key-file.js';

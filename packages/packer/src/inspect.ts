@@ -1,5 +1,5 @@
 import { type IndexHeader, verifyIndexSignatures } from '@thfc/format';
-import { readIndexFile } from './index-file.js';
+import { readIndexFile } from '@thfc/store';
 import { readPublicKey } from './key-file.js';
 
 export interface InspectOptions {

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { generateSigningKey, parsePublicKey } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '@thfc/store';
 import { UsageError } from './errors.js';
 
 export interface KeygenOptions {

@@ -1,7 +1,7 @@
 import { type CodecSpec, type HashAlgorithm, IndexBuilder } from '@thfc/format';
+import type { DirStore } from '@thfc/store';
 import { BlockBufferPool } from './block-buffer-pool.js';
 import { type CommandIo, progressFor } from './command-io.js';
-import type { DirStore } from './dir-store.js';
 import { fsError, InputError, InterruptedError, StoreFullError } from './errors.js';
 import type { ImageInput } from './image-input.js';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';

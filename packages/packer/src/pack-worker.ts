@@ -9,7 +9,7 @@ import {
   type HashAlgorithm,
   isZeroBlock,
 } from '@thfc/format';
-import { probeStoredBlockSync } from './dir-store.js';
+import { probeStoredBlockSync } from '@thfc/store';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';
 
 /**

@@ -18,11 +18,10 @@ import {
   signIndex,
   VERSIONS_DIR,
 } from '@thfc/format';
+import { DirStore, looksLikeIndex, readIndexFile } from '@thfc/store';
 import type { CommandIo } from './command-io.js';
-import { DirStore } from './dir-store.js';
 import { fsError, InputError, InterruptedError, UsageError } from './errors.js';
 import { type InputFormat, openImageInput } from './image-input.js';
-import { looksLikeIndex, readIndexFile } from './index-file.js';
 import { readKeyFile, type SigningKey } from './key-file.js';
 import { type PackedBlocks, packBlocks } from './pack-blocks.js';
 import { VersionStore } from './version-store.js';

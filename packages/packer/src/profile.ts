@@ -8,9 +8,8 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
+import { readIndexFile, writeFileAtomic } from '@thfc/store';
 import { fsError } from './errors.js';
-import { readIndexFile } from './index-file.js';
 import { readKeyFile } from './key-file.js';
 
 export interface ProfileAddOptions {

@@ -1,8 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { indexFileName, SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
-import { readIndexFile } from './index-file.js';
-import { writeIndexFiles } from './index-files.js';
+import { readIndexFile, writeIndexFiles } from '@thfc/store';
 import { readKeyFile } from './key-file.js';
 import { VersionStore } from './version-store.js';
 

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { looksLikeIndex } from '@thfc/store';
 import { fsError, UsageError } from './errors.js';
-import { looksLikeIndex } from './index-file.js';
 
 /** Checks that `store` is a store directory, with a hint when an index was given instead. */
 export async function assertStoreDir(store: string, command: string): Promise<void> {

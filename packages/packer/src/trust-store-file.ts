@@ -12,7 +12,7 @@ import {
   type TrustStoreFile,
   TrustStoreFormatError,
 } from '@thfc/format';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '@thfc/store';
 import { fsError, UsageError } from './errors.js';
 
 /**

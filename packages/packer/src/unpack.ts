@@ -1,11 +1,9 @@
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type BlockSource, decodeVerified } from '@thfc/format';
-import { tempPathFor } from './atomic-file.js';
+import { DirStore, readIndexFile, tempPathFor } from '@thfc/store';
 import { type CommandIo, progressFor } from './command-io.js';
-import { DirStore } from './dir-store.js';
 import { fsError, InterruptedError, UsageError } from './errors.js';
-import { readIndexFile } from './index-file.js';
 
 export interface UnpackOptions {
   readonly index: string;

@@ -5,11 +5,10 @@ import {
   decodeVerified,
   verifyIndexSignatures,
 } from '@thfc/format';
+import { DirStore, readIndexFile } from '@thfc/store';
 import { type CommandIo, progressFor } from './command-io.js';
-import { DirStore } from './dir-store.js';
 import { UsageError } from './errors.js';
 import { formatBytes } from './human-units.js';
-import { readIndexFile } from './index-file.js';
 import { assertStoreDir, listIndexes, resolveIndexArg } from './store-indexes.js';
 
 export interface VerifyOptions {

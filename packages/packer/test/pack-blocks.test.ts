@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_CODEC, InputError } from '@thfc/format';
+import { DirStore } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirStore } from '../src/dir-store.js';
 import { openImageInput } from '../src/image-input.js';
 import { type PackBlocksOptions, packBlocks } from '../src/pack-blocks.js';
 import { tempDir, testIo, textBytes, writeImage } from './helpers.js';

@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeProfile, encodeProfile, UsageError } from '@thfc/format';
+import { readIndexFile } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readIndexFile } from '../src/index-file.js';
 import { runKeygen } from '../src/keygen.js';
 import { runPack } from '../src/pack.js';
 import { runProfileAdd } from '../src/profile.js';

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DirStore } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirStore } from '../src/dir-store.js';
 import { runPack } from '../src/pack.js';
 import { runUnpack } from '../src/unpack.js';
 import { tempDir, testIo, writeImage } from './helpers.js';

@@ -1,8 +1,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeIndex } from '@thfc/format';
+import { DirStore } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirStore } from '../src/dir-store.js';
 import { runPack } from '../src/pack.js';
 import { formatVerifyReport, runVerify } from '../src/verify.js';
 import { tempDir, testIo, writeImage } from './helpers.js';

@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { isMounted } from '@thfc/blockfs/mount-point';
 import { decodeProfile } from '@thfc/format';
+import { isMounted } from '@thfc/store';
 import type { BootReport } from './boot.js';
 import type { Layout } from './boot-plan.js';
 import type { HttpstorgedMount } from './httpstorged.js';

@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 // A type only (erased): the package's main entry loads FUSE, which thfc-vm never needs itself.
 import type { ImageStatus } from '@thfc/blockfs';
-import { isMounted, lazyUnmount } from '@thfc/blockfs/mount-point';
 import { EXIT, InterruptedError, StoreIoError } from '@thfc/format';
+import { isMounted, lazyUnmount } from '@thfc/store';
 import { EngineMissingError, MountFailedError } from './errors.js';
 
 /**

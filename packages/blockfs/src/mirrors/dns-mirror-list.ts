@@ -1,4 +1,4 @@
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { type DiscoveredMirrors, type DiscoverOptions, discoverMirrors, MIN_TTL_SECONDS } from './discover.js';
 
 /**

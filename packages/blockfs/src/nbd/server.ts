@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { BufferPool } from './buffer-pool.js';
 import type { ExportCatalog } from './negotiation.js';
 import {

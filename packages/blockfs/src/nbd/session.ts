@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { allocationExtents, type BlockMap } from './allocation.js';
 import { BufferPool } from './buffer-pool.js';
 import { answerOption, type ExportCatalog, type ExportInfo, newNegotiation } from './negotiation.js';

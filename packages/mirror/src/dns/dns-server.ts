@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import dnsPacket from 'dns-packet';
 import { AnswerCache } from './answer-cache.js';
 import { encodeResponse } from './response-encoder.js';
@@ -84,14 +85,14 @@ export class DnsServer {
   private readonly answer: AnswerFunction;
   private readonly answerEpoch: AnswerEpoch | undefined;
   private readonly cache: AnswerCache;
-  private readonly logger: { info(m: string): void; fault(m: string): void } | undefined;
+  private readonly logger: Pick<Logger, 'info' | 'fault'> | undefined;
   readonly counters: DnsServerCounters = { queries: 0, dropped: 0, truncated: 0, failures: 0, reused: 0 };
 
   constructor(
     components: {
       answer: AnswerFunction;
       answerEpoch?: AnswerEpoch;
-      logger?: { info(m: string): void; fault(m: string): void };
+      logger?: Pick<Logger, 'info' | 'fault'>;
     },
     private readonly options: DnsServerOptions,
   ) {

@@ -1,3 +1,4 @@
+import type { Logger } from '@thfc/store';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_TTL_INTERVALS } from '../heartbeat.js';
 import type { MirrorRecord, Registry } from '../registry/registry.js';
 
@@ -44,7 +45,7 @@ export class RegistrySnapshot {
   constructor(
     private readonly components: {
       registry: Registry;
-      logger?: { info(m: string): void; fault(m: string): void };
+      logger?: Pick<Logger, 'info' | 'fault'>;
       now?: () => number;
     },
     private readonly options: { refreshMs?: number; recoveryGraceMs?: number } = {},

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fsError, UsageError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import { openRegistry } from '../registry/open-registry.js';
 import type { Registry } from '../registry/registry.js';
 import { DnsServer } from './dns-server.js';
@@ -30,7 +31,7 @@ export interface RunDnsOptions {
 
 export interface RunDnsIo {
   readonly signal: AbortSignal;
-  readonly logger?: { info(m: string): void; fault(m: string): void };
+  readonly logger?: Pick<Logger, 'info' | 'fault'>;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { UsageError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import { FileRegistry } from './file-registry.js';
 import { MemoryRegistry } from './memory-registry.js';
 import { RedisRegistry } from './redis-registry.js';
@@ -31,7 +32,7 @@ export interface RegistrySpec {
  */
 export async function openRegistry(
   spec: RegistrySpec,
-  components: { logger?: { fault(m: string): void }; signal?: AbortSignal } = {},
+  components: { logger?: Pick<Logger, 'fault'>; signal?: AbortSignal } = {},
 ): Promise<Registry> {
   if (spec.redis && spec.mirrorsFile) {
     throw new UsageError('--redis and --mirrors both name a registry; give one');

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
+import type { Logger } from '@thfc/store';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { decodeMirrorRecord, encodeMirrorRecord } from './mirror-record.js';
 import { parseRedisUrl, type RedisTarget, redacted } from './redis-url.js';
@@ -70,7 +71,7 @@ export interface RedisRegistryOptions {
 
 export class RedisRegistry implements Registry {
   private readonly redis: Redis | Cluster;
-  private readonly logger: { fault(m: string): void } | undefined;
+  private readonly logger: Pick<Logger, 'fault'> | undefined;
   private readonly where: string;
   private lastError: string | undefined;
   /** Connections made so far: a new one may reach a Redis that restarted empty (Registry.epoch). */
@@ -83,7 +84,7 @@ export class RedisRegistry implements Registry {
    */
   private decoded = new Map<string, MirrorRecord>();
 
-  private constructor(components: { logger?: { fault(m: string): void } }, options: RedisRegistryOptions) {
+  private constructor(components: { logger?: Pick<Logger, 'fault'> }, options: RedisRegistryOptions) {
     this.logger = components.logger;
     this.where = redacted(options.url).replace(/\/$/, '');
     this.redis = client(parseRedisUrl(options.url, { cluster: options.cluster }), options);
@@ -98,7 +99,7 @@ export class RedisRegistry implements Registry {
 
   /** Connects and checks Redis answers (PING); MirrorUnavailableError when it does not. */
   static async connect(
-    components: { logger?: { fault(m: string): void } },
+    components: { logger?: Pick<Logger, 'fault'> },
     options: RedisRegistryOptions,
     signal?: AbortSignal,
   ): Promise<RedisRegistry> {
@@ -122,7 +123,7 @@ export class RedisRegistry implements Registry {
    * keeps reconnecting with the same backoff.
    */
   static async open(
-    components: { logger?: { fault(m: string): void } },
+    components: { logger?: Pick<Logger, 'fault'> },
     options: RedisRegistryOptions,
     signal?: AbortSignal,
   ): Promise<RedisRegistry> {

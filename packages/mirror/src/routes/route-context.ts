@@ -1,4 +1,4 @@
-import type { Logger } from '@thfc/blockfs/client';
+import type { Logger } from '@thfc/store';
 import type { BlockMemoryCache } from '../block-memory-cache.js';
 import type { BufferPool } from '../buffer-pool.js';
 import type { Metrics, MetricsGauges } from '../metrics.js';

@@ -1,4 +1,4 @@
-// Also the package's `@thfc/blockfs/mount-point` entry: for programs that manage mounts without loading FUSE (thfc-vm).
+// Mount points from Node alone, without FUSE: httpstorged and thfc-vm both manage mounts through here.
 import { execFile } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';

@@ -9,12 +9,12 @@ import {
   blockPath,
   type Codec,
   classifyStored,
+  fsError,
   isBlockId,
   MirrorUnavailableError,
   type SourceOptions,
 } from '@thfc/format';
 import { TEMP_PREFIX, writeFileAtomic } from './atomic-file.js';
-import { fsError } from './errors.js';
 
 /**
  * A store directory: `ROOT/NAME.idx` and `ROOT/blocks/ab/<id>`, plain static

@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { InputError, UsageError } from '@thfc/format';
+import { tempDir } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isMounted, mountTable, parseMountInfo, prepareMountpoint } from '../src/mount-point.js';
-import { tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsError } from './errors.js';
+import { fsError } from '@thfc/format';
 
 /** Temp files carry this prefix so `gc` can find leftovers of a killed run. */
 export const TEMP_PREFIX = '.tmp-';

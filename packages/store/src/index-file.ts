@@ -1,6 +1,5 @@
 import { open, readFile, stat } from 'node:fs/promises';
-import { type DecodedIndex, decodeIndex, IndexFormatError } from '@thfc/format';
-import { fsError, InputError, UsageError } from './errors.js';
+import { type DecodedIndex, decodeIndex, fsError, IndexFormatError, InputError, UsageError } from '@thfc/format';
 
 /**
  * Reads and strictly decodes an index file. A directory gets a hint that a
