@@ -1,5 +1,3 @@
-// Only for blockfs's sources/disk-cache.ts until it imports @thfc/store itself (its directory is being reworked).
-export { TEMP_PREFIX } from '@thfc/store';
 export * from './catalog.js';
 export * from './cli-shell.js';
 export * from './command-io.js';

@@ -7,7 +7,7 @@ import {
   hashOfId,
   MirrorUnavailableError,
 } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import type { OpenFile } from './adaptive-io.js';
 import type { LocalBlocks } from './block-reader.js';
 import type { CacheEntry, DiskCache } from './disk-cache.js';

@@ -11,9 +11,9 @@ import {
   MirrorUnavailableError,
   type SourceOptions,
 } from '@thfc/format';
-import { TEMP_PREFIX } from '@thfc/packer';
+import type { Logger } from '@thfc/store';
+import { TEMP_PREFIX } from '@thfc/store';
 import { walkBlockFiles } from '../cache/block-files.js';
-import type { Logger } from '../logger.js';
 import type { OpenFile } from './adaptive-io.js';
 import { AdaptiveIo } from './adaptive-io.js';
 import { type FileIdentity, identityOf } from './file-identity.js';

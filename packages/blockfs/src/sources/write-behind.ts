@@ -1,5 +1,5 @@
 import { type BlockRef, type BlockSink, StoreFullError } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type Logger, SILENT_LOGGER } from '@thfc/store';
 
 export interface WriteBehindOptions {
   /** Writes running at once. */
