@@ -1,9 +1,11 @@
 import { DirStore } from '@thfc/packer';
 import { afterEach } from 'vitest';
+import { SourceBuilder } from '../src/build-source.js';
 import { MemoryLogger } from '../src/logger.js';
 import { MirrorStats } from '../src/mirrors/mirror-stats.js';
 import { InlineDecoder } from '../src/sources/block-decoder.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
+import { BlockWorkers } from '../src/sources/block-workers.js';
 import { CachedSource } from '../src/sources/cached.js';
 import { CheckedSource, rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
@@ -92,5 +94,24 @@ blockReaderContract('CheckedSource', async (blocks) => {
   const { checked, settle } = await pieces(blocks, 'disk');
   return served(checked, settle);
 });
+
+/** The tree exactly as a mount builds it: SourceBuilder over one helper thread that decodes and checks (pooled buffers). */
+async function mountTree(blocks: readonly TestBlock[], nocache: boolean): Promise<ContractReader> {
+  const mirror = new DirStore(await dir());
+  for (const b of blocks) await mirror.put(b.ref, b.stored);
+  const disk = new DiskCache({}, { dir: await dir() });
+  await disk.open();
+  const workers = new BlockWorkers({ threads: 1 });
+  const builder = new SourceBuilder(
+    { disk, logger: new MemoryLogger(), decoder: workers, verifier: workers },
+    { nocache, retries: 1 },
+  );
+  cleanups.push(() => builder.close());
+  return served(builder.build([mirror.root], { hits: 0, fetched: 0, bytesFetched: 0 }).blocks);
+}
+
+blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTree(blocks, false));
+
+blockReaderContract('SourceBuilder tree with block workers, --nocache', (blocks) => mountTree(blocks, true));
 
 blockReaderContract('NullCache', async () => served(new NullCache()), { holdsNothing: true });
