@@ -4,6 +4,7 @@ import { mkdir, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError, StoreFullError } from '@thfc/format';
 import { blockSourceContract } from '@thfc/format/testing';
+import { storeFiles } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { identityOf, sameVersion } from '../src/sources/file-identity.js';
@@ -28,6 +29,7 @@ blockSourceContract(
     return cache;
   },
   { describe, it, expect },
+  { files: (cache) => storeFiles(cache.dir) },
 );
 
 /** Every file under DIR/blocks (blocks and temp files), with sizes. */

@@ -1,4 +1,5 @@
 export { type CapturedOutput, capturedOutput } from './captured-output.js';
 export { type CommandResult, type RunOptions, runCommand } from './run-command.js';
+export { storeFiles } from './store-files.js';
 export { Swtpm } from './swtpm.js';
 export { type TempDir, tempDir } from './temp-dir.js';

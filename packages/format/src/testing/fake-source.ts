@@ -16,6 +16,7 @@ export class FakeSource implements BlockSource, BlockSink {
     options?.signal?.throwIfAborted();
     this.calls.push(ref.id);
     const hooked = await this.onGet?.(ref);
+    options?.signal?.throwIfAborted(); // aborted while "in flight", as a real remote would be
     if (hooked) return hooked;
     const b = this.blocks.get(ref.id);
     if (!b) throw new BlockNotFoundError(ref.id, this.toString());

@@ -1,0 +1,116 @@
+import { DirStore, MemoryLogger } from '@thfc/store';
+import { afterEach } from 'vitest';
+import { SourceBuilder } from '../src/build-source.js';
+import { MirrorStats } from '../src/mirrors/mirror-stats.js';
+import { InlineDecoder } from '../src/sources/block-decoder.js';
+import type { BlockReader } from '../src/sources/block-reader.js';
+import { BlockWorkers } from '../src/sources/block-workers.js';
+import { CachedSource } from '../src/sources/cached.js';
+import { CheckedSource, rawRef } from '../src/sources/checked.js';
+import { DiskCache } from '../src/sources/disk-cache.js';
+import { Failover } from '../src/sources/failover.js';
+import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { MemoryCache } from '../src/sources/memory-cache.js';
+import { NullCache } from '../src/sources/null-cache.js';
+import { VerifiedSource } from '../src/sources/verified.js';
+import { WriteBehind } from '../src/sources/write-behind.js';
+import { blockReaderContract, type ContractReader } from './block-reader-contract.js';
+import { type TestBlock, tempDir } from './image-fixtures.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function dir(): Promise<string> {
+  const t = await tempDir('thfc-reader-contract-');
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+/**
+ * The pieces SourceBuilder joins (build-source.ts), built by hand so each
+ * layer can be tested on its own: a checked disk cache written behind, and a
+ * failover over a verified local directory mirror holding `blocks`. With
+ * `disk`, the disk starts with them instead (decoded, under raw refs); with
+ * `nocache`, cached() keeps nothing locally (--nocache), so the memory cache
+ * above keeps what is fetched.
+ */
+async function pieces(blocks: readonly TestBlock[], where: 'mirror' | 'disk', nocache = false) {
+  const logger = new MemoryLogger();
+  const decoder = new InlineDecoder();
+  const disk = new DiskCache({}, { dir: await dir() });
+  await disk.open();
+  cleanups.push(() => disk.close());
+  const mirror = new DirStore(await dir());
+  for (const b of blocks) {
+    if (where === 'disk') await disk.put(rawRef(b.ref), b.data);
+    else await mirror.put(b.ref, b.stored);
+  }
+  const writer = new WriteBehind({ sink: disk, logger });
+  const checked = new CheckedSource({ disk, writer, verifier: new InlineVerifier(), logger });
+  const remote = new Failover(
+    {
+      mirrors: [{ source: new VerifiedSource({ source: mirror, decoder }), stats: new MirrorStats(mirror.root) }],
+      logger,
+    },
+    { retries: 1 },
+  );
+  const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
+  const cached = new CachedSource({ local: nocache ? new NullCache() : checked, remote, counters, decoder });
+  const settle = () => writer.idle();
+  return { checked, cached, settle };
+}
+
+const served = (reader: BlockReader, settle?: () => Promise<void>): ContractReader => ({ reader, settle });
+
+blockReaderContract('MemoryCache (the mount tree)', async (blocks) => {
+  const { cached, settle } = await pieces(blocks, 'mirror');
+  return served(new MemoryCache({ inner: cached }), settle);
+});
+
+blockReaderContract('MemoryCache (the --nocache tree)', async (blocks) => {
+  const { cached, settle } = await pieces(blocks, 'mirror', true);
+  return served(new MemoryCache({ inner: cached }), settle);
+});
+
+blockReaderContract('CachedSource (--nocache)', async (blocks) => {
+  const { cached, settle } = await pieces(blocks, 'mirror', true);
+  return served(cached, settle);
+});
+
+blockReaderContract('CachedSource', async (blocks) => {
+  const { cached, settle } = await pieces(blocks, 'mirror');
+  return served(cached, settle);
+});
+
+blockReaderContract('CachedSource with the blocks on disk', async (blocks) => {
+  const { cached, settle } = await pieces(blocks, 'disk');
+  return served(cached, settle);
+});
+
+blockReaderContract('CheckedSource', async (blocks) => {
+  const { checked, settle } = await pieces(blocks, 'disk');
+  return served(checked, settle);
+});
+
+/** The tree exactly as a mount builds it: SourceBuilder over one helper thread that decodes and checks (pooled buffers). */
+async function mountTree(blocks: readonly TestBlock[], nocache: boolean): Promise<ContractReader> {
+  const mirror = new DirStore(await dir());
+  for (const b of blocks) await mirror.put(b.ref, b.stored);
+  const disk = new DiskCache({}, { dir: await dir() });
+  await disk.open();
+  const workers = new BlockWorkers({ threads: 1 });
+  const builder = new SourceBuilder(
+    { disk, logger: new MemoryLogger(), decoder: workers, verifier: workers },
+    { nocache, retries: 1 },
+  );
+  cleanups.push(() => builder.close());
+  return served(builder.build([mirror.root], { hits: 0, fetched: 0, bytesFetched: 0 }).blocks);
+}
+
+blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTree(blocks, false));
+
+blockReaderContract('SourceBuilder tree with block workers, --nocache', (blocks) => mountTree(blocks, true));
+
+blockReaderContract('NullCache', async () => served(new NullCache()), { holdsNothing: true });
