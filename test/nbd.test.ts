@@ -189,6 +189,25 @@ describe('httpstorged nbd with real clients', () => {
       2,
       'httpstorged: give one of --socket PATH or --listen HOST:PORT',
     ]);
+    // The command starts the daemon before it parses anything (nbdFastStart): the daemon's parse error is still one line.
+    const typo = await node(
+      BIN.httpstorged,
+      [
+        'nbd',
+        '--socket',
+        join(work, 't.sock'),
+        '--log',
+        join(work, 't.log'),
+        '--chache',
+        'x',
+        `${server.url}other.idx`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect([typo.code, typo.stderr.trim()]).toEqual([
+      2,
+      "httpstorged: unknown option '--chache' (Did you mean --cache?) (see httpstorged nbd --help)",
+    ]);
   });
 
   it('--max-clients bounds NBD connections; --max-connections still bounds each mirror, as for a mount', async () => {
