@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage } from './support/images.js';
 import { CMD, OPT, RawNbd } from './support/nbd-client.js';
-import { BIN, node, ROOT, run, tempDir } from './support/processes.js';
+import { BIN, ENTRY, node, ROOT, run, tempDir } from './support/processes.js';
 import { StaticServer } from './support/static-server.js';
 
 /**
@@ -25,7 +25,8 @@ const daemons: number[] = [];
 let n = 0;
 
 /**
- * Starts the daemon in the background (its default mode); resolves once it says it is serving. FUSE is
+ * Starts the daemon in the background (its default mode), through the installed entry (bin.js, which starts
+ * the daemon before it parses anything); resolves once it says it is serving. FUSE is
  * hidden from it (and from the daemon it starts): NBD must need none.
  */
 async function serve(args: string[], at: { listen?: string[]; socket?: string; cache?: string } = {}) {
@@ -36,7 +37,7 @@ async function serve(args: string[], at: { listen?: string[]; socket?: string; c
   const where = at.listen ?? ['--socket', socket];
   const result = await run(
     process.execPath,
-    [BIN.httpstorged, 'nbd', ...where, '--cache', cache, '--log', log, ...args],
+    [ENTRY.httpstorged, 'nbd', ...where, '--cache', cache, '--log', log, ...args],
     {
       timeoutMs: 60_000,
       env: { NODE_OPTIONS: `--require ${HIDE_FUSE}` },
@@ -188,6 +189,25 @@ describe('httpstorged nbd with real clients', () => {
     expect([none.code, none.stderr.trim()]).toEqual([
       2,
       'httpstorged: give one of --socket PATH or --listen HOST:PORT',
+    ]);
+    // The command starts the daemon before it parses anything (nbdFastStart): the daemon's parse error is still one line.
+    const typo = await node(
+      ENTRY.httpstorged,
+      [
+        'nbd',
+        '--socket',
+        join(work, 't.sock'),
+        '--log',
+        join(work, 't.log'),
+        '--chache',
+        'x',
+        `${server.url}other.idx`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect([typo.code, typo.stderr.trim()]).toEqual([
+      2,
+      "httpstorged: unknown option '--chache' (Did you mean --cache?) (see httpstorged nbd --help)",
     ]);
   });
 

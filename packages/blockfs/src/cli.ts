@@ -1,14 +1,13 @@
 #!/usr/bin/env node
-import { spawn } from 'node:child_process';
-import { createWriteStream, openSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_MEASUREMENT_PCR, MeasurementLog } from '@thfc/attest/measurement-log';
 import {
   count,
   ignoreClosedOutput,
   notifySystemdReady,
+  oneLine,
   oneLineParseErrors,
   reportError,
   seconds,
@@ -25,9 +24,10 @@ import {
   UsageError,
 } from '@thfc/format';
 import { isMounted, LineLogger, lazyUnmount, unmountIfIdle } from '@thfc/store';
-import { Command, type OptionValues } from 'commander';
+import { Command, CommanderError, type OptionValues } from 'commander';
 import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
+import { DEFAULT_LOG, daemonize } from './daemonize.js';
 import { LogFile } from './log-file.js';
 import type { MountStatus } from './mount.js';
 import { VersionSwitcher } from './version-switch.js';
@@ -48,8 +48,6 @@ import { VersionSwitcher } from './version-switch.js';
  *   httpstorged cache [prune --to SIZE] CACHE [--json]
  * The only file that touches `process`; errors become exit codes here (reportError).
  */
-
-const DEFAULT_LOG = '/var/tmp/httpstorged.log';
 
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -309,8 +307,7 @@ async function sourceSettings(o: OptionValues, indexes: string[]) {
 /** `httpstorged nbd`: serves the images until a signal; in the background unless -f. */
 async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promise<number> {
   const listen = await nbdListen(o);
-  if (!o.foreground)
-    return daemonize(argv, o.log ?? DEFAULT_LOG, { sub: 'nbd', done: `serving at ${listenText(listen)}` });
+  if (!o.foreground) return daemonize(argv, o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'serving' });
 
   const readyFd: number | undefined = o.readyFd;
   const logger = new LineLogger((l) => process.stderr.write(l), !!o.verbose);
@@ -369,7 +366,7 @@ async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promi
     }
   }
   void tellSystemdReady(logger);
-  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid, at: listenText(listen) });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
 }
@@ -447,76 +444,25 @@ function failStart(e: unknown, readyFd: number | undefined): number {
   return code;
 }
 
+/** --ready-fd N as given to a daemon, read from its arguments (for a failure before they were parsed). */
+function readyFdOf(args: readonly string[]): number | undefined {
+  const i = args.findIndex((a) => a === '--ready-fd' || a.startsWith('--ready-fd='));
+  if (i < 0) return undefined;
+  const a = args[i] as string;
+  const n = Number(a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[i + 1]);
+  return Number.isInteger(n) && n >= 3 ? n : undefined;
+}
+
+/** A start's failure in one line, as the command waiting for the daemon prints it after `httpstorged: `. */
+function startFailure(e: unknown): string {
+  if (e instanceof CommanderError)
+    return oneLine('httpstorged', e.message, 'httpstorged nbd').replace(/^httpstorged: /, '');
+  return e instanceof Error ? e.message : String(e);
+}
+
 function report(fd: number, msg: Record<string, unknown>): void {
   const s = createWriteStream('', { fd });
   s.end(`${JSON.stringify(msg)}\n`);
-}
-
-/**
- * Node flags of the background daemon. `--max-semi-space-size=8` caps V8's
- * young generation at 2 × 8 MiB instead of Node 20's 2 × 16 MiB: a cold read
- * allocates fast and briefly (promises, request objects), so the young
- * generation grows to its cap and both halves stay resident. Measured on the
- * cold loopback read of the bench image: new space 32 → 16 MiB, the rest of
- * the heap ~16 MiB either way, and no CPU cost seen (the scavenges copy little:
- * what a block read allocates dies with it). 16 MiB off a peak RSS of 150-200 MB
- * (issue 12, T6's 200 MB budget). A daemon run in the foreground takes Node's
- * defaults; NODE_OPTIONS can set the same.
- */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
-
-/** Starts the daemon in the background and waits until it reports the mount ready (or why it could not). */
-async function daemonize(
-  argv: string[],
-  logFile: string,
-  how: { sub?: string; done: string } = { done: 'mounted' },
-): Promise<number> {
-  let log: number;
-  try {
-    log = openSync(logFile, 'a', 0o644);
-  } catch (e) {
-    throw new UsageError(`cannot open log file ${logFile}: ${(e as Error).message} (choose one with --log)`);
-  }
-  // A mount daemon writes its log itself (so SIGHUP can reopen it); its stdout and stderr catch what Node prints on
-  // a crash (and an NBD daemon's log lines).
-  const sub = how.sub ? [how.sub] : [];
-  const child = spawn(
-    process.execPath,
-    [...DAEMON_NODE_FLAGS, fileURLToPath(import.meta.url), ...sub, '-f', '--ready-fd', '3', ...argv, '--log', logFile],
-    {
-      detached: true,
-      stdio: ['ignore', log, log, 'pipe'],
-    },
-  );
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
-  let text = '';
-  pipe.on('data', (c) => {
-    text += c;
-  });
-  const outcome = await new Promise<{ ok: boolean; code?: number; message?: string; pid?: number } | undefined>(
-    (res) => {
-      pipe.on('end', () => {
-        try {
-          res(JSON.parse(text));
-        } catch {
-          res(undefined);
-        }
-      });
-      child.on('exit', () => setTimeout(() => res(undefined), 100));
-    },
-  );
-  if (outcome?.ok) {
-    child.unref();
-    (pipe as unknown as { destroy(): void }).destroy();
-    process.stdout.write(`httpstorged: ${how.done} (daemon pid ${outcome.pid}, log ${logFile})\n`);
-    return EXIT.OK;
-  }
-  if (outcome) {
-    process.stderr.write(`httpstorged: ${outcome.message}\n`);
-    return outcome.code ?? EXIT.SOFTWARE;
-  }
-  process.stderr.write(`httpstorged: the daemon exited before it was ready; see ${logFile}\n`);
-  return EXIT.IO;
 }
 
 async function readStatus(mountpoint: string): Promise<MountStatus> {
@@ -866,4 +812,8 @@ try {
   }).parseAsync(argv, { from: 'user' });
 } catch (e) {
   process.exitCode = reportError('httpstorged', e);
+  // A daemon that failed before its command ran (a parse error, a bad --socket): the command started straight
+  // from the bin entry (nbdFastStart) waits on --ready-fd, and tells the user.
+  const readyFd = readyFdOf(argv);
+  if (readyFd !== undefined) report(readyFd, { ok: false, code: process.exitCode, message: startFailure(e) });
 }

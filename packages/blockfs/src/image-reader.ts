@@ -33,14 +33,26 @@ export const DEFAULT_READAHEAD_BYTES = 16 * 1024 * 1024;
 /**
  * How a stream is detected: two reads in a row that each start within one
  * block of where the stream had got to (the block before, the same block, or
- * the next). One such read could be chance. A block is read in two 128 KiB
- * FUSE requests, and the kernel keeps two requests of one reader in flight at
- * once (measured), so consecutive requests may arrive out of order by one
- * block: that is still the stream. Random 4 KiB reads over an image of
- * thousands of blocks land that close to each other rarely, and then only
- * start read-ahead for a moment.
+ * the next), and each bring a step of new bytes. One such read could be
+ * chance. A block is read in two 128 KiB FUSE requests, and the kernel keeps
+ * two requests of one reader in flight at once (measured), so consecutive
+ * requests may arrive out of order by one block: that is still the stream.
+ * Random 4 KiB reads over an image of thousands of blocks land that close to
+ * each other rarely, and then only start read-ahead for a moment.
  */
 const SEQUENTIAL_STREAK = 2;
+
+/**
+ * The new bytes one read must bring to count as a step of the stream: what
+ * one FUSE request carries (the kernel's 128 KiB), or half a block of a
+ * smaller image. An NBD client asks for what its guest asks for, down to
+ * 4 KiB, and asks again for bytes it has already had: counted per request,
+ * a guest reading a few pages of one block looked like a stream and started
+ * read-ahead FUSE never would (the kernel's page cache merges such reads into
+ * one 128 KiB request, and answers re-reads itself). Counted in new bytes, the
+ * same reads over NBD and over FUSE feed the detector alike.
+ */
+export const STREAM_STEP_BYTES = 128 * 1024;
 
 /** Per open file: where the last read ended, to tell a sequential stream from random reads. */
 export interface ReadStream {
@@ -48,6 +60,13 @@ export interface ReadStream {
   direct: boolean;
   lastBlock: number;
   streak: number;
+  /** The furthest byte the stream has read up to (exclusive). */
+  end: number;
+  /** Bytes skipped when a read jumped ahead of `end` (a request that may yet arrive late): [gapStart, gapEnd). */
+  gapStart: number;
+  gapEnd: number;
+  /** New bytes read since the streak last grew by a step. */
+  fresh: number;
   /** Next block index read-ahead has not requested yet. */
   aheadNext: number;
   /** Blocks read ahead now: READAHEAD_START_BLOCKS, doubling up to the maximum as the stream goes on. */
@@ -57,7 +76,18 @@ export interface ReadStream {
 }
 
 export function newReadStream(options: { direct?: boolean } = {}): ReadStream {
-  return { direct: !!options.direct, lastBlock: -2, streak: 0, aheadNext: 0, aheadSize: 0, grewAt: 0 };
+  return {
+    direct: !!options.direct,
+    lastBlock: -2,
+    streak: 0,
+    end: 0,
+    gapStart: 0,
+    gapEnd: 0,
+    fresh: 0,
+    aheadNext: 0,
+    aheadSize: 0,
+    grewAt: 0,
+  };
 }
 
 /** Sees each demand use of a block: `i` is the block number, `ref` its entry. Must not throw or block. */
@@ -142,7 +172,7 @@ export class ImageReader {
         for (const observe of this.components.observers ?? []) observe(i, ref);
         parts.push(this.components.blocks.read(ref, buf, dst, from, n, blockOptions));
       }
-      if (stream) this.readAhead(stream, first, last);
+      if (stream) this.readAhead(stream, position, end, first, last);
       if (parts.length === 1) await parts[0];
       else if (parts.length > 1) await allSettledOrThrow(parts);
     } catch (e) {
@@ -189,7 +219,7 @@ export class ImageReader {
         if (ref) for (const observe of observers) observe(i, ref);
       }
     }
-    if (stream) this.readAhead(stream, first, last);
+    if (stream) this.readAhead(stream, position, end, first, last);
     noteSuccess(this.failures, position, end);
     this.counters.bytesRead += end - position;
     return end - position;
@@ -219,11 +249,24 @@ export class ImageReader {
     );
   }
 
-  private readAhead(stream: ReadStream, first: number, last: number): void {
+  private readAhead(stream: ReadStream, position: number, end: number, first: number, last: number): void {
     const sequential = first >= stream.lastBlock - 1 && first <= stream.lastBlock + 1;
-    stream.streak = sequential ? stream.streak + 1 : 0;
-    // A new stream (a seek) may start behind blocks an earlier one already asked for: read ahead from it afresh.
-    if (!sequential) stream.aheadNext = 0;
+    if (sequential) {
+      stream.fresh += newBytes(stream, position, end);
+      // A read that brings a step of new bytes is the stream's progress; a smaller one adds to the next step.
+      const step = Math.min(STREAM_STEP_BYTES, Math.max(1, Math.floor(this.components.index.header.blockSize / 2)));
+      if (stream.fresh >= step) {
+        stream.streak++;
+        stream.fresh = 0;
+      }
+    } else {
+      // A new stream (a seek) may start behind blocks an earlier one already asked for: read ahead from it afresh.
+      stream.streak = 0;
+      stream.aheadNext = 0;
+      stream.end = end;
+      stream.gapStart = stream.gapEnd = 0;
+      stream.fresh = 0;
+    }
     // A request that arrived a block late does not pull the stream back.
     stream.lastBlock = sequential ? Math.max(stream.lastBlock, last) : last;
     const max = this.maxReadahead();
@@ -260,6 +303,32 @@ export class ImageReader {
     }
     stream.aheadNext = next;
   }
+}
+
+/**
+ * The bytes of [position, end) the stream had not read: those past its end,
+ * and those in the gap the last jump ahead left (the late request of a pair in
+ * flight). Moves the end and narrows the gap. Re-reads bring nothing.
+ */
+function newBytes(stream: ReadStream, position: number, end: number): number {
+  let n = 0;
+  const gapFrom = Math.max(position, stream.gapStart);
+  const gapTo = Math.min(end, stream.gapEnd);
+  if (gapTo > gapFrom) {
+    n += gapTo - gapFrom;
+    // Narrow the gap from the side the read covered; a read in its middle leaves only the part before it.
+    if (gapFrom === stream.gapStart) stream.gapStart = gapTo;
+    else stream.gapEnd = gapFrom;
+  }
+  if (end > stream.end) {
+    if (position > stream.end) {
+      stream.gapStart = stream.end;
+      stream.gapEnd = position;
+    }
+    n += end - Math.max(position, stream.end);
+    stream.end = end;
+  }
+  return n;
 }
 
 /** Waits for every part (so no write into the buffer outlives the read), then rejects with the first failure. */

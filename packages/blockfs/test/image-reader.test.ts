@@ -13,6 +13,7 @@ import {
   newReadStream,
   READAHEAD_START_BLOCKS,
   type ReadStream,
+  STREAM_STEP_BYTES,
 } from '../src/image-reader.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
@@ -471,6 +472,60 @@ describe('ImageReader read-ahead', () => {
     for (let i = 0; i < 3; i++) await readBlock(i, stream);
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(logger.lines).toEqual(['FETCH read-ahead of block 3 gave up: fake(image) unavailable: down']);
+  });
+
+  describe('reads smaller than a FUSE request (NBD clients)', () => {
+    const BIG = 256 * 1024; // the default block size: a FUSE request (128 KiB) is half a block
+    const PAGE = 4096;
+    function big(n: number) {
+      const img = makeImage(
+        Array.from({ length: n }, (_, i) => patternBytes(BIG, i + 1)),
+        { blockSize: BIG },
+      );
+      const rec = new RecordingReader(blocksOf(img));
+      const { reader: r } = reader(img, {}, rec);
+      const read = (pos: number, len: number, stream: ReadStream) => r.read(new Uint8Array(len), len, pos, stream);
+      return { r, rec, read };
+    }
+
+    it('32 4 KiB reads inside one block ask for no more read-ahead than one 128 KiB read (none)', async () => {
+      const fuse = big(8);
+      await fuse.read(BIG, STREAM_STEP_BYTES, newReadStream());
+      const nbd = big(8);
+      const stream = newReadStream();
+      for (let k = 0; k < 32; k++) await nbd.read(BIG + k * PAGE, PAGE, stream);
+      expect(nbd.r.counters.readaheadIssued).toBe(fuse.r.counters.readaheadIssued);
+      expect(nbd.rec.loads).toEqual([]);
+    });
+
+    it('re-reads of the same pages are no progress', async () => {
+      const { r, rec, read } = big(8);
+      const stream = newReadStream();
+      for (let k = 0; k < 40; k++) await read(2 * BIG + (k % 4) * PAGE, PAGE, stream);
+      expect(rec.loads).toEqual([]);
+      expect(r.counters.readaheadIssued).toBe(0);
+    });
+
+    it('small reads start read-ahead after the same bytes as 128 KiB requests do', async () => {
+      const fuse = big(16);
+      const fuseStream = newReadStream();
+      let fuseBytes = 0;
+      while (fuse.r.counters.readaheadIssued === 0) {
+        await fuse.read(fuseBytes, STREAM_STEP_BYTES, fuseStream);
+        fuseBytes += STREAM_STEP_BYTES;
+      }
+      const nbd = big(16);
+      const stream = newReadStream();
+      let nbdBytes = 0;
+      while (nbd.r.counters.readaheadIssued === 0) {
+        await nbd.read(nbdBytes, PAGE, stream);
+        nbdBytes += PAGE;
+      }
+      // FUSE: a first request, then two steps; 4 KiB reads: the first page, then the same two steps.
+      expect(fuseBytes).toBe(3 * STREAM_STEP_BYTES);
+      expect(nbdBytes).toBe(PAGE + 2 * STREAM_STEP_BYTES);
+      expect(nbd.r.counters.readaheadIssued).toBe(fuse.r.counters.readaheadIssued);
+    });
   });
 
   it('a stream that starts again behind an earlier one reads ahead again', async () => {
