@@ -220,12 +220,6 @@ export class Failover implements BlockSource {
       running.push(this.startAttempt(ref, mirror, options, { hedge, urgent, onStalling: () => wake?.() }));
       this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
     };
-    const stopAll = (reason: Error) => {
-      for (const a of running.splice(0)) {
-        clearTimeout(a.timer);
-        a.controller.abort(reason);
-      }
-    };
 
     // Raised from background to demand while waiting: the hedge clock starts then.
     let demandSince = currentPriority(options) === 'demand' ? this.now() : undefined;
@@ -248,18 +242,9 @@ export class Failover implements BlockSource {
         const hedgeIn = this.hedgeDelay(running, demandSince, mirrors.hasNext());
         // The body's progress when the hedge was timed: bytes since then move the hedge on (see hedgeDelay).
         const progressMark = running[0]?.progressAt;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const woken = new Promise<'hedge' | 'woken'>((resolve) => {
-          wake = () => resolve('woken');
-          if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
+        const event = await nextEvent(running, hedgeIn, signal, (w) => {
+          wake = w;
         });
-        const abortedP = signal ? abortPromise(signal) : undefined;
-        const event = await Promise.race(
-          [...running.map((a) => a.outcome), woken, abortedP?.promise].filter((p) => p !== undefined),
-        );
-        clearTimeout(timer);
-        abortedP?.dispose();
-        wake = undefined;
         if (signal?.aborted) throw signal.reason;
         if (event === 'woken') continue;
         if (event === 'hedge') {
@@ -282,43 +267,64 @@ export class Failover implements BlockSource {
         const { attempt, stored, error } = event as Awaited<Attempt['outcome']>;
         running.splice(running.indexOf(attempt), 1);
         clearTimeout(attempt.timer);
-        const { mirror } = attempt;
         if (stored) {
-          // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
-          const ms = Math.max(0, this.now() - attempt.started);
-          mirror.stats.success(ms, stored.length);
-          if (attempt.hedge) this.hedgesWon++;
-          stopAll(new HedgeLost());
-          this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
+          this.recordSuccess(ref, attempt, stored);
+          stopAttempts(running, new HedgeLost());
           return stored;
         }
-        const failure = this.classify(error, mirror, attempt.timedOut);
-        if (failure instanceof BlockNotFoundError) mirror.stats.notFound();
-        else mirror.stats.failure(failure, this.now());
-        mirrors.failed(mirror, failure);
-        const waiting = running[0];
-        const upcoming = mirrors.upcoming();
-        const then = waiting
-          ? `waiting on ${waiting.mirror.stats.url}`
-          : upcoming
-            ? `trying ${upcoming.stats.url}`
-            : mirrors.canRetry()
-              ? `retrying in ${backoffBefore(mirrors.round + 1)} ms`
-              : 'giving up';
-        this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${failure.message}; ${then}`);
+        this.recordFailure(ref, attempt, error, mirrors, running[0]);
       }
     } finally {
       stopListening?.();
-      stopAll(new HedgeLost());
+      stopAttempts(running, new HedgeLost());
     }
 
-    if (mirrors.lastFailure.size === 0) throw new BlockNotFoundError(ref.id, this.toString());
+    throw this.noMirrorHad(ref, mirrors);
+  }
+
+  /** Records the attempt that brought the block in its mirror's stats, and logs it. */
+  private recordSuccess(ref: BlockRef, attempt: Attempt, stored: Uint8Array): void {
+    const { mirror } = attempt;
+    // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
+    const ms = Math.max(0, this.now() - attempt.started);
+    mirror.stats.success(ms, stored.length);
+    if (attempt.hedge) this.hedgesWon++;
+    this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
+  }
+
+  /** The error of a get() that ran out of mirrors: not found when every one said so, else unavailable. */
+  private noMirrorHad(ref: BlockRef, mirrors: MirrorRounds): Error {
+    if (mirrors.lastFailure.size === 0) return new BlockNotFoundError(ref.id, this.toString());
     const failures = [...mirrors.lastFailure.values()];
-    throw new MirrorUnavailableError(
+    return new MirrorUnavailableError(
       this.toString(),
       `block ${ref.id}: ${failures.length} of ${this.mirrors.length} mirrors failed after ${mirrors.rounds} round(s): ${failures.map((e) => e.message).join('; ')}`,
       { cause: new AggregateError(failures) },
     );
+  }
+
+  /** Records a failed attempt in its mirror's stats and in `mirrors`, and logs it with what happens next. */
+  private recordFailure(
+    ref: BlockRef,
+    attempt: Attempt,
+    error: unknown,
+    mirrors: MirrorRounds,
+    waiting: Attempt | undefined,
+  ): void {
+    const { mirror } = attempt;
+    const failure = this.classify(error, mirror, attempt.timedOut);
+    if (failure instanceof BlockNotFoundError) mirror.stats.notFound();
+    else mirror.stats.failure(failure, this.now());
+    mirrors.failed(mirror, failure);
+    const upcoming = mirrors.upcoming();
+    const then = waiting
+      ? `waiting on ${waiting.mirror.stats.url}`
+      : upcoming
+        ? `trying ${upcoming.stats.url}`
+        : mirrors.canRetry()
+          ? `retrying in ${backoffBefore(mirrors.round + 1)} ms`
+          : 'giving up';
+    this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${failure.message}; ${then}`);
   }
 
   /**
@@ -502,4 +508,39 @@ function abortPromise(signal: AbortSignal): { promise: Promise<'aborted'>; dispo
 /** The pause before round `round` (≥ 2): 100 ms, 200 ms, 400 ms… capped at 1 s. */
 function backoffBefore(round: number): number {
   return Math.min(BACKOFF_START_MS * 2 ** Math.min(round - 2, 30), BACKOFF_MAX_MS);
+}
+
+/** Ends every attempt still running, with `reason`. */
+function stopAttempts(running: Attempt[], reason: Error): void {
+  for (const a of running.splice(0)) {
+    clearTimeout(a.timer);
+    a.controller.abort(reason);
+  }
+}
+
+/**
+ * Waits for the first of: an attempt's outcome, the hedge timer (`hedgeIn` ms, if given), a wake-up (the
+ * function handed to `setWake`, withdrawn after), or the abort of `signal` ('aborted').
+ */
+async function nextEvent(
+  running: readonly Attempt[],
+  hedgeIn: number | undefined,
+  signal: AbortSignal | undefined,
+  setWake: (wake: (() => void) | undefined) => void,
+): Promise<Awaited<Attempt['outcome']> | 'hedge' | 'woken' | 'aborted'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const woken = new Promise<'hedge' | 'woken'>((resolve) => {
+    setWake(() => resolve('woken'));
+    if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
+  });
+  const abortedP = signal ? abortPromise(signal) : undefined;
+  try {
+    return await Promise.race(
+      [...running.map((a) => a.outcome), woken, abortedP?.promise].filter((p) => p !== undefined),
+    );
+  } finally {
+    clearTimeout(timer);
+    abortedP?.dispose();
+    setWake(undefined);
+  }
 }
