@@ -76,7 +76,33 @@ export function checkAttestation(input: {
   const stray = entries.find((e) => e.pcr !== pcr);
   if (stray) problems.push(`log line ${stray.line ?? '?'} extends PCR ${stray.pcr}, not the quoted PCR ${pcr}`);
 
-  // Replay, looking for the prefix whose values the quote carries.
+  const quoted = quotedPrefix(entries, attest, pcr);
+  if (quoted === null) {
+    problems.push(
+      `the log does not replay to the quoted PCR ${pcr} (${banks.join('+')}): an entry was changed, removed or ` +
+        'reordered, or the log is not the one this TPM measured',
+    );
+    return fail(pcr, banks);
+  }
+
+  const { indexes, blocks } = checkQuotedEntries(entries.slice(0, quoted), input.expected, problems);
+  return {
+    ok: problems.length === 0,
+    pcr,
+    banks,
+    quotedEntries: quoted,
+    unquotedEntries: entries.length - quoted,
+    indexes,
+    blocks,
+    problems,
+  };
+}
+
+/**
+ * Replays the log, looking for the prefix whose values the quote carries: the number of entries it covers, or
+ * null when no prefix matches.
+ */
+function quotedPrefix(entries: readonly LogEntry[], attest: QuoteAttest, pcr: number): number | null {
   const values: Record<PcrBank, Buffer> = { sha1: zeroPcr('sha1'), sha256: zeroPcr('sha256') };
   const digestNow = () =>
     pcrDigestOf(attest.selection, (bank, p) => (p === pcr && isPcrBank(bank) ? values[bank] : undefined));
@@ -86,19 +112,20 @@ export function checkAttestation(input: {
     for (const bank of PCR_BANKS) values[bank] = extendPcr(bank, values[bank], d[bank]);
     if (digestNow()?.equals(attest.pcrDigest)) quoted = i + 1;
   }
-  if (quoted === null) {
-    problems.push(
-      `the log does not replay to the quoted PCR ${pcr} (${banks.join('+')}): an entry was changed, removed or ` +
-        'reordered, or the log is not the one this TPM measured',
-    );
-    return fail(pcr, banks);
-  }
+  return quoted;
+}
 
-  const byDigest = new Map(input.expected.map((x) => [x.digest, x]));
+/** Checks the quoted entries against the expected indexes; pushes what is wrong onto `problems`. */
+function checkQuotedEntries(
+  quoted: readonly LogEntry[],
+  expectedIndexes: readonly ExpectedIndex[],
+  problems: string[],
+): { indexes: AttestationReport['indexes']; blocks: number } {
+  const byDigest = new Map(expectedIndexes.map((x) => [x.digest, x]));
   const measured = new Map<string, ExpectedIndex | undefined>();
   const indexes: { image: string; digest: string; keyId: string; expected: boolean }[] = [];
   let blocks = 0;
-  for (const e of entries.slice(0, quoted)) {
+  for (const e of quoted) {
     const ev = e.event;
     const where = `log line ${e.line ?? '?'}`;
     if (ev.template === INDEX_TEMPLATE) {
@@ -120,14 +147,5 @@ export function checkAttestation(input: {
       }
     }
   }
-  return {
-    ok: problems.length === 0,
-    pcr,
-    banks,
-    quotedEntries: quoted,
-    unquotedEntries: entries.length - quoted,
-    indexes,
-    blocks,
-    problems,
-  };
+  return { indexes, blocks };
 }

@@ -174,23 +174,26 @@ export class FuseMount {
           },
         );
       },
-      statfs: (_path: string, cb: Cb) => {
-        let blocks = 0;
-        for (const f of this.components.images) blocks += Math.ceil(f.size / 4096);
-        cb(0, {
-          bsize: 4096,
-          frsize: 4096,
-          blocks,
-          bfree: 0,
-          bavail: 0,
-          files: this.components.images.length,
-          ffree: 0,
-          favail: 0,
-          fsid: 0,
-          flag: 1,
-          namemax: 255,
-        });
-      },
+      statfs: (_path: string, cb: Cb) => cb(0, this.statfs()),
+    };
+  }
+
+  /** A read-only file system as full as its images: no block or inode free. */
+  private statfs() {
+    let blocks = 0;
+    for (const f of this.components.images) blocks += Math.ceil(f.size / 4096);
+    return {
+      bsize: 4096,
+      frsize: 4096,
+      blocks,
+      bfree: 0,
+      bavail: 0,
+      files: this.components.images.length,
+      ffree: 0,
+      favail: 0,
+      fsid: 0,
+      flag: 1,
+      namemax: 255,
     };
   }
 

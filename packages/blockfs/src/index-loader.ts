@@ -162,66 +162,8 @@ export async function loadIndex(
   } else if (location.kind === 'file') {
     loaded = { decoded: await readIndexFile(location.location), location, from: 'file', authenticated: false };
   } else {
-    const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
-    const cached = await cache?.lookup(location.location);
-    const cachePath = cached?.path ?? cache?.legacyPath(location.location);
-    if (options.offline) {
-      if (!cachePath)
-        throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
-      loaded = {
-        decoded: await readCachedIndex(cachePath, location.location),
-        location,
-        from: 'cache',
-        authenticated: false,
-      };
-    } else {
-      try {
-        let fetched = await fetchIndexWithRetries(
-          location.location,
-          components.dispatcher,
-          options,
-          logger,
-          cached?.etag,
-        );
-        let unchanged: DecodedIndex | undefined;
-        if (fetched.bytes === undefined) {
-          // 304: the cached copy is current. A damaged copy is fetched again, unconditionally.
-          unchanged = await readCachedIndex(cachePath as string, location.location).catch(() => undefined);
-          if (!unchanged)
-            fetched = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
-        }
-        const { url } = fetched;
-        if (url !== location.location) {
-          // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
-          location = { ...location, base: new URL('.', url).href };
-          logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
-        }
-        if (unchanged) {
-          loaded = { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false };
-        } else {
-          const bytes = fetched.bytes as Uint8Array;
-          let decoded: DecodedIndex;
-          try {
-            decoded = decodeIndex(bytes);
-          } catch (e) {
-            if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
-            throw e;
-          }
-          await cache
-            ?.store(location.location, bytes, decoded.digest, fetched.etag)
-            .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
-          loaded = { decoded, location, from: 'network', authenticated: false };
-        }
-      } catch (e) {
-        if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
-        const decoded = await readCachedIndex(cachePath, location.location).catch((cached) => {
-          if (cached instanceof IndexFormatError) logger.fault(cached.message);
-          throw e;
-        });
-        logger.fault(`${e.message}; using the cached copy of the index`);
-        loaded = { decoded, location, from: 'cache', authenticated: false };
-      }
-    }
+    loaded = await loadFromUrl(location, components, options, logger);
+    location = loaded.location;
   }
   if (options.invalidSignature)
     checkSignaturesVerify(loaded.decoded, location.location, logger, options.invalidSignature === 'allow');
@@ -232,6 +174,81 @@ export async function loadIndex(
     signer: checkTrust(loaded.decoded, store, location.location, components.now?.()),
     authenticated: true,
   };
+}
+
+/**
+ * An unpinned index at a URL: fetched (revalidated against the cached copy), or the cached copy when offline or
+ * when the network fails. The location returned carries the base a redirect moved the blocks to.
+ */
+async function loadFromUrl(
+  given: IndexLocation,
+  components: { dispatcher?: Dispatcher },
+  options: LoadIndexOptions,
+  logger: Logger,
+): Promise<LoadedIndex> {
+  let location = given;
+  let loaded: LoadedIndex;
+  const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
+  const cached = await cache?.lookup(location.location);
+  const cachePath = cached?.path ?? cache?.legacyPath(location.location);
+  if (options.offline) {
+    if (!cachePath)
+      throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
+    loaded = {
+      decoded: await readCachedIndex(cachePath, location.location),
+      location,
+      from: 'cache',
+      authenticated: false,
+    };
+  } else {
+    try {
+      let fetched = await fetchIndexWithRetries(
+        location.location,
+        components.dispatcher,
+        options,
+        logger,
+        cached?.etag,
+      );
+      let unchanged: DecodedIndex | undefined;
+      if (fetched.bytes === undefined) {
+        // 304: the cached copy is current. A damaged copy is fetched again, unconditionally.
+        unchanged = await readCachedIndex(cachePath as string, location.location).catch(() => undefined);
+        if (!unchanged)
+          fetched = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
+      }
+      const { url } = fetched;
+      if (url !== location.location) {
+        // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
+        location = { ...location, base: new URL('.', url).href };
+        logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
+      }
+      if (unchanged) {
+        loaded = { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false };
+      } else {
+        const bytes = fetched.bytes as Uint8Array;
+        let decoded: DecodedIndex;
+        try {
+          decoded = decodeIndex(bytes);
+        } catch (e) {
+          if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
+          throw e;
+        }
+        await cache
+          ?.store(location.location, bytes, decoded.digest, fetched.etag)
+          .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
+        loaded = { decoded, location, from: 'network', authenticated: false };
+      }
+    } catch (e) {
+      if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
+      const decoded = await readCachedIndex(cachePath, location.location).catch((cached) => {
+        if (cached instanceof IndexFormatError) logger.fault(cached.message);
+        throw e;
+      });
+      logger.fault(`${e.message}; using the cached copy of the index`);
+      loaded = { decoded, location, from: 'cache', authenticated: false };
+    }
+  }
+  return loaded;
 }
 
 /**

@@ -80,3 +80,11 @@ describe('FuseMount reads', () => {
     );
   });
 });
+
+describe('FuseMount statfs', () => {
+  it('reports a read-only file system as full as its images: their 4 KiB blocks, one inode each, none free', async () => {
+    const { file } = await mountOne(() => ({ read: asyncRead }));
+    const { stdout } = await run('stat', ['-f', '-c', '%S %b %f %a %c %d', join(file, '..')]);
+    expect(stdout.trim()).toBe(`4096 ${Math.ceil(BYTES.length / 4096)} 0 0 1 0`);
+  });
+});

@@ -147,36 +147,44 @@ export function decodeTrustStore(bytes: Uint8Array, source = 'trust store'): Tru
     if (subject === undefined || !B64_PUB.test(subject))
       fail('expected "key <44-character base64 public key> [options]"', n, 'public-key');
     const publicKey = publicKeyBytes(subject, (why) => fail(why, n, 'public-key'));
-    const seen = new Set<string>();
-    let expires: string | undefined;
-    let scope: string[] | undefined;
-    let label: string | undefined;
-    for (const opt of opts) {
-      const eq = opt.indexOf('=');
-      const name = eq < 0 ? opt : opt.slice(0, eq);
-      const value = eq < 0 ? '' : opt.slice(eq + 1);
-      if (name !== 'expires' && name !== 'scope' && name !== 'label')
-        fail(`unknown option "${name.slice(0, 20)}" (expected expires=, scope= or label=)`, n, name.slice(0, 20));
-      if (seen.has(name)) fail(`${name}= given twice`, n, name);
-      seen.add(name);
-      if (value === '') fail(`${name}= needs a value`, n, name);
-      if (name === 'expires') {
-        expires = parseExpiry(value);
-        if (expires === undefined)
-          fail(`"${value.slice(0, 30)}" is not a UTC date like 2027-01-31 or 2027-01-31T12:00:00Z`, n, name);
-      } else if (name === 'scope') {
-        scope = value.split(',');
-        const bad = scope.find((g) => !isScopeGlob(g));
-        if (bad !== undefined)
-          fail(`"${bad.slice(0, 40)}" is not an image-name glob (A-Z a-z 0-9 . _ + - * ?)`, n, name);
-      } else {
-        if (!LABEL.test(value)) fail(`"${value.slice(0, 40)}" is not a label (1-64 of A-Z a-z 0-9 . _ @ + -)`, n, name);
-        label = value;
-      }
-    }
+    const { expires, scope, label } = keyOptions(opts, (why, field) => fail(why, n, field));
     lines.push({ kind: 'key', publicKey, keyId: keyIdOf(publicKey), expires, scope, label, source: where });
   });
   return { source, lines };
+}
+
+/** The options of a `key` line: expires=, scope= and label=, each at most once. */
+function keyOptions(
+  opts: readonly string[],
+  fail: (why: string, field: string) => never,
+): { expires: string | undefined; scope: string[] | undefined; label: string | undefined } {
+  const seen = new Set<string>();
+  let expires: string | undefined;
+  let scope: string[] | undefined;
+  let label: string | undefined;
+  for (const opt of opts) {
+    const eq = opt.indexOf('=');
+    const name = eq < 0 ? opt : opt.slice(0, eq);
+    const value = eq < 0 ? '' : opt.slice(eq + 1);
+    if (name !== 'expires' && name !== 'scope' && name !== 'label')
+      fail(`unknown option "${name.slice(0, 20)}" (expected expires=, scope= or label=)`, name.slice(0, 20));
+    if (seen.has(name)) fail(`${name}= given twice`, name);
+    seen.add(name);
+    if (value === '') fail(`${name}= needs a value`, name);
+    if (name === 'expires') {
+      expires = parseExpiry(value);
+      if (expires === undefined)
+        fail(`"${value.slice(0, 30)}" is not a UTC date like 2027-01-31 or 2027-01-31T12:00:00Z`, name);
+    } else if (name === 'scope') {
+      scope = value.split(',');
+      const bad = scope.find((g) => !isScopeGlob(g));
+      if (bad !== undefined) fail(`"${bad.slice(0, 40)}" is not an image-name glob (A-Z a-z 0-9 . _ + - * ?)`, name);
+    } else {
+      if (!LABEL.test(value)) fail(`"${value.slice(0, 40)}" is not a label (1-64 of A-Z a-z 0-9 . _ @ + -)`, name);
+      label = value;
+    }
+  }
+  return { expires, scope, label };
 }
 
 function publicKeyBytes(b64: string, fail: (why: string) => never): Uint8Array {

@@ -36,6 +36,19 @@ export interface HeartbeatOptions {
   readonly ttlMs?: number;
 }
 
+/** The beat interval and the record's TTL, defaulted and checked: the TTL must outlast a beat. */
+function heartbeatTimes(options: HeartbeatOptions): { intervalMs: number; ttlMs: number } {
+  const intervalMs = options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  const ttlMs = options.ttlMs ?? DEFAULT_TTL_INTERVALS * intervalMs;
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) {
+    throw new InvalidArgumentError(`intervalMs must be a whole number > 0, not ${intervalMs}`);
+  }
+  if (!Number.isInteger(ttlMs) || ttlMs <= intervalMs) {
+    throw new InvalidArgumentError(`ttlMs must be a whole number above intervalMs (${intervalMs}), not ${ttlMs}`);
+  }
+  return { intervalMs, ttlMs };
+}
+
 /**
  * Registers the mirror now and refreshes its record every interval with
  * current load and health (`updated` stamped with `now`). Resolves after the
@@ -55,14 +68,7 @@ export async function startHeartbeat(
 ): Promise<{ stop(): Promise<void> }> {
   const { registry, logger } = components;
   const now = components.now ?? Date.now;
-  const intervalMs = options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
-  const ttlMs = options.ttlMs ?? DEFAULT_TTL_INTERVALS * intervalMs;
-  if (!Number.isInteger(intervalMs) || intervalMs < 1) {
-    throw new InvalidArgumentError(`intervalMs must be a whole number > 0, not ${intervalMs}`);
-  }
-  if (!Number.isInteger(ttlMs) || ttlMs <= intervalMs) {
-    throw new InvalidArgumentError(`ttlMs must be a whole number above intervalMs (${intervalMs}), not ${ttlMs}`);
-  }
+  const { intervalMs, ttlMs } = heartbeatTimes(options);
   signal.throwIfAborted();
 
   const stopped = new AbortController();

@@ -1,3 +1,4 @@
+import type { SrvRecord } from 'node:dns';
 import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { MirrorUnavailableError, UsageError } from '@thfc/format';
@@ -104,28 +105,8 @@ export async function discoverMirrors(pool: string, options: DiscoverOptions = {
     });
 
     if (srv.status === 'fulfilled' && srv.value.length > 0) {
-      // Array.prototype.sort is stable: equal priority and weight keep the server's order.
-      const ordered = [...srv.value]
-        .sort((x, y) => x.priority - y.priority || y.weight - x.weight)
-        .slice(0, MAX_DISCOVERED_MIRRORS);
-      const hosts = await Promise.all(
-        ordered.map(async (r) => {
-          const target = r.name.replace(/\.$/, '').toLowerCase();
-          if (isIP(target)) return [urlFor(target, r.port)];
-          if (target !== zone && !target.endsWith(`.${zone}`)) return [urlFor(target, r.port)];
-          const found = await Promise.allSettled([
-            resolver.resolve4(target, { ttl: true }),
-            resolver.resolve6(target, { ttl: true }),
-          ]);
-          return found.flatMap((f) => {
-            if (f.status !== 'fulfilled') return [];
-            for (const x of f.value) ttls.push(x.ttl);
-            return f.value.map((x) => urlFor(x.address, r.port));
-          });
-        }),
-      );
+      const urls = await srvUrls(resolver, zone, srv.value, ttls);
       signal?.throwIfAborted();
-      const urls = hosts.flat();
       if (urls.length) return done(urls, 'SRV');
     }
     if (txt.status === 'fulfilled') {
@@ -156,6 +137,39 @@ export async function discoverMirrors(pool: string, options: DiscoverOptions = {
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * The URLs of SRV records, best first: an in-zone target is looked up (A and AAAA, their TTLs pushed onto
+ * `ttls`), any other target is used as it is.
+ */
+async function srvUrls(
+  resolver: Resolver,
+  zone: string,
+  records: readonly SrvRecord[],
+  ttls: number[],
+): Promise<string[]> {
+  // Array.prototype.sort is stable: equal priority and weight keep the server's order.
+  const ordered = [...records]
+    .sort((x, y) => x.priority - y.priority || y.weight - x.weight)
+    .slice(0, MAX_DISCOVERED_MIRRORS);
+  const hosts = await Promise.all(
+    ordered.map(async (r) => {
+      const target = r.name.replace(/\.$/, '').toLowerCase();
+      if (isIP(target)) return [urlFor(target, r.port)];
+      if (target !== zone && !target.endsWith(`.${zone}`)) return [urlFor(target, r.port)];
+      const found = await Promise.allSettled([
+        resolver.resolve4(target, { ttl: true }),
+        resolver.resolve6(target, { ttl: true }),
+      ]);
+      return found.flatMap((f) => {
+        if (f.status !== 'fulfilled') return [];
+        for (const x of f.value) ttls.push(x.ttl);
+        return f.value.map((x) => urlFor(x.address, r.port));
+      });
+    }),
+  );
+  return hosts.flat();
 }
 
 /** `--dns` as the resolver wants it: IP:PORT; a host name is looked up once with the system resolver. */

@@ -12,7 +12,7 @@ import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
 import { HedgeLost } from './hedge-lost.js';
-import { LowSpeedError } from './low-speed-error.js';
+import { MirrorRounds } from './mirror-rounds.js';
 import { currentPriority, type FetchOptions } from './urgency.js';
 
 /**
@@ -206,89 +206,19 @@ export class Failover implements BlockSource {
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
     const { signal } = options;
     signal?.throwIfAborted();
-    const answeredNotFound = new Set<FailoverMirror>();
-    const lastFailure = new Map<FailoverMirror, Error>();
-    let rounds = this.rounds;
-    let stallRounds = 0;
-    let round = 0;
-    let order: FailoverMirror[] = [];
-    let nextInOrder = 0;
-
-    /** The next mirror to ask, round after round, and the round it belongs to. */
-    const nextMirror = (): { mirror: FailoverMirror; round: number } | undefined => {
-      for (;;) {
-        while (nextInOrder < order.length) {
-          const m = order[nextInOrder++] as FailoverMirror;
-          if (!answeredNotFound.has(m)) return { mirror: m, round };
-        }
-        if (round >= rounds) return undefined;
-        round++;
-        order = selectMirrors(this.mirrors, this.now()).filter((m) => !answeredNotFound.has(m));
-        nextInOrder = 0;
-        if (order.length === 0) return undefined;
-      }
-    };
-    const hasNext = () =>
-      order.slice(nextInOrder).some((m) => !answeredNotFound.has(m)) ||
-      (round < rounds && answeredNotFound.size < this.mirrors.length);
+    const mirrors = new MirrorRounds(
+      this.rounds,
+      () => selectMirrors(this.mirrors, this.now()),
+      () => this.mirrors.length,
+      MAX_STALL_ROUNDS,
+    );
 
     const running: Attempt[] = [];
     let launchedRound = 0;
     const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean, urgent = false): void => {
       launchedRound = inRound;
-      const controller = new AbortController();
-      const attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
-      const attempt: Attempt = {
-        mirror,
-        controller,
-        started: this.now(),
-        sentAt: undefined,
-        hedge,
-        stalling: false,
-        progressAt: undefined,
-        received: false,
-        timedOut: false,
-        timer: undefined,
-        outcome: undefined as unknown as Attempt['outcome'],
-      };
-      if (!mirror.timesItself) {
-        attempt.sentAt = attempt.started;
-        attempt.timer = setTimeout(() => {
-          attempt.timedOut = true;
-          controller.abort(new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`));
-        }, this.timeoutMs);
-      }
-      // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
-      // A dripping block's hedge goes ahead of read-ahead queued after it: its block is the one due first.
-      const attemptOptions: FetchOptions = {
-        signal: attemptSignal,
-        priority: urgent ? 'demand' : options.priority,
-        urgency: urgent ? undefined : options.urgency,
-        timeoutMs: this.timeoutMs,
-        onSent: () => {
-          attempt.sentAt ??= this.now();
-        },
-        onStalling: () => {
-          attempt.stalling = true;
-          wake?.();
-        },
-        onProgress: (received, total) => {
-          attempt.progressAt = this.now();
-          if (total !== undefined && received >= total) attempt.received = true;
-        },
-      };
-      (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
-        (stored) => ({ attempt, stored }),
-        (error: unknown) => ({ attempt, error }),
-      );
-      running.push(attempt);
+      running.push(this.startAttempt(ref, mirror, options, { hedge, urgent, onStalling: () => wake?.() }));
       this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
-    };
-    const stopAll = (reason: Error) => {
-      for (const a of running.splice(0)) {
-        clearTimeout(a.timer);
-        a.controller.abort(reason);
-      }
     };
 
     // Raised from background to demand while waiting: the hedge clock starts then.
@@ -303,34 +233,25 @@ export class Failover implements BlockSource {
     try {
       for (;;) {
         if (running.length === 0) {
-          const next = nextMirror();
+          const next = mirrors.next();
           if (!next) break;
           // A new round after a failed one waits its backoff first (a hedge never does: nothing failed yet).
           if (next.round > 1 && next.round > launchedRound) await this.pause(backoffBefore(next.round), signal);
           launch(next.mirror, next.round, false);
         }
-        const hedgeIn = this.hedgeDelay(running, demandSince, hasNext());
+        const hedgeIn = this.hedgeDelay(running, demandSince, mirrors.hasNext());
         // The body's progress when the hedge was timed: bytes since then move the hedge on (see hedgeDelay).
         const progressMark = running[0]?.progressAt;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const woken = new Promise<'hedge' | 'woken'>((resolve) => {
-          wake = () => resolve('woken');
-          if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
+        const event = await nextEvent(running, hedgeIn, signal, (w) => {
+          wake = w;
         });
-        const abortedP = signal ? abortPromise(signal) : undefined;
-        const event = await Promise.race(
-          [...running.map((a) => a.outcome), woken, abortedP?.promise].filter((p) => p !== undefined),
-        );
-        clearTimeout(timer);
-        abortedP?.dispose();
-        wake = undefined;
         if (signal?.aborted) throw signal.reason;
         if (event === 'woken') continue;
         if (event === 'hedge') {
           // Bytes arrived while the timer ran: the body has not stalled, so the hedge is timed again from them.
           if (running.length === 1 && running[0]?.progressAt !== progressMark) continue;
           // Other fetches may have spent the budget since the timer was set.
-          const next = this.hedgeTokens >= 1 ? nextMirror() : undefined;
+          const next = this.hedgeTokens >= 1 ? mirrors.next() : undefined;
           if (next) {
             this.hedgeTokens -= 1;
             this.hedges++;
@@ -346,52 +267,123 @@ export class Failover implements BlockSource {
         const { attempt, stored, error } = event as Awaited<Attempt['outcome']>;
         running.splice(running.indexOf(attempt), 1);
         clearTimeout(attempt.timer);
-        const { mirror } = attempt;
         if (stored) {
-          // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
-          const ms = Math.max(0, this.now() - attempt.started);
-          mirror.stats.success(ms, stored.length);
-          if (attempt.hedge) this.hedgesWon++;
-          stopAll(new HedgeLost());
-          this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
+          this.recordSuccess(ref, attempt, stored);
+          stopAttempts(running, new HedgeLost());
           return stored;
         }
-        const failure = this.classify(error, mirror, attempt.timedOut);
-        if (failure instanceof BlockNotFoundError) {
-          mirror.stats.notFound();
-          answeredNotFound.add(mirror);
-          lastFailure.delete(mirror);
-        } else {
-          mirror.stats.failure(failure, this.now());
-          lastFailure.set(mirror, failure);
-          if (failure instanceof LowSpeedError && stallRounds < MAX_STALL_ROUNDS) {
-            stallRounds++;
-            rounds++;
-          }
-        }
-        const waiting = running[0];
-        const upcoming = order.slice(nextInOrder).find((m) => !answeredNotFound.has(m));
-        const then = waiting
-          ? `waiting on ${waiting.mirror.stats.url}`
-          : upcoming
-            ? `trying ${upcoming.stats.url}`
-            : round < rounds && answeredNotFound.size < this.mirrors.length
-              ? `retrying in ${backoffBefore(round + 1)} ms`
-              : 'giving up';
-        this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${failure.message}; ${then}`);
+        this.recordFailure(ref, attempt, error, mirrors, running[0]);
       }
     } finally {
       stopListening?.();
-      stopAll(new HedgeLost());
+      stopAttempts(running, new HedgeLost());
     }
 
-    if (lastFailure.size === 0) throw new BlockNotFoundError(ref.id, this.toString());
-    const failures = [...lastFailure.values()];
-    throw new MirrorUnavailableError(
+    throw this.noMirrorHad(ref, mirrors);
+  }
+
+  /** Records the attempt that brought the block in its mirror's stats, and logs it. */
+  private recordSuccess(ref: BlockRef, attempt: Attempt, stored: Uint8Array): void {
+    const { mirror } = attempt;
+    // A wall clock can step backwards; a negative sample would drag the EWMA below the truth.
+    const ms = Math.max(0, this.now() - attempt.started);
+    mirror.stats.success(ms, stored.length);
+    if (attempt.hedge) this.hedgesWon++;
+    this.logger.verbose(`block ${ref.id} from ${mirror.stats.url}: ${stored.length} bytes in ${ms} ms`);
+  }
+
+  /** The error of a get() that ran out of mirrors: not found when every one said so, else unavailable. */
+  private noMirrorHad(ref: BlockRef, mirrors: MirrorRounds): Error {
+    if (mirrors.lastFailure.size === 0) return new BlockNotFoundError(ref.id, this.toString());
+    const failures = [...mirrors.lastFailure.values()];
+    return new MirrorUnavailableError(
       this.toString(),
-      `block ${ref.id}: ${failures.length} of ${this.mirrors.length} mirrors failed after ${rounds} round(s): ${failures.map((e) => e.message).join('; ')}`,
+      `block ${ref.id}: ${failures.length} of ${this.mirrors.length} mirrors failed after ${mirrors.rounds} round(s): ${failures.map((e) => e.message).join('; ')}`,
       { cause: new AggregateError(failures) },
     );
+  }
+
+  /** Records a failed attempt in its mirror's stats and in `mirrors`, and logs it with what happens next. */
+  private recordFailure(
+    ref: BlockRef,
+    attempt: Attempt,
+    error: unknown,
+    mirrors: MirrorRounds,
+    waiting: Attempt | undefined,
+  ): void {
+    const { mirror } = attempt;
+    const failure = this.classify(error, mirror, attempt.timedOut);
+    if (failure instanceof BlockNotFoundError) mirror.stats.notFound();
+    else mirror.stats.failure(failure, this.now());
+    mirrors.failed(mirror, failure);
+    const upcoming = mirrors.upcoming();
+    const then = waiting
+      ? `waiting on ${waiting.mirror.stats.url}`
+      : upcoming
+        ? `trying ${upcoming.stats.url}`
+        : mirrors.canRetry()
+          ? `retrying in ${backoffBefore(mirrors.round + 1)} ms`
+          : 'giving up';
+    this.logger.fault(`mirror ${mirror.stats.url} failed block ${ref.id}: ${failure.message}; ${then}`);
+  }
+
+  /**
+   * Starts one attempt on `mirror`, under our own deadline unless the mirror times itself. `urgent`: a hedge of a
+   * dripping block, asked for at demand priority; `onStalling` is called when its body drips.
+   */
+  private startAttempt(
+    ref: BlockRef,
+    mirror: FailoverMirror,
+    options: FetchOptions,
+    how: { hedge: boolean; urgent: boolean; onStalling: () => void },
+  ): Attempt {
+    const { signal } = options;
+    const controller = new AbortController();
+    const attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+    const attempt: Attempt = {
+      mirror,
+      controller,
+      started: this.now(),
+      sentAt: undefined,
+      hedge: how.hedge,
+      stalling: false,
+      progressAt: undefined,
+      received: false,
+      timedOut: false,
+      timer: undefined,
+      outcome: undefined as unknown as Attempt['outcome'],
+    };
+    if (!mirror.timesItself) {
+      attempt.sentAt = attempt.started;
+      attempt.timer = setTimeout(() => {
+        attempt.timedOut = true;
+        controller.abort(new MirrorUnavailableError(mirror.source.toString(), `timeout after ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+    }
+    // The urgency rides along so a mirror's queue can move this request up if a reader starts waiting on it.
+    // A dripping block's hedge goes ahead of read-ahead queued after it: its block is the one due first.
+    const attemptOptions: FetchOptions = {
+      signal: attemptSignal,
+      priority: how.urgent ? 'demand' : options.priority,
+      urgency: how.urgent ? undefined : options.urgency,
+      timeoutMs: this.timeoutMs,
+      onSent: () => {
+        attempt.sentAt ??= this.now();
+      },
+      onStalling: () => {
+        attempt.stalling = true;
+        how.onStalling();
+      },
+      onProgress: (received, total) => {
+        attempt.progressAt = this.now();
+        if (total !== undefined && received >= total) attempt.received = true;
+      },
+    };
+    (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
+      (stored) => ({ attempt, stored }),
+      (error: unknown) => ({ attempt, error }),
+    );
+    return attempt;
   }
 
   /**
@@ -516,4 +508,39 @@ function abortPromise(signal: AbortSignal): { promise: Promise<'aborted'>; dispo
 /** The pause before round `round` (≥ 2): 100 ms, 200 ms, 400 ms… capped at 1 s. */
 function backoffBefore(round: number): number {
   return Math.min(BACKOFF_START_MS * 2 ** Math.min(round - 2, 30), BACKOFF_MAX_MS);
+}
+
+/** Ends every attempt still running, with `reason`. */
+function stopAttempts(running: Attempt[], reason: Error): void {
+  for (const a of running.splice(0)) {
+    clearTimeout(a.timer);
+    a.controller.abort(reason);
+  }
+}
+
+/**
+ * Waits for the first of: an attempt's outcome, the hedge timer (`hedgeIn` ms, if given), a wake-up (the
+ * function handed to `setWake`, withdrawn after), or the abort of `signal` ('aborted').
+ */
+async function nextEvent(
+  running: readonly Attempt[],
+  hedgeIn: number | undefined,
+  signal: AbortSignal | undefined,
+  setWake: (wake: (() => void) | undefined) => void,
+): Promise<Awaited<Attempt['outcome']> | 'hedge' | 'woken' | 'aborted'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const woken = new Promise<'hedge' | 'woken'>((resolve) => {
+    setWake(() => resolve('woken'));
+    if (hedgeIn !== undefined) timer = setTimeout(() => resolve('hedge'), hedgeIn);
+  });
+  const abortedP = signal ? abortPromise(signal) : undefined;
+  try {
+    return await Promise.race(
+      [...running.map((a) => a.outcome), woken, abortedP?.promise].filter((p) => p !== undefined),
+    );
+  } finally {
+    clearTimeout(timer);
+    abortedP?.dispose();
+    setWake(undefined);
+  }
 }

@@ -381,27 +381,7 @@ export class HttpSource implements BlockSource {
         () => stop(new MirrorUnavailableError(this.name, `timeout after ${timeoutMs} ms`)),
         timeoutMs,
       );
-      // The low-speed limit, judged every half period over the last whole period.
-      const half = this.lowSpeedTimeMs / 2;
-      const floor = (this.lowSpeedBps * this.lowSpeedTimeMs) / 1000;
-      const marks = [0, 0];
-      const speedCheck =
-        this.lowSpeedBps > 0
-          ? setInterval(() => {
-              const moved = received - (marks[0] as number);
-              marks.shift();
-              marks.push(received);
-              if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
-                const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
-                stop(
-                  new LowSpeedError(
-                    this.name,
-                    `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
-                  ),
-                );
-              }
-            }, half)
-          : undefined;
+      const speedCheck = this.watchLowSpeed(opened, () => received, stop);
       signal?.addEventListener('abort', onAbort, { once: true });
 
       const handler: Dispatcher.DispatchHandler = {
@@ -415,16 +395,9 @@ export class HttpSource implements BlockSource {
           headers = responseHeaders;
           if (method === 'GET' && statusCode === 200 && ref) onProgress?.(0, ref.storedSize);
           if (method !== 'GET' || statusCode !== 200 || !ref) return;
-          const declared = responseHeaders['content-length'];
-          if (typeof declared === 'string' && Number(declared) !== ref.storedSize) {
-            const which = Number(declared) > ref.storedSize ? 'long' : 'short';
-            stop(
-              new BlockCorruptError(
-                ref.id,
-                this.name,
-                `${which} body: Content-Length ${declared}, the index says ${ref.storedSize}`,
-              ),
-            );
+          const mismatch = contentLengthMismatch(responseHeaders['content-length'], ref, this.name);
+          if (mismatch) {
+            stop(mismatch);
             return;
           }
           // Not from Buffer's shared slab: a cached small block would otherwise pin 8 KiB of unrelated bytes.
@@ -474,6 +447,32 @@ export class HttpSource implements BlockSource {
         finish(e as Error);
       }
     });
+  }
+
+  /** The low-speed limit, judged every half period over the last whole period: `stop`s a transfer below it. */
+  private watchLowSpeed(
+    opened: number,
+    received: () => number,
+    stop: (error: Error) => void,
+  ): ReturnType<typeof setInterval> | undefined {
+    if (!(this.lowSpeedBps > 0)) return undefined;
+    const half = this.lowSpeedTimeMs / 2;
+    const floor = (this.lowSpeedBps * this.lowSpeedTimeMs) / 1000;
+    const marks = [0, 0];
+    return setInterval(() => {
+      const moved = received() - (marks[0] as number);
+      marks.shift();
+      marks.push(received());
+      if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
+        const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
+        stop(
+          new LowSpeedError(
+            this.name,
+            `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
+          ),
+        );
+      }
+    }, half);
   }
 
   private seamError(e: unknown): Error {
@@ -551,4 +550,19 @@ function statusWhy(answer: Answer): string {
     return `HTTP ${answer.status} redirect to ${location} (blocks are not fetched through redirects: give the store's own URL with --mirror)`;
   }
   return `HTTP ${answer.status}`;
+}
+
+/** The error for a 200 whose Content-Length is not the stored size the index gives; undefined when it agrees. */
+function contentLengthMismatch(
+  declared: string | string[] | undefined,
+  ref: BlockRef,
+  source: string,
+): BlockCorruptError | undefined {
+  if (typeof declared !== 'string' || Number(declared) === ref.storedSize) return undefined;
+  const which = Number(declared) > ref.storedSize ? 'long' : 'short';
+  return new BlockCorruptError(
+    ref.id,
+    source,
+    `${which} body: Content-Length ${declared}, the index says ${ref.storedSize}`,
+  );
 }

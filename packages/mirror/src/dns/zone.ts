@@ -284,22 +284,7 @@ export function answerQuery(
   };
   if (lower !== zone && !lower.endsWith(`.${zone}`)) return refused;
 
-  const soa: ZoneRecord = {
-    name: zone,
-    type: 'SOA',
-    ttl,
-    data: {
-      mname: `ns.${zone}`,
-      rname: `hostmaster.${zone}`,
-      // Seconds since the epoch: it only ever grows, and nothing transfers this zone.
-      serial: Math.floor(now / 1000) >>> 0,
-      refresh: 3600,
-      retry: 600,
-      expire: 86400,
-      // Negative answers are cached as briefly as positive ones: a mirror that comes up is seen within one TTL.
-      minimum: ttl,
-    },
-  };
+  const soa = soaRecord(zone, ttl, now);
   const ranked = rankMirrors(records, config.networks, clientAddress, config.maxMirrors ?? DEFAULT_DNS_MAX_MIRRORS);
   const plain: { badness: number; target: string; port: number; ip: string | undefined }[] = [];
   for (const m of ranked) {
@@ -352,16 +337,45 @@ export function answerQuery(
   if (matching.length === 0) {
     return { rcode: 'NOERROR', authoritative: true, answers: [], authorities: [soa], additionals: [] };
   }
-  // Addresses of in-zone targets, so a resolver need not ask again (RFC 2782, RFC 1035 §3.3.11).
+  const additionals = additionalsFor(matching, lower, recordsAt);
+  return { rcode: 'NOERROR', authoritative: true, answers: matching, authorities: [], additionals };
+}
+
+/** The zone's SOA record. */
+function soaRecord(zone: string, ttl: number, now: number): ZoneRecord {
+  return {
+    name: zone,
+    type: 'SOA',
+    ttl,
+    data: {
+      mname: `ns.${zone}`,
+      rname: `hostmaster.${zone}`,
+      // Seconds since the epoch: it only ever grows, and nothing transfers this zone.
+      serial: Math.floor(now / 1000) >>> 0,
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      // Negative answers are cached as briefly as positive ones: a mirror that comes up is seen within one TTL.
+      minimum: ttl,
+    },
+  };
+}
+
+/** Addresses of in-zone targets, so a resolver need not ask again (RFC 2782, RFC 1035 §3.3.11). */
+function additionalsFor(
+  matching: readonly ZoneRecord[],
+  askedName: string,
+  recordsAt: (name: string) => ZoneRecord[] | undefined,
+): ZoneRecord[] {
   const additionals: ZoneRecord[] = [];
   const added = new Set<string>();
   for (const r of matching) {
     const target = r.type === 'SRV' ? r.data.target : r.type === 'NS' ? r.data : undefined;
-    if (!target || target === lower || added.has(target)) continue;
+    if (!target || target === askedName || added.has(target)) continue;
     added.add(target);
     for (const a of recordsAt(target) ?? []) if (a.type === 'A' || a.type === 'AAAA') additionals.push(a);
   }
-  return { rcode: 'NOERROR', authoritative: true, answers: matching, authorities: [], additionals };
+  return additionals;
 }
 
 type SrvTarget = { target: string; port: number; ip: string | undefined } | undefined;

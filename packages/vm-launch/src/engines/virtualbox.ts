@@ -28,32 +28,50 @@ export function virtualBoxPlan(
 ): VirtualBoxPlan {
   const vm = spec.name;
   const vmdk = `${o.runDir}/${vm}.vmdk`;
-  const serialLog = `${o.runDir}/serial.log`;
-  const rawVmdk: PlanStep =
-    (o.major ?? 7) >= 7
-      ? {
-          program: VBOX,
-          args: [
-            'createmedium',
-            'disk',
-            '--filename',
-            vmdk,
-            '--format',
-            'VMDK',
-            '--variant',
-            'RawDisk',
-            '--property',
-            `RawDrive=${o.rawDisk}`,
-          ],
-          comment: `a VMDK descriptor whose extent is the image itself (VirtualBox 6: VBoxManage internalcommands createrawvmdk -filename ${vmdk} -rawdisk ${o.rawDisk})`,
-        }
-      : {
-          program: VBOX,
-          args: ['internalcommands', 'createrawvmdk', '-filename', vmdk, '-rawdisk', o.rawDisk],
-          comment: 'a VMDK descriptor whose extent is the image itself',
-        };
-  const setup: PlanStep[] = [
-    { program: VBOX, args: ['createvm', '--name', vm, '--ostype', 'Linux_64', '--basefolder', o.runDir, '--register'] },
+  const setup = setupSteps(spec, vm, vmdk, o.runDir, rawVmdkStep(vmdk, o.rawDisk, o.major));
+  const run: PlanStep = {
+    program: VBOX,
+    args: ['startvm', vm, '--type', spec.display.kind === 'window' ? 'gui' : 'headless'],
+    comment: `then wait until \`${VBOX} showvminfo ${vm} --machinereadable\` says VMState="poweroff"`,
+  };
+  const teardown = teardownSteps(vm, vmdk);
+  const notes = ["VirtualBox boots the disk's own boot loader: it has no direct kernel boot (--kernel/--initrd)."];
+  if (spec.display.kind === 'vnc')
+    notes.push('VirtualBox serves its screen over VRDE (RDP), not VNC: the VM runs headless.');
+  return { setup, run, teardown, notes };
+}
+
+/** The step that writes the raw-disk VMDK descriptor, in the syntax of VBoxManage `major`. */
+function rawVmdkStep(vmdk: string, rawDisk: string, major: number | undefined): PlanStep {
+  return (major ?? 7) >= 7
+    ? {
+        program: VBOX,
+        args: [
+          'createmedium',
+          'disk',
+          '--filename',
+          vmdk,
+          '--format',
+          'VMDK',
+          '--variant',
+          'RawDisk',
+          '--property',
+          `RawDrive=${rawDisk}`,
+        ],
+        comment: `a VMDK descriptor whose extent is the image itself (VirtualBox 6: VBoxManage internalcommands createrawvmdk -filename ${vmdk} -rawdisk ${rawDisk})`,
+      }
+    : {
+        program: VBOX,
+        args: ['internalcommands', 'createrawvmdk', '-filename', vmdk, '-rawdisk', rawDisk],
+        comment: 'a VMDK descriptor whose extent is the image itself',
+      };
+}
+
+/** Create and register the VM, write the VMDK descriptor, and attach it immutable. */
+function setupSteps(spec: VmSpec, vm: string, vmdk: string, runDir: string, rawVmdk: PlanStep): PlanStep[] {
+  const serialLog = `${runDir}/serial.log`;
+  return [
+    { program: VBOX, args: ['createvm', '--name', vm, '--ostype', 'Linux_64', '--basefolder', runDir, '--register'] },
     {
       program: VBOX,
       args: [
@@ -108,13 +126,12 @@ export function virtualBoxPlan(
       comment: 'immutable: the guest writes to a differencing image that VirtualBox throws away',
     },
   ];
-  const run: PlanStep = {
-    program: VBOX,
-    args: ['startvm', vm, '--type', spec.display.kind === 'window' ? 'gui' : 'headless'],
-    comment: `then wait until \`${VBOX} showvminfo ${vm} --machinereadable\` says VMState="poweroff"`,
-  };
+}
+
+/** Power off and remove the VM. */
+function teardownSteps(vm: string, vmdk: string): PlanStep[] {
   // Detach and close the medium before deleting the VM, so --delete removes VirtualBox's files only, never the image.
-  const teardown: PlanStep[] = [
+  return [
     { program: VBOX, args: ['controlvm', vm, 'poweroff'] },
     {
       program: VBOX,
@@ -124,8 +141,4 @@ export function virtualBoxPlan(
     { program: VBOX, args: ['unregistervm', vm, '--delete'] },
     { program: 'rm', args: ['-f', vmdk] },
   ];
-  const notes = ["VirtualBox boots the disk's own boot loader: it has no direct kernel boot (--kernel/--initrd)."];
-  if (spec.display.kind === 'vnc')
-    notes.push('VirtualBox serves its screen over VRDE (RDP), not VNC: the VM runs headless.');
-  return { setup, run, teardown, notes };
 }

@@ -1,0 +1,62 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { node, ROOT, tempDir } from './support/processes.js';
+
+/**
+ * `npm run long` (scripts/long-functions.mjs) on a staged tree: functions, methods and arrows over 80 lines are
+ * listed longest first with file:line and a name; one of exactly 80 lines is not; tests and dist are not read.
+ * A report exits 0; with --check it exits 1 while anything is listed.
+ */
+
+const SCRIPT = join(ROOT, 'scripts/long-functions.mjs');
+let copy: { dir: string; cleanup: () => Promise<void> };
+
+beforeEach(async () => {
+  copy = await tempDir('thfc-long-');
+});
+
+afterEach(async () => {
+  await copy.cleanup();
+});
+
+/** A body of `lines` lines in all, braces included. */
+const body = (lines: number) => `{\n${'  void 0;\n'.repeat(lines - 2)}}`;
+
+async function put(path: string, text: string): Promise<void> {
+  const file = join(copy.dir, path);
+  await mkdir(join(file, '..'), { recursive: true });
+  await writeFile(file, text);
+}
+
+describe('npm run long', () => {
+  it('lists what is over 80 lines, longest first, and fails only with --check', async () => {
+    await put(
+      'packages/a/src/x.ts',
+      [
+        '// a file',
+        `export function eightyOne() ${body(81)}`,
+        `export class C {\n  eighty() ${body(80)}\n}`,
+        `export const arrow = () => ${body(100)};`,
+      ].join('\n'),
+    );
+    await put('packages/b/src/deep/y.ts', `class D {\n  method() ${body(90)}\n}\n`);
+    await put('packages/b/test/z.test.ts', `function inTests() ${body(200)}\n`);
+
+    const r = await node(SCRIPT, [copy.dir], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').map((l) => l.trim())).toEqual([
+      '100  packages/a/src/x.ts:165  arrow',
+      '90  packages/b/src/deep/y.ts:2  D.method',
+      '81  packages/a/src/x.ts:2  eightyOne',
+      '3 function(s) over 80 lines',
+      '',
+    ]);
+
+    const checked = await node(SCRIPT, ['--check', copy.dir], { timeoutMs: 60_000 });
+    expect(checked.code).toBe(1);
+    const loose = await node(SCRIPT, ['--check', '--max', '100', copy.dir], { timeoutMs: 60_000 });
+    expect(loose.code).toBe(0);
+    expect(loose.stdout).toBe('0 function(s) over 100 lines\n');
+  });
+});
