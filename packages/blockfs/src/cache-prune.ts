@@ -1,6 +1,6 @@
 import { unlink } from 'node:fs/promises';
+import { formatBytes } from '@thfc/cli';
 import { fsError, UsageError } from '@thfc/format';
-import { formatBytes } from '@thfc/packer';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
 import { type CacheBlock, cacheBlocks } from './cache-usage.js';
 

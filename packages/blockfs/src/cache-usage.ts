@@ -1,8 +1,8 @@
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { formatBytes } from '@thfc/cli';
 import { decodeIndex, fsError, UsageError } from '@thfc/format';
-import { formatBytes } from '@thfc/packer';
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { DAEMONS_DIR, parseRegistration } from './cache/cache-sealer.js';
 import { processState } from './cache/process-identity.js';

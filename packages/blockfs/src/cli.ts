@@ -9,6 +9,7 @@ import {
   notifySystemdReady,
   oneLine,
   oneLineParseErrors,
+  processShell,
   reportError,
   seconds,
   size,
@@ -608,10 +609,7 @@ async function runCachePrune(cache: string, o: { to: number; json?: boolean }): 
 
 /** Hashes every entry of a cache, drops bad ones, seals it again; exit 1 if it dropped anything. */
 async function runFsckCommand(cache: string, json: boolean): Promise<number> {
-  const [{ runFsck, formatFsckReport }, { processShell }] = await Promise.all([
-    import('./fsck.js'),
-    import('@thfc/packer'),
-  ]);
+  const { runFsck, formatFsckReport } = await import('./fsck.js');
   const report = await runFsck({ cache: resolve(cache) }, processShell().io(json));
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : formatFsckReport(report));
   return report.ok ? EXIT.OK : EXIT.CHECK_FAILED;

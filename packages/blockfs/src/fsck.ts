@@ -1,8 +1,8 @@
 import { constants as fsc, statSync } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type CommandIo, formatBytes, progressFor } from '@thfc/cli';
 import { blockId, fsError, hashOfId, InputError, InterruptedError, MAX_BLOCK_SIZE, UsageError } from '@thfc/format';
-import { type CommandIo, formatBytes, progressFor } from '@thfc/packer';
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
 import { type FileIdentity, identityOf, sameVersion } from './sources/file-identity.js';

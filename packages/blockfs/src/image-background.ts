@@ -1,3 +1,4 @@
+import { describeProgress, progressInterval } from '@thfc/cli';
 import {
   type BlockRef,
   checkProfile,
@@ -6,7 +7,6 @@ import {
   trustStoreOfKeys,
   verifyInlineSignatures,
 } from '@thfc/format';
-import { describeProgress, progressInterval } from '@thfc/packer';
 import type { Logger } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUT_MS, type ImageOptions, type ImageSet, type ImageState } from './build-images.js';

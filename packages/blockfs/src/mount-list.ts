@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatBytes } from '@thfc/packer';
+import { formatBytes } from '@thfc/cli';
 import { type MountEntry, mountTable } from '@thfc/store';
 import type { MountStatus } from './mount.js';
 

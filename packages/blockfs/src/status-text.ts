@@ -1,4 +1,4 @@
-import { formatBytes } from '@thfc/packer';
+import { formatBytes } from '@thfc/cli';
 import type { MountStatus } from './mount.js';
 import type { NbdStatus } from './nbd-serve.js';
 import type { PrefetchStatus } from './prefetcher.js';

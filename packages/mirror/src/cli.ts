@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 import {
   count,
+  formatBytes,
+  formatRate,
   ignoreClosedOutput,
   notifySystemdReady,
   oneLineParseErrors,
+  processShell,
   reportError,
   seconds,
   size,
 } from '@thfc/cli';
 import { EXIT } from '@thfc/format';
-import { formatBytes, formatRate, processShell } from '@thfc/packer';
 import { LineLogger } from '@thfc/store';
 import { Command } from 'commander';
 import { DEFAULT_DNS_LISTEN, runDns } from './dns/run-dns.js';

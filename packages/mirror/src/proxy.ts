@@ -1,5 +1,5 @@
+import type { CommandIo } from '@thfc/cli';
 import { UsageError } from '@thfc/format';
-import type { CommandIo } from '@thfc/packer';
 import { formatListen, parseServeListen } from './listen-address.js';
 import { type FaultSpec, formatFaultSpec, parseFaultSpec } from './wan/fault-spec.js';
 import { WanProxy } from './wan/wan-proxy.js';

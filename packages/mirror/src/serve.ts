@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import type { CommandIo } from '@thfc/cli';
 import { UsageError } from '@thfc/format';
-import type { CommandIo } from '@thfc/packer';
 import { LineLogger, type Logger } from '@thfc/store';
 import { AccessLog } from './access-log.js';
 import { BlockMemoryCache, DEFAULT_MEMORY_CACHE_BYTES } from './block-memory-cache.js';

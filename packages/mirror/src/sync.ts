@@ -3,6 +3,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_INDEX_BYTES } from '@thfc/blockfs/client';
+import { type CommandIo, formatBytes, progressFor } from '@thfc/cli';
 import {
   type BlockRef,
   type DecodedIndex,
@@ -18,7 +19,7 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { type CommandIo, formatBytes, progressFor, VersionStore } from '@thfc/packer';
+import { VersionStore } from '@thfc/packer';
 import { DirStore, LineLogger, type Logger, writeIndexFiles } from '@thfc/store';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListedFile, ListingEntry } from './store-listing.js';

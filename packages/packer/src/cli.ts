@@ -1,13 +1,20 @@
 #!/usr/bin/env node
-import { count, ignoreClosedOutput, oneLineParseErrors, reportError, size } from '@thfc/cli';
+import {
+  count,
+  formatBytes,
+  formatRate,
+  ignoreClosedOutput,
+  oneLineParseErrors,
+  processShell,
+  reportError,
+  size,
+} from '@thfc/cli';
 import { EXIT, parseCodecSpec, parseHashAlgorithm } from '@thfc/format';
 import { Command, Option } from 'commander';
 import { runCatalogAdd, runCatalogRemove } from './catalog.js';
-import { processShell } from './cli-shell.js';
 import { runDiff } from './diff.js';
 import { CheckFailedError } from './errors.js';
 import { DEFAULT_GC_GRACE_SECONDS, runGc } from './gc.js';
-import { formatBytes, formatRate } from './human-units.js';
 import { runInspect } from './inspect.js';
 import { runKeyAdd, runKeyList, runKeyRevoke, runKeyRotate } from './key-commands.js';
 import { runKeygen } from './keygen.js';

@@ -1,16 +1,12 @@
 export * from './catalog.js';
-export * from './cli-shell.js';
-export * from './command-io.js';
 export * from './diff.js';
 export * from './gc.js';
-export * from './human-units.js';
 export * from './inspect.js';
 export * from './key-commands.js';
 export * from './key-file.js';
 export * from './keygen.js';
 export * from './pack.js';
 export * from './profile.js';
-export { DEFAULT_PROGRESS_LINE_MS, describeProgress, progressInterval } from './progress.js';
 export * from './retention.js';
 export * from './sign.js';
 export * from './trust-store-file.js';

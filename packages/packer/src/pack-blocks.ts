@@ -1,11 +1,10 @@
+import { type CommandIo, type ProgressSink, progressFor } from '@thfc/cli';
 import { type CodecSpec, type HashAlgorithm, IndexBuilder } from '@thfc/format';
 import type { DirStore } from '@thfc/store';
 import { BlockBufferPool } from './block-buffer-pool.js';
-import { type CommandIo, progressFor } from './command-io.js';
 import { fsError, InputError, InterruptedError, StoreFullError } from './errors.js';
 import type { ImageInput } from './image-input.js';
 import type { PackTask, PackTaskResult } from './pack-protocol.js';
-import type { ProgressSink } from './progress.js';
 import { WorkerPool, workerScript } from './worker-pool.js';
 
 /**

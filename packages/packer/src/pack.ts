@@ -1,6 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { CommandIo } from '@thfc/cli';
 import {
   assertBlockSize,
   assertImageName,
@@ -19,7 +20,6 @@ import {
   VERSIONS_DIR,
 } from '@thfc/format';
 import { DirStore, looksLikeIndex, readIndexFile } from '@thfc/store';
-import type { CommandIo } from './command-io.js';
 import { fsError, InputError, InterruptedError, UsageError } from './errors.js';
 import { type InputFormat, openImageInput } from './image-input.js';
 import { readKeyFile, type SigningKey } from './key-file.js';

@@ -1,8 +1,8 @@
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { type CommandIo, progressFor } from '@thfc/cli';
 import { type BlockSource, decodeVerified } from '@thfc/format';
 import { DirStore, readIndexFile, tempPathFor } from '@thfc/store';
-import { type CommandIo, progressFor } from './command-io.js';
 import { fsError, InterruptedError, UsageError } from './errors.js';
 
 export interface UnpackOptions {

@@ -1,3 +1,4 @@
+import { type CommandIo, formatBytes, progressFor } from '@thfc/cli';
 import {
   BlockCorruptError,
   BlockNotFoundError,
@@ -6,9 +7,7 @@ import {
   verifyIndexSignatures,
 } from '@thfc/format';
 import { DirStore, readIndexFile } from '@thfc/store';
-import { type CommandIo, progressFor } from './command-io.js';
 import { UsageError } from './errors.js';
-import { formatBytes } from './human-units.js';
 import { assertStoreDir, listIndexes, resolveIndexArg } from './store-indexes.js';
 
 export interface VerifyOptions {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { CommandIo } from '@thfc/cli';
 import { type CommandResult, capturedOutput, runCommand } from '@thfc/testkit';
-import type { CommandIo } from '../src/command-io.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 

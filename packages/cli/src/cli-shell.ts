@@ -1,12 +1,12 @@
-import { releaseHeldSignals } from '@thfc/cli/early-signals';
 import { EXIT, InterruptedError } from '@thfc/format';
 import type { CommandIo } from './command-io.js';
+import { releaseHeldSignals } from './early-signals.js';
 
 /**
  * The process side shared by the thfc command tables (thfc-pack, thfc-mirror):
  * the first SIGINT/SIGTERM aborts the commands' signal so they stop cleanly
  * (exit 130, EXIT.INTERRUPTED, whatever the command), a second one exits at
- * once (errors become one line and an exit code in @thfc/cli's reportError).
+ * once (errors become one line and an exit code in reportError).
  * Only CLI entry points import this file.
  */
 export function processShell(): { signal: AbortSignal; io(json: boolean): CommandIo } {
