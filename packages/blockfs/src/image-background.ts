@@ -8,12 +8,11 @@ import {
 } from '@thfc/format';
 import { describeProgress, progressInterval } from '@thfc/packer';
 import type { HeldIndex, Logger } from '@thfc/store';
-import { DEFAULT_MAX_WINDOW } from '@thfc/store';
+import { DEFAULT_MAX_WINDOW, loadProfile } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUT_MS, type ImageOptions, type ImageSet, type ImageState } from './build-images.js';
 import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { Prefetcher } from './prefetcher.js';
-import { loadProfile } from './profile-loader.js';
 import type { BlockReader } from './sources/block-reader.js';
 
 /**

@@ -20,6 +20,7 @@ export {
   unmountIfIdle,
 } from './mount-point.js';
 export * from './pinned-index.js';
+export * from './profile-loader.js';
 export * from './sources/block-decoder.js';
 export * from './sources/failover.js';
 export * from './sources/hedge-lost.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BootProfile, decodeProfile, MAX_PROFILE_BYTES } from '@thfc/format';
-import type { IndexLocation } from '@thfc/store';
 import { type Dispatcher, request } from 'undici';
+import type { IndexLocation } from './index-loader.js';
 
 /**
  * Finds an image's published boot profile: `--prefetch FILE|URL` when given,
