@@ -1,20 +1,24 @@
 import type { BlockSource } from '@thfc/format';
-import { DirStore, type Logger } from '@thfc/store';
+import {
+  type BlockDecoder,
+  DirStore,
+  Failover,
+  HttpSource,
+  InlineDecoder,
+  type Logger,
+  MirrorStats,
+  VerifiedSource,
+} from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { CacheSealer } from './cache/cache-sealer.js';
-import { MirrorStats } from './mirrors/mirror-stats.js';
-import { type BlockDecoder, InlineDecoder } from './sources/block-decoder.js';
 import type { BlockReader, LocalBlocks } from './sources/block-reader.js';
 import { type CacheCounters, CachedSource } from './sources/cached.js';
 import { type CheckCounts, CheckedSource } from './sources/checked.js';
 import type { DiskCache } from './sources/disk-cache.js';
-import { Failover } from './sources/failover.js';
 import { type FileVerifier, InlineVerifier } from './sources/file-verifier.js';
-import { HttpSource } from './sources/http-source.js';
 import { MemoryCache } from './sources/memory-cache.js';
 import { NullCache } from './sources/null-cache.js';
 import { OfflineSource } from './sources/offline-source.js';
-import { VerifiedSource } from './sources/verified.js';
 import { WriteBehind } from './sources/write-behind.js';
 
 /**

@@ -7,15 +7,12 @@ import {
   trustStoreOfKeys,
   verifyInlineSignatures,
 } from '@thfc/format';
-import type { Logger } from '@thfc/store';
+import { DEFAULT_MAX_WINDOW, type HeldIndex, type Logger, loadProfile } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUT_MS, type ImageOptions, type ImageSet, type ImageState } from './build-images.js';
-import type { HeldIndex } from './index-loader.js';
 import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { Prefetcher } from './prefetcher.js';
-import { loadProfile } from './profile-loader.js';
 import type { BlockReader } from './sources/block-reader.js';
-import { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
 
 /**
  * Fill and profile replay queue this many fetches at once. They are

@@ -1,8 +1,8 @@
 import type { BlockRef, ImageIndex } from '@thfc/format';
+import type { FetchOptions } from '@thfc/store';
 import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { countFailure, type FailureMemory, noteSuccess } from './readahead-errors.js';
 import type { BlockReader } from './sources/block-reader.js';
-import type { FetchOptions } from './sources/urgency.js';
 
 export interface ImageReaderOptions {
   /** The most blocks read ahead of a sequential stream (see DEFAULT_READAHEAD_BYTES); 0 turns read-ahead off. */

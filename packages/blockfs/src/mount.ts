@@ -1,14 +1,21 @@
 import { resolve } from 'node:path';
 import { MeasurementLog } from '@thfc/attest/measurement-log';
 import { InputError, MirrorUnavailableError, type TrustStore, UsageError } from '@thfc/format';
-import { type Logger, lazyUnmount, mountDevice, prepareMountpoint, unmountIfIdle } from '@thfc/store';
+import type { MirrorSnapshot } from '@thfc/store';
+import {
+  type LoadedIndex,
+  type Logger,
+  lazyUnmount,
+  loadIndex,
+  mountDevice,
+  prepareMountpoint,
+  unmountIfIdle,
+} from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { buildImages, measureIndexes, openMirrors } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount } from './fuse-adapter.js';
 import { startBackground } from './image-background.js';
-import { type LoadedIndex, loadIndex } from './index-loader.js';
-import type { MirrorSnapshot } from './mirrors/mirror-stats.js';
 import { mountFiles } from './mount-files.js';
 import type { PrefetchStatus } from './prefetcher.js';
 import { collectGarbage } from './release-memory.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '@thfc/store';
+import { revalidateIndex } from '@thfc/store';
 import type { Dispatcher } from 'undici';
-import { revalidateIndex } from './index-loader.js';
 
 /**
  * Ten minutes: a new image version is news for the next boot, not this

@@ -2,9 +2,9 @@ import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockCorruptError, blockId } from '@thfc/format';
+import { Urgency } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlockWorkers } from '../src/sources/block-workers.js';
-import { Urgency } from '../src/sources/urgency.js';
 import { blockOf, corrupted, makeBlock, patternBytes, rawBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

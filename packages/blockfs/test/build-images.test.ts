@@ -3,12 +3,11 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { MeasurementLog } from '@thfc/attest';
 import { UsageError } from '@thfc/format';
-import { SILENT_LOGGER } from '@thfc/store';
+import { loadIndex, SILENT_LOGGER } from '@thfc/store';
 import { ProxyAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildImages, imageStatus, measureIndexes, normaliseBase, openMirrors } from '../src/build-images.js';
 import { DEFAULT_CACHE_DIR } from '../src/cache-dir.js';
-import { loadIndex } from '../src/index-loader.js';
 import { makeImage, patternBytes, tempDir } from './image-fixtures.js';
 import { buildImageSet, publishImage } from './image-set.js';
 

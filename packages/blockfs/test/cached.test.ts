@@ -1,12 +1,11 @@
 import { BlockCorruptError, BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
+import { currentPriority, type FetchOptions, VerifiedSource } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CacheCounters, CachedSource, raceAbort } from '../src/sources/cached.js';
 import { CheckedSource } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
-import { currentPriority, type FetchOptions } from '../src/sources/urgency.js';
-import { VerifiedSource } from '../src/sources/verified.js';
 import { WriteBehind } from '../src/sources/write-behind.js';
 import {
   corrupted,

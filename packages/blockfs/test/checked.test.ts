@@ -3,14 +3,13 @@ import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
-import { MemoryLogger } from '@thfc/store';
+import { currentPriority, type FetchOptions, MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CachedSource } from '../src/sources/cached.js';
 import { CheckedSource, rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import type { FileVerifier } from '../src/sources/file-verifier.js';
 import { InlineVerifier } from '../src/sources/file-verifier.js';
-import { currentPriority, type FetchOptions } from '../src/sources/urgency.js';
 import { WriteBehind } from '../src/sources/write-behind.js';
 import { corrupted, deferred, makeBlock, readWhole, type TestBlock, tempDir } from './image-fixtures.js';
 

@@ -8,21 +8,22 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import { blockSourceContract, FakeSource } from '@thfc/format/testing';
-import { MemoryLogger } from '@thfc/store';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_COOL_OFF_MS, MirrorStats } from '../src/mirrors/mirror-stats.js';
 import {
+  DEFAULT_COOL_OFF_MS,
   defaultRounds,
   Failover,
   type FailoverMirror,
   type FailoverOptions,
   HEDGE_MIN_MS,
+  HttpSource,
   MAX_STALL_ROUNDS,
+  MemoryLogger,
   MIN_ATTEMPTS,
-} from '../src/sources/failover.js';
-import { HttpSource } from '../src/sources/http-source.js';
-import { Urgency } from '../src/sources/urgency.js';
-import { verified } from '../src/sources/verified.js';
+  MirrorStats,
+  Urgency,
+  verified,
+} from '@thfc/store';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockServer, delay, type Fault, makeBlock, startBlockServer } from './block-server.js';
 
 /** Failover over two fakes; put() fills only the second, so every get first meets a not-found. */

@@ -9,11 +9,9 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import { blockSourceContract } from '@thfc/format/testing';
-import { MemoryLogger } from '@thfc/store';
+import { type HttpResult, HttpSource, MemoryLogger, retryAfterMs, STALLING_CHECK_MS, Urgency } from '@thfc/store';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type HttpResult, HttpSource, retryAfterMs, STALLING_CHECK_MS } from '../src/sources/http-source.js';
-import { Urgency } from '../src/sources/urgency.js';
 import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -5,6 +5,7 @@ import {
   type BlockSource,
   MirrorUnavailableError,
 } from '@thfc/format';
+import type { FetchOptions } from '@thfc/store';
 import { MemoryLogger } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import {
@@ -19,7 +20,6 @@ import type { BlockReader } from '../src/sources/block-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
 import { MemoryCache } from '../src/sources/memory-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
-import type { FetchOptions } from '../src/sources/urgency.js';
 import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
 
 const BS = 4096;

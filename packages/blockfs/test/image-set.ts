@@ -2,9 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MeasurementLog } from '@thfc/attest';
 import { blockPath } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
+import { type Logger, loadIndex, SILENT_LOGGER } from '@thfc/store';
 import { buildImages, type ImageOptions, type ImageSet } from '../src/build-images.js';
-import { loadIndex } from '../src/index-loader.js';
 import type { TestImage } from './image-fixtures.js';
 
 /** A store directory holding the image's blocks and its index, NAME.idx; returns the index's path. */

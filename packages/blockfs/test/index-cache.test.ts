@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compressIndex, IndexFormatError } from '@thfc/format';
+import { loadIndex, MAX_INDEX_BYTES } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadIndex, MAX_INDEX_BYTES } from '../src/index-loader.js';
 import { makeImage, patternBytes, tempDir } from './image-fixtures.js';
 
 /**

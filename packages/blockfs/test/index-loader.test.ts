@@ -15,8 +15,6 @@ import {
   signIndex,
   UsageError,
 } from '@thfc/format';
-import { MemoryLogger } from '@thfc/store';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkTrust,
   DEFAULT_INDEX_TIMEOUT_MS,
@@ -24,9 +22,11 @@ import {
   loadIndex,
   MAX_INDEX_BYTES,
   MAX_INDEX_REDIRECTS,
+  MemoryLogger,
   parseIndexLocation,
   redirectTarget,
-} from '../src/index-loader.js';
+} from '@thfc/store';
+import { afterEach, describe, expect, it } from 'vitest';
 import { makeImage, patternBytes, type TestImage, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -8,9 +8,8 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import { blockSourceContract, FakeSource } from '@thfc/format/testing';
+import { HttpSource, VerifiedSource, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpSource } from '../src/sources/http-source.js';
-import { VerifiedSource, verified } from '../src/sources/verified.js';
 import { makeBlock, startBlockServer } from './block-server.js';
 
 /** verified() over a fake, with the fake's put() so the contract suite can fill it. */

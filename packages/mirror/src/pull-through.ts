@@ -1,6 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_INDEX_BYTES } from '@thfc/blockfs/client';
 import {
   BlockCorruptError,
   BlockNotFoundError,
@@ -14,7 +13,14 @@ import {
   versionListPath,
 } from '@thfc/format';
 import { VersionStore } from '@thfc/packer';
-import { type Logger, readIndexFile, SILENT_LOGGER, writeFileAtomic, writeIndexFiles } from '@thfc/store';
+import {
+  type Logger,
+  MAX_INDEX_BYTES,
+  readIndexFile,
+  SILENT_LOGGER,
+  writeFileAtomic,
+  writeIndexFiles,
+} from '@thfc/store';
 import type { Metrics } from './metrics.js';
 import type { RefBook } from './ref-book.js';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';

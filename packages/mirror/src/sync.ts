@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MAX_INDEX_BYTES } from '@thfc/blockfs/client';
 import { type CommandIo, formatBytes, progressFor } from '@thfc/cli';
 import {
   type BlockRef,
@@ -20,7 +19,7 @@ import {
   versionListPath,
 } from '@thfc/format';
 import { VersionStore } from '@thfc/packer';
-import { DirStore, LineLogger, type Logger, writeIndexFiles } from '@thfc/store';
+import { DirStore, LineLogger, type Logger, MAX_INDEX_BYTES, writeIndexFiles } from '@thfc/store';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListedFile, ListingEntry } from './store-listing.js';
 import { type ProfileFetch, Upstream } from './upstream.js';

@@ -1,4 +1,3 @@
-import { Failover, HttpSource, loadIndex, MirrorStats, VerifiedSource } from '@thfc/blockfs/client';
 import {
   type BlockSource,
   type DecodedIndex,
@@ -9,7 +8,7 @@ import {
   MirrorUnavailableError,
   ThfcError,
 } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
+import { Failover, HttpSource, type Logger, loadIndex, MirrorStats, SILENT_LOGGER, VerifiedSource } from '@thfc/store';
 import { request } from 'undici';
 import { decodeListing, type ListingEntry, MAX_LISTING_BYTES } from './store-listing.js';
 

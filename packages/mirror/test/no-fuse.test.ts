@@ -27,7 +27,7 @@ function fuseLoaded(args: string[]): boolean {
 }
 
 // The mirror's docker image (docker/Dockerfile.mirror) has no libfuse2, and fuse-native's binding needs it
-// as soon as it is loaded: thfc-mirror must take what it uses of @thfc/blockfs from its client entry.
+// as soon as it is loaded: thfc-mirror takes its remote side from @thfc/store, never @thfc/blockfs.
 describe('thfc-mirror without FUSE', () => {
   it('never loads fuse-native, for any subcommand', () => {
     for (const sub of ['serve', 'sync', 'dns', 'proxy']) expect(fuseLoaded([MIRROR_CLI, sub, '--help'])).toBe(false);

@@ -1,9 +1,14 @@
 // @thfc/store's public API: the Node I/O that packer, blockfs and the mirror share.
 export { syncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from './atomic-file.js';
 export { DirStore, probeStoredBlockSync } from './dir-store.js';
+// The remote side: index loading, mirror statistics and selection, the fetch/verify/failover sources.
+export * from './index-cache.js';
 export { looksLikeIndex, readIndexFile } from './index-file.js';
 export { writeIndexFiles } from './index-files.js';
+export * from './index-loader.js';
 export { LineLogger, type Logger, MemoryLogger, SILENT_LOGGER } from './logger.js';
+export * from './mirrors/mirror-stats.js';
+export * from './mirrors/select-mirrors.js';
 export {
   isMounted,
   lazyUnmount,
@@ -14,3 +19,13 @@ export {
   prepareMountpoint,
   unmountIfIdle,
 } from './mount-point.js';
+export * from './pinned-index.js';
+export * from './profile-loader.js';
+export * from './sources/block-decoder.js';
+export * from './sources/failover.js';
+export * from './sources/hedge-lost.js';
+export * from './sources/http-source.js';
+export * from './sources/low-speed-error.js';
+export * from './sources/request-window.js';
+export * from './sources/urgency.js';
+export * from './sources/verified.js';

@@ -1,5 +1,5 @@
 import type { BlockRef } from '@thfc/format';
-import type { FetchOptions } from './urgency.js';
+import type { FetchOptions } from '@thfc/store';
 
 /**
  * The read path's seam: decoded, verified blocks, read a slice at a time

@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import { BlockCorruptError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
-import type { BlockDecoder, Decoded } from './block-decoder.js';
+import type { BlockDecoder, Decoded } from '@thfc/store';
+import { currentPriority, type FetchOptions, type Urgency } from '@thfc/store';
 import type { WorkerReply, WorkerRequest } from './block-worker.js';
 import type { FileVerifier } from './file-verifier.js';
-import { currentPriority, type FetchOptions, type Urgency } from './urgency.js';
 
 export interface BlockWorkersOptions {
   /** Threads; 0 is not allowed (use InlineDecoder and InlineVerifier instead). */

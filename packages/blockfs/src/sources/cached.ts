@@ -1,7 +1,6 @@
 import { BlockNotFoundError, type BlockRef, type BlockSource, MirrorUnavailableError } from '@thfc/format';
-import { type BlockDecoder, InlineDecoder } from './block-decoder.js';
+import { type BlockDecoder, currentPriority, type FetchOptions, InlineDecoder, Urgency } from '@thfc/store';
 import type { BlockReader, LocalBlocks } from './block-reader.js';
-import { currentPriority, type FetchOptions, Urgency } from './urgency.js';
 
 /** Counters a cached() source keeps for stats.json. */
 export interface CacheCounters {

@@ -7,13 +7,12 @@ import {
   hashOfId,
   MirrorUnavailableError,
 } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
+import { type Logger, type Priority, SILENT_LOGGER, Urgency } from '@thfc/store';
 import type { OpenFile } from './adaptive-io.js';
 import type { LocalBlocks } from './block-reader.js';
 import type { CacheEntry, DiskCache } from './disk-cache.js';
 import { describeChange, type FileIdentity, identityOf, sameVersion } from './file-identity.js';
 import { type FileVerifier, InlineVerifier } from './file-verifier.js';
-import { type Priority, Urgency } from './urgency.js';
 import type { WriteBehind } from './write-behind.js';
 
 export interface CheckedOptions {

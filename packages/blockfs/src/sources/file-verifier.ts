@@ -1,6 +1,6 @@
 import { read } from 'node:fs';
 import { blockId, hashOfId } from '@thfc/format';
-import type { FetchOptions } from './urgency.js';
+import type { FetchOptions } from '@thfc/store';
 
 /**
  * Checks that a cached block file holds its block: the first `size` bytes of

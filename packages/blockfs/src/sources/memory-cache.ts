@@ -1,7 +1,7 @@
 import type { BlockRef } from '@thfc/format';
+import type { FetchOptions } from '@thfc/store';
 import { LRUCache } from 'lru-cache';
 import type { BlockReader } from './block-reader.js';
-import type { FetchOptions } from './urgency.js';
 
 export interface MemoryCacheOptions {
   /** Bytes of RAM for recently used decoded blocks. */

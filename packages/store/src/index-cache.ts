@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@thfc/store';
+import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * Fetched indexes under CACHE/indexes/, one copy per index digest:

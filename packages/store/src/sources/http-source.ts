@@ -8,8 +8,8 @@ import {
   InvalidArgumentError,
   MirrorUnavailableError,
 } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { type Dispatcher, Pool } from 'undici';
+import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { HedgeLost } from './hedge-lost.js';
 import { LowSpeedError } from './low-speed-error.js';
 import {

@@ -8,7 +8,7 @@ import {
   MirrorUnavailableError,
   type SourceOptions,
 } from '@thfc/format';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
+import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
 import { HedgeLost } from './hedge-lost.js';

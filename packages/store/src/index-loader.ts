@@ -17,9 +17,10 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { type Logger, readIndexFile, SILENT_LOGGER } from '@thfc/store';
 import { type Dispatcher, request } from 'undici';
 import { IndexCache } from './index-cache.js';
+import { readIndexFile } from './index-file.js';
+import { type Logger, SILENT_LOGGER } from './logger.js';
 import { choosePin, resolvePinned } from './pinned-index.js';
 
 /** Where an index lives and where its blocks are, by default, fetched from. */
