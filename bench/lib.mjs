@@ -338,6 +338,23 @@ export const GUEST_TOOLS = [
 /** The test guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for every boot. */
 export const GUEST_MEM_MIB = 256;
 
+/** thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away. */
+export function guestBootArgs(guest) {
+  return [
+    '--accel',
+    'tcg',
+    '--snapshot',
+    '--mem',
+    String(GUEST_MEM_MIB),
+    '--kernel',
+    guest.kernel,
+    '--initrd',
+    guest.initrd,
+    '--append',
+    guest.append,
+  ];
+}
+
 /**
  * The boot payload of the `boot` and `wan` suites' guest, MiB: read whole before the marker, it makes the boot
  * read ~65 MB (issue 12's T5 is judged on a guest whose boot reads at least 60 MB). BENCH_GUEST_PAYLOAD_MIB

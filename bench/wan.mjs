@@ -53,6 +53,7 @@ import {
   formatValue,
   GUEST_MEM_MIB,
   GUEST_TOOLS,
+  guestBootArgs,
   guestPayloadMiB,
   isMountPoint,
   median,
@@ -156,21 +157,7 @@ export async function run(ctx) {
     return q;
   };
   const n = { boot: 0 };
-  const common = [
-    '--trust',
-    `${key}.pub`,
-    '--accel',
-    'tcg',
-    '--snapshot',
-    '--mem',
-    String(GUEST_MEM_MIB),
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
-  ];
+  const common = ['--trust', `${key}.pub`, ...guestBootArgs(guest)];
   const env = { ctx, cli, state, common, guest, scratch, qemuArgs, peer, n, bandwidth };
 
   try {
