@@ -59,11 +59,20 @@ export class AnswerCache {
 }
 
 /**
- * 4096 responses of ~1 KB each: 4 MB at most, and every resolver and
- * question a pool of this size sees within one epoch (half a second to a
- * second) many times over.
+ * 4096 entries, each a query of at most MAX_CACHED_QUERY_BYTES and a reply of
+ * at most MAX_CACHED_REPLY_BYTES: ~20 MB at the very most, ~4 MB for real
+ * resolvers, and every resolver and question a pool of this size sees within
+ * one epoch (half a second to a second) many times over.
  */
 export const DEFAULT_ANSWER_CACHE_ENTRIES = 4096;
+
+/**
+ * Larger queries (EDNS padding, extra records) and replies (a big TCP answer)
+ * are answered afresh, never kept: a client cannot fill the cache with 64 KiB
+ * messages.
+ */
+export const MAX_CACHED_QUERY_BYTES = 512;
+export const MAX_CACHED_REPLY_BYTES = 4096;
 
 interface CachedAnswer {
   readonly response: Buffer;

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { InvalidArgumentError, MirrorUnavailableError } from '@thfc/format';
 import type { Logger } from '@thfc/store';
 import dnsPacket from 'dns-packet';
-import { AnswerCache } from './answer-cache.js';
+import { AnswerCache, MAX_CACHED_QUERY_BYTES, MAX_CACHED_REPLY_BYTES } from './answer-cache.js';
 import { encodeResponse } from './response-encoder.js';
 import type { ZoneResponse } from './zone.js';
 
@@ -204,7 +204,10 @@ export class DnsServer {
     }
     // Only what an answer of the zone's became is kept, so only a query that decoded and was answered is found.
     const epoch = this.answerEpoch?.();
-    const key = epoch === undefined ? undefined : AnswerCache.key(msg, client.transport, client.address);
+    const key =
+      epoch === undefined || msg.length > MAX_CACHED_QUERY_BYTES
+        ? undefined
+        : AnswerCache.key(msg, client.transport, client.address);
     if (key !== undefined) {
       const hit = this.cache.get(key, msg.readUInt16BE(0), epoch);
       if (hit) {
@@ -261,7 +264,8 @@ export class DnsServer {
     }
     const truncatedBefore = this.counters.truncated;
     const reply = this.encode(base, response.rcode, limit, response);
-    if (key !== undefined) this.cache.set(key, reply, this.counters.truncated !== truncatedBefore, epoch);
+    if (key !== undefined && reply.length <= MAX_CACHED_REPLY_BYTES)
+      this.cache.set(key, reply, this.counters.truncated !== truncatedBefore, epoch);
     return reply;
   }
 

@@ -153,6 +153,20 @@ describe('DnsServer', () => {
     expect(MAX_UDP_PAYLOAD).toBe(1232);
   });
 
+  it('keeps no answer to a query over 512 bytes (a large EDNS option): a client cannot fill the cache with big messages', async () => {
+    let asked = 0;
+    hook = () => asked++;
+    server = new DnsServer({ answer, answerEpoch: () => 'same' }, { host: '127.0.0.1', port: 0 });
+    address = await server.listen();
+    records.set('pool.test A', [a('pool.test', '10.0.0.1')]);
+    for (let i = 0; i < 2; i++) {
+      const big = await dig(address, ['+nocookie', `+ednsopt=65001:${'00'.repeat(500)}`, 'pool.test', 'A']);
+      expect(digAnswers(big.stdout), big.stderr).toEqual([['pool.test.', 5, 'A', '10.0.0.1']]);
+    }
+    expect(asked).toBe(2);
+    expect(server.counters).toMatchObject({ reused: 0 });
+  });
+
   it('with an answer epoch, reuses the encoded answer to the same query until the epoch changes', async () => {
     let epoch = {};
     let asked = 0;
