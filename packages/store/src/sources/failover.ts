@@ -95,7 +95,8 @@ export const HEDGE_MIN_MS = 100;
  */
 
 /**
- * Hedges are bounded to one for every five attempts, with a burst of ten: a
+ * Hedges are bounded to one for every five first attempts (hedges earn no
+ * budget), with a burst of ten: a
  * mirror that is slow for everyone must not see its load grow by more than a
  * fifth because of it, and ten covers the few slow blocks of one stalled
  * read. One in five is twice the drip rate of the bench's worst drip run
@@ -218,7 +219,8 @@ export class Failover implements BlockSource {
     const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean, urgent = false): void => {
       launchedRound = inRound;
       running.push(this.startAttempt(ref, mirror, options, { hedge, urgent, onStalling: () => wake?.() }));
-      this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
+      // Only first requests earn budget: hedges are at most a fifth of them.
+      if (!hedge) this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
     };
 
     // Raised from background to demand while waiting: the hedge clock starts then.
@@ -248,8 +250,9 @@ export class Failover implements BlockSource {
         if (signal?.aborted) throw signal.reason;
         if (event === 'woken') continue;
         if (event === 'hedge') {
-          // Bytes arrived while the timer ran: the body has not stalled, so the hedge is timed again from them.
-          if (running.length === 1 && running[0]?.progressAt !== progressMark) continue;
+          // Bytes arrived while the clock hedge's timer ran: the body has not stalled, so it is timed again from
+          // them. A drip hedge fires whatever trickles in.
+          if (running.length === 1 && !running[0]?.stalling && running[0]?.progressAt !== progressMark) continue;
           // Other fetches may have spent the budget since the timer was set.
           const next = this.hedgeTokens >= 1 ? mirrors.next() : undefined;
           if (next) {
@@ -411,7 +414,7 @@ export class Failover implements BlockSource {
     hasNext: boolean,
   ): number | undefined {
     if (!this.hedging || running.length === 0 || !hasNext || this.hedgeTokens < 1) return undefined;
-    if (running.every((a) => a.stalling)) return 0;
+    if (running.every((a) => a.stalling && !a.received)) return 0;
     if (running.length !== 1 || demandSince === undefined) return undefined;
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
