@@ -160,7 +160,12 @@ export class StoreReader {
       throw fsError(e, `store ${this.root}`);
     }
     const rootFiles = new Set(names);
-    const versioned = new Set(await readdir(join(this.root, VERSIONS_DIR)).catch(() => [] as string[]));
+    // A store with no versions/ holds no versions (`[]`); one whose versions/ cannot be read says nothing (undefined),
+    // so a replica asks for each version list rather than conclude there are none.
+    const versioned = await readdir(join(this.root, VERSIONS_DIR)).then(
+      (dirs) => new Set(dirs),
+      (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? new Set<string>() : undefined),
+    );
     const out: ListingEntry[] = [];
     for (const file of names.filter((n) => n.endsWith('.idx') && /^[A-Za-z0-9]/.test(n)).sort()) {
       const opened = await this.openRootFile(file);
@@ -177,7 +182,7 @@ export class StoreReader {
       if (!entry) continue;
       const name = entry.name;
       const profile = rootFiles.has(`${name}.profile`) ? await this.listedProfile(name) : null;
-      const versions = versioned.has(name) ? await this.listedVersions(name) : [];
+      const versions = versioned === undefined ? undefined : versioned.has(name) ? await this.listedVersions(name) : [];
       out.push({
         ...entry,
         ...(profile !== undefined && { profile }),
