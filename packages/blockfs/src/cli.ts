@@ -47,7 +47,8 @@ import { VersionSwitcher } from './version-switch.js';
  *   httpstorged fsck CACHE [--json]
  *   httpstorged list [--json]
  *   httpstorged cache [prune --to SIZE] CACHE [--json]
- * The only file that touches `process`; errors become exit codes here (reportError).
+ * With bin.ts and daemonize.ts (the background start), where `process` is touched; errors become exit codes
+ * here (reportError).
  */
 
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
@@ -463,6 +464,7 @@ function startFailure(e: unknown): string {
 
 function report(fd: number, msg: Record<string, unknown>): void {
   const s = createWriteStream('', { fd });
+  s.on('error', () => {}); // a --ready-fd that is not open: the exit code still tells
   s.end(`${JSON.stringify(msg)}\n`);
 }
 

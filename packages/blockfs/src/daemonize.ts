@@ -56,7 +56,7 @@ export async function daemonize(
   const sub = how.sub ? [how.sub] : [];
   const child = spawn(
     process.execPath,
-    [...DAEMON_NODE_FLAGS, CLI, ...sub, '-f', '--ready-fd', '3', ...argv, '--log', logFile],
+    [...DAEMON_NODE_FLAGS, CLI, ...sub, '-f', '--ready-fd', '3', '--log', logFile, ...argv],
     {
       detached: true,
       stdio: ['ignore', log, log, 'pipe'],
