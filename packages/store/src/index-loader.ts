@@ -227,13 +227,7 @@ async function loadFromUrl(
         loaded = { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false };
       } else {
         const bytes = fetched.bytes as Uint8Array;
-        let decoded: DecodedIndex;
-        try {
-          decoded = decodeIndex(bytes);
-        } catch (e) {
-          if (e instanceof IndexFormatError) throw new IndexFormatError(e.reason, e.line, e.field, location.location);
-          throw e;
-        }
+        const decoded = decodeAt(bytes, location.location);
         await cache
           ?.store(location.location, bytes, decoded.digest, fetched.etag)
           .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));

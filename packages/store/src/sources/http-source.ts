@@ -493,8 +493,6 @@ export class HttpSource implements BlockSource {
   }
 }
 
-/** Failures that say the mirror or the path is overloaded: the window shrinks. Bad bytes and redirects do not. */
-
 /** An exchange its caller aborted says nothing about load, unless it lost to a hedge: then it was in the tail. */
 function abortOutcome(signal: AbortSignal): ExchangeOutcome {
   return signal.reason instanceof HedgeLost ? { kind: 'stalled' } : { kind: 'neutral' };
