@@ -75,6 +75,9 @@ describe('indexes on the wire', () => {
     const second = await loadIndex(`${base}img.idx`, {}, { cacheDir });
     expect(second.revalidated).toBe(true);
     expect(second.decoded.digest).toBe(first.decoded.digest);
+    // The validator rides with the loaded index, for the version check's first revalidation.
+    expect(first.etag).toMatch(/^"/);
+    expect(second.etag).toBe(first.etag);
   });
 
   it('nginx with only NAME.idx: the same index, and a 304 on revalidation', async () => {

@@ -284,6 +284,7 @@ function versionWatcher(
       url: l.location.location,
       name,
       mounted: l.decoded.digest,
+      etag: l.etag,
       intervalMs: checkEvery,
       timeoutMs: options.timeoutMs,
       onUpdate: () => components.onVersionUpdate?.(name),

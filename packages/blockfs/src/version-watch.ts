@@ -49,10 +49,14 @@ export class VersionWatcher {
       readonly mounted: string;
       readonly intervalMs: number;
       readonly timeoutMs?: number | undefined;
+      /** The validator the mounted bytes came with: the first check is then a revalidation, not a download. */
+      readonly etag?: string | undefined;
       /** Called once per new version seen. */
       readonly onUpdate?: (notice: UpdateNotice) => void;
     },
-  ) {}
+  ) {
+    this.etag = options.etag;
+  }
 
   status(): VersionCheckStatus {
     return { update: this.update, checked: this.checked, lastError: this.lastError };

@@ -76,6 +76,19 @@ describe('VersionWatcher', () => {
     expect(w.status().update).toBeNull();
   });
 
+  it("starts from the mounted bytes' ETag: its first check is a revalidation, not a second download", async () => {
+    const v1 = makeImage([patternBytes(4096, 1)]);
+    const srv = await indexServer(v1.indexBytes);
+    closers.push(srv.close);
+    const w = new VersionWatcher(
+      { logger },
+      { url: srv.url, name: 'img', mounted: v1.decoded.digest, intervalMs: 60_000, etag: '"v1"' },
+    );
+    await w.check(new AbortController().signal);
+    expect(srv.state.answers).toEqual([304]);
+    expect(w.status()).toMatchObject({ update: null, lastError: null });
+  });
+
   it('checks on its interval until aborted', async () => {
     const v1 = makeImage([patternBytes(4096, 1)]);
     const srv = await indexServer(v1.indexBytes);

@@ -119,6 +119,8 @@ export interface LoadedIndex {
   readonly pinned?: string | undefined;
   /** Whether a trust policy authenticated it (false: no --trust or --trust-store, nothing was checked). */
   readonly authenticated: boolean;
+  /** The URL's validator for these bytes (ETag), when it gave one: a later check revalidates with it. */
+  readonly etag?: string | undefined;
 }
 
 /**
@@ -224,14 +226,21 @@ async function loadFromUrl(
         logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
       }
       if (unchanged) {
-        loaded = { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false };
+        loaded = {
+          decoded: unchanged,
+          location,
+          from: 'network',
+          revalidated: true,
+          authenticated: false,
+          etag: fetched.etag,
+        };
       } else {
         const bytes = fetched.bytes as Uint8Array;
         const decoded = decodeAt(bytes, location.location);
         await cache
           ?.store(location.location, bytes, decoded.digest, fetched.etag)
           .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
-        loaded = { decoded, location, from: 'network', authenticated: false };
+        loaded = { decoded, location, from: 'network', authenticated: false, etag: fetched.etag };
       }
     } catch (e) {
       if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
