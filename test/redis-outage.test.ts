@@ -35,23 +35,29 @@ afterAll(async () => {
 const redisCli = async (port: number, ...args: string[]) =>
   (await execFileP('redis-cli', ['-p', String(port), ...args])).stdout.trim();
 
+/** Starts `thfc-mirror serve` of the store on 127.0.0.1:port, advertised by its URL, registering in redisUrl. */
+function serveMirror(port: number, redisUrl: string): Daemon {
+  const serve = new Daemon('serve', process.execPath, [
+    ENTRY.mirror,
+    'serve',
+    store,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--advertise',
+    `http://127.0.0.1:${port}/`,
+    '--redis',
+    redisUrl,
+  ]);
+  daemons.push(serve);
+  return serve;
+}
+
 describe('thfc-mirror serve --redis', () => {
   it('with Redis down at start: serves at once, says the registry is retried, and registers once Redis is up', async () => {
     const redisPort = await freePort();
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/`;
-    const serve = new Daemon('serve', process.execPath, [
-      ENTRY.mirror,
-      'serve',
-      store,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--advertise',
-      url,
-      '--redis',
-      `redis://127.0.0.1:${redisPort}`,
-    ]);
-    daemons.push(serve);
+    const serve = serveMirror(port, `redis://127.0.0.1:${redisPort}`);
     await waitUntil(serve, 'serving', async () => (await fetch(`${url}small.idx`)).ok);
     expect(serve.output).toContain(
       `FAULT heartbeat to redis-registry(redis://127.0.0.1:${redisPort}) failed: redis://127.0.0.1:${redisPort} unavailable: register 127.0.0.1:${port}: not connected`,
@@ -69,19 +75,7 @@ describe('thfc-mirror dns --redis', () => {
     const redis = await startRedis();
     try {
       const port = await freePort();
-      const url = `http://127.0.0.1:${port}/`;
-      const serve = new Daemon('serve', process.execPath, [
-        ENTRY.mirror,
-        'serve',
-        store,
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--advertise',
-        url,
-        '--redis',
-        redis.url,
-      ]);
-      daemons.push(serve);
+      const serve = serveMirror(port, redis.url);
       const dnsAddress = { host: '127.0.0.1', port: await freePort() };
       const dns = new Daemon('dns', process.execPath, [
         ENTRY.mirror,

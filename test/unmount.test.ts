@@ -55,6 +55,12 @@ async function mount(name: string): Promise<{ mnt: string; mount: TestMount; pid
   const mnt = join(work, `mnt${i}`);
   await mkdir(mnt);
   const log = join(work, `log${i}.txt`);
+  const mount = await mountAt(mnt, log, name);
+  return { mnt, mount, pid: (await mount.stats()).pid, log };
+}
+
+/** Mounts store's `name` image at mnt (which exists) over the shared cache, logging to log. */
+async function mountAt(mnt: string, log: string, name: string): Promise<TestMount> {
   const { mount, result } = await TestMount.start(mnt, log, [
     join(store, `${name}.idx`),
     '--cache',
@@ -62,7 +68,7 @@ async function mount(name: string): Promise<{ mnt: string; mount: TestMount; pid
   ]);
   mounts.push(mount);
   expect(result.code, result.stderr).toBe(0);
-  return { mnt, mount, pid: (await mount.stats()).pid, log };
+  return mount;
 }
 
 async function hold(path: string): Promise<FileHolder> {
@@ -154,13 +160,7 @@ describe('httpstorged umount', () => {
     expect(await h.read(7 * MiB, 4096)).toEqual({ ok: true, bytes: small.subarray(7 * MiB, 7 * MiB + 4096) });
     expect(await running(pid)).toBe(true);
     // A new mount at the same path meanwhile is not the old daemon's to unmount.
-    const again = await TestMount.start(mnt, join(work, 'again.txt'), [
-      join(store, 'small.idx'),
-      '--cache',
-      join(work, 'cache'),
-    ]);
-    mounts.push(again.mount);
-    expect(again.result.code, again.result.stderr).toBe(0);
+    await mountAt(mnt, join(work, 'again.txt'), 'small');
     await new Promise((r) => setTimeout(r, 2500)); // the old daemon tries again every second
     expect(await isMounted(mnt)).toBe(true);
     await h.close();
@@ -211,13 +211,7 @@ describe('httpstorged signals', () => {
     const h = await hold(join(mnt, 'small'));
     expect((await umount(mnt, '--lazy')).code).toBe(0);
     await waitUntil(undefined, 'the daemon to say it serves on', async () => /still has users/.test(await m.logText()));
-    const again = await TestMount.start(mnt, join(work, 'again2.txt'), [
-      join(store, 'small.idx'),
-      '--cache',
-      join(work, 'cache'),
-    ]);
-    mounts.push(again.mount);
-    expect(again.result.code, again.result.stderr).toBe(0);
+    await mountAt(mnt, join(work, 'again2.txt'), 'small');
     process.kill(pid, 'SIGTERM');
     await waitUntil(undefined, 'the old daemon to exit', async () => !(await running(pid)), 10_000);
     expect((await h.read(0, 4096)).ok).toBe(false); // its user was cut off, as a second signal says

@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError, UsageError } from '@thfc/format';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type BootOptions, runBoot } from '../src/boot.js';
 import { probeKey } from '../src/kvm-probe.js';
-import { script, tempDir, testIo } from './helpers.js';
+import { packImage, script, tempDir, testIo } from './helpers.js';
 
 /**
  * runBoot's orchestration with a fake qemu-system (a shell script that logs
@@ -262,15 +261,12 @@ describe('runBoot with a fake qemu', () => {
 });
 
 describe('boot profiles through a real httpstorged (fake qemu reading the disk)', () => {
-  const PACK = fileURLToPath(new URL('../../packer/dist/cli.js', import.meta.url));
   /** Reads its whole -drive (a fixed set of blocks, whatever the kernel's read-ahead), as a guest would. */
   const reader = 'sleep 0.5; cat "$f" > /dev/null && echo READ-OK';
 
   it('--record-profile writes the blocks read; --prefetch replays them at the next cold mount', async () => {
     const image = Buffer.concat([randomBytes(400_000), Buffer.alloc(200_000)]);
-    await writeFile(join(dir, 'small.img'), image);
-    execFileSync(process.execPath, [PACK, 'pack', join(dir, 'small.img'), '--store', join(dir, 'store'), '-b', '64K']);
-    const index = join(dir, 'store/small.idx');
+    const index = await packImage(dir, 'small', image);
     const q = await fakeQemu(reader);
     const first = testIo({ cwd: dir, tools: q.tools });
     const r1 = await boot(
@@ -308,8 +304,7 @@ describe('boot profiles through a real httpstorged (fake qemu reading the disk)'
 
   it('a recording httpstorged could not write is a cleanup problem: exit 5 with its reason', async () => {
     const image = randomBytes(200_000);
-    await writeFile(join(dir, 'tiny.img'), image);
-    execFileSync(process.execPath, [PACK, 'pack', join(dir, 'tiny.img'), '--store', join(dir, 'store'), '-b', '64K']);
+    await packImage(dir, 'tiny', image);
     const q = await fakeQemu(`${reader}; rm -rf ${dir}/out`); // the directory goes away during the boot
     await mkdir(join(dir, 'out'));
     const io = testIo({ cwd: dir, tools: q.tools });

@@ -1,5 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { capturedOutput } from '@thfc/testkit';
 import { bundledHttpstorged } from '../src/httpstorged.js';
 import { DEFAULT_QEMU_TOOLS } from '../src/qemu.js';
@@ -47,4 +50,16 @@ export async function script(path: string, body: string): Promise<string> {
   await writeFile(path, `#!/bin/sh\n${body}\n`);
   await chmod(path, 0o755);
   return path;
+}
+
+const PACK = fileURLToPath(new URL('../../packer/dist/cli.js', import.meta.url));
+
+/**
+ * Writes image to dir/<name>.img and packs it with the real thfc-pack (from
+ * its dist/) into dir/store in 64 KiB blocks; returns the index's path.
+ */
+export async function packImage(dir: string, name: string, image: Buffer): Promise<string> {
+  await writeFile(join(dir, `${name}.img`), image);
+  execFileSync(process.execPath, [PACK, 'pack', join(dir, `${name}.img`), '--store', join(dir, 'store'), '-b', '64K']);
+  return join(dir, 'store', `${name}.idx`);
 }

@@ -1,16 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MountFailedError } from '../src/errors.js';
 import { bundledHttpstorged } from '../src/httpstorged.js';
 import { HttpstorgedNbd } from '../src/httpstorged-nbd.js';
-import { tempDir } from './helpers.js';
+import { packImage, tempDir } from './helpers.js';
 
 /** Real `httpstorged nbd` of a small store packed by the real thfc-pack, read by qemu-img (both from dist/ or PATH). */
-const PACK = fileURLToPath(new URL('../../packer/dist/cli.js', import.meta.url));
 let dir: string;
 let cleanup: () => Promise<void>;
 let image: Buffer;
@@ -20,8 +18,7 @@ const never = new AbortController().signal;
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir());
   image = Buffer.concat([randomBytes(600_000), Buffer.alloc(500_000), Buffer.from('end of disk')]);
-  await writeFile(join(dir, 'small.img'), image);
-  execFileSync(process.execPath, [PACK, 'pack', join(dir, 'small.img'), '--store', join(dir, 'store'), '-b', '64K']);
+  await packImage(dir, 'small', image);
 });
 afterAll(async () => {
   await cleanup();

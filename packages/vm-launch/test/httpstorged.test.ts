@@ -1,17 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InterruptedError } from '@thfc/format';
 import { isMounted } from '@thfc/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MountFailedError } from '../src/errors.js';
 import { bundledHttpstorged, HttpstorgedMount } from '../src/httpstorged.js';
-import { tempDir } from './helpers.js';
+import { packImage, tempDir } from './helpers.js';
 
 /** Real httpstorged mounts of a small store packed by the real thfc-pack (both from their dist/). */
-const PACK = fileURLToPath(new URL('../../packer/dist/cli.js', import.meta.url));
 let dir: string;
 let cleanup: () => Promise<void>;
 let image: Buffer;
@@ -21,8 +19,7 @@ const never = new AbortController().signal;
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir());
   image = Buffer.concat([randomBytes(600_000), Buffer.alloc(500_000), Buffer.from('end of disk')]);
-  await writeFile(join(dir, 'small.img'), image);
-  execFileSync(process.execPath, [PACK, 'pack', join(dir, 'small.img'), '--store', join(dir, 'store'), '-b', '64K']);
+  await packImage(dir, 'small', image);
 });
 afterAll(async () => {
   execFileSync('sh', ['-c', `for m in ${dir}/mnt*; do fusermount -u -z "$m" 2>/dev/null; done; true`]);
