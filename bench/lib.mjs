@@ -321,6 +321,19 @@ export async function requireTools(tools) {
   if (missing.length) throw new BenchError('MISSING_TOOL', missing.join('\n'));
 }
 
+/** Each thfc CLI's built entry point, relative to a checkout's root. */
+export const THFC_CLIS = {
+  vm: 'packages/vm-launch/dist/cli.js',
+  pack: 'packages/packer/dist/cli.js',
+  httpstorged: 'packages/blockfs/dist/cli.js',
+  mirror: 'packages/mirror/dist/cli.js',
+};
+
+/** THFC_CLIS as absolute paths under the checkout `root`. */
+export function cliPaths(root) {
+  return Object.fromEntries(Object.entries(THFC_CLIS).map(([name, rel]) => [name, join(root, rel)]));
+}
+
 /** Throws MISSING_BUILD for the first of `files` (built CLIs) that does not exist. */
 export async function requireBuilt(files) {
   for (const f of files)
