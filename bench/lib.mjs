@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { guestKernelArgs } from '../test/support/guest-image.mjs';
 
 export const BENCH_SRC_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(BENCH_SRC_DIR, '..');
@@ -353,19 +354,7 @@ export const GUEST_MEM_MIB = 256;
 
 /** thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away. */
 export function guestBootArgs(guest) {
-  return [
-    '--accel',
-    'tcg',
-    '--snapshot',
-    '--mem',
-    String(GUEST_MEM_MIB),
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
-  ];
+  return ['--accel', 'tcg', '--snapshot', '--mem', String(GUEST_MEM_MIB), ...guestKernelArgs(guest)];
 }
 
 /**
