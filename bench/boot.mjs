@@ -21,8 +21,8 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BenchError,
-  GUEST_MEM_MIB,
   GUEST_TOOLS,
+  guestBootArgs,
   guestPayloadMiB,
   median,
   nowSeconds,
@@ -69,18 +69,7 @@ export async function run(ctx) {
   const server = await serveStatic(store);
   results.indexUrl = `${server.url}guest.idx`;
   const state = join(scratch, 'state');
-  const common = [
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
-    '--mem',
-    String(GUEST_MEM_MIB),
-    '--accel',
-    'tcg',
-  ];
+  const common = guestBootArgs(guest, { snapshot: false });
   const boot = (name, image, extra) =>
     timeToMarker(ctx, vmCli, ['--state-dir', state, 'boot', image, ...common, ...extra], guest.markerLine, name);
 

@@ -352,9 +352,19 @@ export const GUEST_TOOLS = [
 /** The test guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for every boot. */
 export const GUEST_MEM_MIB = 256;
 
-/** thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away. */
-export function guestBootArgs(guest) {
-  return ['--accel', 'tcg', '--snapshot', '--mem', String(GUEST_MEM_MIB), ...guestKernelArgs(guest)];
+/**
+ * thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away (`snapshot: false`: written
+ * to thfc-vm's qcow2 overlay for the run, as a plain `thfc-vm boot` does).
+ */
+export function guestBootArgs(guest, { snapshot = true } = {}) {
+  return [
+    '--accel',
+    'tcg',
+    ...(snapshot ? ['--snapshot'] : []),
+    '--mem',
+    String(GUEST_MEM_MIB),
+    ...guestKernelArgs(guest),
+  ];
 }
 
 /**
