@@ -21,8 +21,9 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BenchError,
-  GUEST_MEM_MIB,
+  cliPaths,
   GUEST_TOOLS,
+  guestBootArgs,
   guestPayloadMiB,
   median,
   nowSeconds,
@@ -54,9 +55,8 @@ export const TARGET_COLD = 1.5;
 export async function run(ctx) {
   const { table, results, scratch, signal } = ctx;
   await requireTools(TOOLS);
-  const vmCli = join(ctx.repoRoot, 'packages/vm-launch/dist/cli.js');
-  const packCli = join(ctx.repoRoot, 'packages/packer/dist/cli.js');
-  await requireBuilt([vmCli, packCli, join(ctx.repoRoot, 'packages/blockfs/dist/cli.js')]);
+  const { vm: vmCli, pack: packCli, httpstorged } = cliPaths(ctx.repoRoot);
+  await requireBuilt([vmCli, packCli, httpstorged]);
   const guest = await testGuest(ctx, { payloadMiB: guestPayloadMiB() });
 
   // The local disk lives in scratch like the store, so both sit on the same file system.
@@ -69,18 +69,7 @@ export async function run(ctx) {
   const server = await serveStatic(store);
   results.indexUrl = `${server.url}guest.idx`;
   const state = join(scratch, 'state');
-  const common = [
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
-    '--mem',
-    String(GUEST_MEM_MIB),
-    '--accel',
-    'tcg',
-  ];
+  const common = guestBootArgs(guest, { snapshot: false });
   const boot = (name, image, extra) =>
     timeToMarker(ctx, vmCli, ['--state-dir', state, 'boot', image, ...common, ...extra], guest.markerLine, name);
 

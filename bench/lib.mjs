@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { delimiter, dirname, join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { guestKernelArgs } from '../test/support/guest-image.mjs';
 
 export const BENCH_SRC_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(BENCH_SRC_DIR, '..');
@@ -321,6 +322,19 @@ export async function requireTools(tools) {
   if (missing.length) throw new BenchError('MISSING_TOOL', missing.join('\n'));
 }
 
+/** Each thfc CLI's built entry point, relative to a checkout's root. */
+export const THFC_CLIS = {
+  vm: 'packages/vm-launch/dist/cli.js',
+  pack: 'packages/packer/dist/cli.js',
+  httpstorged: 'packages/blockfs/dist/cli.js',
+  mirror: 'packages/mirror/dist/cli.js',
+};
+
+/** THFC_CLIS as absolute paths under the checkout `root`. */
+export function cliPaths(root) {
+  return Object.fromEntries(Object.entries(THFC_CLIS).map(([name, rel]) => [name, join(root, rel)]));
+}
+
 /** Throws MISSING_BUILD for the first of `files` (built CLIs) that does not exist. */
 export async function requireBuilt(files) {
   for (const f of files)
@@ -338,20 +352,18 @@ export const GUEST_TOOLS = [
 /** The test guest needs ~100 MiB; 256 keeps qemu's start-up cost small and equal for every boot. */
 export const GUEST_MEM_MIB = 256;
 
-/** thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away. */
-export function guestBootArgs(guest) {
+/**
+ * thfc-vm's flags for the test guest: direct kernel boot under TCG, writes thrown away (`snapshot: false`: written
+ * to thfc-vm's qcow2 overlay for the run, as a plain `thfc-vm boot` does).
+ */
+export function guestBootArgs(guest, { snapshot = true } = {}) {
   return [
     '--accel',
     'tcg',
-    '--snapshot',
+    ...(snapshot ? ['--snapshot'] : []),
     '--mem',
     String(GUEST_MEM_MIB),
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
+    ...guestKernelArgs(guest),
   ];
 }
 

@@ -43,6 +43,7 @@ import {
   runCommand,
   startNginx,
   startProcess,
+  THFC_CLIS,
   waitForQuiet,
   waitUntil,
 } from './lib.mjs';
@@ -50,8 +51,6 @@ import {
 export const description =
   'thfc-mirror vs nginx serving 256 KiB blocks at concurrency 32 (blocks/s, MB/s, CPU/request); sync MB/s between two local mirrors';
 
-const MIRROR_CLI = 'packages/mirror/dist/cli.js';
-const PACK_CLI = 'packages/packer/dist/cli.js';
 const BLOCK_SIZE = 256 * KiB;
 /** Issue 4: 256 KiB blocks at concurrency 32 over loopback. */
 const CONCURRENCY = 32;
@@ -70,8 +69,8 @@ const TOOLS = [['nginx', 'nginx-light']];
 export async function run(ctx) {
   const { table, results, scratch, signal } = ctx;
   await requireTools(TOOLS);
-  const mirrorCli = resolve(ctx.repoRoot, MIRROR_CLI);
-  const packCli = resolve(ctx.repoRoot, PACK_CLI);
+  const mirrorCli = resolve(ctx.repoRoot, THFC_CLIS.mirror);
+  const packCli = resolve(ctx.repoRoot, THFC_CLIS.pack);
   for (const cli of [mirrorCli, packCli]) {
     await stat(cli).catch(() => {
       throw new BenchError('NO_BUILD', `${cli} not found: build first with \`npx tsc -b\` in ${ctx.repoRoot}`);

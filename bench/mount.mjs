@@ -90,6 +90,7 @@ import {
   runCommand,
   startNginx,
   startProcess,
+  THFC_CLIS,
   unmountFuse,
   waitForQuiet,
   waitUntil,
@@ -102,9 +103,6 @@ export const description =
 
 /** The image's name in the store and on the thfc and memfs mounts. */
 const NAME = 'disk';
-const THFC_CLI = 'packages/blockfs/dist/cli.js';
-const PACK_CLI = 'packages/packer/dist/cli.js';
-const MIRROR_CLI = 'packages/mirror/dist/cli.js';
 const MEMFS = 'bench/support/fuse-memfs.mjs';
 const RANDREAD = 'bench/support/randread.mjs';
 
@@ -172,9 +170,9 @@ export async function run(ctx) {
   await requireTools(TOOLS);
   const fio = await which('fio');
   if (!fio) ctx.log('fio not installed (apt-get install fio): random reads use bench/support/randread.mjs instead');
-  const thfcCli = resolve(ctx.repoRoot, THFC_CLI);
-  const packCli = resolve(ctx.repoRoot, PACK_CLI);
-  const mirrorCli = resolve(ctx.repoRoot, MIRROR_CLI);
+  const thfcCli = resolve(ctx.repoRoot, THFC_CLIS.httpstorged);
+  const packCli = resolve(ctx.repoRoot, THFC_CLIS.pack);
+  const mirrorCli = resolve(ctx.repoRoot, THFC_CLIS.mirror);
   for (const cli of [thfcCli, packCli, mirrorCli]) {
     await stat(cli).catch(() => {
       throw new BenchError('NO_BUILD', `${cli} not found: build first with \`npx tsc -b\` in ${ctx.repoRoot}`);
@@ -297,7 +295,7 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
         signal,
         log: ctx.log,
       });
-      baseline = { rev, commit: built.commit, cli: join(built.root, THFC_CLI) };
+      baseline = { rev, commit: built.commit, cli: join(built.root, THFC_CLIS.httpstorged) };
     } catch (e) {
       if (signal.aborted) throw e;
       setupErrors.baseline = e.message;

@@ -24,6 +24,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BenchError,
+  cliPaths,
   fileBytes,
   GUEST_TOOLS,
   guestBootArgs,
@@ -62,12 +63,7 @@ const COPY_TIMEOUT_MS = 10 * 60 * 1000;
 export async function run(ctx) {
   const { results, scratch, signal, table } = ctx;
   await requireTools(TOOLS);
-  const cli = {
-    vm: join(ctx.repoRoot, 'packages/vm-launch/dist/cli.js'),
-    pack: join(ctx.repoRoot, 'packages/packer/dist/cli.js'),
-    httpstorged: join(ctx.repoRoot, 'packages/blockfs/dist/cli.js'),
-    mirror: join(ctx.repoRoot, 'packages/mirror/dist/cli.js'),
-  };
+  const cli = cliPaths(ctx.repoRoot);
   await requireBuilt(Object.values(cli));
   const mib = Number(process.env.BENCH_NBD_MIB || 128);
   const parts = new Set((process.env.BENCH_NBD_PARTS || PARTS.join(',')).split(','));

@@ -31,6 +31,7 @@ import {
   requireFromRoot,
   requireTools,
   runCommand,
+  THFC_CLIS,
   waitForQuiet,
 } from './lib.mjs';
 
@@ -49,7 +50,6 @@ const SEED = 20261127;
 /** zstd sample: every 8th non-zero block (~50-60 MB of the test image). */
 const SAMPLE_EVERY = 8;
 
-const CLI_REL = 'packages/packer/dist/cli.js';
 /** Fields the bench reads from `thfc-pack pack --json`. */
 const THFC_JSON_FIELDS = [
   'name',
@@ -270,7 +270,7 @@ export async function run(ctx) {
  * rewrites only the outputs that changed, so cli.js alone would give false alarms).
  */
 async function locateCli(ctx) {
-  const shown = process.env.THFC_PACK_CLI || CLI_REL;
+  const shown = process.env.THFC_PACK_CLI || THFC_CLIS.pack;
   const path = resolve(ctx.repoRoot, shown);
   try {
     await stat(path);

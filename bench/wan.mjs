@@ -49,6 +49,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   BenchError,
+  cliPaths,
   formatNumber,
   formatValue,
   GUEST_MEM_MIB,
@@ -108,12 +109,7 @@ const QUIET_BUDGET_MS = 120_000;
 export async function run(ctx) {
   const { results, scratch, signal } = ctx;
   await requireTools(TOOLS);
-  const cli = {
-    vm: join(ctx.repoRoot, 'packages/vm-launch/dist/cli.js'),
-    pack: join(ctx.repoRoot, 'packages/packer/dist/cli.js'),
-    httpstorged: join(ctx.repoRoot, 'packages/blockfs/dist/cli.js'),
-    mirror: join(ctx.repoRoot, 'packages/mirror/dist/cli.js'),
-  };
+  const cli = cliPaths(ctx.repoRoot);
   await requireBuilt(Object.values(cli));
   const { qemuArgs } = await import(pathToFileURL(join(ctx.repoRoot, 'packages/vm-launch/dist/qemu-args.js')).href);
   const rtts = rttsFromEnv();

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { buildGuestImage } from '../test/support/guest-image.mjs';
+import { buildGuestImage, guestKernelArgs } from '../test/support/guest-image.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const work = resolve(process.env.THFC_DEMO_DIR ?? join(root, '.demo'));
@@ -119,16 +119,7 @@ async function main() {
   process.stdout.write(`${join(mnt, 'sample')} is byte-identical to ${guest.disk}\n`);
 
   step('5. boot it under qemu from the mount (copy-on-write overlay; TCG when KVM does not really work)');
-  const bootArgs = [
-    'boot',
-    join(mnt, 'sample'),
-    '--kernel',
-    guest.kernel,
-    '--initrd',
-    guest.initrd,
-    '--append',
-    guest.append,
-  ];
+  const bootArgs = ['boot', join(mnt, 'sample'), ...guestKernelArgs(guest)];
   show(bin('thfc-vm'), bootArgs);
   const boot = spawnSync(bin('thfc-vm'), bootArgs, { stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 });
   const serial = boot.stdout?.toString() ?? '';

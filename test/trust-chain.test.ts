@@ -6,7 +6,7 @@ import { decodeIndex } from '@thfc/format';
 import { Swtpm } from '@thfc/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 // A plain ES module (JSDoc-typed) shared with bench/: the bootable test guest, built once from Debian packages.
-import { buildGuestImage } from './support/guest-image.mjs';
+import { buildGuestImage, guestKernelArgs } from './support/guest-image.mjs';
 import { makeImage } from './support/images.js';
 import { isMounted, readRange, TestMount } from './support/mounts.js';
 import { BIN, node, ROOT, type Run, sha256, tempDir } from './support/processes.js';
@@ -220,20 +220,7 @@ describe('the trust chain with a boot', () => {
       ok(result);
       const boot = await node(
         VM,
-        [
-          'boot',
-          join(mnt, 'chain-guest'),
-          '--kernel',
-          guest.kernel,
-          '--initrd',
-          guest.initrd,
-          '--append',
-          guest.append,
-          '--snapshot',
-          '--serial',
-          '--accel',
-          'tcg',
-        ],
+        ['boot', join(mnt, 'chain-guest'), ...guestKernelArgs(guest), '--snapshot', '--serial', '--accel', 'tcg'],
         { timeoutMs: 300_000 },
       );
       ok(boot);

@@ -42,6 +42,7 @@ import {
   requireTools,
   runCommand,
   startProcess,
+  THFC_CLIS,
   waitForQuiet,
   waitUntil,
 } from '../lib.mjs';
@@ -53,7 +54,6 @@ const TOOLS = [
   ['dig', 'bind9-dnsutils'],
   ['redis-server', 'redis-server'],
 ];
-const MIRROR_CLI = 'packages/mirror/dist/cli.js';
 const MIRROR_LIB = 'packages/mirror/dist/index.js';
 const ZONE = 'pool.bench';
 const QNAME = `_thfc._tcp.${ZONE}`;
@@ -76,7 +76,7 @@ const QUIET_WAIT_MS = 20_000;
 export async function run(ctx) {
   const { table, results, scratch, signal } = ctx;
   await requireTools(TOOLS);
-  const cli = resolve(ctx.repoRoot, MIRROR_CLI);
+  const cli = resolve(ctx.repoRoot, THFC_CLIS.mirror);
   const lib = resolve(ctx.repoRoot, MIRROR_LIB);
   await requireBuilt([cli, lib]);
   const { answerQuery, parseNetworks, REDIS_KEY_PREFIX } = await import(pathToFileURL(lib).href);

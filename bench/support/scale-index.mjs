@@ -31,15 +31,13 @@ import {
   requireTools,
   runCommand,
   startProcess,
+  THFC_CLIS,
   waitForQuiet,
 } from '../lib.mjs';
 
 export const title =
   '4M-block index: decode rate, bytes/block, inspect, mount (cached) and daemon RSS; 1 TiB sparse pack';
 
-const PACK_CLI = 'packages/packer/dist/cli.js';
-const MOUNT_CLI = 'packages/blockfs/dist/cli.js';
-const MIRROR_CLI = 'packages/mirror/dist/cli.js';
 const FORMAT_LIB = 'packages/format/dist/index.js';
 const BLOCK_SIZE = 256 * 1024;
 const DEFAULT_BLOCKS = 4_194_304;
@@ -51,7 +49,9 @@ const QUIET_WAIT_MS = 20_000;
 export async function run(ctx) {
   const { results } = ctx;
   await requireTools([['time', 'time']]);
-  const [pack, mount, mirror, lib] = [PACK_CLI, MOUNT_CLI, MIRROR_CLI, FORMAT_LIB].map((p) => resolve(ctx.repoRoot, p));
+  const [pack, mount, mirror, lib] = [THFC_CLIS.pack, THFC_CLIS.httpstorged, THFC_CLIS.mirror, FORMAT_LIB].map((p) =>
+    resolve(ctx.repoRoot, p),
+  );
   await requireBuilt([pack, mount, mirror, lib]);
   const { encodeIndex, decodeIndex } = await import(pathToFileURL(lib).href);
   const blocks = envInt('BENCH_INDEX_BLOCKS', DEFAULT_BLOCKS);

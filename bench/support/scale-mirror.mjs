@@ -14,18 +14,16 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ensureDir, envInt, freePort, requireBuilt, runCommand, startProcess } from '../lib.mjs';
+import { ensureDir, envInt, freePort, requireBuilt, runCommand, startProcess, THFC_CLIS } from '../lib.mjs';
 
 export const title = 'a mirror of 10,000 images: listing, sync (first and unchanged), gc';
 
-const PACK_CLI = 'packages/packer/dist/cli.js';
-const MIRROR_CLI = 'packages/mirror/dist/cli.js';
 const FORMAT_LIB = 'packages/format/dist/index.js';
 const BLOCK = 64 * 1024;
 
 export async function run(ctx) {
   const { table, results, scratch, signal } = ctx;
-  const [pack, mirror, lib] = [PACK_CLI, MIRROR_CLI, FORMAT_LIB].map((p) => resolve(ctx.repoRoot, p));
+  const [pack, mirror, lib] = [THFC_CLIS.pack, THFC_CLIS.mirror, FORMAT_LIB].map((p) => resolve(ctx.repoRoot, p));
   await requireBuilt([pack, mirror, lib]);
   const { encodeIndex, blockPath } = await import(pathToFileURL(lib).href);
   const images = envInt('BENCH_MIRROR_IMAGES', 10_000);

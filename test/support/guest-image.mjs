@@ -100,6 +100,15 @@ const STEP_TIMEOUT_MS = 10 * 60 * 1000;
  */
 
 /**
+ * thfc-vm's flags that boot `guest` directly: its kernel, initrd and command line.
+ * @param {{kernel: string, initrd: string, append: string}} guest
+ * @returns {string[]}
+ */
+export function guestKernelArgs(guest) {
+  return ['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', guest.append];
+}
+
+/**
  * Returns the cached guest for the current package versions, building it first when needed.
  * Safe to call from several processes at once: each builds in its own temp dir and the first
  * rename wins.

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { buildGuestImage, type GuestImage } from './guest-image.mjs';
+import { buildGuestImage, type GuestImage, guestKernelArgs } from './guest-image.mjs';
 import { BIN, execFileP, node, ROOT } from './processes.js';
 
 /** thfc-vm end-to-end helpers: the guest packed into a store with a catalog, and runs of the real CLI. */
@@ -22,7 +22,7 @@ export interface GuestStore {
 
 /** thfc-vm boot arguments that boot the test guest directly: its kernel, initrd and command line, 256 MiB. */
 export function guestBootArgs(g: GuestStore): string[] {
-  return ['--kernel', g.guest.kernel, '--initrd', g.guest.initrd, '--append', g.guest.append, '--mem', '256'];
+  return [...guestKernelArgs(g.guest), '--mem', '256'];
 }
 
 /**
