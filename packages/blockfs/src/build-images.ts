@@ -36,7 +36,6 @@ export interface ImageState {
   failover: Failover | undefined;
   memory: MemoryCache;
   missing: MissingBlocks;
-  unique: number;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
   watcher: VersionWatcher | undefined;
@@ -169,7 +168,6 @@ export async function buildImages(
       failover: built.failover,
       memory: built.memory,
       missing,
-      unique: index.uniqueCount(),
       counts: index.counts(),
     };
   });
@@ -210,7 +208,7 @@ export async function buildImages(
 
 export function imageStatus(s: ImageState): ImageStatus {
   const c = s.counts;
-  const local = s.unique - s.missing.size;
+  const local = c.unique - s.missing.size;
   return {
     name: s.index.header.name,
     index: s.loaded.location.location,
@@ -223,9 +221,9 @@ export function imageStatus(s: ImageState): ImageStatus {
     size: s.index.header.size,
     blocks: c.blocks,
     zeroBlocks: c.zero,
-    uniqueBlocks: s.unique,
+    uniqueBlocks: c.unique,
     localBlocks: local,
-    localFraction: s.unique ? local / s.unique : 1,
+    localFraction: c.unique ? local / c.unique : 1,
     blocksFetched: s.counters.fetched,
     bytesDownloaded: s.counters.bytesFetched,
     cacheHits: s.counters.hits,
