@@ -7,6 +7,7 @@ import type { BlockRef } from './block-source.js';
 import { type Codec, formatCodecSpec, isCodec, parseCodecSpec } from './codecs.js';
 import { IndexFormatError, InvalidArgumentError, type ThfcError } from './errors.js';
 import { blockCount, blockLength, isValidBlockSize, MAX_IMAGE_SIZE } from './geometry.js';
+import { grownColumns } from './index-columns.js';
 import { appendSignature, type InlineSignature, parseSignatureLine, verifyInlineSignatures } from './signature-line.js';
 
 /**
@@ -544,15 +545,7 @@ export class IndexDecoder {
    */
   private grow(ahead = 0): void {
     const cap = Math.min(this.expected, Math.max(1024, this.codes.length * 2, this.count + Math.ceil(ahead / 5)));
-    const ids = new Uint8Array(cap * this.idLength);
-    ids.set(this.ids);
-    const codes = new Uint8Array(cap);
-    codes.set(this.codes);
-    const sizes = new Uint32Array(cap);
-    sizes.set(this.sizes);
-    this.ids = ids;
-    this.codes = codes;
-    this.sizes = sizes;
+    [this.ids, this.codes, this.sizes] = grownColumns(this.ids, this.codes, this.sizes, cap, this.idLength);
   }
 
   private entryLine(text: string): void {

@@ -1,5 +1,6 @@
 import { type HashAlgorithm, hashLength } from './block-id.js';
 import { CODE_ZERO, codeOfCodec, ImageIndex, type IndexEntry, type IndexHeader } from './image-index.js';
+import { grownColumns } from './index-columns.js';
 
 /**
  * An index's entries as they are found, in any order, held the way ImageIndex
@@ -65,14 +66,6 @@ export class IndexBuilder {
 
   private grow(atLeast: number): void {
     const cap = Math.max(atLeast, this.codes.length * 2);
-    const ids = new Uint8Array(cap * this.idLength);
-    ids.set(this.ids);
-    const codes = new Uint8Array(cap);
-    codes.set(this.codes);
-    const sizes = new Uint32Array(cap);
-    sizes.set(this.sizes);
-    this.ids = ids;
-    this.codes = codes;
-    this.sizes = sizes;
+    [this.ids, this.codes, this.sizes] = grownColumns(this.ids, this.codes, this.sizes, cap, this.idLength);
   }
 }
