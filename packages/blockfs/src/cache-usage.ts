@@ -1,11 +1,11 @@
-import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes } from '@thfc/cli';
-import { decodeIndex, fsError, UsageError } from '@thfc/format';
+import { decodeIndex, fsError } from '@thfc/format';
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { DAEMONS_DIR, parseRegistration } from './cache/cache-sealer.js';
 import { processState } from './cache/process-identity.js';
+import { requireCacheDir } from './cache-dir.js';
 
 /** A directory of the cache that cannot be read stops the report. */
 function unreadable(e: unknown, path: string): never {
@@ -71,13 +71,7 @@ export function cacheDaemons(cache: string): number[] {
 
 /** `httpstorged cache CACHE`: usage, and for each cached index how many of its blocks are held. */
 export async function cacheReport(cache: string, signal?: AbortSignal): Promise<CacheReport> {
-  let isDir = false;
-  try {
-    isDir = statSync(cache).isDirectory();
-  } catch (e) {
-    throw fsError(e, cache);
-  }
-  if (!isDir) throw new UsageError(`${cache} is not a directory`);
+  requireCacheDir(cache);
   const blocks = cacheBlocks(cache);
   const held = new Map(blocks.map((b) => [b.id, b.size]));
   const indexes: IndexCoverage[] = [];

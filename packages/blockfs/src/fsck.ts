@@ -1,10 +1,11 @@
-import { constants as fsc, statSync } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CommandIo, formatBytes, progressFor } from '@thfc/cli';
-import { blockId, fsError, hashOfId, InputError, InterruptedError, MAX_BLOCK_SIZE, UsageError } from '@thfc/format';
+import { blockId, hashOfId, InputError, InterruptedError, MAX_BLOCK_SIZE, UsageError } from '@thfc/format';
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
+import { requireCacheDir } from './cache-dir.js';
 import { type FileIdentity, identityOf, sameVersion } from './sources/file-identity.js';
 
 export interface FsckOptions {
@@ -71,13 +72,7 @@ export async function runFsck(options: FsckOptions, io: CommandIo): Promise<Fsck
 async function fsck(options: FsckOptions, io: CommandIo): Promise<FsckReport> {
   const started = performance.now();
   const { cache } = options;
-  let isDir = false;
-  try {
-    isDir = statSync(cache).isDirectory();
-  } catch (e) {
-    throw fsError(e, cache);
-  }
-  if (!isDir) throw new UsageError(`${cache} is not a directory`);
+  requireCacheDir(cache);
   const sealer = new CacheSealer({}, { dir: cache });
   const users = await sealer.users(io.signal);
   if (users.live.length) {

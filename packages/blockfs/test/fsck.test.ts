@@ -98,6 +98,20 @@ describe('runFsck', () => {
     expect(await runFsck({ cache: t.dir }, io())).toMatchObject({ ok: true, entries: 0, sealed: 0 });
   });
 
+  it('refuses a cache that is a file (UsageError) and names one that does not exist', async () => {
+    const t = await tempDir('thfc-fsck-');
+    cleanups.push(t.cleanup);
+    const file = join(t.dir, 'file');
+    await writeFile(file, 'not a cache');
+    const e = await runFsck({ cache: file }, io()).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(UsageError);
+    expect(String(e)).toContain(`${file} is not a directory`);
+    const gone = join(t.dir, 'gone');
+    const m = await runFsck({ cache: gone }, io()).catch((err: unknown) => err);
+    expect(m).not.toBeInstanceOf(UsageError);
+    expect(String(m)).toContain(gone);
+  });
+
   it('refuses while a daemon is registered as using the cache, naming it, and changes nothing', async () => {
     const { dir, put } = await cacheWith();
     const bad = makeBlock(6);
