@@ -222,50 +222,67 @@ export class HttpSource implements BlockSource {
   }
 
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
-    const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const slot = await this.window.acquire(currentPriority(options), ref.storedSize, options.signal, options.urgency);
-    options.onSent?.();
-    let outcome: ExchangeOutcome = { kind: 'neutral' };
-    try {
-      return await this.exchange('GET', path, ref, options, (answer, ms) => {
-        if (answer.status === 200 && answer.body) {
-          outcome = { kind: 'answer', bytes: answer.body.length, ms };
-          return answer.body;
-        }
-        if (answer.status === 404 || answer.status === 410) {
-          outcome = { kind: 'answer', bytes: 0, ms };
-          throw new BlockNotFoundError(ref.id, this.name);
-        }
-        outcome = statusOutcome(answer);
-        throw new MirrorUnavailableError(this.name, statusWhy(answer));
-      });
-    } catch (e) {
-      if (outcome.kind === 'neutral') outcome = failureOutcome(e);
-      throw e;
-    } finally {
-      slot.done(options.signal?.aborted ? abortOutcome(options.signal) : outcome);
-    }
+    const frame = { bytes: ref.storedSize, onSent: options.onSent, aborted: abortOutcome };
+    return this.windowed('GET', ref, ref, options, frame, (answer, ms, weigh) => {
+      if (answer.status === 200 && answer.body) {
+        weigh({ kind: 'answer', bytes: answer.body.length, ms });
+        return answer.body;
+      }
+      if (answer.status === 404 || answer.status === 410) {
+        weigh({ kind: 'answer', bytes: 0, ms });
+        throw new BlockNotFoundError(ref.id, this.name);
+      }
+      weigh(statusOutcome(answer));
+      throw new MirrorUnavailableError(this.name, statusWhy(answer));
+    });
   }
 
   /** HEAD: true on 200, false on 404/410, MirrorUnavailableError otherwise. */
   async has(ref: BlockRef, options: FetchOptions = {}): Promise<boolean> {
+    const frame = { bytes: 0, onSent: undefined, aborted: (): ExchangeOutcome => ({ kind: 'neutral' }) };
+    return this.windowed('HEAD', ref, undefined, options, frame, (answer, ms, weigh) => {
+      if (answer.status === 200 || answer.status === 404 || answer.status === 410) {
+        weigh({ kind: 'answer', bytes: 0, ms });
+        return answer.status === 200;
+      }
+      weigh(statusOutcome(answer));
+      throw new MirrorUnavailableError(this.name, statusWhy(answer));
+    });
+  }
+
+  /**
+   * One exchange about `ref`'s block in a slot of the request window, sized
+   * `frame.bytes`; `frame.onSent` is told once the slot is granted. The slot
+   * is given back with the exchange's outcome: what `judge` weighed the
+   * answer as, else failureOutcome() of what was thrown, or, when the caller
+   * aborted, `frame.aborted`.
+   */
+  private async windowed<R>(
+    method: 'GET' | 'HEAD',
+    ref: BlockRef,
+    body: BlockRef | undefined,
+    options: FetchOptions,
+    frame: {
+      bytes: number;
+      onSent: (() => void) | undefined;
+      aborted: (signal: AbortSignal) => ExchangeOutcome;
+    },
+    judge: (answer: Answer, ms: number, weigh: (outcome: ExchangeOutcome) => void) => R,
+  ): Promise<R> {
     const path = `${this.prefix}/${blockPath(ref.id)}`;
-    const slot = await this.window.acquire(currentPriority(options), 0, options.signal, options.urgency);
+    const slot = await this.window.acquire(currentPriority(options), frame.bytes, options.signal, options.urgency);
+    frame.onSent?.();
     let outcome: ExchangeOutcome = { kind: 'neutral' };
+    const weigh = (o: ExchangeOutcome) => {
+      outcome = o;
+    };
     try {
-      return await this.exchange('HEAD', path, undefined, options, (answer, ms) => {
-        if (answer.status === 200 || answer.status === 404 || answer.status === 410) {
-          outcome = { kind: 'answer', bytes: 0, ms };
-          return answer.status === 200;
-        }
-        outcome = statusOutcome(answer);
-        throw new MirrorUnavailableError(this.name, statusWhy(answer));
-      });
+      return await this.exchange(method, path, body, options, (answer, ms) => judge(answer, ms, weigh));
     } catch (e) {
       if (outcome.kind === 'neutral') outcome = failureOutcome(e);
       throw e;
     } finally {
-      slot.done(options.signal?.aborted ? { kind: 'neutral' } : outcome);
+      slot.done(options.signal?.aborted ? frame.aborted(options.signal) : outcome);
     }
   }
 
