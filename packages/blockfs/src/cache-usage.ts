@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes } from '@thfc/cli';
-import { decodeIndex, fsError } from '@thfc/format';
+import { type BlockRef, decodeIndex, fsError } from '@thfc/format';
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { DAEMONS_DIR, parseRegistration } from './cache/cache-sealer.js';
 import { processState } from './cache/process-identity.js';
@@ -107,8 +107,11 @@ export function coverage(
   let cachedBlocks = 0;
   let bytes = 0;
   let cachedBytes = 0;
-  const unique = decoded.index.uniqueRefs();
-  for (const r of unique.values()) {
+  const { index } = decoded;
+  let uniqueBlocks = 0;
+  for (const i of index.uniqueBlocks()) {
+    const r = index.ref(i) as BlockRef;
+    uniqueBlocks++;
     bytes += r.size;
     if (held.get(r.id) === r.size) {
       cachedBlocks++;
@@ -121,7 +124,7 @@ export function coverage(
     name: h.name,
     digest: decoded.digest,
     created: h.created,
-    uniqueBlocks: unique.size,
+    uniqueBlocks,
     cachedBlocks,
     bytes,
     cachedBytes,

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
+import { type BlockRef, type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
 import { DirStore, readIndexFile } from '@thfc/store';
 import {
   DEFAULT_KEEP_DAYS,
@@ -71,7 +71,8 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
   const reference = async (path: string) => {
     try {
       const decoded = await readIndexFile(path);
-      for (const id of decoded.index.uniqueRefs().keys()) referenced.add(id);
+      const { index } = decoded;
+      for (const i of index.uniqueBlocks()) referenced.add((index.ref(i) as BlockRef).id);
       return decoded;
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
