@@ -1,4 +1,4 @@
-import { isBlockId, isImageName } from '@thfc/format';
+import { isBlockId, isImageName, isIndexDigest } from '@thfc/format';
 import { MeasurementLogFormatError } from './errors.js';
 import { type BankDigests, bankHash, PCR_COUNT } from './pcr-bank.js';
 
@@ -34,7 +34,6 @@ export interface LogEntry {
   readonly line?: number | undefined;
 }
 
-const INDEX_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const KEY_ID = /^([0-9a-f]{16}|-)$/;
 const SHA1_HEX = /^[0-9a-f]{40}$/;
 const PCR = /^(0|[1-9]\d?)$/;
@@ -64,7 +63,7 @@ export function checkEvent(event: MeasurementEvent): void {
   const fail = (why: string) => {
     throw new MeasurementLogFormatError(why, undefined);
   };
-  if (!INDEX_DIGEST.test(event.index)) fail(`bad index digest "${event.index}"`);
+  if (!isIndexDigest(event.index)) fail(`bad index digest "${event.index}"`);
   if (event.template === INDEX_TEMPLATE) {
     if (!isImageName(event.image)) fail(`bad image name "${event.image}"`);
     if (!KEY_ID.test(event.keyId)) fail(`bad key id "${event.keyId}"`);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isBlockId } from './block-id.js';
 import { isImageName } from './block-path.js';
 import { IndexFormatError, InvalidArgumentError } from './errors.js';
-import type { ImageIndex } from './image-index.js';
+import { type ImageIndex, isIndexDigest } from './image-index.js';
 import { type InlineSignature, parseSignatureLine } from './signature-line.js';
 
 /**
@@ -44,7 +44,7 @@ export interface BootProfile {
 
 export function encodeProfile(image: string, indexDigest: string, blocks: readonly string[]): Uint8Array {
   if (!isImageName(image)) throw new InvalidArgumentError(`bad image name "${image}"`);
-  if (!/^sha256:[0-9a-f]{64}$/.test(indexDigest)) throw new InvalidArgumentError(`bad index digest "${indexDigest}"`);
+  if (!isIndexDigest(indexDigest)) throw new InvalidArgumentError(`bad index digest "${indexDigest}"`);
   const seen = new Set<string>();
   for (const id of blocks) {
     if (!isBlockId(id)) throw new InvalidArgumentError(`not a block id: "${id}"`);
@@ -75,7 +75,7 @@ export function decodeProfile(bytes: Uint8Array, source = 'profile'): BootProfil
   const image = header(1, 'image');
   if (!isImageName(image)) fail(`bad image name "${image.slice(0, 40)}"`, 2, 'image');
   const index = header(2, 'index');
-  if (!/^sha256:[0-9a-f]{64}$/.test(index)) fail('expected sha256:<64 hex>', 3, 'index');
+  if (!isIndexDigest(index)) fail('expected sha256:<64 hex>', 3, 'index');
   const countText = header(3, 'blocks');
   if (!/^(0|[1-9]\d{0,8})$/.test(countText)) fail(`"${countText.slice(0, 20)}" is not a count`, 4, 'blocks');
   const count = Number(countText);

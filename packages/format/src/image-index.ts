@@ -326,6 +326,11 @@ export function verifyIndexSignatures(
 
 const CREATED = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** `sha256:<64 lowercase hex>`, an index's digest (FORMAT.md §5.6), as pins, version lists and listings name it. */
+export function isIndexDigest(s: unknown): s is string {
+  return typeof s === 'string' && DIGEST.test(s);
+}
 const DECIMAL = /^(0|[1-9]\d{0,15})$/;
 const HEADER_KEYS = ['name', 'size', 'block-size', 'hash', 'codec', 'created', 'previous', 'blocks'] as const;
 type HeaderKey = (typeof HEADER_KEYS)[number];

@@ -1,5 +1,6 @@
 import { isImageName } from './block-path.js';
 import { IndexFormatError } from './errors.js';
+import { isIndexDigest } from './image-index.js';
 import { isPositiveWholeNumber, readJsonDocument } from './json-document.js';
 
 /**
@@ -43,7 +44,6 @@ export interface VersionList {
   readonly versions: readonly ImageVersion[];
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const CREATED = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 const FILE = /^\d{8}T\d{6}Z-[0-9a-f]{12}\.idx$/;
 
@@ -51,7 +51,7 @@ const FILE = /^\d{8}T\d{6}Z-[0-9a-f]{12}\.idx$/;
 export function versionFileName(created: string, digest: string): string {
   const m = CREATED.exec(created);
   if (!m) throw new IndexFormatError(`bad created time "${created}"`, undefined, 'created');
-  if (!DIGEST.test(digest)) throw new IndexFormatError(`bad digest "${digest}"`, undefined, 'digest');
+  if (!isIndexDigest(digest)) throw new IndexFormatError(`bad digest "${digest}"`, undefined, 'digest');
   return `${m[1]}${m[2]}${m[3]}T${m[4]}${m[5]}${m[6]}Z-${digest.slice('sha256:'.length, 'sha256:'.length + 12)}.idx`;
 }
 
@@ -98,12 +98,11 @@ export function decodeVersionList(text: string, source: string): VersionList {
   const { bad } = doc;
   const { name, latest } = doc.fields;
   if (typeof name !== 'string' || !isImageName(name)) throw bad('name is not an image name');
-  if (latest !== undefined && (typeof latest !== 'string' || !DIGEST.test(latest)))
-    throw bad('latest is not sha256:<64 hex>');
+  if (latest !== undefined && !isIndexDigest(latest)) throw bad('latest is not sha256:<64 hex>');
   const seen = new Set<string>();
   const out = doc.map('versions', ({ file, created, digest, bytes }, i): ImageVersion => {
     if (typeof created !== 'string' || !CREATED.test(created)) throw bad(`versions[${i}].created is not a UTC time`);
-    if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(`versions[${i}].digest is not sha256:<64 hex>`);
+    if (!isIndexDigest(digest)) throw bad(`versions[${i}].digest is not sha256:<64 hex>`);
     if (typeof file !== 'string' || !FILE.test(file) || file !== versionFileName(created, digest))
       throw bad(`versions[${i}].file is not "${versionFileName(created, digest)}"`);
     if (!isPositiveWholeNumber(bytes)) throw bad(`versions[${i}].bytes is not a positive whole number`);

@@ -1,4 +1,4 @@
-import { isImageName, isPositiveWholeNumber, readJsonDocument } from '@thfc/format';
+import { isImageName, isIndexDigest, isPositiveWholeNumber, readJsonDocument } from '@thfc/format';
 
 /**
  * The store listing: `GET /index.json` on a mirror names every published
@@ -62,7 +62,6 @@ export function encodeListing(indexes: readonly ListingEntry[]): string {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * Strict on everything sync acts on (names become file names in the local
@@ -78,7 +77,7 @@ export function decodeListing(text: string, source: string): ListingEntry[] {
     if (file !== `${name}.idx`) throw bad(`indexes[${i}].file is not "${name}.idx"`);
     if (!isPositiveWholeNumber(bytes)) throw bad(`indexes[${i}].bytes is not a positive whole number`);
     if (typeof sha256 !== 'string' || !HEX64.test(sha256)) throw bad(`indexes[${i}].sha256 is not 64 hex digits`);
-    if (typeof digest !== 'string' || !DIGEST.test(digest)) throw bad(`indexes[${i}].digest is not sha256:<64 hex>`);
+    if (!isIndexDigest(digest)) throw bad(`indexes[${i}].digest is not sha256:<64 hex>`);
     if (seen.has(name)) throw bad(`indexes[${i}]: "${name}" is listed twice`);
     seen.add(name);
     return {
@@ -112,11 +111,7 @@ function listedProfile(profile: unknown, i: number, bad: (why: string) => Error)
 
 function listedVersions(versions: unknown, i: number, bad: (why: string) => Error): { versions?: readonly string[] } {
   if (versions === undefined) return {};
-  if (
-    !Array.isArray(versions) ||
-    versions.length > MAX_LISTED_VERSIONS ||
-    !versions.every((d) => typeof d === 'string' && DIGEST.test(d))
-  ) {
+  if (!Array.isArray(versions) || versions.length > MAX_LISTED_VERSIONS || !versions.every(isIndexDigest)) {
     throw bad(`indexes[${i}].versions is not a list of at most ${MAX_LISTED_VERSIONS} sha256:<64 hex> digests`);
   }
   return { versions: versions as string[] };

@@ -4,18 +4,18 @@ import {
   decodeVersionList,
   findVersion,
   IndexFormatError,
+  isIndexDigest,
   PinRefusedError,
   UsageError,
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
 
-const PIN = /^sha256:[0-9a-f]{64}$/;
-
 /** A pin as given (`sha256:<64 hex>`), checked; undefined when none. Both forms given must agree. */
 export function choosePin(fromUrl: string | undefined, fromOption: string | undefined): string | undefined {
   for (const p of [fromUrl, fromOption])
-    if (p !== undefined && !PIN.test(p)) throw new UsageError(`bad pin "${p}": expected sha256:<64 lowercase hex>`);
+    if (p !== undefined && !isIndexDigest(p))
+      throw new UsageError(`bad pin "${p}": expected sha256:<64 lowercase hex>`);
   if (fromUrl !== undefined && fromOption !== undefined && fromUrl !== fromOption)
     throw new UsageError(`the URL is pinned to ${fromUrl} and --pin says ${fromOption}: give one`);
   return fromUrl ?? fromOption;
