@@ -1,5 +1,6 @@
 import type { BlockRef } from '@thfc/format';
 import { type Logger, SILENT_LOGGER } from '@thfc/store';
+import { abortableSleep } from './abortable-sleep.js';
 import type { BlockReader } from './sources/block-reader.js';
 
 export interface PrefetchOptions {
@@ -77,7 +78,7 @@ export class Prefetcher {
           const due = start + (sent / rate) * 1000;
           sent += ref.storedSize;
           const wait = due - now();
-          if (wait > 0) await sleep(wait, signal);
+          if (wait > 0) await abortableSleep(wait, signal);
         }
         this.state.set(ref.id, 'inflight');
         try {
@@ -108,18 +109,4 @@ export class Prefetcher {
     }
     return { blocks: this.refs.length, fetched, hit: this.hits, wasted, pending, failed, done: this.finished };
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '@thfc/store';
+import { abortableSleep } from './abortable-sleep.js';
 import type { Mounted } from './mount.js';
 
 /** How often a stopping daemon tries again to unmount a mount in use: one `fusermount -u` each time. */
@@ -49,16 +50,4 @@ export async function unmountWhenIdle(
     }
     await sleep(options.pollMs ?? DEFAULT_UNMOUNT_POLL_MS, options.signal);
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

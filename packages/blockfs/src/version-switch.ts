@@ -1,4 +1,5 @@
 import type { Logger } from '@thfc/store';
+import { abortableSleep } from './abortable-sleep.js';
 
 /** What the last switch request came to, for `stats` and `httpstorged switch`. */
 export interface SwitchStatus {
@@ -106,7 +107,7 @@ export class VersionSwitcher {
         waitingLogged = true;
       }
       this.set({ state: 'waiting', from: Object.fromEntries(from), to: Object.fromEntries(latest) });
-      await sleep(this.options.retryMs ?? DEFAULT_SWITCH_RETRY_MS, signal);
+      await abortableSleep(this.options.retryMs ?? DEFAULT_SWITCH_RETRY_MS, signal);
     }
     try {
       const next = await this.components.remount();
@@ -130,16 +131,4 @@ export class VersionSwitcher {
   private set(patch: Partial<SwitchStatus>): void {
     this.state = { ...this.state, ...patch, at: (this.components.now?.() ?? new Date()).toISOString() };
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
