@@ -34,9 +34,8 @@ export class IndexCache {
     const key = urlKey(url);
     try {
       const ref = JSON.parse(await readFile(join(this.dir, `${key}.ref`), 'utf8')) as Record<string, unknown>;
-      const m = typeof ref.digest === 'string' ? DIGEST.exec(ref.digest) : null;
-      if (m) {
-        const path = join(this.dir, `sha256-${m[1]}.idx`);
+      if (typeof ref.digest === 'string' && DIGEST.test(ref.digest)) {
+        const path = this.pathOf(ref.digest);
         await access(path);
         return { path, etag: typeof ref.etag === 'string' ? ref.etag : undefined };
       }
@@ -72,10 +71,7 @@ export class IndexCache {
 
   /** Keeps `bytes` (an index that decoded, with `digest`) as what `url` gave, with the server's validator. */
   async store(url: string, bytes: Uint8Array, digest: string, etag: string | undefined): Promise<void> {
-    const m = DIGEST.exec(digest);
-    if (!m) throw new Error(`bad index digest ${digest}`);
-    await mkdir(this.dir, { recursive: true });
-    await writeFileAtomic(join(this.dir, `sha256-${m[1]}.idx`), bytes);
+    await this.keep(bytes, digest);
     await writeFileAtomic(join(this.dir, `${urlKey(url)}.ref`), Buffer.from(`${JSON.stringify({ digest, etag })}\n`));
     await unlink(this.legacyPath(url)).catch(() => {});
   }
