@@ -11,6 +11,7 @@ export * from './index-builder.js';
 export * from './index-identity.js';
 export * from './index-wire.js';
 export * from './json-document.js';
+export * from './nbd-protocol.js';
 export * from './signature.js';
 export * from './signature-line.js';
 export * from './trust-policy.js';

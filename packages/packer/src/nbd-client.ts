@@ -1,4 +1,19 @@
 import { connect, type Socket } from 'node:net';
+import {
+  NBD_CMD,
+  NBD_FLAG_C_FIXED_NEWSTYLE,
+  NBD_FLAG_FIXED_NEWSTYLE,
+  NBD_FLAG_NO_ZEROES,
+  NBD_INFO,
+  NBD_INIT_MAGIC,
+  NBD_OPT,
+  NBD_OPTS_MAGIC,
+  NBD_REP,
+  NBD_REP_MAGIC,
+  NBD_REQUEST_MAGIC,
+  NBD_SIMPLE_REPLY_MAGIC,
+} from '@thfc/format';
+import { ConnectionClosedError, SocketReader } from '@thfc/store';
 import { InputError } from './errors.js';
 
 /**
@@ -8,46 +23,19 @@ import { InputError } from './errors.js';
  * socket is local. Its `read` has FileHandle's signature so the packer reads
  * a qemu image and a raw file the same way.
  */
-const NBDMAGIC = 0x4e42444d41474943n;
-const IHAVEOPT = 0x49484156454f5054n;
-const OPT_REPLY_MAGIC = 0x0003e889045565a9n;
-const REQUEST_MAGIC = 0x25609513;
-const SIMPLE_REPLY_MAGIC = 0x67446698;
-const FLAG_FIXED_NEWSTYLE = 1;
-const FLAG_NO_ZEROES = 2;
-const OPT_GO = 7;
-const REP_ACK = 1;
-const REP_INFO = 3;
-const INFO_EXPORT = 0;
-const CMD_READ = 0;
-const CMD_DISC = 2;
 /** Option replies carry a few bytes of info or an error text; more than this is not a qemu-nbd we understand. */
 const MAX_OPTION_REPLY = 64 * 1024;
 
 export class NbdClient {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
-  private failed: Error | undefined;
+  private readonly reader: SocketReader;
+  private failed = false;
   private cookie = 0n;
 
   private constructor(
     private readonly socket: Socket,
     private readonly what: string,
   ) {
-    socket.on('data', (c: Buffer) => {
-      this.chunks.push(c);
-      this.buffered += c.length;
-      this.wake();
-    });
-    const fail = (e: Error) => {
-      this.failed ??= e;
-      const w = this.waiter;
-      this.waiter = undefined;
-      w?.reject(this.failed);
-    };
-    socket.on('error', fail);
-    socket.on('close', () => fail(new InputError(`${what}: qemu-nbd closed the connection`)));
+    this.reader = new SocketReader(socket);
   }
 
   /** Size of the export in bytes, known after `open`. */
@@ -72,33 +60,33 @@ export class NbdClient {
 
   private async handshake(): Promise<void> {
     const hello = await this.take(18);
-    if (hello.readBigUInt64BE(0) !== NBDMAGIC || hello.readBigUInt64BE(8) !== IHAVEOPT) {
+    if (hello.readBigUInt64BE(0) !== NBD_INIT_MAGIC || hello.readBigUInt64BE(8) !== NBD_OPTS_MAGIC) {
       throw this.protocolError('not a newstyle NBD server');
     }
     const flags = hello.readUInt16BE(16);
-    if (!(flags & FLAG_FIXED_NEWSTYLE)) throw this.protocolError('the server lacks fixed newstyle negotiation');
+    if (!(flags & NBD_FLAG_FIXED_NEWSTYLE)) throw this.protocolError('the server lacks fixed newstyle negotiation');
     const clientFlags = Buffer.alloc(4);
-    clientFlags.writeUInt32BE(FLAG_FIXED_NEWSTYLE | (flags & FLAG_NO_ZEROES));
+    clientFlags.writeUInt32BE(NBD_FLAG_C_FIXED_NEWSTYLE | (flags & NBD_FLAG_NO_ZEROES));
     // NBD_OPT_GO for the default (empty) export name, no info requests.
     const opt = Buffer.alloc(16 + 6);
-    opt.writeBigUInt64BE(IHAVEOPT, 0);
-    opt.writeUInt32BE(OPT_GO, 8);
+    opt.writeBigUInt64BE(NBD_OPTS_MAGIC, 0);
+    opt.writeUInt32BE(NBD_OPT.GO, 8);
     opt.writeUInt32BE(6, 12);
     opt.writeUInt32BE(0, 16);
     opt.writeUInt16BE(0, 20);
     this.socket.write(Buffer.concat([clientFlags, opt]));
     for (;;) {
       const head = await this.take(20);
-      if (head.readBigUInt64BE(0) !== OPT_REPLY_MAGIC) throw this.protocolError('bad option reply');
+      if (head.readBigUInt64BE(0) !== NBD_REP_MAGIC) throw this.protocolError('bad option reply');
       const type = head.readUInt32BE(12);
       const length = head.readUInt32BE(16);
       if (length > MAX_OPTION_REPLY) throw this.protocolError(`option reply of ${length} bytes`);
       const data = await this.take(length);
-      if (type === REP_ACK) break;
+      if (type === NBD_REP.ACK) break;
       if (type & 0x80000000) {
         throw new InputError(`${this.what}: qemu-nbd refused the export: ${data.toString('utf8').slice(0, 200)}`);
       }
-      if (type === REP_INFO && length >= 12 && data.readUInt16BE(0) === INFO_EXPORT) {
+      if (type === NBD_REP.INFO && length >= 12 && data.readUInt16BE(0) === NBD_INFO.EXPORT) {
         this.size = Number(data.readBigUInt64BE(2));
       }
     }
@@ -114,15 +102,15 @@ export class NbdClient {
     if (n === 0) return { bytesRead: 0, buffer };
     const req = Buffer.alloc(28);
     const cookie = ++this.cookie;
-    req.writeUInt32BE(REQUEST_MAGIC, 0);
+    req.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
     req.writeUInt16BE(0, 4);
-    req.writeUInt16BE(CMD_READ, 6);
+    req.writeUInt16BE(NBD_CMD.READ, 6);
     req.writeBigUInt64BE(cookie, 8);
     req.writeBigUInt64BE(BigInt(position), 16);
     req.writeUInt32BE(n, 24);
     this.socket.write(req);
     const reply = await this.take(16);
-    if (reply.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC || reply.readBigUInt64BE(8) !== cookie) {
+    if (reply.readUInt32BE(0) !== NBD_SIMPLE_REPLY_MAGIC || reply.readBigUInt64BE(8) !== cookie) {
       throw this.protocolError('bad read reply');
     }
     const error = reply.readUInt32BE(4);
@@ -135,8 +123,8 @@ export class NbdClient {
   async close(): Promise<void> {
     if (!this.failed && !this.socket.destroyed) {
       const req = Buffer.alloc(28);
-      req.writeUInt32BE(REQUEST_MAGIC, 0);
-      req.writeUInt16BE(CMD_DISC, 6);
+      req.writeUInt32BE(NBD_REQUEST_MAGIC, 0);
+      req.writeUInt16BE(NBD_CMD.DISC, 6);
       await new Promise<void>((resolve) => this.socket.end(req, resolve));
     }
     this.socket.destroy();
@@ -146,22 +134,14 @@ export class NbdClient {
     return new InputError(`${this.what}: NBD protocol error: ${why}`);
   }
 
-  /** Resolves with exactly `n` bytes from the socket. */
-  private take(n: number): Promise<Buffer> {
-    if (this.failed) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => {
-      this.waiter = { n, resolve, reject };
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    if (!w || this.buffered < w.n) return;
-    this.waiter = undefined;
-    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-    this.chunks = all.length > w.n ? [all.subarray(w.n)] : [];
-    this.buffered = all.length - w.n;
-    w.resolve(all.subarray(0, w.n));
+  /** Exactly `n` bytes from the socket; a connection that ends first is qemu-nbd's failure. */
+  private async take(n: number): Promise<Buffer> {
+    try {
+      return await this.reader.read(n);
+    } catch (e) {
+      this.failed = true;
+      if (e instanceof ConnectionClosedError) throw new InputError(`${this.what}: qemu-nbd closed the connection`);
+      throw e;
+    }
   }
 }

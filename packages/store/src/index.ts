@@ -21,6 +21,8 @@ export {
 } from './mount-point.js';
 export * from './pinned-index.js';
 export * from './profile-loader.js';
+// An exact-length reader over a socket (the NBD server's sessions, and thfc-pack's qemu-nbd client).
+export { ConnectionClosedError, SocketReader } from './socket-reader.js';
 export * from './sources/block-decoder.js';
 export * from './sources/failover.js';
 export * from './sources/hedge-lost.js';

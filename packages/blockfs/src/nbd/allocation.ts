@@ -1,4 +1,4 @@
-import { NBD_STATE_HOLE, NBD_STATE_ZERO } from './protocol.js';
+import { NBD_STATE_HOLE, NBD_STATE_ZERO } from '@thfc/format';
 import type { Extent } from './reply.js';
 
 /** How an image is laid out, as base:allocation needs it. */

@@ -1,12 +1,4 @@
-import {
-  BASE_ALLOCATION,
-  BASE_ALLOCATION_ID,
-  NBD_FLAG,
-  NBD_INFO,
-  NBD_OPT,
-  NBD_REP,
-  NBD_REP_MAGIC,
-} from './protocol.js';
+import { BASE_ALLOCATION, BASE_ALLOCATION_ID, NBD_FLAG, NBD_INFO, NBD_OPT, NBD_REP, NBD_REP_MAGIC } from '@thfc/format';
 
 /**
  * Option haggling, the pure part: one option in, the replies to send and what

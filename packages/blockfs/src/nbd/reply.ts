@@ -4,7 +4,7 @@ import {
   NBD_REPLY_TYPE,
   NBD_SIMPLE_REPLY_MAGIC,
   NBD_STRUCTURED_REPLY_MAGIC,
-} from './protocol.js';
+} from '@thfc/format';
 
 /**
  * Encoders for transmission replies: simple replies, and the structured

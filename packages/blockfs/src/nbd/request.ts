@@ -1,4 +1,4 @@
-import { NBD_CMD, NBD_CMD_FLAG, NBD_E, NBD_REQUEST_MAGIC } from './protocol.js';
+import { NBD_CMD, NBD_CMD_FLAG, NBD_E, NBD_REQUEST_MAGIC } from '@thfc/format';
 
 /** One transmission request, as sent: 28 bytes, then a payload for a write. */
 export interface NbdRequest {

@@ -1,8 +1,4 @@
 import type { Socket } from 'node:net';
-import { type Logger, SILENT_LOGGER } from '@thfc/store';
-import { allocationExtents, type BlockMap } from './allocation.js';
-import { BufferPool } from './buffer-pool.js';
-import { answerOption, type ExportCatalog, type ExportInfo, newNegotiation } from './negotiation.js';
 import {
   NBD_CMD,
   NBD_CMD_FLAG,
@@ -13,7 +9,11 @@ import {
   NBD_FLAG_NO_ZEROES,
   NBD_INIT_MAGIC,
   NBD_OPTS_MAGIC,
-} from './protocol.js';
+} from '@thfc/format';
+import { ConnectionClosedError, type Logger, SILENT_LOGGER, SocketReader } from '@thfc/store';
+import { allocationExtents, type BlockMap } from './allocation.js';
+import { BufferPool } from './buffer-pool.js';
+import { answerOption, type ExportCatalog, type ExportInfo, newNegotiation } from './negotiation.js';
 import { blockStatusChunk, doneChunk, errorChunk, offsetDataHeader, simpleReply } from './reply.js';
 import {
   checkRequest,
@@ -23,7 +23,6 @@ import {
   parseRequest,
   REQUEST_HEADER_BYTES,
 } from './request.js';
-import { ConnectionClosedError, SocketReader } from './socket-reader.js';
 
 /** One export as a session serves it. */
 export interface NbdExport extends ExportInfo, BlockMap {

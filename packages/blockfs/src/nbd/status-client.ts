@@ -1,5 +1,4 @@
 import { connect, type Socket } from 'node:net';
-import { UsageError } from '@thfc/format';
 import {
   NBD_CMD,
   NBD_FLAG_C_FIXED_NEWSTYLE,
@@ -9,8 +8,9 @@ import {
   NBD_OPTS_MAGIC,
   NBD_REP,
   NBD_REQUEST_MAGIC,
-} from './protocol.js';
-import { SocketReader } from './socket-reader.js';
+  UsageError,
+} from '@thfc/format';
+import { SocketReader } from '@thfc/store';
 
 /** The hidden exports holding the daemon's status, as a mount's MOUNTPOINT/.thfc/ files. */
 export const NBD_STATS_EXPORT = '.thfc/stats.json';
