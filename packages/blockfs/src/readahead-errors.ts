@@ -55,7 +55,7 @@ export function noteSuccess(m: FailureMemory, start: number, end: number): void 
 /** Drops the remembered failures [start, end) overlaps, uncounting them; true if there was one. */
 function forgetOverlapping(m: FailureMemory, start: number, end: number, c: ErrorCounts): boolean {
   const before = m.failed.length;
-  m.failed = m.failed.filter(([s, e]) => e <= start || s >= end);
+  noteSuccess(m, start, end);
   c.readaheadErrors -= before - m.failed.length;
   return m.failed.length < before;
 }
