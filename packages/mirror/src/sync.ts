@@ -9,6 +9,7 @@ import {
   decodeIndex,
   decodeVersionList,
   fsError,
+  type ImageIndex,
   INDEX_ZST_SUFFIX,
   InputError,
   InterruptedError,
@@ -224,8 +225,7 @@ async function syncIndex(
   }
   const unchanged = localBytes !== undefined && Buffer.compare(localBytes, decoded.bytes) === 0;
 
-  const refs = [...decoded.index.uniqueRefs().values()];
-  const copied = await copyMissingBlocks(upstream, store, refs, `sync ${name}`, io, fetched);
+  const copied = await copyMissingBlocks(upstream, store, decoded.index, `sync ${name}`, io, fetched);
 
   // Through the version store (NAME.idx and NAME.idx.zst): the index it replaces stays retained (FORMAT.md §5.9).
   if (!unchanged) await new VersionStore(store.root).publish(name, decoded.bytes, signal);
@@ -239,8 +239,8 @@ async function syncIndex(
       name,
       status: unchanged ? 'unchanged' : 'updated',
       digest: decoded.digest,
-      blocks: refs.length,
-      present: refs.length - copied.count,
+      blocks: copied.unique,
+      present: copied.unique - copied.count,
       fetched: copied.count,
       fetchedBytes: copied.bytes,
       versions,
@@ -324,23 +324,23 @@ async function localProfile(
 }
 
 /**
- * Copies the blocks of `refs` the store lacks from the upstream, verified,
+ * Copies the distinct blocks of `index` the store lacks from the upstream, verified,
  * in parallel; the first failure stops the rest (the index that needs them
  * will not be published anyway).
  */
 async function copyMissingBlocks(
   upstream: Upstream,
   store: DirStore,
-  refs: readonly BlockRef[],
+  index: ImageIndex,
   label: string,
   io: CommandIo,
   fetched: (bytes: number) => void,
-): Promise<{ count: number; bytes: number }> {
+): Promise<{ unique: number; count: number; bytes: number }> {
   const { signal } = io;
-  const missing = await missingRefs(store, refs, signal);
+  const { unique, missing } = await missingRefs(store, index, signal);
   let bytes = 0;
   let count = 0;
-  if (missing.length === 0) return { count, bytes };
+  if (missing.length === 0) return { unique, count, bytes };
   const total = missing.reduce((n, r) => n + r.storedSize, 0);
   const progress = progressFor(io, label, total);
   const stop = new AbortController();
@@ -368,7 +368,7 @@ async function copyMissingBlocks(
   signal.throwIfAborted();
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw stop.signal.reason ?? failed.reason;
-  return { count, bytes };
+  return { unique, count, bytes };
 }
 
 /**
@@ -415,25 +415,37 @@ async function syncVersions(
       logger.fault(`${relative}: ${decoded ? `holds ${decoded.digest}` : 'missing upstream'}; not copied`);
       continue;
     }
-    await copyMissingBlocks(upstream, store, [...decoded.index.uniqueRefs().values()], `sync ${relative}`, io, fetched);
+    await copyMissingBlocks(upstream, store, decoded.index, `sync ${relative}`, io, fetched);
     await local.add(name, decoded.bytes, signal);
     copied++;
   }
   return copied;
 }
 
-/** The refs whose block file the store lacks, in index order. */
-async function missingRefs(store: DirStore, refs: readonly BlockRef[], signal: AbortSignal): Promise<BlockRef[]> {
-  const present = new Uint8Array(refs.length);
+/**
+ * The distinct blocks of `index` whose block file the store lacks, in index
+ * order, and how many distinct blocks it has. Walks the index's first blocks
+ * (uniqueBlocks()), not a Map of every ref: ~1.5 GB for 4M blocks.
+ */
+async function missingRefs(
+  store: DirStore,
+  index: ImageIndex,
+  signal: AbortSignal,
+): Promise<{ unique: number; missing: BlockRef[] }> {
+  const firsts = Uint32Array.from(index.uniqueBlocks());
+  const refAt = (i: number) => index.ref(firsts[i] as number) as BlockRef;
+  const present = new Uint8Array(firsts.length);
   let next = 0;
   const checker = async () => {
-    while (next < refs.length) {
+    while (next < firsts.length) {
       const i = next++;
-      if ((await store.has(refs[i] as BlockRef, { signal })) === true) present[i] = 1;
+      if ((await store.has(refAt(i), { signal })) === true) present[i] = 1;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PRESENCE_CHECKS, refs.length) }, checker));
-  return refs.filter((_, i) => present[i] === 0);
+  await Promise.all(Array.from({ length: Math.min(PRESENCE_CHECKS, firsts.length) }, checker));
+  const missing: BlockRef[] = [];
+  for (let i = 0; i < firsts.length; i++) if (present[i] === 0) missing.push(refAt(i));
+  return { unique: firsts.length, missing };
 }
 
 function interrupted(blocks: number, bytes: number): InterruptedError {
