@@ -1,4 +1,5 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from './support/daemon.js';
@@ -155,6 +156,15 @@ describe('httpstorged cache', () => {
     const missing = await cli(['cache', join(work, 'nope')]);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/^httpstorged: .*nope/);
+    // A mistyped CACHE is named, never made into an empty cache.
+    const pruneMissing = await cli(['cache', 'prune', join(work, 'nope'), '--to', '0']);
+    expect(pruneMissing.code).toBe(3);
+    expect(pruneMissing.stderr).toMatch(/^httpstorged: .*nope: no such file or directory$/m);
+    expect(existsSync(join(work, 'nope'))).toBe(false);
+    await writeFile(join(work, 'cache-file'), 'not a cache');
+    const notDir = await cli(['cache', 'prune', join(work, 'cache-file'), '--to', '0']);
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toMatch(/cache-file: not a directory$/m);
     const noTo = await cli(['cache', 'prune', cache]);
     expect(noTo.code).toBe(2);
     expect(noTo.stderr).toMatch(/^httpstorged: required option '--to/);

@@ -1,4 +1,4 @@
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { formatBytes } from '@thfc/cli';
 import { fsError, UsageError } from '@thfc/format';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
@@ -56,6 +56,9 @@ export async function runPrune(options: PruneOptions, signal?: AbortSignal): Pro
   const sealer = new CacheSealer({}, { dir: cache });
   let users: Awaited<ReturnType<CacheSealer['users']>>;
   try {
+    // Checked first: asking for the cache's users creates its daemons/ directory, and a mistyped CACHE must
+    // not become an empty cache ('no such file or directory', as `cache` and `fsck` say).
+    if (!(await stat(cache)).isDirectory()) throw new UsageError(`${cache}: not a directory`);
     users = await sealer.users(signal);
   } catch (e) {
     signal?.throwIfAborted();
