@@ -20,8 +20,8 @@ import { pcrDigestOf, type QuoteAttest } from './quote-file.js';
 export interface ExpectedIndex {
   readonly digest: string;
   readonly name: string;
-  /** Distinct block ids of the index. */
-  readonly blocks: ReadonlySet<string>;
+  /** Whether a block id is one of the index's (its id table answers; no Set of every id). */
+  readonly blocks: { has(id: string): boolean };
   readonly source: string;
 }
 

@@ -43,7 +43,8 @@ export async function runVerify(options: VerifyOptions, signal?: AbortSignal): P
       expected.push({
         digest: d.digest,
         name: d.index.header.name,
-        blocks: new Set(d.index.uniqueRefs().keys()),
+        // The index's own id table answers: no Set of every id (~1.5 GB at 4M blocks).
+        blocks: { has: (id: string) => d.index.findBlock(id) >= 0 },
         source: path,
       });
     } catch (e) {

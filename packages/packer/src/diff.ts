@@ -1,3 +1,4 @@
+import type { BlockRef } from '@thfc/format';
 import { readIndexFile } from '@thfc/store';
 
 export interface DiffOptions {
@@ -20,14 +21,15 @@ export interface DiffReport {
 /** Block-set difference: zero blocks cost nothing and a block shared with OLD is already cached. */
 export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   const [a, b] = await Promise.all([readIndexFile(options.old), readIndexFile(options.new)]);
-  const have = new Set(a.index.uniqueRefs().keys());
   const fetch: DiffReport['fetch'] = [];
   let fetchBytes = 0;
   let newStoredBytes = 0;
   let reused = 0;
-  for (const ref of b.index.uniqueRefs().values()) {
+  // Walked block by block and looked up in OLD's own id table: no Map or Set of every id (~1.5 GB at 4M blocks).
+  for (const i of b.index.uniqueBlocks()) {
+    const ref = b.index.ref(i) as BlockRef;
     newStoredBytes += ref.storedSize;
-    if (have.has(ref.id)) reused++;
+    if (a.index.findBlock(ref.id) >= 0) reused++;
     else {
       fetch.push({ id: ref.id, storedSize: ref.storedSize });
       fetchBytes += ref.storedSize;

@@ -69,7 +69,8 @@ export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<
         signatures: sigs.length,
         badSignatures: sigs.filter((s) => !s.valid).length,
       });
-      for (const ref of d.index.uniqueRefs().values()) {
+      for (const i of d.index.uniqueBlocks()) {
+        const ref = d.index.ref(i) as BlockRef;
         const key = `${ref.id} ${ref.codec} ${ref.storedSize} ${ref.size}`;
         const w = wanted.get(key);
         if (w) w.images.push(d.index.header.name);
