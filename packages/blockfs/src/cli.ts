@@ -24,7 +24,7 @@ import {
   trustStoreOfKeys,
   UsageError,
 } from '@thfc/format';
-import { isMounted, LineLogger, lazyUnmount, unmountIfIdle } from '@thfc/store';
+import { isMounted, LineLogger, lazyUnmount, readPublicKey, readTrustStore, unmountIfIdle } from '@thfc/store';
 import { Command, CommanderError, type OptionValues } from 'commander';
 import { isRunning } from './cache/process-identity.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
@@ -266,7 +266,6 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
 
 /** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
 async function sourceSettings(o: OptionValues, indexes: string[]) {
-  const { readPublicKey, readTrustStore } = await import('@thfc/packer');
   const trust = o.trust ? await Promise.all((o.trust as string[]).map(readPublicKey)) : undefined;
   const trustStore = o.trustStore
     ? combineTrustStores(await readTrustStore(o.trustStore), trustStoreOfKeys(trust ?? []))

@@ -12,12 +12,12 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { VersionStore } from '@thfc/packer';
 import {
   type Logger,
   MAX_INDEX_BYTES,
   readIndexFile,
   SILENT_LOGGER,
+  VersionStore,
   writeFileAtomic,
   writeIndexFiles,
 } from '@thfc/store';

@@ -19,8 +19,7 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { VersionStore } from '@thfc/packer';
-import { DirStore, LineLogger, type Logger, MAX_INDEX_BYTES, writeIndexFiles } from '@thfc/store';
+import { DirStore, LineLogger, type Logger, MAX_INDEX_BYTES, VersionStore, writeIndexFiles } from '@thfc/store';
 import { checkReplicaProfile, dropStaleProfile, publishProfile } from './replica-profile.js';
 import type { ListedFile, ListingEntry } from './store-listing.js';
 import { type ProfileFetch, Upstream } from './upstream.js';

@@ -1,7 +1,8 @@
 import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blockPath, decodeIndex } from '@thfc/format';
-import { runPack, VersionStore } from '@thfc/packer';
+import { runPack } from '@thfc/packer';
+import { VersionStore } from '@thfc/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningMirror } from '../src/serve.js';
 import { runSync } from '../src/sync.js';

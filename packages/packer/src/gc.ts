@@ -1,6 +1,6 @@
 import { basename, join } from 'node:path';
 import { type BlockRef, type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
-import { DirStore, readIndexFile } from '@thfc/store';
+import { DirStore, readIndexFile, VersionStore } from '@thfc/store';
 import {
   DEFAULT_KEEP_DAYS,
   DEFAULT_KEEP_VERSIONS,
@@ -9,7 +9,6 @@ import {
   type RetentionPolicy,
 } from './retention.js';
 import { assertStoreDir, listIndexes } from './store-indexes.js';
-import { VersionStore } from './version-store.js';
 
 export interface GcOptions {
   readonly store: string;

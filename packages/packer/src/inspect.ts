@@ -1,6 +1,5 @@
 import { type IndexHeader, verifyIndexSignatures } from '@thfc/format';
-import { readIndexFile } from '@thfc/store';
-import { readPublicKey } from './key-file.js';
+import { readIndexFile, readPublicKey } from '@thfc/store';
 
 export interface InspectOptions {
   readonly index: string;

@@ -11,11 +11,10 @@ import {
   SignatureError,
   type TrustStoreFile,
 } from '@thfc/format';
+import { readKeyFile, readTrustStoreFiles, readTrustStoreForEdit, writeTrustStoreFile } from '@thfc/store';
 import { fsError, UsageError } from './errors.js';
-import { readKeyFile } from './key-file.js';
 import { runKeygen } from './keygen.js';
 import { runSign, type SignResult } from './sign.js';
-import { readTrustStoreFiles, readTrustStoreForEdit, writeTrustStoreFile } from './trust-store-file.js';
 
 /**
  * `thfc-pack key list|add|revoke|rotate`: the publisher's side of trust.

@@ -19,12 +19,10 @@ import {
   signIndex,
   VERSIONS_DIR,
 } from '@thfc/format';
-import { DirStore, looksLikeIndex, readIndexFile } from '@thfc/store';
+import { DirStore, looksLikeIndex, readIndexFile, readKeyFile, type SigningKey, VersionStore } from '@thfc/store';
 import { fsError, InputError, InterruptedError, UsageError } from './errors.js';
 import { type InputFormat, openImageInput } from './image-input.js';
-import { readKeyFile, type SigningKey } from './key-file.js';
 import { type PackedBlocks, packBlocks } from './pack-blocks.js';
-import { VersionStore } from './version-store.js';
 
 export interface PackOptions {
   /** A file or block device, or `-` for stdin. */

@@ -8,9 +8,8 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { readIndexFile, writeFileAtomic } from '@thfc/store';
+import { readIndexFile, readKeyFile, writeFileAtomic } from '@thfc/store';
 import { fsError } from './errors.js';
-import { readKeyFile } from './key-file.js';
 
 export interface ProfileAddOptions {
   /** STORE/NAME.idx: the profile is published beside it as STORE/NAME.profile. */

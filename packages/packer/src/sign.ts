@@ -1,9 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { indexFileName, SignatureError, signIndex, verifyIndexSignatures } from '@thfc/format';
-import { readIndexFile, writeIndexFiles } from '@thfc/store';
-import { readKeyFile } from './key-file.js';
-import { VersionStore } from './version-store.js';
+import { readIndexFile, readKeyFile, VersionStore, writeIndexFiles } from '@thfc/store';
 
 export interface SignOptions {
   readonly index: string;

@@ -1,7 +1,7 @@
 import { assertImageName, decodeIndex, type ImageVersion } from '@thfc/format';
+import { VersionStore } from '@thfc/store';
 import { InputError } from './errors.js';
 import { assertStoreDir } from './store-indexes.js';
-import { VersionStore } from './version-store.js';
 
 /** One retained version as `thfc-pack versions` reports it. */
 export interface VersionRow extends ImageVersion {

@@ -1,11 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decideTrust, decodeIndex, verifyIndexSignatures } from '@thfc/format';
+import { readTrustStore } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveKeyArgument, runKeyAdd, runKeyList, runKeyRevoke, runKeyRotate } from '../src/key-commands.js';
 import { runKeygen } from '../src/keygen.js';
 import { runPack } from '../src/pack.js';
-import { readTrustStore } from '../src/trust-store-file.js';
 import { runCli, tempDir, testIo, writeImage } from './helpers.js';
 
 let dir: string;

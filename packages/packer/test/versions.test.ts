@@ -1,13 +1,13 @@
 import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeIndex, decodeVersionList } from '@thfc/format';
+import { VersionStore } from '@thfc/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runGc } from '../src/gc.js';
 import { runKeygen } from '../src/keygen.js';
 import { runPack } from '../src/pack.js';
 import { runSign } from '../src/sign.js';
 import { runPublish, runVersions } from '../src/version-commands.js';
-import { VersionStore } from '../src/version-store.js';
 import { imageBytes, runCli, tempDir, testIo } from './helpers.js';
 
 const K = 1024;

@@ -6,6 +6,8 @@ export * from './index-cache.js';
 export { looksLikeIndex, readIndexFile } from './index-file.js';
 export { writeIndexFiles } from './index-files.js';
 export * from './index-loader.js';
+// Key and trust-store files (the publisher writes them; httpstorged and the CLIs read them).
+export { readKeyFile, readPublicKey, type SigningKey } from './key-file.js';
 export { LineLogger, type Logger, MemoryLogger, SILENT_LOGGER } from './logger.js';
 export * from './mirrors/mirror-stats.js';
 export * from './mirrors/select-mirrors.js';
@@ -31,3 +33,6 @@ export * from './sources/low-speed-error.js';
 export * from './sources/request-window.js';
 export * from './sources/urgency.js';
 export * from './sources/verified.js';
+export { readTrustStore, readTrustStoreFiles, readTrustStoreForEdit, writeTrustStoreFile } from './trust-store-file.js';
+// A store's retained index versions (versions/NAME/), which thfc-pack publishes and a mirror copies.
+export { VersionStore } from './version-store.js';

@@ -6,8 +6,10 @@ import {
   decodeVersionList,
   encodeVersionList,
   findVersion,
+  fsError,
   type ImageVersion,
   IndexFormatError,
+  InputError,
   indexFileName,
   MAX_VERSION_LIST_BYTES,
   peekIndexIdentity,
@@ -17,8 +19,8 @@ import {
   type VersionList,
   versionFileName,
 } from '@thfc/format';
-import { syncDir, tempPathFor, writeFileAtomic, writeIndexFiles } from '@thfc/store';
-import { fsError, InputError } from './errors.js';
+import { syncDir, tempPathFor, writeFileAtomic } from './atomic-file.js';
+import { writeIndexFiles } from './index-files.js';
 
 /**
  * The retained versions of a store's images (docs/FORMAT.md §5.9): every

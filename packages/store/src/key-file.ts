@@ -1,7 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { keyIdOf, parsePrivateKey, parsePublicKey, rawPublicKey, SignatureError } from '@thfc/format';
-import { fsError } from './errors.js';
+import { fsError, keyIdOf, parsePrivateKey, parsePublicKey, rawPublicKey, SignatureError } from '@thfc/format';
 
 export interface SigningKey {
   readonly privateKey: KeyObject;

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compressIndex, IndexFormatError } from '@thfc/format';
 import { loadIndex, MAX_INDEX_BYTES } from '@thfc/store';
+import { makeImage, patternBytes, tempDir } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeImage, patternBytes, tempDir } from './image-fixtures.js';
 
 /**
  * The client side of indexes on the wire (FORMAT.md §9) and the index cache

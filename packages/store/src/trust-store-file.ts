@@ -4,6 +4,7 @@ import {
   decodeTrustStore,
   emptyTrustStore,
   encodeTrustStore,
+  fsError,
   keyIdOf,
   mergeTrustStores,
   parsePublicKey,
@@ -11,9 +12,9 @@ import {
   type TrustStore,
   type TrustStoreFile,
   TrustStoreFormatError,
+  UsageError,
 } from '@thfc/format';
-import { writeFileAtomic } from '@thfc/store';
-import { fsError, UsageError } from './errors.js';
+import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * Reads trust stores from disk. A path is a trust-store file (`thfc-trust 1`),

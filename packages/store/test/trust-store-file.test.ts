@@ -1,6 +1,7 @@
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyTrustStore, generateSigningKey, grantKey, keyIdOf, parsePublicKey } from '@thfc/format';
+import { tempDir } from '@thfc/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   readTrustStore,
@@ -8,7 +9,6 @@ import {
   readTrustStoreForEdit,
   writeTrustStoreFile,
 } from '../src/trust-store-file.js';
-import { tempDir } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;

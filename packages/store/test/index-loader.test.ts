@@ -26,8 +26,8 @@ import {
   parseIndexLocation,
   redirectTarget,
 } from '@thfc/store';
+import { makeImage, patternBytes, type TestImage, tempDir } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeImage, patternBytes, type TestImage, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
