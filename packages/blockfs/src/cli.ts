@@ -54,8 +54,15 @@ import { VersionSwitcher } from './version-switch.js';
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`. */
+/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`, in their help's order. */
 function sourceOptions(cmd: Command): Command {
+  for (const add of [mirrorOptions, cacheOptions, trustOptions, transferOptions, profileOptions, daemonOptions])
+    add(cmd);
+  return cmd;
+}
+
+/** Where the blocks come from: mirrors given, or found through DNS-Balance. */
+function mirrorOptions(cmd: Command): Command {
   return cmd
     .option(
       '--mirror <base-url>',
@@ -66,13 +73,23 @@ function sourceOptions(cmd: Command): Command {
       '--pool <zone>',
       'find mirrors through DNS-Balance (SRV, then TXT, then A), re-resolved as the TTL runs out; a bare NAME or NAME.idx index is fetched from them',
     )
-    .option('--dns <host:port>', 'the DNS server to ask for --pool (default: the system resolvers)')
+    .option('--dns <host:port>', 'the DNS server to ask for --pool (default: the system resolvers)');
+}
+
+/** The disk and memory caches, and how far a cached block is trusted. */
+function cacheOptions(cmd: Command): Command {
+  return cmd
     .option('--cache <dir>', 'block cache directory shared by all images', DEFAULT_CACHE_DIR)
     .option('--cache-size <bytes>', 'cap the disk cache (LRU between a high and a low watermark)', size('--cache-size'))
     .option('--memory-cache <bytes>', 'RAM for recently used blocks', size('--memory-cache'))
     .option('--nocache', 'keep blocks in RAM only, as the original')
     .option('--offline', 'never touch the network: a block that is not cached gives EIO')
-    .option('--paranoid', 'verify cached blocks on every use, not only the first after start')
+    .option('--paranoid', 'verify cached blocks on every use, not only the first after start');
+}
+
+/** Which indexes are trusted, which version is mounted, and what is measured (and into which TPM). */
+function trustOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--trust <pubkey>',
       'refuse an index without a valid signature by this key (file or base64; repeatable)',
@@ -99,7 +116,12 @@ function sourceOptions(cmd: Command): Command {
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
-    .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)')
+    .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)');
+}
+
+/** How blocks are fetched: requests in flight, read-ahead, slow and failed transfers, proxy. */
+function transferOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--connections <n>',
       'pin the requests in flight per mirror at N (default: adaptive, from 4 up to --max-connections)',
@@ -132,7 +154,12 @@ function sourceOptions(cmd: Command): Command {
       'rounds over all mirrors before a read fails with EIO (default: 2, or 3 with a single mirror)',
       count('--retries', 1),
     )
-    .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
+    .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)');
+}
+
+/** Boot profiles, recorded and replayed, and the background fill. */
+function profileOptions(cmd: Command): Command {
+  return cmd
     .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
     .option(
       '--prefetch <file-or-url>',
@@ -141,7 +168,12 @@ function sourceOptions(cmd: Command): Command {
     .option('--no-prefetch', 'do not replay a published boot profile')
     .option('--prefetch-parallel <n>', 'profile blocks fetched at once', count('--prefetch-parallel', 1))
     .option('--prefetch-rate <bytes>', 'cap prefetch and fill at BYTES per second', size('--prefetch-rate'))
-    .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
+    .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached');
+}
+
+/** The daemon's log and its readiness report. */
+function daemonOptions(cmd: Command): Command {
+  return cmd
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file (default: ${DEFAULT_LOG} in the background, stderr with -f); SIGHUP reopens it`)
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
