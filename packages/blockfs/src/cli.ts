@@ -712,10 +712,25 @@ async function runSwitch(
 function commandTable(argv: readonly string[], exit: (code: number) => void): Command {
   // Settings given here pass to each command as it is added.
   const root = new Command('httpstorged').helpCommand(false).exitOverride();
-  const hidden = { hidden: true };
+  mountCommand(root, argv, exit);
+  nbdCommand(root, argv, exit);
+  mountControlCommands(root, exit);
+  statusCommands(root, exit);
+  cacheCommands(root, exit);
+  // Only now, or the commands would copy it: `--help` and `-V` are the mount's, as the program's help is.
+  root.helpOption(false);
+  // A parse error points to the help of the command it is in; the mount's is the program's.
+  return oneLineParseErrors(root, 'httpstorged', (cmd, path) => (cmd.name() === 'mount' ? 'httpstorged' : path));
+}
+
+/** The subcommands are hidden from the program's help (the mount's): its usage lines name them. */
+const HIDDEN = { hidden: true };
+
+/** The mount, the hidden default command: `httpstorged MOUNTPOINT INDEX-URL…` or `httpstorged mount …`. */
+function mountCommand(root: Command, argv: readonly string[], exit: (code: number) => void): void {
   sourceOptions(
     root
-      .command('mount', { ...hidden, isDefault: true })
+      .command('mount', { ...HIDDEN, isDefault: true })
       .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
       .version('0.1.0')
       .usage(
@@ -735,11 +750,13 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     .action(async (mountpoint: string, indexes: string[], o: OptionValues) =>
       exit(await runMount(mountpoint, indexes, o, argv[0] === 'mount' ? argv.slice(1) : [...argv])),
     );
+}
 
-  // `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead.
+/** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
+function nbdCommand(root: Command, argv: readonly string[], exit: (code: number) => void): void {
   sourceOptions(
     root
-      .command('nbd', hidden)
+      .command('nbd', HIDDEN)
       .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
       .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
       .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -753,15 +770,33 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
       )
       .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1)),
   ).action(async (indexes: string[], o: OptionValues) => exit(await runNbd(indexes, o, argv.slice(1))));
+}
 
+/** What acts on a running mount: `umount` and `switch`. */
+function mountControlCommands(root: Command, exit: (code: number) => void): void {
   root
-    .command('umount', hidden)
+    .command('umount', HIDDEN)
     .argument('<mountpoint>')
     .option('-l, --lazy', 'detach even if the image is in use; the daemon serves its last users, then exits')
     .action(async (mountpoint: string, o: { lazy?: boolean }) => exit(await runUmount(mountpoint, !!o.lazy)));
 
   root
-    .command('stats', hidden)
+    .command('switch', HIDDEN)
+    .argument('<mountpoint>')
+    .argument('[name]', 'an image of the mount (all of its images switch together)')
+    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
+      seconds('--wait')(v),
+    )
+    .option('--json', 'print the switch status as JSON')
+    .action(async (mountpoint: string, name: string | undefined, o: { wait?: number; json?: boolean }) =>
+      exit(await runSwitch(mountpoint, name, o)),
+    );
+}
+
+/** What reads a mount's or a daemon's state: `stats`, `list` and `measurements`. */
+function statusCommands(root: Command, exit: (code: number) => void): void {
+  root
+    .command('stats', HIDDEN)
     .argument(
       '[mountpoint-or-socket]',
       'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
@@ -770,21 +805,29 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     .action(async (target: string | undefined, o: { json?: boolean }) => exit(await runStats(target, !!o.json)));
 
   root
-    .command('list', hidden)
+    .command('list', HIDDEN)
     .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
     .option('--json', 'print one JSON array of the mounts')
     .action(async (o: { json?: boolean }) => exit(await printMountList(!!o.json)));
 
+  root
+    .command('measurements', HIDDEN)
+    .argument('<mountpoint-or-socket>')
+    .action(async (target: string) => exit(await runMeasurements(target)));
+}
+
+/** What reads or repairs a cache directory: `cache`, `cache prune` and `fsck`. */
+function cacheCommands(root: Command, exit: (code: number) => void): void {
   // `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it.
   const cache = root
-    .command('cache', hidden)
+    .command('cache', HIDDEN)
     .description('report the blocks and bytes of a cache, and how much of each image it has cached')
     .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o: { json?: boolean }) => exit(await runCache(dir, !!o.json)));
   cache
-    .command('prune', hidden)
+    .command('prune', HIDDEN)
     .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
     .argument('<cache>', 'the cache directory')
     .requiredOption(
@@ -799,32 +842,10 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     );
 
   root
-    .command('measurements', hidden)
-    .argument('<mountpoint-or-socket>')
-    .action(async (target: string) => exit(await runMeasurements(target)));
-
-  root
-    .command('fsck', hidden)
+    .command('fsck', HIDDEN)
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o: { json?: boolean }) => exit(await runFsckCommand(dir, !!o.json)));
-
-  root
-    .command('switch', hidden)
-    .argument('<mountpoint>')
-    .argument('[name]', 'an image of the mount (all of its images switch together)')
-    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
-      seconds('--wait')(v),
-    )
-    .option('--json', 'print the switch status as JSON')
-    .action(async (mountpoint: string, name: string | undefined, o: { wait?: number; json?: boolean }) =>
-      exit(await runSwitch(mountpoint, name, o)),
-    );
-
-  // Only now, or the commands would copy it: `--help` and `-V` are the mount's, as the program's help is.
-  root.helpOption(false);
-  // A parse error points to the help of the command it is in; the mount's is the program's.
-  return oneLineParseErrors(root, 'httpstorged', (cmd, path) => (cmd.name() === 'mount' ? 'httpstorged' : path));
 }
 
 const argv = process.argv.slice(2);
