@@ -179,6 +179,8 @@ function daemonOptions(cmd: Command): Command {
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
 }
 
+type Mounted = Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
+
 /** A mount (the default command); `argv`: its arguments, to start the daemon with. */
 async function runMount(mountpoint: string, indexes: string[], o: OptionValues, argv: string[]): Promise<number> {
   if (o.pin !== undefined && indexes.length > 1)
@@ -190,60 +192,109 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
   try {
     logFile = o.log ? new LogFile(resolve(o.log)) : undefined;
   } catch (e) {
-    const code = reportError('httpstorged', e);
-    if (readyFd !== undefined) report(readyFd, { ok: false, code, message: (e as Error).message });
-    return code;
+    return failStart(e, readyFd);
   }
   const logger = new LineLogger(logFile ? (l) => logFile.write(l) : (l) => process.stderr.write(l), !!o.verbose);
-  let mounted: Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
   // Version switches (SIGUSR2 from `httpstorged switch`, or --auto-switch) remount the same arguments once idle.
   const switching = new AbortController();
-  let switcher: VersionSwitcher | undefined;
+  let mount: SwitchableMount;
   try {
-    // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
-    // through --ready-fd like any other mount failure.
-    const { mountImages } = await import('./mount.js');
-    const settings = await sourceSettings(o, indexes);
-    const measurements = await openMeasurements(o);
-    const args = { mountpoint, allowOther: o.allowOther, ...settings };
-    const components = {
+    mount = await mountSwitchable(mountpoint, indexes, o, {
       logger,
-      env: process.env,
-      measurements,
-      switchStatus: () => (switcher as VersionSwitcher).status(),
-      onVersionUpdate: o.autoSwitch
-        ? (name: string) => void switcher?.request(`--auto-switch: a newer version of ${name}`, switching.signal)
-        : undefined,
-    };
-    switcher = new VersionSwitcher({
-      current: () => mounted,
-      remount: async () => {
-        mounted = await mountImages(args, components);
-        takeSignals();
-        return mounted;
-      },
-      fallback: async (digests) => {
-        const pins = [...digests.values()];
-        mounted = await mountImages(
-          { ...args, pin: undefined, indexes: indexes.map((a, i) => `${a.replace(/#.*$/, '')}#${pins[i]}`) },
-          components,
-        );
-        takeSignals();
-        return mounted;
-      },
-      logger,
+      switching: switching.signal,
+      remounted: () => takeSignals(),
     });
-    mounted = await mountImages(args, components);
   } catch (e) {
     return failStart(e, readyFd);
   }
-  // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
-  // A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
+  // libfuse installs its own SIGINT/SIGTERM handlers when it mounts (and remounts); installing ours afterwards
+  // puts them back in charge.
+  const current = mount.mounted;
+  const takeSignals = unmountOnSignals(current, logger, switching);
+  takeSignals();
+  // `httpstorged switch`: move to the versions the index locations publish now, once nothing uses the images.
+  process.on('SIGUSR2', () => void mount.switcher.request('SIGUSR2', switching.signal).catch(() => {}));
+  reopenLogOnHangup(logFile, logger);
+  // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
+  process.on('unhandledRejection', (e) =>
+    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
+  );
+  process.on('uncaughtException', (e) => {
+    logger.fault(`internal error: ${e.stack ?? e}`);
+    void current()
+      .unmount()
+      .finally(() => process.exit(EXIT.SOFTWARE));
+  });
+  void tellSystemdReady(logger);
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  else
+    process.stderr.write(`httpstorged: mounted at ${current().mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
+  return new Promise<number>(() => {}); // serve until a signal
+}
+
+/** A mount and the VersionSwitcher that replaces it; `mounted()` is the mount as it is now. */
+interface SwitchableMount {
+  readonly mounted: () => Mounted;
+  readonly switcher: VersionSwitcher;
+}
+
+/**
+ * Mounts the images, with a VersionSwitcher that remounts the same arguments (or, as a fallback, the versions
+ * it names); `remounted` runs after each remount. Every failure, a module that cannot load (fuse-native without
+ * libfuse2) or a bad key included, rejects: the caller reports it through --ready-fd like any other.
+ */
+async function mountSwitchable(
+  mountpoint: string,
+  indexes: string[],
+  o: OptionValues,
+  { logger, switching, remounted }: { logger: LineLogger; switching: AbortSignal; remounted: () => void },
+): Promise<SwitchableMount> {
+  const { mountImages } = await import('./mount.js');
+  const settings = await sourceSettings(o, indexes);
+  const measurements = await openMeasurements(o);
+  const args = { mountpoint, allowOther: o.allowOther, ...settings };
+  let mounted: Mounted;
+  const components = {
+    logger,
+    env: process.env,
+    measurements,
+    switchStatus: () => switcher.status(),
+    onVersionUpdate: o.autoSwitch
+      ? (name: string) => void switcher.request(`--auto-switch: a newer version of ${name}`, switching)
+      : undefined,
+  };
+  const remount = async (a: typeof args) => {
+    mounted = await mountImages(a, components);
+    remounted();
+    return mounted;
+  };
+  const switcher = new VersionSwitcher({
+    current: () => mounted,
+    remount: () => remount(args),
+    fallback: (digests) => {
+      const pins = [...digests.values()];
+      return remount({
+        ...args,
+        pin: undefined,
+        indexes: indexes.map((a, i) => `${a.replace(/#.*$/, '')}#${pins[i]}`),
+      });
+    },
+    logger,
+  });
+  mounted = await mountImages(args, components);
+  return { mounted: () => mounted, switcher };
+}
+
+/**
+ * A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
+ * Returns what installs the handlers, again after each remount (libfuse installs its own at each mount).
+ */
+function unmountOnSignals(current: () => Mounted, logger: LineLogger, switching: AbortController): () => void {
   let stopping: AbortController | undefined;
   const stop = async (why: string) => {
     switching.abort();
     if (stopping) {
-      logger.info(`${why} again: detaching ${mounted.mountpoint} now, in use or not`);
+      logger.info(`${why} again: detaching ${current().mountpoint} now, in use or not`);
       stopping.abort();
       return;
     }
@@ -251,27 +302,28 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
     logger.info(`${why}: unmounting`);
     const { unmountWhenIdle } = await import('./unmount-waiter.js');
     const { findHolders, describeHolders } = await import('./mount-holders.js');
+    const mountpoint = current().mountpoint;
     const outcome = await unmountWhenIdle(
       {
-        mounted,
+        mounted: current(),
         logger,
-        holders: async () => describeHolders(await findHolders(mounted.mountpoint), mounted.mountpoint),
+        holders: async () => describeHolders(await findHolders(mountpoint), mountpoint),
       },
       { why, signal: stopping.signal },
     );
-    if (outcome === 'forced') await mounted.unmount();
+    if (outcome === 'forced') await current().unmount();
     process.exit(EXIT.INTERRUPTED);
   };
-  const takeSignals = () => {
+  return () => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       process.removeAllListeners(sig);
       process.on(sig, () => void stop(sig));
     }
   };
-  takeSignals();
-  // `httpstorged switch`: move to the versions the index locations publish now, once nothing uses the images.
-  process.on('SIGUSR2', () => void switcher?.request('SIGUSR2', switching.signal).catch(() => {}));
-  // logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone.
+}
+
+/** logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone. */
+function reopenLogOnHangup(logFile: LogFile | undefined, logger: LineLogger): void {
   process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
     if (!logFile) return logger.info('SIGHUP: logging to stderr, no log file to reopen');
@@ -282,18 +334,6 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
       logger.fault(`SIGHUP: ${(e as Error).message}; still logging to the old file`);
     }
   });
-  // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
-  process.on('unhandledRejection', (e) =>
-    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
-  );
-  process.on('uncaughtException', (e) => {
-    logger.fault(`internal error: ${e.stack ?? e}`);
-    void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
-  });
-  void tellSystemdReady(logger);
-  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
-  else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
-  return new Promise<number>(() => {}); // serve until a signal
 }
 
 /** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
