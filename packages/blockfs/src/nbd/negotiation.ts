@@ -101,8 +101,9 @@ export function optionReply(option: number, type: number, data: Buffer = Buffer.
   return b;
 }
 
-const errorReply = (option: number, type: number, message: string) =>
-  optionReply(option, type, Buffer.from(message, 'utf8'));
+/** An option refused with an error reply (`type`: an NBD_REP.ERR_*); the haggling goes on. */
+const refuse = (option: number, type: number, message: string) =>
+  ({ next: 'continue', replies: [optionReply(option, type, Buffer.from(message, 'utf8'))] }) as const;
 
 /** Answers one option. Mutates `state` for STRUCTURED_REPLY and SET_META_CONTEXT. */
 export function answerOption<E extends ExportInfo>(
@@ -116,7 +117,7 @@ export function answerOption<E extends ExportInfo>(
     return answer(option, data, state, catalog, limits);
   } catch (e) {
     if (!(e instanceof BadOption)) throw e;
-    return { next: 'continue', replies: [errorReply(option, NBD_REP.ERR_INVALID, e.message)] };
+    return refuse(option, NBD_REP.ERR_INVALID, e.message);
   }
 }
 
@@ -147,10 +148,7 @@ function answer<E extends ExportInfo>(
       return answerMetaContext(option, data, state, catalog);
     default:
       // STARTTLS included: this server has no TLS (a Unix socket, or TCP the operator chose).
-      return {
-        next: 'continue',
-        replies: [errorReply(option, NBD_REP.ERR_UNSUP, `option ${option} is not supported`)],
-      };
+      return refuse(option, NBD_REP.ERR_UNSUP, `option ${option} is not supported`);
   }
 }
 
@@ -199,10 +197,7 @@ function answerInfoOrGo<E extends ExportInfo>(
   c.end();
   const found = catalog.find(name);
   if (!found) {
-    return {
-      next: 'continue',
-      replies: [errorReply(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`)],
-    };
+    return refuse(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`);
   }
   const replies = [...infoReplies(option, found, requests, limits), optionReply(option, NBD_REP.ACK)];
   if (option === NBD_OPT.INFO) return { next: 'continue', replies };
@@ -224,16 +219,10 @@ function answerMetaContext<E extends ExportInfo>(
   const queries = Array.from({ length: c.u32() }, () => c.string(c.u32()));
   c.end();
   if (!state.structured) {
-    return {
-      next: 'continue',
-      replies: [errorReply(option, NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first')],
-    };
+    return refuse(option, NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first');
   }
   if (!catalog.find(name)) {
-    return {
-      next: 'continue',
-      replies: [errorReply(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`)],
-    };
+    return refuse(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`);
   }
   const set = option === NBD_OPT.SET_META_CONTEXT;
   // Listing with no query lists everything; "base:" lists the base namespace. Selecting takes exact names.
