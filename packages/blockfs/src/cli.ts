@@ -406,26 +406,10 @@ async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promi
     process.exit(EXIT.OK);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
-  // SIGHUP to a background daemon: a planned restart. A new daemon (this program as it is on disk now, with the
-  // same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
-  // first. In the foreground SIGHUP is the terminal going away: stop.
-  let restarting = false;
-  process.on('SIGHUP', () => {
-    if (readyFd === undefined) return void stop('SIGHUP');
-    if (restarting || stopping || listen.kind !== 'unix') {
-      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
-      return;
-    }
-    restarting = true;
-    logger.info('SIGHUP: starting a new daemon to take the socket over');
-    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
-      .then((code) => {
-        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
-      })
-      .finally(() => {
-        restarting = false;
-      });
-  });
+  // In the foreground SIGHUP is the terminal going away: stop.
+  const hangUp =
+    readyFd === undefined ? () => void stop('SIGHUP') : handOverOnHangup(listen, argv, o, logger, () => stopping);
+  process.on('SIGHUP', hangUp);
   // A client's bug must not take every other client's disk: log it and keep serving.
   process.on('unhandledRejection', (e) =>
     logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
@@ -443,6 +427,36 @@ async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promi
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid, at: listenText(listen) });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
+}
+
+/**
+ * SIGHUP to a background NBD daemon: a planned restart. A new daemon (this program as it is on disk now, with the
+ * same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
+ * first. Returns the SIGHUP handler; one restart at a time, none once the daemon is stopping.
+ */
+function handOverOnHangup(
+  listen: Listen,
+  argv: string[],
+  o: OptionValues,
+  logger: LineLogger,
+  stopping: () => boolean,
+): () => void {
+  let restarting = false;
+  return () => {
+    if (restarting || stopping() || listen.kind !== 'unix') {
+      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
+      return;
+    }
+    restarting = true;
+    logger.info('SIGHUP: starting a new daemon to take the socket over');
+    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
+      .then((code) => {
+        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
+      })
+      .finally(() => {
+        restarting = false;
+      });
+  };
 }
 
 /** The user's arguments of a daemon, without those daemonize() and --replace added. */
