@@ -114,38 +114,40 @@ export function answerOption<E extends ExportInfo>(
   limits: NegotiationLimits,
 ): OptionOutcome<E> {
   try {
-    return answer(option, data, state, catalog, limits);
+    return answer(option, data, { state, catalog, limits });
   } catch (e) {
     if (!(e instanceof BadOption)) throw e;
     return refuse(option, NBD_REP.ERR_INVALID, e.message);
   }
 }
 
+/** What an answer reads: the session so far (STRUCTURED_REPLY and SET_META_CONTEXT change it), the exports, the limits. */
+interface Haggle<E extends ExportInfo> {
+  readonly state: Negotiation;
+  readonly catalog: ExportCatalog<E>;
+  readonly limits: NegotiationLimits;
+}
+
 /** Dispatches one option to its answer; a malformed option throws BadOption. */
-function answer<E extends ExportInfo>(
-  option: number,
-  data: Buffer,
-  state: Negotiation,
-  catalog: ExportCatalog<E>,
-  limits: NegotiationLimits,
-): OptionOutcome<E> {
+function answer<E extends ExportInfo>(option: number, data: Buffer, haggle: Haggle<E>): OptionOutcome<E> {
+  const { state, catalog } = haggle;
   switch (option) {
     case NBD_OPT.EXPORT_NAME:
-      return answerExportName(data, state, catalog);
+      return answerExportName(data, haggle);
     case NBD_OPT.ABORT:
       return { next: 'close', replies: [optionReply(option, NBD_REP.ACK)], reason: 'the client aborted' };
     case NBD_OPT.LIST:
       return answerList(option, data, catalog);
     case NBD_OPT.INFO:
     case NBD_OPT.GO:
-      return answerInfoOrGo(option, data, state, catalog, limits);
+      return answerInfoOrGo(option, data, haggle);
     case NBD_OPT.STRUCTURED_REPLY:
       new Cursor(data).end();
       state.structured = true;
       return { next: 'continue', replies: [optionReply(option, NBD_REP.ACK)] };
     case NBD_OPT.LIST_META_CONTEXT:
     case NBD_OPT.SET_META_CONTEXT:
-      return answerMetaContext(option, data, state, catalog);
+      return answerMetaContext(option, data, haggle);
     default:
       // STARTTLS included: this server has no TLS (a Unix socket, or TCP the operator chose).
       return refuse(option, NBD_REP.ERR_UNSUP, `option ${option} is not supported`);
@@ -153,11 +155,7 @@ function answer<E extends ExportInfo>(
 }
 
 /** NBD_OPT_EXPORT_NAME, the old way in: the export's size and flags, then transmission. */
-function answerExportName<E extends ExportInfo>(
-  data: Buffer,
-  state: Negotiation,
-  catalog: ExportCatalog<E>,
-): OptionOutcome<E> {
+function answerExportName<E extends ExportInfo>(data: Buffer, { state, catalog }: Haggle<E>): OptionOutcome<E> {
   // No way to say no but hanging up.
   const name = data.length <= MAX_STRING ? data.toString('utf8') : undefined;
   const found = name === undefined ? undefined : catalog.find(name);
@@ -187,9 +185,7 @@ function answerList<E extends ExportInfo>(option: number, data: Buffer, catalog:
 function answerInfoOrGo<E extends ExportInfo>(
   option: number,
   data: Buffer,
-  state: Negotiation,
-  catalog: ExportCatalog<E>,
-  limits: NegotiationLimits,
+  { state, catalog, limits }: Haggle<E>,
 ): OptionOutcome<E> {
   const c = new Cursor(data);
   const name = c.string(c.u32());
@@ -211,8 +207,7 @@ function answerInfoOrGo<E extends ExportInfo>(
 function answerMetaContext<E extends ExportInfo>(
   option: number,
   data: Buffer,
-  state: Negotiation,
-  catalog: ExportCatalog<E>,
+  { state, catalog }: Haggle<E>,
 ): OptionOutcome<E> {
   const c = new Cursor(data);
   const name = c.string(c.u32());
