@@ -6,7 +6,8 @@ import { node, ROOT, tempDir } from './support/processes.js';
 /**
  * `npm run long` (scripts/long-functions.mjs) on a staged tree: functions, methods and arrows over 80 lines are
  * listed longest first with file:line and a name; one of exactly 80 lines is not; tests and dist are not read.
- * A report exits 0; with --check it exits 1 while anything is listed.
+ * A report exits 0; with --check it exits 1 while anything is listed that no --allow covers. And the check
+ * itself, on this repository.
  */
 
 const SCRIPT = join(ROOT, 'scripts/long-functions.mjs');
@@ -58,5 +59,52 @@ describe('npm run long', () => {
     const loose = await node(SCRIPT, ['--check', '--max', '100', copy.dir], { timeoutMs: 60_000 });
     expect(loose.code).toBe(0);
     expect(loose.stdout).toBe('0 function(s) over 100 lines\n');
+  });
+
+  it('--allow NAME lets that function and those inside it be long; the check fails for any other', async () => {
+    const callback = `new Promise((resolve) => ${body(90)})`;
+    await put(
+      'packages/a/src/x.ts',
+      [`export class H {\n  send() {\n    return ${callback};\n${'  void 0;\n'.repeat(80)}  }\n}`].join('\n'),
+    );
+    await put('packages/a/src/y.ts', `export function other() ${body(81)}\n`);
+
+    const allowed = await node(
+      SCRIPT,
+      ['--check', '--allow', 'H.send', '--allow', 'other', '--allow', 'gone', copy.dir],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout.split('\n').map((l) => l.trim())).toEqual([
+      '172  packages/a/src/x.ts:2  H.send  (allowed: H.send)',
+      '90  packages/a/src/x.ts:3  (callback of Promise)  (allowed: H.send)',
+      '81  packages/a/src/y.ts:1  other  (allowed: other)',
+      '3 function(s) over 80 lines, 3 of them allowed by --allow',
+      '--allow gone: nothing of that name is over 80 lines',
+      '',
+    ]);
+
+    const one = await node(SCRIPT, ['--check', '--allow', 'H.send', copy.dir], { timeoutMs: 60_000 });
+    expect(one.code).toBe(1);
+    expect(one.stdout).toContain('3 function(s) over 80 lines, 2 of them allowed by --allow\n');
+  });
+});
+
+/**
+ * Issue #14: no function in packages/*\/src over 80 lines. The allow-list names exactly the functions being split
+ * by work not merged yet (HttpSource.send with its Promise callback, buildImages, mountImages): drop each name as
+ * its split lands. Any other function over 80 lines fails this test.
+ */
+const BEING_SPLIT = ['HttpSource.send', 'buildImages', 'mountImages'];
+
+describe('this repository', () => {
+  it('has no function over 80 lines but those being split', async () => {
+    const r = await node(SCRIPT, ['--check', ...BEING_SPLIT.flatMap((name) => ['--allow', name])], {
+      timeoutMs: 120_000,
+    });
+    expect(r.stdout.split('\n').filter((l) => /^ *\d+ {2}/.test(l) && !l.includes('(allowed: '))).toEqual([]);
+    expect(r.code).toBe(0);
   });
 });

@@ -54,8 +54,15 @@ import { VersionSwitcher } from './version-switch.js';
 const secondsOrZero = (flag: string) => (v: string) => (v.trim() === '0' ? 0 : seconds(flag)(v));
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`. */
+/** The options of a mount that choose and fetch the images, shared by the mount and `nbd`, in their help's order. */
 function sourceOptions(cmd: Command): Command {
+  for (const add of [mirrorOptions, cacheOptions, trustOptions, transferOptions, profileOptions, daemonOptions])
+    add(cmd);
+  return cmd;
+}
+
+/** Where the blocks come from: mirrors given, or found through DNS-Balance. */
+function mirrorOptions(cmd: Command): Command {
   return cmd
     .option(
       '--mirror <base-url>',
@@ -66,13 +73,23 @@ function sourceOptions(cmd: Command): Command {
       '--pool <zone>',
       'find mirrors through DNS-Balance (SRV, then TXT, then A), re-resolved as the TTL runs out; a bare NAME or NAME.idx index is fetched from them',
     )
-    .option('--dns <host:port>', 'the DNS server to ask for --pool (default: the system resolvers)')
+    .option('--dns <host:port>', 'the DNS server to ask for --pool (default: the system resolvers)');
+}
+
+/** The disk and memory caches, and how far a cached block is trusted. */
+function cacheOptions(cmd: Command): Command {
+  return cmd
     .option('--cache <dir>', 'block cache directory shared by all images', DEFAULT_CACHE_DIR)
     .option('--cache-size <bytes>', 'cap the disk cache (LRU between a high and a low watermark)', size('--cache-size'))
     .option('--memory-cache <bytes>', 'RAM for recently used blocks', size('--memory-cache'))
     .option('--nocache', 'keep blocks in RAM only, as the original')
     .option('--offline', 'never touch the network: a block that is not cached gives EIO')
-    .option('--paranoid', 'verify cached blocks on every use, not only the first after start')
+    .option('--paranoid', 'verify cached blocks on every use, not only the first after start');
+}
+
+/** Which indexes are trusted, which version is mounted, and what is measured (and into which TPM). */
+function trustOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--trust <pubkey>',
       'refuse an index without a valid signature by this key (file or base64; repeatable)',
@@ -99,7 +116,12 @@ function sourceOptions(cmd: Command): Command {
     .option('--measure-blocks', 'also measure each block the first time it is read (MOUNTPOINT/.thfc/measurements)')
     .option('--tpm', 'extend every measurement into a TPM PCR too, through tpm2-tools')
     .option('--tpm-pcr <n>', `the PCR measurements extend (default ${DEFAULT_MEASUREMENT_PCR})`, count('--tpm-pcr', 0))
-    .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)')
+    .option('--tpm-tcti <tcti>', 'how to reach the TPM, e.g. swtpm:host=127.0.0.1,port=2321 (default: tpm2-tools own)');
+}
+
+/** How blocks are fetched: requests in flight, read-ahead, slow and failed transfers, proxy. */
+function transferOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--connections <n>',
       'pin the requests in flight per mirror at N (default: adaptive, from 4 up to --max-connections)',
@@ -132,7 +154,12 @@ function sourceOptions(cmd: Command): Command {
       'rounds over all mirrors before a read fails with EIO (default: 2, or 3 with a single mirror)',
       count('--retries', 1),
     )
-    .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)')
+    .option('--proxy <url>', 'HTTP proxy (default: $http_proxy)');
+}
+
+/** Boot profiles, recorded and replayed, and the background fill. */
+function profileOptions(cmd: Command): Command {
+  return cmd
     .option('--record-profile <file>', 'record the blocks readers touch (a boot profile) into FILE at unmount')
     .option(
       '--prefetch <file-or-url>',
@@ -141,11 +168,18 @@ function sourceOptions(cmd: Command): Command {
     .option('--no-prefetch', 'do not replay a published boot profile')
     .option('--prefetch-parallel <n>', 'profile blocks fetched at once', count('--prefetch-parallel', 1))
     .option('--prefetch-rate <bytes>', 'cap prefetch and fill at BYTES per second', size('--prefetch-rate'))
-    .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached')
+    .option('--fill', 'after the profile, fetch the rest of the image in the background until it is all cached');
+}
+
+/** The daemon's log and its readiness report. */
+function daemonOptions(cmd: Command): Command {
+  return cmd
     .option('--verbose', 'log one line per block fetch')
     .option('--log <file>', `log file (default: ${DEFAULT_LOG} in the background, stderr with -f); SIGHUP reopens it`)
     .option('--ready-fd <fd>', '(internal) report readiness on this fd', count('--ready-fd', 3));
 }
+
+type Mounted = Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
 
 /** A mount (the default command); `argv`: its arguments, to start the daemon with. */
 async function runMount(mountpoint: string, indexes: string[], o: OptionValues, argv: string[]): Promise<number> {
@@ -158,60 +192,109 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
   try {
     logFile = o.log ? new LogFile(resolve(o.log)) : undefined;
   } catch (e) {
-    const code = reportError('httpstorged', e);
-    if (readyFd !== undefined) report(readyFd, { ok: false, code, message: (e as Error).message });
-    return code;
+    return failStart(e, readyFd);
   }
   const logger = new LineLogger(logFile ? (l) => logFile.write(l) : (l) => process.stderr.write(l), !!o.verbose);
-  let mounted: Awaited<ReturnType<typeof import('./mount.js').mountImages>>;
   // Version switches (SIGUSR2 from `httpstorged switch`, or --auto-switch) remount the same arguments once idle.
   const switching = new AbortController();
-  let switcher: VersionSwitcher | undefined;
+  let mount: SwitchableMount;
   try {
-    // Inside the try: a module that cannot load (fuse-native without libfuse2) or a bad key is reported
-    // through --ready-fd like any other mount failure.
-    const { mountImages } = await import('./mount.js');
-    const settings = await sourceSettings(o, indexes);
-    const measurements = await openMeasurements(o);
-    const args = { mountpoint, allowOther: o.allowOther, ...settings };
-    const components = {
+    mount = await mountSwitchable(mountpoint, indexes, o, {
       logger,
-      env: process.env,
-      measurements,
-      switchStatus: () => (switcher as VersionSwitcher).status(),
-      onVersionUpdate: o.autoSwitch
-        ? (name: string) => void switcher?.request(`--auto-switch: a newer version of ${name}`, switching.signal)
-        : undefined,
-    };
-    switcher = new VersionSwitcher({
-      current: () => mounted,
-      remount: async () => {
-        mounted = await mountImages(args, components);
-        takeSignals();
-        return mounted;
-      },
-      fallback: async (digests) => {
-        const pins = [...digests.values()];
-        mounted = await mountImages(
-          { ...args, pin: undefined, indexes: indexes.map((a, i) => `${a.replace(/#.*$/, '')}#${pins[i]}`) },
-          components,
-        );
-        takeSignals();
-        return mounted;
-      },
-      logger,
+      switching: switching.signal,
+      remounted: () => takeSignals(),
     });
-    mounted = await mountImages(args, components);
   } catch (e) {
     return failStart(e, readyFd);
   }
-  // libfuse installs its own SIGINT/SIGTERM handlers when it mounts; installing ours afterwards puts them back in charge.
-  // A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
+  // libfuse installs its own SIGINT/SIGTERM handlers when it mounts (and remounts); installing ours afterwards
+  // puts them back in charge.
+  const current = mount.mounted;
+  const takeSignals = unmountOnSignals(current, logger, switching);
+  takeSignals();
+  // `httpstorged switch`: move to the versions the index locations publish now, once nothing uses the images.
+  process.on('SIGUSR2', () => void mount.switcher.request('SIGUSR2', switching.signal).catch(() => {}));
+  reopenLogOnHangup(logFile, logger);
+  // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
+  process.on('unhandledRejection', (e) =>
+    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
+  );
+  process.on('uncaughtException', (e) => {
+    logger.fault(`internal error: ${e.stack ?? e}`);
+    void current()
+      .unmount()
+      .finally(() => process.exit(EXIT.SOFTWARE));
+  });
+  void tellSystemdReady(logger);
+  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
+  else
+    process.stderr.write(`httpstorged: mounted at ${current().mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
+  return new Promise<number>(() => {}); // serve until a signal
+}
+
+/** A mount and the VersionSwitcher that replaces it; `mounted()` is the mount as it is now. */
+interface SwitchableMount {
+  readonly mounted: () => Mounted;
+  readonly switcher: VersionSwitcher;
+}
+
+/**
+ * Mounts the images, with a VersionSwitcher that remounts the same arguments (or, as a fallback, the versions
+ * it names); `remounted` runs after each remount. Every failure, a module that cannot load (fuse-native without
+ * libfuse2) or a bad key included, rejects: the caller reports it through --ready-fd like any other.
+ */
+async function mountSwitchable(
+  mountpoint: string,
+  indexes: string[],
+  o: OptionValues,
+  { logger, switching, remounted }: { logger: LineLogger; switching: AbortSignal; remounted: () => void },
+): Promise<SwitchableMount> {
+  const { mountImages } = await import('./mount.js');
+  const settings = await sourceSettings(o, indexes);
+  const measurements = await openMeasurements(o);
+  const args = { mountpoint, allowOther: o.allowOther, ...settings };
+  let mounted: Mounted;
+  const components = {
+    logger,
+    env: process.env,
+    measurements,
+    switchStatus: () => switcher.status(),
+    onVersionUpdate: o.autoSwitch
+      ? (name: string) => void switcher.request(`--auto-switch: a newer version of ${name}`, switching)
+      : undefined,
+  };
+  const remount = async (a: typeof args) => {
+    mounted = await mountImages(a, components);
+    remounted();
+    return mounted;
+  };
+  const switcher = new VersionSwitcher({
+    current: () => mounted,
+    remount: () => remount(args),
+    fallback: (digests) => {
+      const pins = [...digests.values()];
+      return remount({
+        ...args,
+        pin: undefined,
+        indexes: indexes.map((a, i) => `${a.replace(/#.*$/, '')}#${pins[i]}`),
+      });
+    },
+    logger,
+  });
+  mounted = await mountImages(args, components);
+  return { mounted: () => mounted, switcher };
+}
+
+/**
+ * A first SIGINT/SIGTERM unmounts once nothing uses the images (serving until then); a second detaches at once.
+ * Returns what installs the handlers, again after each remount (libfuse installs its own at each mount).
+ */
+function unmountOnSignals(current: () => Mounted, logger: LineLogger, switching: AbortController): () => void {
   let stopping: AbortController | undefined;
   const stop = async (why: string) => {
     switching.abort();
     if (stopping) {
-      logger.info(`${why} again: detaching ${mounted.mountpoint} now, in use or not`);
+      logger.info(`${why} again: detaching ${current().mountpoint} now, in use or not`);
       stopping.abort();
       return;
     }
@@ -219,27 +302,28 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
     logger.info(`${why}: unmounting`);
     const { unmountWhenIdle } = await import('./unmount-waiter.js');
     const { findHolders, describeHolders } = await import('./mount-holders.js');
+    const mountpoint = current().mountpoint;
     const outcome = await unmountWhenIdle(
       {
-        mounted,
+        mounted: current(),
         logger,
-        holders: async () => describeHolders(await findHolders(mounted.mountpoint), mounted.mountpoint),
+        holders: async () => describeHolders(await findHolders(mountpoint), mountpoint),
       },
       { why, signal: stopping.signal },
     );
-    if (outcome === 'forced') await mounted.unmount();
+    if (outcome === 'forced') await current().unmount();
     process.exit(EXIT.INTERRUPTED);
   };
-  const takeSignals = () => {
+  return () => {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       process.removeAllListeners(sig);
       process.on(sig, () => void stop(sig));
     }
   };
-  takeSignals();
-  // `httpstorged switch`: move to the versions the index locations publish now, once nothing uses the images.
-  process.on('SIGUSR2', () => void switcher?.request('SIGUSR2', switching.signal).catch(() => {}));
-  // logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone.
+}
+
+/** logrotate's `postrotate … kill -HUP`: a new log file under the old name; the mount is left alone. */
+function reopenLogOnHangup(logFile: LogFile | undefined, logger: LineLogger): void {
   process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
     if (!logFile) return logger.info('SIGHUP: logging to stderr, no log file to reopen');
@@ -250,18 +334,6 @@ async function runMount(mountpoint: string, indexes: string[], o: OptionValues, 
       logger.fault(`SIGHUP: ${(e as Error).message}; still logging to the old file`);
     }
   });
-  // A stray rejection is a bug, but the guest's disk must not vanish for it: log it and keep serving.
-  process.on('unhandledRejection', (e) =>
-    logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
-  );
-  process.on('uncaughtException', (e) => {
-    logger.fault(`internal error: ${e.stack ?? e}`);
-    void mounted.unmount().finally(() => process.exit(EXIT.SOFTWARE));
-  });
-  void tellSystemdReady(logger);
-  if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid });
-  else process.stderr.write(`httpstorged: mounted at ${mounted.mountpoint} (pid ${process.pid}); Ctrl-C to unmount\n`);
-  return new Promise<number>(() => {}); // serve until a signal
 }
 
 /** The settings `sourceOptions` gave, as mountImages and serveImages take them (trust keys read). */
@@ -333,26 +405,10 @@ async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promi
     process.exit(EXIT.OK);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
-  // SIGHUP to a background daemon: a planned restart. A new daemon (this program as it is on disk now, with the
-  // same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
-  // first. In the foreground SIGHUP is the terminal going away: stop.
-  let restarting = false;
-  process.on('SIGHUP', () => {
-    if (readyFd === undefined) return void stop('SIGHUP');
-    if (restarting || stopping || listen.kind !== 'unix') {
-      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
-      return;
-    }
-    restarting = true;
-    logger.info('SIGHUP: starting a new daemon to take the socket over');
-    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
-      .then((code) => {
-        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
-      })
-      .finally(() => {
-        restarting = false;
-      });
-  });
+  // In the foreground SIGHUP is the terminal going away: stop.
+  const hangUp =
+    readyFd === undefined ? () => void stop('SIGHUP') : handOverOnHangup(listen, argv, o, logger, () => stopping);
+  process.on('SIGHUP', hangUp);
   // A client's bug must not take every other client's disk: log it and keep serving.
   process.on('unhandledRejection', (e) =>
     logger.fault(`internal error (unhandled rejection): ${(e as Error)?.stack ?? e}`),
@@ -370,6 +426,36 @@ async function runNbd(indexes: string[], o: OptionValues, argv: string[]): Promi
   if (readyFd !== undefined) report(readyFd, { ok: true, pid: process.pid, at: listenText(listen) });
   else process.stderr.write(`httpstorged: serving at ${serving.address} (pid ${process.pid}); Ctrl-C to stop\n`);
   return new Promise<number>(() => {}); // serve until a signal
+}
+
+/**
+ * SIGHUP to a background NBD daemon: a planned restart. A new daemon (this program as it is on disk now, with the
+ * same arguments) takes the socket over with --replace, then stops this one, which answers what is in flight
+ * first. Returns the SIGHUP handler; one restart at a time, none once the daemon is stopping.
+ */
+function handOverOnHangup(
+  listen: Listen,
+  argv: string[],
+  o: OptionValues,
+  logger: LineLogger,
+  stopping: () => boolean,
+): () => void {
+  let restarting = false;
+  return () => {
+    if (restarting || stopping() || listen.kind !== 'unix') {
+      if (listen.kind !== 'unix') logger.fault('SIGHUP: a TCP listener cannot be handed over; ignored');
+      return;
+    }
+    restarting = true;
+    logger.info('SIGHUP: starting a new daemon to take the socket over');
+    void daemonize([...daemonArgs(argv), '--replace'], o.log ?? DEFAULT_LOG, { sub: 'nbd', done: 'restarted' })
+      .then((code) => {
+        if (code !== EXIT.OK) logger.fault(`SIGHUP: the new daemon did not start (exit ${code}); serving on`);
+      })
+      .finally(() => {
+        restarting = false;
+      });
+  };
 }
 
 /** The user's arguments of a daemon, without those daemonize() and --replace added. */
@@ -679,10 +765,25 @@ async function runSwitch(
 function commandTable(argv: readonly string[], exit: (code: number) => void): Command {
   // Settings given here pass to each command as it is added.
   const root = new Command('httpstorged').helpCommand(false).exitOverride();
-  const hidden = { hidden: true };
+  mountCommand(root, argv, exit);
+  nbdCommand(root, argv, exit);
+  mountControlCommands(root, exit);
+  statusCommands(root, exit);
+  cacheCommands(root, exit);
+  // Only now, or the commands would copy it: `--help` and `-V` are the mount's, as the program's help is.
+  root.helpOption(false);
+  // A parse error points to the help of the command it is in; the mount's is the program's.
+  return oneLineParseErrors(root, 'httpstorged', (cmd, path) => (cmd.name() === 'mount' ? 'httpstorged' : path));
+}
+
+/** The subcommands are hidden from the program's help (the mount's): its usage lines name them. */
+const HIDDEN = { hidden: true };
+
+/** The mount, the hidden default command: `httpstorged MOUNTPOINT INDEX-URL…` or `httpstorged mount …`. */
+function mountCommand(root: Command, argv: readonly string[], exit: (code: number) => void): void {
   sourceOptions(
     root
-      .command('mount', { ...hidden, isDefault: true })
+      .command('mount', { ...HIDDEN, isDefault: true })
       .description('Mount thfc images over HTTP as read-only disk files: MOUNTPOINT/NAME for each index.')
       .version('0.1.0')
       .usage(
@@ -702,11 +803,13 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     .action(async (mountpoint: string, indexes: string[], o: OptionValues) =>
       exit(await runMount(mountpoint, indexes, o, argv[0] === 'mount' ? argv.slice(1) : [...argv])),
     );
+}
 
-  // `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead.
+/** `httpstorged nbd`: the same images and options as a mount, served to NBD clients instead. */
+function nbdCommand(root: Command, argv: readonly string[], exit: (code: number) => void): void {
   sourceOptions(
     root
-      .command('nbd', hidden)
+      .command('nbd', HIDDEN)
       .description('Serve thfc images over HTTP as read-only NBD exports, each named by its image name.')
       .usage('[options] (--socket PATH | --listen HOST:PORT) INDEX-URL…')
       .argument('<index-urls...>', 'http(s)://…/NAME.idx, file://…/NAME.idx or a path; with --pool also NAME')
@@ -720,15 +823,33 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
       )
       .option('--max-clients <n>', 'most NBD connections at once (default 64)', count('--max-clients', 1)),
   ).action(async (indexes: string[], o: OptionValues) => exit(await runNbd(indexes, o, argv.slice(1))));
+}
 
+/** What acts on a running mount: `umount` and `switch`. */
+function mountControlCommands(root: Command, exit: (code: number) => void): void {
   root
-    .command('umount', hidden)
+    .command('umount', HIDDEN)
     .argument('<mountpoint>')
     .option('-l, --lazy', 'detach even if the image is in use; the daemon serves its last users, then exits')
     .action(async (mountpoint: string, o: { lazy?: boolean }) => exit(await runUmount(mountpoint, !!o.lazy)));
 
   root
-    .command('stats', hidden)
+    .command('switch', HIDDEN)
+    .argument('<mountpoint>')
+    .argument('[name]', 'an image of the mount (all of its images switch together)')
+    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
+      seconds('--wait')(v),
+    )
+    .option('--json', 'print the switch status as JSON')
+    .action(async (mountpoint: string, name: string | undefined, o: { wait?: number; json?: boolean }) =>
+      exit(await runSwitch(mountpoint, name, o)),
+    );
+}
+
+/** What reads a mount's or a daemon's state: `stats`, `list` and `measurements`. */
+function statusCommands(root: Command, exit: (code: number) => void): void {
+  root
+    .command('stats', HIDDEN)
     .argument(
       '[mountpoint-or-socket]',
       'a mountpoint, or the socket (or HOST:PORT) of `httpstorged nbd`; none: every mount, as `list`',
@@ -737,21 +858,29 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     .action(async (target: string | undefined, o: { json?: boolean }) => exit(await runStats(target, !!o.json)));
 
   root
-    .command('list', hidden)
+    .command('list', HIDDEN)
     .description('show every httpstorged mount of this machine: images, daemon pid, cache and its usage')
     .option('--json', 'print one JSON array of the mounts')
     .action(async (o: { json?: boolean }) => exit(await printMountList(!!o.json)));
 
+  root
+    .command('measurements', HIDDEN)
+    .argument('<mountpoint-or-socket>')
+    .action(async (target: string) => exit(await runMeasurements(target)));
+}
+
+/** What reads or repairs a cache directory: `cache`, `cache prune` and `fsck`. */
+function cacheCommands(root: Command, exit: (code: number) => void): void {
   // `httpstorged cache CACHE`: usage and per-image coverage; `httpstorged cache prune CACHE --to SIZE` trims it.
   const cache = root
-    .command('cache', hidden)
+    .command('cache', HIDDEN)
     .description('report the blocks and bytes of a cache, and how much of each image it has cached')
     .usage('[--json] CACHE\n       httpstorged cache prune CACHE --to SIZE [--json]')
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o: { json?: boolean }) => exit(await runCache(dir, !!o.json)));
   cache
-    .command('prune', hidden)
+    .command('prune', HIDDEN)
     .description('remove least recently used blocks until the cache fits SIZE (refused while a daemon uses it)')
     .argument('<cache>', 'the cache directory')
     .requiredOption(
@@ -766,32 +895,10 @@ function commandTable(argv: readonly string[], exit: (code: number) => void): Co
     );
 
   root
-    .command('measurements', hidden)
-    .argument('<mountpoint-or-socket>')
-    .action(async (target: string) => exit(await runMeasurements(target)));
-
-  root
-    .command('fsck', hidden)
+    .command('fsck', HIDDEN)
     .argument('<cache>', `the cache directory (default of the daemon: ${DEFAULT_CACHE_DIR})`)
     .option('--json', 'print the report as JSON')
     .action(async (dir: string, o: { json?: boolean }) => exit(await runFsckCommand(dir, !!o.json)));
-
-  root
-    .command('switch', hidden)
-    .argument('<mountpoint>')
-    .argument('[name]', 'an image of the mount (all of its images switch together)')
-    .option('--wait <seconds>', `how long to wait for the daemon's answer (default ${DEFAULT_SWITCH_WAIT_S})`, (v) =>
-      seconds('--wait')(v),
-    )
-    .option('--json', 'print the switch status as JSON')
-    .action(async (mountpoint: string, name: string | undefined, o: { wait?: number; json?: boolean }) =>
-      exit(await runSwitch(mountpoint, name, o)),
-    );
-
-  // Only now, or the commands would copy it: `--help` and `-V` are the mount's, as the program's help is.
-  root.helpOption(false);
-  // A parse error points to the help of the command it is in; the mount's is the program's.
-  return oneLineParseErrors(root, 'httpstorged', (cmd, path) => (cmd.name() === 'mount' ? 'httpstorged' : path));
 }
 
 const argv = process.argv.slice(2);

@@ -60,6 +60,9 @@ export interface RunningMirror {
   close(): Promise<void>;
 }
 
+/** Registers a step to undo when the mirror closes; steps run last-registered first. */
+type Defer = (cleanup: () => Promise<void> | void) => void;
+
 /**
  * Builds and starts a mirror: store reader, optional pull-through upstream,
  * server, and (with --redis or --mirrors-file) a registry heartbeat.
@@ -74,83 +77,18 @@ export async function startMirror(options: ServeOptions, io: CommandIo): Promise
   const metrics = new Metrics();
   const lifetime = new AbortController();
   const cleanups: (() => Promise<void> | void)[] = [() => lifetime.abort(), () => store.close()];
+  const defer: Defer = (c) => cleanups.push(c);
   const cleanup = async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   };
 
   try {
-    let pull: PullThrough | undefined;
-    if (options.upstreams?.length) {
-      const upstream = new Upstream({ logger }, { urls: options.upstreams });
-      cleanups.push(() => upstream.close());
-      pull = new PullThrough({ upstream, store, refs: new RefBook(), metrics, logger }, {}, lifetime.signal);
-    }
-    const accessLog =
-      options.accessLog === false ? undefined : new AccessLog({ write: (text) => io.stdout.write(text) });
-    const memoryBytes = options.memoryCacheBytes ?? DEFAULT_MEMORY_CACHE_BYTES;
-    const pool = new BufferPool();
-    const memory = memoryBytes > 0 ? new BlockMemoryCache({ pool }, memoryBytes) : undefined;
-    const server = new MirrorServer(
-      { store, metrics, pull, accessLog, logger, memory, pool },
-      { ...options.server, maxInflight: options.maxInflight ?? options.server?.maxInflight },
-    );
-    // Not io.signal: on Ctrl-C the cleanup below unregisters first, then closes the server (draining it).
-    const address = await server.listen(listen, lifetime.signal);
-    cleanups.push(() => server.close());
+    const parts = { store, metrics, logger };
+    const { server, address } = await listenServer(options, io, parts, listen, lifetime.signal, defer);
     const url = `http://${formatListen(address)}/`;
-
-    if (options.redis || options.mirrorsFile) {
-      const advertise = normaliseMirrorUrl(options.advertise ?? advertisedUrl(address));
-      const region = options.region ?? DEFAULT_REGION;
-      const registry: Registry = await openRegistry(
-        // A Redis down at start is the heartbeat's to retry: the mirror serves meanwhile, out of DNS until it registers.
-        {
-          redis: options.redis,
-          redisCluster: options.redisCluster,
-          mirrorsFile: options.mirrorsFile,
-          waitForRedis: false,
-        },
-        { logger, signal: io.signal },
-      );
-      cleanups.push(() => registry.close());
-      let healthy = true;
-      const check = setInterval(() => {
-        void store.healthy().then((ok) => {
-          healthy = ok;
-        });
-      }, HEALTH_CHECK_MS);
-      check.unref();
-      cleanups.push(() => clearInterval(check));
-      const heartbeat = await startHeartbeat(
-        { registry, logger },
-        {
-          record: () => {
-            const g = server.gauges();
-            return {
-              id: mirrorIdFromUrl(advertise),
-              url: advertise,
-              region,
-              capacity: g.maxInflight,
-              load: g.inflight,
-              health: healthy ? 'ok' : 'degraded',
-              updated: Date.now(),
-            };
-          },
-          intervalMs: options.heartbeatIntervalMs,
-        },
-        io.signal,
-      );
-      // Unregister first on the way out: the mirror leaves DNS before it stops answering.
-      cleanups.push(() => heartbeat.stop());
-    } else if (options.advertise || options.region) {
-      throw new UsageError(
-        '--advertise and --region describe this mirror to a registry: give --redis or --mirrors-file',
-      );
-    }
-
-    logger.info(
-      `serving ${store.root} on ${url}${pull ? ` (pull-through from ${options.upstreams?.join(', ')})` : ''}`,
-    );
+    await joinRegistry(options, io.signal, { store, server, logger }, address, defer);
+    const pulling = options.upstreams?.length ? ` (pull-through from ${options.upstreams.join(', ')})` : '';
+    logger.info(`serving ${store.root} on ${url}${pulling}`);
     let closing: Promise<void> | undefined;
     const close = () => {
       closing ??= cleanup();
@@ -162,6 +100,93 @@ export async function startMirror(options: ServeOptions, io: CommandIo): Promise
     await cleanup();
     throw e;
   }
+}
+
+/** The HTTP side: the pull-through upstream (when given), the caches and the server, listening until `lifetime` aborts. */
+async function listenServer(
+  options: ServeOptions,
+  io: CommandIo,
+  { store, metrics, logger }: { store: StoreReader; metrics: Metrics; logger: Logger },
+  listen: ListenAddress,
+  lifetime: AbortSignal,
+  defer: Defer,
+): Promise<{ server: MirrorServer; address: ListenAddress }> {
+  let pull: PullThrough | undefined;
+  if (options.upstreams?.length) {
+    const upstream = new Upstream({ logger }, { urls: options.upstreams });
+    defer(() => upstream.close());
+    pull = new PullThrough({ upstream, store, refs: new RefBook(), metrics, logger }, {}, lifetime);
+  }
+  const accessLog = options.accessLog === false ? undefined : new AccessLog({ write: (text) => io.stdout.write(text) });
+  const memoryBytes = options.memoryCacheBytes ?? DEFAULT_MEMORY_CACHE_BYTES;
+  const pool = new BufferPool();
+  const memory = memoryBytes > 0 ? new BlockMemoryCache({ pool }, memoryBytes) : undefined;
+  const server = new MirrorServer(
+    { store, metrics, pull, accessLog, logger, memory, pool },
+    { ...options.server, maxInflight: options.maxInflight ?? options.server?.maxInflight },
+  );
+  // Not io.signal: on Ctrl-C the cleanup unregisters first, then closes the server (draining it).
+  const address = await server.listen(listen, lifetime);
+  defer(() => server.close());
+  return { server, address };
+}
+
+/**
+ * With --redis or --mirrors-file: opens the registry and starts the heartbeat that tells it this mirror's URL,
+ * region, load and store health. Without either, --advertise and --region are a usage error.
+ */
+async function joinRegistry(
+  options: ServeOptions,
+  signal: AbortSignal,
+  { store, server, logger }: { store: StoreReader; server: MirrorServer; logger: Logger },
+  address: ListenAddress,
+  defer: Defer,
+): Promise<void> {
+  if (!options.redis && !options.mirrorsFile) {
+    if (options.advertise || options.region) {
+      throw new UsageError(
+        '--advertise and --region describe this mirror to a registry: give --redis or --mirrors-file',
+      );
+    }
+    return;
+  }
+  const advertise = normaliseMirrorUrl(options.advertise ?? advertisedUrl(address));
+  const region = options.region ?? DEFAULT_REGION;
+  const registry: Registry = await openRegistry(
+    // A Redis down at start is the heartbeat's to retry: the mirror serves meanwhile, out of DNS until it registers.
+    { redis: options.redis, redisCluster: options.redisCluster, mirrorsFile: options.mirrorsFile, waitForRedis: false },
+    { logger, signal },
+  );
+  defer(() => registry.close());
+  let healthy = true;
+  const check = setInterval(() => {
+    void store.healthy().then((ok) => {
+      healthy = ok;
+    });
+  }, HEALTH_CHECK_MS);
+  check.unref();
+  defer(() => clearInterval(check));
+  const heartbeat = await startHeartbeat(
+    { registry, logger },
+    {
+      record: () => {
+        const g = server.gauges();
+        return {
+          id: mirrorIdFromUrl(advertise),
+          url: advertise,
+          region,
+          capacity: g.maxInflight,
+          load: g.inflight,
+          health: healthy ? 'ok' : 'degraded',
+          updated: Date.now(),
+        };
+      },
+      intervalMs: options.heartbeatIntervalMs,
+    },
+    signal,
+  );
+  // Unregister first on the way out: the mirror leaves DNS before it stops answering.
+  defer(() => heartbeat.stop());
 }
 
 export interface ServeSummary {

@@ -101,8 +101,9 @@ export function optionReply(option: number, type: number, data: Buffer = Buffer.
   return b;
 }
 
-const errorReply = (option: number, type: number, message: string) =>
-  optionReply(option, type, Buffer.from(message, 'utf8'));
+/** An option refused with an error reply (`type`: an NBD_REP.ERR_*); the haggling goes on. */
+const refuse = (option: number, type: number, message: string) =>
+  ({ next: 'continue', replies: [optionReply(option, type, Buffer.from(message, 'utf8'))] }) as const;
 
 /** Answers one option. Mutates `state` for STRUCTURED_REPLY and SET_META_CONTEXT. */
 export function answerOption<E extends ExportInfo>(
@@ -113,108 +114,126 @@ export function answerOption<E extends ExportInfo>(
   limits: NegotiationLimits,
 ): OptionOutcome<E> {
   try {
-    return answer(option, data, state, catalog, limits);
+    return answer(option, data, { state, catalog, limits });
   } catch (e) {
     if (!(e instanceof BadOption)) throw e;
-    return { next: 'continue', replies: [errorReply(option, NBD_REP.ERR_INVALID, e.message)] };
+    return refuse(option, NBD_REP.ERR_INVALID, e.message);
   }
 }
 
-function answer<E extends ExportInfo>(
-  option: number,
-  data: Buffer,
-  state: Negotiation,
-  catalog: ExportCatalog<E>,
-  limits: NegotiationLimits,
-): OptionOutcome<E> {
+/** What an answer reads: the session so far (STRUCTURED_REPLY and SET_META_CONTEXT change it), the exports, the limits. */
+interface Haggle<E extends ExportInfo> {
+  readonly state: Negotiation;
+  readonly catalog: ExportCatalog<E>;
+  readonly limits: NegotiationLimits;
+}
+
+/** Dispatches one option to its answer; a malformed option throws BadOption. */
+function answer<E extends ExportInfo>(option: number, data: Buffer, haggle: Haggle<E>): OptionOutcome<E> {
+  const { state, catalog } = haggle;
   switch (option) {
-    case NBD_OPT.EXPORT_NAME: {
-      // No way to say no but hanging up.
-      const name = data.length <= MAX_STRING ? data.toString('utf8') : undefined;
-      const found = name === undefined ? undefined : catalog.find(name);
-      if (!found) return { next: 'close', replies: [], reason: `NBD_OPT_EXPORT_NAME of an unknown export` };
-      const b = Buffer.alloc(10 + (state.noZeroes ? 0 : 124));
-      b.writeBigUInt64BE(BigInt(found.size), 0);
-      b.writeUInt16BE(TRANSMISSION_FLAGS, 8);
-      return { next: 'go', replies: [b], export: found, allocation: false };
-    }
+    case NBD_OPT.EXPORT_NAME:
+      return answerExportName(data, haggle);
     case NBD_OPT.ABORT:
       return { next: 'close', replies: [optionReply(option, NBD_REP.ACK)], reason: 'the client aborted' };
-    case NBD_OPT.LIST: {
-      new Cursor(data).end();
-      const replies = catalog.list().map((e) => {
-        const name = Buffer.from(e.name, 'utf8');
-        const desc = Buffer.from(e.description ?? '', 'utf8');
-        const d = Buffer.alloc(4 + name.length + desc.length);
-        d.writeUInt32BE(name.length, 0);
-        name.copy(d, 4);
-        desc.copy(d, 4 + name.length);
-        return optionReply(option, NBD_REP.SERVER, d);
-      });
-      return { next: 'continue', replies: [...replies, optionReply(option, NBD_REP.ACK)] };
-    }
+    case NBD_OPT.LIST:
+      return answerList(option, data, catalog);
     case NBD_OPT.INFO:
-    case NBD_OPT.GO: {
-      const c = new Cursor(data);
-      const name = c.string(c.u32());
-      const requests = Array.from({ length: c.u16() }, () => c.u16());
-      c.end();
-      const found = catalog.find(name);
-      if (!found) {
-        return {
-          next: 'continue',
-          replies: [errorReply(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`)],
-        };
-      }
-      const replies = [...infoReplies(option, found, requests, limits), optionReply(option, NBD_REP.ACK)];
-      if (option === NBD_OPT.INFO) return { next: 'continue', replies };
-      return { next: 'go', replies, export: found, allocation: state.allocationFor === name };
-    }
+    case NBD_OPT.GO:
+      return answerInfoOrGo(option, data, haggle);
     case NBD_OPT.STRUCTURED_REPLY:
       new Cursor(data).end();
       state.structured = true;
       return { next: 'continue', replies: [optionReply(option, NBD_REP.ACK)] };
     case NBD_OPT.LIST_META_CONTEXT:
-    case NBD_OPT.SET_META_CONTEXT: {
-      const c = new Cursor(data);
-      const name = c.string(c.u32());
-      const queries = Array.from({ length: c.u32() }, () => c.string(c.u32()));
-      c.end();
-      if (!state.structured) {
-        return {
-          next: 'continue',
-          replies: [errorReply(option, NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first')],
-        };
-      }
-      if (!catalog.find(name)) {
-        return {
-          next: 'continue',
-          replies: [errorReply(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`)],
-        };
-      }
-      const set = option === NBD_OPT.SET_META_CONTEXT;
-      // Listing with no query lists everything; "base:" lists the base namespace. Selecting takes exact names.
-      const selected = set
-        ? queries.includes(BASE_ALLOCATION)
-        : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
-      if (set) state.allocationFor = selected ? name : undefined;
-      const replies: Buffer[] = [];
-      if (selected) {
-        const ctx = Buffer.from(BASE_ALLOCATION, 'utf8');
-        const d = Buffer.alloc(4 + ctx.length);
-        d.writeUInt32BE(set ? BASE_ALLOCATION_ID : 0, 0);
-        ctx.copy(d, 4);
-        replies.push(optionReply(option, NBD_REP.META_CONTEXT, d));
-      }
-      return { next: 'continue', replies: [...replies, optionReply(option, NBD_REP.ACK)] };
-    }
+    case NBD_OPT.SET_META_CONTEXT:
+      return answerMetaContext(option, data, haggle);
     default:
       // STARTTLS included: this server has no TLS (a Unix socket, or TCP the operator chose).
-      return {
-        next: 'continue',
-        replies: [errorReply(option, NBD_REP.ERR_UNSUP, `option ${option} is not supported`)],
-      };
+      return refuse(option, NBD_REP.ERR_UNSUP, `option ${option} is not supported`);
   }
+}
+
+/** NBD_OPT_EXPORT_NAME, the old way in: the export's size and flags, then transmission. */
+function answerExportName<E extends ExportInfo>(data: Buffer, { state, catalog }: Haggle<E>): OptionOutcome<E> {
+  // No way to say no but hanging up.
+  const name = data.length <= MAX_STRING ? data.toString('utf8') : undefined;
+  const found = name === undefined ? undefined : catalog.find(name);
+  if (!found) return { next: 'close', replies: [], reason: `NBD_OPT_EXPORT_NAME of an unknown export` };
+  const b = Buffer.alloc(10 + (state.noZeroes ? 0 : 124));
+  b.writeBigUInt64BE(BigInt(found.size), 0);
+  b.writeUInt16BE(TRANSMISSION_FLAGS, 8);
+  return { next: 'go', replies: [b], export: found, allocation: false };
+}
+
+/** NBD_OPT_LIST: one NBD_REP_SERVER per export (name and description), then an ACK. */
+function answerList<E extends ExportInfo>(option: number, data: Buffer, catalog: ExportCatalog<E>): OptionOutcome<E> {
+  new Cursor(data).end();
+  const replies = catalog.list().map((e) => {
+    const name = Buffer.from(e.name, 'utf8');
+    const desc = Buffer.from(e.description ?? '', 'utf8');
+    const d = Buffer.alloc(4 + name.length + desc.length);
+    d.writeUInt32BE(name.length, 0);
+    name.copy(d, 4);
+    desc.copy(d, 4 + name.length);
+    return optionReply(option, NBD_REP.SERVER, d);
+  });
+  return { next: 'continue', replies: [...replies, optionReply(option, NBD_REP.ACK)] };
+}
+
+/** NBD_OPT_INFO and NBD_OPT_GO: the export's info replies; GO then starts transmission. */
+function answerInfoOrGo<E extends ExportInfo>(
+  option: number,
+  data: Buffer,
+  { state, catalog, limits }: Haggle<E>,
+): OptionOutcome<E> {
+  const c = new Cursor(data);
+  const name = c.string(c.u32());
+  const requests = Array.from({ length: c.u16() }, () => c.u16());
+  c.end();
+  const found = catalog.find(name);
+  if (!found) {
+    return refuse(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`);
+  }
+  const replies = [...infoReplies(option, found, requests, limits), optionReply(option, NBD_REP.ACK)];
+  if (option === NBD_OPT.INFO) return { next: 'continue', replies };
+  return { next: 'go', replies, export: found, allocation: state.allocationFor === name };
+}
+
+/**
+ * NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: base:allocation is the one context there is.
+ * SET records (in `state`) whether it was selected, and for which export.
+ */
+function answerMetaContext<E extends ExportInfo>(
+  option: number,
+  data: Buffer,
+  { state, catalog }: Haggle<E>,
+): OptionOutcome<E> {
+  const c = new Cursor(data);
+  const name = c.string(c.u32());
+  const queries = Array.from({ length: c.u32() }, () => c.string(c.u32()));
+  c.end();
+  if (!state.structured) {
+    return refuse(option, NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first');
+  }
+  if (!catalog.find(name)) {
+    return refuse(option, NBD_REP.ERR_UNKNOWN, `no export named "${name}"`);
+  }
+  const set = option === NBD_OPT.SET_META_CONTEXT;
+  // Listing with no query lists everything; "base:" lists the base namespace. Selecting takes exact names.
+  const selected = set
+    ? queries.includes(BASE_ALLOCATION)
+    : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
+  if (set) state.allocationFor = selected ? name : undefined;
+  const replies: Buffer[] = [];
+  if (selected) {
+    const ctx = Buffer.from(BASE_ALLOCATION, 'utf8');
+    const d = Buffer.alloc(4 + ctx.length);
+    d.writeUInt32BE(set ? BASE_ALLOCATION_ID : 0, 0);
+    ctx.copy(d, 4);
+    replies.push(optionReply(option, NBD_REP.META_CONTEXT, d));
+  }
+  return { next: 'continue', replies: [...replies, optionReply(option, NBD_REP.ACK)] };
 }
 
 /** NBD_INFO_EXPORT always; name, description and block sizes when asked for. */
