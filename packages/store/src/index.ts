@@ -19,6 +19,15 @@ export {
   prepareMountpoint,
   unmountIfIdle,
 } from './mount-point.js';
+// One table of open read-only descriptors (httpstorged's disk cache, thfc-mirror's store).
+export {
+  DEFAULT_FILE_REVALIDATE_MS,
+  DEFAULT_OPEN_FILES,
+  type FileOpener,
+  type OpenedFile,
+  OpenFiles,
+  type OpenFilesOptions,
+} from './open-files.js';
 export * from './pinned-index.js';
 export * from './profile-loader.js';
 // An exact-length reader over a socket (the NBD server's sessions, and thfc-pack's qemu-nbd client).
