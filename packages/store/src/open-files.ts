@@ -89,6 +89,8 @@ export class OpenFiles<R extends OpenedFile | undefined> {
   private readonly now: () => number;
   private readonly max: number;
   private readonly revalidateMs: number;
+  /** Whether descriptors age out at all: the warm path (httpstorged's disk cache) then reads no clock. */
+  private readonly revalidates: boolean;
   private closed = false;
 
   constructor(
@@ -99,6 +101,7 @@ export class OpenFiles<R extends OpenedFile | undefined> {
     this.now = components.now ?? Date.now;
     this.max = Math.max(0, options.max ?? DEFAULT_OPEN_FILES);
     this.revalidateMs = options.revalidateMs ?? Number.POSITIVE_INFINITY;
+    this.revalidates = this.revalidateMs !== Number.POSITIVE_INFINITY;
   }
 
   /** Names with a descriptor in the table (a few more may be open: retired ones still in use, opens in flight). */
@@ -110,9 +113,7 @@ export class OpenFiles<R extends OpenedFile | undefined> {
   acquireOpen(key: string): NonNullable<R> | undefined {
     const file = this.slots.get(key);
     if (file === undefined) return undefined;
-    if (this.revalidateMs !== Number.POSITIVE_INFINITY && this.now() - file[SLOT].openedAt >= this.revalidateMs) {
-      return undefined;
-    }
+    if (this.revalidates && this.now() - file[SLOT].openedAt >= this.revalidateMs) return undefined;
     file[SLOT].users++;
     // Most recently used goes last.
     this.slots.delete(key);
