@@ -18,6 +18,5 @@ export * from './sources/file-writer.js';
 export * from './sources/memory-cache.js';
 export * from './sources/null-cache.js';
 export * from './sources/offline-source.js';
-export * from './sources/open-files.js';
 export * from './sources/write-behind.js';
 export * from './status-text.js';

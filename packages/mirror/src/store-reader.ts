@@ -15,8 +15,8 @@ import {
   VERSIONS_DIR,
   versionListPath,
 } from '@thfc/format';
-import { DirStore } from '@thfc/store';
-import { FdCache, type OpenFile, openRegularFile } from './fd-cache.js';
+import { DEFAULT_FILE_REVALIDATE_MS, DirStore, OpenFiles } from '@thfc/store';
+import { type OpenFile, openRegularFile, REGULAR_FILES } from './regular-file.js';
 import { type ListedFile, type ListingEntry, MAX_LISTED_VERSIONS } from './store-listing.js';
 
 /** An index larger than this is not decoded for the listing (blockfs refuses to fetch one, too). */
@@ -66,7 +66,7 @@ export interface StoreReaderOptions {
 export class StoreReader {
   /** Where pulled blocks are written (the same layout, temp + rename). */
   readonly dirStore: DirStore;
-  private readonly fds: FdCache;
+  private readonly fds: OpenFiles<OpenFile | undefined>;
   private readonly shardChecks = new Map<string, ShardCheck>();
   private readonly facts = new Map<string, Promise<FileFacts>>();
   private readonly revalidateMs: number;
@@ -78,11 +78,11 @@ export class StoreReader {
     options: StoreReaderOptions,
   ) {
     this.dirStore = new DirStore(root);
-    this.fds = new FdCache(
-      { now: components.now },
-      { maxOpenFiles: options.maxOpenFiles, revalidateMs: options.revalidateMs },
+    this.revalidateMs = options.revalidateMs ?? DEFAULT_FILE_REVALIDATE_MS;
+    this.fds = new OpenFiles(
+      { opener: REGULAR_FILES, now: components.now },
+      { max: options.maxOpenFiles, revalidateMs: this.revalidateMs },
     );
-    this.revalidateMs = options.revalidateMs ?? 60_000;
   }
 
   /** Resolves the store's real path; UsageError or InputError when it is not a readable directory. */
@@ -108,7 +108,8 @@ export class StoreReader {
     const shard = rel.slice(0, 9); // blocks/ab
     const inside = this.shardIsInside(shard);
     if (inside === false || (inside !== true && !(await inside))) return undefined;
-    return this.fds.acquire(join(this.root, rel));
+    const path = join(this.root, rel);
+    return this.fds.acquire(path, path);
   }
 
   releaseBlock(file: OpenFile): void {
@@ -117,7 +118,7 @@ export class StoreReader {
 
   /** Drops a cached descriptor, e.g. after the block file was just written by pull-through. */
   forgetBlock(id: string): void {
-    this.fds.forget(join(this.root, blockPath(id)));
+    this.fds.drop(join(this.root, blockPath(id)));
   }
 
   /** A file at the store root, opened for this request only; close it with `closeFile`. */

@@ -8,8 +8,18 @@ import {
   MirrorUnavailableError,
   ThfcError,
 } from '@thfc/format';
-import { Failover, HttpSource, type Logger, loadIndex, MirrorStats, SILENT_LOGGER, VerifiedSource } from '@thfc/store';
-import { request } from 'undici';
+import {
+  Failover,
+  type GetBoundedOptions,
+  getBounded as getBoundedFromStore,
+  HttpSource,
+  type Logger,
+  loadIndex,
+  MirrorStats,
+  ResponseTooLargeError,
+  SILENT_LOGGER,
+  VerifiedSource,
+} from '@thfc/store';
 import { decodeListing, type ListingEntry, MAX_LISTING_BYTES } from './store-listing.js';
 
 /**
@@ -208,49 +218,18 @@ export async function fetchListing(base: string, timeoutMs: number, signal: Abor
 }
 
 /**
- * One bounded GET, the body read whole. Resolves undefined when the status is
- * one of `absent`; MirrorUnavailableError when the upstream cannot answer
- * (no connection, no answer in time, another status, a cut body);
- * IndexFormatError when the body passes `maxBytes`.
+ * One bounded GET from an upstream (store's getBounded): a body over
+ * `maxBytes` is refused as a malformed file (IndexFormatError), as a client
+ * would refuse it.
  */
-async function getBounded(
-  url: string,
-  options: { maxBytes: number; timeoutMs: number; signal: AbortSignal; absent: readonly number[] },
-): Promise<Buffer | undefined> {
-  const { maxBytes, timeoutMs, signal } = options;
-  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-  let res: Awaited<ReturnType<typeof request>>;
+async function getBounded(url: string, options: GetBoundedOptions): Promise<Buffer | undefined> {
   try {
-    res = await request(url, { signal: deadline, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    return await getBoundedFromStore(url, options);
   } catch (e) {
-    signal.throwIfAborted();
-    const why = deadline.aborted
-      ? `no answer within ${timeoutMs} ms`
-      : ((e as { code?: string }).code ?? (e as Error).message);
-    throw new MirrorUnavailableError(url, why, { cause: e });
+    if (e instanceof ResponseTooLargeError)
+      throw new IndexFormatError(`larger than ${e.maxBytes} bytes`, undefined, undefined, url);
+    throw e;
   }
-  if (res.statusCode !== 200) {
-    await res.body.dump().catch(() => {});
-    if (options.absent.includes(res.statusCode)) return undefined;
-    throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const c of res.body as AsyncIterable<Buffer>) {
-      n += c.length;
-      if (n > maxBytes) throw new IndexFormatError(`larger than ${maxBytes} bytes`, undefined, undefined, url);
-      chunks.push(c);
-    }
-  } catch (e) {
-    signal.throwIfAborted();
-    if (e instanceof IndexFormatError) {
-      res.body.destroy();
-      throw e;
-    }
-    throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
-  }
-  return Buffer.concat(chunks);
 }
 
 /** An http(s) URL naming a directory, with exactly one trailing slash; UsageError-class otherwise. */

@@ -111,3 +111,21 @@ describe('Upstream.fetchProfile', () => {
     }
   });
 });
+
+describe('Upstream.fetchStoreFile', () => {
+  it('a copy over maxBytes is refused as malformed and the next upstream asked; none left is unavailable', async () => {
+    routes.set('/f-big/versions/img/list', [200, 'far too long']);
+    routes.set('/f-ok/versions/img/list', [200, 'fits']);
+    const up = new Upstream({}, { urls: [`${base}f-big/`, `${base}f-ok/`] });
+    const big = new Upstream({}, { urls: [`${base}f-big/`] });
+    try {
+      expect((await up.fetchStoreFile('versions/img/list', 4, signal()))?.toString()).toBe('fits');
+      const e = await big.fetchStoreFile('versions/img/list', 4, signal()).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(MirrorUnavailableError);
+      expect((e as Error).message).toContain(`${base}f-big/versions/img/list: larger than 4 bytes`);
+    } finally {
+      await up.close();
+      await big.close();
+    }
+  });
+});

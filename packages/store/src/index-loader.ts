@@ -17,7 +17,8 @@ import {
   UsageError,
   verifyIndexSignatures,
 } from '@thfc/format';
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { consumeBody, discardBody, type HttpGetOptions, HttpStatusError, httpGet } from './http-get.js';
 import { IndexCache } from './index-cache.js';
 import { readIndexFile } from './index-file.js';
 import { type Logger, SILENT_LOGGER } from './logger.js';
@@ -416,101 +417,34 @@ async function fetchIndexBytes(
   options: LoadIndexOptions,
   etag?: string,
 ): Promise<FetchedIndex> {
-  const headers: Record<string, string> = { 'accept-encoding': INDEX_ACCEPT_ENCODING };
-  if (etag !== undefined) headers['if-none-match'] = etag;
-  const timeout = options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS;
-  const signal = options.signal
-    ? AbortSignal.any([options.signal, AbortSignal.timeout(timeout)])
-    : AbortSignal.timeout(timeout);
-  let url = given;
-  let res: Dispatcher.ResponseData;
-  const maxRedirects = options.followRedirects === false ? 0 : MAX_INDEX_REDIRECTS;
-  for (let redirects = 0; ; redirects++) {
-    try {
-      res = await request(url, {
-        method: 'GET',
-        headers,
-        signal,
-        dispatcher,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-      });
-    } catch (e) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      const why =
-        (e as Error).name === 'TimeoutError'
-          ? `no answer within ${timeout} ms`
-          : ((e as { code?: string }).code ?? (e as Error).message);
-      throw new MirrorUnavailableError(url, why, { cause: e });
-    }
-    let next: string | undefined;
-    try {
-      next = maxRedirects > 0 ? redirectTarget(url, res) : undefined;
-    } catch (e) {
-      await res.body.dump();
-      throw e;
-    }
-    if (next === undefined) break;
-    await res.body.dump();
-    if (redirects >= maxRedirects)
-      throw new MirrorUnavailableError(given, `more than ${maxRedirects} redirects (last to ${next})`);
-    url = next;
-  }
+  const get: HttpGetOptions = {
+    timeoutMs: options.timeoutMs ?? DEFAULT_INDEX_TIMEOUT_MS,
+    signal: options.signal,
+    dispatcher,
+    headers: { 'accept-encoding': INDEX_ACCEPT_ENCODING },
+    etag,
+    maxRedirects: options.followRedirects === false ? 0 : MAX_INDEX_REDIRECTS,
+  };
+  const res = await httpGet(given, get);
+  const { url } = res;
   if (res.statusCode === 404 || res.statusCode === 410) {
-    await res.body.dump();
+    await discardBody(res);
     throw new InputError(`${url}: HTTP ${res.statusCode} (no such index)`);
   }
   const validator = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
   if (res.statusCode === 304 && etag !== undefined) {
-    await res.body.dump();
+    await discardBody(res);
     return { bytes: undefined, url, etag: validator ?? etag };
   }
   if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new MirrorUnavailableError(url, `HTTP ${res.statusCode}`);
+    await discardBody(res);
+    throw new HttpStatusError(url, res.statusCode);
   }
   const encoding = res.headers['content-encoding'];
-  try {
-    const bytes = await decodeIndexBody(
-      res.body,
-      typeof encoding === 'string' ? encoding : undefined,
-      MAX_INDEX_BYTES,
-      url,
-    );
-    return { bytes, url, etag: validator };
-  } catch (e) {
-    res.body.destroy();
-    if (e instanceof IndexFormatError) throw e;
-    throw new MirrorUnavailableError(url, `body: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-/**
- * Where a 301/302/303/307/308 with a Location points, resolved against the
- * URL asked; undefined for any other answer. A redirect to anything but
- * http(s), or from https to http, is refused (InputError): an index URL must
- * not reach file:// or the clear through a server's say-so.
- */
-export function redirectTarget(
-  url: string,
-  res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers'>,
-): string | undefined {
-  if (![301, 302, 303, 307, 308].includes(res.statusCode)) return undefined;
-  const location = res.headers.location;
-  if (typeof location !== 'string' || location === '') return undefined;
-  let next: URL;
-  try {
-    next = new URL(location, url);
-  } catch {
-    throw new InputError(`${url}: HTTP ${res.statusCode} to an unparsable location "${location.slice(0, 200)}"`);
-  }
-  if (next.protocol !== 'http:' && next.protocol !== 'https:')
-    throw new InputError(`${url}: HTTP ${res.statusCode} to ${next.protocol} URL, not followed`);
-  // An index asked for over https must not arrive in the clear because a server said so.
-  if (new URL(url).protocol === 'https:' && next.protocol === 'http:')
-    throw new InputError(`${url}: HTTP ${res.statusCode} from https to ${next.href}, not followed`);
-  next.hash = '';
-  return next.href;
+  const bytes = await consumeBody(res, (body) =>
+    decodeIndexBody(body, typeof encoding === 'string' ? encoding : undefined, MAX_INDEX_BYTES, url),
+  );
+  return { bytes, url, etag: validator };
 }
 
 /**

@@ -1,6 +1,21 @@
 // @thfc/store's public API: the Node I/O that packer, blockfs and the mirror share.
 export { syncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from './atomic-file.js';
 export { DirStore, probeStoredBlockSync } from './dir-store.js';
+// One bounded GET: a byte limit, a timeout, the caller's signal; the loaders, thfc-mirror's upstream and thfc-vm use it.
+export {
+  consumeBody,
+  discardBody,
+  type GetBoundedOptions,
+  getBounded,
+  type HttpGetOptions,
+  type HttpResponse,
+  HttpStatusError,
+  HttpTimeoutError,
+  httpGet,
+  ResponseTooLargeError,
+  readBody,
+  redirectTarget,
+} from './http-get.js';
 // The remote side: index loading, mirror statistics and selection, the fetch/verify/failover sources.
 export * from './index-cache.js';
 export { looksLikeIndex, readIndexFile } from './index-file.js';
@@ -21,6 +36,15 @@ export {
   prepareMountpoint,
   unmountIfIdle,
 } from './mount-point.js';
+// One table of open read-only descriptors (httpstorged's disk cache, thfc-mirror's store).
+export {
+  DEFAULT_FILE_REVALIDATE_MS,
+  DEFAULT_OPEN_FILES,
+  type FileOpener,
+  type OpenedFile,
+  OpenFiles,
+  type OpenFilesOptions,
+} from './open-files.js';
 export * from './pinned-index.js';
 export * from './profile-loader.js';
 // An exact-length reader over a socket (the NBD server's sessions, and thfc-pack's qemu-nbd client).

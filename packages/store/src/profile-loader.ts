@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BootProfile, decodeProfile, MAX_PROFILE_BYTES } from '@thfc/format';
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { getBounded, HttpStatusError } from './http-get.js';
 import type { IndexLocation } from './index-loader.js';
 
 /**
@@ -23,30 +24,22 @@ export async function loadProfile(
       : join(location.base, `${name}.profile`));
   let bytes: Uint8Array;
   if (/^https?:\/\//.test(where)) {
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
-      : AbortSignal.timeout(options.timeoutMs);
-    const res = await request(where, { signal, dispatcher: components.dispatcher });
-    if (res.statusCode === 404 || res.statusCode === 410) {
-      await res.body.dump();
-      if (explicit) throw new Error(`${where}: HTTP ${res.statusCode}`);
-      return undefined;
+    let got: Buffer | undefined;
+    try {
+      got = await getBounded(where, {
+        maxBytes: MAX_PROFILE_BYTES,
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+        dispatcher: components.dispatcher,
+        // A profile named by --prefetch must be there; NAME.profile beside the index is optional.
+        absent: explicit ? [] : [404, 410],
+      });
+    } catch (e) {
+      if (e instanceof HttpStatusError) throw new Error(`${where}: HTTP ${e.status}`);
+      throw e;
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new Error(`${where}: HTTP ${res.statusCode}`);
-    }
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += c.length;
-      if (n > MAX_PROFILE_BYTES) {
-        res.body.destroy();
-        throw new Error(`${where}: larger than ${MAX_PROFILE_BYTES} bytes`);
-      }
-      chunks.push(c);
-    }
-    bytes = Buffer.concat(chunks);
+    if (!got) return undefined;
+    bytes = got;
   } else {
     try {
       bytes = await readFile(where);

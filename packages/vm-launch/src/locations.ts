@@ -1,18 +1,40 @@
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { fsError, InputError, MirrorUnavailableError } from '@thfc/format';
+import {
+  consumeBody,
+  discardBody,
+  type HttpResponse,
+  HttpStatusError,
+  HttpTimeoutError,
+  httpGet,
+  readBody,
+} from '@thfc/store';
 
 /**
  * Catalogs, kernels and initrds live beside the indexes: http(s)://,
- * file:// or a plain path. These are small, one-off reads, so the runtime's
- * fetch() is fine here (block traffic goes through httpstorged's pool).
+ * file:// or a plain path. These are small, one-off reads through store's
+ * bounded GET on undici's global dispatcher (block traffic goes through
+ * httpstorged's pool).
  */
 
 /** A catalog or kernel from a mirror that has not answered in 30 s will not; the user can retry. */
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+
+/**
+ * Redirects followed, as fetch() did for these reads: a site moved to https or
+ * behind a mirror director answers with one or two.
+ */
+export const MAX_LOCATION_REDIRECTS = 5;
+
+/**
+ * 16 MiB for a location read whole (a catalog: a few KB of JSON per image),
+ * so a server sending something else cannot fill the launcher's memory.
+ * Kernels and initrds are streamed to a file (downloadTo), bounded in time.
+ */
+export const MAX_LOCATION_BYTES = 16 * 1024 * 1024;
 
 /** The local path behind a file:// URL or a path; undefined for http(s). */
 export function localPath(location: string): string | undefined {
@@ -20,23 +42,25 @@ export function localPath(location: string): string | undefined {
   return location.startsWith('file:') ? fileURLToPath(location) : location;
 }
 
-async function get(url: string, signal: AbortSignal, timeoutMs: number): Promise<Response> {
-  let res: Response;
+/** A 2xx for `url`; InputError for 404/410, MirrorUnavailableError for no answer or another status. */
+async function get(url: string, signal: AbortSignal, timeoutMs: number): Promise<HttpResponse> {
+  let res: HttpResponse;
   try {
-    res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    res = await httpGet(url, { timeoutMs, signal, maxRedirects: MAX_LOCATION_REDIRECTS });
   } catch (e) {
-    signal.throwIfAborted();
-    const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : describe(e);
-    throw new MirrorUnavailableError(url, why);
+    throw inSeconds(e);
   }
-  if (res.status === 404 || res.status === 410) throw new InputError(`${url}: not found (HTTP ${res.status})`);
-  if (!res.ok) throw new MirrorUnavailableError(url, `HTTP ${res.status}`);
-  return res;
+  if (res.statusCode >= 200 && res.statusCode < 300) return res;
+  await discardBody(res);
+  if (res.statusCode === 404 || res.statusCode === 410)
+    throw new InputError(`${url}: not found (HTTP ${res.statusCode})`);
+  throw new HttpStatusError(url, res.statusCode);
 }
 
-function describe(e: unknown): string {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (e as Error).message;
+/** thfc-vm counts its timeouts in seconds (--timeout). */
+function inSeconds(e: unknown): unknown {
+  if (!(e instanceof HttpTimeoutError)) return e;
+  return new MirrorUnavailableError(e.url, `no answer within ${e.timeoutMs / 1000} s`, { cause: e });
 }
 
 export async function readLocation(
@@ -54,7 +78,9 @@ export async function readLocation(
     }
   }
   const res = await get(location, signal, timeoutMs);
-  return Buffer.from(await res.arrayBuffer());
+  return readBody(res, MAX_LOCATION_BYTES).catch((e: unknown) => {
+    throw inSeconds(e);
+  });
 }
 
 /** Copies an http(s) location to a local file (kernels and initrds for qemu, which reads only local files). */
@@ -65,13 +91,7 @@ export async function downloadTo(
   timeoutMs = DEFAULT_FETCH_TIMEOUT_MS,
 ): Promise<void> {
   const res = await get(location, signal, timeoutMs);
-  if (!res.body) throw new MirrorUnavailableError(location, 'empty response');
-  try {
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file), {
-      signal,
-    });
-  } catch (e) {
-    signal.throwIfAborted();
-    throw new MirrorUnavailableError(location, describe(e));
-  }
+  await consumeBody(res, (body) => pipeline(body, createWriteStream(file))).catch((e: unknown) => {
+    throw inSeconds(e);
+  });
 }

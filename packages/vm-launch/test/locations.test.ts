@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InputError, MirrorUnavailableError } from '@thfc/format';
+import { ResponseTooLargeError } from '@thfc/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadTo, localPath, readLocation } from '../src/locations.js';
+import { downloadTo, localPath, MAX_LOCATION_BYTES, readLocation } from '../src/locations.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;
@@ -21,6 +22,8 @@ beforeAll(async () => {
     else if (req.url === '/big') res.end(Buffer.alloc(3 * 1024 * 1024, 7));
     else if (req.url === '/slow') setTimeout(() => res.end('late'), 5_000);
     else if (req.url === '/boom') res.writeHead(503).end();
+    else if (req.url === '/moved') res.writeHead(301, { location: '/catalog.json' }).end();
+    else if (req.url === '/huge') res.end(Buffer.alloc(MAX_LOCATION_BYTES + 1, 7));
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -55,5 +58,10 @@ describe('locations', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error('stop')), 50);
     await expect(downloadTo(`${base}/slow`, join(dir, 'slow'), ac.signal)).rejects.toThrow(/stop/);
+  });
+
+  it('follows a redirect, as fetch() did, and refuses a body over MAX_LOCATION_BYTES', async () => {
+    expect((await readLocation(`${base}/moved`, never)).toString()).toBe('{"ok":1}');
+    await expect(readLocation(`${base}/huge`, never)).rejects.toBeInstanceOf(ResponseTooLargeError);
   });
 });

@@ -12,13 +12,12 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import type { Logger } from '@thfc/store';
-import { TEMP_PREFIX } from '@thfc/store';
+import { DEFAULT_OPEN_FILES, OpenFiles, TEMP_PREFIX } from '@thfc/store';
 import { walkBlockFiles } from '../cache/block-files.js';
 import type { OpenFile } from './adaptive-io.js';
 import { AdaptiveIo } from './adaptive-io.js';
 import { type FileIdentity, identityOf } from './file-identity.js';
 import { writeNewFile } from './file-writer.js';
-import { DEFAULT_OPEN_FILES, OpenFiles } from './open-files.js';
 
 export interface DiskCacheOptions {
   /** Cache root; blocks live at `DIR/blocks/ab/<id>`, the store layout, so a cache can be served as a store. */
@@ -79,7 +78,7 @@ export class DiskCache implements BlockSource, BlockSink {
   /** id → file size, in least-recently-used-first order (a Map keeps insertion order). */
   private readonly lru = new Map<string, number>();
   private readonly pins = new Map<string, number>();
-  private readonly files: OpenFiles;
+  private readonly files: OpenFiles<OpenFile>;
   private readonly io = new AdaptiveIo();
   private readonly madeShards = new Set<string>();
   /** Identity of each file this cache wrote, until CheckedSource takes it (takeWritten) or the entry goes. */
@@ -91,7 +90,7 @@ export class DiskCache implements BlockSource, BlockSink {
     _components: { readonly logger?: Logger },
     private readonly options: DiskCacheOptions,
   ) {
-    this.files = new OpenFiles({ io: this.io }, { max: options.openFiles ?? DEFAULT_OPEN_FILES });
+    this.files = new OpenFiles<OpenFile>({ opener: this.io }, { max: options.openFiles ?? DEFAULT_OPEN_FILES });
   }
 
   /**
@@ -264,7 +263,7 @@ export class DiskCache implements BlockSource, BlockSink {
 
   /** Closes idle descriptors (unmount); reads in flight finish first. */
   close(): void {
-    this.files.closeAll();
+    this.files.close();
   }
 
   /** @internal Entry's read and release. */

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { INDEX_ZST_SUFFIX } from '@thfc/format';
-import type { OpenFile } from '../fd-cache.js';
+import type { OpenFile } from '../regular-file.js';
 import type { FileFacts } from '../store-reader.js';
 import { etagMatches } from './conditional.js';
 import { acceptedIndexCodings } from './content-negotiation.js';

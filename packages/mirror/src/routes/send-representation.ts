@@ -1,7 +1,7 @@
 import { read } from 'node:fs';
 import type { BufferPool } from '../buffer-pool.js';
-import type { OpenFile } from '../fd-cache.js';
 import type { Metrics } from '../metrics.js';
+import type { OpenFile } from '../regular-file.js';
 import { etagMatches, ifRangeAllows, parseRange } from './conditional.js';
 import type { Exchange } from './exchange.js';
 
