@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { fsError, InputError, MirrorUnavailableError } from '@thfc/format';
@@ -11,6 +11,7 @@ import {
   HttpTimeoutError,
   httpGet,
   readBody,
+  tempPathFor,
 } from '@thfc/store';
 
 /**
@@ -91,7 +92,15 @@ export async function downloadTo(
   timeoutMs = DEFAULT_FETCH_TIMEOUT_MS,
 ): Promise<void> {
   const res = await get(location, signal, timeoutMs);
-  await consumeBody(res, (body) => pipeline(body, createWriteStream(file))).catch((e: unknown) => {
-    throw inSeconds(e);
-  });
+  // Into a temp file renamed once whole: an interrupted download never leaves a truncated kernel for qemu.
+  const tmp = tempPathFor(file);
+  try {
+    await consumeBody(res, (body) => pipeline(body, createWriteStream(tmp, { flags: 'wx' }))).catch((e: unknown) => {
+      throw inSeconds(e);
+    });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }

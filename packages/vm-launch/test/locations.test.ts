@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -22,7 +22,10 @@ beforeAll(async () => {
     else if (req.url === '/big') res.end(Buffer.alloc(3 * 1024 * 1024, 7));
     else if (req.url === '/slow') setTimeout(() => res.end('late'), 5_000);
     else if (req.url === '/boom') res.writeHead(503).end();
-    else if (req.url === '/moved') res.writeHead(301, { location: '/catalog.json' }).end();
+    else if (req.url === '/cut') {
+      res.writeHead(200, { 'content-length': 1_000_000 }).write(Buffer.alloc(1000, 7));
+      setTimeout(() => res.destroy(), 20);
+    } else if (req.url === '/moved') res.writeHead(301, { location: '/catalog.json' }).end();
     else if (req.url === '/huge') res.end(Buffer.alloc(MAX_LOCATION_BYTES + 1, 7));
     else res.writeHead(404).end();
   });
@@ -58,6 +61,13 @@ describe('locations', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error('stop')), 50);
     await expect(downloadTo(`${base}/slow`, join(dir, 'slow'), ac.signal)).rejects.toThrow(/stop/);
+  });
+
+  it('a download cut short leaves neither the file nor a temp file', async () => {
+    const sub = join(dir, 'cut');
+    await mkdir(sub);
+    await expect(downloadTo(`${base}/cut`, join(sub, 'vmlinuz'), never)).rejects.toBeDefined();
+    expect(await readdir(sub)).toEqual([]);
   });
 
   it('follows a redirect, as fetch() did, and refuses a body over MAX_LOCATION_BYTES', async () => {
