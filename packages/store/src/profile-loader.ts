@@ -1,14 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BootProfile, decodeProfile, MAX_PROFILE_BYTES } from '@thfc/format';
+import { type BootProfile, decodeProfile, fsError, MAX_PROFILE_BYTES } from '@thfc/format';
 import type { Dispatcher } from 'undici';
-import { getBounded, HttpStatusError } from './http-get.js';
+import { getBounded } from './http-get.js';
 import type { IndexLocation } from './index-loader.js';
 
 /**
  * Finds an image's published boot profile: `--prefetch FILE|URL` when given,
  * else `NAME.profile` beside the index. Resolves undefined when there is none
- * (404 / no file); any other failure rejects, and the caller mounts anyway.
+ * (404 / no file); any other failure rejects with a typed error
+ * (MirrorUnavailableError and its kinds, InputError for a missing --prefetch
+ * FILE, the profile's format errors), and the caller mounts anyway.
  */
 export async function loadProfile(
   explicit: string | undefined,
@@ -24,20 +26,15 @@ export async function loadProfile(
       : join(location.base, `${name}.profile`));
   let bytes: Uint8Array;
   if (/^https?:\/\//.test(where)) {
-    let got: Buffer | undefined;
-    try {
-      got = await getBounded(where, {
-        maxBytes: MAX_PROFILE_BYTES,
-        timeoutMs: options.timeoutMs,
-        signal: options.signal,
-        dispatcher: components.dispatcher,
-        // A profile named by --prefetch must be there; NAME.profile beside the index is optional.
-        absent: explicit ? [] : [404, 410],
-      });
-    } catch (e) {
-      if (e instanceof HttpStatusError) throw new Error(`${where}: HTTP ${e.status}`);
-      throw e;
-    }
+    // Typed failures pass on (HttpStatusError, HttpTimeoutError, ResponseTooLargeError): the caller logs one line.
+    const got = await getBounded(where, {
+      maxBytes: MAX_PROFILE_BYTES,
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+      dispatcher: components.dispatcher,
+      // A profile named by --prefetch must be there; NAME.profile beside the index is optional.
+      absent: explicit ? [] : [404, 410],
+    });
     if (!got) return undefined;
     bytes = got;
   } else {
@@ -45,7 +42,7 @@ export async function loadProfile(
       bytes = await readFile(where);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) return undefined;
-      throw e;
+      throw fsError(e, where);
     }
   }
   return decodeProfile(bytes, where);
