@@ -38,4 +38,3 @@ export {
 export * from './sources/request-window.js';
 export * from './sources/urgency.js';
 export * from './sources/verified.js';
-export { STALLING_CHECK_MS, STALLING_FACTOR } from './sources/wire-exchange.js';
