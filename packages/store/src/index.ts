@@ -54,6 +54,13 @@ export * from './sources/failover.js';
 export * from './sources/hedge-lost.js';
 export * from './sources/http-source.js';
 export * from './sources/low-speed-error.js';
+// Demand/background queues over a bounded number of slots: an HTTP mirror's window and the decode threads.
+export {
+  type GatePolicy,
+  type GateSnapshot,
+  type GateWaiter,
+  PriorityGate,
+} from './sources/priority-gate.js';
 export * from './sources/request-window.js';
 export * from './sources/urgency.js';
 export * from './sources/verified.js';

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { BlockCorruptError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
-import type { BlockDecoder, Decoded } from '@thfc/store';
-import { currentPriority, type FetchOptions, type Urgency } from '@thfc/store';
+import type { BlockDecoder, Decoded, GateWaiter, Priority } from '@thfc/store';
+import { currentPriority, type FetchOptions, PriorityGate } from '@thfc/store';
 import type { WorkerReply, WorkerRequest } from './block-worker.js';
 import type { FileVerifier } from './file-verifier.js';
 
@@ -41,19 +41,24 @@ const MAX_SPARES = 16;
  */
 const POSTED_PER_THREAD = 2;
 
-interface Pending {
-  resolve(reply: WorkerReply): void;
-  reject(error: unknown): void;
-}
+/** One job: waits in the gate, then is posted to a thread (`post`) and answered by it. */
+class Job implements GateWaiter {
+  constructor(
+    public priority: Priority,
+    readonly make: (n: number) => WorkerRequest,
+    readonly transfer: ArrayBuffer[],
+    private readonly post: (job: Job) => void,
+    readonly resolve: (reply: WorkerReply) => void,
+    readonly fail: (error: unknown) => void,
+  ) {}
 
-interface Job extends Pending {
-  readonly make: (n: number) => WorkerRequest;
-  readonly transfer: ArrayBuffer[];
-  readonly urgency: Urgency | undefined;
+  grant(): void {
+    this.post(this);
+  }
 }
 
 class Thread {
-  readonly pending = new Map<number, Pending>();
+  readonly pending = new Map<number, Job>();
   worker: Worker | undefined;
 }
 
@@ -81,8 +86,9 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
   private readonly generations = new WeakMap<ArrayBufferLike, number>();
   /** Recycled buffers waiting for a block to be decoded into. */
   private readonly spares: ArrayBuffer[] = [];
-  private readonly demand: Job[] = [];
-  private readonly background: Job[] = [];
+  /** Jobs waiting for a thread, demand first; a slot is one of a thread's POSTED_PER_THREAD. */
+  private readonly gate: PriorityGate<Job>;
+  private readonly post = (job: Job) => this.postToThread(job);
   private seq = 0;
   private closed = false;
 
@@ -90,6 +96,7 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     const n = options.threads ?? DEFAULT_BLOCK_THREADS;
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a whole number ≥ 1, not ${n}`);
     this.threads = Array.from({ length: n }, () => new Thread());
+    this.gate = new PriorityGate<Job>({}, { capacity: n * POSTED_PER_THREAD });
   }
 
   async decode(ref: BlockRef, stored: Uint8Array, source: string, options?: FetchOptions): Promise<Decoded> {
@@ -152,7 +159,7 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
   async close(): Promise<void> {
     this.closed = true;
     const closed = new MirrorUnavailableError(this.toString(), 'closed');
-    for (const job of this.demand.splice(0).concat(this.background.splice(0))) job.reject(closed);
+    this.gate.failAll(closed);
     await Promise.all(
       this.threads.map(async (t) => {
         const w = t.worker;
@@ -174,9 +181,13 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
   ): Promise<WorkerReply> {
     if (this.closed) return Promise.reject(new MirrorUnavailableError(this.toString(), 'closed'));
     return new Promise<WorkerReply>((resolve, reject) => {
-      const job: Job = { make, transfer, urgency: options?.urgency, resolve, reject };
-      (currentPriority(options) === 'demand' ? this.demand : this.background).push(job);
-      this.pump();
+      const job = new Job(currentPriority(options), make, transfer, this.post, resolve, reject);
+      if (this.gate.tryTake(job.priority)) job.grant();
+      else {
+        this.gate.wait(job, undefined, options?.urgency);
+        // A thread that died freed its slots without a pass; a new job makes one, as it always did.
+        this.gate.pump();
+      }
     }).then((reply) => {
       if ('error' in reply) {
         const e = new MirrorUnavailableError(this.toString(), reply.error);
@@ -186,19 +197,13 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     });
   }
 
-  /** Hands queued jobs to threads with room: demand first, then background raised to demand, then the rest. */
-  private pump(): void {
-    for (;;) {
-      const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-      if (thread.pending.size >= POSTED_PER_THREAD) return;
-      const raised = this.background.findIndex((j) => j.urgency?.priority === 'demand');
-      const job = this.demand.shift() ?? (raised >= 0 ? this.background.splice(raised, 1)[0] : this.background.shift());
-      if (!job) return;
-      const worker = this.start(thread);
-      const n = ++this.seq;
-      thread.pending.set(n, job);
-      worker.postMessage(job.make(n), job.transfer);
-    }
+  /** Hands a job the gate let through to the thread with the fewest jobs (which has room: the gate counts them). */
+  private postToThread(job: Job): void {
+    const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const worker = this.start(thread);
+    const n = ++this.seq;
+    thread.pending.set(n, job);
+    worker.postMessage(job.make(n), job.transfer);
   }
 
   private start(thread: Thread): Worker {
@@ -207,10 +212,13 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     // The daemon lives as long as its mount; these threads must not keep a finished process alive.
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
-      const p = thread.pending.get(reply.n);
-      thread.pending.delete(reply.n);
-      p?.resolve(reply);
-      this.pump();
+      const job = thread.pending.get(reply.n);
+      if (job) {
+        thread.pending.delete(reply.n);
+        this.gate.release(job.priority);
+        job.resolve(reply);
+      }
+      this.gate.pump();
     });
     const died = (why: string) => {
       if (thread.worker !== worker) return;
@@ -224,7 +232,10 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
   }
 
   private fail(thread: Thread, error: Error): void {
-    for (const p of thread.pending.values()) p.reject(error);
+    for (const job of thread.pending.values()) {
+      this.gate.release(job.priority);
+      job.fail(error);
+    }
     thread.pending.clear();
   }
 }

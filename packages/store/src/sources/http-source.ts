@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import {
   BlockCorruptError,
   BlockNotFoundError,
@@ -21,6 +20,10 @@ import {
   type WindowSnapshot,
 } from './request-window.js';
 import { currentPriority, type FetchOptions } from './urgency.js';
+import { type Answer, statusWhy, WireExchange, type WireLimits } from './wire-exchange.js';
+
+// When a body counts as dripping is the wire's rule; it stays part of HttpSource's API.
+export { STALLING_CHECK_MS, STALLING_FACTOR } from './wire-exchange.js';
 
 /**
  * A backstop for one HTTP exchange, counted from when it gets a slot in the
@@ -50,28 +53,6 @@ export const DEFAULT_LOW_SPEED_BPS = 1024;
  * 10 s per-attempt deadline it undercuts.
  */
 export const DEFAULT_LOW_SPEED_TIME_MS = 2_000;
-
-/**
- * A body is reported as dripping (FetchOptions.onStalling, a hedge at once)
- * when, STALLING_CHECK_MS or more after its headers, it has moved fewer bytes
- * than STALLING_FACTOR times the low-speed limit would in that time: the
- * tell-tale of a mirror's slow tail (issue 13 §3), seen long before the
- * low-speed limit itself could be sure. An ordinary body follows its headers
- * at the link's pace (the first TCP segments carry both), so at 1 KiB/s it
- * needs 205 bytes in the first 50 ms: a full segment is ~1,400. Only a link
- * slower than ~4 KiB/s per request in flight could be taken for one, and
- * then the cost is a hedge, which the hedge budget bounds. 50 ms is one
- * round trip of a continental link: the earlier it is seen, the less a
- * reader waits; a dripped block then costs about that plus one round trip.
- */
-export const STALLING_CHECK_MS = 50;
-export const STALLING_FACTOR = 4;
-
-/**
- * A body we do not keep (an error page) is drained for the connection's sake
- * up to this many bytes, then the connection is dropped instead.
- */
-const MAX_DRAINED_BYTES = 64 * 1024;
 
 /** One HTTP exchange as seen by the wire, for whoever keeps per-mirror statistics. */
 export interface HttpResult {
@@ -120,13 +101,6 @@ export interface HttpSourceOptions {
   readonly http2?: boolean | undefined;
 }
 
-/** What came back for one request: the status and, for a block, exactly its stored bytes. */
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Buffer | undefined;
-}
-
 /**
  * One HTTP mirror: `GET <base>/blocks/ab/<id>`, read-only.
  *
@@ -152,8 +126,8 @@ export class HttpSource implements BlockSource {
   private readonly prefix: string;
   private readonly name: string;
   private readonly timeoutMs: number;
-  private readonly lowSpeedBps: number;
-  private readonly lowSpeedTimeMs: number;
+  /** The name and low-speed limit every exchange on the wire shares. */
+  private readonly wire: WireLimits;
   private readonly logger: Logger;
   private readonly onResult: ((result: HttpResult) => void) | undefined;
   private readonly dispatcher: Dispatcher;
@@ -198,11 +172,12 @@ export class HttpSource implements BlockSource {
     );
     this.timeoutMs = options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
     if (!(this.timeoutMs > 0)) throw new InvalidArgumentError(`timeoutMs must be > 0, not ${this.timeoutMs}`);
-    this.lowSpeedBps = options.lowSpeedBps ?? DEFAULT_LOW_SPEED_BPS;
-    this.lowSpeedTimeMs = options.lowSpeedTimeMs ?? DEFAULT_LOW_SPEED_TIME_MS;
-    if (!(this.lowSpeedBps >= 0) || !(this.lowSpeedTimeMs > 0)) {
-      throw new InvalidArgumentError(`bad low-speed limit: ${this.lowSpeedBps} B/s over ${this.lowSpeedTimeMs} ms`);
+    const lowSpeedBps = options.lowSpeedBps ?? DEFAULT_LOW_SPEED_BPS;
+    const lowSpeedTimeMs = options.lowSpeedTimeMs ?? DEFAULT_LOW_SPEED_TIME_MS;
+    if (!(lowSpeedBps >= 0) || !(lowSpeedTimeMs > 0)) {
+      throw new InvalidArgumentError(`bad low-speed limit: ${lowSpeedBps} B/s over ${lowSpeedTimeMs} ms`);
     }
+    this.wire = { name: this.name, lowSpeedBps, lowSpeedTimeMs };
 
     this.logger = components.logger ?? SILENT_LOGGER;
     this.onResult = components.onResult;
@@ -327,7 +302,11 @@ export class HttpSource implements BlockSource {
     const started = performance.now();
     let status: number | undefined;
     try {
-      const answer = await this.send(method, path, ref, timeoutMs, signal, options.onStalling, options.onProgress);
+      const answer = await new WireExchange(this.wire, method, ref, timeoutMs, options).run(
+        this.dispatcher,
+        this.origin,
+        path,
+      );
       status = answer.status;
       const ms = performance.now() - started;
       const value = judge(answer, ms);
@@ -339,157 +318,6 @@ export class HttpSource implements BlockSource {
       this.report(method, path, { ok: false, ms: performance.now() - started, bytes: 0, status, error });
       throw error;
     }
-  }
-
-  /**
-   * The wire part: dispatch() with a handler that keeps exactly the stored
-   * bytes of a 200 to a GET, telling `onStalling` once if that body drips,
-   * and `onProgress` of its headers and of each piece of it.
-   */
-  private send(
-    method: 'GET' | 'HEAD',
-    path: string,
-    ref: BlockRef | undefined,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-    onStalling: (() => void) | undefined,
-    onProgress: FetchOptions['onProgress'],
-  ): Promise<Answer> {
-    return new Promise<Answer>((resolve, reject) => {
-      let controller: Dispatcher.DispatchController | undefined;
-      let failure: Error | undefined;
-      let settled = false;
-      let received = 0;
-      let status = 0;
-      let headers: IncomingHttpHeaders = {};
-      let body: Buffer | undefined;
-      let drained = 0;
-
-      const finish = (error: Error | undefined) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(deadline);
-        clearInterval(speedCheck);
-        clearInterval(dripCheck);
-        signal?.removeEventListener('abort', onAbort);
-        if (error) reject(error);
-        else resolve({ status, headers, body });
-      };
-      /** Stops the exchange with `error` as its outcome (the first reason given wins). */
-      const stop = (error: Error) => {
-        failure ??= error;
-        if (controller && !controller.aborted) controller.abort(failure);
-        finish(failure);
-      };
-      const onAbort = () => stop(signal?.reason ?? new Error('aborted'));
-      const opened = performance.now();
-      // Dripping: judged from the headers on, in the check phase, after the poll has read what already arrived.
-      let bodyFrom = 0;
-      const dripFloorBps = this.lowSpeedBps * STALLING_FACTOR;
-      const judgeDrip = () => {
-        if (settled || !body || !ref) return;
-        if (received < (dripFloorBps * (performance.now() - bodyFrom)) / 1000) {
-          clearInterval(dripCheck);
-          onStalling?.();
-        }
-      };
-      let dripCheck: ReturnType<typeof setInterval> | undefined;
-      const deadline = setTimeout(
-        () => stop(new MirrorUnavailableError(this.name, `timeout after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const speedCheck = this.watchLowSpeed(opened, () => received, stop);
-      signal?.addEventListener('abort', onAbort, { once: true });
-
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart: (c) => {
-          controller = c;
-          if (failure) c.abort(failure);
-        },
-        onResponseStart: (_c, statusCode, responseHeaders) => {
-          if (statusCode < 200) return; // 1xx: the real answer follows
-          status = statusCode;
-          headers = responseHeaders;
-          if (method === 'GET' && statusCode === 200 && ref) onProgress?.(0, ref.storedSize);
-          if (method !== 'GET' || statusCode !== 200 || !ref) return;
-          const mismatch = contentLengthMismatch(responseHeaders['content-length'], ref, this.name);
-          if (mismatch) {
-            stop(mismatch);
-            return;
-          }
-          // Not from Buffer's shared slab: a cached small block would otherwise pin 8 KiB of unrelated bytes.
-          body = Buffer.allocUnsafeSlow(ref.storedSize);
-          if (onStalling && dripFloorBps > 0) {
-            bodyFrom = performance.now();
-            dripCheck = setInterval(() => setImmediate(judgeDrip), STALLING_CHECK_MS);
-          }
-        },
-        onResponseData: (_c, chunk) => {
-          if (settled) return;
-          if (body && ref) {
-            if (received + chunk.length > ref.storedSize) {
-              stop(new BlockCorruptError(ref.id, this.name, `long body: more than ${ref.storedSize} bytes`));
-              return;
-            }
-            chunk.copy(body, received);
-          } else {
-            drained += chunk.length;
-            if (drained > MAX_DRAINED_BYTES) {
-              // An error page this long is not worth keeping the connection for.
-              stop(new MirrorUnavailableError(this.name, statusWhy({ status, headers, body })));
-              return;
-            }
-          }
-          received += chunk.length;
-          if (body && ref) onProgress?.(received, ref.storedSize);
-        },
-        onResponseEnd: () => {
-          if (body && ref && received !== ref.storedSize) {
-            stop(
-              new BlockCorruptError(
-                ref.id,
-                this.name,
-                `short body: ${received} bytes, the index says ${ref.storedSize}`,
-              ),
-            );
-            return;
-          }
-          finish(undefined);
-        },
-        onResponseError: (_c, error) => finish(failure ?? error),
-      };
-      try {
-        this.dispatcher.dispatch({ origin: this.origin, path, method }, handler);
-      } catch (e) {
-        finish(e as Error);
-      }
-    });
-  }
-
-  /** The low-speed limit, judged every half period over the last whole period: `stop`s a transfer below it. */
-  private watchLowSpeed(
-    opened: number,
-    received: () => number,
-    stop: (error: Error) => void,
-  ): ReturnType<typeof setInterval> | undefined {
-    if (!(this.lowSpeedBps > 0)) return undefined;
-    const half = this.lowSpeedTimeMs / 2;
-    const floor = (this.lowSpeedBps * this.lowSpeedTimeMs) / 1000;
-    const marks = [0, 0];
-    return setInterval(() => {
-      const moved = received() - (marks[0] as number);
-      marks.shift();
-      marks.push(received());
-      if (moved < floor && performance.now() - opened >= this.lowSpeedTimeMs) {
-        const rate = Math.round(moved / (this.lowSpeedTimeMs / 1000));
-        stop(
-          new LowSpeedError(
-            this.name,
-            `too slow: ${rate} B/s over ${this.lowSpeedTimeMs / 1000} s (the low-speed limit is ${this.lowSpeedBps} B/s)`,
-          ),
-        );
-      }
-    }, half);
   }
 
   private seamError(e: unknown): Error {
@@ -549,35 +377,4 @@ function describeNetworkError(e: unknown): string {
   const code = (err as NodeJS.ErrnoException).code ?? (e as NodeJS.ErrnoException)?.code;
   const message = err.message || code || err.name;
   return code && !message.includes(code) ? `${message} (${code})` : message;
-}
-
-/**
- * Why a block request failed, for the one-line fault. A mirror's block store
- * is served directly: a redirect per block would cost every block a second
- * round trip and a connection to another origin, so it is not followed, and
- * the message says where to point --mirror instead. (An index URL that
- * redirects is followed at mount, up to MAX_INDEX_REDIRECTS times, and
- * where it ends becomes the block base unless --mirror or --pool say otherwise.)
- */
-function statusWhy(answer: Answer): string {
-  const location = answer.headers.location;
-  if (answer.status >= 300 && answer.status < 400 && typeof location === 'string') {
-    return `HTTP ${answer.status} redirect to ${location} (blocks are not fetched through redirects: give the store's own URL with --mirror)`;
-  }
-  return `HTTP ${answer.status}`;
-}
-
-/** The error for a 200 whose Content-Length is not the stored size the index gives; undefined when it agrees. */
-function contentLengthMismatch(
-  declared: string | string[] | undefined,
-  ref: BlockRef,
-  source: string,
-): BlockCorruptError | undefined {
-  if (typeof declared !== 'string' || Number(declared) === ref.storedSize) return undefined;
-  const which = Number(declared) > ref.storedSize ? 'long' : 'short';
-  return new BlockCorruptError(
-    ref.id,
-    source,
-    `${which} body: Content-Length ${declared}, the index says ${ref.storedSize}`,
-  );
 }

@@ -1,4 +1,5 @@
 import { MirrorUnavailableError } from '@thfc/format';
+import { type GateWaiter, PriorityGate } from './priority-gate.js';
 import type { Priority, Urgency } from './urgency.js';
 
 /**
@@ -158,22 +159,19 @@ export interface WindowSnapshot {
   readonly goodputBps: number | null;
 }
 
-interface Waiter {
-  priority: Priority;
+interface Waiter extends GateWaiter {
   readonly bytes: number;
-  grant(): void;
-  fail(error: unknown): void;
 }
 
 /**
  * How many requests one mirror gets at once, and in what order: a pure
  * scheduler with a clock, no I/O (HttpSource holds one per mirror).
  *
- * Order: demand requests first-come; background requests (read-ahead, boot
- * profile replay, --fill) only when no demand request waits, and never in the
- * last slot (`reserve`), so a reader waits for at most the exchanges already
- * on the wire. A queued background request whose Urgency is raised moves to
- * the back of the demand queue.
+ * Order (its PriorityGate's): demand requests first-come; background
+ * requests (read-ahead, boot profile replay, --fill) only when no demand
+ * request waits, and never in the last slot (backgroundLimit()), so a reader
+ * waits for at most the exchanges already on the wire. A queued background
+ * request whose Urgency is raised moves to the back of the demand queue.
  *
  * Size: `--connections N` pins it. Otherwise it starts at
  * DEFAULT_INITIAL_WINDOW, doubles per round in the manner of slow start while
@@ -188,13 +186,10 @@ export class RequestWindow {
   private readonly max: number;
   private readonly maxBytes: number;
   private readonly pinned: boolean;
-  private limitValue: number;
+  /** The queues and the slots; its capacity is the window's limit. */
+  private readonly gate: PriorityGate<Waiter>;
 
-  private inFlightCount = 0;
-  private backgroundInFlight = 0;
   private bytesOut = 0;
-  private readonly demand: Waiter[] = [];
-  private readonly background: Waiter[] = [];
   private closedWith: Error | undefined;
 
   private startup = true;
@@ -232,15 +227,24 @@ export class RequestWindow {
     };
     this.pinned = options.pinned !== undefined;
     this.max = whole('max', options.pinned ?? options.max ?? DEFAULT_MAX_WINDOW);
-    this.limitValue = this.pinned
+    const limit = this.pinned
       ? this.max
       : Math.min(this.max, whole('initial', options.initial ?? DEFAULT_INITIAL_WINDOW));
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES_IN_FLIGHT;
     if (!(this.maxBytes > 0)) throw new RangeError(`maxBytes must be > 0, not ${this.maxBytes}`);
+    this.gate = new PriorityGate<Waiter>(
+      {
+        open: () => this.open(),
+        admits: (next, inFlight) => this.fitsBytes(next.bytes, inFlight),
+        backgroundLimit,
+        waiting: () => this.noteWaiting(),
+      },
+      { capacity: limit },
+    );
   }
 
   get limit(): number {
-    return this.limitValue;
+    return this.gate.capacity;
   }
 
   /**
@@ -251,47 +255,17 @@ export class RequestWindow {
   acquire(priority: Priority, bytes: number, signal?: AbortSignal, urgency?: Urgency): Promise<WindowSlot> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.closedWith) return Promise.reject(this.closedWith);
-    if (this.mayStart(priority, bytes)) return Promise.resolve(this.start(priority, bytes));
+    if (!this.isPaused() && this.fitsBytes(bytes, this.gate.inFlight) && this.gate.tryTake(priority))
+      return Promise.resolve(this.start(priority, bytes));
     this.noteWaiting();
     return new Promise<WindowSlot>((resolve, reject) => {
-      let stopListening = () => {};
-      const leave = () => {
-        signal?.removeEventListener('abort', onAbort);
-        stopListening();
-      };
-      const queueOf = (w: Waiter) => (w.priority === 'demand' ? this.demand : this.background);
-      const onAbort = () => {
-        const queue = queueOf(waiter);
-        const at = queue.indexOf(waiter);
-        if (at >= 0) queue.splice(at, 1);
-        leave();
-        reject(signal?.reason);
-        this.pump();
-      };
       const waiter: Waiter = {
         priority,
         bytes,
-        grant: () => {
-          leave();
-          resolve(this.start(waiter.priority, bytes));
-        },
-        fail: (error) => {
-          leave();
-          reject(error);
-        },
+        grant: () => resolve(this.start(waiter.priority, bytes)),
+        fail: reject,
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      queueOf(waiter).push(waiter);
-      if (priority === 'background' && urgency) {
-        stopListening = urgency.onRaise(() => {
-          const at = this.background.indexOf(waiter);
-          if (at < 0) return; // granted already: on the wire, nothing to move
-          this.background.splice(at, 1);
-          waiter.priority = 'demand';
-          this.demand.push(waiter);
-          this.pump();
-        });
-      }
+      this.gate.wait(waiter, signal, urgency);
     });
   }
 
@@ -299,7 +273,7 @@ export class RequestWindow {
   close(error: Error = new MirrorUnavailableError('window', 'closed')): void {
     this.closedWith ??= error;
     clearTimeout(this.pauseTimer);
-    for (const w of this.demand.splice(0).concat(this.background.splice(0))) w.fail(this.closedWith);
+    this.gate.failAll(this.closedWith);
   }
 
   snapshot(): WindowSnapshot {
@@ -307,9 +281,9 @@ export class RequestWindow {
     const bw = this.goodput();
     return {
       mode: this.pinned ? 'pinned' : this.isPaused() ? 'paused' : this.startup ? 'startup' : 'steady',
-      limit: this.limitValue,
-      inFlight: this.inFlightCount,
-      queued: this.demand.length + this.background.length,
+      limit: this.gate.capacity,
+      inFlight: this.gate.inFlight,
+      queued: this.gate.queued,
       bytesInFlight: this.bytesOut,
       rttMs: rtt === undefined ? null : Math.round(rtt * 10) / 10,
       goodputBps: bw === undefined ? null : Math.round(bw),
@@ -317,29 +291,27 @@ export class RequestWindow {
   }
 
   toString(): string {
-    return this.pinned ? `window(${this.limitValue})` : `window(≤${this.max})`;
+    return this.pinned ? `window(${this.gate.capacity})` : `window(≤${this.max})`;
   }
 
   private isPaused(): boolean {
     return this.pausedUntil > this.now();
   }
 
-  /** Slots background work may hold: all but one eighth of the window (at least one kept for demand). */
-  private backgroundLimit(): number {
-    const limit = this.limitValue;
-    return limit <= 1 ? 1 : limit - Math.max(1, Math.floor(limit / 8));
+  /** The byte budget binds only with something in flight: one request of any size always goes. */
+  private fitsBytes(bytes: number, inFlight: number): boolean {
+    return inFlight === 0 || this.bytesOut + bytes <= this.maxBytes;
   }
 
-  private mayStart(priority: Priority, bytes: number): boolean {
-    if (this.isPaused() || this.inFlightCount >= this.limitValue || this.demand.length > 0) return false;
-    if (this.inFlightCount > 0 && this.bytesOut + bytes > this.maxBytes) return false;
-    if (priority === 'demand') return true;
-    return this.background.length === 0 && this.backgroundInFlight < this.backgroundLimit();
+  /** Grants may go out unless a mirror's Retry-After pauses them; the timer pumps when the pause ends. */
+  private open(): boolean {
+    if (!this.isPaused()) return true;
+    this.wakeAfterPause();
+    return false;
   }
 
+  /** Bytes and the round for a slot the gate granted (and counted). */
   private start(priority: Priority, bytes: number): WindowSlot {
-    this.inFlightCount++;
-    if (priority === 'background') this.backgroundInFlight++;
     this.bytesOut += bytes;
     if (!this.round.open) this.openRound();
     let finished = false;
@@ -349,33 +321,16 @@ export class RequestWindow {
       done: (outcome) => {
         if (finished) return;
         finished = true;
-        this.inFlightCount--;
-        if (priority === 'background') this.backgroundInFlight--;
+        this.gate.release(priority);
         this.bytesOut -= bytes;
         if (outcome.kind === 'stalled') {
           this.round.stalled = true;
-          const pathStalled = this.lastAnswerAt <= grantedAt && this.inFlightCount > 0;
+          const pathStalled = this.lastAnswerAt <= grantedAt && this.gate.inFlight > 0;
           this.learn(pathStalled ? { kind: 'congestion' } : { kind: 'neutral' });
         } else this.learn(outcome);
-        this.pump();
+        this.gate.pump();
       },
     };
-  }
-
-  private pump(): void {
-    if (this.isPaused()) {
-      this.wakeAfterPause();
-      return;
-    }
-    for (;;) {
-      const next =
-        this.demand[0] ?? (this.backgroundInFlight < this.backgroundLimit() ? this.background[0] : undefined);
-      if (!next || this.inFlightCount >= this.limitValue) break;
-      if (this.inFlightCount > 0 && this.bytesOut + next.bytes > this.maxBytes) break;
-      (next.priority === 'demand' ? this.demand : this.background).shift();
-      next.grant();
-    }
-    if (this.demand.length + this.background.length > 0) this.noteWaiting();
   }
 
   /** Somebody waits for a slot: this round measures the link, not the reader. */
@@ -407,10 +362,10 @@ export class RequestWindow {
     r.answers++;
     const elapsed = now - r.start;
     const rtt = this.minRtt() ?? 0;
-    if (r.answers < Math.max(this.limitValue, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
+    if (r.answers < Math.max(this.gate.capacity, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
     // A round is over: one window's worth of answers, and at least one round trip.
     if (r.limited && !r.stalled) this.endRound(r.bytes / (elapsed / 1000), now);
-    if (this.inFlightCount > 0) this.openRound();
+    if (this.gate.inFlight > 0) this.openRound();
     else r.open = false;
   }
 
@@ -420,13 +375,13 @@ export class RequestWindow {
     if (this.startup) {
       if (goodput >= this.best.goodput * STARTUP_GROWTH) {
         this.flatRounds = 0;
-        if (goodput > this.best.goodput) this.best = { goodput, limit: this.limitValue };
-        if (this.limitValue < this.max) {
-          this.setLimit(this.limitValue * 2);
+        if (goodput > this.best.goodput) this.best = { goodput, limit: this.gate.capacity };
+        if (this.gate.capacity < this.max) {
+          this.setLimit(this.gate.capacity * 2);
           return;
         }
-      } else if (goodput > this.best.goodput) this.best = { goodput, limit: this.limitValue };
-      if (this.limitValue < this.max && ++this.flatRounds < STARTUP_FLAT_ROUNDS) return;
+      } else if (goodput > this.best.goodput) this.best = { goodput, limit: this.gate.capacity };
+      if (this.gate.capacity < this.max && ++this.flatRounds < STARTUP_FLAT_ROUNDS) return;
       this.startup = false;
       this.setLimit(Math.max(this.best.limit, this.bdpFloor()));
       return;
@@ -438,7 +393,7 @@ export class RequestWindow {
     level.rounds++;
     const probe = this.probe;
     if (!probe) {
-      if (level.rounds >= PROBE_EVERY) this.startProbe('up', this.limitValue, level.goodput);
+      if (level.rounds >= PROBE_EVERY) this.startProbe('up', this.gate.capacity, level.goodput);
       return;
     }
     if (level.rounds < PROBE_ROUNDS) return;
@@ -471,7 +426,7 @@ export class RequestWindow {
   }
 
   /** Ends a probe at `limit` (the window it is at now, by default). */
-  private settle(limit = this.limitValue): void {
+  private settle(limit = this.gate.capacity): void {
     this.probe = undefined;
     this.setLimit(limit);
     this.level = { rounds: 0, goodput: 0 };
@@ -486,7 +441,7 @@ export class RequestWindow {
     if (now - this.backoffAt < BACKOFF_HOLD_MS) return;
     this.backoffAt = now;
     // Halved from where it was before any probe: a probe's extra requests were not the link's.
-    this.settle(Math.floor((this.probe?.base ?? this.limitValue) / 2));
+    this.settle(Math.floor((this.probe?.base ?? this.gate.capacity) / 2));
   }
 
   /**
@@ -498,12 +453,12 @@ export class RequestWindow {
   private wakeAfterPause(): void {
     if (this.closedWith) return;
     clearTimeout(this.pauseTimer);
-    this.pauseTimer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(this.pausedUntil - this.now())));
+    this.pauseTimer = setTimeout(() => this.gate.pump(), Math.max(1, Math.ceil(this.pausedUntil - this.now())));
     this.pauseTimer.unref?.();
   }
 
   private setLimit(n: number): void {
-    this.limitValue = Math.max(1, Math.min(this.max, Math.round(n)));
+    this.gate.capacity = Math.max(1, Math.min(this.max, Math.round(n)));
   }
 
   private addRtt(now: number, ms: number): void {
@@ -529,4 +484,9 @@ export class RequestWindow {
   private goodput(): number | undefined {
     return this.goodputRounds.length ? Math.max(...this.goodputRounds) : undefined;
   }
+}
+
+/** Slots background work may hold: all but one eighth of the window (at least one kept for demand). */
+function backgroundLimit(limit: number): number {
+  return limit <= 1 ? 1 : limit - Math.max(1, Math.floor(limit / 8));
 }
