@@ -79,6 +79,27 @@ describe('BlockWorkers.decode', () => {
     for (const [i, r] of results.entries()) expect(same(r.data, (blocks[i] as { data: Uint8Array }).data)).toBe(true);
   });
 
+  it('a thread that dies fails the jobs it held, and the queued ones go to a new thread at once', async () => {
+    const w = workers(1);
+    const blocks = Array.from({ length: 6 }, (_, i) => blockOf(patternBytes(256 * 1024, 200 + i)));
+    const jobs = blocks.map((b) =>
+      w.decode(b.ref, copyOf(b.stored), 'test').then(
+        (r) => same(r.data, b.data),
+        (e: Error) => e.message,
+      ),
+    );
+    // Two jobs are posted to the thread, four wait in the gate; no later job comes to make a pass.
+    void (w as unknown as { threads: { worker?: { terminate(): Promise<number> } }[] }).threads[0]?.worker?.terminate();
+    const settled = await Promise.race([
+      Promise.all(jobs),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5_000).unref()),
+    ]);
+    expect(settled).not.toBe('hung');
+    const results = settled as (boolean | string)[];
+    expect(results.filter((r) => typeof r === 'string' && /worker exited/.test(r))).toHaveLength(2);
+    expect(results.filter((r) => r === true)).toHaveLength(4);
+  });
+
   it('after close() every call rejects', async () => {
     const w = workers();
     await w.close();

@@ -185,8 +185,6 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
       if (this.gate.tryTake(job.priority)) job.grant();
       else {
         this.gate.wait(job, undefined, options?.urgency);
-        // A thread that died freed its slots without a pass; a new job makes one, as it always did.
-        this.gate.pump();
       }
     }).then((reply) => {
       if ('error' in reply) {
@@ -224,6 +222,8 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
       if (thread.worker !== worker) return;
       thread.worker = undefined;
       this.fail(thread, new MirrorUnavailableError(this.toString(), why));
+      // The jobs still queued go to a new thread now: none may be waiting for a later job to make a pass.
+      if (!this.closed) this.gate.pump();
     };
     worker.on('error', (e) => died(`worker failed: ${e.message}`));
     worker.on('exit', (code) => died(`worker exited (${code})`));
