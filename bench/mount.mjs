@@ -318,6 +318,7 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
     httpfs2: [],
     nbdfuse: [],
     baselineCold: [],
+    baselineWarmFresh: [],
   };
   const errors = {};
   const daemons = { cold: [], warm: [] };
@@ -437,6 +438,22 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
           await d.close();
         }
       });
+      // The baseline's warm read, as thfcWarm's fresh one: a new daemon over the cache its cold read left.
+      await runCommand('sync', [], { signal });
+      await attempt('baselineWarm', async () => {
+        const d = await mountThfc(ctx, resources, thfc, join(scratch, `cache-baseline-${round + 1}`), {
+          cli: baseline.cli,
+        });
+        try {
+          const r = await ddRead(ctx, d.file, size);
+          const st = await d.stats();
+          if (st.bytesDownloaded !== 0)
+            throw new BenchError('NOT_WARM', `baseline warm: downloaded ${st.bytesDownloaded} B`);
+          seq.baselineWarmFresh.push(r.mbps);
+        } finally {
+          await d.close();
+        }
+      });
     }
 
     for (const key of ['memfs', 'httpfs2', 'nbdfuse']) {
@@ -460,6 +477,8 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
     coldVsWarmFresh: pairwise(seq.thfcCold, seq.thfcWarmFresh),
     coldVsHttpfs2: pairwise(seq.thfcCold, seq.httpfs2),
     coldVsNbdfuse: pairwise(seq.thfcCold, seq.nbdfuse),
+    coldVsBaseline: pairwise(seq.thfcCold, seq.baselineCold),
+    warmFreshVsBaseline: pairwise(seq.thfcWarmFresh, seq.baselineWarmFresh),
   };
   const why = (key) =>
     firstLine(
@@ -479,8 +498,15 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
   info('seq.thfc_warm_same', 'seq: thfc warm, 2nd read same daemon', seq.thfcWarmSame, 'thfcWarm');
   info('seq.thfc_page_cache', 'seq: thfc 3rd read same daemon, kernel page cache kept', seq.thfcPageCache, 'thfcWarm');
   info('seq.thfc_cold', 'seq: thfc cold (empty cache, fresh daemon)', seq.thfcCold, 'thfcCold');
-  if (baseline)
+  if (baseline) {
     info('seq.baseline_cold', `seq: thfc cold at ${baseline.rev} (baseline)`, seq.baselineCold, 'baselineCold');
+    info(
+      'seq.baseline_warm',
+      `seq: thfc warm, fresh daemon, at ${baseline.rev} (baseline)`,
+      seq.baselineWarmFresh,
+      'baselineWarm',
+    );
+  }
 
   const cmp = (key, label, a, aKey, b, bKey, op, target) => {
     if (Number.isFinite(a) && Number.isFinite(b)) return table.compare(key, label, a, b, 'MB/s', op, target);
@@ -548,6 +574,14 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
       'baselineCold',
       '>=',
       T3_VS_BASELINE,
+    );
+    ic(
+      'warm.vs_baseline',
+      `warm (fresh daemon) vs ${baseline.rev} (baseline)`,
+      m.thfcWarmFresh,
+      'thfcWarm',
+      m.baselineWarmFresh,
+      'baselineWarm',
     );
   } else {
     table.info(
