@@ -116,6 +116,10 @@ export interface RankedMirror {
  * worse than the last kept; the tie hash is computed only for those. A DNS
  * answer needs 16 of a fleet of thousands: sorting the whole fleet for every
  * query cost ~0.8 ms at 1,000 mirrors, this walk ~5 µs.
+ *
+ * Long: one query's walk; the keys, offer() and both loops share this query's
+ * region ranks and kept arrays, which pieces would pass as arguments or as an
+ * object per query on a path tuned for ~100k queries a second.
  */
 export function rankMirrors(
   records: readonly MirrorRecord[],
