@@ -157,4 +157,30 @@ describe('this repository', () => {
     expect(r.stdout.split('\n').filter((l) => /^ *\d+ {2}/.test(l) && !l.includes('(allowed: '))).toEqual([]);
     expect(r.code).toBe(0);
   });
+
+  /**
+   * Issue #14 §4: no function over about 60 lines without a reason in its comment (a `Long:` line). The allow-list
+   * names exactly the functions being reshaped by other work not merged yet (the store's sources and loaders,
+   * blockfs's build, mount, NBD and FUSE code): drop each name as that work lands.
+   */
+  const BEING_RESHAPED = [
+    'HttpSource.send',
+    'buildImages',
+    'mountImages',
+    'Failover.get',
+    'fetchIndexBytes',
+    'loadFromUrl',
+    'serveImages',
+    'FuseMount.ops',
+  ];
+
+  it('has no function over 60 lines but those reasoned by a Long: comment or being reshaped', async () => {
+    const allow = BEING_RESHAPED.flatMap((name) => ['--allow', name]);
+    const r = await node(SCRIPT, ['--check', '--max', '60', ...allow], { timeoutMs: 120_000 });
+    const unreasoned = r.stdout
+      .split('\n')
+      .filter((l) => /^ *\d+ {2}/.test(l) && !l.includes('(allowed: ') && !l.includes('(reasoned: '));
+    expect(unreasoned).toEqual([]);
+    expect(r.code).toBe(0);
+  });
 });
