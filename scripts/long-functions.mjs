@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // `npm run long`: lists every function, method, accessor, constructor and arrow function in packages/*/src
-// longer than 80 lines (issue #14), longest first, as `LINES  file:line  name`. A report only: it exits 0
+// longer than 80 lines, or --max N (issue #14), longest first, as `LINES  file:line  name`. A report only: it exits 0
 // unless given --check, then it exits 1 when any function is over the limit. `--allow NAME` (repeatable) lets
 // the function of that name, and every function inside it, be over the limit without failing the check: it is
 // still listed, marked "allowed"; an --allow that matches nothing listed is noted, not an error, so the name
-// may be dropped whenever its function is split.
+// may be dropped whenever its function is split. A function whose leading comment (JSDoc or `//` lines directly
+// above it, or above the variable, property or statement it is assigned to) has a line starting `Long:` is
+// reasoned: it says why it reads best in one piece, so it, and every function inside it, passes the check too,
+// listed and marked "reasoned".
 //   node scripts/long-functions.mjs [--check] [--max N] [--allow NAME]… [ROOT]   (default: this repository, 80 lines)
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -61,24 +64,46 @@ function nameOf(node) {
   return '(anonymous)';
 }
 
+/** A comment line that reasons a long function: `Long:` first, after the comment's own markers. */
+const LONG_LINE = /^\s*(?:\/\/+|\/\*+|\*)?\s*Long:/m;
+
+/** The node whose leading comment documents a function: the function, or what it is assigned to. */
+function documented(node) {
+  const p = node.parent;
+  if (p && ts.isVariableDeclaration(p)) return ts.isVariableStatement(p.parent?.parent) ? p.parent.parent : p;
+  if (p && (ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p))) return p;
+  return node;
+}
+
+/** Whether the comments directly above `node` (or what it is assigned to) carry a `Long:` line. */
+function reasoned(node, text) {
+  const ranges = ts.getLeadingCommentRanges(text, documented(node).getFullStart()) ?? [];
+  return ranges.some((r) => LONG_LINE.test(text.slice(r.pos, r.end)));
+}
+
 function longFunctions(file) {
   const text = readFileSync(file, 'utf8');
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const found = [];
-  // `allowedBy`: the --allow name of the function this node is inside, if any.
-  const visit = (node, allowedBy) => {
-    let inside = allowedBy;
+  // `allowedBy`: the --allow name of the function this node is inside, if any; `reasonedBy`: the name of the
+  // function with a `Long:` comment this node is, or is inside, if any.
+  const visit = (node, allowedBy, reasonedBy) => {
+    let allowed = allowedBy;
+    let why = reasonedBy;
     if (ts.isFunctionLike(node) && 'body' in node && node.body) {
       const name = nameOf(node);
-      inside ??= ALLOW.has(name) ? name : undefined;
+      allowed ??= ALLOW.has(name) ? name : undefined;
+      why ??= reasoned(node, text) ? name : undefined;
       const start = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line;
       const end = sf.getLineAndCharacterOfPosition(node.getEnd()).line;
       const lines = end - start + 1;
-      if (lines > MAX) found.push({ file: relative(ROOT, file), line: start + 1, lines, name, allowedBy: inside });
+      if (lines > MAX) {
+        found.push({ file: relative(ROOT, file), line: start + 1, lines, name, allowedBy: allowed, reasonedBy: why });
+      }
     }
-    ts.forEachChild(node, (child) => visit(child, inside));
+    ts.forEachChild(node, (child) => visit(child, allowed, why));
   };
-  visit(sf, undefined);
+  visit(sf, undefined, undefined);
   return found;
 }
 
@@ -86,12 +111,19 @@ const all = sourceFiles(ROOT)
   .flatMap(longFunctions)
   .sort((a, b) => b.lines - a.lines || a.file.localeCompare(b.file) || a.line - b.line);
 for (const f of all) {
-  const note = f.allowedBy === undefined ? '' : `  (allowed: ${f.allowedBy})`;
-  console.log(`${String(f.lines).padStart(5)}  ${f.file}:${f.line}  ${f.name}${note}`);
+  const notes = [];
+  if (f.reasonedBy !== undefined) notes.push(`  (reasoned: ${f.reasonedBy})`);
+  if (f.allowedBy !== undefined) notes.push(`  (allowed: ${f.allowedBy})`);
+  console.log(`${String(f.lines).padStart(5)}  ${f.file}:${f.line}  ${f.name}${notes.join('')}`);
 }
-const refused = all.filter((f) => f.allowedBy === undefined);
-const allowed = all.length - refused.length;
-console.log(`${all.length} function(s) over ${MAX} lines${allowed ? `, ${allowed} of them allowed by --allow` : ''}`);
+const reasonedCount = all.filter((f) => f.reasonedBy !== undefined).length;
+const allowedCount = all.filter((f) => f.allowedBy !== undefined).length;
+const refused = all.filter((f) => f.allowedBy === undefined && f.reasonedBy === undefined);
+const counts = [
+  ...(allowedCount ? [`${allowedCount} of them allowed by --allow`] : []),
+  ...(reasonedCount ? [`${reasonedCount} reasoned by a Long: comment`] : []),
+];
+console.log(`${all.length} function(s) over ${MAX} lines${counts.map((c) => `, ${c}`).join('')}`);
 for (const name of ALLOW) {
   if (!all.some((f) => f.allowedBy === name)) console.log(`--allow ${name}: nothing of that name is over ${MAX} lines`);
 }

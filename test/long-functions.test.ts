@@ -6,8 +6,8 @@ import { node, ROOT, tempDir } from './support/processes.js';
 /**
  * `npm run long` (scripts/long-functions.mjs) on a staged tree: functions, methods and arrows over 80 lines are
  * listed longest first with file:line and a name; one of exactly 80 lines is not; tests and dist are not read.
- * A report exits 0; with --check it exits 1 while anything is listed that no --allow covers. And the check
- * itself, on this repository.
+ * A report exits 0; with --check it exits 1 while anything is listed that no --allow and no `Long:` line in the
+ * function's leading comment covers. And the check itself, on this repository, at 80 lines and at 60.
  */
 
 const SCRIPT = join(ROOT, 'scripts/long-functions.mjs');
@@ -90,6 +90,56 @@ describe('npm run long', () => {
     expect(one.code).toBe(1);
     expect(one.stdout).toContain('3 function(s) over 80 lines, 2 of them allowed by --allow\n');
   });
+
+  it('a `Long:` line in the leading comment reasons a function and those inside it; any other fails --check', async () => {
+    await put(
+      'packages/a/src/x.ts',
+      [
+        '/**',
+        ' * A state machine.',
+        ' * Long: one message, in wire order.',
+        ' */',
+        `export function inJsDoc() {\n  return new Promise((resolve) => ${body(70)});\n}`,
+        '// Long: a table.',
+        `export const arrow = () => ${body(65)};`,
+        `export const o = {\n  // Long: one step per state.\n  prop: () => ${body(62)},\n};`,
+      ].join('\n'),
+    );
+    await put(
+      'packages/a/src/y.ts',
+      [
+        '// Too Long: this line does not start with the word, so it is no reason.',
+        `export function notReasoned() ${body(61)}`,
+        '// Long: a comment above a statement is not above the function after it.',
+        'void 0;',
+        `export function alsoNot() ${body(61)}`,
+      ].join('\n'),
+    );
+
+    const r = await node(SCRIPT, ['--check', '--max', '60', copy.dir], { timeoutMs: 60_000 });
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').map((l) => l.trim())).toEqual([
+      '72  packages/a/src/x.ts:5  inJsDoc  (reasoned: inJsDoc)',
+      '70  packages/a/src/x.ts:6  (callback of Promise)  (reasoned: inJsDoc)',
+      '65  packages/a/src/x.ts:78  arrow  (reasoned: arrow)',
+      '62  packages/a/src/x.ts:145  prop  (reasoned: prop)',
+      '61  packages/a/src/y.ts:2  notReasoned',
+      '61  packages/a/src/y.ts:65  alsoNot',
+      '6 function(s) over 60 lines, 4 reasoned by a Long: comment',
+      '',
+    ]);
+
+    const rest = await node(SCRIPT, ['--check', '--max', '60', '--allow', 'notReasoned', copy.dir], {
+      timeoutMs: 60_000,
+    });
+    expect(rest.code).toBe(1);
+    const both = ['--allow', 'notReasoned', '--allow', 'alsoNot'];
+    const passed = await node(SCRIPT, ['--check', '--max', '60', ...both, copy.dir], { timeoutMs: 60_000 });
+    expect(passed.code).toBe(0);
+    expect(passed.stdout).toContain(
+      '6 function(s) over 60 lines, 2 of them allowed by --allow, 4 reasoned by a Long: comment\n',
+    );
+  });
 });
 
 /**
@@ -105,6 +155,32 @@ describe('this repository', () => {
       timeoutMs: 120_000,
     });
     expect(r.stdout.split('\n').filter((l) => /^ *\d+ {2}/.test(l) && !l.includes('(allowed: '))).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  /**
+   * Issue #14 §4: no function over about 60 lines without a reason in its comment (a `Long:` line). The allow-list
+   * names exactly the functions being reshaped by other work not merged yet (the store's sources and loaders,
+   * blockfs's build, mount, NBD and FUSE code): drop each name as that work lands.
+   */
+  const BEING_RESHAPED = [
+    'HttpSource.send',
+    'buildImages',
+    'mountImages',
+    'Failover.get',
+    'fetchIndexBytes',
+    'loadFromUrl',
+    'serveImages',
+    'FuseMount.ops',
+  ];
+
+  it('has no function over 60 lines but those reasoned by a Long: comment or being reshaped', async () => {
+    const allow = BEING_RESHAPED.flatMap((name) => ['--allow', name]);
+    const r = await node(SCRIPT, ['--check', '--max', '60', ...allow], { timeoutMs: 120_000 });
+    const unreasoned = r.stdout
+      .split('\n')
+      .filter((l) => /^ *\d+ {2}/.test(l) && !l.includes('(allowed: ') && !l.includes('(reasoned: '));
+    expect(unreasoned).toEqual([]);
     expect(r.code).toBe(0);
   });
 });

@@ -82,6 +82,36 @@ async function fsck(options: FsckOptions, io: CommandIo): Promise<FsckReport> {
   }
 
   const { entries, leftovers, strays } = await survey(cache);
+  const { good, dropped, bytes } = await checkEntries(entries, io);
+  if (io.signal.aborted) {
+    throw new InterruptedError(
+      `fsck of ${cache} interrupted: entries dropped so far stay dropped; the seal is unchanged`,
+    );
+  }
+  const sealed = await sealer.seal(good, io.signal);
+  dropped.sort((a, b) => (a.id < b.id ? -1 : 1));
+  return {
+    cache,
+    entries: entries.length,
+    bytes,
+    good: good.size,
+    dropped,
+    leftovers,
+    strays,
+    sealed,
+    ok: dropped.length === 0,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Hashes every entry, PARALLEL at a time, with progress: the good ones with their identities, and those
+ * removed (corrupt or unreadable). Stops taking entries on abort.
+ */
+async function checkEntries(
+  entries: readonly Entry[],
+  io: CommandIo,
+): Promise<{ good: Map<string, FileIdentity>; dropped: FsckDrop[]; bytes: number }> {
   const total = entries.reduce((n, e) => n + e.size, 0);
   const progress = progressFor(io, 'fsck', total);
   const good = new Map<string, FileIdentity>();
@@ -112,25 +142,7 @@ async function fsck(options: FsckOptions, io: CommandIo): Promise<FsckReport> {
   } finally {
     progress.finish();
   }
-  if (io.signal.aborted) {
-    throw new InterruptedError(
-      `fsck of ${cache} interrupted: entries dropped so far stay dropped; the seal is unchanged`,
-    );
-  }
-  const sealed = await sealer.seal(good, io.signal);
-  dropped.sort((a, b) => (a.id < b.id ? -1 : 1));
-  return {
-    cache,
-    entries: entries.length,
-    bytes,
-    good: good.size,
-    dropped,
-    leftovers,
-    strays,
-    sealed,
-    ok: dropped.length === 0,
-    seconds: (performance.now() - started) / 1000,
-  };
+  return { good, dropped, bytes };
 }
 
 /** The human form of a report: one line per dropped entry, then a summary line. */

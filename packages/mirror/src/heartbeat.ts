@@ -66,7 +66,7 @@ export async function startHeartbeat(
   options: HeartbeatOptions,
   signal: AbortSignal,
 ): Promise<{ stop(): Promise<void> }> {
-  const { registry, logger } = components;
+  const { registry } = components;
   const now = components.now ?? Date.now;
   const { intervalMs, ttlMs } = heartbeatTimes(options);
   signal.throwIfAborted();
@@ -74,9 +74,8 @@ export async function startHeartbeat(
   const stopped = new AbortController();
   const loopSignal = AbortSignal.any([signal, stopped.signal]);
   let lastId: string | undefined;
-  let failing = false;
-  let registeredOnce = false;
   let inFlight: Promise<void> = Promise.resolve();
+  const reporter = new BeatReporter(components, intervalMs);
 
   const beat = async () => {
     let record: MirrorRecord;
@@ -86,17 +85,10 @@ export async function startHeartbeat(
       // A beat may not outlive its interval: the next one carries fresher numbers anyway.
       await registry.register(record, ttlMs, AbortSignal.any([loopSignal, AbortSignal.timeout(intervalMs)]));
     } catch (e) {
-      if (loopSignal.aborted) return;
-      if (!failing)
-        logger?.fault(`heartbeat to ${registry} failed: ${(e as Error).message}; retrying every ${intervalMs} ms`);
-      failing = true;
+      if (!loopSignal.aborted) reporter.failed(e as Error);
       return;
     }
-    if (failing) logger?.info(`heartbeat to ${registry} works again: ${record.id} registered`);
-    else if (!registeredOnce)
-      logger?.info(`registered ${record.id} (${record.url}, region ${record.region}) in ${registry}`);
-    failing = false;
-    registeredOnce = true;
+    reporter.registered(record);
   };
 
   let timer: NodeJS.Timeout | undefined;
@@ -121,17 +113,49 @@ export async function startHeartbeat(
         stopped.abort();
         clearTimeout(timer);
         await inFlight.catch(() => {});
-        if (lastId === undefined) return;
-        try {
-          await registry.unregister(lastId, AbortSignal.timeout(UNREGISTER_TIMEOUT_MS));
-          logger?.info(`unregistered ${lastId} from ${registry}`);
-        } catch (e) {
-          logger?.fault(
-            `could not unregister ${lastId} from ${registry}: ${(e as Error).message}; it expires within ${ttlMs} ms`,
-          );
-        }
+        if (lastId !== undefined) await leave(components, lastId, ttlMs);
       })();
       return stopping;
     },
   };
+}
+
+/** Says what changed at a beat, once: the first registration, the first failure of a run, and the recovery. */
+class BeatReporter {
+  private failing = false;
+  private registeredOnce = false;
+
+  constructor(
+    private readonly components: HeartbeatComponents,
+    private readonly intervalMs: number,
+  ) {}
+
+  failed(e: Error): void {
+    const { registry, logger } = this.components;
+    if (!this.failing)
+      logger?.fault(`heartbeat to ${registry} failed: ${e.message}; retrying every ${this.intervalMs} ms`);
+    this.failing = true;
+  }
+
+  registered(record: MirrorRecord): void {
+    const { registry, logger } = this.components;
+    if (this.failing) logger?.info(`heartbeat to ${registry} works again: ${record.id} registered`);
+    else if (!this.registeredOnce)
+      logger?.info(`registered ${record.id} (${record.url}, region ${record.region}) in ${registry}`);
+    this.failing = false;
+    this.registeredOnce = true;
+  }
+}
+
+/** Removes the mirror's record (bounded: a clean shutdown must not hang on a dead registry), or says when it expires. */
+async function leave(components: HeartbeatComponents, id: string, ttlMs: number): Promise<void> {
+  const { registry, logger } = components;
+  try {
+    await registry.unregister(id, AbortSignal.timeout(UNREGISTER_TIMEOUT_MS));
+    logger?.info(`unregistered ${id} from ${registry}`);
+  } catch (e) {
+    logger?.fault(
+      `could not unregister ${id} from ${registry}: ${(e as Error).message}; it expires within ${ttlMs} ms`,
+    );
+  }
 }

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { type BlockRef, type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
+import { type BlockRef, type DecodedIndex, type ImageVersion, IndexFormatError, indexFileName } from '@thfc/format';
 import { DirStore, readIndexFile, VersionStore } from '@thfc/store';
 import {
   DEFAULT_KEEP_DAYS,
@@ -67,52 +67,16 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
   const referenced = new Set<string>();
   /** Image name → the digest its published NAME.idx holds. */
   const published = new Map<string, string>();
-  const reference = async (path: string) => {
-    try {
-      const decoded = await readIndexFile(path);
-      const { index } = decoded;
-      for (const i of index.uniqueBlocks()) referenced.add((index.ref(i) as BlockRef).id);
-      return decoded;
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      throw new IndexFormatError(
-        `gc stopped, nothing deleted: cannot read ${path} (${why}); fix or remove it first`,
-        undefined,
-      );
-    }
-  };
   const paths = await listIndexes(options.store);
   for (const path of paths) {
-    const { index, digest } = await reference(path);
+    const { index, digest } = await reference(path, referenced);
     if (basename(path) === indexFileName(index.header.name)) published.set(index.header.name, digest);
   }
   const versionStore = new VersionStore(options.store);
-  const versions: ImageRetention[] = [];
-  for (const name of await versionStore.names()) {
-    const list = await versionStore.list(name);
-    // A withdrawn image (NAME.idx removed) has no latest; its versions age out by the policy alone.
-    const decision = decideRetention(list.versions, published.get(name), policy, now);
-    for (const { version } of decision.kept) await reference(join(versionStore.dir(name), version.file));
-    versions.push({
-      name,
-      kept: decision.kept.map(({ version, why }) => ({ ...version, why })),
-      retired: decision.retired,
-    });
-  }
+  const versions = await retainVersions(versionStore, published, policy, now, referenced);
   const store = new DirStore(options.store);
   const graceMs = (options.graceSeconds ?? DEFAULT_GC_GRACE_SECONDS) * 1000;
-  const unreferenced: GcReport['unreferenced'] = [];
-  let bytes = 0;
-  let tooYoung = 0;
-  for await (const f of store.list()) {
-    if (f.id && referenced.has(f.id)) continue;
-    if (now - f.mtimeMs < graceMs) {
-      tooYoung++;
-      continue;
-    }
-    unreferenced.push({ path: f.path, id: f.id, size: f.size });
-    bytes += f.size;
-  }
+  const { unreferenced, bytes, tooYoung } = await sweep(store, referenced, now, graceMs);
   if (options.delete) {
     // Versions first: a crash between the two leaves blocks nobody references, which the next gc removes.
     for (const v of versions) await versionStore.retire(v.name, v.retired, options.signal);
@@ -129,4 +93,65 @@ export async function runGc(options: GcOptions): Promise<GcReport> {
     policy,
     deleted: options.delete ?? false,
   };
+}
+
+/** Reads one index and adds every block it references to `referenced`; an index that cannot be read stops gc. */
+async function reference(path: string, referenced: Set<string>): Promise<DecodedIndex> {
+  try {
+    const decoded = await readIndexFile(path);
+    const { index } = decoded;
+    for (const i of index.uniqueBlocks()) referenced.add((index.ref(i) as BlockRef).id);
+    return decoded;
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new IndexFormatError(
+      `gc stopped, nothing deleted: cannot read ${path} (${why}); fix or remove it first`,
+      undefined,
+    );
+  }
+}
+
+/** Per image with versions, which the policy keeps (their blocks are added to `referenced`) and which it retires. */
+async function retainVersions(
+  versionStore: VersionStore,
+  published: ReadonlyMap<string, string>,
+  policy: RetentionPolicy,
+  now: number,
+  referenced: Set<string>,
+): Promise<ImageRetention[]> {
+  const versions: ImageRetention[] = [];
+  for (const name of await versionStore.names()) {
+    const list = await versionStore.list(name);
+    // A withdrawn image (NAME.idx removed) has no latest; its versions age out by the policy alone.
+    const decision = decideRetention(list.versions, published.get(name), policy, now);
+    for (const { version } of decision.kept) await reference(join(versionStore.dir(name), version.file), referenced);
+    versions.push({
+      name,
+      kept: decision.kept.map(({ version, why }) => ({ ...version, why })),
+      retired: decision.retired,
+    });
+  }
+  return versions;
+}
+
+/** The store's files that nothing references, but for those younger than `graceMs` (counted, left alone). */
+async function sweep(
+  store: DirStore,
+  referenced: ReadonlySet<string>,
+  now: number,
+  graceMs: number,
+): Promise<{ unreferenced: GcReport['unreferenced']; bytes: number; tooYoung: number }> {
+  const unreferenced: GcReport['unreferenced'] = [];
+  let bytes = 0;
+  let tooYoung = 0;
+  for await (const f of store.list()) {
+    if (f.id && referenced.has(f.id)) continue;
+    if (now - f.mtimeMs < graceMs) {
+      tooYoung++;
+      continue;
+    }
+    unreferenced.push({ path: f.path, id: f.id, size: f.size });
+    bytes += f.size;
+  }
+  return { unreferenced, bytes, tooYoung };
 }

@@ -1,7 +1,7 @@
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type CommandIo, progressFor } from '@thfc/cli';
-import { type BlockSource, decodeVerified } from '@thfc/format';
+import { type BlockSource, decodeVerified, type ImageIndex } from '@thfc/format';
 import { DirStore, readIndexFile, tempPathFor } from '@thfc/store';
 import { fsError, InterruptedError, UsageError } from './errors.js';
 
@@ -50,20 +50,8 @@ export async function runUnpack(options: UnpackOptions, io: CommandIo): Promise<
   const zeros = Buffer.alloc(index.header.blockSize);
   let done = 0;
   try {
-    const read = (i: number): Promise<Uint8Array | undefined> => {
-      const ref = index.ref(i);
-      if (!ref) return Promise.resolve(undefined);
-      return source.get(ref, { signal: io.signal }).then((stored) => decodeVerified(ref, stored, source.toString()));
-    };
-    const window: Promise<Uint8Array | undefined>[] = [];
-    let next = 0;
-    for (let i = 0; i < index.blockCount; i++) {
-      while (next < index.blockCount && next < i + READ_WINDOW) {
-        const p = read(next++);
-        p.catch(() => {}); // awaited below; this only stops an early exit from leaving it unhandled
-        window.push(p);
-      }
-      const data = await (window.shift() as Promise<Uint8Array | undefined>);
+    let i = 0;
+    for await (const data of blocksInOrder(index, source, io.signal)) {
       io.signal.throwIfAborted();
       const pos = i * index.header.blockSize;
       const len = index.blockLength(i);
@@ -74,6 +62,7 @@ export async function runUnpack(options: UnpackOptions, io: CommandIo): Promise<
       }
       done += len;
       progress.update(done);
+      i++;
     }
     if (fh && tmp) {
       await fh.truncate(index.header.size);
@@ -97,6 +86,29 @@ export async function runUnpack(options: UnpackOptions, io: CommandIo): Promise<
     zeroBlocks: index.counts().zero,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** Each block's verified bytes (undefined for a zero block), in order, with up to READ_WINDOW reads in flight. */
+async function* blocksInOrder(
+  index: ImageIndex,
+  source: BlockSource,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array | undefined> {
+  const read = (i: number): Promise<Uint8Array | undefined> => {
+    const ref = index.ref(i);
+    if (!ref) return Promise.resolve(undefined);
+    return source.get(ref, { signal }).then((stored) => decodeVerified(ref, stored, source.toString()));
+  };
+  const window: Promise<Uint8Array | undefined>[] = [];
+  let next = 0;
+  for (let i = 0; i < index.blockCount; i++) {
+    while (next < index.blockCount && next < i + READ_WINDOW) {
+      const p = read(next++);
+      p.catch(() => {}); // awaited below; this only stops an early exit from leaving it unhandled
+      window.push(p);
+    }
+    yield await (window.shift() as Promise<Uint8Array | undefined>);
+  }
 }
 
 async function checkOut(out: string, force: boolean): Promise<void> {

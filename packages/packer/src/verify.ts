@@ -56,9 +56,36 @@ export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<
     : await listIndexes(options.store);
   if (paths.length === 0) throw new UsageError(`${options.store} holds no *.idx files: nothing to verify`);
 
-  const store = new DirStore(options.store);
+  const { indexes, wanted } = await readIndexes(paths);
+  const { problems, checked, bytes } = await checkBlocks(new DirStore(options.store), wanted, io);
+  problems.sort((a, b) => a.id.localeCompare(b.id));
+  const ok = problems.length === 0 && indexes.every((i) => !i.error && i.badSignatures === 0);
+  return {
+    store: options.store,
+    indexes,
+    blocksChecked: checked,
+    bytesChecked: bytes,
+    problems,
+    ok,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** A block the indexes reference, and the names of the images that reference it. */
+interface WantedBlock {
+  readonly ref: BlockRef;
+  readonly images: string[];
+}
+
+/**
+ * Each index's signatures, and every distinct block the readable ones reference (one entry per id, codec and
+ * sizes). An index that cannot be read is reported, not thrown.
+ */
+async function readIndexes(
+  paths: readonly string[],
+): Promise<{ indexes: VerifyReport['indexes'][number][]; wanted: Map<string, WantedBlock> }> {
   const indexes: VerifyReport['indexes'][number][] = [];
-  const wanted = new Map<string, { ref: BlockRef; images: string[] }>();
+  const wanted = new Map<string, WantedBlock>();
   for (const path of paths) {
     try {
       const d = await readIndexFile(path);
@@ -80,7 +107,15 @@ export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<
       indexes.push({ path, error: (e as Error).message, signatures: 0, badSignatures: 0 });
     }
   }
+  return { indexes, wanted };
+}
 
+/** Reads, decodes and hashes every wanted block, CHECK_CONCURRENCY at a time, with progress; a bad block is a problem, not a throw. */
+async function checkBlocks(
+  store: DirStore,
+  wanted: ReadonlyMap<string, WantedBlock>,
+  io: CommandIo,
+): Promise<{ problems: BlockProblem[]; checked: number; bytes: number }> {
   let total = 0;
   for (const w of wanted.values()) total += w.ref.storedSize;
   const progress = progressFor(io, 'verify', total);
@@ -110,17 +145,7 @@ export async function runVerify(options: VerifyOptions, io: CommandIo): Promise<
   } finally {
     progress.finish();
   }
-  problems.sort((a, b) => a.id.localeCompare(b.id));
-  const ok = problems.length === 0 && indexes.every((i) => !i.error && i.badSignatures === 0);
-  return {
-    store: options.store,
-    indexes,
-    blocksChecked: checked,
-    bytesChecked: bytes,
-    problems,
-    ok,
-    seconds: (performance.now() - started) / 1000,
-  };
+  return { problems, checked, bytes };
 }
 
 /**

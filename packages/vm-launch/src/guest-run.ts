@@ -25,39 +25,10 @@ export async function runGuest(
 ): Promise<{ outcome: Outcome; exit: QemuExit; fallback?: string; explained: boolean; bootTimedOut: boolean }> {
   let bootTimedOut = false;
   const once = async (spec: VmSpec) => {
-    const watch =
-      spec.consoleLog !== undefined && bootTimeoutMs
-        ? watchFirstConsoleOutput(spec.consoleLog, bootTimeoutMs, io.signal)
-        : undefined;
-    // Under KVM, qemu's stderr is passed on line by line and stops at a KVM failure, which is then
-    // reported in one line below instead of qemu's register dump. Under TCG it is passed on as it comes.
-    let partial = '';
-    let hiding = false;
-    const pass = (text: string) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!hiding && isKvmFailure(line)) hiding = true;
-        if (!hiding) io.stderr.write(`${line}\n`);
-      }
-    };
-    const exit = await runQemu(io.tools, qemuArgs(spec), {
-      signal: io.signal,
-      stdin: io.guestConsole === 'inherit' ? 'inherit' : 'ignore',
-      stdout: io.guestConsole === 'inherit' ? 'inherit' : 'pipe',
-      onStdout: (c) => io.stdout.write(c),
-      onStderr: (c) => (spec.accel === 'kvm' ? pass(c.toString('utf8')) : io.stderr.write(c)),
-      // After "KVM internal error" qemu stops the guest and waits forever.
-      stopWhen: spec.accel === 'kvm' ? ({ stderr }) => /KVM internal error/.test(stderr) : undefined,
-      timeoutSignal: watch?.timedOut,
-    });
-    watch?.stop();
+    const exit = await runOnce(spec, io, bootTimeoutMs);
     if (exit.stoppedBy === 'timeout') bootTimedOut = true;
-    if (partial && !hiding && !isKvmFailure(partial)) io.stderr.write(`${partial}\n`);
     return exit;
   };
-  const failed = (x: QemuExit) =>
-    x.stoppedBy === 'stop-when' || x.stoppedBy === 'timeout' || (x.stoppedBy !== 'abort' && x.code !== 0);
   let exit = await once(vm);
   let fallback: string | undefined;
   let explained = false;
@@ -77,4 +48,53 @@ export async function runGuest(
   const outcome: Outcome =
     io.signal.aborted || exit.stoppedBy === 'abort' ? 'interrupted' : failed(exit) ? 'failed' : 'powered-off';
   return { outcome, exit, fallback, explained, bootTimedOut };
+}
+
+/** Whether qemu's run failed: stopped by us for a KVM failure or the boot timeout, or exited non-zero unasked. */
+function failed(x: QemuExit): boolean {
+  return x.stoppedBy === 'stop-when' || x.stoppedBy === 'timeout' || (x.stoppedBy !== 'abort' && x.code !== 0);
+}
+
+/** One run of qemu on `spec`, its boot watched when a boot timeout is given. */
+async function runOnce(spec: VmSpec, io: VmIo, bootTimeoutMs: number | undefined): Promise<QemuExit> {
+  const watch =
+    spec.consoleLog !== undefined && bootTimeoutMs
+      ? watchFirstConsoleOutput(spec.consoleLog, bootTimeoutMs, io.signal)
+      : undefined;
+  const kvmStderr = spec.accel === 'kvm' ? untilKvmFailure(io.stderr) : undefined;
+  const exit = await runQemu(io.tools, qemuArgs(spec), {
+    signal: io.signal,
+    stdin: io.guestConsole === 'inherit' ? 'inherit' : 'ignore',
+    stdout: io.guestConsole === 'inherit' ? 'inherit' : 'pipe',
+    onStdout: (c) => io.stdout.write(c),
+    onStderr: (c) => (kvmStderr ? kvmStderr.write(c.toString('utf8')) : io.stderr.write(c)),
+    // After "KVM internal error" qemu stops the guest and waits forever.
+    stopWhen: spec.accel === 'kvm' ? ({ stderr }) => /KVM internal error/.test(stderr) : undefined,
+    timeoutSignal: watch?.timedOut,
+  });
+  watch?.stop();
+  kvmStderr?.end();
+  return exit;
+}
+
+/**
+ * Under KVM, qemu's stderr is passed on line by line and stops at a KVM failure, which runGuest then reports in
+ * one line instead of qemu's register dump. (Under TCG it is passed on as it comes.)
+ */
+function untilKvmFailure(out: VmIo['stderr']): { write(text: string): void; end(): void } {
+  let partial = '';
+  let hiding = false;
+  return {
+    write(text) {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!hiding && isKvmFailure(line)) hiding = true;
+        if (!hiding) out.write(`${line}\n`);
+      }
+    },
+    end() {
+      if (partial && !hiding && !isKvmFailure(partial)) out.write(`${partial}\n`);
+    },
+  };
 }

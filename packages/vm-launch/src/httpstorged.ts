@@ -69,6 +69,15 @@ export interface ImageStats {
   readonly fill?: ImageStatus['fill'];
 }
 
+interface StartOptions {
+  readonly mountpoint: string;
+  readonly index: string;
+  readonly args: readonly string[];
+  readonly logFile: string;
+  readonly signal: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
 export class HttpstorgedMount {
   private constructor(
     private readonly command: HttpstorgedCommand,
@@ -81,68 +90,12 @@ export class HttpstorgedMount {
   ) {}
 
   /** `httpstorged -f MOUNTPOINT INDEX ARGS…`; resolves once the mount is there and shows its one image. */
-  static async start(
-    command: HttpstorgedCommand,
-    o: {
-      mountpoint: string;
-      index: string;
-      args: readonly string[];
-      logFile: string;
-      signal: AbortSignal;
-      timeoutMs?: number;
-    },
-  ): Promise<HttpstorgedMount> {
+  static async start(command: HttpstorgedCommand, o: StartOptions): Promise<HttpstorgedMount> {
     o.signal.throwIfAborted();
-    const log = await open(o.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(command.program, [...command.prefix, '-f', o.mountpoint, o.index, ...o.args], {
-        detached: true,
-        stdio: ['ignore', log.fd, log.fd],
-      });
-    } finally {
-      await log.close();
-    }
-    const exited = new Promise<number | null>((res) => {
-      child.on('exit', (code) => res(code));
-      child.on('error', () => res(null));
-    });
-    let spawnError: NodeJS.ErrnoException | undefined;
-    child.on('error', (e) => {
-      spawnError = e;
-    });
-    let exitCode: number | null | undefined;
-    void exited.then((c) => {
-      exitCode = c;
-    });
-    const deadline = Date.now() + (o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS);
-    const mount = new HttpstorgedMount(command, child, exited, o.mountpoint, '', o.logFile);
-    for (;;) {
-      if (spawnError)
-        throw spawnError.code === 'ENOENT'
-          ? new EngineMissingError(command.program, 'cannot run httpstorged')
-          : new StoreIoError(`cannot run httpstorged: ${spawnError.message}`);
-      if (exitCode !== undefined) {
-        const why = await lastMessage(o.logFile);
-        throw new MountFailedError(
-          `cannot mount ${o.index}: ${why ?? `httpstorged exited with status ${exitCode}`}`,
-          exitCode ?? EXIT.IO,
-        );
-      }
-      if (await isMounted(o.mountpoint)) break;
-      if (o.signal.aborted) {
-        await mount.stop();
-        throw new InterruptedError('interrupted while mounting');
-      }
-      if (Date.now() > deadline) {
-        await mount.stop();
-        throw new MountFailedError(
-          `httpstorged did not mount ${o.index} within ${Math.round((o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS) / 1000)} s; see ${o.logFile}`,
-          EXIT.IO,
-        );
-      }
-      await sleep(POLL_MS);
-    }
+    const child = await spawnLogged(command, [...command.prefix, '-f', o.mountpoint, o.index, ...o.args], o.logFile);
+    const watch = watchChild(child);
+    const mount = new HttpstorgedMount(command, child, watch.exited, o.mountpoint, '', o.logFile);
+    await mount.untilMounted(o, watch);
     const names = (await readdir(o.mountpoint)).filter((n) => !n.startsWith('.'));
     if (names.length !== 1) {
       await mount.stop();
@@ -151,11 +104,46 @@ export class HttpstorgedMount {
     return new HttpstorgedMount(
       command,
       child,
-      exited,
+      watch.exited,
       o.mountpoint,
       join(o.mountpoint, names[0] as string),
       o.logFile,
     );
+  }
+
+  /**
+   * Polls until the mount is there. Throws if the daemon could not run or exited (with its last message), and
+   * stops it first on abort or after the timeout.
+   */
+  private async untilMounted(o: StartOptions, watch: ChildWatch): Promise<void> {
+    const deadline = Date.now() + (o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS);
+    for (;;) {
+      const { spawnError, exitCode } = watch;
+      if (spawnError)
+        throw spawnError.code === 'ENOENT'
+          ? new EngineMissingError(this.command.program, 'cannot run httpstorged')
+          : new StoreIoError(`cannot run httpstorged: ${spawnError.message}`);
+      if (exitCode !== undefined) {
+        const why = await lastMessage(o.logFile);
+        throw new MountFailedError(
+          `cannot mount ${o.index}: ${why ?? `httpstorged exited with status ${exitCode}`}`,
+          exitCode ?? EXIT.IO,
+        );
+      }
+      if (await isMounted(o.mountpoint)) return;
+      if (o.signal.aborted) {
+        await this.stop();
+        throw new InterruptedError('interrupted while mounting');
+      }
+      if (Date.now() > deadline) {
+        await this.stop();
+        throw new MountFailedError(
+          `httpstorged did not mount ${o.index} within ${Math.round((o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS) / 1000)} s; see ${o.logFile}`,
+          EXIT.IO,
+        );
+      }
+      await sleep(POLL_MS);
+    }
   }
 
   /** httpstorged's last one-line message in its log (why it failed, when it did). */
@@ -188,6 +176,42 @@ export class HttpstorgedMount {
     }
     return clean;
   }
+}
+
+/** Spawns `command.program ARGS` detached (its own process group), its output appended to `logFile`. */
+async function spawnLogged(
+  command: HttpstorgedCommand,
+  args: readonly string[],
+  logFile: string,
+): Promise<ChildProcess> {
+  const log = await open(logFile, 'a');
+  try {
+    return spawn(command.program, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+  } finally {
+    await log.close();
+  }
+}
+
+/** What became of a child so far: a spawn error, an exit code (null: killed by a signal), and its exit to await. */
+interface ChildWatch {
+  readonly exited: Promise<number | null>;
+  spawnError: NodeJS.ErrnoException | undefined;
+  exitCode: number | null | undefined;
+}
+
+function watchChild(child: ChildProcess): ChildWatch {
+  const exited = new Promise<number | null>((res) => {
+    child.on('exit', (code) => res(code));
+    child.on('error', () => res(null));
+  });
+  const watch: ChildWatch = { exited, spawnError: undefined, exitCode: undefined };
+  child.on('error', (e) => {
+    watch.spawnError = e;
+  });
+  void exited.then((c) => {
+    watch.exitCode = c;
+  });
+  return watch;
 }
 
 /** `httpstorged stats TARGET --json`'s first image (TARGET: a mountpoint or an NBD socket); undefined if it cannot say. */

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { StoreIoError } from '@thfc/format';
 import { EngineMissingError } from './errors.js';
 import { QEMU_IMG, QEMU_SYSTEM } from './qemu-args.js';
@@ -65,16 +65,9 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
     const child = spawn(tools.system, args, { stdio: [o.stdin, o.stdout, 'pipe'] });
     let stdout = '';
     let stderr = '';
-    let stoppedBy: QemuExit['stoppedBy'];
-    let killTimer: NodeJS.Timeout | undefined;
-    const stop = (why: NonNullable<QemuExit['stoppedBy']>) => {
-      if (stoppedBy || child.exitCode !== null || child.signalCode !== null) return;
-      stoppedBy = why;
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
-    };
+    const stopper = gracefulStop(child, o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
     const check = () => {
-      if (o.stopWhen?.({ stdout, stderr })) stop('stop-when');
+      if (o.stopWhen?.({ stdout, stderr })) stopper.stop('stop-when');
     };
     child.stdout?.on('data', (c: Buffer) => {
       stdout = (stdout + c.toString('utf8')).slice(-MAX_CAPTURE_CHARS);
@@ -86,11 +79,7 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
       o.onStderr?.(c);
       check();
     });
-    const onAbort = () => stop('abort');
-    o.signal.addEventListener('abort', onAbort, { once: true });
-    const timeout = o.timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), o.timeoutMs);
-    const onTimeout = () => stop('timeout');
-    o.timeoutSignal?.addEventListener('abort', onTimeout, { once: true });
+    const unwatch = stopOnAbortOrTimeout(o, stopper.stop);
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
       reject(
@@ -100,10 +89,8 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
       );
     });
     const cleanup = () => {
-      o.signal.removeEventListener('abort', onAbort);
-      o.timeoutSignal?.removeEventListener('abort', onTimeout);
-      if (timeout) clearTimeout(timeout);
-      if (killTimer) clearTimeout(killTimer);
+      unwatch();
+      stopper.clear();
     };
     // 'close' waits for the output pipes too; a grandchild that keeps them open must not hold the run.
     let settled = false;
@@ -111,13 +98,52 @@ export function runQemu(tools: QemuTools, args: readonly string[], o: QemuRunOpt
       if (settled) return;
       settled = true;
       cleanup();
-      resolve({ code, signal, stoppedBy, stdout, stderr });
+      resolve({ code, signal, stoppedBy: stopper.stoppedBy, stdout, stderr });
     };
     child.on('exit', (code, signal) => {
       setTimeout(() => settle(code, signal), PIPE_DRAIN_MS).unref();
     });
     child.on('close', (code, signal) => settle(code, signal));
   });
+}
+
+type StopReason = NonNullable<QemuExit['stoppedBy']>;
+
+/** Stops a child once, for the first reason given: SIGTERM, then SIGKILL after `graceMs`; `clear()` drops the timer. */
+function gracefulStop(
+  child: ChildProcess,
+  graceMs: number,
+): { stop(why: StopReason): void; readonly stoppedBy: StopReason | undefined; clear(): void } {
+  let stoppedBy: StopReason | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+  return {
+    stop(why) {
+      if (stoppedBy || child.exitCode !== null || child.signalCode !== null) return;
+      stoppedBy = why;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    },
+    get stoppedBy() {
+      return stoppedBy;
+    },
+    clear() {
+      if (killTimer) clearTimeout(killTimer);
+    },
+  };
+}
+
+/** Calls `stop` on abort, after `timeoutMs`, or when `timeoutSignal` aborts; returns what undoes all three. */
+function stopOnAbortOrTimeout(o: QemuRunOptions, stop: (why: StopReason) => void): () => void {
+  const onAbort = () => stop('abort');
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  const timeout = o.timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), o.timeoutMs);
+  const onTimeout = () => stop('timeout');
+  o.timeoutSignal?.addEventListener('abort', onTimeout, { once: true });
+  return () => {
+    o.signal.removeEventListener('abort', onAbort);
+    o.timeoutSignal?.removeEventListener('abort', onTimeout);
+    if (timeout) clearTimeout(timeout);
+  };
 }
 
 /** Runs a short tool (qemu-img, --version) to completion; rejects with its stderr when it fails. */

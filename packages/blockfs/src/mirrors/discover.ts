@@ -72,10 +72,7 @@ export class PoolNotServedError extends MirrorUnavailableError {
 const EMPTY = new Set(['ENODATA', 'ENOTFOUND']);
 
 export async function discoverMirrors(pool: string, options: DiscoverOptions = {}): Promise<DiscoveredMirrors> {
-  const zone = pool.trim().replace(/\.$/, '').toLowerCase();
-  if (!/^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/.test(zone) || zone.includes('..')) {
-    throw new UsageError(`bad --pool "${pool}": expected a DNS name such as pool.example.org`);
-  }
+  const zone = poolZone(pool);
   const { signal } = options;
   signal?.throwIfAborted();
   const resolver = new Resolver({ timeout: options.timeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS, tries: 2 });
@@ -110,10 +107,7 @@ export async function discoverMirrors(pool: string, options: DiscoverOptions = {
       if (urls.length) return done(urls, 'SRV');
     }
     if (txt.status === 'fulfilled') {
-      const urls = txt.value.flat().flatMap((s) => {
-        const u = httpUrl(s);
-        return u ? [u] : [];
-      });
+      const urls = txt.value.flat().flatMap((s) => httpUrl(s) ?? []);
       if (urls.length) return done(urls, 'TXT');
     }
     const addresses = [a, aaaa].flatMap((r) => (r.status === 'fulfilled' ? r.value.map((x) => x.address) : []));
@@ -123,20 +117,34 @@ export async function discoverMirrors(pool: string, options: DiscoverOptions = {
         'A',
       );
 
-    if (failures.some((e) => (e as { code?: string }).code === 'EREFUSED')) throw new PoolNotServedError(where, zone);
-    if (failures.length) {
-      throw new MirrorUnavailableError(
-        where,
-        `pool ${zone}: ${[...new Set(failures.map((e) => (e as { code?: string }).code ?? e.message))].join(', ')}`,
-      );
-    }
-    throw new MirrorUnavailableError(where, `pool ${zone} has no live mirrors (no SRV, TXT, A or AAAA records)`);
+    throw noMirrors(where, zone, failures);
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     throw e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The pool's zone name, canonical (lower case, no trailing dot); a UsageError for what is no DNS name. */
+function poolZone(pool: string): string {
+  const zone = pool.trim().replace(/\.$/, '').toLowerCase();
+  if (!/^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/.test(zone) || zone.includes('..')) {
+    throw new UsageError(`bad --pool "${pool}": expected a DNS name such as pool.example.org`);
+  }
+  return zone;
+}
+
+/** Why no rule gave a mirror: the server refused the zone, the queries failed (their codes), or the pool is empty. */
+function noMirrors(where: string, zone: string, failures: readonly Error[]): MirrorUnavailableError {
+  if (failures.some((e) => (e as { code?: string }).code === 'EREFUSED')) return new PoolNotServedError(where, zone);
+  if (failures.length) {
+    return new MirrorUnavailableError(
+      where,
+      `pool ${zone}: ${[...new Set(failures.map((e) => (e as { code?: string }).code ?? e.message))].join(', ')}`,
+    );
+  }
+  return new MirrorUnavailableError(where, `pool ${zone} has no live mirrors (no SRV, TXT, A or AAAA records)`);
 }
 
 /**

@@ -208,15 +208,8 @@ export class DnsServer {
       epoch === undefined || msg.length > MAX_CACHED_QUERY_BYTES
         ? undefined
         : AnswerCache.key(msg, client.transport, client.address);
-    if (key !== undefined) {
-      const hit = this.cache.get(key, msg.readUInt16BE(0), epoch);
-      if (hit) {
-        this.counters.queries++;
-        this.counters.reused++;
-        if (hit.truncated) this.counters.truncated++;
-        return hit.response;
-      }
-    }
+    const reused = key === undefined ? undefined : this.reuse(key, msg, epoch);
+    if (reused) return reused;
     let query: dnsPacket.DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
@@ -228,12 +221,7 @@ export class DnsServer {
     const flags = msg.readUInt16BE(2);
     const opcode = (flags >> 11) & 0xf;
     const opt = query.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === 'OPT');
-    const limit =
-      client.transport === 'tcp'
-        ? 65535
-        : opt
-          ? Math.min(Math.max(opt.udpPayloadSize || CLASSIC_UDP_PAYLOAD, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
-          : CLASSIC_UDP_PAYLOAD;
+    const limit = replyLimit(client.transport, opt);
     const questions = query.questions ?? [];
     const questionBytes = questionSection(msg);
     if (!questionBytes) {
@@ -267,6 +255,16 @@ export class DnsServer {
     if (key !== undefined && reply.length <= MAX_CACHED_REPLY_BYTES)
       this.cache.set(key, reply, this.counters.truncated !== truncatedBefore, epoch);
     return reply;
+  }
+
+  /** The cached reply to the query `msg` under `key`, with the query's id, counted as reused; undefined if none. */
+  private reuse(key: string, msg: Buffer, epoch: unknown): Buffer | undefined {
+    const hit = this.cache.get(key, msg.readUInt16BE(0), epoch);
+    if (!hit) return undefined;
+    this.counters.queries++;
+    this.counters.reused++;
+    if (hit.truncated) this.counters.truncated++;
+    return hit.response;
   }
 
   /**
@@ -367,4 +365,12 @@ function listenTcp(server: net.Server, host: string, port: number): Promise<void
       resolve();
     });
   });
+}
+
+/** The most bytes a reply may take: a TCP message's; on UDP, what the client's EDNS advertises within our bounds. */
+function replyLimit(transport: DnsClient['transport'], opt: dnsPacket.OptAnswer | undefined): number {
+  if (transport === 'tcp') return 65535;
+  return opt
+    ? Math.min(Math.max(opt.udpPayloadSize || CLASSIC_UDP_PAYLOAD, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+    : CLASSIC_UDP_PAYLOAD;
 }

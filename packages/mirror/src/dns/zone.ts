@@ -116,6 +116,10 @@ export interface RankedMirror {
  * worse than the last kept; the tie hash is computed only for those. A DNS
  * answer needs 16 of a fleet of thousands: sorting the whole fleet for every
  * query cost ~0.8 ms at 1,000 mirrors, this walk ~5 µs.
+ *
+ * Long: one query's walk; the keys, offer() and both loops share this query's
+ * region ranks and kept arrays, which pieces would pass as arguments or as an
+ * object per query on a path tuned for ~100k queries a second.
  */
 export function rankMirrors(
   records: readonly MirrorRecord[],
@@ -275,28 +279,11 @@ export function answerQuery(
   const ttl = config.ttlSeconds ?? DEFAULT_DNS_TTL_SECONDS;
   const qname = query.name.replace(/\.$/, '');
   const lower = qname.toLowerCase();
-  const refused: ZoneResponse = {
-    rcode: 'REFUSED',
-    authoritative: false,
-    answers: [],
-    authorities: [],
-    additionals: [],
-  };
-  if (lower !== zone && !lower.endsWith(`.${zone}`)) return refused;
+  if (lower !== zone && !lower.endsWith(`.${zone}`)) return REFUSED;
 
   const soa = soaRecord(zone, ttl, now);
   const ranked = rankMirrors(records, config.networks, clientAddress, config.maxMirrors ?? DEFAULT_DNS_MAX_MIRRORS);
-  const plain: { badness: number; target: string; port: number; ip: string | undefined }[] = [];
-  for (const m of ranked) {
-    const t = srvTargetOf(m.record, zone);
-    if (t) plain.push({ badness: m.badness, target: t.target, port: t.port, ip: t.ip });
-  }
-  const hostRecord = (name: string, ip: string): ZoneRecord => ({
-    name,
-    type: isIPv4(ip) ? 'A' : 'AAAA',
-    ttl,
-    data: ip,
-  });
+  const plain = rankedTargets(ranked, zone);
   const ns = `ns.${zone}`;
   const srvName = `_thfc._tcp.${zone}`;
   // An IP mirror's SRV target is its address's own name in the zone.
@@ -307,7 +294,7 @@ export function answerQuery(
   const recordsAt = (name: string): ZoneRecord[] | undefined => {
     if (name === zone) {
       const out: ZoneRecord[] = [soa, { name: zone, type: 'NS', ttl, data: ns }];
-      for (const ip of new Set(hostIps.values())) out.push(hostRecord(zone, ip));
+      for (const ip of new Set(hostIps.values())) out.push(hostRecord(zone, ip, ttl));
       const urls = ranked.map((m) => m.record.url).filter((u) => Buffer.byteLength(u) <= 255);
       if (urls.length) out.push({ name: zone, type: 'TXT', ttl, data: urls });
       return out;
@@ -323,10 +310,10 @@ export function answerQuery(
     if (name === `_tcp.${zone}`) return [];
     if (name === ns) {
       const server = config.serverAddress && isSpecificAddress(config.serverAddress) ? config.serverAddress : undefined;
-      return server ? [hostRecord(ns, server)] : [];
+      return server ? [hostRecord(ns, server, ttl)] : [];
     }
     const ip = hostIps.get(name);
-    return ip ? [hostRecord(name, ip)] : undefined;
+    return ip ? [hostRecord(name, ip, ttl)] : undefined;
   };
 
   const atName = recordsAt(lower);
@@ -339,6 +326,33 @@ export function answerQuery(
   }
   const additionals = additionalsFor(matching, lower, recordsAt);
   return { rcode: 'NOERROR', authoritative: true, answers: matching, authorities: [], additionals };
+}
+
+/** The answer to a name outside the zone: one object for every such query. */
+const REFUSED: ZoneResponse = Object.freeze({
+  rcode: 'REFUSED',
+  authoritative: false,
+  answers: Object.freeze([]),
+  authorities: Object.freeze([]),
+  additionals: Object.freeze([]),
+});
+
+/** The ranked mirrors that have an SRV target in the zone, in rank order. */
+function rankedTargets(
+  ranked: readonly RankedMirror[],
+  zone: string,
+): { badness: number; target: string; port: number; ip: string | undefined }[] {
+  const plain: { badness: number; target: string; port: number; ip: string | undefined }[] = [];
+  for (const m of ranked) {
+    const t = srvTargetOf(m.record, zone);
+    if (t) plain.push({ badness: m.badness, target: t.target, port: t.port, ip: t.ip });
+  }
+  return plain;
+}
+
+/** An address record (A or AAAA, by the address) at `name`. */
+function hostRecord(name: string, ip: string, ttl: number): ZoneRecord {
+  return { name, type: isIPv4(ip) ? 'A' : 'AAAA', ttl, data: ip };
 }
 
 /** The zone's SOA record. */

@@ -62,16 +62,7 @@ export class WanProxy {
     this.counters.requests++;
     let up: Dispatcher.ResponseData;
     try {
-      const headers: Record<string, string> = {};
-      for (const name of FORWARDED_REQUEST_HEADERS) {
-        const v = req.headers[name];
-        if (typeof v === 'string') headers[name] = v;
-      }
-      up = await this.pool.request({
-        path: req.url ?? '/',
-        method: req.method === 'HEAD' ? 'HEAD' : 'GET',
-        headers,
-      });
+      up = await this.forward(req);
     } catch {
       res.writeHead(502).end();
       return;
@@ -84,11 +75,7 @@ export class WanProxy {
       return;
     }
     if (fate.delayMs > 0) await sleep(fate.delayMs);
-    // A header the upstream sent twice (nginx's own `Accept-Ranges` plus an add_header one) comes as an array.
-    // Names go out in the usual capitals: httpfs2 looks for `Accept-Ranges: bytes` letter for letter.
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(up.headers))
-      if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[titleCase(k)] = v;
+    const headers = passedHeaders(up.headers);
     if (req.method !== 'HEAD') headers['Content-Length'] = String(body.length);
     res.writeHead(up.statusCode, headers);
     if (req.method === 'HEAD') {
@@ -100,10 +87,32 @@ export class WanProxy {
       await this.drip(res, body);
       return;
     }
+    await this.send(res, body, fate.resetAfter);
+  }
+
+  /** The client's request, as GET or HEAD of the same path with the FORWARDED_REQUEST_HEADERS, to the upstream. */
+  private forward(req: IncomingMessage): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const v = req.headers[name];
+      if (typeof v === 'string') headers[name] = v;
+    }
+    return this.pool.request({
+      path: req.url ?? '/',
+      method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+      headers,
+    });
+  }
+
+  /**
+   * Sends `body` in 16 KiB pieces through the shared link, then ends the response; with `resetAfter`, resets the
+   * connection instead of sending the piece that would cross that many bytes.
+   */
+  private async send(res: ServerResponse, body: Buffer, resetAfter: number | undefined): Promise<void> {
     const chunk = 16 * 1024;
     for (let off = 0; off < body.length; off += chunk) {
       const piece = body.subarray(off, Math.min(body.length, off + chunk));
-      if (fate.resetAfter !== undefined && off + piece.length > fate.resetAfter) {
+      if (resetAfter !== undefined && off + piece.length > resetAfter) {
         this.counters.resets++;
         res.socket?.destroy();
         return;
@@ -111,16 +120,7 @@ export class WanProxy {
       await this.pace(piece.length);
       if (res.destroyed) return; // the client went away while the link was busy
       if (!res.write(piece)) {
-        await new Promise<void>((r) => {
-          // Both listeners go once either fires: a 'close' left behind per full buffer piles up on a long body.
-          const done = () => {
-            res.off('drain', done);
-            res.off('close', done);
-            r();
-          };
-          res.on('drain', done);
-          res.on('close', done);
-        });
+        await drainedOrClosed(res);
         if (res.destroyed) return; // the client went away
       }
       this.counters.bytes += piece.length;
@@ -169,4 +169,30 @@ function titleCase(name: string): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The upstream's response headers to pass on: all but DROPPED_RESPONSE_HEADERS. A header the upstream sent twice
+ * (nginx's own `Accept-Ranges` plus an add_header one) comes as an array. Names go out in the usual capitals:
+ * httpfs2 looks for `Accept-Ranges: bytes` letter for letter.
+ */
+function passedHeaders(upstream: Dispatcher.ResponseData['headers']): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(upstream))
+    if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[titleCase(k)] = v;
+  return headers;
+}
+
+/** Resolves when a full response buffer drains or the response closes. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise<void>((r) => {
+    // Both listeners go once either fires: a 'close' left behind per full buffer piles up on a long body.
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      r();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
