@@ -190,70 +190,60 @@ async function loadFromUrl(
   options: LoadIndexOptions,
   logger: Logger,
 ): Promise<LoadedIndex> {
-  let location = given;
-  let loaded: LoadedIndex;
   const cache = options.cacheDir ? new IndexCache(join(options.cacheDir, 'indexes')) : undefined;
-  const cached = await cache?.lookup(location.location);
-  const cachePath = cached?.path ?? cache?.legacyPath(location.location);
+  const cached = await cache?.lookup(given.location);
+  const cachePath = cached?.path ?? cache?.legacyPath(given.location);
   if (options.offline) {
     if (!cachePath)
-      throw new MirrorUnavailableError(location.location, 'offline, and there is no cache to read the index from');
-    loaded = {
-      decoded: await readCachedIndex(cachePath, location.location),
-      location,
-      from: 'cache',
-      authenticated: false,
-    };
-  } else {
-    try {
-      let fetched = await fetchIndexWithRetries(
-        location.location,
-        components.dispatcher,
-        options,
-        logger,
-        cached?.etag,
-      );
-      let unchanged: DecodedIndex | undefined;
-      if (fetched.bytes === undefined) {
-        // 304: the cached copy is current. A damaged copy is fetched again, unconditionally.
-        unchanged = await readCachedIndex(cachePath as string, location.location).catch(() => undefined);
-        if (!unchanged)
-          fetched = await fetchIndexWithRetries(location.location, components.dispatcher, options, logger);
-      }
-      const { url } = fetched;
-      if (url !== location.location) {
-        // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
-        location = { ...location, base: new URL('.', url).href };
-        logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
-      }
-      if (unchanged) {
-        loaded = {
-          decoded: unchanged,
-          location,
-          from: 'network',
-          revalidated: true,
-          authenticated: false,
-          etag: fetched.etag,
-        };
-      } else {
-        const bytes = fetched.bytes as Uint8Array;
-        const decoded = decodeAt(bytes, location.location);
-        await cache
-          ?.store(location.location, bytes, decoded.digest, fetched.etag)
-          .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
-        loaded = { decoded, location, from: 'network', authenticated: false, etag: fetched.etag };
-      }
-    } catch (e) {
-      if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
-      const decoded = await readCachedIndex(cachePath, location.location).catch((cached) => {
-        if (cached instanceof IndexFormatError) logger.fault(cached.message);
-        throw e;
-      });
-      logger.fault(`${e.message}; using the cached copy of the index`);
-      loaded = { decoded, location, from: 'cache', authenticated: false };
-    }
+      throw new MirrorUnavailableError(given.location, 'offline, and there is no cache to read the index from');
+    const decoded = await readCachedIndex(cachePath, given.location);
+    return { decoded, location: given, from: 'cache', authenticated: false };
   }
-  return loaded;
+  try {
+    return await fetchRevalidated(given, { ...components, cache, logger }, options, { etag: cached?.etag, cachePath });
+  } catch (e) {
+    if (!(e instanceof MirrorUnavailableError) || !cachePath) throw e;
+    const decoded = await readCachedIndex(cachePath, given.location).catch((damaged) => {
+      if (damaged instanceof IndexFormatError) logger.fault(damaged.message);
+      throw e;
+    });
+    logger.fault(`${e.message}; using the cached copy of the index`);
+    return { decoded, location: given, from: 'cache', authenticated: false };
+  }
+}
+
+/**
+ * The index from the network, asked for with the cached copy's ETag: a 304 keeps that copy (a damaged one is
+ * fetched again, unconditionally), a new one is decoded and cached. Follows where a redirect put the blocks.
+ */
+async function fetchRevalidated(
+  given: IndexLocation,
+  parts: { dispatcher?: Dispatcher; cache: IndexCache | undefined; logger: Logger },
+  options: LoadIndexOptions,
+  cached: { etag: string | undefined; cachePath: string | undefined },
+): Promise<LoadedIndex> {
+  const { dispatcher, cache, logger } = parts;
+  let location = given;
+  let fetched = await fetchIndexWithRetries(location.location, dispatcher, options, logger, cached.etag);
+  let unchanged: DecodedIndex | undefined;
+  if (fetched.bytes === undefined) {
+    unchanged = await readCachedIndex(cached.cachePath as string, location.location).catch(() => undefined);
+    if (!unchanged) fetched = await fetchIndexWithRetries(location.location, dispatcher, options, logger);
+  }
+  const { url, etag } = fetched;
+  if (url !== location.location) {
+    // Blocks (and NAME.profile) sit beside the index where it really is; the cache keeps the URL as given.
+    location = { ...location, base: new URL('.', url).href };
+    logger.info(`${location.location} redirected to ${url}: blocks are fetched from ${location.base}`);
+  }
+  if (unchanged)
+    return { decoded: unchanged, location, from: 'network', revalidated: true, authenticated: false, etag };
+  const bytes = fetched.bytes as Uint8Array;
+  const decoded = decodeAt(bytes, location.location);
+  await cache
+    ?.store(location.location, bytes, decoded.digest, etag)
+    .catch((e) => logger.fault(`cannot cache index: ${(e as Error).message}`));
+  return { decoded, location, from: 'network', authenticated: false, etag };
 }
 
 /**
