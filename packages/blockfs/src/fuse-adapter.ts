@@ -150,32 +150,48 @@ export class FuseMount {
         this.handles.delete(fd);
         cb(0);
       },
-      read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-        const h = this.handles.get(fd);
-        if (h === undefined) return cb(Fuse.EBADF);
-        if (Buffer.isBuffer(h)) {
-          if (pos >= h.length) return cb(0);
-          return cb(h.copy(buf, 0, pos, Math.min(h.length, pos + len)));
-        }
-        let now: number | undefined;
-        try {
-          now = h.readNow?.(buf, len, pos);
-        } catch (e) {
-          // readNow must not throw; if a bug makes it, the read takes the path that reports errors properly
-          // rather than an uncaught exception taking the whole mount down.
-          this.logger.fault(`internal error in the fast read path of ${path}: ${(e as Error)?.stack ?? e}`);
-        }
-        if (now !== undefined) return cb(now);
-        h.read(buf, len, pos).then(
-          (n) => cb(n),
-          (e) => {
-            this.logger.fault(`EIO to a reader of ${path}: ${(e as Error)?.message ?? e}`);
-            cb(Fuse.EIO);
-          },
-        );
-      },
+      read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+        this.read(path, fd, buf, len, pos, cb, Fuse),
       statfs: (_path: string, cb: Cb) => cb(0, this.statfs()),
     };
+  }
+
+  /**
+   * One FUSE read: a status file from its snapshot; an image slice answered
+   * within the callback when its blocks are ready (readNow), else by read(),
+   * whose failure the reader gets as EIO, logged.
+   */
+  private read(
+    path: string,
+    fd: number,
+    buf: Buffer,
+    len: number,
+    pos: number,
+    cb: (err: number, ...rest: unknown[]) => void,
+    Fuse: { EBADF: number; EIO: number },
+  ) {
+    const h = this.handles.get(fd);
+    if (h === undefined) return cb(Fuse.EBADF);
+    if (Buffer.isBuffer(h)) {
+      if (pos >= h.length) return cb(0);
+      return cb(h.copy(buf, 0, pos, Math.min(h.length, pos + len)));
+    }
+    let now: number | undefined;
+    try {
+      now = h.readNow?.(buf, len, pos);
+    } catch (e) {
+      // readNow must not throw; if a bug makes it, the read takes the path that reports errors properly
+      // rather than an uncaught exception taking the whole mount down.
+      this.logger.fault(`internal error in the fast read path of ${path}: ${(e as Error)?.stack ?? e}`);
+    }
+    if (now !== undefined) return cb(now);
+    h.read(buf, len, pos).then(
+      (n) => cb(n),
+      (e) => {
+        this.logger.fault(`EIO to a reader of ${path}: ${(e as Error)?.message ?? e}`);
+        cb(Fuse.EIO);
+      },
+    );
   }
 
   /** A read-only file system as full as its images: no block or inode free. */
