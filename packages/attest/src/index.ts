@@ -1,12 +1,6 @@
-export * from './ak.js';
-export * from './attestation-check.js';
-export * from './errors.js';
-export * from './measurement-event.js';
-export * from './measurement-log.js';
-export * from './pcr-bank.js';
-export * from './quote.js';
-export * from './quote-file.js';
-export * from './replay.js';
-export * from './tpm.js';
-export * from './tpm-extender.js';
-export * from './verify.js';
+export { parseLog } from './measurement-event.js';
+export type { PcrExtender } from './measurement-log.js';
+export { MeasurementLog } from './measurement-log.js';
+export { Tpm2Tools } from './tpm.js';
+export { TpmExtender } from './tpm-extender.js';
+export { runVerify } from './verify.js';

@@ -1,14 +1,11 @@
-export * from './cli-shell.js';
+export { processShell } from './cli-shell.js';
 export { ignoreClosedOutput } from './closed-output.js';
-export * from './command-io.js';
-export * from './human-units.js';
+export type { CommandIo } from './command-io.js';
+export { progressFor } from './command-io.js';
+export { formatBytes, formatRate } from './human-units.js';
 export { count, seconds, size, wholeSeconds } from './option-parsers.js';
 export { oneLine, oneLineParseErrors } from './parse-errors.js';
-export {
-  DEFAULT_PROGRESS_LINE_MS,
-  describeProgress,
-  type ProgressSink,
-  progressInterval,
-} from './progress.js';
+export type { ProgressSink } from './progress.js';
+export { describeProgress, progressInterval } from './progress.js';
 export { reportError } from './report-error.js';
 export { notifySystemdReady } from './systemd-ready.js';
