@@ -3,7 +3,14 @@ import { fileURLToPath } from 'node:url';
 import type { MeasurementLog } from '@thfc/attest/measurement-log';
 import { type BlockRef, type ImageIndex, UsageError } from '@thfc/format';
 import type { Logger } from '@thfc/store';
-import { defaultRounds, type Failover, type HeldIndex, heldIndex, type LoadedIndex } from '@thfc/store';
+import {
+  defaultRounds,
+  type Failover,
+  type HeldIndex,
+  heldIndex,
+  type LoadedIndex,
+  type VerifiedBlockSource,
+} from '@thfc/store';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
 import { SourceBuilder } from './build-source.js';
@@ -33,7 +40,7 @@ export interface ImageState {
   reader: ImageReader;
   counters: CacheCounters;
   blocks: BlockReader;
-  failover: Failover | undefined;
+  failover: Failover<VerifiedBlockSource> | undefined;
   memory: MemoryCache;
   missing: MissingBlocks;
   counts: ReturnType<ImageIndex['counts']>;
@@ -114,7 +121,7 @@ export async function buildImages(
   // One pool of helper threads decodes fetched blocks and checks cached ones, for every image of the mount.
   const workers = new BlockWorkers();
   const builder = new SourceBuilder(
-    { disk, dispatcher, logger, decoder: workers, verifier: workers },
+    { disk, dispatcher, logger, workers },
     {
       nocache: options.nocache,
       offline: options.offline,

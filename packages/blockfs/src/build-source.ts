@@ -1,4 +1,3 @@
-import type { BlockSource } from '@thfc/format';
 import {
   type BlockDecoder,
   DirStore,
@@ -7,6 +6,7 @@ import {
   InlineDecoder,
   type Logger,
   MirrorStats,
+  type VerifiedBlockSource,
   VerifiedSource,
 } from '@thfc/store';
 import type { Dispatcher } from 'undici';
@@ -48,10 +48,16 @@ export interface SourceOptions {
   readonly retries?: number | undefined;
 }
 
+/**
+ * Decodes and verifies fetched blocks, and checks cached block files on their
+ * first use: BlockWorkers does both on its threads.
+ */
+export type BlockCheckers = BlockDecoder & FileVerifier;
+
 export class SourceBuilder {
   private readonly mirrors = new Map<
     string,
-    { source: BlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
+    { source: VerifiedBlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
   >();
   private readonly local: { checked: CheckedSource; writer: WriteBehind; sealer: CacheSealer } | undefined;
   private readonly decoder: BlockDecoder;
@@ -62,16 +68,14 @@ export class SourceBuilder {
       disk?: DiskCache | undefined;
       dispatcher?: Dispatcher | undefined;
       logger: Logger;
-      /** Decodes and verifies fetched blocks; inline (this thread) if not given. Closed by close(). */
-      decoder?: BlockDecoder | undefined;
-      /** Checks cached block files on first use; inline (this thread) if not given. Closed by close(). */
-      verifier?: FileVerifier | undefined;
+      /** Decoding and file checks; both inline (this thread) if not given. Closed once by close(). */
+      workers?: BlockCheckers | undefined;
     },
     private readonly options: SourceOptions,
   ) {
-    const { disk, logger } = components;
-    this.decoder = components.decoder ?? new InlineDecoder();
-    this.verifier = components.verifier ?? new InlineVerifier();
+    const { disk, logger, workers } = components;
+    this.decoder = workers ?? new InlineDecoder();
+    this.verifier = workers ?? new InlineVerifier();
     if (disk && !options.nocache) {
       // Written blocks go back to the decoder's pool (CheckedSource.keep says why no one else holds them).
       const decoder = this.decoder;
@@ -137,9 +141,9 @@ export class SourceBuilder {
   build(
     bases: readonly string[],
     counters: CacheCounters,
-  ): { blocks: BlockReader; failover: Failover | undefined; memory: MemoryCache } {
-    let remote: BlockSource;
-    let failover: Failover | undefined;
+  ): { blocks: BlockReader; failover: Failover<VerifiedBlockSource> | undefined; memory: MemoryCache } {
+    let remote: VerifiedBlockSource;
+    let failover: Failover<VerifiedBlockSource> | undefined;
     if (this.options.offline) remote = new OfflineSource();
     else {
       failover = new Failover(
@@ -149,13 +153,13 @@ export class SourceBuilder {
       remote = failover;
     }
     const local: LocalBlocks = this.local?.checked ?? new NullCache();
-    const cached = new CachedSource({ local, remote, counters, decoder: this.decoder });
+    const cached = new CachedSource({ local, remote, counters });
     const memory = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
     return { blocks: memory, failover, memory };
   }
 
   /** Points a failover built here at new bases (a re-resolved pool), reusing each known mirror and its stats. */
-  retarget(failover: Failover, bases: readonly string[]): void {
+  retarget(failover: Failover<VerifiedBlockSource>, bases: readonly string[]): void {
     failover.setMirrors(bases.map((b) => this.mirror(b)));
   }
 
@@ -166,8 +170,7 @@ export class SourceBuilder {
    */
   async close(): Promise<void> {
     await this.local?.writer.idle();
-    await this.verifier.close();
-    if ((this.decoder as unknown) !== this.verifier) await this.decoder.close();
+    await this.components.workers?.close();
     this.components.disk?.close();
     await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
     if (this.local) {

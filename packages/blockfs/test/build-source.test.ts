@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import { type BlockRef, MirrorUnavailableError } from '@thfc/format';
-import { DirStore, MemoryLogger } from '@thfc/store';
+import { type BlockDecoder, type Decoded, DirStore, InlineDecoder, MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SourceBuilder, type SourceOptions } from '../src/build-source.js';
+import { type BlockCheckers, SourceBuilder, type SourceOptions } from '../src/build-source.js';
 import type { CacheCounters } from '../src/sources/cached.js';
 import { rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
+import { InlineVerifier } from '../src/sources/file-verifier.js';
 import { corrupted, makeBlock, readWhole, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -89,6 +90,37 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
   }
 
   const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+  /** Inline decoding and file checks, counting each decode and each close. */
+  class CountingCheckers extends InlineVerifier implements BlockCheckers {
+    private readonly inline: BlockDecoder = new InlineDecoder();
+    decodes = 0;
+    closes = 0;
+    decode(ref: BlockRef, stored: Uint8Array, source: string): Promise<Decoded> {
+      this.decodes++;
+      return this.inline.decode(ref, stored, source);
+    }
+    override async close(): Promise<void> {
+      this.closes++;
+    }
+  }
+
+  it('each fetched block is decoded once, and the one object that decodes and checks is closed once', async () => {
+    const blks = [makeBlock(11), makeBlock(12), makeBlock(13)];
+    const store = await mirrorWith(blks);
+    for (const nocache of [false, true]) {
+      const workers = new CountingCheckers();
+      const b = new SourceBuilder(
+        { disk: new DiskCache({}, { dir: await dir() }), logger: new MemoryLogger(), workers },
+        { nocache, retries: 1 },
+      );
+      const built = b.build([store], counters());
+      for (const blk of blks) expect(same(await readWhole(built.blocks, blk.ref), blk.data)).toBe(true);
+      for (const blk of blks) await readWhole(built.blocks, blk.ref);
+      await b.close();
+      expect({ nocache, decodes: workers.decodes, closes: workers.closes }).toEqual({ nocache, decodes: 3, closes: 1 });
+    }
+  });
 
   it('a block is fetched once, lands decoded in the disk cache, and is served meanwhile from its write’s buffer', async () => {
     const blk = makeBlock(1);

@@ -1,5 +1,5 @@
-import { BlockNotFoundError, type BlockRef, type BlockSource, MirrorUnavailableError } from '@thfc/format';
-import { type BlockDecoder, currentPriority, type FetchOptions, InlineDecoder, Urgency } from '@thfc/store';
+import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
+import { currentPriority, type FetchOptions, Urgency, type VerifiedRemote } from '@thfc/store';
 import type { BlockReader, LocalBlocks } from './block-reader.js';
 
 /** Counters a cached() source keeps for stats.json. */
@@ -16,9 +16,9 @@ export interface CacheCounters {
 
 /**
  * Read-through cache over the read path: the local cache first, then the
- * remote source. A fetched block is decoded and verified once (the decoder's
- * memo makes it free when verified() below used the same decoder), served from
- * memory, and handed to the local cache to write behind.
+ * remote source. A fetched block arrives verified and decoded (VerifiedRemote:
+ * verified() below decoded it once to check it), is served from memory, and is
+ * handed to the local cache to write behind.
  *
  * However many readers ask for a block at once, it is fetched once: later
  * callers join the first request. A reader that joins a fetch started at
@@ -34,19 +34,14 @@ export interface CacheCounters {
  */
 export class CachedSource implements BlockReader {
   private readonly inflight = new Map<string, { promise: Promise<Uint8Array>; urgency: Urgency }>();
-  private readonly decoder: BlockDecoder;
 
   constructor(
     private readonly components: {
       local: LocalBlocks;
-      remote: BlockSource;
+      remote: VerifiedRemote;
       counters?: CacheCounters | undefined;
-      /** The decoder verified() below uses, so its memo answers; inline decodeVerified if not given. */
-      decoder?: BlockDecoder | undefined;
     },
-  ) {
-    this.decoder = components.decoder ?? new InlineDecoder();
-  }
+  ) {}
 
   async read(
     ref: BlockRef,
@@ -135,12 +130,11 @@ export class CachedSource implements BlockReader {
   private async download(ref: BlockRef, urgency: Urgency): Promise<Uint8Array> {
     const { local, remote, counters } = this.components;
     const options: FetchOptions = { priority: urgency.priority, urgency };
-    const stored = await remote.get(ref, options);
+    const { stored, data } = await remote.getVerified(ref, options);
     if (counters) {
       counters.fetched++;
       counters.bytesFetched += stored.length;
     }
-    const { data } = await this.decoder.decode(ref, stored, String(remote), options);
     void local.keep(ref, data).then((kept) => {
       if (kept) counters?.onStored?.(ref.id);
     });
