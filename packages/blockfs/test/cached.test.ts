@@ -2,7 +2,7 @@ import { BlockCorruptError, BlockNotFoundError, type BlockRef, MirrorUnavailable
 import { FakeSource } from '@thfc/format/testing';
 import { currentPriority, type FetchOptions, VerifiedSource, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type CacheCounters, CachedSource, raceAbort } from '../src/sources/cached.js';
+import { type CacheCounters, CachedSource } from '../src/sources/cached.js';
 import { CheckedSource } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
@@ -447,22 +447,5 @@ describe('CachedSource priority', () => {
     await readWhole(cached, b.ref); // demand
     await Promise.all([first, second]);
     expect(calls).toEqual(['background']);
-  });
-});
-
-describe('raceAbort', () => {
-  it('settles with the promise when the signal stays quiet', async () => {
-    await expect(raceAbort(Promise.resolve(7), new AbortController().signal)).resolves.toBe(7);
-    await expect(raceAbort(Promise.reject(new Error('no')), new AbortController().signal)).rejects.toThrow('no');
-  });
-
-  it('rejects with the signal’s reason on abort, before the promise settles', async () => {
-    const ac = new AbortController();
-    const p = raceAbort(new Promise(() => {}), ac.signal);
-    ac.abort(new Error('stop'));
-    await expect(p).rejects.toThrow('stop');
-    const aborted = new AbortController();
-    aborted.abort(new Error('already'));
-    await expect(raceAbort(Promise.resolve(1), aborted.signal)).rejects.toThrow('already');
   });
 });

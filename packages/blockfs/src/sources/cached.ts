@@ -1,6 +1,7 @@
 import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
-import { currentPriority, type FetchOptions, Urgency, type VerifiedRemote } from '@thfc/store';
+import { currentPriority, type FetchOptions, type Urgency, type VerifiedRemote } from '@thfc/store';
 import type { BlockReader, LocalBlocks } from './block-reader.js';
+import { SingleFlight } from './single-flight.js';
 
 /** Counters a cached() source keeps for stats.json. */
 export interface CacheCounters {
@@ -20,12 +21,12 @@ export interface CacheCounters {
  * verified() below decoded it once to check it), is served from memory, and is
  * handed to the local cache to write behind.
  *
- * However many readers ask for a block at once, it is fetched once: later
- * callers join the first request. A reader that joins a fetch started at
- * background priority (read-ahead, prefetch, fill) raises its Urgency, so a
- * mirror queue still holding the request moves it up; nothing is downloaded
- * twice. The shared fetch runs without any caller's signal; each caller stops
- * waiting on its own abort.
+ * However many readers ask for a block at once, it is fetched once
+ * (SingleFlight): later callers join the first request. A reader that joins a
+ * fetch started at background priority (read-ahead, prefetch, fill) raises its
+ * Urgency, so a mirror queue still holding the request moves it up; nothing is
+ * downloaded twice. The shared fetch runs without any caller's signal; each
+ * caller stops waiting on its own abort.
  *
  * Only bytes the remote returned and that verified are kept, so the local
  * cache cannot be poisoned. Passes on every error of the remote; a local miss
@@ -33,7 +34,7 @@ export interface CacheCounters {
  * (MirrorUnavailableError) becomes a fetch.
  */
 export class CachedSource implements BlockReader {
-  private readonly inflight = new Map<string, { promise: Promise<Uint8Array>; urgency: Urgency }>();
+  private readonly inflight = new SingleFlight<Uint8Array>();
 
   constructor(
     private readonly components: {
@@ -106,25 +107,8 @@ export class CachedSource implements BlockReader {
 
   /** The block from the remote, joining a fetch in flight (and raising it for a reader). */
   private fetch(ref: BlockRef, options: FetchOptions | undefined): Promise<Uint8Array> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const priority = currentPriority(options);
-    let entry = this.inflight.get(ref.id);
-    if (!entry) {
-      const urgency = new Urgency(priority);
-      const fresh = { promise: this.download(ref, urgency), urgency };
-      entry = fresh;
-      this.inflight.set(ref.id, fresh);
-      fresh.promise
-        .finally(() => {
-          if (this.inflight.get(ref.id) === fresh) this.inflight.delete(ref.id);
-        })
-        .catch(() => {});
-    } else if (priority === 'demand') {
-      // A reader now waits on a block read-ahead or prefetch asked for: raise the one fetch to demand.
-      entry.urgency.raise();
-    }
-    return signal ? raceAbort(entry.promise, signal) : entry.promise;
+    return this.inflight.run(ref.id, priority, (urgency) => this.download(ref, urgency), options?.signal);
   }
 
   private async download(ref: BlockRef, urgency: Urgency): Promise<Uint8Array> {
@@ -144,22 +128,4 @@ export class CachedSource implements BlockReader {
   toString(): string {
     return `cached(${this.components.local}, ${this.components.remote})`;
   }
-}
-
-export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
