@@ -99,7 +99,7 @@ async function mountTree(blocks: readonly TestBlock[], nocache: boolean): Promis
   const workers = new BlockWorkers({ threads: 1 });
   const builder = new SourceBuilder({ disk, logger: new MemoryLogger(), workers }, { nocache, retries: 1 });
   cleanups.push(() => builder.close());
-  return served(builder.build([mirror.root], { hits: 0, fetched: 0, bytesFetched: 0 }).blocks);
+  return served(builder.build([mirror.root]));
 }
 
 blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTree(blocks, false));

@@ -12,7 +12,7 @@ export interface CacheCounters {
   /** Stored bytes fetched from the remote source. */
   bytesFetched: number;
   /** Called after a fetched block lands in the local cache (for the "fraction local" figure). */
-  onStored?: (id: string) => void;
+  onStored?: ((id: string) => void) | undefined;
 }
 
 /**
