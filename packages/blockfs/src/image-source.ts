@@ -1,5 +1,4 @@
-import type { BlockRef } from '@thfc/format';
-import type { Failover, FailoverMirror, FetchOptions, MirrorSnapshot, VerifiedBlockSource } from '@thfc/store';
+import type { Failover, FailoverMirror, MirrorSnapshot, VerifiedBlockSource } from '@thfc/store';
 import type { BlockReader } from './sources/block-reader.js';
 import type { CacheCounters } from './sources/cached.js';
 import type { MemoryCache } from './sources/memory-cache.js';
@@ -27,6 +26,14 @@ export interface SourceStats {
  * it besides blocks: its stats, and new mirrors when a pool re-resolves.
  */
 export class ImageSource implements BlockReader {
+  /*
+   * The top's own methods, bound: a read goes straight into the tree, through
+   * no frame of this class (the warm path is a handful of calls; this adds none).
+   */
+  readonly read: BlockReader['read'];
+  readonly readNow: NonNullable<BlockReader['readNow']>;
+  readonly load: BlockReader['load'];
+
   constructor(
     private readonly parts: {
       readonly top: MemoryCache;
@@ -36,25 +43,11 @@ export class ImageSource implements BlockReader {
       /** The mirrors for these bases, reusing each known one and its record (SourceBuilder's). */
       readonly mirrorsFor: (bases: readonly string[]) => readonly FailoverMirror<VerifiedBlockSource>[];
     },
-  ) {}
-
-  read(
-    ref: BlockRef,
-    dst: Uint8Array,
-    at: number,
-    from: number,
-    length: number,
-    options?: FetchOptions,
-  ): Promise<Uint8Array | undefined> {
-    return this.parts.top.read(ref, dst, at, from, length, options);
-  }
-
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    return this.parts.top.readNow(ref, dst, at, from, length);
-  }
-
-  load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
-    return this.parts.top.load(ref, options);
+  ) {
+    const { top } = parts;
+    this.read = top.read.bind(top);
+    this.readNow = top.readNow.bind(top);
+    this.load = top.load.bind(top);
   }
 
   stats(): SourceStats {

@@ -22,7 +22,7 @@ describe('SingleFlight', () => {
     const b = flight.run('k', 'demand', work);
     const other = flight.run('j', 'demand', work);
     expect(starts).toHaveLength(2); // one for k, one for j
-    expect(flight.has('k')).toBe(true);
+    expect(flight.running.has('k')).toBe(true);
     starts[0]?.done.resolve('block');
     starts[1]?.done.resolve('other');
     expect(await Promise.all([a, b, other])).toEqual(['block', 'block', 'other']);
@@ -49,7 +49,7 @@ describe('SingleFlight', () => {
     const staying = flight.run('k', 'demand', work);
     ac.abort(new Error('gone'));
     await expect(leaving).rejects.toThrow('gone');
-    expect(flight.has('k')).toBe(true);
+    expect(flight.running.has('k')).toBe(true);
     starts[0]?.done.resolve('still');
     await expect(staying).resolves.toBe('still');
     expect(starts).toHaveLength(1);
@@ -61,7 +61,7 @@ describe('SingleFlight', () => {
     ac.abort(new Error('before'));
     await expect(flight.run('k', 'demand', work, ac.signal)).rejects.toThrow('before');
     expect(starts).toHaveLength(0);
-    expect(flight.has('k')).toBe(false);
+    expect(flight.running.has('k')).toBe(false);
   });
 
   it('the entry goes once the run settles, even when it fails, so the next caller starts afresh', async () => {
@@ -69,12 +69,12 @@ describe('SingleFlight', () => {
     const failing = flight.run('k', 'demand', work);
     starts[0]?.done.reject(new Error('down'));
     await expect(failing).rejects.toThrow('down');
-    expect(flight.has('k')).toBe(false);
+    expect(flight.running.has('k')).toBe(false);
     const again = flight.run('k', 'demand', work);
     expect(starts).toHaveLength(2);
     starts[1]?.done.resolve('up');
     await expect(again).resolves.toBe('up');
-    expect(flight.has('k')).toBe(false);
+    expect(flight.running.has('k')).toBe(false);
   });
 
   it('join gives undefined with nothing in flight; start runs anew beside a run in flight, which later callers then join', async () => {
@@ -87,7 +87,7 @@ describe('SingleFlight', () => {
     starts[1]?.done.resolve('new');
     starts[0]?.done.resolve('old');
     expect(await Promise.all([old, fresh, joined])).toEqual(['old', 'new', 'new']);
-    expect(flight.has('k')).toBe(false); // the old run settling did not remove the new one's entry early
+    expect(flight.running.has('k')).toBe(false); // the old run settling did not remove the new one's entry early
   });
 
   it('the old run settling does not remove the entry of the run that replaced it', async () => {
@@ -96,10 +96,10 @@ describe('SingleFlight', () => {
     const fresh = flight.start('k', 'demand', work);
     starts[0]?.done.resolve('old');
     await old;
-    expect(flight.has('k')).toBe(true);
+    expect(flight.running.has('k')).toBe(true);
     starts[1]?.done.resolve('new');
     await fresh;
-    expect(flight.has('k')).toBe(false);
+    expect(flight.running.has('k')).toBe(false);
   });
 });
 

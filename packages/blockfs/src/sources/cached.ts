@@ -53,7 +53,7 @@ export class CachedSource implements BlockReader {
     options?: FetchOptions,
   ): Promise<Uint8Array | undefined> {
     const { local, counters } = this.components;
-    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+    if (!this.inflight.running.has(ref.id) && local.holds(ref)) {
       try {
         const whole = await local.read(ref, dst, at, from, length, options);
         if (counters) counters.hits++;
@@ -71,7 +71,7 @@ export class CachedSource implements BlockReader {
   /** read()'s local hit, done now when the local cache can (BlockReader.readNow). */
   readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
     const { local, counters } = this.components;
-    if (this.inflight.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
+    if (this.inflight.running.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
     if (counters) counters.hits++;
     return true;
   }
@@ -92,7 +92,7 @@ export class CachedSource implements BlockReader {
    */
   async load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
     const { local } = this.components;
-    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+    if (!this.inflight.running.has(ref.id) && local.holds(ref)) {
       try {
         return await local.load(ref, options);
       } catch (e) {

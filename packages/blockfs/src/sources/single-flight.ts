@@ -10,12 +10,13 @@ import { type Priority, Urgency } from '@thfc/store';
  * moves it up. The entry is removed once the run settles, fulfilled or not.
  */
 export class SingleFlight<T> {
-  private readonly running = new Map<string, { readonly promise: Promise<T>; readonly urgency: Urgency }>();
+  private readonly entries = new Map<string, { readonly promise: Promise<T>; readonly urgency: Urgency }>();
 
-  /** A run for `key` is in flight. */
-  has(key: string): boolean {
-    return this.running.has(key);
-  }
+  /**
+   * The keys with a run in flight: the Map itself, not a method, so a read's
+   * synchronous path (readNow) asks it without a call into this class.
+   */
+  readonly running: ReadonlyMap<string, unknown> = this.entries;
 
   /** The run in flight for `key`, joined (raised if `priority` is demand), or a new one started by `work`. */
   run(key: string, priority: Priority, work: (urgency: Urgency) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -25,7 +26,7 @@ export class SingleFlight<T> {
 
   /** The run in flight for `key`, joined and raised as in run(); undefined when there is none. */
   join(key: string, priority: Priority, signal?: AbortSignal): Promise<T> | undefined {
-    const entry = this.running.get(key);
+    const entry = this.entries.get(key);
     if (!entry) return undefined;
     // A reader now waits on work read-ahead or prefetch asked for: raise the one run to demand.
     if (priority === 'demand') entry.urgency.raise();
@@ -40,10 +41,10 @@ export class SingleFlight<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const urgency = new Urgency(priority);
     const entry = { promise: work(urgency), urgency };
-    this.running.set(key, entry);
+    this.entries.set(key, entry);
     entry.promise
       .finally(() => {
-        if (this.running.get(key) === entry) this.running.delete(key);
+        if (this.entries.get(key) === entry) this.entries.delete(key);
       })
       .catch(() => {});
     return waitOn(entry.promise, signal);
