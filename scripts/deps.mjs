@@ -127,8 +127,31 @@ export function checkDeps(root) {
       }
     }
   }
+  for (const pkg of packages.values()) findings.push(...wholesaleExports(root, pkg));
   for (const cycle of cyclesOf(edges)) findings.push(`cycle: ${cycle.join(' → ')}`);
   return { packages, edges, findings };
+}
+
+/**
+ * A package's entry (src/index.ts) names its public API: `export * from` would publish every export of a
+ * module, helpers included, and any later one too (issue 14 §7).
+ */
+function wholesaleExports(root, pkg) {
+  const index = join(pkg.dir, 'src', 'index.ts');
+  let text;
+  try {
+    text = readFileSync(index, 'utf8');
+  } catch {
+    return [];
+  }
+  const where = relative(root, index).split(sep).join('/');
+  return text
+    .split('\n')
+    .flatMap((line, i) =>
+      /^\s*export\s+(type\s+)?\*(\s+as\s+\w+)?\s+from\b/.test(line)
+        ? [`${where}:${i + 1}: ${pkg.name} re-exports a whole module (${line.trim()}); name what it offers`]
+        : [],
+    );
 }
 
 /** Each elementary cycle found by depth-first search, once, as `a → b → a` starting at its smallest name. */

@@ -110,6 +110,24 @@ describe('npm run deps', () => {
     );
   });
 
+  it('refuses a package entry that re-exports a whole module, typed or not', async () => {
+    await edit(
+      'packages/store/src/index.ts',
+      (text) => `${text}export * from './logger.js';\nexport type * from './atomic-file.js';\n`,
+    );
+    const r = await deps();
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.filter((l) => l.includes('re-exports a whole module'))).toEqual([
+      expect.stringMatching(
+        /^packages\/store\/src\/index\.ts:\d+: @thfc\/store re-exports a whole module \(export \* from '\.\/logger\.js';\); name what it offers$/,
+      ),
+      expect.stringMatching(
+        /^packages\/store\/src\/index\.ts:\d+: @thfc\/store re-exports a whole module \(export type \* from/,
+      ),
+    ]);
+  });
+
   it('refuses a published package that depends on a private one (the testkit)', async () => {
     await addDependency('mirror', '@thfc/testkit');
     const r = await deps();

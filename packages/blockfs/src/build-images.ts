@@ -2,27 +2,21 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MeasurementLog } from '@thfc/attest/measurement-log';
 import { type BlockRef, type ImageIndex, UsageError } from '@thfc/format';
-import type { Logger } from '@thfc/store';
-import { defaultRounds, type Failover, type HeldIndex, heldIndex, type LoadedIndex } from '@thfc/store';
+import { type HeldIndex, heldIndex, type LoadedIndex, type Logger } from '@thfc/store';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
-import { SourceBuilder } from './build-source.js';
+import { SourceBuilder, type SourceOptions } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { ImageReader } from './image-reader.js';
+import type { ImageSource } from './image-source.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { MissingBlocks } from './missing-blocks.js';
 import type { ImageStatus, MountOptions, MountStatus } from './mount.js';
 import type { Prefetcher } from './prefetcher.js';
 import { ProfileRecorder } from './profile-recorder.js';
-import type { BlockReader } from './sources/block-reader.js';
 import { BlockWorkers } from './sources/block-workers.js';
-import type { CacheCounters } from './sources/cached.js';
 import { DiskCache } from './sources/disk-cache.js';
-import type { MemoryCache } from './sources/memory-cache.js';
 import type { VersionWatcher } from './version-watch.js';
-
-/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
-export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** What a mount and an NBD server need to build their images: a mount's options without its FUSE ones. */
 export type ImageOptions = Omit<MountOptions, 'mountpoint' | 'allowOther'>;
@@ -31,10 +25,8 @@ export interface ImageState {
   loaded: HeldIndex;
   index: ImageIndex;
   reader: ImageReader;
-  counters: CacheCounters;
-  blocks: BlockReader;
-  failover: Failover | undefined;
-  memory: MemoryCache;
+  /** The image's read path (SourceBuilder.build), with its stats. */
+  blocks: ImageSource;
   missing: MissingBlocks;
   counts: ReturnType<ImageIndex['counts']>;
   recorder: ProfileRecorder | undefined;
@@ -88,6 +80,17 @@ export async function measureIndexes(loaded: readonly LoadedIndex[], measurement
   for (const l of loaded) await measurements.measureIndex(l.decoded.digest, l.decoded.index.header.name, l.signer);
 }
 
+/** What building a set of images is given besides its options. */
+export interface BuildComponents {
+  logger: Logger;
+  dispatcher: Dispatcher | undefined;
+  cacheDir: string | undefined;
+  mirrorBases: readonly string[] | undefined;
+  measurements: MeasurementLog;
+  /** The image's version check, if it has one (a mount's --check-interval). */
+  watch?: ((l: LoadedIndex) => VersionWatcher | undefined) | undefined;
+}
+
 /**
  * Opens the shared disk cache and the helper threads, and composes each
  * loaded image's source tree and reader with its observers (profile
@@ -98,81 +101,98 @@ export async function measureIndexes(loaded: readonly LoadedIndex[], measurement
 export async function buildImages(
   loaded: LoadedIndex[],
   options: ImageOptions,
-  components: {
-    logger: Logger;
-    dispatcher: Dispatcher | undefined;
-    cacheDir: string | undefined;
-    mirrorBases: readonly string[] | undefined;
-    measurements: MeasurementLog;
-    /** The image's version check, if it has one (a mount's --check-interval). */
-    watch?: ((l: LoadedIndex) => VersionWatcher | undefined) | undefined;
-  },
+  components: BuildComponents,
 ): Promise<ImageSet> {
-  const { logger, dispatcher, cacheDir, mirrorBases, measurements } = components;
-  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
-  await disk?.open();
-  // One pool of helper threads decodes fetched blocks and checks cached ones, for every image of the mount.
-  const workers = new BlockWorkers();
-  const builder = new SourceBuilder(
-    { disk, dispatcher, logger, decoder: workers, verifier: workers },
-    {
-      nocache: options.nocache,
-      offline: options.offline,
-      paranoid: options.paranoid,
-      memoryBytes: options.memoryCache,
-      connections: options.connections,
-      maxConnections: options.maxConnections,
-      lowSpeedBps: options.lowSpeedBps,
-      lowSpeedTimeMs: options.lowSpeedTimeMs,
-      http2: options.http2,
-      timeoutMs: options.timeoutMs,
-      retries: options.retries,
-    },
-  );
-  await builder.openCache();
-  const mirrorCount = Math.max(1, mirrorBases?.length ?? 1);
-  const readTimeoutMs =
-    (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * ((options.retries ?? defaultRounds(mirrorCount)) * mirrorCount + 1) +
-    5_000;
-
-  const images: ImageState[] = loaded.map((l) => {
-    const index = l.decoded.index;
-    // Local: a cache entry of the block's decoded length (an entry of another format is not).
-    const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
-    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => missing.delete(id) };
-    const built = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], counters);
-    const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
-    const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
-    // Prefetch and fill start after the mount (the profile is fetched beside the first reads, not before them):
-    // their observers are bound late.
-    const late: ImageState['late'] = {};
-    const observeLate = (i: number, ref: BlockRef) => {
-      late.prefetcher?.observe(i, ref);
-      late.filler?.observe(i, ref);
-    };
-    const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
-    const reader = new ImageReader(
-      { index, blocks: built.blocks, logger, observers },
-      { readaheadBlocks: options.readahead, readTimeoutMs },
-    );
-    logger.info(`image ${index.header.name}: ${built.blocks}`);
-    return {
-      recorder,
-      watcher: components.watch?.(l),
-      late,
-      loaded: heldIndex(l),
-      index,
-      reader,
-      counters,
-      blocks: built.blocks,
-      failover: built.failover,
-      memory: built.memory,
-      missing,
-      counts: index.counts(),
-    };
-  });
+  const { builder, disk } = await openSources(options, components);
+  const readTimeoutMs = builder.readTimeoutMs(components.mirrorBases?.length ?? 1);
+  const images = loaded.map((l) => buildImage(l, options, { ...components, builder, disk, readTimeoutMs }));
   loaded.length = 0;
+  return imageSet(images, options, { logger: components.logger, builder, disk, cacheDir: components.cacheDir });
+}
 
+/** The mount's options as SourceBuilder takes them. */
+export function sourceOptions(options: ImageOptions): SourceOptions {
+  return {
+    nocache: options.nocache,
+    offline: options.offline,
+    paranoid: options.paranoid,
+    memoryBytes: options.memoryCache,
+    connections: options.connections,
+    maxConnections: options.maxConnections,
+    lowSpeedBps: options.lowSpeedBps,
+    lowSpeedTimeMs: options.lowSpeedTimeMs,
+    http2: options.http2,
+    timeoutMs: options.timeoutMs,
+    retries: options.retries,
+  };
+}
+
+/**
+ * The disk cache (none without a directory) and one pool of helper threads
+ * that decodes fetched blocks and checks cached ones, for every image of the
+ * mount, handed to a SourceBuilder that owns them and opened.
+ */
+export async function openSources(
+  options: ImageOptions,
+  components: Pick<BuildComponents, 'logger' | 'dispatcher' | 'cacheDir'>,
+  signal?: AbortSignal,
+): Promise<{ builder: SourceBuilder; disk: DiskCache | undefined }> {
+  const { logger, dispatcher, cacheDir } = components;
+  const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
+  const builder = new SourceBuilder({ disk, dispatcher, logger, workers: new BlockWorkers() }, sourceOptions(options));
+  await builder.open(signal);
+  return { builder, disk };
+}
+
+/** One image: its read path, reader and observers; prefetch and fill are bound later (ImageState.late). */
+export function buildImage(
+  l: LoadedIndex,
+  options: ImageOptions,
+  components: BuildComponents & { builder: SourceBuilder; disk: DiskCache | undefined; readTimeoutMs: number },
+): ImageState {
+  const { logger, builder, disk, mirrorBases, measurements } = components;
+  const index = l.decoded.index;
+  // Local: a cache entry of the block's decoded length (an entry of another format is not).
+  const missing = new MissingBlocks(index, disk?.blocks ? (r) => disk.holds(r.id, r.size) : undefined);
+  const blocks = builder.build(mirrorBases?.length ? mirrorBases : [l.location.base], {
+    onStored: (id) => missing.delete(id),
+  });
+  const recorder = options.recordProfile ? new ProfileRecorder(index, l.decoded.digest) : undefined;
+  const measurer = options.measureBlocks ? new BlockMeasurer({ log: measurements }, l.decoded.digest) : undefined;
+  // Prefetch and fill start after the mount (the profile is fetched beside the first reads, not before them):
+  // their observers are bound late.
+  const late: ImageState['late'] = {};
+  const observeLate = (i: number, ref: BlockRef) => {
+    late.prefetcher?.observe(i, ref);
+    late.filler?.observe(i, ref);
+  };
+  const observers = [recorder?.observe, observeLate, measurer?.observe].filter((o) => o !== undefined);
+  const reader = new ImageReader(
+    { index, blocks, logger, observers },
+    { readaheadBlocks: options.readahead, readTimeoutMs: components.readTimeoutMs },
+  );
+  logger.info(`image ${index.header.name}: ${blocks}`);
+  const loaded = heldIndex(l);
+  return {
+    recorder,
+    watcher: components.watch?.(l),
+    late,
+    loaded,
+    index,
+    reader,
+    blocks,
+    missing,
+    counts: index.counts(),
+  };
+}
+
+/** The built images as one set: status over the builder's disk cache, retarget, and closing it all. */
+function imageSet(
+  images: readonly ImageState[],
+  options: ImageOptions,
+  components: { logger: Logger; builder: SourceBuilder; disk: DiskCache | undefined; cacheDir: string | undefined },
+): ImageSet {
+  const { logger, builder, disk, cacheDir } = components;
   const started = new Date();
   return {
     images,
@@ -191,7 +211,7 @@ export async function buildImages(
       images: images.map((s) => imageStatus(s)),
     }),
     retarget(bases) {
-      for (const s of images) if (s.failover) builder.retarget(s.failover, bases);
+      for (const s of images) s.blocks.retarget(bases);
     },
     abandon: () => builder.close(),
     async close() {
@@ -209,6 +229,7 @@ export async function buildImages(
 export function imageStatus(s: ImageState): ImageStatus {
   const c = s.counts;
   const local = c.unique - s.missing.size;
+  const source = s.blocks.stats();
   return {
     name: s.index.header.name,
     index: s.loaded.location.location,
@@ -224,19 +245,19 @@ export function imageStatus(s: ImageState): ImageStatus {
     uniqueBlocks: c.unique,
     localBlocks: local,
     localFraction: c.unique ? local / c.unique : 1,
-    blocksFetched: s.counters.fetched,
-    bytesDownloaded: s.counters.bytesFetched,
-    cacheHits: s.counters.hits,
-    memoryHits: s.memory.hits,
+    blocksFetched: source.blocksFetched,
+    bytesDownloaded: source.bytesDownloaded,
+    cacheHits: source.cacheHits,
+    memoryHits: source.memoryHits,
     reads: s.reader.counters.reads,
     bytesRead: s.reader.counters.bytesRead,
     readErrors: s.reader.counters.readErrors,
     readaheadErrors: s.reader.counters.readaheadErrors,
     readaheadIssued: s.reader.counters.readaheadIssued,
-    sources: String(s.blocks),
-    mirrors: s.failover?.mirrorSnapshots() ?? [],
-    hedges: s.failover?.hedges ?? 0,
-    hedgesWon: s.failover?.hedgesWon ?? 0,
+    sources: source.sources,
+    mirrors: source.mirrors,
+    hedges: source.hedges,
+    hedgesWon: source.hedgesWon,
     prefetch: s.late.prefetcher ? { source: s.late.prefetchSource ?? '', ...s.late.prefetcher.status() } : null,
     fill: s.late.filler?.status() ?? null,
   };

@@ -1,17 +1,19 @@
-import type { BlockSource } from '@thfc/format';
 import {
   type BlockDecoder,
   DirStore,
+  defaultRounds,
   Failover,
   HttpSource,
   InlineDecoder,
   type Logger,
   MirrorStats,
+  type VerifiedBlockSource,
   VerifiedSource,
 } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { CacheSealer } from './cache/cache-sealer.js';
-import type { BlockReader, LocalBlocks } from './sources/block-reader.js';
+import { ImageSource } from './image-source.js';
+import type { LocalBlocks } from './sources/block-reader.js';
 import { type CacheCounters, CachedSource } from './sources/cached.js';
 import { type CheckCounts, CheckedSource } from './sources/checked.js';
 import type { DiskCache } from './sources/disk-cache.js';
@@ -20,6 +22,16 @@ import { MemoryCache } from './sources/memory-cache.js';
 import { NullCache } from './sources/null-cache.js';
 import { OfflineSource } from './sources/offline-source.js';
 import { WriteBehind } from './sources/write-behind.js';
+
+/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Beyond the slowest fetch failover can make (every attempt of every round
+ * timing out), a read waits this much more before it gives EIO: the time a
+ * block may queue behind this mount's other requests.
+ */
+const READ_TIMEOUT_SLACK_MS = 5_000;
 
 /**
  * The one place that turns mount options into a tree of block sources:
@@ -31,6 +43,9 @@ import { WriteBehind } from './sources/write-behind.js';
  * cache holds decoded blocks. The disk cache, its write-behind and checks, and
  * the mirror connections with their reliability records are shared by every
  * image of the mount (a mirror is one server however many images it serves).
+ * The builder owns what it is given: it opens the disk cache (open()) and
+ * closes it, the workers and the mirrors (close()), and it answers how long a
+ * read may take with its timeouts (readTimeoutMs()).
  */
 export interface SourceOptions {
   readonly nocache?: boolean | undefined;
@@ -48,10 +63,16 @@ export interface SourceOptions {
   readonly retries?: number | undefined;
 }
 
+/**
+ * Decodes and verifies fetched blocks, and checks cached block files on their
+ * first use: BlockWorkers does both on its threads.
+ */
+export type BlockCheckers = BlockDecoder & FileVerifier;
+
 export class SourceBuilder {
   private readonly mirrors = new Map<
     string,
-    { source: BlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
+    { source: VerifiedBlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
   >();
   private readonly local: { checked: CheckedSource; writer: WriteBehind; sealer: CacheSealer } | undefined;
   private readonly decoder: BlockDecoder;
@@ -62,16 +83,14 @@ export class SourceBuilder {
       disk?: DiskCache | undefined;
       dispatcher?: Dispatcher | undefined;
       logger: Logger;
-      /** Decodes and verifies fetched blocks; inline (this thread) if not given. Closed by close(). */
-      decoder?: BlockDecoder | undefined;
-      /** Checks cached block files on first use; inline (this thread) if not given. Closed by close(). */
-      verifier?: FileVerifier | undefined;
+      /** Decoding and file checks; both inline (this thread) if not given. Closed once by close(). */
+      workers?: BlockCheckers | undefined;
     },
     private readonly options: SourceOptions,
   ) {
-    const { disk, logger } = components;
-    this.decoder = components.decoder ?? new InlineDecoder();
-    this.verifier = components.verifier ?? new InlineVerifier();
+    const { disk, logger, workers } = components;
+    this.decoder = workers ?? new InlineDecoder();
+    this.verifier = workers ?? new InlineVerifier();
     if (disk && !options.nocache) {
       // Written blocks go back to the decoder's pool (CheckedSource.keep says why no one else holds them).
       const decoder = this.decoder;
@@ -85,13 +104,24 @@ export class SourceBuilder {
   }
 
   /**
-   * Before the mount serves: registers this daemon with the disk cache and
-   * trusts the entries its seal vouches for (CacheSealer.open); close()
+   * Before the mount serves: opens the disk cache, registers this daemon with
+   * it and trusts the entries its seal vouches for (CacheSealer.open); close()
    * seals it again.
    */
-  async openCache(signal?: AbortSignal): Promise<void> {
+  async open(signal?: AbortSignal): Promise<void> {
+    await this.components.disk?.open(signal);
     if (!this.local) return;
     this.local.checked.adopt(await this.local.sealer.open(signal));
+  }
+
+  /**
+   * How long one block read may take over `mirrors` mirrors before it is an
+   * EIO: every attempt of failover's rounds timing out, plus one, plus slack.
+   */
+  readTimeoutMs(mirrors: number): number {
+    const n = Math.max(1, mirrors);
+    const rounds = this.options.retries ?? defaultRounds(n);
+    return (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * (rounds * n + 1) + READ_TIMEOUT_SLACK_MS;
   }
 
   /** What the disk cache's checks did since start (stats.json); undefined without a disk cache. */
@@ -133,30 +163,27 @@ export class SourceBuilder {
     return m;
   }
 
-  /** The read path for one image whose blocks live at `bases` (in preference order). */
-  build(
-    bases: readonly string[],
-    counters: CacheCounters,
-  ): { blocks: BlockReader; failover: Failover | undefined; memory: MemoryCache } {
-    let remote: BlockSource;
-    let failover: Failover | undefined;
+  /**
+   * The read path for one image whose blocks live at `bases` (in preference
+   * order). `onStored` is told of each fetched block once it is in the disk cache.
+   */
+  build(bases: readonly string[], observe: { onStored?: ((id: string) => void) | undefined } = {}): ImageSource {
+    const mirrorsFor = (list: readonly string[]) => list.map((b) => this.mirror(b));
+    let remote: VerifiedBlockSource;
+    let failover: Failover<VerifiedBlockSource> | undefined;
     if (this.options.offline) remote = new OfflineSource();
     else {
       failover = new Failover(
-        { mirrors: bases.map((b) => this.mirror(b)), logger: this.components.logger },
+        { mirrors: mirrorsFor(bases), logger: this.components.logger },
         { timeoutMs: this.options.timeoutMs, retries: this.options.retries },
       );
       remote = failover;
     }
+    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: observe.onStored };
     const local: LocalBlocks = this.local?.checked ?? new NullCache();
-    const cached = new CachedSource({ local, remote, counters, decoder: this.decoder });
-    const memory = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
-    return { blocks: memory, failover, memory };
-  }
-
-  /** Points a failover built here at new bases (a re-resolved pool), reusing each known mirror and its stats. */
-  retarget(failover: Failover, bases: readonly string[]): void {
-    failover.setMirrors(bases.map((b) => this.mirror(b)));
+    const cached = new CachedSource({ local, remote, counters });
+    const top = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
+    return new ImageSource({ top, counters, failover, mirrorsFor });
   }
 
   /**
@@ -166,8 +193,7 @@ export class SourceBuilder {
    */
   async close(): Promise<void> {
     await this.local?.writer.idle();
-    await this.verifier.close();
-    if ((this.decoder as unknown) !== this.verifier) await this.decoder.close();
+    await this.components.workers?.close();
     this.components.disk?.close();
     await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
     if (this.local) {

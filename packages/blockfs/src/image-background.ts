@@ -9,7 +9,8 @@ import {
 } from '@thfc/format';
 import { DEFAULT_MAX_WINDOW, type HeldIndex, type Logger, loadProfile } from '@thfc/store';
 import type { Dispatcher } from 'undici';
-import { DEFAULT_TIMEOUT_MS, type ImageOptions, type ImageSet, type ImageState } from './build-images.js';
+import type { ImageOptions, ImageSet, ImageState } from './build-images.js';
+import { DEFAULT_TIMEOUT_MS } from './build-source.js';
 import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { Prefetcher } from './prefetcher.js';
 import type { BlockReader } from './sources/block-reader.js';

@@ -12,10 +12,11 @@ import {
   unmountIfIdle,
 } from '@thfc/store';
 import type { Dispatcher } from 'undici';
-import { buildImages, measureIndexes, openMirrors } from './build-images.js';
+import { buildImages, type ImageOptions, type ImageSet, measureIndexes, openMirrors } from './build-images.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { FuseMount } from './fuse-adapter.js';
 import { startBackground } from './image-background.js';
+import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { mountFiles } from './mount-files.js';
 import type { PrefetchStatus } from './prefetcher.js';
 import { collectGarbage } from './release-memory.js';
@@ -162,50 +163,124 @@ const SESSION_END_MS = 5_000;
 /** The same, for a mount found already unmounted (by `httpstorged umount`, just before its signal). */
 const SESSION_GONE_MS = 500;
 
+/** What mountImages is given besides its options. */
+export interface MountComponents {
+  logger: Logger;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Where indexes (and with measureBlocks, blocks) are measured; a software-only log if not given. */
+  measurements?: MeasurementLog | undefined;
+  /** The daemon's version switch (version-switch.ts), shown in stats. */
+  switchStatus?: (() => SwitchStatus) | undefined;
+  /** Called when a version check finds a newer version of an image (--auto-switch). */
+  onVersionUpdate?: ((name: string) => void) | undefined;
+}
+
 /**
  * Loads every index (all or nothing), checks trust, opens the shared disk
  * cache, composes each image's source tree and mounts them as one FUSE
  * directory. Resolves once the mount is ready.
  */
-export async function mountImages(
-  options: MountOptions,
-  components: {
-    logger: Logger;
-    env: Readonly<Record<string, string | undefined>>;
-    /** Where indexes (and with measureBlocks, blocks) are measured; a software-only log if not given. */
-    measurements?: MeasurementLog | undefined;
-    /** The daemon's version switch (version-switch.ts), shown in stats. */
-    switchStatus?: (() => SwitchStatus) | undefined;
-    /** Called when a version check finds a newer version of an image (--auto-switch). */
-    onVersionUpdate?: ((name: string) => void) | undefined;
-  },
-): Promise<Mounted> {
+export async function mountImages(options: MountOptions, components: MountComponents): Promise<Mounted> {
   const { logger } = components;
-  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
-  const mountpoint = resolve(options.mountpoint);
-  const clearedStale = await prepareMountpoint(mountpoint);
-  if (clearedStale) logger.info(`cleared a stale mount at ${mountpoint} left by a daemon that died`);
-
-  const loadAll = (quiet: boolean) =>
-    loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, quiet);
-  const loaded = await loadAll(false);
-
-  const measurements = components.measurements ?? new MeasurementLog();
-  await measureIndexes(loaded, measurements);
-
-  if (options.recordProfile && loaded.length !== 1) {
-    throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
-  }
+  const images = await loadImages(options, components);
+  const { pool, mirrorBases, dispatcher, cacheDir, measurements, mountpoint } = images;
   const watch = (l: LoadedIndex) =>
     versionWatcher(l, options, { dispatcher, logger, onVersionUpdate: components.onVersionUpdate });
-  const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements, watch });
-  const { images } = set;
+  const set = await buildImages(images.loaded, options, {
+    logger,
+    dispatcher,
+    cacheDir,
+    mirrorBases,
+    measurements,
+    watch,
+  });
   const status = (): MountStatus => {
     const { pid, started, cache, images } = set.status();
     return { mountpoint, pid, started, cache, images, switch: components.switchStatus?.() ?? null };
   };
+  const { fuse, device } = await mountFuse(set, { measurements, status, logger }, options, mountpoint);
+  // Once this function has returned: its suspended frame may still point at what it loaded.
+  setImmediate(collectGarbage);
+  const background = new AbortController();
+  startBackground(set, pool, { dispatcher, logger, env: components.env }, options, background.signal);
+  for (const s of set.images) s.watcher?.start(background.signal);
+  return mountSession({ ...images, set, fuse, device, background, status, logger });
+}
+
+/** What a mount or an NBD server starts from: its mirrors, and every index loaded and measured. */
+export interface LoadedIndexSet {
+  readonly pool: DnsMirrorList | undefined;
+  readonly mirrorBases: readonly string[] | undefined;
+  readonly dispatcher: Dispatcher | undefined;
+  readonly cacheDir: string | undefined;
+  /** In the order given; buildImages takes them over. */
+  readonly loaded: LoadedIndex[];
+  readonly measurements: MeasurementLog;
+  /** Every index loaded again without log lines: what each location holds now (a version check). */
+  reload(): Promise<LoadedIndex[]>;
+}
+
+/** What a mount starts from: a loaded index set, and its mount point made ready. */
+export interface LoadedImages extends LoadedIndexSet {
+  readonly mountpoint: string;
+  /** A stale mount (of a daemon that died) was cleared from the mount point. */
+  readonly clearedStale: boolean;
+}
+
+/**
+ * The first step of a mount and of an NBD server: opens the mirrors
+ * (openMirrors, which checks the options), then loads every index (all or
+ * nothing) and measures each before any of its blocks can be read.
+ * `beforeLoad` runs once the options are checked (a mount readies its mount
+ * point there).
+ */
+export async function loadIndexSet(
+  options: ImageOptions,
+  components: Pick<MountComponents, 'logger' | 'env' | 'measurements'>,
+  beforeLoad?: () => Promise<void>,
+): Promise<LoadedIndexSet> {
+  const { logger } = components;
+  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
+  if (options.recordProfile && options.indexes.length !== 1) {
+    throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
+  }
+  await beforeLoad?.();
+  const load = (quiet: boolean) =>
+    loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, quiet);
+  const loaded = await load(false);
+  const measurements = components.measurements ?? new MeasurementLog();
+  await measureIndexes(loaded, measurements);
+  return { pool, mirrorBases, dispatcher, cacheDir, loaded, measurements, reload: () => load(true) };
+}
+
+/** A mount's loadIndexSet: a stale mount left at the mount point by a daemon that died is cleared first. */
+export async function loadImages(
+  options: MountOptions,
+  components: Pick<MountComponents, 'logger' | 'env' | 'measurements'>,
+): Promise<LoadedImages> {
+  const mountpoint = resolve(options.mountpoint);
+  let clearedStale = false;
+  const set = await loadIndexSet(options, components, async () => {
+    clearedStale = await prepareMountpoint(mountpoint);
+    if (clearedStale) components.logger.info(`cleared a stale mount at ${mountpoint} left by a daemon that died`);
+  });
+  return { ...set, mountpoint, clearedStale };
+}
+
+/**
+ * Mounts the images as one FUSE directory; if that fails, the images are
+ * abandoned (the disk cache sealed) and the error is a UsageError. Returns the
+ * mount and the device that is ours at the mount point.
+ */
+async function mountFuse(
+  set: ImageSet,
+  components: { measurements: MeasurementLog; status: () => MountStatus; logger: Logger },
+  options: Pick<MountOptions, 'allowOther'>,
+  mountpoint: string,
+): Promise<{ fuse: FuseMount; device: Awaited<ReturnType<typeof mountDevice>> }> {
+  const { measurements, status, logger } = components;
   const fuse = new FuseMount(
-    { ...mountFiles(images, measurements, status), logger },
+    { ...mountFiles(set.images, measurements, status), logger },
     { mountpoint, allowOther: options.allowOther },
   );
   try {
@@ -216,18 +291,29 @@ export async function mountImages(
   }
   // Which mount is ours: after a lazy detach another may be mounted at the same path, and must be left alone.
   const device = await mountDevice(mountpoint);
-  logger.info(`mounted ${images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
-  // Once this function has returned: its suspended frame may still point at what it loaded.
-  setImmediate(collectGarbage);
-  const background = new AbortController();
-  startBackground(set, pool, { dispatcher, logger, env: components.env }, options, background.signal);
-  for (const s of images) s.watcher?.start(background.signal);
+  logger.info(`mounted ${set.images.map((s) => s.index.header.name).join(', ')} at ${mountpoint}`);
+  return { fuse, device };
+}
 
+/** The running mount: its status, its versions, and the ways it ends (each closes the images once). */
+function mountSession(parts: {
+  mountpoint: string;
+  clearedStale: boolean;
+  set: ImageSet;
+  fuse: FuseMount;
+  device: Awaited<ReturnType<typeof mountDevice>>;
+  pool: DnsMirrorList | undefined;
+  background: AbortController;
+  status: () => MountStatus;
+  reload: () => Promise<LoadedIndex[]>;
+  logger: Logger;
+}): Mounted {
+  const { mountpoint, set, fuse, device, logger } = parts;
   let closed: Promise<void> | undefined;
   const close = () => {
     closed ??= (async () => {
-      background.abort();
-      pool?.close();
+      parts.background.abort();
+      parts.pool?.close();
       await set.close();
       logger.info(`unmounted ${mountpoint}`);
     })();
@@ -235,11 +321,11 @@ export async function mountImages(
   };
   return {
     mountpoint,
-    clearedStale,
-    status,
-    digests: () => new Map(images.map((s) => [s.index.header.name, s.loaded.decoded.digest])),
+    clearedStale: parts.clearedStale,
+    status: parts.status,
+    digests: () => new Map(set.images.map((s) => [s.index.header.name, s.loaded.decoded.digest])),
     async latestVersions() {
-      return new Map((await loadAll(true)).map((l) => [l.decoded.index.header.name, l.decoded.digest]));
+      return new Map((await parts.reload()).map((l) => [l.decoded.index.header.name, l.decoded.digest]));
     },
     async unmountIfIdle() {
       const outcome = await unmountIfIdle(mountpoint, device);

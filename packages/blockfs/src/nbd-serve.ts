@@ -1,10 +1,10 @@
-import { MeasurementLog } from '@thfc/attest/measurement-log';
+import type { MeasurementLog } from '@thfc/attest/measurement-log';
 import { UsageError } from '@thfc/format';
 import type { Logger } from '@thfc/store';
-import { buildImages, type ImageState, measureIndexes, openMirrors } from './build-images.js';
+import { buildImages, type ImageSet, type ImageState } from './build-images.js';
 import { startBackground } from './image-background.js';
 import { newReadStream } from './image-reader.js';
-import { type ImageStatus, loadIndexes, type MountOptions, type MountStatus } from './mount.js';
+import { type ImageStatus, loadIndexSet, type MountOptions, type MountStatus } from './mount.js';
 import { bytesExport } from './nbd/bytes-export.js';
 import type { ExportCatalog } from './nbd/negotiation.js';
 import { type NbdListen, NbdServer } from './nbd/server.js';
@@ -50,13 +50,7 @@ export async function serveImages(
   },
 ): Promise<Serving> {
   const { logger } = components;
-  if (options.recordProfile && options.indexes.length !== 1) {
-    throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
-  }
-  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
-  const loaded = await loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, false);
-  const measurements = components.measurements ?? new MeasurementLog();
-  await measureIndexes(loaded, measurements);
+  const { pool, mirrorBases, dispatcher, cacheDir, loaded, measurements } = await loadIndexSet(options, components);
 
   const set = await buildImages(loaded, options, { logger, dispatcher, cacheDir, mirrorBases, measurements });
   const { images } = set;
@@ -73,14 +67,7 @@ export async function serveImages(
     [NBD_STATS_EXPORT, () => `${JSON.stringify(status(), null, 2)}\n`],
     [NBD_MEASUREMENTS_EXPORT, () => measurements.text()],
   ]);
-  const catalog: ExportCatalog<NbdExport> = {
-    find: (name) => {
-      const file = statusFiles.get(name);
-      if (file) return bytesExport(name, Buffer.from(file()));
-      return name === '' ? exports[0] : exports.find((e) => e.name === name);
-    },
-    list: () => exports,
-  };
+  const catalog = catalogOf(exports, statusFiles);
   const server = new NbdServer(
     { catalog, logger },
     {
@@ -90,13 +77,7 @@ export async function serveImages(
     },
   );
   const replaced = await daemonToReplace(options.listen);
-  try {
-    await server.listen();
-  } catch (e) {
-    await set.abandon();
-    if (e instanceof UsageError) throw e;
-    throw new UsageError(`cannot listen on ${describe(options.listen)}: ${(e as Error).message}`);
-  }
+  await listenOrAbandon(server, set, options.listen);
   logger.info(`serving ${exports.map((e) => e.name).join(', ')} over NBD at ${server.address}`);
   const background = new AbortController();
   startBackground(set, pool, { dispatcher, logger, env: components.env }, options, background.signal);
@@ -114,6 +95,29 @@ export async function serveImages(
       logger.info(`stopped serving at ${server.address}`);
     },
   };
+}
+
+/** The images' exports by name (the empty name is the first), and the hidden status exports, made when asked. */
+function catalogOf(exports: readonly NbdExport[], statusFiles: Map<string, () => string>): ExportCatalog<NbdExport> {
+  return {
+    find: (name) => {
+      const file = statusFiles.get(name);
+      if (file) return bytesExport(name, Buffer.from(file()));
+      return name === '' ? exports[0] : exports.find((e) => e.name === name);
+    },
+    list: () => exports,
+  };
+}
+
+/** Listens, or closes the images never served and says why it could not (a UsageError, exit 2). */
+async function listenOrAbandon(server: NbdServer, set: ImageSet, listen: NbdListen): Promise<void> {
+  try {
+    await server.listen();
+  } catch (e) {
+    await set.abandon();
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`cannot listen on ${describe(listen)}: ${(e as Error).message}`);
+  }
 }
 
 /**

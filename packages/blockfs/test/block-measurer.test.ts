@@ -1,5 +1,6 @@
 import { MeasurementLog, parseLog } from '@thfc/attest';
 import type { BlockSource } from '@thfc/format';
+import { verified } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import { BlockMeasurer } from '../src/block-measurer.js';
 import { ImageReader, newReadStream } from '../src/image-reader.js';
@@ -7,7 +8,7 @@ import { CachedSource } from '../src/sources/cached.js';
 import { NullCache } from '../src/sources/null-cache.js';
 import { makeImage, patternBytes } from './image-fixtures.js';
 
-const blocksOf = (remote: BlockSource) => new CachedSource({ local: new NullCache(), remote });
+const blocksOf = (remote: BlockSource) => new CachedSource({ local: new NullCache(), remote: verified(remote) });
 
 /** Six 4 KiB blocks: 0, 1 and 4 distinct, 2 a zero block, 3 and 5 repeat block 0 and 1. */
 function image() {

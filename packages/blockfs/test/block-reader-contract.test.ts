@@ -53,7 +53,7 @@ async function pieces(blocks: readonly TestBlock[], where: 'mirror' | 'disk', no
     { retries: 1 },
   );
   const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
-  const cached = new CachedSource({ local: nocache ? new NullCache() : checked, remote, counters, decoder });
+  const cached = new CachedSource({ local: nocache ? new NullCache() : checked, remote, counters });
   const settle = () => writer.idle();
   return { checked, cached, settle };
 }
@@ -97,12 +97,9 @@ async function mountTree(blocks: readonly TestBlock[], nocache: boolean): Promis
   const disk = new DiskCache({}, { dir: await dir() });
   await disk.open();
   const workers = new BlockWorkers({ threads: 1 });
-  const builder = new SourceBuilder(
-    { disk, logger: new MemoryLogger(), decoder: workers, verifier: workers },
-    { nocache, retries: 1 },
-  );
+  const builder = new SourceBuilder({ disk, logger: new MemoryLogger(), workers }, { nocache, retries: 1 });
   cleanups.push(() => builder.close());
-  return served(builder.build([mirror.root], { hits: 0, fetched: 0, bytesFetched: 0 }).blocks);
+  return served(builder.build([mirror.root]));
 }
 
 blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTree(blocks, false));

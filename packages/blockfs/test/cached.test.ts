@@ -1,8 +1,8 @@
 import { BlockCorruptError, BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
-import { currentPriority, type FetchOptions, VerifiedSource } from '@thfc/store';
+import { currentPriority, type FetchOptions, VerifiedSource, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type CacheCounters, CachedSource, raceAbort } from '../src/sources/cached.js';
+import { type CacheCounters, CachedSource } from '../src/sources/cached.js';
 import { CheckedSource } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
@@ -29,7 +29,7 @@ function setup() {
   const remote = new FakeSource('remote');
   const stored: string[] = [];
   const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => stored.push(id) };
-  const cached = new CachedSource({ local, remote, counters });
+  const cached = new CachedSource({ local, remote: verified(remote), counters });
   return { local, remote, counters, stored, cached };
 }
 
@@ -84,7 +84,7 @@ describe('CachedSource reads', () => {
     const remote = new FakeSource('remote');
     const b = makeBlock(30);
     remote.blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local: new NullCache(), remote });
+    const cached = new CachedSource({ local: new NullCache(), remote: verified(remote) });
     const whole = await cached.read(b.ref, new Uint8Array(10), 0, 0, 10);
     expect(whole && same(whole, b.data)).toBe(true);
     const loaded = await cached.load(b.ref, { priority: 'background' });
@@ -111,7 +111,7 @@ describe('CachedSource reads', () => {
     const remote = new FakeSource('remote');
     const b = makeBlock(3);
     remote.blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local, remote });
+    const cached = new CachedSource({ local, remote: verified(remote) });
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     await settle();
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
@@ -256,7 +256,7 @@ describe('CachedSource reads', () => {
     const remote = new RecordingSource(new FakeSource('remote'));
     const b = makeBlock(14);
     (remote.inner as FakeSource).blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local, remote });
+    const cached = new CachedSource({ local, remote: verified(remote) });
     await cached.load(b.ref, { priority: 'background' });
     expect(remote.gets.map((g) => g.priority)).toEqual(['background']);
   });
@@ -291,7 +291,7 @@ describe('CachedSource reads', () => {
   });
 
   it('toString prints both sides', () => {
-    expect(String(setup().cached)).toBe('cached(fake(local), fake(remote))');
+    expect(String(setup().cached)).toBe('cached(fake(local), verified(fake(remote)))');
   });
 });
 
@@ -303,7 +303,7 @@ describe('CachedSource.readNow', () => {
     const local = new NowLocal();
     const remote = new FakeSource('remote');
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    return { local, remote, counters, cached: new CachedSource({ local, remote, counters }) };
+    return { local, remote, counters, cached: new CachedSource({ local, remote: verified(remote), counters }) };
   }
 
   it('a block the local cache answers now is copied, at the offset asked for, and counted as a hit', () => {
@@ -337,7 +337,7 @@ describe('CachedSource.readNow', () => {
     const plain = new FakeLocal(); // no readNow at all
     plain.blocks.set(held.ref.id, held.data);
     const counted: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const over = new CachedSource({ local: plain, remote, counters: counted });
+    const over = new CachedSource({ local: plain, remote: verified(remote), counters: counted });
     expect(over.readNow(held.ref, dst, 0, 0, held.ref.size)).toBe(false);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
     expect(counted.hits).toBe(0);
@@ -426,7 +426,7 @@ describe('CachedSource priority', () => {
     const local = new FakeLocal();
     const b = makeBlock(22);
     const { calls, remote } = stuckQueue(b);
-    const cached = new CachedSource({ local, remote });
+    const cached = new CachedSource({ local, remote: verified(remote) });
     const ahead = cached.load(b.ref, { priority: 'background' });
     await settle(); // the background request now sits in the mirror's queue
     expect(await outcome(ahead)).toBe('still waiting');
@@ -439,7 +439,7 @@ describe('CachedSource priority', () => {
     const local = new FakeLocal();
     const b = makeBlock(23);
     const { calls, remote } = stuckQueue(b);
-    const cached = new CachedSource({ local, remote });
+    const cached = new CachedSource({ local, remote: verified(remote) });
     const first = cached.load(b.ref, { priority: 'background' });
     const second = cached.load(b.ref, { priority: 'background' });
     await settle();
@@ -447,22 +447,5 @@ describe('CachedSource priority', () => {
     await readWhole(cached, b.ref); // demand
     await Promise.all([first, second]);
     expect(calls).toEqual(['background']);
-  });
-});
-
-describe('raceAbort', () => {
-  it('settles with the promise when the signal stays quiet', async () => {
-    await expect(raceAbort(Promise.resolve(7), new AbortController().signal)).resolves.toBe(7);
-    await expect(raceAbort(Promise.reject(new Error('no')), new AbortController().signal)).rejects.toThrow('no');
-  });
-
-  it('rejects with the signal’s reason on abort, before the promise settles', async () => {
-    const ac = new AbortController();
-    const p = raceAbort(new Promise(() => {}), ac.signal);
-    ac.abort(new Error('stop'));
-    await expect(p).rejects.toThrow('stop');
-    const aborted = new AbortController();
-    aborted.abort(new Error('already'));
-    await expect(raceAbort(Promise.resolve(1), aborted.signal)).rejects.toThrow('already');
   });
 });

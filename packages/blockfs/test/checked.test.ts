@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
-import { currentPriority, type FetchOptions, MemoryLogger } from '@thfc/store';
+import { currentPriority, type FetchOptions, MemoryLogger, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CachedSource } from '../src/sources/cached.js';
 import { CheckedSource, rawRef } from '../src/sources/checked.js';
@@ -237,7 +237,7 @@ describe('CheckedSource', () => {
     const remote = new FakeSource('remote');
     remote.blocks.set(b.ref.id, b.stored);
     const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const cached = new CachedSource({ local: checked, remote, counters });
+    const cached = new CachedSource({ local: checked, remote: verified(remote), counters });
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     expect(remote.calls).toEqual([b.ref.id]);
     expect(logger.lines).toHaveLength(1);

@@ -53,7 +53,7 @@ describe('runBackground', () => {
     );
     expect(s.late.prefetcher).toBeUndefined();
     expect(s.late.filler?.status()).toMatchObject({ blocks: 4, fetched: 4, failed: 0, done: true });
-    expect(s.counters.fetched).toBe(4);
+    expect(s.blocks.stats().blocksFetched).toBe(4);
     await set.close(); // the writes behind land
     expect(s.missing.size).toBe(0);
     expect(logger.lines).toContain('INFO fill of a done: the image is cached');
@@ -69,7 +69,7 @@ describe('runBackground', () => {
     expect(s.late.prefetchSource).toBe(profile);
     expect(s.late.prefetcher?.status()).toMatchObject({ blocks: 2, fetched: 2, done: true });
     expect(s.late.filler?.status()).toMatchObject({ blocks: 2, fetched: 2, done: true });
-    expect(s.counters.fetched).toBe(4);
+    expect(s.blocks.stats().blocksFetched).toBe(4);
     expect(logger.lines).toContain('INFO image a: replaying a boot profile of 2 blocks');
   });
 
@@ -91,7 +91,7 @@ describe('runBackground', () => {
     await runBackground(s, { dispatcher: undefined, logger }, { indexes: ['a'], fill: true }, ac.signal);
     expect(s.late.prefetcher).toBeUndefined();
     expect(s.late.filler).toBeUndefined();
-    expect(s.counters.fetched).toBe(0);
+    expect(s.blocks.stats().blocksFetched).toBe(0);
     // A profile where the mount would look for one (beside the index): --offline leaves it, a mount replays it.
     await copyFile(await recordProfile(img, [1]), join(s.loaded.location.base, 'a.profile'));
     const none = new AbortController().signal;

@@ -6,7 +6,7 @@ import {
   MirrorUnavailableError,
 } from '@thfc/format';
 import type { FetchOptions } from '@thfc/store';
-import { MemoryLogger } from '@thfc/store';
+import { MemoryLogger, verified } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import {
   ImageReader,
@@ -35,7 +35,7 @@ function image(n: number, options: { zeros?: number[]; lastSize?: number } = {})
 
 /** The image's blocks as a reader sees them: cached(none, remote), fetching (and verifying) each read. */
 function blocksOf(img: TestImage, remote: BlockSource = img.source): BlockReader {
-  return new CachedSource({ local: new NullCache(), remote });
+  return new CachedSource({ local: new NullCache(), remote: verified(remote) });
 }
 
 function reader(img: TestImage, options: ImageReaderOptions = {}, blocks: BlockReader = blocksOf(img)) {

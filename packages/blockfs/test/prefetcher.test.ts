@@ -1,5 +1,6 @@
 import { type BlockRef, blockId, encodeBlock } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
+import { verified } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import { Prefetcher } from '../src/prefetcher.js';
 import { CachedSource } from '../src/sources/cached.js';
@@ -7,7 +8,7 @@ import { NullCache } from '../src/sources/null-cache.js';
 
 /** The blocks as the prefetcher sees them: fetched (and verified) through cached(none, source). */
 function readerOf(source: FakeSource) {
-  return new CachedSource({ local: new NullCache(), remote: source });
+  return new CachedSource({ local: new NullCache(), remote: verified(source) });
 }
 
 function blocks(n: number): { refs: BlockRef[]; source: FakeSource } {

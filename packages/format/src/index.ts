@@ -89,7 +89,7 @@ export {
   TRUST_STORE_MAGIC,
   trustStoreOfKeys,
 } from './trust-store.js';
-export { decodeVerified, isVerified } from './verify-block.js';
+export { decodeVerified } from './verify-block.js';
 export type { ImageVersion, VersionList } from './version-list.js';
 export {
   decodeVersionList,

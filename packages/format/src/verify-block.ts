@@ -11,8 +11,6 @@ import { BlockCorruptError } from './errors.js';
  * failure its contents are undefined.
  */
 export function decodeVerified(ref: BlockRef, stored: Uint8Array, source: string, into?: Uint8Array): Uint8Array {
-  const known = verifiedDecodes.get(stored);
-  if (known && known.id === ref.id) return known.data;
   if (stored.length !== ref.storedSize) {
     throw new BlockCorruptError(ref.id, source, `${stored.length} bytes, the index says ${ref.storedSize}`);
   }
@@ -21,20 +19,5 @@ export function decodeVerified(ref: BlockRef, stored: Uint8Array, source: string
   if (alg === undefined) throw new BlockCorruptError(ref.id, source, 'not a block name');
   const actual = blockId(data, alg);
   if (actual !== ref.id) throw new BlockCorruptError(ref.id, source, `content hashes to ${actual}`);
-  verifiedDecodes.set(stored, { id: ref.id, data });
   return data;
-}
-
-/**
- * Stored buffers already verified, with what they decoded to. Verification
- * happens where bytes enter (per mirror, so failover can react) and again
- * where they are served; keying on the buffer object lets the second check
- * cost a lookup while the bytes travel unchanged through cache wrappers. A
- * WeakMap holds nothing alive, and stored buffers are never mutated.
- */
-const verifiedDecodes = new WeakMap<Uint8Array, { id: string; data: Uint8Array }>();
-
-/** True when `stored` was verified as `id` in this process (and is still the same object). */
-export function isVerified(stored: Uint8Array, id: string): boolean {
-  return verifiedDecodes.get(stored)?.id === id;
 }

@@ -1,14 +1,10 @@
-// @thfc/store's public API: the Node I/O that packer, blockfs and the mirror share.
 export { syncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from './atomic-file.js';
 export { DirStore, probeStoredBlockSync } from './dir-store.js';
-// One bounded GET: a byte limit, a timeout, the caller's signal; the loaders, thfc-mirror's upstream and thfc-vm use it.
+export type { GetBoundedOptions, HttpResponse } from './http-get.js';
 export {
   consumeBody,
   discardBody,
-  type GetBoundedOptions,
   getBounded,
-  type HttpGetOptions,
-  type HttpResponse,
   HttpStatusError,
   HttpTimeoutError,
   httpGet,
@@ -16,54 +12,53 @@ export {
   readBody,
   redirectTarget,
 } from './http-get.js';
-// The remote side: index loading, mirror statistics and selection, the fetch/verify/failover sources.
-export * from './index-cache.js';
 export { looksLikeIndex, readIndexFile } from './index-file.js';
 export { writeIndexFiles } from './index-files.js';
-export * from './index-loader.js';
-// Key and trust-store files (the publisher writes them; httpstorged and the CLIs read them).
-export { readKeyFile, readPublicKey, type SigningKey } from './key-file.js';
-export { LineLogger, type Logger, MemoryLogger, SILENT_LOGGER } from './logger.js';
-export * from './mirrors/mirror-stats.js';
-export * from './mirrors/select-mirrors.js';
+export type { HeldIndex, LoadedIndex } from './index-loader.js';
+export {
+  checkTrust,
+  DEFAULT_INDEX_TIMEOUT_MS,
+  heldIndex,
+  INDEX_ATTEMPTS,
+  loadIndex,
+  MAX_INDEX_BYTES,
+  MAX_INDEX_REDIRECTS,
+  parseIndexLocation,
+  revalidateIndex,
+} from './index-loader.js';
+export type { SigningKey } from './key-file.js';
+export { readKeyFile, readPublicKey } from './key-file.js';
+export type { Logger } from './logger.js';
+export { LineLogger, MemoryLogger, SILENT_LOGGER } from './logger.js';
+export type { MirrorSnapshot } from './mirrors/mirror-stats.js';
+export { DEFAULT_COOL_OFF_MS, MirrorStats } from './mirrors/mirror-stats.js';
+export type { MountEntry } from './mount-point.js';
 export {
   isMounted,
   lazyUnmount,
-  type MountEntry,
   mountDevice,
   mountTable,
   parseMountInfo,
   prepareMountpoint,
   unmountIfIdle,
 } from './mount-point.js';
-// One table of open read-only descriptors (httpstorged's disk cache, thfc-mirror's store).
-export {
-  DEFAULT_FILE_REVALIDATE_MS,
-  DEFAULT_OPEN_FILES,
-  type FileOpener,
-  type OpenedFile,
-  OpenFiles,
-  type OpenFilesOptions,
-} from './open-files.js';
-export * from './pinned-index.js';
-export * from './profile-loader.js';
-// An exact-length reader over a socket (the NBD server's sessions, and thfc-pack's qemu-nbd client).
+export type { FileOpener } from './open-files.js';
+export { DEFAULT_FILE_REVALIDATE_MS, DEFAULT_OPEN_FILES, OpenFiles } from './open-files.js';
+export { loadProfile } from './profile-loader.js';
 export { ConnectionClosedError, SocketReader } from './socket-reader.js';
-export * from './sources/block-decoder.js';
-export * from './sources/failover.js';
-export * from './sources/hedge-lost.js';
-export * from './sources/http-source.js';
-export * from './sources/low-speed-error.js';
-// Demand/background queues over a bounded number of slots: an HTTP mirror's window and the decode threads.
-export {
-  type GatePolicy,
-  type GateSnapshot,
-  type GateWaiter,
-  PriorityGate,
-} from './sources/priority-gate.js';
-export * from './sources/request-window.js';
-export * from './sources/urgency.js';
-export * from './sources/verified.js';
+export type { BlockDecoder, Decoded } from './sources/block-decoder.js';
+export { InlineDecoder } from './sources/block-decoder.js';
+export type { FailoverMirror, FailoverOptions } from './sources/failover.js';
+export { defaultRounds, Failover, HEDGE_MIN_MS, MAX_STALL_ROUNDS, MIN_ATTEMPTS } from './sources/failover.js';
+export type { HttpResult } from './sources/http-source.js';
+export { HttpSource, retryAfterMs } from './sources/http-source.js';
+export type { GateWaiter } from './sources/priority-gate.js';
+export { PriorityGate } from './sources/priority-gate.js';
+export { DEFAULT_MAX_WINDOW } from './sources/request-window.js';
+export type { FetchOptions, Priority } from './sources/urgency.js';
+export { currentPriority, Urgency } from './sources/urgency.js';
+export type { VerifiedBlockSource, VerifiedRemote } from './sources/verified.js';
+export { VerifiedSource, verified } from './sources/verified.js';
+export { STALLING_CHECK_MS } from './sources/wire-exchange.js';
 export { readTrustStore, readTrustStoreFiles, readTrustStoreForEdit, writeTrustStoreFile } from './trust-store-file.js';
-// A store's retained index versions (versions/NAME/), which thfc-pack publishes and a mirror copies.
 export { VersionStore } from './version-store.js';

@@ -157,11 +157,16 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
         for (let i = 0; i < block.length && !res.destroyed; i++) {
           res.write(block.subarray(i, i + 1));
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, fault.everyMs);
-            res.once('close', () => {
+            const onClose = () => {
               clearTimeout(timer);
               resolve();
-            });
+            };
+            // The close listener goes with its byte: one left per byte dripped would pile up.
+            const timer = setTimeout(() => {
+              res.off('close', onClose);
+              resolve();
+            }, fault.everyMs);
+            res.once('close', onClose);
           });
         }
         res.end();
@@ -194,7 +199,7 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
         const chunk = Buffer.alloc(64 * 1024, 1);
         // Keeps writing until the client hangs up; counts what it got out.
         while (!res.destroyed && state.endlessBytes < 1 << 30) {
-          if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+          if (!res.write(chunk)) await drainedOrClosed(res);
           state.endlessBytes += chunk.length;
         }
         return;
@@ -228,4 +233,17 @@ export function makeBlock(seed: number, size = 16 * 1024): { ref: BlockRef; stor
 /** Resolves after `ms`. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for the response to drain or close, leaving no listener behind (each write that fills the buffer waits). */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

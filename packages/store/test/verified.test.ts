@@ -3,7 +3,7 @@ import {
   BlockNotFoundError,
   type BlockRef,
   type BlockSink,
-  isVerified,
+  blockId,
   MirrorUnavailableError,
   type SourceOptions,
 } from '@thfc/format';
@@ -36,7 +36,16 @@ describe('verified', () => {
     fake.blocks.set(ref.id, stored);
     const got = await verified(fake).get(ref);
     expect(got).toBe(stored);
-    expect(isVerified(got, ref.id)).toBe(true);
+  });
+
+  it('getVerified gives the stored bytes with the block they decoded to', async () => {
+    const fake = new FakeSource('a');
+    const { ref, stored } = makeBlock(1);
+    fake.blocks.set(ref.id, stored);
+    const got = await verified(fake).getVerified(ref);
+    expect(got.stored).toBe(stored);
+    expect(got.data).toHaveLength(ref.size);
+    expect(blockId(got.data, 'sha1')).toBe(ref.id);
   });
 
   it('bytes that hash to another block are BlockCorruptError naming the inner source', async () => {

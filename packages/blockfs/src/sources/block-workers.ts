@@ -76,14 +76,8 @@ class Thread {
  */
 export class BlockWorkers implements BlockDecoder, FileVerifier {
   private readonly threads: Thread[];
-  /**
-   * What the last decode gave back, by the stored buffer it gave back: asked
-   * for once more, by cached(). `generation` makes an entry whose buffer was
-   * recycled since a miss, never stale bytes.
-   */
-  private readonly decoded = new WeakMap<Uint8Array, { id: string; data: Uint8Array; generation: number }>();
-  /** Buffers this pool handed out, with how often each was recycled. */
-  private readonly generations = new WeakMap<ArrayBufferLike, number>();
+  /** Buffers this pool handed out (decoded blocks): the only ones recycle() takes back. */
+  private readonly handedOut = new WeakSet<ArrayBufferLike>();
   /** Recycled buffers waiting for a block to be decoded into. */
   private readonly spares: ArrayBuffer[] = [];
   /** Jobs waiting for a thread, demand first; a slot is one of a thread's POSTED_PER_THREAD. */
@@ -100,12 +94,6 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
   }
 
   async decode(ref: BlockRef, stored: Uint8Array, source: string, options?: FetchOptions): Promise<Decoded> {
-    const known = this.decoded.get(stored);
-    if (known && known.id === ref.id && this.generations.get(known.data.buffer) === known.generation) {
-      // verified() below asked first; this is cached() asking for the same bytes. Nothing asks a third time.
-      this.decoded.delete(stored);
-      return { stored, data: known.data };
-    }
     const plain = { id: ref.id, codec: ref.codec, storedSize: ref.storedSize, size: ref.size };
     // A buffer that is not all its own (a slice of a pool) is copied once, so the transfer takes nothing else.
     const own =
@@ -125,9 +113,7 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     // Arrived as plain Uint8Arrays; callers expect Buffers (copy, subarray) as everywhere else.
     const data = asBuffer(reply.data);
     const back = reply.stored ? asBuffer(reply.stored) : data;
-    const generation = this.generations.get(data.buffer) ?? 0;
-    this.generations.set(data.buffer, generation);
-    this.decoded.set(back, { id: ref.id, data, generation });
+    this.handedOut.add(data.buffer);
     return { stored: back, data };
   }
 
@@ -138,9 +124,7 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
    */
   recycle(data: Uint8Array): void {
     const buffer = data.buffer;
-    const generation = this.generations.get(buffer);
-    if (generation === undefined || !(buffer instanceof ArrayBuffer)) return; // not one of ours
-    this.generations.set(buffer, generation + 1);
+    if (!this.handedOut.has(buffer) || !(buffer instanceof ArrayBuffer)) return; // not one of ours
     if (this.spares.length < MAX_SPARES && !this.spares.includes(buffer)) this.spares.push(buffer);
   }
 

@@ -1,6 +1,7 @@
-import { BlockNotFoundError, type BlockRef, type BlockSource, MirrorUnavailableError } from '@thfc/format';
-import { type BlockDecoder, currentPriority, type FetchOptions, InlineDecoder, Urgency } from '@thfc/store';
+import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
+import { currentPriority, type FetchOptions, type Urgency, type VerifiedRemote } from '@thfc/store';
 import type { BlockReader, LocalBlocks } from './block-reader.js';
+import { SingleFlight } from './single-flight.js';
 
 /** Counters a cached() source keeps for stats.json. */
 export interface CacheCounters {
@@ -11,21 +12,21 @@ export interface CacheCounters {
   /** Stored bytes fetched from the remote source. */
   bytesFetched: number;
   /** Called after a fetched block lands in the local cache (for the "fraction local" figure). */
-  onStored?: (id: string) => void;
+  onStored?: ((id: string) => void) | undefined;
 }
 
 /**
  * Read-through cache over the read path: the local cache first, then the
- * remote source. A fetched block is decoded and verified once (the decoder's
- * memo makes it free when verified() below used the same decoder), served from
- * memory, and handed to the local cache to write behind.
+ * remote source. A fetched block arrives verified and decoded (VerifiedRemote:
+ * verified() below decoded it once to check it), is served from memory, and is
+ * handed to the local cache to write behind.
  *
- * However many readers ask for a block at once, it is fetched once: later
- * callers join the first request. A reader that joins a fetch started at
- * background priority (read-ahead, prefetch, fill) raises its Urgency, so a
- * mirror queue still holding the request moves it up; nothing is downloaded
- * twice. The shared fetch runs without any caller's signal; each caller stops
- * waiting on its own abort.
+ * However many readers ask for a block at once, it is fetched once
+ * (SingleFlight): later callers join the first request. A reader that joins a
+ * fetch started at background priority (read-ahead, prefetch, fill) raises its
+ * Urgency, so a mirror queue still holding the request moves it up; nothing is
+ * downloaded twice. The shared fetch runs without any caller's signal; each
+ * caller stops waiting on its own abort.
  *
  * Only bytes the remote returned and that verified are kept, so the local
  * cache cannot be poisoned. Passes on every error of the remote; a local miss
@@ -33,20 +34,15 @@ export interface CacheCounters {
  * (MirrorUnavailableError) becomes a fetch.
  */
 export class CachedSource implements BlockReader {
-  private readonly inflight = new Map<string, { promise: Promise<Uint8Array>; urgency: Urgency }>();
-  private readonly decoder: BlockDecoder;
+  private readonly inflight = new SingleFlight<Uint8Array>();
 
   constructor(
     private readonly components: {
       local: LocalBlocks;
-      remote: BlockSource;
+      remote: VerifiedRemote;
       counters?: CacheCounters | undefined;
-      /** The decoder verified() below uses, so its memo answers; inline decodeVerified if not given. */
-      decoder?: BlockDecoder | undefined;
     },
-  ) {
-    this.decoder = components.decoder ?? new InlineDecoder();
-  }
+  ) {}
 
   async read(
     ref: BlockRef,
@@ -57,7 +53,7 @@ export class CachedSource implements BlockReader {
     options?: FetchOptions,
   ): Promise<Uint8Array | undefined> {
     const { local, counters } = this.components;
-    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+    if (!this.inflight.running.has(ref.id) && local.holds(ref)) {
       try {
         const whole = await local.read(ref, dst, at, from, length, options);
         if (counters) counters.hits++;
@@ -75,7 +71,7 @@ export class CachedSource implements BlockReader {
   /** read()'s local hit, done now when the local cache can (BlockReader.readNow). */
   readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
     const { local, counters } = this.components;
-    if (this.inflight.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
+    if (this.inflight.running.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
     if (counters) counters.hits++;
     return true;
   }
@@ -96,7 +92,7 @@ export class CachedSource implements BlockReader {
    */
   async load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
     const { local } = this.components;
-    if (!this.inflight.has(ref.id) && local.holds(ref)) {
+    if (!this.inflight.running.has(ref.id) && local.holds(ref)) {
       try {
         return await local.load(ref, options);
       } catch (e) {
@@ -111,36 +107,18 @@ export class CachedSource implements BlockReader {
 
   /** The block from the remote, joining a fetch in flight (and raising it for a reader). */
   private fetch(ref: BlockRef, options: FetchOptions | undefined): Promise<Uint8Array> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const priority = currentPriority(options);
-    let entry = this.inflight.get(ref.id);
-    if (!entry) {
-      const urgency = new Urgency(priority);
-      const fresh = { promise: this.download(ref, urgency), urgency };
-      entry = fresh;
-      this.inflight.set(ref.id, fresh);
-      fresh.promise
-        .finally(() => {
-          if (this.inflight.get(ref.id) === fresh) this.inflight.delete(ref.id);
-        })
-        .catch(() => {});
-    } else if (priority === 'demand') {
-      // A reader now waits on a block read-ahead or prefetch asked for: raise the one fetch to demand.
-      entry.urgency.raise();
-    }
-    return signal ? raceAbort(entry.promise, signal) : entry.promise;
+    return this.inflight.run(ref.id, priority, (urgency) => this.download(ref, urgency), options?.signal);
   }
 
   private async download(ref: BlockRef, urgency: Urgency): Promise<Uint8Array> {
     const { local, remote, counters } = this.components;
     const options: FetchOptions = { priority: urgency.priority, urgency };
-    const stored = await remote.get(ref, options);
+    const { stored, data } = await remote.getVerified(ref, options);
     if (counters) {
       counters.fetched++;
       counters.bytesFetched += stored.length;
     }
-    const { data } = await this.decoder.decode(ref, stored, String(remote), options);
     void local.keep(ref, data).then((kept) => {
       if (kept) counters?.onStored?.(ref.id);
     });
@@ -150,22 +128,4 @@ export class CachedSource implements BlockReader {
   toString(): string {
     return `cached(${this.components.local}, ${this.components.remote})`;
   }
-}
-
-export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

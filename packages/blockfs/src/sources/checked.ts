@@ -7,12 +7,13 @@ import {
   hashOfId,
   MirrorUnavailableError,
 } from '@thfc/format';
-import { type Logger, type Priority, SILENT_LOGGER, Urgency } from '@thfc/store';
+import { type Logger, type Priority, SILENT_LOGGER, type Urgency } from '@thfc/store';
 import type { OpenFile } from './adaptive-io.js';
 import type { LocalBlocks } from './block-reader.js';
 import type { CacheEntry, DiskCache } from './disk-cache.js';
 import { describeChange, type FileIdentity, identityOf, sameVersion } from './file-identity.js';
 import { type FileVerifier, InlineVerifier } from './file-verifier.js';
+import { SingleFlight } from './single-flight.js';
 import type { WriteBehind } from './write-behind.js';
 
 export interface CheckedOptions {
@@ -86,7 +87,7 @@ const WRITTEN_HERE = '';
 export class CheckedSource implements LocalBlocks {
   /** id → identity of the file that was verified (WRITTEN_HERE while this daemon's write of it is behind). */
   private readonly verified = new Map<string, FileIdentity>();
-  private readonly checking = new Map<string, { promise: Promise<void>; urgency: Urgency }>();
+  private readonly checking = new SingleFlight<void>();
   private readonly verifier: FileVerifier;
   readonly counts: CheckCounts = { sealed: 0, checked: 0, changed: 0 };
 
@@ -279,20 +280,13 @@ export class CheckedSource implements LocalBlocks {
    */
   private async check(raw: BlockRef, entry: CacheEntry, priority: Priority): Promise<void> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const running = this.checking.get(raw.id);
+      const running = this.checking.join(raw.id, priority);
       if (!running) break;
-      if (priority === 'demand') running.urgency.raise();
-      await running.promise.catch(() => {});
+      await running.catch(() => {});
       if (this.verified.get(raw.id) === entry.file.identity) return;
     }
-    const urgency = new Urgency(priority);
-    const run = { promise: this.checkFile(raw, entry, urgency), urgency };
-    this.checking.set(raw.id, run);
-    try {
-      await run.promise;
-    } finally {
-      if (this.checking.get(raw.id) === run) this.checking.delete(raw.id);
-    }
+    // None in flight, or the ones joined checked another version of the file: check this one.
+    await this.checking.start(raw.id, priority, (urgency) => this.checkFile(raw, entry, urgency));
   }
 
   /**

@@ -4,9 +4,9 @@ import type { FetchOptions } from './urgency.js';
 /**
  * Runs the one check between stored bytes and a reader (decodeVerified:
  * stored size, bounded decode, hash) and resolves to the decoded block, or
- * rejects with BlockCorruptError. A decoder remembers what it decoded for each
- * stored buffer, so verified() below cached() and cached() itself pay for one
- * decode between them. It may run on another thread (BlockWorkers).
+ * rejects with BlockCorruptError. verified() calls it once per fetched block
+ * and hands the decoded block up with the stored bytes (VerifiedRemote), so
+ * nothing decodes a block twice. It may run on another thread (BlockWorkers).
  */
 export interface BlockDecoder {
   /**
@@ -30,7 +30,7 @@ export interface Decoded {
   readonly data: Uint8Array;
 }
 
-/** Decoding on the calling thread; decodeVerified's own memo makes the second call free. */
+/** Decoding on the calling thread. */
 export class InlineDecoder implements BlockDecoder {
   async decode(ref: BlockRef, stored: Uint8Array, source: string): Promise<Decoded> {
     return { stored, data: decodeVerified(ref, stored, source) };

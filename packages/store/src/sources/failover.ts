@@ -11,9 +11,11 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import type { MirrorSnapshot, MirrorStats } from '../mirrors/mirror-stats.js';
 import { selectMirrors } from '../mirrors/select-mirrors.js';
+import type { Decoded } from './block-decoder.js';
 import { HedgeLost } from './hedge-lost.js';
 import { MirrorRounds } from './mirror-rounds.js';
 import { currentPriority, type FetchOptions } from './urgency.js';
+import type { VerifiedBlockSource } from './verified.js';
 
 /**
  * Per-attempt deadline. A stored block averages ~88 KiB and is at most a
@@ -106,9 +108,9 @@ export const HEDGE_MIN_MS = 100;
 const HEDGE_BURST = 10;
 const HEDGE_PER_ATTEMPT = 0.2;
 
-export interface FailoverMirror {
+export interface FailoverMirror<S extends BlockSource = BlockSource> {
   /** Typically verified(http(...)), so bad bytes count against the mirror that sent them. */
-  readonly source: BlockSource;
+  readonly source: S;
   readonly stats: MirrorStats;
   /**
    * The source applies FetchOptions.timeoutMs itself, from when the request
@@ -119,9 +121,9 @@ export interface FailoverMirror {
   readonly timesItself?: boolean | undefined;
 }
 
-export interface FailoverComponents {
+export interface FailoverComponents<S extends BlockSource = BlockSource> {
   /** In their starting order: the command line's, or DNS's. */
-  readonly mirrors: readonly FailoverMirror[];
+  readonly mirrors: readonly FailoverMirror<S>[];
   readonly logger?: Logger;
   /** Clock for latency samples and cool-offs, in ms. */
   readonly now?: () => number;
@@ -135,8 +137,13 @@ export interface FailoverOptions {
   readonly hedge?: boolean;
 }
 
+/** What an attempt brings: the stored bytes (get), or them with the decoded block (getVerified). */
+interface Got {
+  readonly stored: Uint8Array;
+}
+
 /** One attempt on the wire. */
-interface Attempt {
+interface Attempt<G extends Got = Got> {
   readonly mirror: FailoverMirror;
   readonly controller: AbortController;
   readonly started: number;
@@ -150,7 +157,7 @@ interface Attempt {
   progressAt: number | undefined;
   /** Its whole body has arrived: it is being checked, not slow on the wire. */
   received: boolean;
-  readonly outcome: Promise<{ attempt: Attempt; stored?: Uint8Array; error?: unknown }>;
+  readonly outcome: Promise<{ attempt: Attempt<G>; got?: G; error?: unknown }>;
   /** Set when our own deadline (not the source's) ended it. */
   timedOut: boolean;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -177,9 +184,13 @@ interface Attempt {
  * pauses between rounds (≤ (retries − 1) × 1 s), plus, for a mirror that
  * times itself, the time its requests queue in its window. With the defaults
  * and two mirrors: 10 s × 2 × 2 + 0.1 s = 40.1 s; with one: 10 s × 3 + 0.3 s.
+ *
+ * Over verified mirrors (`S` a VerifiedBlockSource) it is a VerifiedRemote
+ * too: getVerified() asks them the same way and passes on the decoded block
+ * of the attempt that won.
  */
-export class Failover implements BlockSource {
-  private mirrors: readonly FailoverMirror[];
+export class Failover<S extends BlockSource = BlockSource> implements BlockSource {
+  private mirrors: readonly FailoverMirror<S>[];
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly timeoutMs: number;
@@ -190,7 +201,7 @@ export class Failover implements BlockSource {
   hedges = 0;
   hedgesWon = 0;
 
-  constructor(components: FailoverComponents, options: FailoverOptions = {}) {
+  constructor(components: FailoverComponents<S>, options: FailoverOptions = {}) {
     if (components.mirrors.length === 0) throw new InvalidArgumentError('failover needs at least one mirror');
     this.mirrors = [...components.mirrors];
     this.logger = components.logger ?? SILENT_LOGGER;
@@ -205,6 +216,27 @@ export class Failover implements BlockSource {
   }
 
   async get(ref: BlockRef, options: FetchOptions = {}): Promise<Uint8Array> {
+    const got = await this.fetch(ref, options, (source, attemptOptions) =>
+      source.get(ref, attemptOptions).then((stored) => ({ stored })),
+    );
+    return got.stored;
+  }
+
+  /** get() over verified mirrors, with the decoded block the winning mirror's check gave (VerifiedRemote). */
+  getVerified(this: Failover<VerifiedBlockSource>, ref: BlockRef, options: FetchOptions = {}): Promise<Decoded> {
+    return this.fetch(ref, options, (source, attemptOptions) => source.getVerified(ref, attemptOptions));
+  }
+
+  /**
+   * The failover loop of get() and getVerified(): `ask` is one attempt on one mirror's source.
+   * Long: the attempts running, the round, the hedge clock and the raise listener are one fetch's state, shared
+   * by `launch` and `wake`; the hedge and an attempt's end are their own methods.
+   */
+  private async fetch<G extends Got>(
+    ref: BlockRef,
+    options: FetchOptions,
+    ask: (source: S, options: FetchOptions) => Promise<G>,
+  ): Promise<G> {
     const { signal } = options;
     signal?.throwIfAborted();
     const mirrors = new MirrorRounds(
@@ -214,11 +246,11 @@ export class Failover implements BlockSource {
       MAX_STALL_ROUNDS,
     );
 
-    const running: Attempt[] = [];
+    const running: Attempt<G>[] = [];
     let launchedRound = 0;
-    const launch = (mirror: FailoverMirror, inRound: number, hedge: boolean, urgent = false): void => {
+    const launch = (mirror: FailoverMirror<S>, inRound: number, hedge: boolean, urgent = false): void => {
       launchedRound = inRound;
-      running.push(this.startAttempt(ref, mirror, options, { hedge, urgent, onStalling: () => wake?.() }));
+      running.push(this.startAttempt(mirror, options, ask, { hedge, urgent, onStalling: () => wake?.() }));
       // Only first requests earn budget: hedges are at most a fifth of them.
       if (!hedge) this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
     };
@@ -250,32 +282,11 @@ export class Failover implements BlockSource {
         if (signal?.aborted) throw signal.reason;
         if (event === 'woken') continue;
         if (event === 'hedge') {
-          // Bytes arrived while the clock hedge's timer ran: the body has not stalled, so it is timed again from
-          // them. A drip hedge fires whatever trickles in.
-          if (running.length === 1 && !running[0]?.stalling && running[0]?.progressAt !== progressMark) continue;
-          // Other fetches may have spent the budget since the timer was set.
-          const next = this.hedgeTokens >= 1 ? mirrors.next() : undefined;
-          if (next) {
-            this.hedgeTokens -= 1;
-            this.hedges++;
-            const first = running[0] as Attempt;
-            const dripping = running.every((a) => a.stalling);
-            this.logger.verbose(
-              `block ${ref.id}: ${dripping ? 'dripping' : 'no'} answer from ${first.mirror.stats.url} in ${Math.round(this.now() - first.started)} ms; hedging on ${next.mirror.stats.url}`,
-            );
-            launch(next.mirror, next.round, true, dripping);
-          }
+          this.hedgeNow(ref, running, progressMark, mirrors, launch);
           continue;
         }
-        const { attempt, stored, error } = event as Awaited<Attempt['outcome']>;
-        running.splice(running.indexOf(attempt), 1);
-        clearTimeout(attempt.timer);
-        if (stored) {
-          this.recordSuccess(ref, attempt, stored);
-          stopAttempts(running, new HedgeLost());
-          return stored;
-        }
-        this.recordFailure(ref, attempt, error, mirrors, running[0]);
+        const got = this.settle(ref, event as Awaited<Attempt<G>['outcome']>, running, mirrors);
+        if (got) return got;
       }
     } finally {
       stopListening?.();
@@ -283,6 +294,50 @@ export class Failover implements BlockSource {
     }
 
     throw this.noMirrorHad(ref, mirrors);
+  }
+
+  /** An attempt ended: recorded in its mirror's stats; the block, with the others stopped, if it brought it. */
+  private settle<G extends Got>(
+    ref: BlockRef,
+    { attempt, got, error }: Awaited<Attempt<G>['outcome']>,
+    running: Attempt<G>[],
+    mirrors: MirrorRounds<FailoverMirror<S>>,
+  ): G | undefined {
+    running.splice(running.indexOf(attempt), 1);
+    clearTimeout(attempt.timer);
+    if (got) {
+      this.recordSuccess(ref, attempt, got.stored);
+      stopAttempts(running, new HedgeLost());
+      return got;
+    }
+    this.recordFailure(ref, attempt, error, mirrors, running[0]);
+    return undefined;
+  }
+
+  /**
+   * The hedge timer fired: a request to the next mirror beside the ones
+   * running, unless bytes arrived while the clock hedge's timer ran (the body
+   * has not stalled, so it is timed again from them; a drip hedge fires
+   * whatever trickles in) or other fetches spent the budget since it was set.
+   */
+  private hedgeNow<G extends Got>(
+    ref: BlockRef,
+    running: readonly Attempt<G>[],
+    progressMark: number | undefined,
+    mirrors: MirrorRounds<FailoverMirror<S>>,
+    launch: (mirror: FailoverMirror<S>, inRound: number, hedge: boolean, urgent: boolean) => void,
+  ): void {
+    if (running.length === 1 && !running[0]?.stalling && running[0]?.progressAt !== progressMark) return;
+    const next = this.hedgeTokens >= 1 ? mirrors.next() : undefined;
+    if (!next) return;
+    this.hedgeTokens -= 1;
+    this.hedges++;
+    const first = running[0] as Attempt<G>;
+    const dripping = running.every((a) => a.stalling);
+    this.logger.verbose(
+      `block ${ref.id}: ${dripping ? 'dripping' : 'no'} answer from ${first.mirror.stats.url} in ${Math.round(this.now() - first.started)} ms; hedging on ${next.mirror.stats.url}`,
+    );
+    launch(next.mirror, next.round, true, dripping);
   }
 
   /** Records the attempt that brought the block in its mirror's stats, and logs it. */
@@ -334,16 +389,16 @@ export class Failover implements BlockSource {
    * Starts one attempt on `mirror`, under our own deadline unless the mirror times itself. `urgent`: a hedge of a
    * dripping block, asked for at demand priority; `onStalling` is called when its body drips.
    */
-  private startAttempt(
-    ref: BlockRef,
-    mirror: FailoverMirror,
+  private startAttempt<G extends Got>(
+    mirror: FailoverMirror<S>,
     options: FetchOptions,
+    ask: (source: S, options: FetchOptions) => Promise<G>,
     how: { hedge: boolean; urgent: boolean; onStalling: () => void },
-  ): Attempt {
+  ): Attempt<G> {
     const { signal } = options;
     const controller = new AbortController();
     const attemptSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
-    const attempt: Attempt = {
+    const attempt: Attempt<G> = {
       mirror,
       controller,
       started: this.now(),
@@ -354,7 +409,7 @@ export class Failover implements BlockSource {
       received: false,
       timedOut: false,
       timer: undefined,
-      outcome: undefined as unknown as Attempt['outcome'],
+      outcome: undefined as unknown as Attempt<G>['outcome'],
     };
     if (!mirror.timesItself) {
       attempt.sentAt = attempt.started;
@@ -382,8 +437,8 @@ export class Failover implements BlockSource {
         if (total !== undefined && received >= total) attempt.received = true;
       },
     };
-    (attempt as { outcome: Attempt['outcome'] }).outcome = mirror.source.get(ref, attemptOptions).then(
-      (stored) => ({ attempt, stored }),
+    (attempt as { outcome: Attempt<G>['outcome'] }).outcome = ask(mirror.source, attemptOptions).then(
+      (got) => ({ attempt, got }),
       (error: unknown) => ({ attempt, error }),
     );
     return attempt;
@@ -462,7 +517,7 @@ export class Failover implements BlockSource {
    * same FailoverMirror objects for mirrors it already had, so their stats
    * keep ranking them. Each round of a get() in flight reads the list anew.
    */
-  setMirrors(mirrors: readonly FailoverMirror[]): void {
+  setMirrors(mirrors: readonly FailoverMirror<S>[]): void {
     if (mirrors.length === 0) throw new InvalidArgumentError('failover needs at least one mirror');
     this.mirrors = [...mirrors];
   }
@@ -525,12 +580,12 @@ function stopAttempts(running: Attempt[], reason: Error): void {
  * Waits for the first of: an attempt's outcome, the hedge timer (`hedgeIn` ms, if given), a wake-up (the
  * function handed to `setWake`, withdrawn after), or the abort of `signal` ('aborted').
  */
-async function nextEvent(
-  running: readonly Attempt[],
+async function nextEvent<G extends Got>(
+  running: readonly Attempt<G>[],
   hedgeIn: number | undefined,
   signal: AbortSignal | undefined,
   setWake: (wake: (() => void) | undefined) => void,
-): Promise<Awaited<Attempt['outcome']> | 'hedge' | 'woken' | 'aborted'> {
+): Promise<Awaited<Attempt<G>['outcome']> | 'hedge' | 'woken' | 'aborted'> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const woken = new Promise<'hedge' | 'woken'>((resolve) => {
     setWake(() => resolve('woken'));

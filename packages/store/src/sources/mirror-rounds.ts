@@ -7,21 +7,21 @@ import { LowSpeedError } from './low-speed-error.js';
  * start, past the mirrors that answered they do not hold the block. A body that stalled earns one more round, up to
  * `maxStallRounds` of them. Pure bookkeeping: no I/O, no clock but the ranking it is given.
  */
-export class MirrorRounds {
-  readonly answeredNotFound = new Set<FailoverMirror>();
+export class MirrorRounds<M extends FailoverMirror = FailoverMirror> {
+  readonly answeredNotFound = new Set<M>();
   /** Each mirror's last failure other than "not found". */
-  readonly lastFailure = new Map<FailoverMirror, Error>();
+  readonly lastFailure = new Map<M, Error>();
   /** Rounds allowed; grows with stalls. */
   rounds: number;
   /** The round of the last mirror handed out (0 before the first). */
   round = 0;
   private stallRounds = 0;
-  private order: FailoverMirror[] = [];
+  private order: M[] = [];
   private nextInOrder = 0;
 
   constructor(
     rounds: number,
-    private readonly rank: () => FailoverMirror[],
+    private readonly rank: () => M[],
     private readonly mirrorCount: () => number,
     private readonly maxStallRounds: number,
   ) {
@@ -29,10 +29,10 @@ export class MirrorRounds {
   }
 
   /** The next mirror to ask, round after round, and the round it belongs to. */
-  next(): { mirror: FailoverMirror; round: number } | undefined {
+  next(): { mirror: M; round: number } | undefined {
     for (;;) {
       while (this.nextInOrder < this.order.length) {
-        const m = this.order[this.nextInOrder++] as FailoverMirror;
+        const m = this.order[this.nextInOrder++] as M;
         if (!this.answeredNotFound.has(m)) return { mirror: m, round: this.round };
       }
       if (this.round >= this.rounds) return undefined;
@@ -48,7 +48,7 @@ export class MirrorRounds {
   }
 
   /** The next mirror of this round not known to lack the block. */
-  upcoming(): FailoverMirror | undefined {
+  upcoming(): M | undefined {
     return this.order.slice(this.nextInOrder).find((m) => !this.answeredNotFound.has(m));
   }
 
@@ -58,7 +58,7 @@ export class MirrorRounds {
   }
 
   /** A mirror's attempt failed with `failure` (already classified). */
-  failed(mirror: FailoverMirror, failure: Error): void {
+  failed(mirror: M, failure: Error): void {
     if (failure instanceof BlockNotFoundError) {
       this.answeredNotFound.add(mirror);
       this.lastFailure.delete(mirror);

@@ -1,21 +1,37 @@
 import type { BlockRef, BlockSource, SourceOptions } from '@thfc/format';
-import { type BlockDecoder, InlineDecoder } from './block-decoder.js';
+import { type BlockDecoder, type Decoded, InlineDecoder } from './block-decoder.js';
+import type { FetchOptions } from './urgency.js';
 
 /**
- * Checks every block the inner source returns with `decodeVerified` (stored
- * size, bounded decode, hash) and returns the stored bytes unchanged. Wrap
- * each mirror in one (`failover(verified(http(a)), verified(http(b)))`) so a
- * mirror's bad bytes are caught as that mirror's fault and failover moves on.
+ * A remote whose blocks arrive checked and decoded, once: what cached()
+ * fetches from. getVerified() resolves to the stored bytes that verified and
+ * the decoded block they gave (BlockDecoder.decode), so no one above decodes
+ * them again.
+ */
+export interface VerifiedRemote {
+  getVerified(ref: BlockRef, options?: FetchOptions): Promise<Decoded>;
+  toString(): string;
+}
+
+/** A block source that is also a VerifiedRemote (verified(), and a failover over them). */
+export type VerifiedBlockSource = BlockSource & VerifiedRemote;
+
+/**
+ * Checks every block the inner source returns with its decoder (stored
+ * size, bounded decode, hash: decodeVerified). Wrap each mirror in one
+ * (`failover(verified(http(a)), verified(http(b)))`) so a mirror's bad bytes
+ * are caught as that mirror's fault and failover moves on.
+ *
+ * getVerified() gives the decoded block with the stored bytes, for the read
+ * path; get() gives the stored bytes alone (a BlockSource, for the mirror's
+ * users). The decoder may run on another thread (BlockWorkers); by default it
+ * runs decodeVerified inline.
  *
  * Errors: passes on all three seam errors from the inner source unchanged,
  * and adds BlockCorruptError (naming the inner source) for bytes that do not
  * verify. `has` is passed through: it cannot be verified without the bytes.
- *
- * The decoder remembers the decoded block for these stored bytes, so cached()
- * asking the same decoder again costs a lookup. It may decode on another
- * thread (BlockWorkers); by default it runs decodeVerified inline.
  */
-export class VerifiedSource implements BlockSource {
+export class VerifiedSource implements VerifiedBlockSource {
   readonly inner: BlockSource;
   private readonly decoder: BlockDecoder;
 
@@ -24,9 +40,13 @@ export class VerifiedSource implements BlockSource {
     this.decoder = components.decoder ?? new InlineDecoder();
   }
 
-  async get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
+  async getVerified(ref: BlockRef, options?: FetchOptions): Promise<Decoded> {
     const fetched = await this.inner.get(ref, options);
-    return (await this.decoder.decode(ref, fetched, this.inner.toString(), options)).stored;
+    return this.decoder.decode(ref, fetched, this.inner.toString(), options);
+  }
+
+  async get(ref: BlockRef, options?: SourceOptions): Promise<Uint8Array> {
+    return (await this.getVerified(ref, options)).stored;
   }
 
   has(ref: BlockRef, options?: SourceOptions): Promise<boolean> {
