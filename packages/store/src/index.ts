@@ -1,5 +1,6 @@
 export { syncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from './atomic-file.js';
 export { DirStore, probeStoredBlockSync } from './dir-store.js';
+export { drainedOrClosed } from './drained-or-closed.js';
 export type { GetBoundedOptions, HttpResponse } from './http-get.js';
 export {
   consumeBody,

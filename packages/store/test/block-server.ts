@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type BlockRef, blockId, encodeBlock } from '@thfc/format';
+import { drainedOrClosed } from '../src/drained-or-closed.js';
 
 /**
  * A real node:http mirror for tests: serves `<prefix>/blocks/ab/<id>` from a
@@ -156,18 +157,7 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
         res.writeHead(200, { 'content-length': block.length });
         for (let i = 0; i < block.length && !res.destroyed; i++) {
           res.write(block.subarray(i, i + 1));
-          await new Promise<void>((resolve) => {
-            const onClose = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-            // The close listener goes with its byte: one left per byte dripped would pile up.
-            const timer = setTimeout(() => {
-              res.off('close', onClose);
-              resolve();
-            }, fault.everyMs);
-            res.once('close', onClose);
-          });
+          await pauseOrClose(res, fault.everyMs);
         }
         res.end();
         return;
@@ -177,17 +167,7 @@ export async function startBlockServer(prefix = '/store'): Promise<BlockServer> 
         const size = Math.ceil(block.length / fault.pieces);
         for (let i = 0; i < fault.pieces && !res.destroyed; i++) {
           const pause = fault.stallMs !== undefined && i === fault.pieces >> 1 ? fault.stallMs : fault.everyMs;
-          await new Promise<void>((resolve) => {
-            const onClose = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-            const timer = setTimeout(() => {
-              res.off('close', onClose);
-              resolve();
-            }, pause);
-            res.once('close', onClose);
-          });
+          await pauseOrClose(res, pause);
           res.write(block.subarray(i * size, (i + 1) * size));
         }
         res.end();
@@ -235,15 +215,17 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Waits for the response to drain or close, leaving no listener behind (each write that fills the buffer waits). */
-function drainedOrClosed(res: ServerResponse): Promise<void> {
+/** Waits `ms`, or less if the response closes; its close listener goes either way (one per pause would pile up). */
+function pauseOrClose(res: ServerResponse, ms: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
+    const onClose = () => {
+      clearTimeout(timer);
       resolve();
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const timer = setTimeout(() => {
+      res.off('close', onClose);
+      resolve();
+    }, ms);
+    res.once('close', onClose);
   });
 }

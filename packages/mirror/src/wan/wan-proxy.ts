@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { drainedOrClosed } from '@thfc/store';
 import { type Dispatcher, Pool } from 'undici';
 import { decideFault, type FaultSpec } from './fault-spec.js';
 
@@ -181,18 +182,4 @@ function passedHeaders(upstream: Dispatcher.ResponseData['headers']): Record<str
   for (const [k, v] of Object.entries(upstream))
     if (v !== undefined && !DROPPED_RESPONSE_HEADERS.has(k)) headers[titleCase(k)] = v;
   return headers;
-}
-
-/** Resolves when a full response buffer drains or the response closes. */
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-  return new Promise<void>((r) => {
-    // Both listeners go once either fires: a 'close' left behind per full buffer piles up on a long body.
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      r();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

@@ -1,0 +1,18 @@
+import type { Writable } from 'node:stream';
+
+/**
+ * Resolves when a writable whose buffer is full drains, or when it closes
+ * (its reader went away). Both listeners go once either fires: one left
+ * behind per full buffer would pile up over a long body.
+ */
+export function drainedOrClosed(out: Writable): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
