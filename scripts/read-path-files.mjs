@@ -116,6 +116,7 @@ async function main() {
       },
     );
     cleanups.unshift(() => mirror.kill('SIGTERM'));
+    process.once('exit', () => mirror.kill('SIGKILL')); // however this process ends
     const base = `http://127.0.0.1:${port}/`;
     await waitHealthy(`${base}healthz`);
 
@@ -193,7 +194,14 @@ async function main() {
       process.exitCode = 1;
     }
   } finally {
-    for (const c of cleanups) await c();
+    // Each step on its own: a mount that will not unmount still leaves the mirror stopped and the files gone.
+    for (const c of cleanups) {
+      try {
+        await c();
+      } catch (e) {
+        process.stderr.write(`read-path: cleanup: ${e?.message ?? e}\n`);
+      }
+    }
   }
 }
 

@@ -228,9 +228,9 @@ export interface LoadedImages extends LoadedIndexSet {
 }
 
 /**
- * The first step of a mount and of an NBD server: opens the mirrors
- * (openMirrors, which checks the options), then loads every index (all or
- * nothing) and measures each before any of its blocks can be read.
+ * The first step of a mount and of an NBD server: checks the options and
+ * opens the mirrors (openMirrors; with --pool, DNS is asked), then loads every
+ * index (all or nothing) and measures each before any of its blocks can be read.
  * `beforeLoad` runs once the options are checked (a mount readies its mount
  * point there).
  */
@@ -240,10 +240,10 @@ export async function loadIndexSet(
   beforeLoad?: () => Promise<void>,
 ): Promise<LoadedIndexSet> {
   const { logger } = components;
-  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
   if (options.recordProfile && options.indexes.length !== 1) {
     throw new UsageError('--record-profile records one image: give exactly one INDEX-URL');
   }
+  const { pool, mirrorBases, dispatcher, cacheDir } = await openMirrors(options, components);
   await beforeLoad?.();
   const load = (quiet: boolean) =>
     loadIndexes(options, { dispatcher, logger, cacheDir, mirrorBases: () => mirrorBases }, quiet);

@@ -7,19 +7,8 @@ import type { BlockReader, LocalBlocks } from '../src/sources/block-reader.js';
  * and the fakes of blockfs's own reader seams. Nothing here is mocked.
  */
 
-export {
-  blockOf,
-  CREATED,
-  corrupted,
-  indexHeader,
-  makeBlock,
-  makeImage,
-  patternBytes,
-  rawBlock,
-  type TestBlock,
-  type TestImage,
-  tempDir,
-} from '@thfc/testkit';
+// The encoded blocks and images store's tests share, named once (in @thfc/testkit's index).
+export * from '@thfc/testkit';
 
 /** A promise with its resolver outside, to hold a fake source's answer until the test lets it go. */
 export function deferred<T = void>(): {

@@ -94,11 +94,19 @@ export async function downloadTo(
   const res = await get(location, signal, timeoutMs);
   // Into a temp file renamed once whole: an interrupted download never leaves a truncated kernel for qemu.
   const tmp = tempPathFor(file);
+  const out = createWriteStream(tmp, { flags: 'wx' });
+  // A local write that fails is this machine's fault (fsError: no such directory, disk full), not the mirror's.
+  let diskError: unknown;
+  out.once('error', (e) => {
+    diskError = e;
+  });
   try {
-    await consumeBody(res, (body) => pipeline(body, createWriteStream(tmp, { flags: 'wx' }))).catch((e: unknown) => {
-      throw inSeconds(e);
+    await consumeBody(res, (body) => pipeline(body, out)).catch((e: unknown) => {
+      throw diskError ? fsError(diskError, file) : inSeconds(e);
     });
-    await rename(tmp, file);
+    await rename(tmp, file).catch((e: unknown) => {
+      throw fsError(e, file);
+    });
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

@@ -63,6 +63,12 @@ describe('locations', () => {
     await expect(downloadTo(`${base}/slow`, join(dir, 'slow'), ac.signal)).rejects.toThrow(/stop/);
   });
 
+  it('a local write that fails is named as the local file, not blamed on the mirror', async () => {
+    const e = await downloadTo(`${base}/big`, join(dir, 'no-such-dir', 'vmlinuz'), never).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as Error).message).toBe(`${join(dir, 'no-such-dir', 'vmlinuz')}: no such file or directory`);
+  });
+
   it('a download cut short leaves neither the file nor a temp file', async () => {
     const sub = join(dir, 'cut');
     await mkdir(sub);

@@ -67,8 +67,8 @@ class Thread {
  * hash cached block files on their first use (FileVerifier), so the main
  * thread keeps answering FUSE requests meanwhile. Work goes to the thread with
  * the fewest jobs. A thread that dies fails its jobs (MirrorUnavailableError:
- * the block could not be checked, so it is not served) and is replaced on the
- * next job.
+ * the block could not be checked, so it is not served) and is replaced at once
+ * when jobs wait, else on the next job.
  *
  * Stored bytes are transferred to the thread and back, and the decoded block
  * comes back the same way: no copies. The caller's stored buffer is empty

@@ -22,9 +22,6 @@ import {
 import { currentPriority, type FetchOptions } from './urgency.js';
 import { type Answer, statusWhy, WireExchange, type WireLimits } from './wire-exchange.js';
 
-// When a body counts as dripping is the wire's rule; it stays part of HttpSource's API.
-export { STALLING_CHECK_MS, STALLING_FACTOR } from './wire-exchange.js';
-
 /**
  * A backstop for one HTTP exchange, counted from when it gets a slot in the
  * window (time spent queued behind this client's own requests is not the
