@@ -10,6 +10,7 @@ import type { FetchOptions } from '@thfc/store';
 export interface BlockReader {
   /**
    * Copies bytes [from, from + length) of the decoded block into dst at `at`.
+   * (Its fast path, done now when no wait is needed, is HotBlocks.readNow.)
    * Resolves to the whole decoded block when this layer had to hold all of it
    * (it fetched the block, or read it whole to check it), so a cache above may
    * keep it; to undefined when it copied the slice alone.
@@ -33,16 +34,6 @@ export interface BlockReader {
    * hand (it fetched it), as read() does.
    */
   load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined>;
-  /**
-   * The fast path of read(): copies the slice now, synchronously, when this
-   * layer can without waiting for anything (a block in RAM, or cached on disk,
-   * checked, and its file open while plain reads are fast); returns false when
-   * it cannot, and the caller uses read(), which then does everything again.
-   * Has no effect but the copy and hit counters; never throws. A FUSE request
-   * answered here costs no promise, no microtask and no thread hop, which is
-   * what limits a warm sequential read (see ImageReader.readNow).
-   */
-  readNow?(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean;
   /** Prints the topology, e.g. `memory(32M, cached(checked-once(behind(disk(/var/tmp/blocks))), failover(…)))`. */
   toString(): string;
 }
