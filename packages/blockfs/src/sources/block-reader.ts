@@ -6,11 +6,12 @@ import type { FetchOptions } from '@thfc/store';
  * straight into the caller's buffer (a FUSE request's). BlockSource moves
  * whole stored blocks between stores, caches and mirrors; a BlockReader is
  * what the image reader sees: `memory(cached(checked(disk), remote))`.
+ * A read that needs no wait is answered before any of this, in one place:
+ * the tree's hot index (HotBlocks.readNow).
  */
 export interface BlockReader {
   /**
    * Copies bytes [from, from + length) of the decoded block into dst at `at`.
-   * (Its fast path, done now when no wait is needed, is HotBlocks.readNow.)
    * Resolves to the whole decoded block when this layer had to hold all of it
    * (it fetched the block, or read it whole to check it), so a cache above may
    * keep it; to undefined when it copied the slice alone.

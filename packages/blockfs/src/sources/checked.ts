@@ -220,9 +220,8 @@ export class CheckedSource implements LocalBlocks {
   /**
    * True when `file` is the version of the entry that was verified. A file
    * that is not (a descriptor opened afresh onto a changed or replaced file)
-   * is logged and forgotten, so the caller checks it.
+   * is logged and forgotten, so the caller checks it. @internal read()'s and HotBlocks'.
    */
-  /** @internal Also HotBlocks'. */
   trusts(id: string, file: OpenFile): boolean {
     let known = this.verified.get(id);
     if (known === undefined) return false;
@@ -237,8 +236,10 @@ export class CheckedSource implements LocalBlocks {
     return false;
   }
 
-  /** The open file changed since it was opened (fstat `now`): forget its check, and open the name afresh. */
-  /** @internal Also HotBlocks'. */
+  /**
+   * The open file changed since it was opened (fstat `now`): forget its check
+   * (logged), and open the name afresh. @internal read()'s and HotBlocks'.
+   */
   changedUnder(id: string, file: OpenFile, now: BigIntStats): void {
     this.components.disk.reopen(id);
     if (this.verified.get(id) === file.identity) this.changed(id, describeChange(file.identity, identityOf(now)));

@@ -1,5 +1,4 @@
 import type { BlockRef } from '@thfc/format';
-import type { LRUCache } from 'lru-cache';
 import type { CacheCounters, CachedSource } from './cached.js';
 import type { CheckedSource } from './checked.js';
 import { rawRef } from './checked.js';
@@ -33,6 +32,13 @@ export interface HotParts {
   readonly checked?: CheckedSource | undefined;
 }
 
+/** What a hot read of a cache file looks at. */
+interface HotFiles {
+  readonly checked: CheckedSource;
+  readonly disk: DiskCache;
+  readonly verified: ReadonlyMap<string, unknown>;
+}
+
 /**
  * The hot index of one read path: every block a read can be answered with
  * now, without waiting, looked up in one place. It holds the memory cache's
@@ -51,32 +57,27 @@ export interface HotParts {
  */
 export class HotBlocks implements ReadsNow {
   private readonly memory: MemoryCache | undefined;
-  private readonly lru: LRUCache<string, Uint8Array> | undefined;
   private readonly fetching: ReadonlyMap<string, unknown> | undefined;
   private readonly counters: CacheCounters | undefined;
-  private readonly checked: CheckedSource | undefined;
   private readonly writer: WriteBehind | undefined;
-  private readonly disk: DiskCache | undefined;
-  private readonly verified: ReadonlyMap<string, unknown> | undefined;
+  /** The checked disk cache's trust and open files; none with --paranoid (every use is hashed whole). */
+  private readonly files: HotFiles | undefined;
 
   constructor(parts: HotParts) {
     const { memory, cached, checked } = parts;
     this.memory = memory;
-    this.lru = memory?.lru;
     this.fetching = cached?.fetching;
     this.counters = cached?.counters;
-    // --paranoid: every use is hashed whole, so nothing on disk is hot.
-    this.checked = checked?.paranoid ? undefined : checked;
     this.writer = checked?.writer;
-    this.disk = checked?.disk;
-    this.verified = checked?.verified;
+    if (checked && !checked.paranoid) this.files = { checked, disk: checked.disk, verified: checked.verified };
   }
 
   readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    const hit = this.lru?.get(ref.id);
+    const memory = this.memory;
+    const hit = memory?.lru.get(ref.id);
     // A block shorter than asked for is never served (a buffer given up for reuse would read as empty).
-    if (hit && hit.length >= from + length) {
-      (this.memory as MemoryCache).hits++;
+    if (memory && hit && hit.length >= from + length) {
+      memory.hits++;
       dst.set(hit.subarray(from, from + length), at);
       return true;
     }
@@ -91,9 +92,10 @@ export class HotBlocks implements ReadsNow {
 
   /** A trusted, open cache file read in place and confirmed by fstat; false leaves the read to read(). */
   private readFile(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    const checked = this.checked;
-    if (checked === undefined || !this.verified?.has(ref.id)) return false;
-    const entry = (this.disk as DiskCache).openEntry(rawRef(ref));
+    const files = this.files;
+    if (files === undefined || !files.verified.has(ref.id)) return false;
+    const { checked, disk } = files;
+    const entry = disk.openEntry(rawRef(ref));
     if (!entry) return false;
     try {
       // The bytes are copied before the identity is confirmed; on false the caller must not use them.
