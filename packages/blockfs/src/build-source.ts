@@ -183,7 +183,7 @@ export class SourceBuilder {
     const local: LocalBlocks = this.local?.checked ?? new NullCache();
     const cached = new CachedSource({ local, remote, counters });
     const top = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
-    return new ImageSource({ top, counters, failover, mirrorsFor });
+    return new ImageSource({ top, cached, checked: this.local?.checked, counters, failover, mirrorsFor });
   }
 
   /**

@@ -3,6 +3,7 @@ import type { FetchOptions } from '@thfc/store';
 import { type Logger, SILENT_LOGGER } from '@thfc/store';
 import { countFailure, type FailureMemory, noteSuccess } from './readahead-errors.js';
 import type { BlockReader } from './sources/block-reader.js';
+import type { ReadsNow } from './sources/hot-blocks.js';
 
 export interface ImageReaderOptions {
   /** The most blocks read ahead of a sequential stream (see DEFAULT_READAHEAD_BYTES); 0 turns read-ahead off. */
@@ -120,7 +121,8 @@ export class ImageReader {
   constructor(
     private readonly components: {
       index: ImageIndex;
-      blocks: BlockReader;
+      /** The read path; with readNow (ImageSource: its hot index), readNow() can answer without waiting. */
+      blocks: BlockReader & Partial<ReadsNow>;
       logger?: Logger;
       /** Told of every non-zero block a reader asks for, before it is fetched (profile recording, prefetch stats, measurement). */
       observers?: readonly BlockObserver[];
@@ -189,7 +191,7 @@ export class ImageReader {
 
   /**
    * read(), done now when every block of the range can be copied without
-   * waiting (BlockReader.readNow: in RAM, or cached, checked and open);
+   * waiting (HotBlocks.readNow: in RAM, behind, or cached, checked and open);
    * undefined when one cannot, and the caller uses read(), which starts over.
    * The reader's counters and observers see nothing unless the whole range
    * was copied, so a fallback counts once here; the layers' hit counters do

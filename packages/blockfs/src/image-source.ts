@@ -1,6 +1,8 @@
 import type { Failover, FailoverMirror, MirrorSnapshot, VerifiedBlockSource } from '@thfc/store';
 import type { BlockReader } from './sources/block-reader.js';
-import type { CacheCounters } from './sources/cached.js';
+import type { CacheCounters, CachedSource } from './sources/cached.js';
+import type { CheckedSource } from './sources/checked.js';
+import { HotBlocks, type ReadsNow } from './sources/hot-blocks.js';
 import type { MemoryCache } from './sources/memory-cache.js';
 
 /** What one image's read path did since start, for stats.json (ImageStatus). */
@@ -25,18 +27,22 @@ export interface SourceStats {
  * tree (memory(cached(…))) as one BlockReader, with what the daemon asks of
  * it besides blocks: its stats, and new mirrors when a pool re-resolves.
  */
-export class ImageSource implements BlockReader {
+export class ImageSource implements BlockReader, ReadsNow {
   /*
    * The top's own methods, bound: a read goes straight into the tree, through
    * no frame of this class (the warm path is a handful of calls; this adds none).
    */
   readonly read: BlockReader['read'];
-  readonly readNow: NonNullable<BlockReader['readNow']>;
+  /** The tree's hot index (HotBlocks) answers this. */
+  readonly readNow: ReadsNow['readNow'];
   readonly load: BlockReader['load'];
 
   constructor(
     private readonly parts: {
       readonly top: MemoryCache;
+      /** The nodes under it whose state HotBlocks reads; no checked() with --nocache. */
+      readonly cached: CachedSource;
+      readonly checked: CheckedSource | undefined;
       readonly counters: CacheCounters;
       /** Undefined offline. */
       readonly failover: Failover<VerifiedBlockSource> | undefined;
@@ -44,9 +50,10 @@ export class ImageSource implements BlockReader {
       readonly mirrorsFor: (bases: readonly string[]) => readonly FailoverMirror<VerifiedBlockSource>[];
     },
   ) {
-    const { top } = parts;
+    const { top, cached, checked } = parts;
+    const hot = new HotBlocks({ memory: top, cached, checked });
     this.read = top.read.bind(top);
-    this.readNow = top.readNow.bind(top);
+    this.readNow = hot.readNow.bind(hot);
     this.load = top.load.bind(top);
   }
 

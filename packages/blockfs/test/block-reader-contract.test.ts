@@ -7,6 +7,7 @@ import { CachedSource } from '../src/sources/cached.js';
 import { CheckedSource, rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { HotBlocks, type HotParts } from '../src/sources/hot-blocks.js';
 import { MemoryCache } from '../src/sources/memory-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
 import { WriteBehind } from '../src/sources/write-behind.js';
@@ -58,36 +59,43 @@ async function pieces(blocks: readonly TestBlock[], where: 'mirror' | 'disk', no
   return { checked, cached, settle };
 }
 
-const served = (reader: BlockReader, settle?: () => Promise<void>): ContractReader => ({ reader, settle });
+/** The reader, with the hot index over the parts of its tree given. */
+const served = (reader: BlockReader, settle?: () => Promise<void>, hot?: HotParts): ContractReader => ({
+  reader,
+  settle,
+  hot: hot && new HotBlocks(hot),
+});
 
 blockReaderContract('MemoryCache (the mount tree)', async (blocks) => {
-  const { cached, settle } = await pieces(blocks, 'mirror');
-  return served(new MemoryCache({ inner: cached }), settle);
+  const { checked, cached, settle } = await pieces(blocks, 'mirror');
+  const memory = new MemoryCache({ inner: cached });
+  return served(memory, settle, { memory, cached, checked });
 });
 
 blockReaderContract('MemoryCache (the --nocache tree)', async (blocks) => {
   const { cached, settle } = await pieces(blocks, 'mirror', true);
-  return served(new MemoryCache({ inner: cached }), settle);
+  const memory = new MemoryCache({ inner: cached });
+  return served(memory, settle, { memory, cached });
 });
 
 blockReaderContract('CachedSource (--nocache)', async (blocks) => {
   const { cached, settle } = await pieces(blocks, 'mirror', true);
-  return served(cached, settle);
+  return served(cached, settle, { cached });
 });
 
 blockReaderContract('CachedSource', async (blocks) => {
-  const { cached, settle } = await pieces(blocks, 'mirror');
-  return served(cached, settle);
+  const { checked, cached, settle } = await pieces(blocks, 'mirror');
+  return served(cached, settle, { cached, checked });
 });
 
 blockReaderContract('CachedSource with the blocks on disk', async (blocks) => {
-  const { cached, settle } = await pieces(blocks, 'disk');
-  return served(cached, settle);
+  const { checked, cached, settle } = await pieces(blocks, 'disk');
+  return served(cached, settle, { cached, checked });
 });
 
 blockReaderContract('CheckedSource', async (blocks) => {
   const { checked, settle } = await pieces(blocks, 'disk');
-  return served(checked, settle);
+  return served(checked, settle, { checked });
 });
 
 /** The tree exactly as a mount builds it: SourceBuilder over one helper thread that decodes and checks (pooled buffers). */
@@ -99,7 +107,8 @@ async function mountTree(blocks: readonly TestBlock[], nocache: boolean): Promis
   const workers = new BlockWorkers({ threads: 1 });
   const builder = new SourceBuilder({ disk, logger: new MemoryLogger(), workers }, { nocache, retries: 1 });
   cleanups.push(() => builder.close());
-  return served(builder.build([mirror.root]));
+  const built = builder.build([mirror.root]);
+  return { reader: built, hot: built };
 }
 
 blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTree(blocks, false));

@@ -1,11 +1,14 @@
 import { BlockNotFoundError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import type { BlockReader } from '../src/sources/block-reader.js';
+import type { ReadsNow } from '../src/sources/hot-blocks.js';
 import { makeBlock, type TestBlock } from './image-fixtures.js';
 
 /** A reader built to serve `blocks` (or, with `holdsNothing`, none), and how to let its background work finish. */
 export interface ContractReader {
   readonly reader: BlockReader;
+  /** The hot index over the reader's tree (HotBlocks, as ImageSource builds it); none when nothing in it is hot. */
+  readonly hot?: ReadsNow | undefined;
   /** Resolves once writes behind and fetches in flight have landed; the default waits a little. */
   readonly settle?: (() => Promise<void>) | undefined;
 }
@@ -14,18 +17,18 @@ const SENTINEL = 0xa5;
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** What a reader copied with readNow, or undefined when it declined. */
-function tryNow(reader: BlockReader, b: TestBlock, from: number, length: number): Uint8Array | undefined {
+/** What the reader's hot index copied with readNow, or undefined when it declined (or there is none). */
+function tryNow(r: ContractReader, b: TestBlock, from: number, length: number): Uint8Array | undefined {
   const dst = new Uint8Array(length + 2).fill(SENTINEL);
-  if (!reader.readNow?.(b.ref, dst, 1, from, length)) return undefined;
+  if (!r.hot?.readNow(b.ref, dst, 1, from, length)) return undefined;
   expect(dst[0]).toBe(SENTINEL); // nothing before `at`
   expect(dst[length + 1]).toBe(SENTINEL); // nothing past the slice
   return dst.subarray(1, length + 1);
 }
 
 /**
- * The contract every BlockReader runs: read, readNow and load agree on a
- * block's bytes (readNow may decline, never differ), and no call writes into
+ * The contract every BlockReader runs: read, load and the hot index's
+ * readNow over its tree agree on a block's bytes (readNow may decline, never differ), and no call writes into
  * a caller's buffer once its promise has settled, whether it resolved, was
  * aborted or failed. `make` returns a fresh reader that can serve the blocks
  * it is given (or none, with `holdsNothing`).
@@ -47,7 +50,7 @@ export function blockReaderContract(
       const dst = new Uint8Array(b.ref.size).fill(SENTINEL);
       await expect(r.reader.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
       await expect(r.reader.load(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
-      expect(tryNow(r.reader, b, 0, b.ref.size)).toBeUndefined();
+      expect(tryNow(r, b, 0, b.ref.size)).toBeUndefined();
       await settled(r);
       expect(dst.every((x) => x === SENTINEL)).toBe(true);
     });
@@ -59,7 +62,7 @@ export function blockReaderContract(
       const r = await make(blocks);
       for (const b of blocks) {
         const size = b.ref.size;
-        expect(tryNow(r.reader, b, 0, size) ?? b.data).toEqual(b.data);
+        expect(tryNow(r, b, 0, size) ?? b.data).toEqual(b.data);
         const loaded = await r.reader.load(b.ref);
         if (loaded) expect(same(loaded, b.data)).toBe(true);
         const dst = new Uint8Array(size + 16).fill(SENTINEL);
@@ -72,8 +75,8 @@ export function blockReaderContract(
         await r.reader.read(b.ref, slice, 0, size - 300, 100);
         expect(same(slice, b.data.subarray(size - 300, size - 200))).toBe(true);
         await settled(r);
-        expect(tryNow(r.reader, b, 0, size) ?? b.data).toEqual(b.data);
-        expect(tryNow(r.reader, b, 1000, 123) ?? b.data.subarray(1000, 1123)).toEqual(b.data.subarray(1000, 1123));
+        expect(tryNow(r, b, 0, size) ?? b.data).toEqual(b.data);
+        expect(tryNow(r, b, 1000, 123) ?? b.data.subarray(1000, 1123)).toEqual(b.data.subarray(1000, 1123));
       }
     });
 

@@ -16,7 +16,6 @@ import {
   readWhole,
   type TestBlock,
   tempDir,
-  withReadNow,
 } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -292,78 +291,6 @@ describe('CachedSource reads', () => {
 
   it('toString prints both sides', () => {
     expect(String(setup().cached)).toBe('cached(fake(local), verified(fake(remote)))');
-  });
-});
-
-/** A FakeLocal whose readNow answers from its Map while `now` is set, recording each call. */
-const NowLocal = withReadNow(FakeLocal);
-
-describe('CachedSource.readNow', () => {
-  function nowSetup() {
-    const local = new NowLocal();
-    const remote = new FakeSource('remote');
-    const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    return { local, remote, counters, cached: new CachedSource({ local, remote: verified(remote), counters }) };
-  }
-
-  it('a block the local cache answers now is copied, at the offset asked for, and counted as a hit', () => {
-    const { local, remote, counters, cached } = nowSetup();
-    const b = makeBlock(40);
-    local.blocks.set(b.ref.id, b.data);
-    const dst = new Uint8Array(1000).fill(0xaa);
-    expect(cached.readNow(b.ref, dst, 100, 3000, 500)).toBe(true);
-    expect(same(dst.subarray(100, 600), b.data.subarray(3000, 3500))).toBe(true);
-    expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
-    expect(dst.subarray(600).every((x) => x === 0xaa)).toBe(true);
-    expect(counters).toMatchObject({ hits: 1, fetched: 0, bytesFetched: 0 });
-    expect(local.nowReads).toEqual([b.ref.id]);
-    expect(local.reads).toEqual([]);
-    expect(remote.calls).toEqual([]);
-  });
-
-  it('false, counting and fetching nothing, when the local cache cannot answer now or has no readNow', () => {
-    const { local, remote, counters, cached } = nowSetup();
-    const absent = makeBlock(41);
-    const dst = new Uint8Array(absent.ref.size).fill(0xaa);
-    expect(cached.readNow(absent.ref, dst, 0, 0, absent.ref.size)).toBe(false);
-    const held = makeBlock(42);
-    local.blocks.set(held.ref.id, held.data);
-    local.now = false; // held, but only read() can reach it (e.g. not checked yet)
-    expect(cached.readNow(held.ref, dst, 0, 0, held.ref.size)).toBe(false);
-    expect(dst.every((x) => x === 0xaa)).toBe(true);
-    expect(counters).toMatchObject({ hits: 0, fetched: 0 });
-    expect(remote.calls).toEqual([]);
-
-    const plain = new FakeLocal(); // no readNow at all
-    plain.blocks.set(held.ref.id, held.data);
-    const counted: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const over = new CachedSource({ local: plain, remote: verified(remote), counters: counted });
-    expect(over.readNow(held.ref, dst, 0, 0, held.ref.size)).toBe(false);
-    expect(dst.every((x) => x === 0xaa)).toBe(true);
-    expect(counted.hits).toBe(0);
-    expect(plain.reads).toEqual([]);
-  });
-
-  it('false while a fetch of the block is in flight, even when the local cache could answer; true once it is over', async () => {
-    const { local, remote, counters, cached } = nowSetup();
-    const b = makeBlock(43);
-    remote.blocks.set(b.ref.id, b.stored);
-    const { release } = gateRemote(remote);
-    const reading = readWhole(cached, b.ref);
-    await settle();
-    local.blocks.set(b.ref.id, b.data); // e.g. another daemon cached it meanwhile
-    const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(cached.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
-    expect(dst.every((x) => x === 0xaa)).toBe(true);
-    expect(local.nowReads).toEqual([]); // not even asked
-    expect(counters.hits).toBe(0);
-    release();
-    expect(same(await reading, b.data)).toBe(true);
-    await settle();
-    expect(cached.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
-    expect(same(dst, b.data)).toBe(true);
-    expect(counters).toMatchObject({ hits: 1, fetched: 1 });
-    expect(remote.calls).toHaveLength(1);
   });
 });
 

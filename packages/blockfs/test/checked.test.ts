@@ -10,6 +10,7 @@ import { CheckedSource, rawRef } from '../src/sources/checked.js';
 import { DiskCache } from '../src/sources/disk-cache.js';
 import type { FileVerifier } from '../src/sources/file-verifier.js';
 import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { HotBlocks } from '../src/sources/hot-blocks.js';
 import { WriteBehind } from '../src/sources/write-behind.js';
 import { corrupted, deferred, makeBlock, readWhole, type TestBlock, tempDir } from './image-fixtures.js';
 
@@ -53,6 +54,9 @@ async function setup(paranoid?: boolean, openFiles?: number) {
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+
+/** The hot index over the checked cache alone (as a mount's, without RAM or fetches above it). */
+const hot = (checked: CheckedSource) => new HotBlocks({ checked });
 
 describe('CheckedSource', () => {
   it('serves a good cached block decoded, checking it once, then by positional reads only', async () => {
@@ -267,7 +271,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     await writer.idle();
     await replace(dir, fileOf(b), corrupted(b.data));
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
     await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
     expect(verifier.ids).toEqual([b.ref.id]);
@@ -295,10 +299,14 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     await onDisk(b);
     await readWhole(checked, b.ref); // checked; its descriptor stays open
     const dst = new Uint8Array(b.ref.size);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
     await writeFile(fileOf(b), corrupted(b.data), { flag: 'r+' });
     expect(disk.openEntry(rawRef(b.ref))?.release()).toBeUndefined(); // still open: only fstat can tell
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    // The hot path itself logged the change and dropped its trust, as read() would have.
+    expect(checked.counts.changed).toBe(1);
+    expect(checked.verified.has(b.ref.id)).toBe(false);
+    expect(namesEntry(logger.lines, b.ref.id)).toHaveLength(1);
     await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(namesEntry(logger.lines, b.ref.id).join('\n')).toMatch(
@@ -314,7 +322,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     await readWhole(checked, b.ref);
     await replace(dir, fileOf(b), corrupted(b.data));
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // bytes of the old inode, not confirmed
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // bytes of the old inode, not confirmed
     await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(existsSync(fileOf(b))).toBe(false);
@@ -421,7 +429,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
   });
 });
 
-describe('CheckedSource.readNow', () => {
+describe('HotBlocks.readNow over checked()', () => {
   /** Opens the block's file and leaves its descriptor open (idle), as a read would. */
   const openFile = async (disk: DiskCache, b: TestBlock) => (await disk.entry(rawRef(b.ref))).release();
 
@@ -431,7 +439,7 @@ describe('CheckedSource.readNow', () => {
     const stored = checked.keep(b.ref, b.data);
     expect(writer.pending(b.ref.id)).toBeDefined();
     const dst = new Uint8Array(300).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 100, 2000, 100)).toBe(true);
+    expect(hot(checked).readNow(b.ref, dst, 100, 2000, 100)).toBe(true);
     expect(same(dst.subarray(100, 200), b.data.subarray(2000, 2100))).toBe(true);
     expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
     expect(dst.subarray(200).every((x) => x === 0xaa)).toBe(true);
@@ -446,10 +454,10 @@ describe('CheckedSource.readNow', () => {
     await writer.idle();
     expect(writer.pending(b.ref.id)).toBeUndefined();
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // on disk, not open yet: read() opens it
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // on disk, not open yet: read() opens it
     expect(dst.every((x) => x === 0xaa)).toBe(true);
     expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
     expect(same(dst, b.data)).toBe(true);
     expect(verifier.ids).toEqual([]);
   });
@@ -464,14 +472,14 @@ describe('CheckedSource.readNow', () => {
       expect(open).toBeDefined(); // it is open: only the check is missing
       open?.release();
       const dst = new Uint8Array(b.ref.size).fill(0xaa);
-      expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size), verify).toBe(false);
+      expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size), verify).toBe(false);
       expect(dst.every((x) => x === 0xaa)).toBe(true);
       expect(verifier.ids).toEqual([]); // readNow never checks
       if (verify === 'read') await readWhole(checked, b.ref);
       else await checked.load(b.ref);
       expect(verifier.ids).toEqual([b.ref.id]);
       const slice = new Uint8Array(200).fill(0xaa);
-      expect(checked.readNow(b.ref, slice, 50, 3000, 100), verify).toBe(true);
+      expect(hot(checked).readNow(b.ref, slice, 50, 3000, 100), verify).toBe(true);
       expect(same(slice.subarray(50, 150), b.data.subarray(3000, 3100))).toBe(true);
       expect(slice.subarray(0, 50).every((x) => x === 0xaa)).toBe(true);
       expect(slice.subarray(150).every((x) => x === 0xaa)).toBe(true);
@@ -487,7 +495,7 @@ describe('CheckedSource.readNow', () => {
     await openFile(disk, b);
     expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
   });
 
@@ -497,7 +505,7 @@ describe('CheckedSource.readNow', () => {
     await onDisk(b);
     await readWhole(checked, b.ref); // verified, descriptor open
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
     // Replace it while the checked inode is still held open, so the new file is surely another inode.
     const old = disk.openEntry(rawRef(b.ref));
     expect(old).toBeDefined();
@@ -506,13 +514,13 @@ describe('CheckedSource.readNow', () => {
     old?.release();
     await openFile(disk, b); // the new file is open: only its identity tells it apart
     const after = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
     expect(after.every((x) => x === 0xaa)).toBe(true);
     await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([b.ref.id, b.ref.id]);
     expect(existsSync(fileOf(b))).toBe(false);
     expect(logger.lines).toHaveLength(2);
-    expect(checked.readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, after, 0, 0, b.ref.size)).toBe(false);
     expect(after.every((x) => x === 0xaa)).toBe(true);
   });
 
@@ -522,13 +530,13 @@ describe('CheckedSource.readNow', () => {
     await onDisk(b, corrupted(b.data));
     await openFile(disk, b);
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
     await expect(checked.read(b.ref, dst, 0, 0, b.ref.size)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
     expect(existsSync(fileOf(b))).toBe(false);
     expect(logger.lines).toHaveLength(1);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
   });
 
@@ -536,7 +544,7 @@ describe('CheckedSource.readNow', () => {
     const { checked } = await setup();
     const b = makeBlock(37);
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(checked.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
     expect(dst.every((x) => x === 0xaa)).toBe(true);
   });
 });

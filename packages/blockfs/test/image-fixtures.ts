@@ -122,22 +122,3 @@ export class FakeReader implements BlockReader {
     return 'fake(reader)';
   }
 }
-
-/**
- * Adds readNow (BlockReader's fast path) to a fake holding a Map of blocks:
- * it answers from the Map while `now` is set, and records every call.
- */
-// biome-ignore lint/suspicious/noExplicitAny: a TypeScript mixin's base constructor must take any[] (TS2545)
-export function withReadNow<T extends new (...args: any[]) => { readonly blocks: Map<string, Uint8Array> }>(Base: T) {
-  return class extends Base {
-    now = true;
-    readonly nowReads: string[] = [];
-    readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-      this.nowReads.push(ref.id);
-      const data = this.blocks.get(ref.id);
-      if (!this.now || !data) return false;
-      dst.set(data.subarray(from, from + length), at);
-      return true;
-    }
-  };
-}

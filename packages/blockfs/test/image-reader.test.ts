@@ -18,6 +18,7 @@ import {
 } from '../src/image-reader.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
 import { CachedSource } from '../src/sources/cached.js';
+import { HotBlocks } from '../src/sources/hot-blocks.js';
 import { MemoryCache } from '../src/sources/memory-cache.js';
 import { NullCache } from '../src/sources/null-cache.js';
 import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
@@ -214,10 +215,17 @@ describe('ImageReader.readNow', () => {
   /** memory(cached(none, remote)): a block is served now once a read() has put it in RAM. */
   function setup(img: TestImage, inner: BlockReader = blocksOf(img)) {
     const memory = new MemoryCache({ inner });
+    const hot = new HotBlocks({ memory });
     const observed: number[] = [];
     const r = new ImageReader({
       index: img.decoded.index,
-      blocks: memory,
+      // The tree and its hot index, as ImageSource joins them.
+      blocks: {
+        read: memory.read.bind(memory),
+        load: memory.load.bind(memory),
+        readNow: hot.readNow.bind(hot),
+        toString: () => String(memory),
+      },
       logger: new MemoryLogger(),
       observers: [(i) => observed.push(i)],
     });
@@ -303,7 +311,7 @@ describe('ImageReader.readNow', () => {
     expect(r.counters).toMatchObject({ reads: 2, bytesRead: 110 });
   });
 
-  it('undefined when the block reader has no readNow', () => {
+  it('undefined when the block reader has no readNow (no hot index)', () => {
     const img = image(2, { zeros: [0, 1] });
     const r = new ImageReader({ index: img.decoded.index, blocks: new RecordingReader(blocksOf(img)) });
     const buf = new Uint8Array(BS).fill(0xaa);

@@ -1,7 +1,7 @@
 import { MirrorUnavailableError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MEMORY_CACHE_BYTES, MemoryCache } from '../src/sources/memory-cache.js';
-import { FakeReader, makeBlock, readWhole, type TestBlock, withReadNow } from './image-fixtures.js';
+import { FakeReader, makeBlock, readWhole, type TestBlock } from './image-fixtures.js';
 
 function setup(maxBytes?: number) {
   const inner = new FakeReader();
@@ -9,9 +9,6 @@ function setup(maxBytes?: number) {
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
-
-/** A FakeReader whose readNow answers from its Map while `now` is set, recording each call. */
-const NowReader = withReadNow(FakeReader);
 
 describe('MemoryCache', () => {
   it('keeps a block the layer below hands up whole; later reads copy from RAM', async () => {
@@ -103,71 +100,5 @@ describe('MemoryCache', () => {
     expect(DEFAULT_MEMORY_CACHE_BYTES).toBe(32 * 1024 * 1024);
     expect(String(setup().memory)).toBe('memory(32M, fake(reader))');
     expect(String(setup(1000).memory)).toBe('memory(1000, fake(reader))');
-  });
-});
-
-describe('MemoryCache.readNow', () => {
-  it('a block in RAM is copied now, at the offset asked for, and counted as a hit', async () => {
-    const inner = new NowReader();
-    const memory = new MemoryCache({ inner });
-    const b = makeBlock(11);
-    inner.blocks.set(b.ref.id, b.data);
-    await readWhole(memory, b.ref); // handed up whole: kept
-    inner.blocks.delete(b.ref.id); // only RAM can answer now
-    const dst = new Uint8Array(300).fill(0xaa);
-    expect(memory.readNow(b.ref, dst, 100, 50, 100)).toBe(true);
-    expect(same(dst.subarray(100, 200), b.data.subarray(50, 150))).toBe(true);
-    expect(dst.subarray(0, 100).every((x) => x === 0xaa)).toBe(true);
-    expect(dst.subarray(200).every((x) => x === 0xaa)).toBe(true);
-    expect(memory.hits).toBe(1);
-    expect(inner.nowReads).toEqual([]);
-    expect(inner.reads).toEqual([b.ref.id]);
-  });
-
-  it('a miss is asked of the inner reader’s readNow, which copies and counts; nothing is kept here', async () => {
-    const inner = new NowReader();
-    const memory = new MemoryCache({ inner });
-    const b = makeBlock(12);
-    inner.blocks.set(b.ref.id, b.data);
-    const dst = new Uint8Array(200).fill(0xaa);
-    expect(memory.readNow(b.ref, dst, 10, 1000, 100)).toBe(true);
-    expect(same(dst.subarray(10, 110), b.data.subarray(1000, 1100))).toBe(true);
-    expect(inner.nowReads).toEqual([b.ref.id]);
-    expect(memory.hits).toBe(0);
-    expect(memory.holds(b.ref.id)).toBe(false);
-    expect(inner.reads).toEqual([]);
-
-    inner.now = false; // the layer below cannot answer now: neither can this one
-    const again = new Uint8Array(200).fill(0xaa);
-    expect(memory.readNow(b.ref, again, 10, 1000, 100)).toBe(false);
-    expect(again.every((x) => x === 0xaa)).toBe(true);
-    expect(memory.hits).toBe(0);
-  });
-
-  it('a miss over an inner reader without readNow is false, and copies and counts nothing', () => {
-    const { inner, memory } = setup();
-    const b = makeBlock(13);
-    inner.blocks.set(b.ref.id, b.data);
-    const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(memory.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false);
-    expect(dst.every((x) => x === 0xaa)).toBe(true);
-    expect(memory.hits).toBe(0);
-    expect(inner.reads).toEqual([]);
-  });
-
-  it('never serves a block in RAM shorter than the read: it asks the inner reader instead', async () => {
-    const inner = new NowReader();
-    const memory = new MemoryCache({ inner });
-    const b = makeBlock(14);
-    const shrinking = Buffer.from(b.data);
-    inner.blocks.set(b.ref.id, shrinking);
-    await readWhole(memory, b.ref);
-    inner.blocks.set(b.ref.id, b.data);
-    structuredClone(shrinking.buffer, { transfer: [shrinking.buffer as ArrayBuffer] }); // detach: length 0 now
-    const dst = new Uint8Array(b.ref.size);
-    expect(memory.readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
-    expect(same(dst, b.data)).toBe(true);
-    expect(inner.nowReads).toEqual([b.ref.id]);
-    expect(memory.hits).toBe(0);
   });
 });

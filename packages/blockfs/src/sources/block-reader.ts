@@ -6,6 +6,8 @@ import type { FetchOptions } from '@thfc/store';
  * straight into the caller's buffer (a FUSE request's). BlockSource moves
  * whole stored blocks between stores, caches and mirrors; a BlockReader is
  * what the image reader sees: `memory(cached(checked(disk), remote))`.
+ * A read that needs no wait is answered before any of this, in one place:
+ * the tree's hot index (HotBlocks.readNow).
  */
 export interface BlockReader {
   /**
@@ -33,16 +35,6 @@ export interface BlockReader {
    * hand (it fetched it), as read() does.
    */
   load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined>;
-  /**
-   * The fast path of read(): copies the slice now, synchronously, when this
-   * layer can without waiting for anything (a block in RAM, or cached on disk,
-   * checked, and its file open while plain reads are fast); returns false when
-   * it cannot, and the caller uses read(), which then does everything again.
-   * Has no effect but the copy and hit counters; never throws. A FUSE request
-   * answered here costs no promise, no microtask and no thread hop, which is
-   * what limits a warm sequential read (see ImageReader.readNow).
-   */
-  readNow?(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean;
   /** Prints the topology, e.g. `memory(32M, cached(checked-once(behind(disk(/var/tmp/blocks))), failover(…)))`. */
   toString(): string;
 }

@@ -35,6 +35,8 @@ export interface CacheCounters {
  */
 export class CachedSource implements BlockReader {
   private readonly inflight = new SingleFlight<Uint8Array>();
+  /** @internal The blocks being fetched, which HotBlocks does not serve locally (read() joins the fetch). */
+  readonly fetching: ReadonlyMap<string, unknown> = this.inflight.running;
 
   constructor(
     private readonly components: {
@@ -66,14 +68,6 @@ export class CachedSource implements BlockReader {
     const data = await this.fetch(ref, options);
     dst.set(data.subarray(from, from + length), at);
     return this.handUp(ref, data);
-  }
-
-  /** read()'s local hit, done now when the local cache can (BlockReader.readNow). */
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    const { local, counters } = this.components;
-    if (this.inflight.running.has(ref.id) || !local.readNow?.(ref, dst, at, from, length)) return false;
-    if (counters) counters.hits++;
-    return true;
   }
 
   /**
@@ -123,6 +117,11 @@ export class CachedSource implements BlockReader {
       if (kept) counters?.onStored?.(ref.id);
     });
     return data;
+  }
+
+  /** @internal The counters given, which HotBlocks counts its local hits in. */
+  get counters(): CacheCounters | undefined {
+    return this.components.counters;
   }
 
   toString(): string {

@@ -86,7 +86,9 @@ const WRITTEN_HERE = '';
  */
 export class CheckedSource implements LocalBlocks {
   /** id → identity of the file that was verified (WRITTEN_HERE while this daemon's write of it is behind). */
-  private readonly verified = new Map<string, FileIdentity>();
+  private readonly verifiedIds = new Map<string, FileIdentity>();
+  /** @internal The entries trusted, which HotBlocks serves from (a file being checked is not among them yet). */
+  readonly verified: ReadonlyMap<string, FileIdentity> = this.verifiedIds;
   private readonly checking = new SingleFlight<void>();
   private readonly verifier: FileVerifier;
   readonly counts: CheckCounts = { sealed: 0, checked: 0, changed: 0 };
@@ -114,7 +116,7 @@ export class CheckedSource implements LocalBlocks {
     let n = 0;
     for (const [id, identity] of sealed) {
       if (this.verified.has(id) || !this.components.disk.holds(id)) continue;
-      this.verified.set(id, identity);
+      this.verifiedIds.set(id, identity);
       n++;
     }
     this.counts.sealed += n;
@@ -169,33 +171,6 @@ export class CheckedSource implements LocalBlocks {
     }
   }
 
-  /**
-   * read() when it needs no wait: a write still behind, or a file trusted and
-   * open (readNow). The bytes are copied into dst before the identity is
-   * confirmed; on false the caller must not use them (read() then overwrites
-   * them or fails).
-   */
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    const pending = this.components.writer.pending(ref.id);
-    if (pending) {
-      dst.set(pending.subarray(from, from + length), at);
-      return true;
-    }
-    if (this.options.paranoid || !this.verified.has(ref.id)) return false;
-    const entry = this.components.disk.openEntry(rawRef(ref));
-    if (!entry) return false;
-    try {
-      if (!this.trusts(ref.id, entry.file) || !entry.readNow(dst, at, from, length)) return false;
-      const now = entry.statNow();
-      if (now === undefined) return false; // cannot confirm now: read() will
-      if (sameVersion(now, entry.file.stats)) return true;
-      this.changedUnder(ref.id, entry.file, now);
-      return false;
-    } finally {
-      entry.release();
-    }
-  }
-
   /** Local and verified: waits for a write still behind, or checks the file on its first use. */
   async load(ref: BlockRef): Promise<undefined> {
     const writing = this.components.writer.written(ref.id);
@@ -231,12 +206,12 @@ export class CheckedSource implements LocalBlocks {
     const { disk, writer } = this.components;
     // Unless the disk already has a file of that name (one that failed to read, or another daemon's): the
     // write will not replace it (DiskCache.put skips it), so that file keeps whatever trust it has.
-    if (!disk.holds(ref.id, ref.size)) this.verified.set(ref.id, WRITTEN_HERE);
+    if (!disk.holds(ref.id, ref.size)) this.verifiedIds.set(ref.id, WRITTEN_HERE);
     return writer.write(rawRef(ref), data).then((stored) => {
       if (this.verified.get(ref.id) === WRITTEN_HERE) {
         const identity = stored ? disk.takeWritten(ref.id) : undefined;
-        if (identity === undefined) this.verified.delete(ref.id);
-        else this.verified.set(ref.id, identity);
+        if (identity === undefined) this.verifiedIds.delete(ref.id);
+        else this.verifiedIds.set(ref.id, identity);
       }
       return stored;
     });
@@ -245,30 +220,33 @@ export class CheckedSource implements LocalBlocks {
   /**
    * True when `file` is the version of the entry that was verified. A file
    * that is not (a descriptor opened afresh onto a changed or replaced file)
-   * is logged and forgotten, so the caller checks it.
+   * is logged and forgotten, so the caller checks it. @internal read()'s and HotBlocks'.
    */
-  private trusts(id: string, file: OpenFile): boolean {
+  trusts(id: string, file: OpenFile): boolean {
     let known = this.verified.get(id);
     if (known === undefined) return false;
     if (known === WRITTEN_HERE) {
       // Landed, and keep() has not yet taken its identity: take it here. Not landed: not this file.
       known = this.components.disk.takeWritten(id);
       if (known === undefined) return false;
-      this.verified.set(id, known);
+      this.verifiedIds.set(id, known);
     }
     if (known === file.identity) return true;
     this.changed(id, describeChange(known, file.identity));
     return false;
   }
 
-  /** The open file changed since it was opened (fstat `now`): forget its check, and open the name afresh. */
-  private changedUnder(id: string, file: OpenFile, now: BigIntStats): void {
+  /**
+   * The open file changed since it was opened (fstat `now`): forget its check
+   * (logged), and open the name afresh. @internal read()'s and HotBlocks'.
+   */
+  changedUnder(id: string, file: OpenFile, now: BigIntStats): void {
     this.components.disk.reopen(id);
     if (this.verified.get(id) === file.identity) this.changed(id, describeChange(file.identity, identityOf(now)));
   }
 
   private changed(id: string, what: string): void {
-    this.verified.delete(id);
+    this.verifiedIds.delete(id);
     this.counts.changed++;
     this.logger.fault(`cache entry ${id} changed since it was checked (${what}): checking it again`);
   }
@@ -308,7 +286,7 @@ export class CheckedSource implements LocalBlocks {
         new BlockCorruptError(raw.id, String(this.components.disk), 'content hashes to another name'),
       );
     }
-    if (sameVersion(after, before)) this.verified.set(raw.id, entry.file.identity);
+    if (sameVersion(after, before)) this.verifiedIds.set(raw.id, entry.file.identity);
   }
 
   /** Paranoid: the whole block, read and hashed on every use; served from the bytes that were hashed. */
@@ -326,9 +304,22 @@ export class CheckedSource implements LocalBlocks {
   private async drop(raw: BlockRef, why: BlockCorruptError): Promise<never> {
     const next = this.options.offline ? 'it cannot be fetched again offline' : 'fetching again';
     this.logger.fault(`${why.message}; dropped from the cache, ${next}`);
-    this.verified.delete(raw.id);
+    this.verifiedIds.delete(raw.id);
     await this.components.disk.delete(raw.id);
     throw new BlockNotFoundError(raw.id, this.toString());
+  }
+
+  /** @internal The pieces HotBlocks reads: the write-behind, the disk cache, and whether every use is hashed. */
+  get writer(): WriteBehind {
+    return this.components.writer;
+  }
+
+  get disk(): DiskCache {
+    return this.components.disk;
+  }
+
+  get paranoid(): boolean {
+    return this.options.paranoid === true;
   }
 
   private get logger(): Logger {

@@ -26,8 +26,9 @@ export const DEFAULT_MEMORY_CACHE_BYTES = 32 * 1024 * 1024;
  * reader; keeps nothing that failed.
  */
 export class MemoryCache implements BlockReader {
-  private readonly lru: LRUCache<string, Uint8Array>;
-  /** Block reads answered from RAM. */
+  /** @internal The blocks in RAM, which HotBlocks reads too. */
+  readonly lru: LRUCache<string, Uint8Array>;
+  /** Block reads answered from RAM (by read(), or by HotBlocks.readNow). */
   hits = 0;
 
   constructor(
@@ -56,16 +57,6 @@ export class MemoryCache implements BlockReader {
       return Promise.resolve(undefined);
     }
     return this.components.inner.read(ref, dst, at, from, length, options).then((whole) => this.keep(ref, whole));
-  }
-
-  readNow(ref: BlockRef, dst: Uint8Array, at: number, from: number, length: number): boolean {
-    const hit = this.lru.get(ref.id);
-    if (hit && hit.length >= from + length) {
-      this.hits++;
-      dst.set(hit.subarray(from, from + length), at);
-      return true;
-    }
-    return this.components.inner.readNow?.(ref, dst, at, from, length) ?? false;
   }
 
   load(ref: BlockRef, options?: FetchOptions): Promise<Uint8Array | undefined> {
