@@ -5,17 +5,17 @@ import { type BlockRef, type ImageIndex, UsageError } from '@thfc/format';
 import { type HeldIndex, heldIndex, type LoadedIndex, type Logger } from '@thfc/store';
 import { type Dispatcher, ProxyAgent } from 'undici';
 import { BlockMeasurer } from './block-measurer.js';
-import { SourceBuilder, type SourceOptions } from './build-source.js';
+import { type ReadPathOptions, SourceBuilder } from './build-source.js';
 import { DEFAULT_CACHE_DIR } from './cache-dir.js';
 import { ImageReader } from './image-reader.js';
-import type { ImageSource } from './image-source.js';
+import { BlockWorkers } from './io/block-workers.js';
+import { DiskCache } from './io/disk-cache.js';
 import { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { MissingBlocks } from './missing-blocks.js';
 import type { ImageStatus, MountOptions, MountStatus } from './mount.js';
 import type { Prefetcher } from './prefetcher.js';
 import { ProfileRecorder } from './profile-recorder.js';
-import { BlockWorkers } from './sources/block-workers.js';
-import { DiskCache } from './sources/disk-cache.js';
+import type { ImageSource } from './sources/image-source.js';
 import type { VersionWatcher } from './version-watch.js';
 
 /** What a mount and an NBD server need to build their images: a mount's options without its FUSE ones. */
@@ -111,7 +111,7 @@ export async function buildImages(
 }
 
 /** The mount's options as SourceBuilder takes them. */
-export function sourceOptions(options: ImageOptions): SourceOptions {
+export function readPathOptions(options: ImageOptions): ReadPathOptions {
   return {
     nocache: options.nocache,
     offline: options.offline,
@@ -139,7 +139,10 @@ export async function openSources(
 ): Promise<{ builder: SourceBuilder; disk: DiskCache | undefined }> {
   const { logger, dispatcher, cacheDir } = components;
   const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
-  const builder = new SourceBuilder({ disk, dispatcher, logger, workers: new BlockWorkers() }, sourceOptions(options));
+  const builder = new SourceBuilder(
+    { disk, dispatcher, logger, workers: new BlockWorkers() },
+    readPathOptions(options),
+  );
   await builder.open(signal);
   return { builder, disk };
 }

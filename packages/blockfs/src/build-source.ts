@@ -12,16 +12,16 @@ import {
 } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import { CacheSealer } from './cache/cache-sealer.js';
-import { ImageSource } from './image-source.js';
+import type { DiskCache } from './io/disk-cache.js';
+import { type FileVerifier, InlineVerifier } from './io/file-verifier.js';
+import { WriteBehind } from './io/write-behind.js';
 import type { LocalBlocks } from './sources/block-reader.js';
-import { type CacheCounters, CachedSource } from './sources/cached.js';
-import { type CheckCounts, CheckedSource } from './sources/checked.js';
-import type { DiskCache } from './sources/disk-cache.js';
-import { type FileVerifier, InlineVerifier } from './sources/file-verifier.js';
-import { MemoryCache } from './sources/memory-cache.js';
-import { NullCache } from './sources/null-cache.js';
+import { type CacheCounters, CachedReader } from './sources/cached-reader.js';
+import { type CheckCounts, CheckedReader } from './sources/checked-reader.js';
+import { ImageSource } from './sources/image-source.js';
+import { MemoryReader } from './sources/memory-reader.js';
+import { NoCacheReader } from './sources/no-cache-reader.js';
 import { OfflineSource } from './sources/offline-source.js';
-import { WriteBehind } from './sources/write-behind.js';
 
 /** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -47,7 +47,7 @@ const READ_TIMEOUT_SLACK_MS = 5_000;
  * closes it, the workers and the mirrors (close()), and it answers how long a
  * read may take with its timeouts (readTimeoutMs()).
  */
-export interface SourceOptions {
+export interface ReadPathOptions {
   readonly nocache?: boolean | undefined;
   readonly offline?: boolean | undefined;
   readonly paranoid?: boolean | undefined;
@@ -74,7 +74,7 @@ export class SourceBuilder {
     string,
     { source: VerifiedBlockSource; stats: MirrorStats; timesItself?: boolean; close?: () => Promise<void> }
   >();
-  private readonly local: { checked: CheckedSource; writer: WriteBehind; sealer: CacheSealer } | undefined;
+  private readonly local: { checked: CheckedReader; writer: WriteBehind; sealer: CacheSealer } | undefined;
   private readonly decoder: BlockDecoder;
   private readonly verifier: FileVerifier;
 
@@ -86,16 +86,16 @@ export class SourceBuilder {
       /** Decoding and file checks; both inline (this thread) if not given. Closed once by close(). */
       workers?: BlockCheckers | undefined;
     },
-    private readonly options: SourceOptions,
+    private readonly options: ReadPathOptions,
   ) {
     const { disk, logger, workers } = components;
     this.decoder = workers ?? new InlineDecoder();
     this.verifier = workers ?? new InlineVerifier();
     if (disk && !options.nocache) {
-      // Written blocks go back to the decoder's pool (CheckedSource.keep says why no one else holds them).
+      // Written blocks go back to the decoder's pool (CheckedReader.keep says why no one else holds them).
       const decoder = this.decoder;
       const writer = new WriteBehind({ sink: disk, logger, release: (data) => decoder.recycle?.(data) });
-      const checked = new CheckedSource(
+      const checked = new CheckedReader(
         { disk, writer, verifier: this.verifier, logger },
         { paranoid: options.paranoid, offline: options.offline },
       );
@@ -180,9 +180,9 @@ export class SourceBuilder {
       remote = failover;
     }
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: observe.onStored };
-    const local: LocalBlocks = this.local?.checked ?? new NullCache();
-    const cached = new CachedSource({ local, remote, counters });
-    const top = new MemoryCache({ inner: cached }, { maxBytes: this.options.memoryBytes });
+    const local: LocalBlocks = this.local?.checked ?? new NoCacheReader();
+    const cached = new CachedReader({ local, remote, counters });
+    const top = new MemoryReader({ inner: cached }, { maxBytes: this.options.memoryBytes });
     return new ImageSource({ top, cached, checked: this.local?.checked, counters, failover, mirrorsFor });
   }
 

@@ -6,7 +6,7 @@ import { blockId, hashOfId, InputError, InterruptedError, MAX_BLOCK_SIZE, UsageE
 import { listNames, walkBlockFiles } from './cache/block-files.js';
 import { CacheSealer, identityAt } from './cache/cache-sealer.js';
 import { requireCacheDir } from './cache-dir.js';
-import { type FileIdentity, identityOf, sameVersion } from './sources/file-identity.js';
+import { type FileIdentity, identityOf, sameVersion } from './io/file-identity.js';
 
 export interface FsckOptions {
   /** The cache directory (the daemon's --cache). */

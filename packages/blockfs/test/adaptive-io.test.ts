@@ -2,8 +2,8 @@ import { statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdaptiveIo } from '../src/sources/adaptive-io.js';
-import { identityOf, sameVersion } from '../src/sources/file-identity.js';
+import { AdaptiveIo } from '../src/io/adaptive-io.js';
+import { identityOf, sameVersion } from '../src/io/file-identity.js';
 import { tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

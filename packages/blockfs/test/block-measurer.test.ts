@@ -4,11 +4,11 @@ import { verified } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import { BlockMeasurer } from '../src/block-measurer.js';
 import { ImageReader, newReadStream } from '../src/image-reader.js';
-import { CachedSource } from '../src/sources/cached.js';
-import { NullCache } from '../src/sources/null-cache.js';
+import { CachedReader } from '../src/sources/cached-reader.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 import { makeImage, patternBytes } from './image-fixtures.js';
 
-const blocksOf = (remote: BlockSource) => new CachedSource({ local: new NullCache(), remote: verified(remote) });
+const blocksOf = (remote: BlockSource) => new CachedReader({ local: new NoCacheReader(), remote: verified(remote) });
 
 /** Six 4 KiB blocks: 0, 1 and 4 distinct, 2 a zero block, 3 and 5 repeat block 0 and 1. */
 function image() {

@@ -1,16 +1,16 @@
 import { DirStore, Failover, InlineDecoder, MemoryLogger, MirrorStats, VerifiedSource } from '@thfc/store';
 import { afterEach } from 'vitest';
 import { SourceBuilder } from '../src/build-source.js';
+import { BlockWorkers } from '../src/io/block-workers.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { InlineVerifier } from '../src/io/file-verifier.js';
+import { WriteBehind } from '../src/io/write-behind.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
-import { BlockWorkers } from '../src/sources/block-workers.js';
-import { CachedSource } from '../src/sources/cached.js';
-import { CheckedSource, rawRef } from '../src/sources/checked.js';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { CachedReader } from '../src/sources/cached-reader.js';
+import { CheckedReader, rawRef } from '../src/sources/checked-reader.js';
 import { HotBlocks, type HotParts } from '../src/sources/hot-blocks.js';
-import { MemoryCache } from '../src/sources/memory-cache.js';
-import { NullCache } from '../src/sources/null-cache.js';
-import { WriteBehind } from '../src/sources/write-behind.js';
+import { MemoryReader } from '../src/sources/memory-reader.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 import { blockReaderContract, type ContractReader } from './block-reader-contract.js';
 import { type TestBlock, tempDir } from './image-fixtures.js';
 
@@ -45,7 +45,7 @@ async function pieces(blocks: readonly TestBlock[], where: 'mirror' | 'disk', no
     else await mirror.put(b.ref, b.stored);
   }
   const writer = new WriteBehind({ sink: disk, logger });
-  const checked = new CheckedSource({ disk, writer, verifier: new InlineVerifier(), logger });
+  const checked = new CheckedReader({ disk, writer, verifier: new InlineVerifier(), logger });
   const remote = new Failover(
     {
       mirrors: [{ source: new VerifiedSource({ source: mirror, decoder }), stats: new MirrorStats(mirror.root) }],
@@ -54,7 +54,7 @@ async function pieces(blocks: readonly TestBlock[], where: 'mirror' | 'disk', no
     { retries: 1 },
   );
   const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
-  const cached = new CachedSource({ local: nocache ? new NullCache() : checked, remote, counters });
+  const cached = new CachedReader({ local: nocache ? new NoCacheReader() : checked, remote, counters });
   const settle = () => writer.idle();
   return { checked, cached, settle };
 }
@@ -66,34 +66,34 @@ const served = (reader: BlockReader, settle?: () => Promise<void>, hot?: HotPart
   hot: hot && new HotBlocks(hot),
 });
 
-blockReaderContract('MemoryCache (the mount tree)', async (blocks) => {
+blockReaderContract('MemoryReader (the mount tree)', async (blocks) => {
   const { checked, cached, settle } = await pieces(blocks, 'mirror');
-  const memory = new MemoryCache({ inner: cached });
+  const memory = new MemoryReader({ inner: cached });
   return served(memory, settle, { memory, cached, checked });
 });
 
-blockReaderContract('MemoryCache (the --nocache tree)', async (blocks) => {
+blockReaderContract('MemoryReader (the --nocache tree)', async (blocks) => {
   const { cached, settle } = await pieces(blocks, 'mirror', true);
-  const memory = new MemoryCache({ inner: cached });
+  const memory = new MemoryReader({ inner: cached });
   return served(memory, settle, { memory, cached });
 });
 
-blockReaderContract('CachedSource (--nocache)', async (blocks) => {
+blockReaderContract('CachedReader (--nocache)', async (blocks) => {
   const { cached, settle } = await pieces(blocks, 'mirror', true);
   return served(cached, settle, { cached });
 });
 
-blockReaderContract('CachedSource', async (blocks) => {
+blockReaderContract('CachedReader', async (blocks) => {
   const { checked, cached, settle } = await pieces(blocks, 'mirror');
   return served(cached, settle, { cached, checked });
 });
 
-blockReaderContract('CachedSource with the blocks on disk', async (blocks) => {
+blockReaderContract('CachedReader with the blocks on disk', async (blocks) => {
   const { checked, cached, settle } = await pieces(blocks, 'disk');
   return served(cached, settle, { cached, checked });
 });
 
-blockReaderContract('CheckedSource', async (blocks) => {
+blockReaderContract('CheckedReader', async (blocks) => {
   const { checked, settle } = await pieces(blocks, 'disk');
   return served(checked, settle, { checked });
 });
@@ -115,4 +115,4 @@ blockReaderContract('SourceBuilder tree with block workers', (blocks) => mountTr
 
 blockReaderContract('SourceBuilder tree with block workers, --nocache', (blocks) => mountTree(blocks, true));
 
-blockReaderContract('NullCache', async () => served(new NullCache()), { holdsNothing: true });
+blockReaderContract('NoCacheReader', async () => served(new NoCacheReader()), { holdsNothing: true });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BlockCorruptError, blockId } from '@thfc/format';
 import { Urgency } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BlockWorkers } from '../src/sources/block-workers.js';
+import { BlockWorkers } from '../src/io/block-workers.js';
 import { blockOf, corrupted, makeBlock, patternBytes, rawBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

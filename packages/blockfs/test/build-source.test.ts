@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
 import { type BlockDecoder, type Decoded, DirStore, InlineDecoder, MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type BlockCheckers, SourceBuilder, type SourceOptions } from '../src/build-source.js';
-import { rawRef } from '../src/sources/checked.js';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { type BlockCheckers, type ReadPathOptions, SourceBuilder } from '../src/build-source.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { InlineVerifier } from '../src/io/file-verifier.js';
+import { rawRef } from '../src/sources/checked-reader.js';
 import { corrupted, makeBlock, readWhole, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -19,7 +19,7 @@ async function dir(): Promise<string> {
   return t.dir;
 }
 
-async function builder(options: SourceOptions, withDisk = true) {
+async function builder(options: ReadPathOptions, withDisk = true) {
   const cacheDir = await dir();
   const disk = withDisk ? new DiskCache({}, { dir: cacheDir }) : undefined;
   const logger = new MemoryLogger();

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeSeal } from '../src/cache/cache-seal.js';
 import { CacheSealer, DAEMONS_DIR, parseRegistration } from '../src/cache/cache-sealer.js';
 import { thisProcess } from '../src/cache/process-identity.js';
-import { identityOf } from '../src/sources/file-identity.js';
+import { identityOf } from '../src/io/file-identity.js';
 import { tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -6,8 +6,8 @@ import { BlockNotFoundError, blockPath, MirrorUnavailableError, StoreFullError }
 import { blockSourceContract } from '@thfc/format/testing';
 import { storeFiles } from '@thfc/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import { identityOf, sameVersion } from '../src/sources/file-identity.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { identityOf, sameVersion } from '../src/io/file-identity.js';
 import { rawBlock, type TestBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

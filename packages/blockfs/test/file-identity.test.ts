@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeChange, identityOf, sameVersion } from '../src/sources/file-identity.js';
+import { describeChange, identityOf, sameVersion } from '../src/io/file-identity.js';
 import { tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blockId } from '@thfc/format';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { InlineVerifier } from '../src/io/file-verifier.js';
 import { corrupted, patternBytes, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeNewFile } from '../src/sources/file-writer.js';
+import { writeNewFile } from '../src/io/file-writer.js';
 import { patternBytes, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

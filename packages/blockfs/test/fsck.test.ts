@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeSeal } from '../src/cache/cache-seal.js';
 import { CacheSealer } from '../src/cache/cache-sealer.js';
 import { formatFsckReport, runFsck } from '../src/fsck.js';
-import { identityOf } from '../src/sources/file-identity.js';
+import { identityOf } from '../src/io/file-identity.js';
 import { corrupted, makeBlock, tempDir } from './image-fixtures.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));

@@ -1,12 +1,12 @@
 import { FakeSource } from '@thfc/format/testing';
 import { verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type CacheCounters, CachedSource } from '../src/sources/cached.js';
-import { CheckedSource } from '../src/sources/checked.js';
-import { DiskCache } from '../src/sources/disk-cache.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { WriteBehind } from '../src/io/write-behind.js';
+import { type CacheCounters, CachedReader } from '../src/sources/cached-reader.js';
+import { CheckedReader } from '../src/sources/checked-reader.js';
 import { HotBlocks } from '../src/sources/hot-blocks.js';
-import { MemoryCache } from '../src/sources/memory-cache.js';
-import { WriteBehind } from '../src/sources/write-behind.js';
+import { MemoryReader } from '../src/sources/memory-reader.js';
 import { deferred, FakeReader, makeBlock, readWhole, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -20,7 +20,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
 /** memory(FakeReader) alone: the --nocache tree's RAM, with nothing below it that is hot. */
 function inRam() {
   const inner = new FakeReader();
-  const memory = new MemoryCache({ inner });
+  const memory = new MemoryReader({ inner });
   return { inner, memory, hot: new HotBlocks({ memory }) };
 }
 
@@ -31,11 +31,11 @@ async function tree() {
   const disk = new DiskCache({}, { dir: t.dir });
   cleanups.push(async () => disk.close());
   const writer = new WriteBehind({ sink: disk });
-  const checked = new CheckedSource({ disk, writer });
+  const checked = new CheckedReader({ disk, writer });
   const remote = new FakeSource('remote');
   const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-  const cached = new CachedSource({ local: checked, remote: verified(remote), counters });
-  const memory = new MemoryCache({ inner: cached });
+  const cached = new CachedReader({ local: checked, remote: verified(remote), counters });
+  const memory = new MemoryReader({ inner: cached });
   return { disk, writer, checked, remote, counters, cached, memory, hot: new HotBlocks({ memory, cached, checked }) };
 }
 

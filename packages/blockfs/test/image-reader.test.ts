@@ -17,10 +17,10 @@ import {
   STREAM_STEP_BYTES,
 } from '../src/image-reader.js';
 import type { BlockReader } from '../src/sources/block-reader.js';
-import { CachedSource } from '../src/sources/cached.js';
+import { CachedReader } from '../src/sources/cached-reader.js';
 import { HotBlocks } from '../src/sources/hot-blocks.js';
-import { MemoryCache } from '../src/sources/memory-cache.js';
-import { NullCache } from '../src/sources/null-cache.js';
+import { MemoryReader } from '../src/sources/memory-reader.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 import { deferred, makeImage, patternBytes, RecordingSource, type TestImage } from './image-fixtures.js';
 
 const BS = 4096;
@@ -36,7 +36,7 @@ function image(n: number, options: { zeros?: number[]; lastSize?: number } = {})
 
 /** The image's blocks as a reader sees them: cached(none, remote), fetching (and verifying) each read. */
 function blocksOf(img: TestImage, remote: BlockSource = img.source): BlockReader {
-  return new CachedSource({ local: new NullCache(), remote: verified(remote) });
+  return new CachedReader({ local: new NoCacheReader(), remote: verified(remote) });
 }
 
 function reader(img: TestImage, options: ImageReaderOptions = {}, blocks: BlockReader = blocksOf(img)) {
@@ -214,7 +214,7 @@ describe('ImageReader reads', () => {
 describe('ImageReader.readNow', () => {
   /** memory(cached(none, remote)): a block is served now once a read() has put it in RAM. */
   function setup(img: TestImage, inner: BlockReader = blocksOf(img)) {
-    const memory = new MemoryCache({ inner });
+    const memory = new MemoryReader({ inner });
     const hot = new HotBlocks({ memory });
     const observed: number[] = [];
     const r = new ImageReader({

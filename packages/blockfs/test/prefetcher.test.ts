@@ -3,12 +3,12 @@ import { FakeSource } from '@thfc/format/testing';
 import { verified } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
 import { Prefetcher } from '../src/prefetcher.js';
-import { CachedSource } from '../src/sources/cached.js';
-import { NullCache } from '../src/sources/null-cache.js';
+import { CachedReader } from '../src/sources/cached-reader.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 
 /** The blocks as the prefetcher sees them: fetched (and verified) through cached(none, source). */
 function readerOf(source: FakeSource) {
-  return new CachedSource({ local: new NullCache(), remote: verified(source) });
+  return new CachedReader({ local: new NoCacheReader(), remote: verified(source) });
 }
 
 function blocks(n: number): { refs: BlockRef[]; source: FakeSource } {

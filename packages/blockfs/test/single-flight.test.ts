@@ -1,6 +1,6 @@
 import type { Urgency } from '@thfc/store';
 import { describe, expect, it } from 'vitest';
-import { raceAbort, SingleFlight } from '../src/sources/single-flight.js';
+import { raceAbort, SingleFlight } from '../src/io/single-flight.js';
 import { deferred } from './image-fixtures.js';
 
 /** A SingleFlight whose work is held until released, recording each start and its Urgency. */

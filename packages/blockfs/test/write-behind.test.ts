@@ -5,8 +5,8 @@ import { type BlockRef, StoreFullError } from '@thfc/format';
 import { FakeSource } from '@thfc/format/testing';
 import { MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import { WriteBehind } from '../src/sources/write-behind.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { WriteBehind } from '../src/io/write-behind.js';
 import { deferred, rawBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];

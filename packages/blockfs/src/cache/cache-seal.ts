@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { IndexFormatError, InvalidArgumentError, isBlockId } from '@thfc/format';
-import type { FileIdentity } from '../sources/file-identity.js';
+import type { FileIdentity } from '../io/file-identity.js';
 
 /**
  * Cache seal format v1 (docs/FORMAT.md §11): the entries of a block cache

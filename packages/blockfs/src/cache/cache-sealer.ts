@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blockPath, IndexFormatError } from '@thfc/format';
 import { type Logger, SILENT_LOGGER, syncDir, writeFileAtomic } from '@thfc/store';
-import { type FileIdentity, identityOf } from '../sources/file-identity.js';
+import { type FileIdentity, identityOf } from '../io/file-identity.js';
 import { decodeSeal, encodeSeal } from './cache-seal.js';
 import { withLockFile } from './lock-file.js';
 import { type ProcessIdentity, processState, thisProcess } from './process-identity.js';

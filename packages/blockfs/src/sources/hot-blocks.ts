@@ -1,11 +1,11 @@
 import type { BlockRef } from '@thfc/format';
-import type { CacheCounters, CachedSource } from './cached.js';
-import type { CheckedSource } from './checked.js';
-import { rawRef } from './checked.js';
-import type { DiskCache } from './disk-cache.js';
-import { sameVersion } from './file-identity.js';
-import type { MemoryCache } from './memory-cache.js';
-import type { WriteBehind } from './write-behind.js';
+import type { DiskCache } from '../io/disk-cache.js';
+import { sameVersion } from '../io/file-identity.js';
+import type { WriteBehind } from '../io/write-behind.js';
+import type { CacheCounters, CachedReader } from './cached-reader.js';
+import type { CheckedReader } from './checked-reader.js';
+import { rawRef } from './checked-reader.js';
+import type { MemoryReader } from './memory-reader.js';
 
 /** A read path's synchronous fast path (HotBlocks, or ImageSource, which binds one). */
 export interface ReadsNow {
@@ -25,16 +25,16 @@ export interface ReadsNow {
 /** The parts of one tree (`memory(cached(checked(behind(disk)), remote))`) whose state a hot read looks at. */
 export interface HotParts {
   /** The memory cache at the top; none leaves RAM out. */
-  readonly memory?: MemoryCache | undefined;
+  readonly memory?: MemoryReader | undefined;
   /** cached(): a block it is fetching is not served locally, and a local hit counts in its counters. */
-  readonly cached?: CachedSource | undefined;
+  readonly cached?: CachedReader | undefined;
   /** The checked disk cache below cached(); none with --nocache. */
-  readonly checked?: CheckedSource | undefined;
+  readonly checked?: CheckedReader | undefined;
 }
 
 /** What a hot read of a cache file looks at. */
 interface HotFiles {
-  readonly checked: CheckedSource;
+  readonly checked: CheckedReader;
   readonly disk: DiskCache;
   readonly verified: ReadonlyMap<string, unknown>;
 }
@@ -56,7 +56,7 @@ interface HotFiles {
  * their read() and load() the slow path.
  */
 export class HotBlocks implements ReadsNow {
-  private readonly memory: MemoryCache | undefined;
+  private readonly memory: MemoryReader | undefined;
   private readonly fetching: ReadonlyMap<string, unknown> | undefined;
   private readonly counters: CacheCounters | undefined;
   private readonly writer: WriteBehind | undefined;

@@ -3,7 +3,7 @@ import type { FetchOptions } from '@thfc/store';
 import { LRUCache } from 'lru-cache';
 import type { BlockReader } from './block-reader.js';
 
-export interface MemoryCacheOptions {
+export interface MemoryReaderOptions {
   /** Bytes of RAM for recently used decoded blocks. */
   readonly maxBytes?: number | undefined;
 }
@@ -25,7 +25,7 @@ export const DEFAULT_MEMORY_CACHE_BYTES = 32 * 1024 * 1024;
  * serves later reads of it by copying. Passes on every error of the inner
  * reader; keeps nothing that failed.
  */
-export class MemoryCache implements BlockReader {
+export class MemoryReader implements BlockReader {
   /** @internal The blocks in RAM, which HotBlocks reads too. */
   readonly lru: LRUCache<string, Uint8Array>;
   /** Block reads answered from RAM (by read(), or by HotBlocks.readNow). */
@@ -33,7 +33,7 @@ export class MemoryCache implements BlockReader {
 
   constructor(
     private readonly components: { inner: BlockReader },
-    private readonly options: MemoryCacheOptions = {},
+    private readonly options: MemoryReaderOptions = {},
   ) {
     this.lru = new LRUCache<string, Uint8Array>({
       maxSize: Math.max(1, options.maxBytes ?? DEFAULT_MEMORY_CACHE_BYTES),

@@ -1,9 +1,9 @@
 import type { Failover, FailoverMirror, MirrorSnapshot, VerifiedBlockSource } from '@thfc/store';
-import type { BlockReader } from './sources/block-reader.js';
-import type { CacheCounters, CachedSource } from './sources/cached.js';
-import type { CheckedSource } from './sources/checked.js';
-import { HotBlocks, type ReadsNow } from './sources/hot-blocks.js';
-import type { MemoryCache } from './sources/memory-cache.js';
+import type { BlockReader } from './block-reader.js';
+import type { CacheCounters, CachedReader } from './cached-reader.js';
+import type { CheckedReader } from './checked-reader.js';
+import { HotBlocks, type ReadsNow } from './hot-blocks.js';
+import type { MemoryReader } from './memory-reader.js';
 
 /** What one image's read path did since start, for stats.json (ImageStatus). */
 export interface SourceStats {
@@ -39,10 +39,10 @@ export class ImageSource implements BlockReader, ReadsNow {
 
   constructor(
     private readonly parts: {
-      readonly top: MemoryCache;
+      readonly top: MemoryReader;
       /** The nodes under it whose state HotBlocks reads; no checked() with --nocache. */
-      readonly cached: CachedSource;
-      readonly checked: CheckedSource | undefined;
+      readonly cached: CachedReader;
+      readonly checked: CheckedReader | undefined;
       readonly counters: CacheCounters;
       /** Undefined offline. */
       readonly failover: Failover<VerifiedBlockSource> | undefined;

@@ -8,13 +8,13 @@ import {
   MirrorUnavailableError,
 } from '@thfc/format';
 import { type Logger, type Priority, SILENT_LOGGER, type Urgency } from '@thfc/store';
-import type { OpenFile } from './adaptive-io.js';
+import type { OpenFile } from '../io/adaptive-io.js';
+import type { CacheEntry, DiskCache } from '../io/disk-cache.js';
+import { describeChange, type FileIdentity, identityOf, sameVersion } from '../io/file-identity.js';
+import { type FileVerifier, InlineVerifier } from '../io/file-verifier.js';
+import { SingleFlight } from '../io/single-flight.js';
+import type { WriteBehind } from '../io/write-behind.js';
 import type { LocalBlocks } from './block-reader.js';
-import type { CacheEntry, DiskCache } from './disk-cache.js';
-import { describeChange, type FileIdentity, identityOf, sameVersion } from './file-identity.js';
-import { type FileVerifier, InlineVerifier } from './file-verifier.js';
-import { SingleFlight } from './single-flight.js';
-import type { WriteBehind } from './write-behind.js';
 
 export interface CheckedOptions {
   /** Verify on every use, not only the first use after start. */
@@ -31,7 +31,7 @@ export interface CheckedOptions {
  */
 const CHANGED_TRIES = 2;
 
-/** What CheckedSource did since start, for stats.json. */
+/** What CheckedReader did since start, for stats.json. */
 export interface CheckCounts {
   /** Entries trusted without a hash because the seal of the last clean stop vouched for their identity. */
   sealed: number;
@@ -84,7 +84,7 @@ const WRITTEN_HERE = '';
  * absorbs BlockCorruptError. Reads are not cut short by a signal: they are
  * local, and a FUSE buffer must not be written after its request is answered.
  */
-export class CheckedSource implements LocalBlocks {
+export class CheckedReader implements LocalBlocks {
   /** id → identity of the file that was verified (WRITTEN_HERE while this daemon's write of it is behind). */
   private readonly verifiedIds = new Map<string, FileIdentity>();
   /** @internal The entries trusted, which HotBlocks serves from (a file being checked is not among them yet). */

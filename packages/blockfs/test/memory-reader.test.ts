@@ -1,16 +1,16 @@
 import { MirrorUnavailableError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MEMORY_CACHE_BYTES, MemoryCache } from '../src/sources/memory-cache.js';
+import { DEFAULT_MEMORY_CACHE_BYTES, MemoryReader } from '../src/sources/memory-reader.js';
 import { FakeReader, makeBlock, readWhole, type TestBlock } from './image-fixtures.js';
 
 function setup(maxBytes?: number) {
   const inner = new FakeReader();
-  return { inner, memory: new MemoryCache({ inner }, { maxBytes }) };
+  return { inner, memory: new MemoryReader({ inner }, { maxBytes }) };
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
-describe('MemoryCache', () => {
+describe('MemoryReader', () => {
   it('keeps a block the layer below hands up whole; later reads copy from RAM', async () => {
     const { inner, memory } = setup();
     const b = makeBlock(1);

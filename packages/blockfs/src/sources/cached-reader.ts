@@ -1,7 +1,7 @@
 import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
 import { currentPriority, type FetchOptions, type Urgency, type VerifiedRemote } from '@thfc/store';
+import { SingleFlight } from '../io/single-flight.js';
 import type { BlockReader, LocalBlocks } from './block-reader.js';
-import { SingleFlight } from './single-flight.js';
 
 /** Counters a cached() source keeps for stats.json. */
 export interface CacheCounters {
@@ -33,7 +33,7 @@ export interface CacheCounters {
  * (BlockNotFoundError) or a local cache that cannot answer
  * (MirrorUnavailableError) becomes a fetch.
  */
-export class CachedSource implements BlockReader {
+export class CachedReader implements BlockReader {
   private readonly inflight = new SingleFlight<Uint8Array>();
   /** @internal The blocks being fetched, which HotBlocks does not serve locally (read() joins the fetch). */
   readonly fetching: ReadonlyMap<string, unknown> = this.inflight.running;

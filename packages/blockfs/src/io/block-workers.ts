@@ -20,11 +20,11 @@ export interface BlockWorkersOptions {
 export const DEFAULT_BLOCK_THREADS = 1;
 
 /**
- * The compiled worker. The same relative path works from src/sources (tests)
- * and dist/sources: both sit two levels below the package, so tests run the
+ * The compiled worker. The same relative path works from src/io (tests)
+ * and dist/io: both sit two levels below the package, so tests run the
  * built worker (build first, as for every other package).
  */
-const WORKER_URL = new URL('../../dist/sources/block-worker.js', import.meta.url);
+const WORKER_URL = new URL('../../dist/io/block-worker.js', import.meta.url);
 
 /**
  * Recycled buffers kept: 16 × 256 KiB = 4 MiB. The write-behind hands them

@@ -2,11 +2,11 @@ import { BlockCorruptError, BlockNotFoundError, type BlockRef, MirrorUnavailable
 import { FakeSource } from '@thfc/format/testing';
 import { currentPriority, type FetchOptions, VerifiedSource, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type CacheCounters, CachedSource } from '../src/sources/cached.js';
-import { CheckedSource } from '../src/sources/checked.js';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import { NullCache } from '../src/sources/null-cache.js';
-import { WriteBehind } from '../src/sources/write-behind.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import { WriteBehind } from '../src/io/write-behind.js';
+import { type CacheCounters, CachedReader } from '../src/sources/cached-reader.js';
+import { CheckedReader } from '../src/sources/checked-reader.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 import {
   corrupted,
   deferred,
@@ -28,7 +28,7 @@ function setup() {
   const remote = new FakeSource('remote');
   const stored: string[] = [];
   const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0, onStored: (id) => stored.push(id) };
-  const cached = new CachedSource({ local, remote: verified(remote), counters });
+  const cached = new CachedReader({ local, remote: verified(remote), counters });
   return { local, remote, counters, stored, cached };
 }
 
@@ -56,7 +56,7 @@ function outcome(p: Promise<unknown>): Promise<unknown> {
   ]);
 }
 
-describe('CachedSource reads', () => {
+describe('CachedReader reads', () => {
   it('a miss is fetched, decoded and kept locally; the next read is a local hit', async () => {
     const { local, remote, counters, stored, cached } = setup();
     const b = makeBlock(1);
@@ -83,7 +83,7 @@ describe('CachedSource reads', () => {
     const remote = new FakeSource('remote');
     const b = makeBlock(30);
     remote.blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local: new NullCache(), remote: verified(remote) });
+    const cached = new CachedReader({ local: new NoCacheReader(), remote: verified(remote) });
     const whole = await cached.read(b.ref, new Uint8Array(10), 0, 0, 10);
     expect(whole && same(whole, b.data)).toBe(true);
     const loaded = await cached.load(b.ref, { priority: 'background' });
@@ -110,7 +110,7 @@ describe('CachedSource reads', () => {
     const remote = new FakeSource('remote');
     const b = makeBlock(3);
     remote.blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local, remote: verified(remote) });
+    const cached = new CachedReader({ local, remote: verified(remote) });
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     await settle();
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
@@ -255,7 +255,7 @@ describe('CachedSource reads', () => {
     const remote = new RecordingSource(new FakeSource('remote'));
     const b = makeBlock(14);
     (remote.inner as FakeSource).blocks.set(b.ref.id, b.stored);
-    const cached = new CachedSource({ local, remote: verified(remote) });
+    const cached = new CachedReader({ local, remote: verified(remote) });
     await cached.load(b.ref, { priority: 'background' });
     expect(remote.gets.map((g) => g.priority)).toEqual(['background']);
   });
@@ -265,12 +265,12 @@ describe('CachedSource reads', () => {
     cleanups.push(t.cleanup);
     const disk = new DiskCache({}, { dir: t.dir });
     const writer = new WriteBehind({ sink: disk });
-    const local = new CheckedSource({ disk, writer });
+    const local = new CheckedReader({ disk, writer });
     const mirror = new FakeSource('evil');
     const b = makeBlock(15);
     const other = makeBlock(16);
     const counters: CacheCounters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const cached = new CachedSource({ local, remote: new VerifiedSource({ source: mirror }), counters });
+    const cached = new CachedReader({ local, remote: new VerifiedSource({ source: mirror }), counters });
 
     mirror.blocks.set(b.ref.id, corrupted(b.stored));
     await expect(readWhole(cached, b.ref)).rejects.toBeInstanceOf(BlockCorruptError);
@@ -294,7 +294,7 @@ describe('CachedSource reads', () => {
   });
 });
 
-describe('CachedSource.load', () => {
+describe('CachedReader.load', () => {
   it('fetches at background priority and resolves only once the block is kept (read-ahead never outruns the disk)', async () => {
     const { local, remote, cached } = setup();
     const b = makeBlock(20);
@@ -329,7 +329,7 @@ describe('CachedSource.load', () => {
   });
 });
 
-describe('CachedSource priority', () => {
+describe('CachedReader priority', () => {
   /** A mirror whose background queue never moves: a background request waits there until its urgency is raised. */
   function stuckQueue(b: TestBlock) {
     const calls: string[] = [];
@@ -353,7 +353,7 @@ describe('CachedSource priority', () => {
     const local = new FakeLocal();
     const b = makeBlock(22);
     const { calls, remote } = stuckQueue(b);
-    const cached = new CachedSource({ local, remote: verified(remote) });
+    const cached = new CachedReader({ local, remote: verified(remote) });
     const ahead = cached.load(b.ref, { priority: 'background' });
     await settle(); // the background request now sits in the mirror's queue
     expect(await outcome(ahead)).toBe('still waiting');
@@ -366,7 +366,7 @@ describe('CachedSource priority', () => {
     const local = new FakeLocal();
     const b = makeBlock(23);
     const { calls, remote } = stuckQueue(b);
-    const cached = new CachedSource({ local, remote: verified(remote) });
+    const cached = new CachedReader({ local, remote: verified(remote) });
     const first = cached.load(b.ref, { priority: 'background' });
     const second = cached.load(b.ref, { priority: 'background' });
     await settle();

@@ -63,7 +63,7 @@ export class WriteBehind {
       /**
        * Given each buffer once its block is written, for reuse (the decoder's
        * pool). Only callers that hand over buffers no one else holds once
-       * written may set it (CheckedSource.keep says why it does).
+       * written may set it (CheckedReader.keep says why it does).
        */
       release?: ((data: Uint8Array) => void) | undefined;
     },

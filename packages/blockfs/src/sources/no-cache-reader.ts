@@ -2,7 +2,7 @@ import { BlockNotFoundError, type BlockRef } from '@thfc/format';
 import type { LocalBlocks } from './block-reader.js';
 
 /** A local cache that keeps nothing, for --nocache: `cached(none, remote)` still fetches each block once for all waiters. */
-export class NullCache implements LocalBlocks {
+export class NoCacheReader implements LocalBlocks {
   holds(): boolean {
     return false;
   }

@@ -1,11 +1,11 @@
 import { BlockNotFoundError } from '@thfc/format';
 import { describe, expect, it } from 'vitest';
-import { NullCache } from '../src/sources/null-cache.js';
+import { NoCacheReader } from '../src/sources/no-cache-reader.js';
 import { makeBlock, readWhole } from './image-fixtures.js';
 
-describe('NullCache', () => {
+describe('NoCacheReader', () => {
   it('keeps nothing: holds nothing, every read and load is BlockNotFoundError, even after keep()', async () => {
-    const cache = new NullCache();
+    const cache = new NoCacheReader();
     const b = makeBlock(1);
     await expect(readWhole(cache, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(await cache.keep()).toBe(false);

@@ -59,7 +59,7 @@ export interface CacheEntry {
  * directory shared by every image and every daemon on the machine, so a block
  * is stored once. It keeps whatever bytes it is given for a ref, exactly
  * `ref.storedSize` of them; httpstorged gives it decoded blocks under raw refs
- * (see rawRef in checked.ts), which makes the cache a valid store in which
+ * (see rawRef in sources/checked-reader.ts), which makes the cache a valid store in which
  * every block is raw. A file of any other length (an entry of another format,
  * a torn file) is a miss, and is deleted.
  *
@@ -72,7 +72,7 @@ export interface CacheEntry {
  * pinned and never evicted. Errors: a missing block is BlockNotFoundError; an
  * unreadable one MirrorUnavailableError; put() rejects as fsError says
  * (StoreFullError on ENOSPC/EDQUOT), and the write-behind above logs and
- * decides. It does not verify: CheckedSource does.
+ * decides. It does not verify: CheckedReader does.
  */
 export class DiskCache implements BlockSource, BlockSink {
   /** id → file size, in least-recently-used-first order (a Map keeps insertion order). */
@@ -81,7 +81,7 @@ export class DiskCache implements BlockSource, BlockSink {
   private readonly files: OpenFiles<OpenFile>;
   private readonly io = new AdaptiveIo();
   private readonly madeShards = new Set<string>();
-  /** Identity of each file this cache wrote, until CheckedSource takes it (takeWritten) or the entry goes. */
+  /** Identity of each file this cache wrote, until CheckedReader takes it (takeWritten) or the entry goes. */
   private readonly written = new Map<string, FileIdentity>();
   private total = 0;
   private tempSeq = 0;

@@ -5,13 +5,13 @@ import { BlockNotFoundError, blockPath, MirrorUnavailableError } from '@thfc/for
 import { FakeSource } from '@thfc/format/testing';
 import { currentPriority, type FetchOptions, MemoryLogger, verified } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CachedSource } from '../src/sources/cached.js';
-import { CheckedSource, rawRef } from '../src/sources/checked.js';
-import { DiskCache } from '../src/sources/disk-cache.js';
-import type { FileVerifier } from '../src/sources/file-verifier.js';
-import { InlineVerifier } from '../src/sources/file-verifier.js';
+import { DiskCache } from '../src/io/disk-cache.js';
+import type { FileVerifier } from '../src/io/file-verifier.js';
+import { InlineVerifier } from '../src/io/file-verifier.js';
+import { WriteBehind } from '../src/io/write-behind.js';
+import { CachedReader } from '../src/sources/cached-reader.js';
+import { CheckedReader, rawRef } from '../src/sources/checked-reader.js';
 import { HotBlocks } from '../src/sources/hot-blocks.js';
-import { WriteBehind } from '../src/sources/write-behind.js';
 import { corrupted, deferred, makeBlock, readWhole, type TestBlock, tempDir } from './image-fixtures.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -46,7 +46,7 @@ async function setup(paranoid?: boolean, openFiles?: number) {
   const writer = new WriteBehind({ sink: disk });
   const logger = new MemoryLogger();
   const verifier = new CountingVerifier();
-  const checked = new CheckedSource({ disk, writer, verifier, logger }, { paranoid });
+  const checked = new CheckedReader({ disk, writer, verifier, logger }, { paranoid });
   const fileOf = (b: TestBlock) => join(t.dir, blockPath(b.ref.id));
   /** Puts the decoded block on disk as another daemon (or an earlier run) would have. */
   const onDisk = (b: TestBlock, bytes: Uint8Array = b.data) => disk.put(rawRef(b.ref), bytes);
@@ -56,9 +56,9 @@ async function setup(paranoid?: boolean, openFiles?: number) {
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 /** The hot index over the checked cache alone (as a mount's, without RAM or fetches above it). */
-const hot = (checked: CheckedSource) => new HotBlocks({ checked });
+const hot = (checked: CheckedReader) => new HotBlocks({ checked });
 
-describe('CheckedSource', () => {
+describe('CheckedReader', () => {
   it('serves a good cached block decoded, checking it once, then by positional reads only', async () => {
     const { checked, onDisk, verifier, logger } = await setup();
     const b = makeBlock(1);
@@ -241,7 +241,7 @@ describe('CheckedSource', () => {
     const remote = new FakeSource('remote');
     remote.blocks.set(b.ref.id, b.stored);
     const counters = { hits: 0, fetched: 0, bytesFetched: 0 };
-    const cached = new CachedSource({ local: checked, remote: verified(remote), counters });
+    const cached = new CachedReader({ local: checked, remote: verified(remote), counters });
     expect(same(await readWhole(cached, b.ref), b.data)).toBe(true);
     expect(remote.calls).toEqual([b.ref.id]);
     expect(logger.lines).toHaveLength(1);
@@ -254,7 +254,7 @@ describe('CheckedSource', () => {
   });
 });
 
-describe('CheckedSource: trust bound to the file’s identity', () => {
+describe('CheckedReader: trust bound to the file’s identity', () => {
   /** A changed copy of the block put under its name by a rename: a new inode, as another writer would leave. */
   const replace = async (dir: string, path: string, bytes: Uint8Array) => {
     const swap = join(dir, `swap-${Math.random()}`);
@@ -374,7 +374,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     const logger = new MemoryLogger();
     const verifier = first.verifier;
     verifier.ids.length = 0;
-    const checked = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
+    const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
     expect(checked.adopt(sealed)).toBe(2);
     expect(same(await readWhole(checked, good.ref), good.data)).toBe(true);
     await expect(readWhole(checked, bad.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
@@ -399,7 +399,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     ).toBe(1);
     const disk = new DiskCache({}, { dir });
     await disk.open();
-    const paranoid = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }) }, { paranoid: true });
+    const paranoid = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }) }, { paranoid: true });
     expect(paranoid.adopt(new Map([[b.ref.id, '1 2 3 4 5']]))).toBe(0);
   });
 
@@ -419,7 +419,7 @@ describe('CheckedSource: trust bound to the file’s identity', () => {
     cleanups.push(t.cleanup);
     const disk = new DiskCache({}, { dir: t.dir });
     const logger = new MemoryLogger();
-    const checked = new CheckedSource({ disk, writer: new WriteBehind({ sink: disk }), logger }, { offline: true });
+    const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), logger }, { offline: true });
     const b = makeBlock(51);
     await disk.put(rawRef(b.ref), corrupted(b.data));
     await expect(readWhole(checked, b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
