@@ -37,18 +37,22 @@ describe.skipIf(!canMount)('npm run read-path (the files one read crosses)', () 
     const r = await run('--json', '--check-cold', '1');
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^read-path: a cold miss crosses \d+ files \(limit 1\)$/m);
-    const report = JSON.parse(r.stdout) as Record<'cold' | 'memory' | 'disk', Record<string, number>>;
+    const report = JSON.parse(r.stdout) as Record<'cold' | 'firstUse' | 'warm' | 'sealed', Record<string, number>>;
     const cold = Object.keys(report.cold);
     // A cold miss goes from the FUSE callback down to the HTTP mirror and back into the disk cache.
     expect(cold).toContain('packages/blockfs/src/fuse-adapter.ts');
     expect(cold).toContain('packages/blockfs/src/image-reader.ts');
     expect(cold).toContain('packages/store/src/sources/http-source.ts');
-    // A warm hit never reaches a mirror, and crosses fewer files than the miss.
-    for (const warm of [report.memory, report.disk]) {
-      const files = Object.keys(warm);
+    // A cached block never reaches a mirror, and crosses fewer files than the miss.
+    for (const hit of [report.firstUse, report.warm, report.sealed]) {
+      const files = Object.keys(hit);
       expect(files).toContain('packages/blockfs/src/image-reader.ts');
       expect(files).not.toContain('packages/store/src/sources/http-source.ts');
       expect(files.length).toBeLessThan(cold.length);
     }
+    // A warm hit is answered by the hot index alone: no layer of the tree below it runs.
+    const warm = Object.keys(report.warm);
+    expect(warm).toContain('packages/blockfs/src/sources/hot-blocks.ts');
+    expect(warm).not.toContain('packages/blockfs/src/sources/cached-reader.ts');
   }, 150_000);
 });
