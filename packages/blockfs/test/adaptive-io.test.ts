@@ -196,6 +196,31 @@ describe('AdaptiveIo.statNow', () => {
   });
 });
 
+describe('AdaptiveIo.openNow', () => {
+  it('opens and fstats in place; undefined in pooled mode, for a missing file and for a directory', async () => {
+    let clock = 0;
+    let step = 0;
+    const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, slowCalls: 1, now: () => (clock += step) });
+    const path = await file('0123');
+    const f = io.openNow(path);
+    expect(f?.size).toBe(4);
+    expect(f?.identity).toBe(identityOf(statSync(path, { bigint: true })));
+    expect(f && sameVersion(f.stats, statSync(path, { bigint: true }))).toBe(true);
+    expect(io.openNow(`${path}.missing`)).toBeUndefined();
+    const dir = join(path, '..', 'd');
+    await mkdir(dir);
+    expect(io.openNow(dir)).toBeUndefined();
+    step = 5; // a slow open switches to the pool: its fstat is left to open(), and the descriptor closed
+    expect(io.openNow(path)).toBeUndefined();
+    step = 0;
+    expect(io.openNow(path)).toBeUndefined();
+    clock += 200;
+    const again = io.openNow(path);
+    expect(again?.size).toBe(4);
+    for (const o of [f, again]) if (o) io.close(o.fd);
+  });
+});
+
 describe('AdaptiveIo.readNow', () => {
   it('reads in place and returns the count, at the offset asked for; short at the end of the file', async () => {
     const io = new AdaptiveIo({ slowMs: 1000 });

@@ -384,6 +384,34 @@ describe('CheckedReader: trust bound to the file’s identity', () => {
     expect([...checked.trusted()].map(([id]) => id)).toEqual([good.ref.id]);
   });
 
+  it('adopt(), first use by the hot path: a sealed file opened in place is served without a hash; a changed one is not', async () => {
+    const first = await setup();
+    const good = makeBlock(146);
+    const bad = makeBlock(147);
+    for (const b of [good, bad]) await first.checked.keep(b.ref, b.data);
+    await first.writer.idle();
+    const sealed = new Map(first.checked.trusted());
+    // Changed at rest: the same bytes in a new inode (the seal's identity no longer matches).
+    await writeFile(`${first.fileOf(bad)}.new`, bad.data);
+    await rename(`${first.fileOf(bad)}.new`, first.fileOf(bad));
+    const disk = new DiskCache({}, { dir: first.dir });
+    await disk.open();
+    const logger = new MemoryLogger();
+    const verifier = first.verifier;
+    verifier.ids.length = 0;
+    const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
+    expect(checked.adopt(sealed)).toBe(2);
+    const dst = new Uint8Array(good.ref.size).fill(0xaa);
+    expect(hot(checked).readNow(good.ref, dst, 0, 0, good.ref.size)).toBe(true);
+    expect(same(dst, good.data)).toBe(true);
+    dst.fill(0xaa);
+    expect(hot(checked).readNow(bad.ref, dst, 0, 0, bad.ref.size)).toBe(false); // left to read(), which checks it
+    expect(namesEntry(logger.lines, bad.ref.id)).toHaveLength(1);
+    expect(same(await readWhole(checked, bad.ref), bad.data)).toBe(true);
+    expect(verifier.ids).toEqual([bad.ref.id]);
+    expect(checked.counts).toEqual({ sealed: 2, checked: 1, changed: 1 });
+  });
+
   it('adopt() takes only entries the disk holds, and none when paranoid', async () => {
     const { checked, onDisk, dir } = await setup();
     const b = makeBlock(48);
@@ -447,17 +475,14 @@ describe('HotBlocks.readNow over checked()', () => {
     expect(verifier.ids).toEqual([]);
   });
 
-  it('a block it wrote is served from disk once its file is open, without a check', async () => {
+  it('a block it wrote is served from disk, its file opened in place, without a check', async () => {
     const { checked, writer, verifier } = await setup();
     const b = makeBlock(31);
     await checked.keep(b.ref, b.data);
     await writer.idle();
     expect(writer.pending(b.ref.id)).toBeUndefined();
     const dst = new Uint8Array(b.ref.size).fill(0xaa);
-    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(false); // on disk, not open yet: read() opens it
-    expect(dst.every((x) => x === 0xaa)).toBe(true);
-    expect(same(await readWhole(checked, b.ref), b.data)).toBe(true);
-    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true);
+    expect(hot(checked).readNow(b.ref, dst, 0, 0, b.ref.size)).toBe(true); // on disk, not open yet: opened now
     expect(same(dst, b.data)).toBe(true);
     expect(verifier.ids).toEqual([]);
   });

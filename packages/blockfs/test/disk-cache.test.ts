@@ -147,15 +147,22 @@ describe('DiskCache positional reads', () => {
     }
   });
 
-  it('openEntry answers without waiting only once the file is open', async () => {
-    const cache = new DiskCache({}, { dir: await cacheDir() });
+  it('openEntry answers without waiting: the open file, or the file opened now in place', async () => {
+    const dir = await cacheDir();
+    const cache = new DiskCache({}, { dir });
     const b = rawBlock(1000);
     await cache.put(b.ref, b.stored);
-    expect(cache.openEntry(b.ref)).toBeUndefined();
-    (await cache.entry(b.ref)).release();
-    const entry = cache.openEntry(b.ref);
-    expect(entry?.file.size).toBe(1000);
-    entry?.release();
+    const opened = cache.openEntry(b.ref); // not open yet: opened in place
+    expect(opened?.file.size).toBe(1000);
+    expect(opened?.file.identity).toBe(identityOf(statSync(fileOf(dir, b), { bigint: true })));
+    opened?.release();
+    const again = cache.openEntry(b.ref);
+    expect(again?.file.fd).toBe(opened?.file.fd); // the same descriptor, kept open
+    again?.release();
+    await unlink(fileOf(dir, b));
+    cache.reopen(b.ref.id);
+    expect(cache.openEntry(b.ref)).toBeUndefined(); // gone: entry() says so
+    await expect(cache.entry(b.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
   });
 
   it('an entry’s readNow copies a slice at the caller’s offset now; a short read is false', async () => {
@@ -253,10 +260,10 @@ describe('DiskCache identities', () => {
     expect(again?.file.identity).toBe(first.file.identity); // still the old descriptor
     again?.release();
     cache.reopen(b.ref.id);
-    expect(cache.openEntry(b.ref)).toBeUndefined();
-    const second = await cache.entry(b.ref);
-    expect(second.file.identity).toBe(identityOf(statSync(fileOf(dir, b), { bigint: true })));
-    second.release();
+    const second = cache.openEntry(b.ref); // the name opened afresh, in place
+    expect(second?.file.identity).toBe(identityOf(statSync(fileOf(dir, b), { bigint: true })));
+    expect(second?.file.identity).not.toBe(first.file.identity);
+    second?.release();
   });
 });
 

@@ -11,6 +11,8 @@ export interface OpenedFile {
  */
 export interface FileOpener<R extends OpenedFile | undefined> {
   open(path: string): Promise<R>;
+  /** open() done now, without waiting, when it can be; undefined when it cannot (then open() is used). */
+  openNow?(path: string): R | undefined;
   close(fd: number): void;
 }
 
@@ -118,6 +120,23 @@ export class OpenFiles<R extends OpenedFile | undefined> {
     // Most recently used goes last.
     this.slots.delete(key);
     this.slots.set(key, file);
+    return file;
+  }
+
+  /**
+   * acquireOpen(), or else an open done now by the opener's openNow() when no
+   * open of `key` is in flight; pinned until release(). Undefined means "call
+   * acquire()".
+   */
+  acquireNow(key: string, path: string): NonNullable<R> | undefined {
+    const open = this.acquireOpen(key);
+    if (open !== undefined || this.closed || this.opening.has(key) || this.slots.has(key)) return open;
+    const opened = this.opener.openNow?.(path);
+    if (opened === undefined || opened === null) return undefined;
+    const slot: Slot = { key, users: 1, openedAt: this.now(), retired: false };
+    const file: Held<R> = Object.assign(opened as NonNullable<R>, { [SLOT]: slot });
+    this.slots.set(key, file);
+    this.trim();
     return file;
   }
 

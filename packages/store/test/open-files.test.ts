@@ -1,4 +1,4 @@
-import { close, fstat, open, readFileSync, readSync } from 'node:fs';
+import { close, fstat, fstatSync, open, openSync, readFileSync, readSync } from 'node:fs';
 import { readlink, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -94,6 +94,38 @@ describe('OpenFiles', () => {
     const lenient = new OpenFiles({ opener: fsOpener(true) });
     expect(await lenient.acquire('x', `${a}.missing`)).toBeUndefined();
     expect(lenient.size).toBe(0);
+  });
+
+  it('acquireNow() opens in place through openNow(), shares it with acquire(), and defers to an open in flight', async () => {
+    const [a, b, c] = (await files(3)) as [string, string, string];
+    const opener = fsOpener();
+    let nowOpens = 0;
+    const withNow = Object.assign(opener, {
+      openNow(path: string): TestFile | undefined {
+        nowOpens++;
+        const fd = openSync(path, 'r');
+        const st = fstatSync(fd);
+        return { fd, size: st.size, identity: `${st.dev}:${st.ino}:${st.mtimeMs}` };
+      },
+    });
+    const open = new OpenFiles({ opener: withNow }, { max: 1 });
+    const fa = open.acquireNow('a', a);
+    expect(fa && readAll(fa.fd, fa.size)).toBe('file 0');
+    expect(await open.acquire('a', a)).toBe(fa); // shared, not opened again
+    expect([nowOpens, opener.opens]).toEqual([1, 0]);
+    const inFlight = open.acquire('b', b);
+    expect(open.acquireNow('b', b)).toBeUndefined(); // an open in flight: the caller waits for it instead
+    const fb = await inFlight;
+    for (let i = 0; i < 2; i++) open.release(fa as TestFile);
+    open.release(fb);
+    expect(open.size).toBe(1); // max 1: the idle descriptors beyond it closed
+    expect(nowOpens).toBe(1);
+    const plain = new OpenFiles({ opener: fsOpener() });
+    expect(plain.acquireNow('c', c)).toBeUndefined(); // an opener without openNow: acquire() does it
+    plain.close();
+    open.close();
+    expect(open.acquireNow('c', c)).toBeUndefined(); // closed: nothing is kept, nothing opened
+    expect(nowOpens).toBe(1);
   });
 
   it('keeps at most `max` idle descriptors, closing the least recently used', async () => {

@@ -169,10 +169,14 @@ export class DiskCache implements BlockSource, BlockSink {
     return new Entry(this, ref.id, file);
   }
 
-  /** Like entry(), without waiting when the file is already open: undefined means "call entry()". */
+  /**
+   * Like entry(), without waiting: the file already open, or opened now in
+   * place while plain calls are fast (AdaptiveIo.openNow). Undefined means
+   * "call entry()", which also reports what went wrong.
+   */
   openEntry(ref: BlockRef): CacheEntry | undefined {
     if (this.lru.get(ref.id) !== ref.storedSize) return undefined;
-    const file = this.files.acquireOpen(ref.id);
+    const file = this.files.acquireNow(ref.id, this.pathOf(ref.id));
     if (!file) return undefined;
     if (file.size !== ref.storedSize) {
       this.files.release(file);
