@@ -105,7 +105,14 @@ export async function buildImages(
 ): Promise<ImageSet> {
   const { builder, disk } = await openSources(options, components);
   const readTimeoutMs = builder.readTimeoutMs(components.mirrorBases?.length ?? 1);
-  const images = loaded.map((l) => buildImage(l, options, { ...components, builder, disk, readTimeoutMs }));
+  let images: ImageState[];
+  try {
+    images = loaded.map((l) => buildImage(l, options, { ...components, builder, disk, readTimeoutMs }));
+  } catch (e) {
+    // Nothing was served: closed as ImageSet.abandon does (the workers, files and registration let go).
+    await builder.close();
+    throw e;
+  }
   loaded.length = 0;
   return imageSet(images, options, { logger: components.logger, builder, disk, cacheDir: components.cacheDir });
 }

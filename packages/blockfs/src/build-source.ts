@@ -106,12 +106,22 @@ export class SourceBuilder {
   /**
    * Before the mount serves: opens the disk cache, registers this daemon with
    * it and trusts the entries its seal vouches for (CacheSealer.open); close()
-   * seals it again.
+   * seals it again. If it rejects (an abort), everything the builder owns is
+   * released (the workers' threads, open files, mirrors, the registration)
+   * and the seal is left as it was: a daemon that never served vouches for
+   * nothing, and sealing now could write over what another daemon sealed
+   * meanwhile with entries no one checked. The builder is then unusable.
    */
   async open(signal?: AbortSignal): Promise<void> {
-    await this.components.disk?.open(signal);
-    if (!this.local) return;
-    this.local.checked.adopt(await this.local.sealer.open(signal));
+    try {
+      await this.components.disk?.open(signal);
+      if (!this.local) return;
+      this.local.checked.adopt(await this.local.sealer.open(signal));
+    } catch (e) {
+      await this.release();
+      await this.local?.sealer.leave();
+      throw e;
+    }
   }
 
   /**
@@ -193,9 +203,7 @@ export class SourceBuilder {
    */
   async close(): Promise<void> {
     await this.local?.writer.idle();
-    await this.components.workers?.close();
-    this.components.disk?.close();
-    await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
+    await this.release();
     if (this.local) {
       const { checked, sealer } = this.local;
       await sealer.seal(checked.trusted()).then(
@@ -204,5 +212,12 @@ export class SourceBuilder {
           this.components.logger.fault(`cache ${this.components.disk?.dir}: not sealed: ${(e as Error).message}`),
       );
     }
+  }
+
+  /** Closes the workers, the disk cache's files and the mirrors: what close() does before it seals. */
+  private async release(): Promise<void> {
+    await this.components.workers?.close();
+    this.components.disk?.close();
+    await Promise.all([...this.mirrors.values()].map((m) => m.close?.()));
   }
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { MeasurementLog } from '@thfc/attest';
 import { UsageError } from '@thfc/format';
@@ -7,6 +7,7 @@ import { loadIndex, SILENT_LOGGER } from '@thfc/store';
 import { ProxyAgent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildImages, imageStatus, measureIndexes, normaliseBase, openMirrors } from '../src/build-images.js';
+import { DAEMONS_DIR } from '../src/cache/cache-sealer.js';
 import { DEFAULT_CACHE_DIR } from '../src/cache-dir.js';
 import { makeImage, patternBytes, tempDir } from './image-fixtures.js';
 import { buildImageSet, publishImage } from './image-set.js';
@@ -73,6 +74,31 @@ describe('buildImages', () => {
 });
 
 describe('buildImages --nocache', () => {
+  it('an image that cannot be built closes what was opened: the daemon leaves the cache registry', async () => {
+    const { dir, cleanup } = await tempDir('thfc-build-images-');
+    cleanups.push(cleanup);
+    const a = makeImage([patternBytes(4096, 1)], { name: 'a' });
+    await mkdir(join(dir, 'store'));
+    const loaded = [await loadIndex(await publishImage(join(dir, 'store'), a, 'a'), {})];
+    const cacheDir = join(dir, 'cache');
+    const failed = buildImages(
+      loaded,
+      { indexes: ['a'] },
+      {
+        logger: SILENT_LOGGER,
+        dispatcher: undefined,
+        cacheDir,
+        mirrorBases: undefined,
+        measurements: new MeasurementLog(),
+        watch: () => {
+          throw new UsageError('bad version check');
+        },
+      },
+    );
+    await expect(failed).rejects.toThrow('bad version check');
+    expect(await readdir(join(cacheDir, DAEMONS_DIR))).toEqual([]);
+  });
+
   it('builds with no disk cache: reads are right, nothing is cached and the status says so', async () => {
     const { dir, cleanup } = await tempDir('thfc-build-images-');
     cleanups.push(cleanup);

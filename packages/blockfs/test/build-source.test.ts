@@ -1,8 +1,12 @@
+import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockNotFoundError, type BlockRef, MirrorUnavailableError } from '@thfc/format';
 import { type BlockDecoder, type Decoded, DirStore, InlineDecoder, MemoryLogger } from '@thfc/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlockCheckers, type ReadPathOptions, SourceBuilder } from '../src/build-source.js';
+import { DAEMONS_DIR, SEAL_FILE, SEAL_LOCK } from '../src/cache/cache-sealer.js';
+import { formatProcess, thisProcess } from '../src/cache/process-identity.js';
+import { BlockWorkers } from '../src/io/block-workers.js';
 import { DiskCache } from '../src/io/disk-cache.js';
 import { InlineVerifier } from '../src/io/file-verifier.js';
 import { rawRef } from '../src/sources/checked-reader.js';
@@ -252,5 +256,43 @@ describe('SourceBuilder trees at work (local directory mirror)', () => {
     const { b } = await builder({});
     b.build([join(await dir(), 'store'), A, B]);
     await expect(b.close()).resolves.toBeUndefined();
+  });
+
+  it('a failed open() releases what the builder owns and leaves the cache as the live daemon left it', async () => {
+    const blk = makeBlock(15);
+    const { b: first, disk, cacheDir } = await builder({});
+    await disk?.put(rawRef(blk.ref), blk.data);
+    await first.close(); // a seal to keep
+    const live = new SourceBuilder({ disk: new DiskCache({}, { dir: cacheDir }), logger: new MemoryLogger() }, {});
+    await live.open();
+    const lock = join(cacheDir, SEAL_LOCK);
+    await writeFile(lock, `${formatProcess(thisProcess())}\n`); // the live daemon is sealing: a live holder
+    const before = {
+      seal: await readFile(join(cacheDir, SEAL_FILE)),
+      lock: await readFile(lock),
+      daemons: await readdir(join(cacheDir, DAEMONS_DIR)),
+    };
+    expect(before.daemons).toHaveLength(1);
+    // The second daemon's workers already run a thread (a job before open: what the builder owns is closed all the same).
+    const workers = new BlockWorkers();
+    const file = join(await dir(), 'f');
+    await writeFile(file, blk.data);
+    const fh = await open(file);
+    await workers.verify(fh.fd, blk.data.length, blk.ref.id);
+    await fh.close();
+    expect(workers.running).toBe(1);
+    const second = new SourceBuilder(
+      { disk: new DiskCache({}, { dir: cacheDir }), workers, logger: new MemoryLogger() },
+      {},
+    );
+    await expect(second.open(AbortSignal.timeout(100))).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(workers.running).toBe(0);
+    await expect(workers.verify(0, 1, blk.ref.id)).rejects.toThrow(/closed/);
+    expect(await readFile(join(cacheDir, SEAL_FILE))).toEqual(before.seal);
+    expect(await readFile(lock)).toEqual(before.lock);
+    expect(await readdir(join(cacheDir, DAEMONS_DIR))).toEqual(before.daemons);
+    await writeFile(lock, ''); // a lock naming no one is broken: the live daemon seals as usual
+    await live.close();
+    expect(await readdir(join(cacheDir, DAEMONS_DIR))).toEqual([]);
   });
 });

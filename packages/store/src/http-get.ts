@@ -154,20 +154,22 @@ export function redirectTarget(
  * (the rest is not read); the errors of consumeBody() otherwise.
  */
 export function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
-  return consumeBody(res, async (body) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const chunk of body) {
-      n += chunk.length;
-      if (n > maxBytes) throw new ResponseTooLargeError(res.url, maxBytes);
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  });
+  return consumeBody(
+    res,
+    async (body) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    },
+    { maxBytes },
+  );
 }
 
 /**
- * Runs `consume` over the body (a bounded decoder, say). A thfc error it
+ * Runs `consume` over the body (a bounded decoder, a file being written).
+ * With `maxBytes`, the body is bounded: ResponseTooLargeError before anything
+ * is read when the server declares more (Content-Length), and as soon as it
+ * has sent more; the excess never reaches `consume`. A thfc error `consume`
  * throws passes through and the rest of the body is dropped unread; a body
  * cut short is MirrorUnavailableError, one that stops for `timeoutMs`
  * HttpTimeoutError; the caller's abort rejects with its reason.
@@ -175,13 +177,27 @@ export function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
 export async function consumeBody<T>(
   res: HttpResponse,
   consume: (body: AsyncIterable<Buffer>) => Promise<T>,
+  options: { maxBytes?: number | undefined } = {},
 ): Promise<T> {
   try {
-    return await consume(res.body as AsyncIterable<Buffer>);
+    const { maxBytes } = options;
+    const body = res.body as AsyncIterable<Buffer>;
+    return await consume(maxBytes === undefined ? body : bounded(res, body, maxBytes));
   } catch (e) {
     res.body.destroy();
     if (e instanceof ThfcError) throw e;
     throw unanswered(res.url, e, res.signal, res.timeoutMs, res.callerSignal, 'body');
+  }
+}
+
+/** `body`, ending in ResponseTooLargeError once more than `maxBytes` is declared or has arrived. */
+async function* bounded(res: HttpResponse, body: AsyncIterable<Buffer>, maxBytes: number): AsyncIterable<Buffer> {
+  if (Number(res.headers['content-length']) > maxBytes) throw new ResponseTooLargeError(res.url, maxBytes);
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    if (n > maxBytes) throw new ResponseTooLargeError(res.url, maxBytes);
+    yield chunk;
   }
 }
 

@@ -53,6 +53,10 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-length': '10' });
         res.write('12345'); // and never the rest
         return;
+      case '/declares-big':
+        res.writeHead(200, { 'content-length': String(1024 ** 3) });
+        res.write('12345'); // and never the rest
+        return;
       case '/cut':
         res.writeHead(200, { 'content-length': '10' });
         res.write('12345', () => res.destroy());
@@ -102,6 +106,14 @@ describe('getBounded', () => {
     await new Promise((r) => setTimeout(r, 100));
     // The connection was closed: the server stopped far short of its gigabyte (socket buffers hold a few MB).
     expect(endlessWritten).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('a Content-Length over maxBytes is ResponseTooLargeError at once, before the body is read', async () => {
+    const started = Date.now();
+    const e = await getBounded(`${base}/declares-big`, { ...opts, timeoutMs: 5_000 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ResponseTooLargeError);
+    expect(e).toMatchObject({ maxBytes: 1024 });
+    expect(Date.now() - started).toBeLessThan(2_000); // not the body's stall until the timeout
   });
 
   it('no answer, or a body that stops, within timeoutMs is HttpTimeoutError', async () => {

@@ -10,6 +10,7 @@ import {
   HttpStatusError,
   HttpTimeoutError,
   httpGet,
+  ResponseTooLargeError,
   readBody,
   tempPathFor,
 } from '@thfc/store';
@@ -33,9 +34,19 @@ export const MAX_LOCATION_REDIRECTS = 5;
 /**
  * 16 MiB for a location read whole (a catalog: a few KB of JSON per image),
  * so a server sending something else cannot fill the launcher's memory.
- * Kernels and initrds are streamed to a file (downloadTo), bounded in time.
+ * Kernels and initrds are streamed to a file (downloadTo), bounded by
+ * DEFAULT_MAX_BOOT_FILE_BYTES.
  */
 export const MAX_LOCATION_BYTES = 16 * 1024 * 1024;
+
+/**
+ * 1 GiB for a kernel or initrd written to the run directory: a distribution's
+ * kernel is 10-15 MB and its largest initrds (every module and firmware) a few
+ * hundred MB, while a broken or hostile server streaming without end would
+ * otherwise fill the disk that holds the run directory (and the overlay) within
+ * the time limit: on a LAN, 30 s is several GB.
+ */
+export const DEFAULT_MAX_BOOT_FILE_BYTES = 1024 ** 3;
 
 /** The local path behind a file:// URL or a path; undefined for http(s). */
 export function localPath(location: string): string | undefined {
@@ -84,14 +95,27 @@ export async function readLocation(
   });
 }
 
-/** Copies an http(s) location to a local file (kernels and initrds for qemu, which reads only local files). */
+export interface DownloadOptions {
+  /** The whole download, headers and body (DEFAULT_FETCH_TIMEOUT_MS). */
+  readonly timeoutMs?: number | undefined;
+  /** The largest file taken (DEFAULT_MAX_BOOT_FILE_BYTES); beyond, ResponseTooLargeError. */
+  readonly maxBytes?: number | undefined;
+}
+
+/**
+ * Copies an http(s) location to a local file (kernels and initrds for qemu,
+ * which reads only local files). ResponseTooLargeError (exit 4) as soon as
+ * the server declares or sends more than `maxBytes`; nothing is left behind
+ * when it fails.
+ */
 export async function downloadTo(
   location: string,
   file: string,
   signal: AbortSignal,
-  timeoutMs = DEFAULT_FETCH_TIMEOUT_MS,
+  options: DownloadOptions = {},
 ): Promise<void> {
-  const res = await get(location, signal, timeoutMs);
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BOOT_FILE_BYTES;
+  const res = await get(location, signal, options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
   // Into a temp file renamed once whole: an interrupted download never leaves a truncated kernel for qemu.
   const tmp = tempPathFor(file);
   const out = createWriteStream(tmp, { flags: 'wx' });
@@ -101,13 +125,16 @@ export async function downloadTo(
     diskError = e;
   });
   try {
-    await consumeBody(res, (body) => pipeline(body, out)).catch((e: unknown) => {
+    await consumeBody(res, (body) => pipeline(body, out), { maxBytes }).catch((e: unknown) => {
+      if (e instanceof ResponseTooLargeError) throw e;
       throw diskError ? fsError(diskError, file) : inSeconds(e);
     });
     await rename(tmp, file).catch((e: unknown) => {
       throw fsError(e, file);
     });
   } catch (e) {
+    // Closed first: a stream stopped before its file was open still creates the file once the open completes.
+    if (!out.closed) await new Promise<void>((r) => out.destroy().once('close', () => r()));
     await rm(tmp, { force: true });
     throw e;
   }

@@ -3,10 +3,16 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InputError, MirrorUnavailableError } from '@thfc/format';
+import { EXIT, exitCodeOf, InputError, MirrorUnavailableError } from '@thfc/format';
 import { ResponseTooLargeError } from '@thfc/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadTo, localPath, MAX_LOCATION_BYTES, readLocation } from '../src/locations.js';
+import {
+  DEFAULT_MAX_BOOT_FILE_BYTES,
+  downloadTo,
+  localPath,
+  MAX_LOCATION_BYTES,
+  readLocation,
+} from '../src/locations.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;
@@ -26,7 +32,18 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-length': 1_000_000 }).write(Buffer.alloc(1000, 7));
       setTimeout(() => res.destroy(), 20);
     } else if (req.url === '/moved') res.writeHead(301, { location: '/catalog.json' }).end();
-    else if (req.url === '/huge') res.end(Buffer.alloc(MAX_LOCATION_BYTES + 1, 7));
+    else if (req.url === '/endless') {
+      // No Content-Length: only counting what arrives can stop it.
+      res.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    } else if (req.url === '/declares-huge') {
+      res.writeHead(200, { 'content-length': 8 * 1024 ** 3 }).write(Buffer.alloc(1000, 7)); // and stalls
+    } else if (req.url === '/huge') res.end(Buffer.alloc(MAX_LOCATION_BYTES + 1, 7));
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -79,5 +96,23 @@ describe('locations', () => {
   it('follows a redirect, as fetch() did, and refuses a body over MAX_LOCATION_BYTES', async () => {
     expect((await readLocation(`${base}/moved`, never)).toString()).toBe('{"ok":1}');
     await expect(readLocation(`${base}/huge`, never)).rejects.toBeInstanceOf(ResponseTooLargeError);
+  });
+
+  it('a kernel or initrd over the cap is ResponseTooLargeError (exit 4), declared or sent, and leaves no file', async () => {
+    const sub = join(dir, 'capped');
+    await mkdir(sub);
+    for (const route of ['endless', 'declares-huge']) {
+      const e = await downloadTo(`${base}/${route}`, join(sub, 'vmlinuz'), never, { maxBytes: 1024 * 1024 }).catch(
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(ResponseTooLargeError);
+      expect(e).toMatchObject({ maxBytes: 1024 * 1024 });
+      expect(exitCodeOf(e)).toBe(EXIT.DATA);
+      expect(await readdir(sub)).toEqual([]);
+    }
+    // Exactly the cap is taken.
+    await downloadTo(`${base}/big`, join(sub, 'initrd'), never, { maxBytes: 3 * 1024 * 1024 });
+    expect(await readdir(sub)).toEqual(['initrd']);
+    expect(DEFAULT_MAX_BOOT_FILE_BYTES).toBe(1024 ** 3);
   });
 });

@@ -130,6 +130,15 @@ export class CacheSealer {
   }
 
   /**
+   * At a start that failed after open() (the daemon never served): removes
+   * this daemon's registration, if it made one, and writes no seal. The seal
+   * stays as true as it was; nothing verified here is added to it.
+   */
+  async leave(): Promise<void> {
+    await this.deregister();
+  }
+
+  /**
    * The daemons using the cache (for fsck): removes the registrations of
    * daemons that are gone, and the seal if one was of an earlier boot.
    */

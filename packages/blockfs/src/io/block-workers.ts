@@ -154,6 +154,11 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     );
   }
 
+  /** Threads started and not yet ended (they start on the first job, and end at close() or when one dies). */
+  get running(): number {
+    return this.threads.filter((t) => t.worker !== undefined).length;
+  }
+
   toString(): string {
     return `workers(${this.threads.length})`;
   }
