@@ -290,7 +290,7 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
       }
     } finally {
       stopListening?.();
-      stopAttempts(running, new HedgeLost());
+      stopLosers(running);
     }
 
     throw this.noMirrorHad(ref, mirrors);
@@ -307,7 +307,7 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
     clearTimeout(attempt.timer);
     if (got) {
       this.recordSuccess(ref, attempt, got.stored);
-      stopAttempts(running, new HedgeLost());
+      stopLosers(running);
       return got;
     }
     this.recordFailure(ref, attempt, error, mirrors, running[0]);
@@ -568,8 +568,10 @@ function backoffBefore(round: number): number {
   return Math.min(BACKOFF_START_MS * 2 ** Math.min(round - 2, 30), BACKOFF_MAX_MS);
 }
 
-/** Ends every attempt still running, with `reason`. */
-function stopAttempts(running: Attempt[], reason: Error): void {
+/** The attempts still running lost to the one that answered: aborted with HedgeLost (made only when there are any). */
+function stopLosers(running: Attempt[]): void {
+  if (running.length === 0) return;
+  const reason = new HedgeLost();
   for (const a of running.splice(0)) {
     clearTimeout(a.timer);
     a.controller.abort(reason);
