@@ -12,9 +12,13 @@
 //   boot   the test guest to its marker through `thfc-vm boot --via nbd` and `--via fuse`, warm cache, TCG,
 //          --snapshot, interleaved; target NBD guest s / FUSE guest s <= 1.0 (medians).
 //
-// The image: BENCH_NBD_MIB (default 128) of random data with a zero region in the middle (a quarter), packed
-// into a store; one nginx serves the store (to thfc) and the raw image (to nbdkit curl).
-// nbdcopy skips the zero region through base:allocation with thfc; nbdkit curl has no extents and reads it.
+// The image: BENCH_NBD_MIB (default 128) MiB, packed into a store; one nginx serves the store (to thfc) and the
+// raw image (to nbdkit curl). BENCH_NBD_IMAGE chooses what is in it:
+//   random  (default) random data with a zero region in the middle (a quarter): the worst case for thfc, whose
+//           blocks do not compress, so the link carries the whole image;
+//   ext4    the first BENCH_NBD_MIB MiB of the realistic ext4 test image the mount and pack suites use (lib.mjs
+//           ensureTestImage: /usr files, compressing about 3.9:1 with zstd), what a published OS image holds.
+// nbdcopy skips zero blocks through base:allocation with thfc; nbdkit curl has no extents and reads them.
 // Each figure is the median of BENCH_RUNS runs. The machine is shared and noisy: ratios within one run matter.
 // Env: BENCH_NBD_PARTS (comma list of warm, cold, boot, kill; default all), BENCH_NBD_MIB, BENCH_NBD_KILLS.
 
@@ -25,6 +29,7 @@ import { join } from 'node:path';
 import {
   BenchError,
   cliPaths,
+  ensureTestImage,
   fileBytes,
   GUEST_TOOLS,
   guestBootArgs,
@@ -73,7 +78,11 @@ export async function run(ctx) {
   const raw = join(www, 'raw');
   await mkdir(raw, { recursive: true });
   const image = join(raw, 'disk.img');
-  await writeImage(image, mib);
+  const kind = process.env.BENCH_NBD_IMAGE || 'random';
+  if (kind === 'ext4') await ext4Prefix(ctx, image, mib);
+  else if (kind === 'random') await writeImage(image, mib);
+  else throw new BenchError('USAGE', `BENCH_NBD_IMAGE: unknown ${kind} (random, ext4)`);
+  results.image = kind;
   const store = join(www, 'store');
   await runCommand(process.execPath, [cli.pack, 'pack', image, '--store', store, '--name', 'disk'], { signal });
   results.storeBlockBytes = await fileBytes(join(store, 'blocks'));
@@ -388,6 +397,20 @@ async function writeImage(path, mib) {
     if (!out.write(zero ? Buffer.alloc(MiB) : randomBytes(MiB))) await new Promise((r) => out.once('drain', r));
   }
   await new Promise((r, j) => out.end((e) => (e ? j(e) : r())));
+}
+
+/** The first `mib` MiB of the realistic ext4 test image (built once and cached, as the mount suite's). */
+async function ext4Prefix(ctx, path, mib) {
+  const src = await ensureTestImage({
+    cacheDir: join(ctx.dir, 'cache'),
+    reuseDirs: [join(ctx.dir, '..', 'mount', 'cache'), join(ctx.dir, '..', 'pack', 'cache')],
+    signal: ctx.signal,
+    log: ctx.log,
+  });
+  if (src.bytes < mib * MiB) throw new BenchError('USAGE', `BENCH_NBD_MIB ${mib}: the ext4 image has ${src.bytes} B`);
+  await runCommand('dd', [`if=${src.path}`, `of=${path}`, 'bs=1M', `count=${mib}`, 'status=none'], {
+    signal: ctx.signal,
+  });
 }
 
 /** Seconds for `dd` of the image through a fresh FUSE mount of `cache` (so no kernel page cache holds it). */
