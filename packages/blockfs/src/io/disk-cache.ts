@@ -176,7 +176,8 @@ export class DiskCache implements BlockSource, BlockSink {
    */
   openEntry(ref: BlockRef): CacheEntry | undefined {
     if (this.lru.get(ref.id) !== ref.storedSize) return undefined;
-    const file = this.files.acquireNow(ref.id, this.pathOf(ref.id));
+    // The path is made only for an open: a hit on an open file (the warm path) builds no string.
+    const file = this.files.acquireOpen(ref.id) ?? this.files.acquireNow(ref.id, this.pathOf(ref.id));
     if (!file) return undefined;
     if (file.size !== ref.storedSize) {
       this.files.release(file);
