@@ -53,6 +53,18 @@ async function setup(paranoid?: boolean, openFiles?: number) {
   return { dir: t.dir, disk, writer, logger, verifier, checked, fileOf, onDisk };
 }
 
+/** A fresh daemon's checked cache over `first`'s directory, trusting `sealed` (both entries of it); verifier counts reset. */
+async function freshDaemon(first: Awaited<ReturnType<typeof setup>>, sealed: ReadonlyMap<string, string>) {
+  const disk = new DiskCache({}, { dir: first.dir });
+  await disk.open();
+  const logger = new MemoryLogger();
+  const verifier = first.verifier;
+  verifier.ids.length = 0;
+  const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
+  expect(checked.adopt(sealed)).toBe(sealed.size);
+  return { checked, logger, verifier };
+}
+
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 /** The hot index over the checked cache alone (as a mount's, without RAM or fetches above it). */
@@ -368,14 +380,7 @@ describe('CheckedReader: trust bound to the file’s identity', () => {
     const sealed = new Map(first.checked.trusted());
     expect([...sealed.keys()].sort()).toEqual([good.ref.id, bad.ref.id].sort());
     await writeFile(first.fileOf(bad), corrupted(bad.data), { flag: 'r+' });
-    // A fresh daemon over the same directory, trusting the seal.
-    const disk = new DiskCache({}, { dir: first.dir });
-    await disk.open();
-    const logger = new MemoryLogger();
-    const verifier = first.verifier;
-    verifier.ids.length = 0;
-    const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
-    expect(checked.adopt(sealed)).toBe(2);
+    const { checked, logger, verifier } = await freshDaemon(first, sealed);
     expect(same(await readWhole(checked, good.ref), good.data)).toBe(true);
     await expect(readWhole(checked, bad.ref)).rejects.toBeInstanceOf(BlockNotFoundError);
     expect(verifier.ids).toEqual([bad.ref.id]);
@@ -394,13 +399,7 @@ describe('CheckedReader: trust bound to the file’s identity', () => {
     // Changed at rest: the same bytes in a new inode (the seal's identity no longer matches).
     await writeFile(`${first.fileOf(bad)}.new`, bad.data);
     await rename(`${first.fileOf(bad)}.new`, first.fileOf(bad));
-    const disk = new DiskCache({}, { dir: first.dir });
-    await disk.open();
-    const logger = new MemoryLogger();
-    const verifier = first.verifier;
-    verifier.ids.length = 0;
-    const checked = new CheckedReader({ disk, writer: new WriteBehind({ sink: disk }), verifier, logger });
-    expect(checked.adopt(sealed)).toBe(2);
+    const { checked, logger, verifier } = await freshDaemon(first, sealed);
     const dst = new Uint8Array(good.ref.size).fill(0xaa);
     expect(hot(checked).readNow(good.ref, dst, 0, 0, good.ref.size)).toBe(true);
     expect(same(dst, good.data)).toBe(true);
