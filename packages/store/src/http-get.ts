@@ -184,6 +184,9 @@ export async function consumeBody<T>(
     const body = res.body as AsyncIterable<Buffer>;
     return await consume(maxBytes === undefined ? body : bounded(res, body, maxBytes));
   } catch (e) {
+    // Refused before the first read (a Content-Length over maxBytes), the body has no reader: the AbortError
+    // that destroying it emits would go unhandled and end the process.
+    res.body.on('error', () => {});
     res.body.destroy();
     if (e instanceof ThfcError) throw e;
     throw unanswered(res.url, e, res.signal, res.timeoutMs, res.callerSignal, 'body');
