@@ -10,7 +10,6 @@ import {
   HttpStatusError,
   HttpTimeoutError,
   httpGet,
-  ResponseTooLargeError,
   readBody,
   tempPathFor,
 } from '@thfc/store';
@@ -120,14 +119,24 @@ export async function downloadTo(
   const tmp = tempPathFor(file);
   const out = createWriteStream(tmp, { flags: 'wx' });
   // A local write that fails is this machine's fault (fsError: no such directory, disk full), not the mirror's.
+  // pipeline() also destroys `out` with the body's own error (cut short, too large, timed out), so an error
+  // of `out` counts as the disk's only when the body did not fail with it first.
   let diskError: unknown;
+  let bodyError: unknown;
   out.once('error', (e) => {
     diskError = e;
   });
+  const watched = async function* (body: AsyncIterable<Buffer>) {
+    try {
+      yield* body;
+    } catch (e) {
+      bodyError = e;
+      throw e;
+    }
+  };
   try {
-    await consumeBody(res, (body) => pipeline(body, out), { maxBytes }).catch((e: unknown) => {
-      if (e instanceof ResponseTooLargeError) throw e;
-      throw diskError ? fsError(diskError, file) : inSeconds(e);
+    await consumeBody(res, (body) => pipeline(watched(body), out), { maxBytes }).catch((e: unknown) => {
+      throw diskError !== undefined && diskError !== bodyError ? fsError(diskError, file) : inSeconds(e);
     });
     await rename(tmp, file).catch((e: unknown) => {
       throw fsError(e, file);
