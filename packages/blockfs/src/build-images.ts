@@ -109,7 +109,8 @@ export async function buildImages(
   try {
     images = loaded.map((l) => buildImage(l, options, { ...components, builder, disk, readTimeoutMs }));
   } catch (e) {
-    // Nothing was served: closed as ImageSet.abandon does (the workers, files and registration let go).
+    // Nothing was served: closed as ImageSet.abandon does (the workers, files and registration let go), and
+    // sealed as a clean stop that served nothing is (the cache was opened, so its trust is this daemon's).
     await builder.close();
     throw e;
   }

@@ -106,11 +106,14 @@ export class SourceBuilder {
   /**
    * Before the mount serves: opens the disk cache, registers this daemon with
    * it and trusts the entries its seal vouches for (CacheSealer.open); close()
-   * seals it again. If it rejects (an abort), everything the builder owns is
-   * released (the workers' threads, open files, mirrors, the registration)
-   * and the seal is left as it was: a daemon that never served vouches for
-   * nothing, and sealing now could write over what another daemon sealed
-   * meanwhile with entries no one checked. The builder is then unusable.
+   * seals it again. If it rejects (only an abort of `signal` makes it: an
+   * unreadable cache is an empty one, and the sealer's other failures are
+   * logged), everything the builder owns is released (the workers' threads,
+   * open files, mirrors, the registration) and the seal is left as it was:
+   * this daemon never got the cache's trust, and sealing now could write over
+   * what another daemon sealed meanwhile with entries no one checked. The
+   * builder is then unusable; the rejection is the abort's, whatever the
+   * release runs into.
    */
   async open(signal?: AbortSignal): Promise<void> {
     try {
@@ -118,8 +121,13 @@ export class SourceBuilder {
       if (!this.local) return;
       this.local.checked.adopt(await this.local.sealer.open(signal));
     } catch (e) {
-      await this.release();
-      await this.local?.sealer.leave();
+      try {
+        await this.release();
+      } catch {
+        // The abort is what the caller is told; the rest is let go as far as it goes.
+      } finally {
+        await this.local?.sealer.leave().catch(() => {});
+      }
       throw e;
     }
   }

@@ -154,7 +154,7 @@ export class BlockWorkers implements BlockDecoder, FileVerifier {
     );
   }
 
-  /** Threads started and not yet ended (they start on the first job, and end at close() or when one dies). */
+  /** @internal Threads started and not yet told to end (they start on the first job; close() or a thread's death ends one). */
   get running(): number {
     return this.threads.filter((t) => t.worker !== undefined).length;
   }

@@ -568,7 +568,11 @@ function backoffBefore(round: number): number {
   return Math.min(BACKOFF_START_MS * 2 ** Math.min(round - 2, 30), BACKOFF_MAX_MS);
 }
 
-/** The attempts still running lost to the one that answered: aborted with HedgeLost (made only when there are any). */
+/**
+ * Aborts the attempts still running with HedgeLost (made only when there are
+ * any): they lost to the one that answered, or the fetch ended otherwise
+ * (every mirror failed, the caller aborted) and nothing waits for them.
+ */
 function stopLosers(running: Attempt[]): void {
   if (running.length === 0) return;
   const reason = new HedgeLost();
