@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -202,6 +202,8 @@ describe('AdaptiveIo.openNow', () => {
     let step = 0;
     const io = new AdaptiveIo({ slowMs: 1, backoffMs: 100, slowCalls: 1, now: () => (clock += step) });
     const path = await file('0123');
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const open0 = fds();
     const f = io.openNow(path);
     expect(f?.size).toBe(4);
     expect(f?.identity).toBe(identityOf(statSync(path, { bigint: true })));
@@ -212,6 +214,7 @@ describe('AdaptiveIo.openNow', () => {
     expect(io.openNow(dir)).toBeUndefined();
     step = 5; // a slow open switches to the pool: its fstat is left to open(), and the descriptor closed
     expect(io.openNow(path)).toBeUndefined();
+    expect(fds()).toBe(open0 + 1); // only f: the directory's and the slow open's descriptors were closed
     step = 0;
     expect(io.openNow(path)).toBeUndefined();
     clock += 200;

@@ -74,6 +74,23 @@ describe('CacheSealer', () => {
     expect(c.logger.lines.at(-1)).toMatch(/the seal vouches for 1 entries/);
   });
 
+  it('leave() after open(): the registration goes, the seal stays as it was, nothing is synced', async () => {
+    const c = await cache();
+    const first = c.sealer();
+    await first.open();
+    const x = await c.entry(X);
+    expect(await first.seal(new Map([[X, x]]))).toBe(1);
+    const before = await readFile(join(c.dir, 'seal'));
+    const syncs = c.syncs.length;
+    const s = c.sealer();
+    expect([...(await s.open())]).toEqual([[X, x]]);
+    expect(await c.registrations()).toHaveLength(1);
+    await s.leave();
+    expect(await c.registrations()).toEqual([]);
+    expect(await readFile(join(c.dir, 'seal'))).toEqual(before);
+    expect(c.syncs).toHaveLength(syncs);
+  });
+
   it('several daemons: each seal merges with the one there, keeping what still matches', async () => {
     const c = await cache();
     const a = c.sealer();

@@ -57,6 +57,7 @@ async function setup(paranoid?: boolean, openFiles?: number) {
 async function freshDaemon(first: Awaited<ReturnType<typeof setup>>, sealed: ReadonlyMap<string, string>) {
   const disk = new DiskCache({}, { dir: first.dir });
   await disk.open();
+  cleanups.push(async () => disk.close());
   const logger = new MemoryLogger();
   const verifier = first.verifier;
   verifier.ids.length = 0;
