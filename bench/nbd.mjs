@@ -17,7 +17,7 @@
 //   random  (default) random data with a zero region in the middle (a quarter): the worst case for thfc, whose
 //           blocks do not compress, so the link carries the whole image;
 //   ext4    the first BENCH_NBD_MIB MiB of the realistic ext4 test image the mount and pack suites use (lib.mjs
-//           ensureTestImage: /usr files, compressing about 3.9:1 with zstd), what a published OS image holds.
+//           ensureTestImage: /usr files; the whole image packs 3.9:1, its first 128 MiB 2.7:1), what a published OS image holds.
 // nbdcopy skips zero blocks through base:allocation with thfc; nbdkit curl has no extents and reads them.
 // Each figure is the median of BENCH_RUNS runs. The machine is shared and noisy: ratios within one run matter.
 // Env: BENCH_NBD_PARTS (comma list of warm, cold, boot, kill; default all), BENCH_NBD_MIB, BENCH_NBD_KILLS.
