@@ -8,7 +8,9 @@
 //              default settings, a fresh daemon per measurement unless a row says otherwise
 //   local      the image file itself: page cache dropped (posix_fadvise DONTNEED on that one file,
 //              via `dd iflag=nocache count=0`, checked with fincore) and then page-cached
-//   memfs      bench/support/fuse-memfs.mjs: fuse-native serving the image from a Buffer (FUSE ceiling)
+//   memfs      bench/support/fuse-memfs.mjs: fuse-native serving the image from a Buffer (FUSE ceiling), mounted
+//              once and warmed up (untimed); each round also times the first read of a freshly mounted one
+//              (memfs fresh), as thfc's warm fresh daemon is timed on the first read after its mount
 //   httpfs2    `httpfs2 -f URL MNT` on the raw image from the same nginx
 //   nbdfuse    `nbdfuse -r MNT/disk [ nbdkit -s -r curl url=URL ]` on the raw image from the same nginx
 //
@@ -315,6 +317,7 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
     thfcWarmSame: [],
     thfcPageCache: [],
     memfs: [],
+    memfsFresh: [],
     httpfs2: [],
     nbdfuse: [],
     baselineCold: [],
@@ -464,6 +467,16 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
         seq[key].push((await ddRead(ctx, sys.file, size)).mbps);
       });
     }
+    // memfs as thfc's warm fresh daemon is read: the first read after its mount is timed (the memfs above is
+    // read after an untimed warm-up, and the first read of any fresh FUSE mount is slower: limits.md).
+    await attempt('memfsFresh', async () => {
+      const m = await startMemfs(ctx, resources, image.path, 'mnt-memfs-fresh');
+      try {
+        seq.memfsFresh.push((await ddRead(ctx, m.file, size)).mbps);
+      } finally {
+        await m.stop();
+      }
+    });
   }
   results.seqSeconds = Number((nowSeconds() - t0 - results.setupSeconds).toFixed(1));
 
@@ -473,6 +486,7 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
   results.perRoundRatios = {
     warmFreshVsLocalUncached: pairwise(seq.thfcWarmFresh, seq.localUncached),
     warmFreshVsMemfs: pairwise(seq.thfcWarmFresh, seq.memfs),
+    warmFreshVsMemfsFresh: pairwise(seq.thfcWarmFresh, seq.memfsFresh),
     warmFreshVsHttpfs2: pairwise(seq.thfcWarmFresh, seq.httpfs2),
     coldVsWarmFresh: pairwise(seq.thfcCold, seq.thfcWarmFresh),
     coldVsHttpfs2: pairwise(seq.thfcCold, seq.httpfs2),
@@ -492,6 +506,7 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
   info('seq.local_cached', 'seq: local file, page-cached', seq.localCached, 'local');
   info('seq.local_direct', 'seq: local file, dd iflag=direct', seq.localDirect, 'local');
   info('seq.memfs', 'seq: fuse-native memfs (FUSE ceiling)', seq.memfs, 'memfs');
+  info('seq.memfs_fresh', 'seq: memfs, first read after a fresh mount', seq.memfsFresh, 'memfsFresh');
   info('seq.httpfs2', 'seq: httpfs2 ← nginx (raw image)', seq.httpfs2, 'httpfs2');
   info('seq.nbdfuse', 'seq: nbdfuse ← nbdkit curl ← nginx (raw image)', seq.nbdfuse, 'nbdfuse');
   info('seq.thfc_warm', 'seq: thfc warm, fresh daemon (target figure)', seq.thfcWarmFresh, 'thfcWarm');
@@ -549,6 +564,14 @@ async function measure(ctx, { resources, thfcCli, packCli, mirrorCli, fio, parts
     'memfs',
     '>=',
     T4_VS_MEMFS,
+  );
+  ic(
+    'warm.vs_memfs_fresh',
+    'warm (fresh daemon) vs memfs, both the first read after their mount',
+    m.thfcWarmFresh,
+    'thfcWarm',
+    m.memfsFresh,
+    'memfsFresh',
   );
   ic('warm_same.vs_memfs', 'warm (same daemon) vs memfs', m.thfcWarmSame, 'thfcWarm', m.memfs, 'memfs');
   ic('warm.vs_httpfs2', 'warm (fresh daemon) vs httpfs2', m.thfcWarmFresh, 'thfcWarm', m.httpfs2, 'httpfs2');
@@ -1213,11 +1236,12 @@ async function mountThfc(ctx, resources, thfc, cacheDir, { cli = thfc.cli, url =
   };
 }
 
-async function startMemfs(ctx, resources, imagePath) {
-  const mnt = await ensureDir(join(ctx.scratch, 'mnt-memfs'));
+/** memfs mounted on scratch/`mntName`, the image in its RAM; `stop` unmounts it (also done at the suite's end). */
+async function startMemfs(ctx, resources, imagePath, mntName = 'mnt-memfs') {
+  const mnt = await ensureDir(join(ctx.scratch, mntName));
   const proc = startProcess(process.execPath, [resolve(ctx.repoRoot, MEMFS), imagePath, mnt, NAME]);
   const off = onExit(() => spawnSync('fusermount', ['-u', '-z', mnt], { stdio: 'ignore' }));
-  resources.add('memfs', async () => {
+  const stop = resources.add(mntName, async () => {
     proc.child.stdin.end(); // its stop signal: unmount and exit
     await Promise.race([proc.exited, sleepMs(8000)]);
     await proc.stop({ graceMs: 2000 });
@@ -1225,7 +1249,7 @@ async function startMemfs(ctx, resources, imagePath) {
     off();
   });
   await proc.waitFor(/ready pid=\d+/, 60_000);
-  return { file: join(mnt, NAME), proc };
+  return { file: join(mnt, NAME), proc, stop };
 }
 
 async function startHttpfs2(ctx, resources, rawUrl, mntName = 'mnt-httpfs2') {
