@@ -15,7 +15,7 @@
 // repository's packages count (not undici, not fuse-native). The block worker thread is another isolate: the
 // decode and hash it runs are named apart.
 //   node scripts/read-path-files.mjs [--json] [--check-cold N] [--check-warm N]   (root; needs /dev/fuse)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -129,6 +129,15 @@ async function main() {
     const mount = () => mountImages(options, { logger: new MemoryLogger(), env: {} });
     let mounted = await mount();
     cleanups.unshift(() => mounted?.unmount());
+    // Ctrl-C, or a reader of our output gone (`| head`): never leave the mount (served by this process) behind.
+    const abandon = (code) => {
+      spawnSync('fusermount', ['-u', '-z', mnt], { stdio: 'ignore' });
+      mirror.kill('SIGKILL');
+      rmSync(work, { recursive: true, force: true });
+      process.exit(code);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(signal, () => abandon(130));
+    process.stdout.on('error', () => abandon(141));
     const file = join(mnt, 'img');
 
     const session = new Session();
