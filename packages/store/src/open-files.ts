@@ -124,14 +124,15 @@ export class OpenFiles<R extends OpenedFile | undefined> {
   }
 
   /**
-   * acquireOpen(), or else an open done now by the opener's openNow() when no
-   * open of `key` is in flight; pinned until release(). Undefined means "call
-   * acquire()".
+   * acquireOpen(), or else an open of `pathOf(key)` done now by the opener's
+   * openNow() when no open of `key` is in flight; pinned until release().
+   * Undefined means "call acquire()". The path is made only for an open, so a
+   * hit builds no string.
    */
-  acquireNow(key: string, path: string): NonNullable<R> | undefined {
+  acquireNow(key: string, pathOf: (key: string) => string): NonNullable<R> | undefined {
     const open = this.acquireOpen(key);
     if (open !== undefined || this.closed || this.opening.has(key) || this.slots.has(key)) return open;
-    const opened = this.opener.openNow?.(path);
+    const opened = this.opener.openNow?.(pathOf(key));
     if (opened === undefined || opened === null) return undefined;
     const slot: Slot = { key, users: 1, openedAt: this.now(), retired: false };
     const file: Held<R> = Object.assign(opened as NonNullable<R>, { [SLOT]: slot });

@@ -109,22 +109,22 @@ describe('OpenFiles', () => {
       },
     });
     const open = new OpenFiles({ opener: withNow }, { max: 1 });
-    const fa = open.acquireNow('a', a);
+    const fa = open.acquireNow('a', () => a);
     expect(fa && readAll(fa.fd, fa.size)).toBe('file 0');
     expect(await open.acquire('a', a)).toBe(fa); // shared, not opened again
     expect([nowOpens, opener.opens]).toEqual([1, 0]);
     const inFlight = open.acquire('b', b);
-    expect(open.acquireNow('b', b)).toBeUndefined(); // an open in flight: the caller waits for it instead
+    expect(open.acquireNow('b', () => b)).toBeUndefined(); // an open in flight: the caller waits for it instead
     const fb = await inFlight;
     for (let i = 0; i < 2; i++) open.release(fa as TestFile);
     open.release(fb);
     expect(open.size).toBe(1); // max 1: the idle descriptors beyond it closed
     expect(nowOpens).toBe(1);
     const plain = new OpenFiles({ opener: fsOpener() });
-    expect(plain.acquireNow('c', c)).toBeUndefined(); // an opener without openNow: acquire() does it
+    expect(plain.acquireNow('c', () => c)).toBeUndefined(); // an opener without openNow: acquire() does it
     plain.close();
     open.close();
-    expect(open.acquireNow('c', c)).toBeUndefined(); // closed: nothing is kept, nothing opened
+    expect(open.acquireNow('c', () => c)).toBeUndefined(); // closed: nothing is kept, nothing opened
     expect(nowOpens).toBe(1);
   });
 

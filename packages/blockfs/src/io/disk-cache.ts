@@ -130,6 +130,9 @@ export class DiskCache implements BlockSource, BlockSink {
     return join(this.options.dir, blockPath(id));
   }
 
+  /** pathOf, bound once: handed to OpenFiles, which makes a path only to open one. */
+  private readonly pathFor = (id: string): string => this.pathOf(id);
+
   /** Synchronous has(), from the in-memory view (after open()); with `size`, only an entry of that length counts. */
   holds(id: string, size?: number): boolean {
     const held = this.lru.get(id);
@@ -176,8 +179,7 @@ export class DiskCache implements BlockSource, BlockSink {
    */
   openEntry(ref: BlockRef): CacheEntry | undefined {
     if (this.lru.get(ref.id) !== ref.storedSize) return undefined;
-    // The path is made only for an open: a hit on an open file (the warm path) builds no string.
-    const file = this.files.acquireOpen(ref.id) ?? this.files.acquireNow(ref.id, this.pathOf(ref.id));
+    const file = this.files.acquireNow(ref.id, this.pathFor);
     if (!file) return undefined;
     if (file.size !== ref.storedSize) {
       this.files.release(file);
