@@ -119,7 +119,7 @@ export async function buildImages(
 }
 
 /** The mount's options as SourceBuilder takes them. */
-export function readPathOptions(options: ImageOptions): ReadPathOptions {
+function readPathOptions(options: ImageOptions): ReadPathOptions {
   return {
     nocache: options.nocache,
     offline: options.offline,
@@ -140,10 +140,9 @@ export function readPathOptions(options: ImageOptions): ReadPathOptions {
  * that decodes fetched blocks and checks cached ones, for every image of the
  * mount, handed to a SourceBuilder that owns them and opened.
  */
-export async function openSources(
+async function openSources(
   options: ImageOptions,
   components: Pick<BuildComponents, 'logger' | 'dispatcher' | 'cacheDir'>,
-  signal?: AbortSignal,
 ): Promise<{ builder: SourceBuilder; disk: DiskCache | undefined }> {
   const { logger, dispatcher, cacheDir } = components;
   const disk = cacheDir ? new DiskCache({ logger }, { dir: cacheDir, maxBytes: options.cacheSize }) : undefined;
@@ -151,12 +150,12 @@ export async function openSources(
     { disk, dispatcher, logger, workers: new BlockWorkers() },
     readPathOptions(options),
   );
-  await builder.open(signal);
+  await builder.open();
   return { builder, disk };
 }
 
 /** One image: its read path, reader and observers; prefetch and fill are bound later (ImageState.late). */
-export function buildImage(
+function buildImage(
   l: LoadedIndex,
   options: ImageOptions,
   components: BuildComponents & { builder: SourceBuilder; disk: DiskCache | undefined; readTimeoutMs: number },
