@@ -1,5 +1,6 @@
 import {
   type BlockDecoder,
+  DEFAULT_ATTEMPT_TIMEOUT_MS,
   DirStore,
   defaultRounds,
   Failover,
@@ -22,9 +23,6 @@ import { ImageSource } from './sources/image-source.js';
 import { MemoryReader } from './sources/memory-reader.js';
 import { NoCacheReader } from './sources/no-cache-reader.js';
 import { OfflineSource } from './sources/offline-source.js';
-
-/** Per-attempt HTTP timeout: a 256 KiB block over a slow link still fits; a dead mirror is left quickly. */
-export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
  * Beyond the slowest fetch failover can make (every attempt of every round
@@ -139,7 +137,7 @@ export class SourceBuilder {
   readTimeoutMs(mirrors: number): number {
     const n = Math.max(1, mirrors);
     const rounds = this.options.retries ?? defaultRounds(n);
-    return (this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * (rounds * n + 1) + READ_TIMEOUT_SLACK_MS;
+    return (this.options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS) * (rounds * n + 1) + READ_TIMEOUT_SLACK_MS;
   }
 
   /** What the disk cache's checks did since start (stats.json); undefined without a disk cache. */

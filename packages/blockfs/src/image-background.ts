@@ -7,10 +7,9 @@ import {
   trustStoreOfKeys,
   verifyInlineSignatures,
 } from '@thfc/format';
-import { DEFAULT_MAX_WINDOW, type HeldIndex, type Logger, loadProfile } from '@thfc/store';
+import { DEFAULT_ATTEMPT_TIMEOUT_MS, DEFAULT_MAX_WINDOW, type HeldIndex, type Logger, loadProfile } from '@thfc/store';
 import type { Dispatcher } from 'undici';
 import type { ImageOptions, ImageSet, ImageState } from './build-images.js';
-import { DEFAULT_TIMEOUT_MS } from './build-source.js';
 import type { DnsMirrorList } from './mirrors/dns-mirror-list.js';
 import { Prefetcher } from './prefetcher.js';
 import type { BlockReader } from './sources/block-reader.js';
@@ -40,7 +39,7 @@ async function openPrefetch(
   const name = l.decoded.index.header.name;
   try {
     const profile = await loadProfile(options.prefetch, l.location, name, components, {
-      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      timeoutMs: options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS,
       signal,
     });
     if (!profile) return undefined;

@@ -50,7 +50,14 @@ export { ConnectionClosedError, SocketReader } from './socket-reader.js';
 export type { BlockDecoder, Decoded } from './sources/block-decoder.js';
 export { InlineDecoder } from './sources/block-decoder.js';
 export type { FailoverMirror, FailoverOptions } from './sources/failover.js';
-export { defaultRounds, Failover, HEDGE_MIN_MS, MAX_STALL_ROUNDS, MIN_ATTEMPTS } from './sources/failover.js';
+export {
+  DEFAULT_ATTEMPT_TIMEOUT_MS,
+  defaultRounds,
+  Failover,
+  HEDGE_MIN_MS,
+  MAX_STALL_ROUNDS,
+  MIN_ATTEMPTS,
+} from './sources/failover.js';
 export type { HttpResult } from './sources/http-source.js';
 export { HttpSource, retryAfterMs } from './sources/http-source.js';
 export type { GateWaiter } from './sources/priority-gate.js';
