@@ -1,15 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { EXIT, InterruptedError, StoreIoError } from '@thfc/format';
-import { EngineMissingError, MountFailedError } from './errors.js';
+import { EXIT, InterruptedError } from '@thfc/format';
+import { MountFailedError } from './errors.js';
 import {
+  cannotRun,
+  childExit,
   DEFAULT_MOUNT_TIMEOUT_MS,
   DEFAULT_UNMOUNT_TIMEOUT_MS,
   type HttpstorgedCommand,
   type ImageStats,
   imageStats,
   lastMessage,
+  spawnLogged,
   within,
 } from './httpstorged.js';
 import { nbdDisk } from './via.js';
@@ -48,30 +50,19 @@ export class HttpstorgedNbd {
     },
   ): Promise<HttpstorgedNbd> {
     o.signal.throwIfAborted();
-    const log = await open(o.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(
-        command.program,
-        [...command.prefix, 'nbd', '-f', '--ready-fd', '3', '--socket', o.socket, o.index, ...o.args],
-        { detached: true, stdio: ['ignore', log.fd, log.fd, 'pipe'] },
-      );
-    } finally {
-      await log.close();
-    }
-    const exited = new Promise<number | null>((res) => {
-      child.on('exit', (code) => res(code));
-      child.on('error', () => res(null));
-    });
+    const child = await spawnLogged(
+      command,
+      [...command.prefix, 'nbd', '-f', '--ready-fd', '3', '--socket', o.socket, o.index, ...o.args],
+      o.logFile,
+      ['pipe'],
+    );
+    const exited = childExit(child);
     const served = new HttpstorgedNbd(command, child, exited, o.socket, nbdDisk(o.socket), o.logFile);
     const timeoutMs = o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS;
     const ready = await readiness(child, o.signal, timeoutMs);
     if (ready.kind === 'ok') return served;
     await served.stop();
-    if (ready.kind === 'spawn-error')
-      throw ready.error.code === 'ENOENT'
-        ? new EngineMissingError(command.program, 'cannot run httpstorged')
-        : new StoreIoError(`cannot run httpstorged: ${ready.error.message}`);
+    if (ready.kind === 'spawn-error') throw cannotRun(command, ready.error);
     if (ready.kind === 'aborted') throw new InterruptedError('interrupted while starting httpstorged nbd');
     if (ready.kind === 'timeout')
       throw new MountFailedError(

@@ -119,10 +119,7 @@ export class HttpstorgedMount {
     const deadline = Date.now() + (o.timeoutMs ?? DEFAULT_MOUNT_TIMEOUT_MS);
     for (;;) {
       const { spawnError, exitCode } = watch;
-      if (spawnError)
-        throw spawnError.code === 'ENOENT'
-          ? new EngineMissingError(this.command.program, 'cannot run httpstorged')
-          : new StoreIoError(`cannot run httpstorged: ${spawnError.message}`);
+      if (spawnError) throw cannotRun(this.command, spawnError);
       if (exitCode !== undefined) {
         const why = await lastMessage(o.logFile);
         throw new MountFailedError(
@@ -178,18 +175,37 @@ export class HttpstorgedMount {
   }
 }
 
-/** Spawns `command.program ARGS` detached (its own process group), its output appended to `logFile`. */
-async function spawnLogged(
+/**
+ * Spawns `command.program ARGS` detached (its own process group), its output appended to `logFile`; `extra`
+ * stdio entries follow stdout and stderr (fd 3 on: httpstorged nbd's --ready-fd pipe).
+ */
+export async function spawnLogged(
   command: HttpstorgedCommand,
   args: readonly string[],
   logFile: string,
+  extra: readonly 'pipe'[] = [],
 ): Promise<ChildProcess> {
   const log = await open(logFile, 'a');
   try {
-    return spawn(command.program, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+    return spawn(command.program, args, { detached: true, stdio: ['ignore', log.fd, log.fd, ...extra] });
   } finally {
     await log.close();
   }
+}
+
+/** The child's exit code once it ends (null: killed by a signal, or it could not be spawned). */
+export function childExit(child: ChildProcess): Promise<number | null> {
+  return new Promise<number | null>((res) => {
+    child.on('exit', (code) => res(code));
+    child.on('error', () => res(null));
+  });
+}
+
+/** Why httpstorged could not be run: not installed (EngineMissingError), or another spawn error. */
+export function cannotRun(command: HttpstorgedCommand, error: NodeJS.ErrnoException): Error {
+  return error.code === 'ENOENT'
+    ? new EngineMissingError(command.program, 'cannot run httpstorged')
+    : new StoreIoError(`cannot run httpstorged: ${error.message}`);
 }
 
 /** What became of a child so far: a spawn error, an exit code (null: killed by a signal), and its exit to await. */
@@ -200,10 +216,7 @@ interface ChildWatch {
 }
 
 function watchChild(child: ChildProcess): ChildWatch {
-  const exited = new Promise<number | null>((res) => {
-    child.on('exit', (code) => res(code));
-    child.on('error', () => res(null));
-  });
+  const exited = childExit(child);
   const watch: ChildWatch = { exited, spawnError: undefined, exitCode: undefined };
   child.on('error', (e) => {
     watch.spawnError = e;
