@@ -58,6 +58,7 @@ export {
   MAX_STALL_ROUNDS,
   MIN_ATTEMPTS,
 } from './sources/failover.js';
+export { HedgeLost } from './sources/hedge-lost.js';
 export type { HttpResult } from './sources/http-source.js';
 export { HttpSource, retryAfterMs } from './sources/http-source.js';
 export type { GateWaiter } from './sources/priority-gate.js';

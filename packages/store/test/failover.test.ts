@@ -520,6 +520,30 @@ describe('Failover hedged requests', () => {
     expect(f.failover.hedgesWon).toBe(1);
   });
 
+  it('one mirror: a demand fetch queued behind its own window is not hedged there; its hedge clock starts when it is sent', async () => {
+    const server = await startBlockServer();
+    const http = new HttpSource({}, { baseUrl: server.url, connections: 1 });
+    cleanups.push(
+      () => server.close(),
+      () => http.close(),
+    );
+    const stats = new MirrorStats(server.url);
+    stats.latencyMs = 5; // a hedge is due HEDGE_MIN_MS after a request was asked for
+    const failover = new Failover({ mirrors: [{ source: verified(http), stats, timesItself: true }] });
+    const slow = makeBlock(548);
+    const queued = makeBlock(549);
+    for (const { ref, stored } of [slow, queued]) server.blocks.set(ref.id, stored);
+    server.fault = (r) => (r.id === slow.ref.id ? { kind: 'delay', ms: 4 * HEDGE_MIN_MS } : undefined);
+    const first = failover.get(slow.ref, { priority: 'background' }); // holds the only slot, never hedged
+    await delay(20);
+    const got = await failover.get(queued.ref); // a reader waits 4 × HEDGE_MIN_MS in the queue
+    expect(sameBytes(got, queued.stored)).toBe(true);
+    await first;
+    // A hedge would have queued behind the same window; before, it took a slot of its own and lost.
+    expect(failover.hedges).toBe(0);
+    expect(server.requests.filter((r) => r.id === queued.ref.id)).toHaveLength(1);
+  });
+
   it('background fetches are not hedged until a reader waits on them; one out longer than the hedge delay is hedged at once then', async () => {
     const f = await warmFleet(2);
     const { ref } = serveEverywhere(f, 540);

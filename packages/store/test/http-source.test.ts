@@ -9,7 +9,15 @@ import {
   type SourceOptions,
 } from '@thfc/format';
 import { blockSourceContract } from '@thfc/format/testing';
-import { type HttpResult, HttpSource, MemoryLogger, retryAfterMs, STALLING_CHECK_MS, Urgency } from '@thfc/store';
+import {
+  HedgeLost,
+  type HttpResult,
+  HttpSource,
+  MemoryLogger,
+  retryAfterMs,
+  STALLING_CHECK_MS,
+  Urgency,
+} from '@thfc/store';
 import { Agent } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type BlockServer, delay, makeBlock, startBlockServer } from './block-server.js';
@@ -499,6 +507,27 @@ describe('HttpSource request window, deadlines and slow mirrors', () => {
     server.fault = () => ({ kind: 'drip', everyMs: 100 });
     await Promise.all([source.get(slow.ref), source.get(other.ref)].map((p) => p.catch(() => {})));
     expect(source.windowSnapshot().limit).toBe(8);
+  });
+
+  it('a request aborted because it lost to its hedge halves a silent window; a hedge that lost to its request does not', async () => {
+    const { server, source } = await setup({ initialConnections: 16, timeoutMs: 10_000 });
+    const blocks = [400, 401, 402, 403].map((seed) => makeBlock(seed));
+    for (const { ref, stored } of blocks) server.blocks.set(ref.id, stored);
+    server.fault = () => ({ kind: 'delay', ms: 5_000 }); // nothing answers while they are out
+    const lose = async (a: (typeof blocks)[number], b: (typeof blocks)[number], wasHedge: boolean) => {
+      const loser = new AbortController();
+      const other = new AbortController();
+      const gets = [source.get(a.ref, { signal: loser.signal }), source.get(b.ref, { signal: other.signal })];
+      await delay(200);
+      loser.abort(new HedgeLost(wasHedge));
+      await delay(50); // the loser's slot is given back while the other is still out
+      other.abort(new Error('test over'));
+      await Promise.all(gets.map((p) => p.catch(() => {})));
+    };
+    await lose(blocks[0] as (typeof blocks)[number], blocks[1] as (typeof blocks)[number], true);
+    expect(source.windowSnapshot().limit).toBe(16); // the hedge was merely second: nothing about the path
+    await lose(blocks[2] as (typeof blocks)[number], blocks[3] as (typeof blocks)[number], false);
+    expect(source.windowSnapshot().limit).toBe(8); // the first request was in the tail, and so was everything else
   });
 
   it('onStalling is called once, soon after the headers, for a dripping body; never for a prompt or a late one', async () => {

@@ -251,6 +251,34 @@ describe('RequestWindow adaptation', () => {
     w.close();
   });
 
+  it('a stall reported sooner after its grant than any exchange has ever taken says nothing about the path', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 16, max: 32 });
+    const first = await w.acquire('demand', 1);
+    clock.now += 50;
+    first.done({ kind: 'answer', bytes: 1000, ms: 50 }); // the shortest exchange so far: 50 ms
+    const out = await w.acquire('demand', 1);
+    clock.now += 5;
+    const late = await w.acquire('demand', 1);
+    clock.now += 5;
+    late.done({ kind: 'stalled' }); // out 5 ms: nothing could have answered yet
+    expect(w.limit).toBe(16);
+    const again = await w.acquire('demand', 1);
+    clock.now += 60;
+    again.done({ kind: 'stalled' }); // out longer than any exchange takes, and `out` silent all along
+    expect(w.limit).toBe(8);
+    out.done({ kind: 'neutral' });
+    w.close();
+  });
+
+  it('slow start doubles once a round trip, so a 50 ms link reaches 32 in about four round trips', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { max: 32 });
+    await simulate(w, clock, { rttMs: 50, bytesPerSecond: 125e6, blockBytes: 90_000, seconds: 0.3 });
+    // 4, 8, 16, 32 within 300 ms: one round of one window's answers each. Rounds of 16 answers took 4 + 2 + 1.
+    expect(w.limit).toBe(32);
+  });
+
   it('never pauses longer than MAX_RETRY_AFTER_MS whatever the mirror asks', async () => {
     const clock = { now: 0 };
     const w = new RequestWindow({ now: () => clock.now }, {});

@@ -250,7 +250,11 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
     let launchedRound = 0;
     const launch = (mirror: FailoverMirror<S>, inRound: number, hedge: boolean, urgent = false): void => {
       launchedRound = inRound;
-      running.push(this.startAttempt(mirror, options, ask, { hedge, urgent, onStalling: () => wake?.() }));
+      // Leaving its mirror's queue starts an attempt's hedge clock (hedgeDelay): a reader waiting is told to re-judge.
+      const onSent = () => {
+        if (demandSince !== undefined) wake?.();
+      };
+      running.push(this.startAttempt(mirror, options, ask, { hedge, urgent, onStalling: () => wake?.(), onSent }));
       // Only first requests earn budget: hedges are at most a fifth of them.
       if (!hedge) this.hedgeTokens = Math.min(HEDGE_BURST, this.hedgeTokens + HEDGE_PER_ATTEMPT);
     };
@@ -273,7 +277,7 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
           if (next.round > 1 && next.round > launchedRound) await this.pause(backoffBefore(next.round), signal);
           launch(next.mirror, next.round, false);
         }
-        const hedgeIn = this.hedgeDelay(running, demandSince, mirrors.hasNext());
+        const hedgeIn = this.hedgeDelay(running, demandSince, mirrors);
         // The body's progress when the hedge was timed: bytes since then move the hedge on (see hedgeDelay).
         const progressMark = running[0]?.progressAt;
         const event = await nextEvent(running, hedgeIn, signal, (w) => {
@@ -393,7 +397,7 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
     mirror: FailoverMirror<S>,
     options: FetchOptions,
     ask: (source: S, options: FetchOptions) => Promise<G>,
-    how: { hedge: boolean; urgent: boolean; onStalling: () => void },
+    how: { hedge: boolean; urgent: boolean; onStalling: () => void; onSent: () => void },
   ): Attempt<G> {
     const { signal } = options;
     const controller = new AbortController();
@@ -426,7 +430,9 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
       urgency: how.urgent ? undefined : options.urgency,
       timeoutMs: this.timeoutMs,
       onSent: () => {
-        attempt.sentAt ??= this.now();
+        if (attempt.sentAt !== undefined) return;
+        attempt.sentAt = this.now();
+        how.onSent();
       },
       onStalling: () => {
         attempt.stalling = true;
@@ -453,7 +459,13 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
    * request was already on the wire then: a read-ahead dripping since long
    * before the reader got to it is hedged as soon as the reader does (issue 13 §3: otherwise every dripped block costs
    * the reader a whole hedge delay in turn). A request still queued in this
-   * client's own window is timed from the wait, as before.
+   * client's own window is timed from the wait when its hedge would go to
+   * another mirror, which may answer sooner; a hedge to the same mirror (the
+   * only one, or the next round's first) would queue behind the same window,
+   * so such a request is timed from when it was sent. Timed from the wait,
+   * a deep queue (an NBD client asks for 64 blocks at once) hedged every
+   * block in it: the hedges took slots of their own, lost, and their
+   * aborts halved the window they were queued in.
    *
    * Once the answer has begun, the clock runs from its last bytes instead:
    * the delay is how long a body may stall, not how long it may take. A
@@ -466,15 +478,20 @@ export class Failover<S extends BlockSource = BlockSource> implements BlockSourc
   private hedgeDelay(
     running: readonly Attempt[],
     demandSince: number | undefined,
-    hasNext: boolean,
+    mirrors: MirrorRounds<FailoverMirror<S>>,
   ): number | undefined {
-    if (!this.hedging || running.length === 0 || !hasNext || this.hedgeTokens < 1) return undefined;
+    if (!this.hedging || running.length === 0 || !mirrors.hasNext() || this.hedgeTokens < 1) return undefined;
     if (running.every((a) => a.stalling && !a.received)) return 0;
     if (running.length !== 1 || demandSince === undefined) return undefined;
     const first = running[0] as Attempt;
     const typical = first.mirror.stats.latencyMs;
     if (typical === undefined || first.received) return undefined;
-    const asked = Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY);
+    const upcoming = mirrors.upcoming();
+    const elsewhere = upcoming !== undefined && upcoming !== first.mirror;
+    if (first.sentAt === undefined && !elsewhere) return undefined; // launch()'s onSent wakes the loop once it is sent
+    const asked = elsewhere
+      ? Math.min(Math.max(first.started, demandSince), first.sentAt ?? Number.POSITIVE_INFINITY)
+      : (first.sentAt as number);
     const since = Math.max(asked, first.progressAt ?? Number.NEGATIVE_INFINITY);
     const due = since + Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * typical);
     return Math.max(0, due - this.now());
@@ -575,9 +592,12 @@ function backoffBefore(round: number): number {
  */
 function stopLosers(running: Attempt[]): void {
   if (running.length === 0) return;
-  const reason = new HedgeLost();
+  const reasons: [HedgeLost | undefined, HedgeLost | undefined] = [undefined, undefined]; // [first, hedge]
   for (const a of running.splice(0)) {
     clearTimeout(a.timer);
+    const i = a.hedge ? 1 : 0;
+    const reason = reasons[i] ?? new HedgeLost(a.hedge);
+    reasons[i] = reason;
     a.controller.abort(reason);
   }
 }

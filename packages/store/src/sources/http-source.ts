@@ -335,9 +335,13 @@ export class HttpSource implements BlockSource {
   }
 }
 
-/** An exchange its caller aborted says nothing about load, unless it lost to a hedge: then it was in the tail. */
+/**
+ * An exchange its caller aborted says nothing about load, unless it lost to
+ * its hedge: then it was in the tail. A hedge that lost was merely second.
+ */
 function abortOutcome(signal: AbortSignal): ExchangeOutcome {
-  return signal.reason instanceof HedgeLost ? { kind: 'stalled' } : { kind: 'neutral' };
+  const reason: unknown = signal.reason;
+  return reason instanceof HedgeLost && !reason.wasHedge ? { kind: 'stalled' } : { kind: 'neutral' };
 }
 
 /** How the window weighs an exchange that threw `e`: a stall, congestion (any other unavailability), or nothing. */

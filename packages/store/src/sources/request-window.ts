@@ -80,11 +80,14 @@ const BANDWIDTH_ROUNDS = 10;
 const MIN_RTT_WINDOW_MS = 10_000;
 
 /**
- * A round lasts at least one window's worth of answers and at least
- * MIN_ROUND_ANSWERS, one round trip, and 50 ms: on loopback a round of a few
- * ms measures a burst, not a rate, and a round of a handful of answers
- * differs from the next by a whole answer's share (a tenth of 10), which
- * probing would take for a change in the link.
+ * A round lasts at least one window's worth of answers, one round trip, and
+ * 50 ms: on loopback a round of a few ms measures a burst, not a rate. After
+ * slow start it also lasts MIN_ROUND_ANSWERS: a round of a handful of
+ * answers differs from the next by a whole answer's share (a tenth of 10),
+ * which probing would take for a change in the link. Slow start does not
+ * wait for them: it only asks whether doubling the window bought a quarter
+ * more, and at 4 in flight 16 answers are four round trips, so slow start
+ * took 8 round trips to reach 32 at 50 ms instead of 4.
  */
 const MIN_ROUND_MS = 50;
 const MIN_ROUND_ANSWERS = 16;
@@ -325,12 +328,22 @@ export class RequestWindow {
         this.bytesOut -= bytes;
         if (outcome.kind === 'stalled') {
           this.round.stalled = true;
-          const pathStalled = this.lastAnswerAt <= grantedAt && this.gate.inFlight > 0;
+          const pathStalled = this.lastAnswerAt <= grantedAt && this.gate.inFlight > 0 && this.outLong(grantedAt);
           this.learn(pathStalled ? { kind: 'congestion' } : { kind: 'neutral' });
         } else this.learn(outcome);
         this.gate.pump();
       },
     };
+  }
+
+  /**
+   * Out at least as long as the shortest exchange ever seen: only then could
+   * another have answered meanwhile, and none answering says the path
+   * stalled. A request that lost to its hedge moments after its grant says
+   * nothing.
+   */
+  private outLong(grantedAt: number): boolean {
+    return this.now() - grantedAt >= (Number.isFinite(this.shortestEver) ? this.shortestEver : 0);
   }
 
   /** Somebody waits for a slot: this round measures the link, not the reader. */
@@ -362,7 +375,8 @@ export class RequestWindow {
     r.answers++;
     const elapsed = now - r.start;
     const rtt = this.minRtt() ?? 0;
-    if (r.answers < Math.max(this.gate.capacity, MIN_ROUND_ANSWERS) || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
+    const answers = this.startup ? this.gate.capacity : Math.max(this.gate.capacity, MIN_ROUND_ANSWERS);
+    if (r.answers < answers || elapsed < Math.max(MIN_ROUND_MS, rtt)) return;
     // A round is over: one window's worth of answers, and at least one round trip.
     if (r.limited && !r.stalled) this.endRound(r.bytes / (elapsed / 1000), now);
     if (this.gate.inFlight > 0) this.openRound();
