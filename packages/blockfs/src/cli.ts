@@ -124,7 +124,7 @@ function transferOptions(cmd: Command): Command {
   return cmd
     .option(
       '--connections <n>',
-      'pin the requests in flight per mirror at N (default: adaptive, from 4 up to --max-connections)',
+      'pin the requests in flight per mirror at N (default: adaptive, from 16 up to --max-connections)',
       count('--connections', 1),
     )
     .option(

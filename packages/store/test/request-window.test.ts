@@ -273,7 +273,7 @@ describe('RequestWindow adaptation', () => {
 
   it('slow start doubles once a round trip, so a 50 ms link reaches 32 in about four round trips', async () => {
     const clock = { now: 0 };
-    const w = new RequestWindow({ now: () => clock.now }, { max: 32 });
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 4, max: 32 });
     await simulate(w, clock, { rttMs: 50, bytesPerSecond: 125e6, blockBytes: 90_000, seconds: 0.3 });
     // 4, 8, 16, 32 within 300 ms: one round of one window's answers each. Rounds of 16 answers took 4 + 2 + 1.
     expect(w.limit).toBe(32);
