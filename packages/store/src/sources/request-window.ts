@@ -46,9 +46,9 @@ const STARTUP_FLAT_ROUNDS = 3;
  * After slow start the window is tuned by probing: every PROBE_EVERY rounds
  * it tries a quarter more for PROBE_ROUNDS rounds and keeps it if goodput
  * rose by PROBE_GAIN; if not (or at the maximum, where it cannot), it
- * tries a quarter less and keeps that if goodput held within PROBE_HOLD. So a link that got faster is found, and
- * requests in flight that buy nothing (the client's CPU is the limit, as on
- * loopback) are given back. The goodput a window gives is measured, not
+ * tries a quarter less and keeps that if goodput held within PROBE_HOLD. So
+ * a link that got faster is found, and requests in flight that buy nothing
+ * (the client's CPU is the limit, as on loopback) are given back. The goodput a window gives is measured, not
  * predicted: a bandwidth-delay product from the shortest round trip misses
  * the client's own processing time, which on a fast link is most of it.
  */
@@ -91,8 +91,8 @@ const MIN_RTT_WINDOW_MS = 10_000;
  * answers differs from the next by a whole answer's share (a tenth of 10),
  * which probing would take for a change in the link. Slow start does not
  * wait for them: it only asks whether doubling the window bought a quarter
- * more, and at 4 in flight 16 answers are four round trips, so slow start
- * took 8 round trips to reach 32 at 50 ms instead of 4.
+ * more. With them, from a window of 4, 16 answers were four round trips,
+ * and slow start took 7 round trips to reach 32 instead of 3.
  */
 const MIN_ROUND_MS = 50;
 const MIN_ROUND_ANSWERS = 16;
