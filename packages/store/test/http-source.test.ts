@@ -517,12 +517,14 @@ describe('HttpSource request window, deadlines and slow mirrors', () => {
     const lose = async (a: (typeof blocks)[number], b: (typeof blocks)[number], wasHedge: boolean) => {
       const loser = new AbortController();
       const other = new AbortController();
-      const gets = [source.get(a.ref, { signal: loser.signal }), source.get(b.ref, { signal: other.signal })];
+      const gets = [source.get(a.ref, { signal: loser.signal }), source.get(b.ref, { signal: other.signal })].map((p) =>
+        p.catch(() => {}),
+      );
       await delay(200);
       loser.abort(new HedgeLost(wasHedge));
       await delay(50); // the loser's slot is given back while the other is still out
       other.abort(new Error('test over'));
-      await Promise.all(gets.map((p) => p.catch(() => {})));
+      await Promise.all(gets);
     };
     await lose(blocks[0] as (typeof blocks)[number], blocks[1] as (typeof blocks)[number], true);
     expect(source.windowSnapshot().limit).toBe(16); // the hedge was merely second: nothing about the path
