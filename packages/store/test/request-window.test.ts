@@ -271,7 +271,24 @@ describe('RequestWindow adaptation', () => {
     w.close();
   });
 
-  it('slow start doubles once a round trip, so a 50 ms link reaches 32 in about four round trips', async () => {
+  it('a stall reported moments after its grant does not void the round it ended in', async () => {
+    const clock = { now: 0 };
+    const w = new RequestWindow({ now: () => clock.now }, { initial: 4, max: 32 });
+    const slots = await Promise.all([1, 2, 3, 4].map(() => w.acquire('demand', 1)));
+    const waiting = w.acquire('demand', 1); // somebody waits: the round measures the link
+    const [a, b, c, d] = slots as [WindowSlot, WindowSlot, WindowSlot, WindowSlot];
+    clock.now = 60;
+    a.done({ kind: 'answer', bytes: 90_000, ms: 60 });
+    const brief = await waiting;
+    clock.now = 61;
+    brief.done({ kind: 'stalled' }); // beaten by its hedge 1 ms after its grant
+    clock.now = 62;
+    for (const s of [b, c, d]) s.done({ kind: 'answer', bytes: 90_000, ms: 62 });
+    expect(w.limit).toBe(8); // the round counted: slow start doubled
+    w.close();
+  });
+
+  it('slow start doubles once a round trip: from 4, a 50 ms link reaches 32 within 300 ms', async () => {
     const clock = { now: 0 };
     const w = new RequestWindow({ now: () => clock.now }, { initial: 4, max: 32 });
     await simulate(w, clock, { rttMs: 50, bytesPerSecond: 125e6, blockBytes: 90_000, seconds: 0.3 });

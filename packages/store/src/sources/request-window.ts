@@ -91,8 +91,9 @@ const MIN_RTT_WINDOW_MS = 10_000;
  * answers differs from the next by a whole answer's share (a tenth of 10),
  * which probing would take for a change in the link. Slow start does not
  * wait for them: it only asks whether doubling the window bought a quarter
- * more. With them, from a window of 4, 16 answers were four round trips,
- * and slow start took 7 round trips to reach 32 instead of 3.
+ * more. This matters only below a window of 16 (an initial window or a
+ * maximum set lower): from 4, 16 answers were four round trips, and slow
+ * start took 7 round trips to reach 32 instead of 3.
  */
 const MIN_ROUND_MS = 50;
 const MIN_ROUND_ANSWERS = 16;
@@ -132,15 +133,18 @@ export type ExchangeOutcome =
   /** Timeout, reset, 5xx, 429: the mirror or the path is overloaded. */
   | { readonly kind: 'congestion'; readonly retryAfterMs?: number | undefined }
   /**
-   * One transfer below the low-speed limit, or a hedge's loser. Congestion
-   * only if others were out and none of them answered while it was (the
-   * whole path stalled); otherwise it is that one response (a slow mirror's
+   * One transfer below the low-speed limit, or a first request beaten by
+   * its hedge (a hedge that lost is 'neutral'). Congestion only if it was
+   * out at least as long as the shortest exchange ever seen, others were out
+   * too, and none of them answered while it was (the whole path stalled);
+   * otherwise it is that one response (a slow mirror's
    * tail, issue 13 §3), and halving the window for it would slow every other
    * request: at 3 % of responses dripped, the window fell to 1 and a dripped
    * block then held the only slot, hedge included, for the whole low-speed
    * time. Either way the round it ended in measured the stall, not the link,
-   * and does not count: otherwise probing finds that fewer requests "hold"
-   * the same stalled goodput and ratchets the window down.
+   * and does not count (unless it was out too briefly to have stalled
+   * anything): otherwise probing finds that fewer requests "hold" the same
+   * stalled goodput and ratchets the window down.
    */
   | { readonly kind: 'stalled' }
   /** Anything that says nothing about load: the caller's abort, bad bytes, a redirect. */
@@ -332,8 +336,9 @@ export class RequestWindow {
         this.gate.release(priority);
         this.bytesOut -= bytes;
         if (outcome.kind === 'stalled') {
-          this.round.stalled = true;
-          const pathStalled = this.lastAnswerAt <= grantedAt && this.gate.inFlight > 0 && this.outLong(grantedAt);
+          const long = this.outLong(grantedAt);
+          if (long) this.round.stalled = true;
+          const pathStalled = long && this.lastAnswerAt <= grantedAt && this.gate.inFlight > 0;
           this.learn(pathStalled ? { kind: 'congestion' } : { kind: 'neutral' });
         } else this.learn(outcome);
         this.gate.pump();
@@ -345,7 +350,7 @@ export class RequestWindow {
    * Out at least as long as the shortest exchange ever seen: only then could
    * another have answered meanwhile, and none answering says the path
    * stalled. A request that lost to its hedge moments after its grant says
-   * nothing.
+   * nothing, neither about the path nor about its round.
    */
   private outLong(grantedAt: number): boolean {
     return this.now() - grantedAt >= (Number.isFinite(this.shortestEver) ? this.shortestEver : 0);
