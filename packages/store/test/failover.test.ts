@@ -520,28 +520,50 @@ describe('Failover hedged requests', () => {
     expect(f.failover.hedgesWon).toBe(1);
   });
 
-  it('one mirror: a demand fetch queued behind its own window is not hedged there; its hedge clock starts when it is sent', async () => {
+  /** One real mirror that times itself (as httpstorged builds it), with `connections` slots and a latency known. */
+  async function timedMirror(connections: number) {
     const server = await startBlockServer();
-    const http = new HttpSource({}, { baseUrl: server.url, connections: 1 });
+    const http = new HttpSource({}, { baseUrl: server.url, connections });
     cleanups.push(
       () => server.close(),
       () => http.close(),
     );
     const stats = new MirrorStats(server.url);
-    stats.latencyMs = 5; // a hedge is due HEDGE_MIN_MS after a request was asked for
-    const failover = new Failover({ mirrors: [{ source: verified(http), stats, timesItself: true }] });
+    stats.latencyMs = 5; // a hedge is due HEDGE_MIN_MS after its clock starts
+    return { server, failover: new Failover({ mirrors: [{ source: verified(http), stats, timesItself: true }] }) };
+  }
+
+  it('one mirror: a demand fetch queued behind its own window is not hedged there while it waits', async () => {
+    const { server, failover } = await timedMirror(1);
     const slow = makeBlock(548);
     const queued = makeBlock(549);
     for (const { ref, stored } of [slow, queued]) server.blocks.set(ref.id, stored);
-    server.fault = (r) => (r.id === slow.ref.id ? { kind: 'delay', ms: 4 * HEDGE_MIN_MS } : undefined);
+    server.fault = (r) => (r.id === slow.ref.id ? { kind: 'delay', ms: 10 * HEDGE_MIN_MS } : undefined);
     const first = failover.get(slow.ref, { priority: 'background' }); // holds the only slot, never hedged
     await delay(20);
-    const got = await failover.get(queued.ref); // a reader waits 4 × HEDGE_MIN_MS in the queue
-    expect(sameBytes(got, queued.stored)).toBe(true);
-    await first;
-    // A hedge would have queued behind the same window; before, it took a slot of its own and lost.
+    const got = failover.get(queued.ref); // a reader waits 10 × HEDGE_MIN_MS in the queue
+    await delay(3 * HEDGE_MIN_MS);
+    // Timed from the wait, it was hedged after HEDGE_MIN_MS, into the same queue.
     expect(failover.hedges).toBe(0);
-    expect(server.requests.filter((r) => r.id === queued.ref.id)).toHaveLength(1);
+    expect(sameBytes(await got, queued.stored)).toBe(true);
+    await first;
+  });
+
+  it('one mirror that times itself: the hedge clock starts when the request is sent, and the hedge is sent', async () => {
+    const { server, failover } = await timedMirror(2);
+    const { ref, stored } = makeBlock(547);
+    server.blocks.set(ref.id, stored);
+    let first = true;
+    server.fault = (r) => {
+      if (r.id !== ref.id || !first) return undefined;
+      first = false;
+      return { kind: 'delay', ms: 5_000 };
+    };
+    const t0 = performance.now();
+    const got = await failover.get(ref);
+    expect(sameBytes(got, stored)).toBe(true);
+    expect(failover.hedgesWon).toBe(1);
+    expect(performance.now() - t0).toBeLessThan(2_000); // not the 5 s of the first request
   });
 
   it('background fetches are not hedged until a reader waits on them; one out longer than the hedge delay is hedged at once then', async () => {

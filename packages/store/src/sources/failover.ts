@@ -117,6 +117,8 @@ export interface FailoverMirror<S extends BlockSource = BlockSource> {
    * leaves its queue (an HTTP mirror's request window). Failover then arms no
    * deadline of its own, so time spent queued behind this client's other
    * requests (deep read-ahead, prefetch) is never counted as the mirror's.
+   * Such a source must call FetchOptions.onSent when the request leaves its
+   * queue: until then its attempt is never hedged on the same mirror.
    */
   readonly timesItself?: boolean | undefined;
 }

@@ -54,8 +54,10 @@ export interface FetchOptions extends SourceOptions {
   readonly timeoutMs?: number | undefined;
   /**
    * Called once when the request leaves this client's queue and goes on the
-   * wire (an HTTP mirror's window granted its slot). Failover times a raised
-   * read-ahead's hedge from it: a request out that long is slow whoever waits.
+   * wire (an HTTP mirror's window granted its slot). Failover times hedges
+   * from it: a raised read-ahead out that long is slow whoever waits, and a
+   * request still queued is never hedged on the same mirror (so a source
+   * that times itself must call it, see FailoverMirror.timesItself).
    */
   readonly onSent?: (() => void) | undefined;
   /**
